@@ -1,0 +1,39 @@
+# Beacons: `make run` (the product with demo data) and `make test` (the suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test test-fast serve migrate demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet '.[test]'
+	rm -rf build *.egg-info
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+demo: migrate
+	$(BIN)/python manage.py beacons_demo --if-empty
+
+run: demo
+	$(BIN)/python manage.py beacons_demo_login
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# The whole suite: parallel part first, then tests that stop services or need the machine alone.
+test: install
+	$(BIN)/python -m pytest -n 2 -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+
+test-fast: install
+	$(BIN)/python -m pytest -x -q -m "not serial and not browser" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) staticfiles build *.egg-info

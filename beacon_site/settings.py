@@ -1,0 +1,206 @@
+"""Settings for the Beacons site.
+
+Every value comes from an environment variable with a default that runs a fresh clone
+(SQLite in the project folder, console email, the in-request "direct" counter sink).
+The README's settings table documents each one.
+"""
+
+import os
+from email.utils import parseaddr
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# --- Django -----------------------------------------------------------------------------
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-set-SECRET_KEY-in-production")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "import_export",
+    "beacons",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+]
+
+ROOT_URLCONF = "beacon_site.urls"
+WSGI_APPLICATION = "beacon_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("CONN_MAX_AGE", 60),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        # WAL lets the dashboard read while ingest writes; IMMEDIATE makes writers queue on
+        # the busy timeout instead of failing with "database is locked" on lock upgrade.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}
+        if os.environ.get("CACHE_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve static files straight from the apps and static/ (no collectstatic needed to run);
+# `make serve` runs collectstatic so production serves compressed, hashed copies.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:index"
+LOGOUT_REDIRECT_URL = "login"
+
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "beacons@localhost")
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# "Ada <ada@example.com>, ops@example.com"
+ADMINS = [parseaddr(item) for item in env_list("ADMINS")]
+
+if not DEBUG:
+    SESSION_COOKIE_HTTPONLY = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"beacons": {"handlers": ["console"], "level": os.environ.get("BEACONS_LOG_LEVEL", "INFO")}},
+}
+
+# --- Third-party ------------------------------------------------------------------------
+
+# Content-Security-Policy (django-csp): no inline scripts anywhere. Plotly draws charts with
+# inline style attributes, so styles need 'unsafe-inline'; scripts never do.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'self'"],
+        "form-action": ["'self'"],
+    }
+}
+
+# --- Beacons ----------------------------------------------------------------------------
+
+BEACONS_ENABLED = env_bool("BEACONS_ENABLED", True)
+# Reject event types that are not registered (422) instead of auto-registering them.
+BEACONS_STRICT = env_bool("BEACONS_STRICT", False)
+BEACONS_TIME_ZONE = os.environ.get("BEACONS_TIME_ZONE", TIME_ZONE)
+BEACONS_MAX_BATCH = env_int("BEACONS_MAX_BATCH", 50)
+BEACONS_MAX_META_BYTES = env_int("BEACONS_MAX_META_BYTES", 2048)
+BEACONS_MAX_BODY_BYTES = env_int("BEACONS_MAX_BODY_BYTES", 65536)
+BEACONS_RESPECT_DNT = env_bool("BEACONS_RESPECT_DNT", True)
+# Origins allowed to send beacons cross-origin, e.g. "https://shop.example.com"; "*" for any.
+# The site's own origin and the hosts in ALLOWED_HOSTS are always allowed.
+BEACONS_ALLOWED_ORIGINS = env_list("BEACONS_ALLOWED_ORIGINS")
+# Behind a reverse proxy, the request header holding the visitor's address, e.g.
+# HTTP_X_FORWARDED_FOR (its first entry is used). Empty: REMOTE_ADDR. Never stored.
+BEACONS_CLIENT_IP_HEADER = os.environ.get("BEACONS_CLIENT_IP_HEADER", "")
+BEACONS_RATE_LIMIT = env_int("BEACONS_RATE_LIMIT", 600)  # events per visitor per minute; 0 = off
+BEACONS_DEDUPE_SECONDS = env_int("BEACONS_DEDUPE_SECONDS", 86400)
+
+# Counter sinks: "direct" (upsert in the request), "memory" (in-process buffer), "redis".
+BEACONS_SINK = os.environ.get("BEACONS_SINK", "direct")
+BEACONS_FLUSH_SECONDS = float(os.environ.get("BEACONS_FLUSH_SECONDS", "2"))
+BEACONS_FLUSH_MAX_KEYS = env_int("BEACONS_FLUSH_MAX_KEYS", 10000)
+BEACONS_REDIS_URL = os.environ.get("BEACONS_REDIS_URL", "redis://127.0.0.1:6379/0")
+BEACONS_REDIS_PREFIX = os.environ.get("BEACONS_REDIS_PREFIX", "beacons")
+
+# Error alerts (defaults; each error definition in the registry may override them).
+BEACONS_BASE_URL = os.environ.get("BEACONS_BASE_URL", "http://127.0.0.1:8000")
+BEACONS_ALERT_EMAILS = env_list("BEACONS_ALERT_EMAILS")
+BEACONS_ALERT_HANDLERS = env_list("BEACONS_ALERT_HANDLERS", "beacons.alerts.email_handler")
+BEACONS_ALERT_WEBHOOK_URL = os.environ.get("BEACONS_ALERT_WEBHOOK_URL", "")
+BEACONS_ALERT_ON_NEW = env_bool("BEACONS_ALERT_ON_NEW", True)
+BEACONS_ALERT_ON_REGRESSION = env_bool("BEACONS_ALERT_ON_REGRESSION", True)
+BEACONS_ALERT_THRESHOLD = env_int("BEACONS_ALERT_THRESHOLD", 100)  # occurrences ...
+BEACONS_ALERT_WINDOW_MINUTES = env_int("BEACONS_ALERT_WINDOW_MINUTES", 60)  # ... within this window
+BEACONS_ALERT_COOLDOWN_MINUTES = env_int("BEACONS_ALERT_COOLDOWN_MINUTES", 60)

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from . import views
+
+admin.site.site_header = "Beacons administration"
+admin.site.site_title = "Beacons"
+admin.site.index_title = "Registry and data"
+admin.site.site_url = "/dashboard/"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="dashboard:index", permanent=False)),
+    path("", include("beacons.urls")),
+    path("dashboard/", include("dashboard.urls")),
+    path("demo/", views.demo, name="demo"),
+    path("demo/<path:route>", views.demo, name="demo_route"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]

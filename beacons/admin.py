@@ -1,0 +1,152 @@
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from .buckets import bucket_start
+from .models import (
+    BeaconAggregate,
+    BeaconDefinition,
+    BeaconEvent,
+    DrainBatch,
+    DroppedHits,
+    Granularity,
+)
+
+
+class GranularitiesField(forms.MultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def prepare_value(self, value):
+        if isinstance(value, str):
+            return [code for code in value.split(",") if code]
+        return value
+
+    def clean(self, value):
+        codes = super().clean(value)
+        return ",".join(code for code in Granularity.values if code in codes)
+
+
+class BeaconDefinitionForm(forms.ModelForm):
+    granularities = GranularitiesField(
+        label="Time buckets",
+        choices=Granularity.choices,
+        help_text=BeaconDefinition._meta.get_field("granularities").help_text,
+    )
+
+    class Meta:
+        model = BeaconDefinition
+        fields = "__all__"
+
+
+@admin.register(BeaconDefinition)
+class BeaconDefinitionAdmin(admin.ModelAdmin):
+    form = BeaconDefinitionForm
+    list_display = ["name", "slug", "kind", "is_active", "hits_today", "hits_last_7_days", "keep_raw", "updated_at"]
+    list_filter = ["kind", "is_active", "keep_raw", "identifier_rule"]
+    search_fields = ["slug", "name", "description"]
+    readonly_fields = ["created_at", "updated_at"]
+    actions = ["activate", "deactivate"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "kind", "description", "is_active"]}),
+        ("What is counted", {"fields": ["identifier_rule", "keep_query_string", "granularities"]}),
+        ("Keeping data", {"fields": ["keep_raw", "raw_retention_days", "fine_retention_days"]}),
+        (
+            "Error alerts (JavaScript errors only)",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "alert_emails",
+                    "alert_on_new",
+                    "alert_on_regression",
+                    "alert_threshold",
+                    "alert_window_minutes",
+                    "alert_cooldown_minutes",
+                ],
+            },
+        ),
+        ("History", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        # Both counts come from the hourly total rows in the page's single query.
+        now = timezone.now()
+        today = bucket_start(now, Granularity.DAY)
+        week = bucket_start(now - timedelta(days=6), Granularity.DAY)
+        total_hours = Q(aggregates__identifier="", aggregates__granularity=Granularity.HOUR)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _hits_today=Sum("aggregates__count", filter=total_hours & Q(aggregates__period_start__gte=today)),
+                _hits_week=Sum("aggregates__count", filter=total_hours & Q(aggregates__period_start__gte=week)),
+            )
+        )
+
+    @admin.display(description="hits today", ordering="_hits_today")
+    def hits_today(self, obj):
+        return f"{obj._hits_today or 0:,}"
+
+    @admin.display(description="last 7 days", ordering="_hits_week")
+    def hits_last_7_days(self, obj):
+        return f"{obj._hits_week or 0:,}"
+
+    @admin.action(description="Start counting the selected beacon types")
+    def activate(self, request, queryset):
+        changed = queryset.update(is_active=True)
+        self.message_user(request, f"{changed} beacon type(s) now counting.", messages.SUCCESS)
+
+    @admin.action(description="Stop counting the selected beacon types")
+    def deactivate(self, request, queryset):
+        changed = queryset.update(is_active=False)
+        self.message_user(request, f"{changed} beacon type(s) no longer counting.", messages.SUCCESS)
+
+
+@admin.register(BeaconAggregate)
+class BeaconAggregateAdmin(admin.ModelAdmin):
+    list_display = ["definition", "identifier", "granularity", "period_start", "count"]
+    list_filter = ["definition", "granularity"]
+    search_fields = ["identifier"]
+    date_hierarchy = "period_start"
+    list_select_related = ["definition"]
+    show_full_result_count = False
+
+
+@admin.register(BeaconEvent)
+class BeaconEventAdmin(admin.ModelAdmin):
+    list_display = ["definition", "identifier", "received_at", "source"]
+    list_filter = ["definition", "source"]
+    search_fields = ["identifier"]
+    date_hierarchy = "received_at"
+    list_select_related = ["definition"]
+    readonly_fields = [f.name for f in BeaconEvent._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(DroppedHits)
+class DroppedHitsAdmin(admin.ModelAdmin):
+    list_display = ["day", "reason", "count"]
+    list_filter = ["reason"]
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DrainBatch)
+class DrainBatchAdmin(admin.ModelAdmin):
+    list_display = ["batch_id", "keys", "hits", "drained_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,119 @@
+"""Time buckets: the one place that knows where a bucket starts and ends.
+
+Buckets are aligned in ``BEACONS_TIME_ZONE`` (a day is a local calendar day, across DST
+changes: 23 or 25 hours). Seconds, minutes and hours are absolute spans; an hour bucket
+starts on the local hour, so the repeated hour when clocks go back is two buckets.
+"""
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+from .models import Granularity
+
+G = Granularity
+FIXED_SPANS = {G.SECOND: timedelta(seconds=1), G.MINUTE: timedelta(minutes=1), G.HOUR: timedelta(hours=1)}
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def bucket_zone() -> ZoneInfo:
+    return _zone(settings.BEACONS_TIME_ZONE)
+
+
+def bucket_start(moment: datetime, granularity: str, tz: ZoneInfo | None = None) -> datetime:
+    """The start of the bucket holding ``moment`` (aware), as an aware UTC datetime."""
+    tz = tz or bucket_zone()
+    local = moment.astimezone(tz)
+    if granularity == G.SECOND:
+        start = local.replace(microsecond=0)
+    elif granularity == G.MINUTE:
+        start = local.replace(second=0, microsecond=0)
+    elif granularity == G.HOUR:
+        # Truncate in UTC and keep the local offset's sub-hour part, so the repeated hour
+        # when clocks go back stays two separate buckets.
+        offset = local.utcoffset()
+        local_wall = local.replace(tzinfo=None)
+        start_wall = local_wall.replace(minute=0, second=0, microsecond=0)
+        return (start_wall - offset).replace(tzinfo=timezone.utc)
+    elif granularity == G.DAY:
+        start = datetime(local.year, local.month, local.day, tzinfo=tz)
+    elif granularity == G.MONTH:
+        start = datetime(local.year, local.month, 1, tzinfo=tz)
+    elif granularity == G.YEAR:
+        start = datetime(local.year, 1, 1, tzinfo=tz)
+    else:
+        raise ValueError(f"unknown granularity {granularity!r}")
+    return start.astimezone(timezone.utc)
+
+
+def bucket_after(start: datetime, granularity: str, tz: ZoneInfo | None = None) -> datetime:
+    """The start of the bucket that follows the one starting at ``start``."""
+    if granularity in FIXED_SPANS:
+        return (start + FIXED_SPANS[granularity]).astimezone(timezone.utc)
+    tz = tz or bucket_zone()
+    local = start.astimezone(tz)
+    if granularity == G.DAY:
+        following = local.date() + timedelta(days=1)
+        nxt = datetime(following.year, following.month, following.day, tzinfo=tz)
+    elif granularity == G.MONTH:
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        nxt = datetime(year, month, 1, tzinfo=tz)
+    elif granularity == G.YEAR:
+        nxt = datetime(local.year + 1, 1, 1, tzinfo=tz)
+    else:
+        raise ValueError(f"unknown granularity {granularity!r}")
+    return nxt.astimezone(timezone.utc)
+
+
+def bucket_before(start: datetime, granularity: str, tz: ZoneInfo | None = None) -> datetime:
+    """The start of the bucket that precedes the one starting at ``start``."""
+    return bucket_start(start - timedelta(microseconds=1), granularity, tz)
+
+
+def buckets_between(start: datetime, end: datetime, granularity: str, tz: ZoneInfo | None = None) -> Iterator[datetime]:
+    """Starts of every bucket that overlaps [start, end), oldest first."""
+    tz = tz or bucket_zone()
+    current = bucket_start(start, granularity, tz)
+    while current < end:
+        yield current
+        current = bucket_after(current, granularity, tz)
+
+
+def is_aligned(moment: datetime, granularity: str, tz: ZoneInfo | None = None) -> bool:
+    return bucket_start(moment, granularity, tz) == moment
+
+
+def covering_buckets(start: datetime, end: datetime, allowed: list[str], tz: ZoneInfo | None = None) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Split [start, end) into the fewest whole buckets of the ``allowed`` granularities.
+
+    Returns {granularity: [(first_start, last_start_exclusive), ...]} ranges of bucket
+    starts, so a sum over a long range reads a few month rows plus the day and hour rows at
+    its ragged edges instead of every hour. ``start`` and ``end`` must be aligned to the
+    finest allowed granularity; what the finest cannot cover is left out.
+    """
+    tz = tz or bucket_zone()
+    order = [g for g in reversed([g.value for g in Granularity]) if g in allowed]  # coarsest first
+    pieces: dict[str, list[tuple[datetime, datetime]]] = {}
+
+    def cover(lo: datetime, hi: datetime, levels: list[str]) -> None:
+        if lo >= hi or not levels:
+            return
+        g, finer = levels[0], levels[1:]
+        first = lo if is_aligned(lo, g, tz) else bucket_after(bucket_start(lo, g, tz), g, tz)
+        last = bucket_start(hi, g, tz)
+        if first < last:
+            pieces.setdefault(g, []).append((first, last))
+            cover(lo, first, finer)
+            cover(last, hi, finer)
+        else:
+            cover(lo, hi, finer)
+
+    cover(start, end, order)
+    return pieces

@@ -1,0 +1,266 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+SLUG_PATTERN = r"^[a-z0-9_.:-]{1,64}$"
+IDENTIFIER_MAX_LENGTH = 256
+
+
+class Granularity(models.TextChoices):
+    SECOND = "S", "second"
+    MINUTE = "M", "minute"
+    HOUR = "H", "hour"
+    DAY = "D", "day"
+    MONTH = "MO", "month"
+    YEAR = "Y", "year"
+
+
+GRANULARITY_ORDER = [g.value for g in Granularity]  # finest first
+FINE_GRANULARITIES = {Granularity.SECOND.value, Granularity.MINUTE.value}
+DEFAULT_GRANULARITIES = "H,D,MO,Y"
+
+
+def validate_granularities(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    codes = [code for code in value.split(",") if code]
+    unknown = [code for code in codes if code not in GRANULARITY_ORDER]
+    if unknown or not codes:
+        raise ValidationError("Choose at least one of: second, minute, hour, day, month, year.")
+
+
+class BeaconDefinition(models.Model):
+    class Kind(models.TextChoices):
+        PAGE_VIEW = "page_view", "Page view"
+        CUSTOM = "custom", "Custom event"
+        ERROR = "error", "JavaScript error"
+        ACTION = "action", "User action"
+
+    class IdentifierRule(models.TextChoices):
+        PAYLOAD = "payload", "Sent with the beacon"
+        PATH = "path", "Last part of the beacon address"
+        REFERER = "referer", "Page the beacon was sent from"
+        NONE = "none", "None: count totals only"
+
+    slug = models.CharField(
+        "event type",
+        max_length=64,
+        unique=True,
+        validators=[RegexValidator(SLUG_PATTERN, "Use 1–64 lower-case letters, digits, or _ . : -")],
+        help_text="The name websites send, e.g. page_view or download_click. Lower-case letters, "
+        "digits and _ . : - only. Changing it breaks websites that already send the old name.",
+    )
+    name = models.CharField(
+        max_length=120, help_text="What staff see on the dashboard, e.g. “Page views” or “Brochure downloads”."
+    )
+    description = models.TextField(blank=True, help_text="Optional: what this counts and who asked for it.")
+    kind = models.CharField(
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.CUSTOM,
+        help_text="Page views use the page address; errors are grouped and can send alert emails.",
+    )
+    identifier_rule = models.CharField(
+        "what each count is about",
+        max_length=16,
+        choices=IdentifierRule.choices,
+        default=IdentifierRule.PAYLOAD,
+        help_text="Where the thing being counted (a page, a file, a button) comes from when the website "
+        "does not say. “Page the beacon was sent from” uses the address of the page the visitor was on.",
+    )
+    keep_query_string = models.BooleanField(
+        default=False,
+        help_text="Count /shop?colour=red and /shop?colour=blue separately. Off: both count as /shop.",
+    )
+    granularities = models.CharField(
+        "time buckets",
+        max_length=32,
+        default=DEFAULT_GRANULARITIES,
+        validators=[validate_granularities],
+        help_text="How finely counts are kept. Hour, day, month and year suit most needs; seconds and minutes "
+        "cost more storage and are only kept for a few days (see below).",
+    )
+    keep_raw = models.BooleanField(
+        "keep each event",
+        default=False,
+        help_text="Also store every single event with its details (needed for errors). Uses more space.",
+    )
+    raw_retention_days = models.PositiveIntegerField(
+        "keep single events for (days)",
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text="Single events older than this are deleted. Counts are not affected.",
+    )
+    fine_retention_days = models.PositiveIntegerField(
+        "keep second and minute counts for (days)",
+        default=7,
+        validators=[MinValueValidator(1)],
+        help_text="Second and minute counts older than this are deleted; hour, day, month and year counts stay.",
+    )
+    is_active = models.BooleanField(
+        "counting", default=True, help_text="Turn off to ignore this event type without changing any website."
+    )
+    # Error alerts: used when kind is "error". Empty values fall back to the site settings.
+    alert_emails = models.TextField(
+        blank=True,
+        help_text="Who gets error alert emails, separated by commas. Empty: the site's default alert addresses.",
+    )
+    alert_on_new = models.BooleanField(default=True, help_text="Email when an error is seen for the first time.")
+    alert_on_regression = models.BooleanField(
+        default=True, help_text="Email when an error marked as resolved happens again."
+    )
+    alert_threshold = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Email when one error happens more than this many times within the window below. "
+        "Empty: the site default.",
+    )
+    alert_window_minutes = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Window for the threshold, in minutes."
+    )
+    alert_cooldown_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(60 * 24 * 30)],
+        help_text="At most one email per error within this many minutes, however often it happens.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "beacon type"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(slug__regex=SLUG_PATTERN), name="beacon_definition_slug_format"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+    @property
+    def granularity_codes(self) -> list[str]:
+        codes = set(self.granularities.split(","))
+        return [code for code in GRANULARITY_ORDER if code in codes]
+
+
+class BeaconAggregate(models.Model):
+    """One counter per (definition, identifier, granularity, bucket).
+
+    The identifier "" holds the total over all identifiers of the definition.
+    Rows are only ever written by the upsert in ``beacons.counting``.
+    """
+
+    definition = models.ForeignKey(BeaconDefinition, on_delete=models.CASCADE, related_name="aggregates")
+    identifier = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True, default="")
+    granularity = models.CharField(max_length=2, choices=Granularity.choices)
+    period_start = models.DateTimeField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["definition", "identifier", "granularity", "period_start"], name="beacon_aggregate_bucket"
+            ),
+            models.CheckConstraint(condition=models.Q(count__gte=0), name="beacon_aggregate_count_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["definition", "granularity", "period_start"], name="beacon_agg_def_gran_start"),
+            models.Index(fields=["identifier", "granularity", "period_start"], name="beacon_agg_ident_gran_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition_id}:{self.identifier}:{self.granularity}:{self.period_start:%Y-%m-%d %H:%M}"
+
+
+class ErrorGroup(models.Model):
+    class Status(models.TextChoices):
+        UNRESOLVED = "unresolved", "Unresolved"
+        RESOLVED = "resolved", "Resolved"
+        IGNORED = "ignored", "Ignored"
+
+    definition = models.ForeignKey(BeaconDefinition, on_delete=models.CASCADE, related_name="error_groups")
+    fingerprint = models.CharField(max_length=64)
+    title = models.CharField(max_length=500)
+    culprit = models.CharField(max_length=500, blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    count = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNRESOLVED)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_alerted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["definition", "fingerprint"], name="error_group_fingerprint"),
+        ]
+        indexes = [models.Index(fields=["status", "last_seen"], name="error_group_status_seen")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class BeaconEvent(models.Model):
+    """A single event, kept only for definitions with ``keep_raw`` (errors, custom metadata).
+
+    Never holds an IP address: ``visitor_key`` is a hash with a salt that rotates daily.
+    """
+
+    definition = models.ForeignKey(BeaconDefinition, on_delete=models.CASCADE, related_name="events")
+    received_at = models.DateTimeField()
+    identifier = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    visitor_key = models.CharField(max_length=64, blank=True)
+    source = models.CharField(max_length=16, blank=True)
+    error_group = models.ForeignKey(
+        ErrorGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="occurrences"
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["definition", "received_at"], name="beacon_event_def_received"),
+            models.Index(fields=["error_group", "received_at"], name="beacon_event_group_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition_id}:{self.identifier}@{self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DailySalt(models.Model):
+    """The secret mixed into visitor keys; a new one each day, deleted after two days."""
+
+    day = models.DateField(unique=True)
+    salt = models.CharField(max_length=64)
+
+
+class DroppedHits(models.Model):
+    """Hits refused without an error to the client (bots, inactive types), tallied per day."""
+
+    class Reason(models.TextChoices):
+        BOT = "bot", "Bot or crawler"
+        INACTIVE = "inactive", "Beacon type switched off"
+        DUPLICATE = "duplicate", "Duplicate event id"
+
+    day = models.DateField()
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "dropped hits"
+        constraints = [models.UniqueConstraint(fields=["day", "reason"], name="dropped_hits_day_reason")]
+
+
+class DrainBatch(models.Model):
+    """A batch of Redis counters that has been written to the database (exactly-once drain)."""
+
+    batch_id = models.CharField(max_length=64, unique=True)
+    keys = models.PositiveIntegerField(default=0)
+    hits = models.BigIntegerField(default=0)
+    drained_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "drain batches"

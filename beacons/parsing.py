@@ -1,0 +1,185 @@
+"""Turn an ingest request body into validated events, or a clear rejection.
+
+Nothing here touches the database. Every problem becomes ``Rejected`` with the HTTP
+status, a message and the field it is about; a batch is validated whole and lists each
+bad event by index.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any
+
+from django.conf import settings
+from django.http import QueryDict
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
+
+from .models import IDENTIFIER_MAX_LENGTH
+
+SLUG_RE = re.compile(r"^[a-z0-9_.:-]{1,64}$")
+EVENT_ID_MAX_LENGTH = 128
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, error: str, field: str | None = None, errors: list | None = None):
+        super().__init__(error)
+        self.status, self.error, self.field, self.errors = status, error, field, errors
+
+    def as_json(self) -> dict:
+        body: dict[str, Any] = {"error": self.error}
+        if self.field:
+            body["field"] = self.field
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+@dataclass
+class EventInput:
+    event_type: str
+    identifier: str | None = None  # None: not sent, derive it by the definition's rule
+    meta: dict = field(default_factory=dict)
+    event_id: str | None = None
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str, error: str):
+        super().__init__(error)
+        self.field, self.error = field, error
+
+
+def normalise_event_type(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("event_type", "event_type must be a string")
+    slug = value.strip().lower()
+    if not slug:
+        raise _Invalid("event_type", "event_type is required")
+    if len(slug) > 64:
+        raise _Invalid("event_type", "event_type is longer than 64 characters")
+    if not SLUG_RE.match(slug):
+        raise _Invalid("event_type", "event_type may only contain a-z, 0-9 and _ . : -")
+    return slug
+
+
+def normalise_identifier(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _Invalid("identifier", "identifier must be a string")
+    text = str(value).strip()
+    if len(text) > IDENTIFIER_MAX_LENGTH:
+        raise _Invalid("identifier", f"identifier is longer than {IDENTIFIER_MAX_LENGTH} characters")
+    if "\x00" in text:
+        raise _Invalid("identifier", "identifier contains a NUL character")
+    return text or None
+
+
+def _no_nul(value: Any) -> bool:
+    # PostgreSQL's jsonb cannot store \u0000; refuse it instead of failing later.
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(_no_nul(k) and _no_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_no_nul(v) for v in value)
+    return True
+
+
+def normalise_meta(value: Any) -> dict:
+    if value is None:
+        return {}
+    if isinstance(value, str):  # form posts carry meta as a JSON string
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise _Invalid("meta", "meta is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise _Invalid("meta", "meta must be a JSON object")
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > settings.BEACONS_MAX_META_BYTES:
+        raise _Invalid("meta", f"meta is {size} bytes; the limit is {settings.BEACONS_MAX_META_BYTES}")
+    if not _no_nul(value):
+        raise _Invalid("meta", "meta contains a NUL character")
+    return value
+
+
+def normalise_event_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _Invalid("id", "id must be a string")
+    text = str(value).strip()
+    if len(text) > EVENT_ID_MAX_LENGTH:
+        raise _Invalid("id", f"id is longer than {EVENT_ID_MAX_LENGTH} characters")
+    return text or None
+
+
+def event_from_mapping(data: Any, *, event_type: str | None = None, identifier: str | None = None) -> EventInput:
+    """Validate one event object; ``event_type``/``identifier`` from the URL win over the body."""
+    if not isinstance(data, dict):
+        raise _Invalid("event", "each event must be a JSON object")
+    return EventInput(
+        event_type=normalise_event_type(event_type if event_type is not None else data.get("event_type")),
+        identifier=normalise_identifier(identifier if identifier is not None else data.get("identifier")),
+        meta=normalise_meta(data.get("meta")),
+        event_id=normalise_event_id(data.get("id")),
+    )
+
+
+def _decode_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise Rejected(400, "body is not UTF-8 text", "body") from None
+    except (ValueError, RecursionError):
+        raise Rejected(400, "body is not valid JSON", "body") from None
+
+
+def body_to_data(*, raw: bytes, content_type: str, meta: dict) -> Any:
+    """Decode a body sent as JSON, text/plain JSON, or an urlencoded / multipart form."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/x-www-form-urlencoded":
+        try:
+            form = QueryDict(raw, encoding="utf-8")
+        except Exception:
+            raise Rejected(400, "form body could not be decoded", "body") from None
+        return {key: form.get(key) for key in form}
+    if media_type == "multipart/form-data":
+        try:
+            form, _files = MultiPartParser(
+                {**meta, "CONTENT_LENGTH": str(len(raw)), "CONTENT_TYPE": content_type}, BytesIO(raw), [], "utf-8"
+            ).parse()
+        except (MultiPartParserError, ValueError, UnicodeDecodeError):
+            raise Rejected(400, "multipart body could not be parsed", "body") from None
+        except Exception:
+            raise Rejected(400, "multipart body could not be parsed", "body") from None
+        return {key: form.get(key) for key in form}
+    return _decode_json(raw)
+
+
+def events_from_data(data: Any, *, event_type: str | None = None, identifier: str | None = None) -> list[EventInput]:
+    """One event object, or ``{"events": [...]}``; raises ``Rejected`` naming every problem."""
+    if not isinstance(data, dict):
+        raise Rejected(400, "body must be a JSON object", "body")
+    if "events" in data and event_type is None:
+        batch = data["events"]
+        if not isinstance(batch, list):
+            raise Rejected(400, "events must be a list", "events")
+        if not batch:
+            raise Rejected(400, "events is empty", "events")
+        if len(batch) > settings.BEACONS_MAX_BATCH:
+            raise Rejected(400, f"a batch holds at most {settings.BEACONS_MAX_BATCH} events", "events")
+        events, errors = [], []
+        for index, item in enumerate(batch):
+            try:
+                events.append(event_from_mapping(item))
+            except _Invalid as problem:
+                errors.append({"index": index, "field": problem.field, "error": problem.error})
+        if errors:
+            raise Rejected(400, f"batch rejected: {len(errors)} invalid event(s), nothing counted", "events", errors)
+        return events
+    try:
+        return [event_from_mapping(data, event_type=event_type, identifier=identifier)]
+    except _Invalid as problem:
+        raise Rejected(400, problem.error, problem.field) from None

@@ -1,0 +1,146 @@
+"""Writes: the registry, and recording what an ingest request accepted."""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+
+from .counting import Hit, increments_for
+from .models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, BeaconEvent, DroppedHits
+from .parsing import EventInput, Rejected
+from .sinks import get_sink
+
+logger = logging.getLogger("beacons")
+
+DEFINITION_FIELDS = (
+    "id", "slug", "kind", "identifier_rule", "keep_query_string", "granularities", "keep_raw", "is_active",
+)  # fmt: skip
+
+
+def definitions_resolve(*, slugs: Iterable[str]) -> dict[str, BeaconDefinition]:
+    """Definitions for ``slugs``, auto-registering unknown ones unless strict mode is on.
+
+    Race-safe: concurrent first hits of a new type insert with ignore_conflicts and then
+    read back the single row that won. Raises ``Rejected`` (422) in strict mode.
+    """
+    wanted = set(slugs)
+    found = {d.slug: d for d in BeaconDefinition.objects.filter(slug__in=wanted).only(*DEFINITION_FIELDS)}
+    missing = sorted(wanted - found.keys())
+    if not missing:
+        return found
+    if settings.BEACONS_STRICT:
+        raise Rejected(422, f"unknown event type {missing[0]!r}: register it in the admin first", "event_type")
+    BeaconDefinition.objects.bulk_create(
+        [BeaconDefinition(slug=slug, name=slug.replace("_", " ").capitalize()) for slug in missing],
+        ignore_conflicts=True,
+    )
+    found.update({d.slug: d for d in BeaconDefinition.objects.filter(slug__in=missing).only(*DEFINITION_FIELDS)})
+    logger.info("auto-registered beacon types: %s", ", ".join(missing))
+    return found
+
+
+def identifier_resolve(*, definition: BeaconDefinition, sent: str | None, referer: str) -> str:
+    """The identifier to count under: what was sent, else the definition's rule."""
+    rule = definition.identifier_rule
+    if rule == BeaconDefinition.IdentifierRule.NONE:
+        return ""
+    identifier = sent
+    if identifier is None and rule == BeaconDefinition.IdentifierRule.REFERER and referer:
+        identifier = urlsplit(referer).path or "/"
+    if not identifier:
+        return ""
+    if definition.kind == BeaconDefinition.Kind.PAGE_VIEW and not definition.keep_query_string:
+        path, hash_mark, fragment = identifier.partition("#")
+        identifier = path.split("?", 1)[0] + hash_mark + fragment
+    return identifier.strip()[:IDENTIFIER_MAX_LENGTH]
+
+
+def dropped_add(*, reason: str, count: int, day=None) -> None:
+    from django.utils import timezone
+
+    day = day or timezone.now().date()
+    table = DroppedHits._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (day, reason, count) VALUES (%s, %s, %s) "
+            f"ON CONFLICT (day, reason) DO UPDATE SET count = {table}.count + EXCLUDED.count",
+            [connection.ops.adapt_datefield_value(day), reason, count],
+        )
+
+
+def _first_time(event: EventInput, definition: BeaconDefinition) -> bool:
+    if not event.event_id:
+        return True
+    key = f"beacons:dedupe:{definition.id}:{event.event_id}"
+    return cache.add(key, 1, timeout=settings.BEACONS_DEDUPE_SECONDS)
+
+
+@dataclass
+class RequestContext:
+    received_at: datetime
+    user_agent: str
+    referer: str
+    visitor_key: str  # "" when the visitor asked not to be tracked
+    source: str
+
+
+def events_record(*, events: list[EventInput], context: RequestContext) -> int:
+    """Count validated events and keep raw copies where the definition asks; returns how many counted.
+
+    Inactive types and repeated event ids are dropped silently (tallied in DroppedHits).
+    The counter increments of all events go to the sink in one call (one statement for
+    the direct sink); raw events are inserted in one statement.
+    """
+    definitions = definitions_resolve(slugs={event.event_type for event in events})
+    hits: list[Hit] = []
+    raw: list[BeaconEvent] = []
+    inactive = duplicates = 0
+    for event in events:
+        definition = definitions[event.event_type]
+        if not definition.is_active:
+            inactive += 1
+            continue
+        if not _first_time(event, definition):
+            duplicates += 1
+            continue
+        identifier = identifier_resolve(definition=definition, sent=event.identifier, referer=context.referer)
+        hits.append(Hit(definition.id, tuple(definition.granularity_codes), identifier))
+        if definition.keep_raw:
+            payload = {"meta": event.meta} if event.meta else {}
+            if event.event_id:
+                payload["id"] = event.event_id
+            raw.append(
+                BeaconEvent(
+                    definition=definition,
+                    received_at=context.received_at,
+                    identifier=identifier,
+                    payload=payload,
+                    user_agent=context.user_agent[:512],
+                    visitor_key=context.visitor_key,
+                    source=context.source,
+                )
+            )
+    if hits:
+        get_sink().add(increments_for(hits=hits, received_at=context.received_at))
+    if raw:
+        raw_events_keep(events=raw, definitions=definitions)
+    if inactive:
+        dropped_add(reason=DroppedHits.Reason.INACTIVE, count=inactive)
+    if duplicates:
+        dropped_add(reason=DroppedHits.Reason.DUPLICATE, count=duplicates)
+    return len(hits)
+
+
+def raw_events_keep(*, events: list[BeaconEvent], definitions: dict[str, BeaconDefinition]) -> None:
+    from . import errors
+
+    error_events = [e for e in events if e.definition.kind == BeaconDefinition.Kind.ERROR]
+    with transaction.atomic():
+        if error_events:
+            errors.error_events_group(events=error_events)
+        BeaconEvent.objects.bulk_create(events)

@@ -1,0 +1,11 @@
+from django.urls import path, re_path
+
+from . import views
+
+app_name = "beacons"
+
+urlpatterns = [
+    path("beacon", views.beacon_collect, name="collect"),
+    re_path(r"^beacon/(?P<event_type>[^/]+)\.gif$", views.beacon_gif, name="gif"),
+    re_path(r"^beacon/(?P<event_type>[^/]+)(?:/(?P<identifier>.*))?$", views.beacon_collect, name="collect_path"),
+]
