@@ -70,19 +70,26 @@ def normalise_identifier(value: Any) -> str | None:
     text = str(value).strip()
     if len(text) > IDENTIFIER_MAX_LENGTH:
         raise _Invalid("identifier", f"identifier is longer than {IDENTIFIER_MAX_LENGTH} characters")
-    if "\x00" in text:
-        raise _Invalid("identifier", "identifier contains a NUL character")
+    if not _storable(text):
+        raise _Invalid("identifier", "identifier contains a NUL character or invalid Unicode")
     return text or None
 
 
-def _no_nul(value: Any) -> bool:
-    # PostgreSQL's jsonb cannot store \u0000; refuse it instead of failing later.
+def _storable(value: Any) -> bool:
+    """False for text PostgreSQL cannot store: NUL characters and lone surrogates
+    (JSON may spell both as \\u escapes)."""
     if isinstance(value, str):
-        return "\x00" not in value
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
     if isinstance(value, dict):
-        return all(_no_nul(k) and _no_nul(v) for k, v in value.items())
+        return all(_storable(k) and _storable(v) for k, v in value.items())
     if isinstance(value, list):
-        return all(_no_nul(v) for v in value)
+        return all(_storable(v) for v in value)
     return True
 
 
@@ -96,11 +103,11 @@ def normalise_meta(value: Any) -> dict:
             raise _Invalid("meta", "meta is not valid JSON") from None
     if not isinstance(value, dict):
         raise _Invalid("meta", "meta must be a JSON object")
+    if not _storable(value):
+        raise _Invalid("meta", "meta contains a NUL character or invalid Unicode")
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > settings.BEACONS_MAX_META_BYTES:
         raise _Invalid("meta", f"meta is {size} bytes; the limit is {settings.BEACONS_MAX_META_BYTES}")
-    if not _no_nul(value):
-        raise _Invalid("meta", "meta contains a NUL character")
     return value
 
 
@@ -112,6 +119,8 @@ def normalise_event_id(value: Any) -> str | None:
     text = str(value).strip()
     if len(text) > EVENT_ID_MAX_LENGTH:
         raise _Invalid("id", f"id is longer than {EVENT_ID_MAX_LENGTH} characters")
+    if not _storable(text):
+        raise _Invalid("id", "id contains a NUL character or invalid Unicode")
     return text or None
 
 

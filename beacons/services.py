@@ -1,5 +1,6 @@
 """Writes: the registry, and recording what an ingest request accepted."""
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ def dropped_add(*, reason: str, count: int, day=None) -> None:
 def _first_time(event: EventInput, definition: BeaconDefinition) -> bool:
     if not event.event_id:
         return True
-    key = f"beacons:dedupe:{definition.id}:{event.event_id}"
+    digest = hashlib.sha256(event.event_id.encode()).hexdigest()[:32]
+    key = f"beacons:dedupe:{definition.id}:{digest}"
     return cache.add(key, 1, timeout=settings.BEACONS_DEDUPE_SECONDS)
 
 

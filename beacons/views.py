@@ -95,8 +95,9 @@ def _accept(request: HttpRequest, *, event_type=None, identifier=None, source: s
         raise Rejected(429, f"more than {settings.BEACONS_RATE_LIMIT} events a minute from one visitor", "events")
     context = RequestContext(
         received_at=timezone.now(),
-        user_agent=user_agent,
-        referer=request.META.get("HTTP_REFERER", ""),
+        # Header text is latin-1 decoded and could carry NULs, which PostgreSQL refuses.
+        user_agent=user_agent.replace("\x00", ""),
+        referer=request.META.get("HTTP_REFERER", "").replace("\x00", ""),
         visitor_key="" if privacy.wants_no_tracking(request.META) else key,
         source=source,
     )

@@ -335,3 +335,18 @@ def test_event_with_id_is_counted_once(send):
     send({"event_type": "purchase", "identifier": "sku-1", "id": "order-78"})
     assert day_count("purchase", "sku-1") == 2
     assert DroppedHits.objects.get(reason="duplicate").count == 2
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ('{"event_type": "x", "identifier": "\\ud800abc"}', "identifier"),
+        ('{"event_type": "x", "meta": {"k": "\\udfff"}}', "meta"),
+        ('{"event_type": "x", "meta": {"k": "a\\u0000b"}}', "meta"),
+        ('{"event_type": "x", "id": "\\ud800"}', "id"),
+    ],
+)
+def test_text_the_database_cannot_store_gets_400(send, body, field):
+    response = send(body)
+    assert response.status_code == 400
+    assert response.json()["field"] == field

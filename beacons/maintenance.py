@@ -1,0 +1,90 @@
+"""Retention and rebuilding: the writes behind ``beacons_purge`` and ``beacons_rebuild``."""
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+
+from .buckets import bucket_after, bucket_start, is_aligned
+from .counting import CounterKey, aggregates_add
+from .models import FINE_GRANULARITIES, BeaconAggregate, BeaconDefinition, BeaconEvent, Granularity
+from .privacy import salts_purge
+
+
+@dataclass(frozen=True)
+class Removed:
+    definition: str
+    what: str  # "single events" or a granularity label
+    rows: int
+
+
+def retention_purge(*, now: datetime, dry_run: bool = False) -> list[Removed]:
+    """Delete single events past their type's retention and second/minute counts past
+    ``fine_retention_days``. Hour and coarser counts are never purged."""
+    removed: list[Removed] = []
+    with transaction.atomic():
+        for definition in BeaconDefinition.objects.order_by("slug"):
+            events = BeaconEvent.objects.filter(
+                definition=definition, received_at__lt=now - timedelta(days=definition.raw_retention_days)
+            )
+            removed.append(Removed(definition.slug, "single events", _delete(events, dry_run)))
+            fine_cutoff = now - timedelta(days=definition.fine_retention_days)
+            for granularity in sorted(FINE_GRANULARITIES):
+                rows = BeaconAggregate.objects.filter(
+                    definition=definition, granularity=granularity, period_start__lt=fine_cutoff
+                )
+                removed.append(Removed(definition.slug, Granularity(granularity).label, _delete(rows, dry_run)))
+        if not dry_run:
+            salts_purge(today=now.date())
+    return removed
+
+
+def _delete(queryset, dry_run: bool) -> int:
+    if dry_run:
+        return queryset.count()
+    # _raw_delete: no signals or cascades to collect for these leaf rows, one DELETE statement.
+    return queryset._raw_delete(queryset.db)
+
+
+def whole_buckets(start: datetime, end: datetime, granularity: str) -> tuple[datetime, datetime]:
+    """[first, last) bucket starts of the buckets lying wholly inside [start, end)."""
+    first = start if is_aligned(start, granularity) else bucket_after(bucket_start(start, granularity), granularity)
+    return first, bucket_start(end, granularity) if not is_aligned(end, granularity) else end
+
+
+def aggregates_rebuild(*, start: datetime, end: datetime, definitions: list[BeaconDefinition]) -> dict[str, int]:
+    """Recompute counters from kept single events, for buckets lying wholly inside [start, end).
+
+    Buckets only partly inside the range are left alone (their other part may hold hits
+    whose single events are gone). Idempotent: running it twice gives the same counts.
+    Hits that kept no single event (Do-Not-Track visitors) are not in the result.
+    Returns the number of counter keys written per definition slug.
+    """
+    written: dict[str, int] = {}
+    with transaction.atomic():
+        for definition in definitions:
+            if not definition.keep_raw:
+                continue
+            windows = {g: whole_buckets(start, end, g) for g in definition.granularity_codes}
+            windows = {g: (lo, hi) for g, (lo, hi) in windows.items() if lo < hi}
+            increments: Counter[CounterKey] = Counter()
+            for granularity, (lo, hi) in windows.items():
+                BeaconAggregate.objects.filter(
+                    definition=definition, granularity=granularity, period_start__gte=lo, period_start__lt=hi
+                )._raw_delete(BeaconAggregate.objects.db)
+            if windows:
+                lo_all = min(lo for lo, _ in windows.values())
+                hi_all = max(hi for _, hi in windows.values())
+                events = BeaconEvent.objects.filter(
+                    definition=definition, received_at__gte=lo_all, received_at__lt=hi_all
+                ).values_list("identifier", "received_at")
+                for identifier, received_at in events.iterator(chunk_size=5000):
+                    for granularity, (lo, hi) in windows.items():
+                        if lo <= received_at < hi:
+                            period = bucket_start(received_at, granularity)
+                            increments[(definition.pk, "", granularity, period)] += 1
+                            if identifier:
+                                increments[(definition.pk, identifier, granularity, period)] += 1
+            written[definition.slug] = aggregates_add(increments=increments)
+    return written

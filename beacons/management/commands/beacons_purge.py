@@ -1,0 +1,24 @@
+import time
+
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from beacons.maintenance import retention_purge
+
+
+class Command(BaseCommand):
+    help = "Delete single events past their retention and second/minute counts past fine_retention_days."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true", help="Only report what would be deleted.")
+
+    def handle(self, *args, dry_run, **options):
+        started = time.monotonic()
+        removed = retention_purge(now=timezone.now(), dry_run=dry_run)
+        verb = "would remove" if dry_run else "removed"
+        for item in removed:
+            if item.rows:
+                self.stdout.write(f"{item.definition}: {verb} {item.rows} {item.what} row(s)")
+        total = sum(item.rows for item in removed)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        self.stdout.write(f"purge ({elapsed_ms:.0f}ms/{total}r): {verb} {total} row(s) in all")

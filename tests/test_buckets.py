@@ -1,0 +1,112 @@
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from beacons.buckets import bucket_after, bucket_start, buckets_between, covering_buckets, is_aligned
+from beacons.models import Granularity as G
+
+UTC = timezone.utc
+NY = ZoneInfo("America/New_York")
+LONDON = ZoneInfo("Europe/London")
+KOLKATA = ZoneInfo("Asia/Kolkata")
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "granularity, expected",
+    [
+        (G.SECOND, utc(2026, 3, 14, 15, 9, 26)),
+        (G.MINUTE, utc(2026, 3, 14, 15, 9)),
+        (G.HOUR, utc(2026, 3, 14, 15)),
+        (G.DAY, utc(2026, 3, 14)),
+        (G.MONTH, utc(2026, 3, 1)),
+        (G.YEAR, utc(2026, 1, 1)),
+    ],
+)
+def test_bucket_start_in_utc(granularity, expected):
+    assert bucket_start(utc(2026, 3, 14, 15, 9, 26, 535000), granularity, UTC) == expected
+
+
+def test_day_starts_at_local_midnight():
+    # 03:00 UTC on 2 Nov is still 1 Nov in New York (UTC-4 before the change).
+    assert bucket_start(utc(2026, 11, 2, 3), G.DAY, NY) == datetime(2026, 11, 1, tzinfo=NY)
+
+
+def test_day_of_clocks_going_back_lasts_25_hours():
+    day = bucket_start(utc(2026, 11, 1, 12), G.DAY, NY)
+    assert bucket_after(day, G.DAY, NY) - day == timedelta(hours=25)
+
+
+def test_day_of_clocks_going_forward_lasts_23_hours():
+    day = bucket_start(utc(2026, 3, 8, 12), G.DAY, NY)
+    assert bucket_after(day, G.DAY, NY) - day == timedelta(hours=23)
+
+
+def test_repeated_hour_when_clocks_go_back_is_two_buckets():
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=NY)  # EDT
+    second = datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=NY)  # EST, an hour later
+    assert second.astimezone(UTC) - first.astimezone(UTC) == timedelta(hours=1)
+    assert bucket_start(first, G.HOUR, NY) != bucket_start(second, G.HOUR, NY)
+    assert bucket_start(second, G.HOUR, NY) - bucket_start(first, G.HOUR, NY) == timedelta(hours=1)
+
+
+def test_hours_of_a_dst_day_are_gap_free():
+    day = datetime(2026, 3, 8, tzinfo=NY)
+    hours = list(buckets_between(day, bucket_after(day, G.DAY, NY), G.HOUR, NY))
+    assert len(hours) == 23
+    assert all(b - a == timedelta(hours=1) for a, b in zip(hours, hours[1:]))
+
+
+def test_half_hour_offset_zone_aligns_hours_locally():
+    start = bucket_start(utc(2026, 5, 1, 5, 10), G.HOUR, KOLKATA)
+    assert start.astimezone(KOLKATA).minute == 0
+    assert start == utc(2026, 5, 1, 4, 30)
+
+
+def test_month_and_year_ends_roll_over():
+    december = bucket_start(utc(2026, 12, 31, 23, 59, 59), G.MONTH, UTC)
+    assert december == utc(2026, 12, 1)
+    assert bucket_after(december, G.MONTH, UTC) == utc(2027, 1, 1)
+    assert bucket_after(utc(2026, 1, 1), G.YEAR, UTC) == utc(2027, 1, 1)
+    assert bucket_after(utc(2028, 2, 28), G.DAY, UTC) == utc(2028, 2, 29)
+    assert bucket_after(utc(2026, 1, 31), G.DAY, UTC) == utc(2026, 2, 1)
+
+
+def test_new_year_in_london_winter_and_summer_months():
+    assert bucket_start(utc(2026, 12, 31, 23, 30), G.YEAR, LONDON) == utc(2026, 1, 1)
+    # 23:30 UTC on 31 July is already 1 August in London (BST, UTC+1).
+    assert bucket_start(utc(2026, 7, 31, 23, 30), G.MONTH, LONDON) == utc(2026, 7, 31, 23)
+
+
+def test_buckets_between_covers_partial_edges():
+    days = list(buckets_between(utc(2026, 1, 1, 12), utc(2026, 1, 3, 1), G.DAY, UTC))
+    assert days == [utc(2026, 1, 1), utc(2026, 1, 2), utc(2026, 1, 3)]
+
+
+def test_covering_buckets_uses_months_in_the_middle_and_days_at_the_edges():
+    pieces = covering_buckets(utc(2026, 1, 30), utc(2026, 4, 2), [G.HOUR, G.DAY, G.MONTH], UTC)
+    assert pieces[G.MONTH] == [(utc(2026, 2, 1), utc(2026, 4, 1))]
+    assert sorted(pieces[G.DAY]) == [(utc(2026, 1, 30), utc(2026, 2, 1)), (utc(2026, 4, 1), utc(2026, 4, 2))]
+    assert G.HOUR not in pieces
+
+
+def test_covering_buckets_pieces_tile_the_range_exactly():
+    start, end = utc(2025, 11, 17, 5), utc(2026, 11, 23, 14)
+    pieces = covering_buckets(start, end, [G.HOUR, G.DAY, G.MONTH, G.YEAR], LONDON)
+    spans = []
+    for granularity, ranges in pieces.items():
+        for lo, hi in ranges:
+            spans += [(b, bucket_after(b, granularity, LONDON)) for b in buckets_between(lo, hi, granularity, LONDON)]
+    spans.sort()
+    assert spans[0][0] == start and spans[-1][1] == end
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert len(spans) < 100  # a year in a few dozen rows, not 8,760 hours
+
+
+def test_is_aligned():
+    assert is_aligned(utc(2026, 5, 1), G.MONTH, UTC)
+    assert not is_aligned(utc(2026, 5, 2), G.MONTH, UTC)

@@ -1,0 +1,101 @@
+"""Counting under concurrency and the race on first registration (real PostgreSQL)."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connections
+from django.test import Client
+from django.utils import timezone
+
+from beacons.counting import Hit, aggregates_add, increments_for
+from beacons.models import BeaconAggregate, BeaconDefinition
+from beacons.models import Granularity as G
+
+from .conftest import BROWSER_UA
+
+
+def test_upsert_adds_to_existing_counts(db):
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    now = timezone.now()
+    increments = increments_for(hits=[Hit(definition.pk, (G.DAY,), "/a")] * 3, received_at=now)
+    aggregates_add(increments=increments)
+    aggregates_add(increments=increments)
+    assert BeaconAggregate.objects.get(identifier="/a").count == 6
+    assert BeaconAggregate.objects.get(identifier="").count == 6
+
+
+def test_large_increment_sets_are_split_into_statements(db, django_assert_num_queries):
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    hits = [Hit(definition.pk, (G.DAY,), f"/{i}") for i in range(700)]
+    increments = increments_for(hits=hits, received_at=timezone.now())
+    with django_assert_num_queries(2):  # 701 keys, 500 per statement
+        assert aggregates_add(increments=increments) == 701
+    assert BeaconAggregate.objects.get(identifier="").count == 700
+
+
+def _in_threads(worker, threads: int):
+    barrier = threading.Barrier(threads)
+
+    def run(index):
+        barrier.wait()
+        try:
+            worker(index)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, range(threads)))
+
+
+@pytest.mark.postgres
+def test_concurrent_hits_on_the_same_bucket_give_the_exact_total(transactional_db):
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    threads, per_thread = 8, 25
+
+    def worker(_index):
+        client = Client(HTTP_USER_AGENT=BROWSER_UA)
+        for i in range(per_thread):
+            response = client.post(
+                "/beacon",
+                data={"event_type": "page_view", "identifier": "/hot"},
+                content_type="application/json",
+                REMOTE_ADDR=f"10.0.{_index}.{i}",
+            )
+            assert response.status_code == 204
+
+    _in_threads(worker, threads)
+    day = BeaconAggregate.objects.get(definition=definition, identifier="/hot", granularity=G.DAY)
+    total = BeaconAggregate.objects.get(definition=definition, identifier="", granularity=G.DAY)
+    assert day.count == total.count == threads * per_thread
+
+
+@pytest.mark.postgres
+def test_two_first_hits_of_a_new_type_at_once_register_it_once(transactional_db):
+    threads = 8
+
+    def worker(index):
+        response = Client(HTTP_USER_AGENT=BROWSER_UA).post(
+            "/beacon", data={"event_type": "brand_new", "identifier": f"x{index}"}, content_type="application/json"
+        )
+        assert response.status_code == 204
+
+    _in_threads(worker, threads)
+    assert BeaconDefinition.objects.filter(slug="brand_new").count() == 1
+    assert BeaconAggregate.objects.get(definition__slug="brand_new", identifier="", granularity=G.DAY).count == threads
+
+
+def test_losing_the_first_registration_race_uses_the_winners_row(db, monkeypatch):
+    from beacons.services import definitions_resolve
+
+    manager = BeaconDefinition.objects
+    real_bulk_create = manager.bulk_create
+
+    def another_process_wins_first(objs, **kwargs):
+        BeaconDefinition.objects.create(slug="raced", name="Created by the winner")
+        return real_bulk_create(objs, **kwargs)
+
+    monkeypatch.setattr(manager, "bulk_create", another_process_wins_first)
+    resolved = definitions_resolve(slugs={"raced"})
+    assert resolved["raced"].pk == BeaconDefinition.objects.get(slug="raced").pk
+    assert BeaconDefinition.objects.filter(slug="raced").count() == 1

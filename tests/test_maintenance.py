@@ -1,0 +1,96 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone as dj_timezone
+
+from beacons.counting import Hit, aggregates_add, increments_for
+from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent
+from beacons.models import Granularity as G
+
+pytestmark = pytest.mark.django_db
+UTC = timezone.utc
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+def keep_event(definition, identifier, at):
+    """What ingest does for a kept hit: count it and store the single event."""
+    hits = [Hit(definition.pk, tuple(definition.granularity_codes), identifier)]
+    aggregates_add(increments=increments_for(hits=hits, received_at=at))
+    BeaconEvent.objects.create(definition=definition, identifier=identifier, received_at=at, payload={})
+
+
+def snapshot(definition):
+    return sorted(
+        BeaconAggregate.objects.filter(definition=definition).values_list("identifier", "granularity", "period_start", "count")
+    )
+
+
+@pytest.fixture
+def error_definition():
+    return BeaconDefinition.objects.get(slug="error")
+
+
+def test_purge_removes_old_single_events_and_fine_buckets_only(error_definition, capsys):
+    now = dj_timezone.now()
+    keep_event(error_definition, "/old", now - timedelta(days=40))
+    keep_event(error_definition, "/new", now - timedelta(hours=1))
+    call_command("beacons_purge")
+    out = capsys.readouterr().out
+    assert list(BeaconEvent.objects.values_list("identifier", flat=True)) == ["/new"]
+    remaining = set(BeaconAggregate.objects.filter(identifier="/old").values_list("granularity", flat=True))
+    assert remaining == {G.HOUR, G.DAY, G.MONTH}  # the old minute bucket is gone
+    assert BeaconAggregate.objects.filter(identifier="/new", granularity=G.MINUTE).exists()
+    assert "error: removed 1 single events row(s)" in out
+    assert "error: removed 2 minute row(s)" in out  # "/old" and the total row
+
+
+def test_purge_dry_run_deletes_nothing(error_definition, capsys):
+    keep_event(error_definition, "/old", dj_timezone.now() - timedelta(days=40))
+    before = BeaconAggregate.objects.count()
+    call_command("beacons_purge", "--dry-run")
+    assert "would remove 1 single events" in capsys.readouterr().out
+    assert BeaconEvent.objects.count() == 1 and BeaconAggregate.objects.count() == before
+
+
+def test_purge_twice_removes_nothing_more(error_definition, capsys):
+    keep_event(error_definition, "/old", dj_timezone.now() - timedelta(days=40))
+    call_command("beacons_purge")
+    capsys.readouterr()
+    call_command("beacons_purge")
+    assert "removed 0 row(s) in all" in capsys.readouterr().out
+
+
+def test_rebuild_restores_counts_from_single_events(error_definition):
+    for at, page in [(utc(2026, 10, 3, 10, 5), "/a"), (utc(2026, 10, 3, 10, 6), "/a"), (utc(2026, 10, 20, 1), "/b")]:
+        keep_event(error_definition, page, at)
+    expected = snapshot(error_definition)
+    BeaconAggregate.objects.filter(definition=error_definition, identifier="/a").update(count=999)
+    call_command("beacons_rebuild", "--start", "2026-10-01", "--end", "2026-11-01")
+    assert snapshot(error_definition) == expected
+
+
+def test_rebuild_twice_gives_the_same_counts(error_definition):
+    keep_event(error_definition, "/a", utc(2026, 10, 3, 10, 5))
+    call_command("beacons_rebuild", "--start", "2026-10-01", "--end", "2026-11-01")
+    once = snapshot(error_definition)
+    call_command("beacons_rebuild", "--start", "2026-10-01", "--end", "2026-11-01")
+    assert snapshot(error_definition) == once
+
+
+def test_rebuild_leaves_buckets_partly_outside_the_range_alone(error_definition):
+    keep_event(error_definition, "/a", utc(2026, 10, 3, 10, 5))
+    keep_event(error_definition, "/a", utc(2026, 10, 20, 10, 5))
+    call_command("beacons_rebuild", "--start", "2026-10-10", "--end", "2026-10-25")
+    october = BeaconAggregate.objects.get(definition=error_definition, identifier="/a", granularity=G.MONTH)
+    assert october.count == 2  # the month is not wholly inside the range: untouched
+
+
+def test_rebuild_refuses_a_type_without_single_events(capsys):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="does not keep single events"):
+        call_command("beacons_rebuild", "--start", "2026-10-01", "--end", "2026-11-01", "--definition", "page_view")

@@ -1,0 +1,143 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from beacons import queries
+from beacons.counting import Hit, aggregates_add, increments_for
+from beacons.models import BeaconDefinition
+from beacons.models import Granularity as G
+
+pytestmark = pytest.mark.django_db
+UTC = timezone.utc
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+def record(definition, identifier, at, n=1):
+    hits = [Hit(definition.pk, tuple(definition.granularity_codes), identifier)] * n
+    aggregates_add(increments=increments_for(hits=hits, received_at=at))
+
+
+@pytest.fixture
+def page_view():
+    return BeaconDefinition.objects.get(slug="page_view")
+
+
+@pytest.fixture
+def signup():
+    return BeaconDefinition.objects.create(slug="signup", name="Sign-ups")
+
+
+def test_series_is_gap_filled_with_zeros(page_view, django_assert_num_queries):
+    record(page_view, "/a", utc(2026, 11, 2, 10), 3)
+    record(page_view, "/b", utc(2026, 11, 4, 23), 2)
+    with django_assert_num_queries(1):
+        points = queries.series(definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1), end=utc(2026, 11, 6))
+    assert points == [
+        (utc(2026, 11, 1), 0),
+        (utc(2026, 11, 2), 3),
+        (utc(2026, 11, 3), 0),
+        (utc(2026, 11, 4), 2),
+        (utc(2026, 11, 5), 0),
+    ]
+
+
+def test_series_for_one_identifier(page_view):
+    record(page_view, "/a", utc(2026, 11, 2, 10), 3)
+    record(page_view, "/b", utc(2026, 11, 2, 11), 2)
+    points = queries.series(
+        definitions=[page_view], granularity=G.HOUR, start=utc(2026, 11, 2, 10), end=utc(2026, 11, 2, 12), identifier="/b"
+    )
+    assert points == [(utc(2026, 11, 2, 10), 0), (utc(2026, 11, 2, 11), 2)]
+
+
+def test_series_buckets_follow_the_configured_time_zone(page_view, settings):
+    settings.BEACONS_TIME_ZONE = "America/New_York"
+    record(page_view, "/", utc(2026, 11, 2, 3))  # still 1 November in New York
+    points = queries.series(definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1, 4), end=utc(2026, 11, 3, 5))
+    assert [count for _, count in points] == [1, 0]
+    assert points[0][0] == utc(2026, 11, 1, 4)  # local midnight, EDT
+    assert points[1][0] == utc(2026, 11, 2, 5)  # local midnight, EST after the change
+
+
+def test_series_sums_several_definitions(page_view, signup):
+    record(page_view, "/", utc(2026, 11, 2), 2)
+    record(signup, "footer", utc(2026, 11, 2), 5)
+    points = queries.series(definitions=[page_view, signup], granularity=G.DAY, start=utc(2026, 11, 2), end=utc(2026, 11, 3))
+    assert points == [(utc(2026, 11, 2), 7)]
+
+
+def test_series_by_definition_splits_per_type(page_view, signup, django_assert_num_queries):
+    record(page_view, "/", utc(2026, 11, 2), 2)
+    record(signup, "footer", utc(2026, 11, 3), 5)
+    with django_assert_num_queries(1):
+        split = queries.series_by_definition(
+            definitions=[page_view, signup], granularity=G.DAY, start=utc(2026, 11, 2), end=utc(2026, 11, 4)
+        )
+    assert split[page_view.pk] == [(utc(2026, 11, 2), 2), (utc(2026, 11, 3), 0)]
+    assert split[signup.pk] == [(utc(2026, 11, 2), 0), (utc(2026, 11, 3), 5)]
+
+
+def test_top_identifiers_over_a_long_range_rank_by_hits(page_view, django_assert_num_queries):
+    record(page_view, "/home", utc(2026, 1, 15), 10)
+    record(page_view, "/pricing", utc(2026, 6, 30, 23), 12)
+    record(page_view, "/docs", utc(2026, 11, 20, 8), 4)
+    record(page_view, "/old", utc(2025, 12, 31, 23), 50)  # before the range
+    with django_assert_num_queries(1):
+        top = queries.top_identifiers(definitions=[page_view], start=utc(2026, 1, 1), end=utc(2026, 11, 23, 14))
+    assert top == [("/pricing", 12), ("/home", 10), ("/docs", 4)]
+
+
+def test_top_identifiers_counts_ragged_edges_exactly_once(page_view):
+    # Hits at the edges of an unaligned range are read from hour rows, the middle from months.
+    record(page_view, "/x", utc(2026, 3, 31, 22))
+    record(page_view, "/x", utc(2026, 4, 15))
+    record(page_view, "/x", utc(2026, 6, 1, 5))
+    record(page_view, "/x", utc(2026, 6, 1, 7))  # after the end
+    top = queries.top_identifiers(definitions=[page_view], start=utc(2026, 3, 31, 22), end=utc(2026, 6, 1, 6))
+    assert top == [("/x", 3)]
+
+
+def test_top_identifiers_filter_and_limit(page_view):
+    for i in range(5):
+        record(page_view, f"/docs/{i}", utc(2026, 11, 2), i + 1)
+    record(page_view, "/blog", utc(2026, 11, 2), 9)
+    top = queries.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs", limit=2)
+    assert top == [("/docs/4", 5), ("/docs/3", 4)]
+
+
+def test_totals_compare_with_the_previous_period(page_view, django_assert_num_queries):
+    record(page_view, "/", utc(2026, 11, 5), 30)  # previous week
+    record(page_view, "/", utc(2026, 11, 12), 45)  # this week
+    with django_assert_num_queries(1):
+        result = queries.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+    assert (result.current, result.previous) == (45, 30)
+    assert result.change == pytest.approx(0.5)
+    assert result.previous_start == utc(2026, 11, 2)
+
+
+def test_totals_without_previous_data_has_no_change(page_view):
+    record(page_view, "/", utc(2026, 11, 12), 4)
+    result = queries.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+    assert result.current == 4 and result.change is None
+
+
+def test_totals_for_an_unaligned_range_up_to_now_include_the_current_hour(page_view):
+    record(page_view, "/", utc(2026, 11, 23, 14, 5))
+    result = queries.totals(definitions=[page_view], start=utc(2026, 11, 22, 14, 30), end=utc(2026, 11, 23, 14, 30))
+    assert result.current == 1
+
+
+def test_live_count_reads_the_last_five_minutes(page_view, django_assert_num_queries):
+    now = utc(2026, 11, 23, 14, 30, 20)
+    record(page_view, "/", now - timedelta(minutes=2), 3)
+    record(page_view, "/", now - timedelta(minutes=4, seconds=10), 1)
+    record(page_view, "/", now - timedelta(minutes=6), 7)
+    with django_assert_num_queries(1):
+        assert queries.live_count(definitions=[page_view], now=now) == 4
+
+
+def test_live_count_is_none_without_minute_buckets(signup):
+    assert queries.live_count(definitions=[signup]) is None

@@ -1,0 +1,85 @@
+from datetime import timedelta
+
+import pytest
+from django.test.utils import CaptureQueriesContext
+from django.db import connection
+from django.utils import timezone
+
+from beacons.counting import Hit, aggregates_add, increments_for
+from beacons.models import BeaconDefinition
+
+pytestmark = pytest.mark.django_db
+CHANGELIST = "/admin/beacons/beacondefinition/"
+
+
+def record(definition, at, n):
+    hits = [Hit(definition.pk, tuple(definition.granularity_codes), "/x")] * n
+    aggregates_add(increments=increments_for(hits=hits, received_at=at))
+
+
+def test_registry_lists_hits_today_and_last_7_days(admin_client):
+    page_view = BeaconDefinition.objects.get(slug="page_view")
+    record(page_view, timezone.now(), 1234)
+    record(page_view, timezone.now() - timedelta(days=3), 6)
+    record(page_view, timezone.now() - timedelta(days=30), 100)
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert "1,234" in html
+    assert "1,240" in html
+
+
+def test_registry_page_query_count_does_not_grow_with_definitions(admin_client):
+    def queries_for_page():
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get(CHANGELIST).status_code == 200
+        return len(captured)
+
+    before = queries_for_page()
+    for i in range(15):
+        definition = BeaconDefinition.objects.create(slug=f"type_{i}", name=f"Type {i}")
+        record(definition, timezone.now(), 1)
+    assert queries_for_page() == before
+
+
+def test_bulk_deactivate_and_activate(admin_client):
+    ids = list(BeaconDefinition.objects.values_list("pk", flat=True))
+    admin_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": ids})
+    assert not BeaconDefinition.objects.filter(is_active=True).exists()
+    admin_client.post(CHANGELIST, {"action": "activate", "_selected_action": ids})
+    assert BeaconDefinition.objects.filter(is_active=False).count() == 0
+
+
+def test_granularities_are_checkboxes_and_save_in_order(admin_client):
+    page = admin_client.get(f"{CHANGELIST}add/").content.decode()
+    assert 'type="checkbox" name="granularities" value="MO"' in page
+    response = admin_client.post(
+        f"{CHANGELIST}add/",
+        {
+            "name": "Downloads",
+            "slug": "download_click",
+            "kind": "custom",
+            "identifier_rule": "payload",
+            "granularities": ["Y", "H", "D"],
+            "raw_retention_days": 30,
+            "fine_retention_days": 7,
+            "is_active": "on",
+            "alert_on_new": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert BeaconDefinition.objects.get(slug="download_click").granularity_codes == ["H", "D", "Y"]
+
+
+def test_invalid_slug_is_refused_with_a_message(admin_client):
+    response = admin_client.post(
+        f"{CHANGELIST}add/",
+        {"name": "Bad", "slug": "Has Spaces", "kind": "custom", "identifier_rule": "payload", "granularities": ["D"],
+         "raw_retention_days": 30, "fine_retention_days": 7},
+    )
+    assert response.status_code == 200
+    assert "lower-case letters" in response.content.decode()
+
+
+def test_every_registry_field_has_help_text_for_staff():
+    editable = [f for f in BeaconDefinition._meta.get_fields() if getattr(f, "editable", False) and not f.auto_created]
+    missing = [f.name for f in editable if not getattr(f, "help_text", "") and f.name not in {"created_at", "updated_at"}]
+    assert missing == []
