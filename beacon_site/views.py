@@ -1,6 +1,12 @@
+from django.http import Http404
 from django.shortcuts import render
+
+DEMO_ROUTES = {"": "Home", "pricing": "Pricing", "spa": "SPA route"}
 
 
 def demo(request, route: str = ""):
-    """A demo page instrumented with the beacon script (see templates/demo.html)."""
-    return render(request, "demo.html", {"route": route})
+    """A normal visitor page instrumented with the beacon script (templates/demo.html)."""
+    route = route.strip("/")
+    if route not in DEMO_ROUTES:
+        raise Http404("No such demo page")
+    return render(request, "demo.html", {"route": route, "title": DEMO_ROUTES[route]})

@@ -1,0 +1,61 @@
+"""``{% load beacons %}{% beacon_script %}``: the browser client's script tag.
+
+Options are keyword arguments rendered as ``data-`` attributes that beacon.js reads,
+e.g. ``{% beacon_script batch_size=20 debug=True %}`` renders
+``<script defer src="/static/beacons/beacon.min.js" data-endpoint="/beacon" data-batch-size="20" data-debug="true">``.
+Every value is HTML-escaped; an unknown option is a template error, so a typo is not silently ignored.
+"""
+
+from django import template
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.html import escape, format_html, format_html_join
+
+register = template.Library()
+
+# Tag keyword -> the data- attribute beacon.js reads (defaults live in beacon.js and the README).
+OPTIONS = {
+    "endpoint": "data-endpoint",
+    "page_views": "data-page-views",
+    "query_string": "data-query-string",
+    "hash": "data-hash",
+    "errors": "data-errors",
+    "batch_size": "data-batch-size",
+    "batch_timeout": "data-batch-timeout",
+    "direct_page_views": "data-direct-page-views",
+    "respect_do_not_track": "data-respect-do-not-track",
+    "require_consent": "data-require-consent",
+    "consent_cookie": "data-consent-cookie",
+    "debug": "data-debug",
+}
+DEFAULT_SRC = "beacons/beacon.min.js"
+
+
+def _attribute_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return escape(str(value))  # always, even a value marked safe: it lands inside an attribute
+
+
+@register.simple_tag
+def beacon_script(src: str = DEFAULT_SRC, **options) -> str:
+    """The deferred script tag for beacon.js.
+
+    ``src``: a static path (default the minified client; ``"beacons/beacon.js"`` for the readable
+    one) or an absolute URL / root-relative path used as is. ``endpoint`` defaults to this site's
+    ``beacons:collect`` URL. Options whose value is None or "" (a missing template variable) are left
+    out, so beacon.js's default applies.
+    """
+    unknown = sorted(set(options) - OPTIONS.keys())
+    if unknown:
+        raise template.TemplateSyntaxError(
+            f"beacon_script got unknown option(s) {', '.join(unknown)}; known: src, {', '.join(OPTIONS)}"
+        )
+    given = {name: value for name, value in options.items() if value is not None and value != ""}
+    given.setdefault("endpoint", reverse("beacons:collect"))
+    src = str(src or DEFAULT_SRC)
+    url = src if src.startswith(("/", "http://", "https://")) else static(src)
+    attributes = format_html_join(
+        "", ' {}="{}"', ((attr, _attribute_value(given[name])) for name, attr in OPTIONS.items() if name in given)
+    )
+    return format_html('<script defer src="{}"{}></script>', escape(url), attributes)

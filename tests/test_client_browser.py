@@ -1,0 +1,465 @@
+"""beacon.js in a real headless Chromium against a live test server.
+
+One browser per module, a fresh context per test; arrivals are awaited by polling the
+database with a bounded timeout. Playwright's own user agent says "HeadlessChrome", which
+the ingest rightly drops as a crawler, so the browser presents a normal Chrome user agent.
+Pages on another origin are plain HTML files served by a second loopback server.
+"""
+
+import importlib
+import json
+import os
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls here are still synchronous.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+from django.apps import apps as django_apps  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Sum  # noqa: E402
+
+from beacons.models import BeaconAggregate, BeaconEvent, Granularity  # noqa: E402
+
+from .conftest import BROWSER_UA  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_SECONDS = 10
+DNT_ON = "Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'});"
+GPC_ON = "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true});"
+SPY_ON_SEND_BEACON = """
+window.sentBodies = [];
+const sendBeacon = navigator.sendBeacon.bind(navigator);
+navigator.sendBeacon = (url, data) => {
+  data.text().then(text => window.sentBodies.push(text));
+  return sendBeacon(url, data);
+};
+"""
+# Headless pages never become hidden on their own; this is what a browser does when the tab is switched away.
+HIDE_PAGE = """() => {
+  Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # Also browser-wide: a beacon that outlives its page is sent without the context's override.
+        args = [*CHROMIUM_ARGS, f"--user-agent={BROWSER_UA}"]
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        yield chromium
+        chromium.close()
+
+
+# In-memory SQLite: Django hands the live server's request threads the test's ONE connection (only
+# if the test database exists when the server starts, hence django_db_setup), and a browser sends
+# beacons concurrently, which fails with "database table is locked". So on SQLite, requests and this
+# thread's queries take turns; PostgreSQL gives each thread its own connection and needs no turns.
+DATABASE_TURN = threading.RLock()
+
+
+@pytest.fixture(scope="module")
+def live_server(django_db_setup):
+    """Replaces pytest-django's session-wide live server: this one starts after the test database exists."""
+    from pytest_django.live_server_helper import LiveServer
+
+    server = LiveServer("localhost")
+    if connection.vendor == "sqlite":
+        application = server.thread.httpd.get_app()
+
+        def one_at_a_time(environ, start_response):
+            with DATABASE_TURN:
+                response = application(environ, start_response)
+                try:
+                    return list(response)
+                finally:
+                    response.close()
+
+        server.thread.httpd.set_app(one_at_a_time)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def registry(transactional_db):
+    """The page_view and error types the first migration registers (a transactional test flushes them)."""
+    migration = importlib.import_module("beacons.migrations.0002_default_definitions")
+    with DATABASE_TURN:
+        migration.register_defaults(django_apps, None)
+
+
+@pytest.fixture
+def context(browser, registry, live_server):
+    context = browser.new_context(user_agent=BROWSER_UA, base_url=live_server.url)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context):
+    """A page that fails the test if beacon.js or the demo break the page (besides deliberate errors)."""
+    page = context.new_page()
+    page.problems = []
+    page.on("pageerror", lambda error: page.problems.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
+    return page
+
+
+def _static_page(live_server, options: str, body: str = "") -> str:
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Shop</title><link rel="icon" href="data:,">
+<script>
+window.beacons = window.beacons || function(){{(beacons.q = beacons.q || []).push(arguments)}};
+beacons("track", "early_call", "before-load");
+</script>
+<script defer src="{live_server.url}/static/beacons/beacon.min.js" data-endpoint="{live_server.url}/beacon" {options}>
+</script>
+</head><body>{body}</body></html>
+"""
+
+
+@pytest.fixture(scope="module")
+def other_origin(live_server, tmp_path_factory):
+    """Plain HTML pages (no Django) served from a second loopback server: another origin."""
+    root = tmp_path_factory.mktemp("other_origin")
+    buttons = """<button data-beacon="outbound_click" data-beacon-id="partner">Partner</button>
+<button id="throw" onclick="throw new Error('Shop is broken')">Throw</button>"""
+    (root / "shop.html").write_text(_static_page(live_server, 'data-batch-timeout="200"', buttons))
+    (root / "consent.html").write_text(_static_page(live_server, 'data-require-consent data-batch-timeout="200"'))
+    (root / "hash_router.html").write_text(_static_page(live_server, 'data-hash data-query-string'))
+    (root / "batch.html").write_text(_static_page(live_server, 'data-batch-size="1000" data-batch-timeout="60000"'))
+    handler = partial(_QuietHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def wait_until(predicate, what: str):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {WAIT_SECONDS}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def count(event_type: str, identifier: str = "") -> int:
+    """Hits counted for a type (identifier "" is its total), summed over all its day buckets."""
+    rows = BeaconAggregate.objects.filter(
+        definition__slug=event_type, identifier=identifier, granularity=Granularity.DAY
+    )
+    with DATABASE_TURN:
+        return rows.aggregate(total=Sum("count"))["total"] or 0
+
+
+def wait_for_count(event_type: str, identifier: str, expected: int):
+    wait_until(lambda: count(event_type, identifier) >= expected, f"{expected} {event_type} {identifier!r}")
+
+
+def barrier(page, name: str = "barrier"):
+    """Send one more event and wait for it, so anything sent before it has had its chance to arrive."""
+    page.evaluate(f"() => {{ beacons.track('{name}'); beacons.flush(); }}")
+    wait_for_count(name, "", 1)
+
+
+def error_events():
+    with DATABASE_TURN:
+        return list(BeaconEvent.objects.filter(definition__slug="error").order_by("id"))
+
+
+def test_django_page_view_is_counted_once_on_load(page):
+    page.goto("/demo/pricing")
+    wait_for_count("page_view", "/demo/pricing", 1)
+    barrier(page)
+
+    assert count("page_view", "/demo/pricing") == 1
+    assert count("page_view") == 1
+    assert page.problems == []
+    assert page.context.cookies() == []  # beacon.js keeps nothing in the browser
+    assert page.evaluate("() => localStorage.length + sessionStorage.length") == 0
+
+
+def test_tag_renders_a_deferred_minified_script_that_the_csp_allows(page):
+    logged = []
+    page.on("console", lambda message: logged.append(message.text))
+    response = page.goto("/demo/")
+
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    script = page.locator("script[data-endpoint]")
+    assert script.get_attribute("src").endswith("/static/beacons/beacon.min.js")
+    assert script.get_attribute("defer") is not None
+    assert script.get_attribute("data-endpoint") == "/beacon"
+    wait_for_count("page_view", "/demo/", 1)
+    assert page.problems == []  # no CSP violation, no error from the client
+    assert any(text.startswith("[beacons] send") for text in logged)  # the demo turns debug on
+
+
+def test_stub_calls_made_before_the_script_loads_are_replayed(page):
+    page.goto("/demo/")  # demo.js calls beacons("track", "demo_loaded", path) through the stub
+    page.evaluate(HIDE_PAGE)
+
+    wait_for_count("demo_loaded", "/demo/", 1)
+
+
+def test_spa_navigation_counts_each_route_once(page):
+    page.goto("/demo/")
+    wait_for_count("page_view", "/demo/", 1)
+
+    page.click("#spa")  # history.pushState to /demo/spa
+    wait_for_count("page_view", "/demo/spa", 1)
+    page.evaluate("() => history.replaceState({}, '', '/demo/spa')")  # same route: not a new view
+    page.evaluate("() => history.pushState({}, '', '/demo/spa')")  # same route again
+    page.evaluate("() => history.pushState({step: 2}, '', '/demo/pricing')")
+    wait_for_count("page_view", "/demo/pricing", 1)
+    page.go_back()  # popstate back to /demo/spa
+    wait_for_count("page_view", "/demo/spa", 2)
+    barrier(page)
+
+    assert count("page_view", "/demo/") == 1
+    assert count("page_view", "/demo/spa") == 2
+    assert count("page_view", "/demo/pricing") == 1
+    assert count("page_view") == 4
+    assert page.problems == []
+
+
+def test_track_calls_and_data_beacon_clicks_arrive_when_the_page_is_hidden(page):
+    page.goto("/demo/")
+    page.evaluate("() => beacons.track('video_play', 'intro', {seconds: 3})")
+    page.click("text=Download the brochure")
+    page.click("#signup")  # demo.js: beacons("track", "signup", "demo", {plan: "pro"})
+    page.evaluate(HIDE_PAGE)
+
+    wait_for_count("video_play", "intro", 1)
+    wait_for_count("download_click", "brochure.pdf", 1)
+    wait_for_count("signup", "demo", 1)
+    assert page.problems == []
+
+
+def test_events_queued_when_the_page_closes_still_arrive(page):
+    page.goto("/demo/")
+    wait_for_count("page_view", "/demo/", 1)
+    page.click("text=Download the brochure")
+    page.close(run_before_unload=True)
+
+    wait_for_count("download_click", "brochure.pdf", 1)
+
+
+def test_events_queued_before_navigating_away_still_arrive(page):
+    page.goto("/demo/")
+    page.evaluate("() => beacons.track('newsletter_signup', 'header')")
+    page.click("text=Pricing")  # a real navigation: pagehide flushes the queue
+    page.wait_for_url("**/demo/pricing")
+
+    wait_for_count("newsletter_signup", "header", 1)
+    wait_for_count("page_view", "/demo/pricing", 1)
+
+
+def test_thrown_error_and_rejected_promise_arrive_as_error_events(page):
+    page.goto("/demo/")
+    page.click("#throw")
+    page.click("#reject")
+    page.evaluate(HIDE_PAGE)
+
+    wait_until(lambda: len(error_events()) == 2, "2 error events")
+    by_message = {event.payload["meta"]["message"]: event for event in error_events()}
+    thrown = by_message["Error: Demo error from the throw button"]
+    rejected = by_message["Error: Demo rejected promise"]
+    assert thrown.identifier == rejected.identifier == "/demo/"
+    assert "demo.js" in thrown.payload["meta"]["stack"]
+    assert "demo.js" in rejected.payload["meta"]["stack"]
+    assert thrown.payload["meta"]["source"].endswith("/static/demo/demo.js")
+    assert thrown.payload["meta"]["line"] > 0
+    assert count("error", "/demo/") == 2
+
+
+def test_the_same_error_is_sent_at_most_five_times_per_page(page):
+    page.goto("/demo/")
+    for _ in range(7):
+        page.click("#throw")
+    page.evaluate("() => beacons.error('Handled but worth knowing', {area: 'cart'})")
+    page.evaluate(HIDE_PAGE)
+
+    wait_until(lambda: len(error_events()) == 6, "6 error events")
+    messages = [event.payload["meta"]["message"] for event in error_events()]
+    assert messages.count("Error: Demo error from the throw button") == 5
+    handled = error_events()[-1].payload["meta"]
+    assert handled == {"message": "Handled but worth knowing", "area": "cart"}
+
+
+def test_a_broken_call_never_throws_into_the_page(page):
+    page.goto("/demo/")
+    page.evaluate(
+        """() => {
+          const cyclic = {}; cyclic.self = cyclic;
+          beacons.track('cyclic_meta', 'x', cyclic);
+          beacons.track('Bad Type!');
+          beacons.track('too_long', 'x'.repeat(1000), {blob: 'y'.repeat(5000)});
+          beacons('no_such_method');
+          beacons.error(null);
+          beacons.error({toString() { throw new Error('nope'); }});
+          beacons.track('cut_emoji', 'x'.repeat(255) + '\\u{1F600}');
+          beacons.track('lone_surrogate', 'a\\uD800b', {text: 'c\\uDC00d'});
+        }"""
+    )
+    barrier(page)
+
+    assert page.problems == []
+    assert count("too_long", "x" * 256) == 1  # identifier cut to the server's limit, oversize meta dropped
+    assert count("cut_emoji", "x" * 255 + "\ufffd") == 1  # cutting the pair did not lose the event
+    assert count("lone_surrogate", "a\ufffdb") == 1
+
+
+@pytest.mark.parametrize("privacy_signal", [DNT_ON, GPC_ON], ids=["do-not-track", "global-privacy-control"])
+def test_with_do_not_track_nothing_is_sent(context, browser, live_server, privacy_signal):
+    context.add_init_script(privacy_signal)
+    private = context.new_page()
+    sent = []
+    private.on("request", lambda request: request.url.endswith("/beacon") and sent.append(request.url))
+    private.goto("/demo/")
+    private.evaluate("() => beacons.track('secret', 'x')")
+    private.click("#throw")
+    private.click("text=Download the brochure")
+    private.close(run_before_unload=True)
+
+    other = browser.new_context(user_agent=BROWSER_UA, base_url=live_server.url)
+    try:
+        barrier_page = other.new_page()
+        barrier_page.goto("/demo/pricing")
+        barrier(barrier_page)
+    finally:
+        other.close()
+
+    assert sent == []
+    assert count("page_view") == 1  # the other visitor's only
+    assert count("secret") == count("error") == count("download_click") == 0
+
+
+def test_a_page_on_another_origin_counts_page_views_events_and_errors(context, other_origin, settings):
+    settings.ALLOWED_HOSTS = ["localhost", "testserver"]  # so 127.0.0.1 is allowed only by the next line
+    settings.BEACONS_ALLOWED_ORIGINS = [other_origin]
+    page = context.new_page()
+    page.goto(f"{other_origin}/shop.html")
+    page.click("text=Partner")
+    page.click("#throw")
+    # data-batch-timeout="200": the queue is sent by its timer, the page stays open
+
+    wait_for_count("page_view", "/shop.html", 1)
+    wait_for_count("early_call", "before-load", 1)
+    wait_for_count("outbound_click", "partner", 1)
+    wait_until(lambda: len(error_events()) == 1, "the error event")
+    error = error_events()[0]
+    assert error.identifier == "/shop.html"
+    assert error.payload["meta"]["message"] == "Error: Shop is broken"
+    assert "shop.html" in error.payload["meta"]["stack"]
+
+
+def test_another_origin_that_is_not_allowed_counts_nothing(context, other_origin, settings):
+    settings.ALLOWED_HOSTS = ["localhost", "testserver"]
+    settings.BEACONS_ALLOWED_ORIGINS = []
+    page = context.new_page()
+    sent = []
+    page.on("request", lambda request: request.url.endswith("/beacon") and sent.append(request.url))
+    page.goto(f"{other_origin}/shop.html")
+
+    wait_until(lambda: sent, "the page view to be sent")
+    allowed_page = context.new_page()
+    allowed_page.goto("/demo/")
+    barrier(allowed_page)
+
+    assert count("page_view", "/shop.html") == 0
+    assert count("page_view", "/demo/") == 1
+
+
+def test_with_consent_required_nothing_is_sent_until_the_consent_cookie_is_set(context, other_origin, settings):
+    settings.BEACONS_ALLOWED_ORIGINS = [other_origin]
+    page = context.new_page()
+    sent = []
+    page.on("request", lambda request: request.url.endswith("/beacon") and sent.append(request.post_data))
+    page.goto(f"{other_origin}/consent.html")
+    page.evaluate("() => { beacons.track('before_consent'); beacons.flush(); }")
+    page.evaluate("() => { document.cookie = 'beacon_consent=no'; beacons.track('consent_refused'); beacons.flush(); }")
+    assert sent == []
+
+    page.evaluate("() => { document.cookie = 'beacon_consent=yes'; beacons.track('after_consent'); }")
+    wait_for_count("after_consent", "", 1)
+    assert count("before_consent") == count("consent_refused") == count("early_call") == count("page_view") == 0
+    assert [cookie["name"] for cookie in page.context.cookies()] == ["beacon_consent"]  # the site's, only
+
+
+def test_a_large_queue_is_split_under_the_servers_batch_and_body_limits(context, other_origin, settings):
+    settings.BEACONS_ALLOWED_ORIGINS = [other_origin]
+    context.add_init_script(SPY_ON_SEND_BEACON)
+    page = context.new_page()
+    page.goto(f"{other_origin}/batch.html")  # batch size 1000, timeout 60 s: only flush() sends
+    page.evaluate(
+        """() => {
+          for (let i = 0; i < 60; i++) beacons.track('bulk', 'item-' + i, {note: 'x'.repeat(1500)});
+          beacons.flush();
+        }"""
+    )
+
+    wait_for_count("bulk", "", 60)
+    bodies = [body for body in page.evaluate("() => window.sentBodies") if '"bulk"' in body]
+    batches = [json.loads(body)["events"] for body in bodies]
+    assert len(batches) >= 3  # 60 events of ~1.5 KB: the body limit splits them, not only the 50-event cap
+    assert all(len(batch) <= 50 for batch in batches)
+    assert all(len(body.encode()) <= 32000 for body in bodies)
+    assert sum(event["event_type"] == "bulk" for batch in batches for event in batch) == 60
+    assert count("bulk", "item-59") == 1
+
+
+def test_the_first_copy_wins_when_the_script_is_included_twice(page):
+    page.goto("/demo/")
+    page.evaluate(
+        """() => new Promise(resolve => {
+          const again = document.createElement('script');
+          again.src = '/static/beacons/beacon.js';
+          again.onload = resolve;
+          document.head.append(again);
+        })"""
+    )
+    barrier(page)
+
+    assert count("page_view", "/demo/") == 1
+    assert page.problems == []
+
+
+def test_a_hash_routed_app_counts_each_hash_route_once(context, other_origin, settings):
+    settings.BEACONS_ALLOWED_ORIGINS = [other_origin]
+    page = context.new_page()
+    page.goto(f"{other_origin}/hash_router.html?ref=ad#/")
+    page.evaluate("() => { location.hash = '#/cart'; }")  # hashchange and popstate: one view
+    wait_for_count("page_view", "/hash_router.html#/cart", 1)
+    page.evaluate("() => { location.hash = '#/cart'; }")  # same route
+    barrier(page)
+
+    # The query string is sent (data-query-string); the page_view type drops it unless told to keep it.
+    assert count("page_view", "/hash_router.html#/") == 1
+    assert count("page_view", "/hash_router.html#/cart") == 1
+    assert count("page_view") == 2
