@@ -27,6 +27,17 @@ run: demo
 	$(BIN)/python manage.py beacons_demo_login
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# Production: compressed static files, migrations, then granian with one worker per CPU
+# (beacon_site/serve.py; HOST, PORT, WEB_CONCURRENCY, WEB_THREADS from the environment).
+serve: migrate
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m beacon_site.serve
+
+# Throughput through a real server (needs wrk, PostgreSQL and Redis on this machine).
+bench: install
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.drain
+
 # The whole suite: parallel part first, then tests that stop services or need the machine alone.
 test: install
 	$(BIN)/python -m pytest -n 2 -m "not serial" $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ The README's settings table documents each one.
 """
 
 import os
+import tempfile
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -99,7 +100,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Tests use a file, not Django's shared-cache in-memory database: its table locks ignore
     # the busy timeout, so threaded tests (live servers, concurrent ingest) would fail spuriously.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    # One file per process, so parallel and concurrent test runs never share one.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"beacons-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {

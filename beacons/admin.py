@@ -12,8 +12,10 @@ from .models import (
     BeaconEvent,
     DrainBatch,
     DroppedHits,
+    ErrorGroup,
     Granularity,
 )
+from .resources import AggregateTransferAdminMixin, DefinitionTransferAdminMixin
 
 
 class GranularitiesField(forms.MultipleChoiceField):
@@ -42,7 +44,7 @@ class BeaconDefinitionForm(forms.ModelForm):
 
 
 @admin.register(BeaconDefinition)
-class BeaconDefinitionAdmin(admin.ModelAdmin):
+class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, admin.ModelAdmin):
     form = BeaconDefinitionForm
     list_display = ["name", "slug", "kind", "is_active", "hits_today", "hits_last_7_days", "keep_raw", "updated_at"]
     list_filter = ["kind", "is_active", "keep_raw", "identifier_rule"]
@@ -105,7 +107,7 @@ class BeaconDefinitionAdmin(admin.ModelAdmin):
 
 
 @admin.register(BeaconAggregate)
-class BeaconAggregateAdmin(admin.ModelAdmin):
+class BeaconAggregateAdmin(AggregateTransferAdminMixin, admin.ModelAdmin):
     list_display = ["definition", "identifier", "granularity", "period_start", "count"]
     list_filter = ["definition", "granularity"]
     search_fields = ["identifier"]
@@ -150,3 +152,40 @@ class DrainBatchAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ErrorGroup)
+class ErrorGroupAdmin(admin.ModelAdmin):
+    """Counts and times are written by ingest only; status changes go through the actions, which record who."""
+
+    list_display = ["title", "definition", "status", "count", "first_seen", "last_seen", "last_alerted_at"]
+    list_filter = ["status", "definition"]
+    search_fields = ["title", "culprit", "fingerprint"]
+    date_hierarchy = "last_seen"
+    list_select_related = ["definition"]
+    ordering = ["-last_seen"]
+    readonly_fields = [f.name for f in ErrorGroup._meta.fields]
+    actions = ["mark_resolved", "mark_ignored", "mark_unresolved"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def _status_set(self, request, queryset, status):
+        from .errors import error_group_status_set
+
+        for group in queryset:
+            error_group_status_set(group=group, status=status, user=request.user)
+        self.message_user(request, f"{len(queryset)} error(s) marked {status}.", messages.SUCCESS)
+
+    @admin.action(description="Mark the selected errors resolved")
+    def mark_resolved(self, request, queryset):
+        self._status_set(request, queryset, ErrorGroup.Status.RESOLVED)
+
+    @admin.action(description="Ignore the selected errors (no more alerts)")
+    def mark_ignored(self, request, queryset):
+        self._status_set(request, queryset, ErrorGroup.Status.IGNORED)
+
+    @admin.action(description="Reopen the selected errors")
+    def mark_unresolved(self, request, queryset):
+        self._status_set(request, queryset, ErrorGroup.Status.UNRESOLVED)

@@ -192,12 +192,23 @@ class ErrorGroup(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_alerted_at = models.DateTimeField(null=True, blank=True)
+    # Threshold alerts count occurrences in a window that starts at the first hit after the
+    # previous window ended (a tumbling window kept on the row: no extra query per hit).
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    window_count = models.BigIntegerField(default=0)
+    # The alert waiting to be sent ("" when none), and retry bookkeeping: see beacons.alerts.
+    alert_reason = models.CharField(max_length=16, blank=True, default="")
+    alert_attempts = models.PositiveSmallIntegerField(default=0)
+    alert_failed_handlers = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["definition", "fingerprint"], name="error_group_fingerprint"),
         ]
-        indexes = [models.Index(fields=["status", "last_seen"], name="error_group_status_seen")]
+        indexes = [
+            models.Index(fields=["status", "last_seen"], name="error_group_status_seen"),
+            models.Index(fields=["alert_reason"], condition=~models.Q(alert_reason=""), name="error_group_alert_pending"),
+        ]
 
     def __str__(self) -> str:
         return self.title

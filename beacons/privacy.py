@@ -11,7 +11,7 @@ import secrets
 from datetime import date, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from .models import DailySalt
@@ -30,7 +30,14 @@ def salt_for_today() -> str:
     today = timezone.now().date()
     salt = _salt_cache.get(today)
     if salt is None:
-        salt = _salt_load_or_create(today)
+        try:
+            salt = _salt_load_or_create(today)
+        except (OperationalError, InterfaceError):
+            # Database unreachable: keep hashing with the newest salt this process knows (a
+            # temporary one, never stored, if none) and try the database again next time.
+            if not _salt_cache:
+                _salt_cache[date.min] = secrets.token_hex(32)
+            return _salt_cache[max(_salt_cache)]
         _salt_cache.clear()
         _salt_cache[today] = salt
     return salt

@@ -10,12 +10,14 @@ Datetimes in and out are aware; bucket starts come back in UTC (convert with
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from django.db.models import Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from .buckets import bucket_after, bucket_start, bucket_zone, buckets_between, covering_buckets, is_aligned
-from .models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity
+from .models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
 
 G = Granularity
 
@@ -89,15 +91,31 @@ def series_by_definition(
     return {definition_id: [(m, by_moment.get(m, 0)) for m in moments] for definition_id, by_moment in counts.items()}
 
 
-def _covering_q(start: datetime, end: datetime, allowed: list[str]) -> Q:
+def _covering_q(start: datetime, end: datetime, allowed: list[str], **scope) -> Q:
+    # ``scope`` (e.g. definition_id__in, identifier) is repeated in every branch, so each
+    # branch is one index range scan (SQLite's MULTI-INDEX OR, PostgreSQL's BitmapOr)
+    # instead of a scan over all of a definition's rows filtered afterwards.
     coarse_allowed = [g for g in allowed if g not in (G.SECOND, G.MINUTE)] or allowed
     finest = coarse_allowed[0]
     start, end = align_range(start, end, finest)
     condition = Q(pk__in=[])
     for granularity, spans in covering_buckets(start, end, coarse_allowed).items():
         for first, last in spans:
-            condition |= Q(granularity=granularity, period_start__gte=first, period_start__lt=last)
+            condition |= Q(granularity=granularity, period_start__gte=first, period_start__lt=last, **scope)
     return condition
+
+
+def _through_now(end: datetime) -> datetime:
+    """A range end that lies in the future, moved to the end of the current year.
+
+    No counter starts after now, so sums are unchanged, while whole months and the year
+    cover "the last 30 days" or "the last 12 months" in a few rows per identifier instead
+    of one per day.
+    """
+    now = timezone.now()
+    if end <= now:
+        return end
+    return max(end, bucket_after(bucket_start(now, G.YEAR), G.YEAR))
 
 
 def top_identifiers(
@@ -111,8 +129,9 @@ def top_identifiers(
     """The identifiers with the most hits over [start, end), most first (ties by name)."""
     definitions = list(definitions)
     rows = (
-        BeaconAggregate.objects.filter(_covering_q(start, end, _common_granularities(definitions)))
-        .filter(definition_id__in=_ids(definitions))
+        BeaconAggregate.objects.filter(
+            _covering_q(start, _through_now(end), _common_granularities(definitions), definition_id__in=_ids(definitions))
+        )
         .exclude(identifier="")
     )
     if contains:
@@ -143,9 +162,11 @@ def totals(
     definitions = list(definitions)
     allowed = _common_granularities(definitions)
     previous_start, previous_end = start - (end - start), start
-    rows = BeaconAggregate.objects.filter(definition_id__in=_ids(definitions), identifier=identifier).aggregate(
-        current=Sum("count", filter=_covering_q(start, end, allowed)),
-        previous=Sum("count", filter=_covering_q(previous_start, previous_end, allowed)),
+    scope = {"definition_id__in": _ids(definitions), "identifier": identifier}
+    current = _covering_q(start, end, allowed, **scope)
+    previous = _covering_q(previous_start, previous_end, allowed, **scope)
+    rows = BeaconAggregate.objects.filter(current | previous).aggregate(
+        current=Sum("count", filter=current), previous=Sum("count", filter=previous)
     )
     return Totals(rows["current"] or 0, rows["previous"] or 0, previous_start, previous_end)
 
@@ -164,3 +185,104 @@ def live_count(*, definitions: Iterable[BeaconDefinition], minutes: int = 5, now
         definition_id__in=keeping, identifier="", granularity=G.MINUTE, period_start__gte=since
     ).aggregate(total=Sum("count"))["total"]
     return total or 0
+
+
+def definitions_listed() -> list[BeaconDefinition]:
+    """Every registered beacon type, by name (one query): the dashboard's event-type choices."""
+    return list(BeaconDefinition.objects.order_by("name", "slug"))
+
+
+def error_groups_latest(*, limit: int = 8) -> list[ErrorGroup]:
+    """The most recently seen unresolved error groups with their beacon type, newest first (one query)."""
+    rows = ErrorGroup.objects.select_related("definition").filter(status=ErrorGroup.Status.UNRESOLVED)
+    return list(rows.order_by("-last_seen")[:limit])
+
+
+# --- errors
+# Error reads go over the kept occurrences (BeaconEvent rows) of a few groups, through the
+# (error_group, received_at) index: the group count, its chart and its occurrence list come
+# from rows written in one transaction, so they always agree.
+
+ERROR_ORDERINGS = {"last_seen": "-last_seen", "count": "-count", "first_seen": "-first_seen"}
+BROWSER_USER_AGENTS_READ = 200  # distinct user agents parsed for one group's browser list
+
+
+def error_groups_filtered(
+    *, status: str = "", page: str = "", since: datetime | None = None, order: str = "last_seen"
+) -> QuerySet[ErrorGroup]:
+    """Error groups (with their definition) by status ("" for any), seen since ``since`` and, with
+    ``page``, seen on that page (since ``since``); ordered by last seen, count or first seen, newest/most first."""
+    groups = ErrorGroup.objects.select_related("definition")
+    if status:
+        groups = groups.filter(status=status)
+    if since is not None:
+        groups = groups.filter(last_seen__gte=since)
+    if page:
+        on_page = BeaconEvent.objects.filter(error_group=OuterRef("pk"), identifier=page)
+        if since is not None:
+            on_page = on_page.filter(received_at__gte=since)
+        groups = groups.filter(Exists(on_page))
+    return groups.order_by(ERROR_ORDERINGS.get(order, "-last_seen"), "-pk")
+
+
+def error_hourly(*, group_ids: Iterable[int], start: datetime, end: datetime) -> dict[int, list[tuple[datetime, int]]]:
+    """Occurrences per hour bucket over [start, end) for each group, gap-filled: {group_id: series}. One query."""
+    ids = list(group_ids)
+    start = bucket_start(start, G.HOUR)
+    rows = (
+        BeaconEvent.objects.filter(error_group_id__in=ids, received_at__gte=start, received_at__lt=end)
+        .annotate(hour=TruncHour("received_at", tzinfo=bucket_zone()))
+        .values_list("error_group_id", "hour")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts: dict[int, dict[datetime, int]] = {group_id: {} for group_id in ids}
+    for group_id, hour, n in rows:
+        moment = bucket_start(hour, G.HOUR)  # the same UTC bucket start the counters use
+        counts[group_id][moment] = counts[group_id].get(moment, 0) + n
+    moments = list(buckets_between(start, end, G.HOUR))
+    return {group_id: [(m, by_hour.get(m, 0)) for m in moments] for group_id, by_hour in counts.items()}
+
+
+def error_pages(*, group: ErrorGroup, limit: int = 10) -> list[tuple[str, int]]:
+    """The pages the group happened on, with occurrence counts, most first. One query."""
+    rows = (
+        BeaconEvent.objects.filter(error_group=group)
+        .values_list("identifier")
+        .annotate(n=Count("id"))
+        .order_by("-n", "identifier")[:limit]
+    )
+    return list(rows)
+
+
+def error_browsers(*, group: ErrorGroup, limit: int = 10) -> list[tuple[str, int]]:
+    """Browsers ("Firefox 133", "Mobile Safari 17") the group happened in, with counts, most first.
+
+    One query for the most frequent user agents; each is parsed once per process (ua-parser)."""
+    rows = (
+        BeaconEvent.objects.filter(error_group=group)
+        .values_list("user_agent")
+        .annotate(n=Count("id"))
+        .order_by("-n")[:BROWSER_USER_AGENTS_READ]
+    )
+    browsers: dict[str, int] = {}
+    for user_agent, n in rows:
+        label = browser_label(user_agent)
+        browsers[label] = browsers.get(label, 0) + n
+    return sorted(browsers.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
+
+@lru_cache(maxsize=4096)
+def browser_label(user_agent: str) -> str:
+    """A person-readable browser name and major version from a user agent string."""
+    from ua_parser import parse
+
+    parsed = parse(user_agent or "").user_agent
+    if parsed is None or parsed.family == "Other":
+        return "Unknown browser"
+    return f"{parsed.family} {parsed.major}" if parsed.major else parsed.family
+
+
+def error_occurrences(*, group: ErrorGroup, limit: int = 50) -> list[BeaconEvent]:
+    """The group's latest occurrences, newest first. One query."""
+    return list(BeaconEvent.objects.filter(error_group=group).order_by("-received_at", "-pk")[:limit])

@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +10,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from .counting import Hit, increments_for
 from .models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, BeaconEvent, DroppedHits
@@ -20,16 +23,65 @@ logger = logging.getLogger("beacons")
 
 DEFINITION_FIELDS = (
     "id", "slug", "kind", "identifier_rule", "keep_query_string", "granularities", "keep_raw", "is_active",
+    # error alert policy, decided at ingest without another query (beacons.errors)
+    "alert_on_new", "alert_on_regression", "alert_threshold", "alert_window_minutes", "alert_cooldown_minutes",
 )  # fmt: skip
+
+
+# Definitions seen in the last DEFINITIONS_CACHE_SECONDS are not read again, so a busy ingest
+# path needs no query before the counter write, and keeps counting known types while the
+# database is down (stale entries are served then). Admin edits reach other processes within
+# that time; saves in this process apply at once (the signal receivers below).
+DEFINITIONS_CACHE_SECONDS = 15.0
+DEFINITIONS_CACHE_MAX = 10_000
+_definitions_cache: dict[str, tuple[float, BeaconDefinition]] = {}
+DB_UNREACHABLE = (OperationalError, InterfaceError)
+
+
+def definitions_cache_clear() -> None:
+    """Make this process read definitions again (QuerySet.update() sends no signal)."""
+    _definitions_cache.clear()
+
+
+@receiver([post_save, post_delete], sender=BeaconDefinition)
+def _definition_changed(sender, instance, **kwargs) -> None:
+    _definitions_cache.pop(instance.slug, None)
 
 
 def definitions_resolve(*, slugs: Iterable[str]) -> dict[str, BeaconDefinition]:
     """Definitions for ``slugs``, auto-registering unknown ones unless strict mode is on.
 
-    Race-safe: concurrent first hits of a new type insert with ignore_conflicts and then
-    read back the single row that won. Raises ``Rejected`` (422) in strict mode.
+    Served from a short in-process cache (DEFINITIONS_CACHE_SECONDS). When the database is
+    unreachable, cached definitions of any age are used; a type never seen by this process
+    then raises the database error. Raises ``Rejected`` (422) in strict mode.
     """
     wanted = set(slugs)
+    now = time.monotonic()
+    found: dict[str, BeaconDefinition] = {}
+    for slug in wanted:
+        entry = _definitions_cache.get(slug)
+        if entry is not None and now - entry[0] < DEFINITIONS_CACHE_SECONDS:
+            found[slug] = entry[1]
+    if len(found) == len(wanted):
+        return found
+    try:
+        loaded = _definitions_load_or_register(slugs=wanted - found.keys())
+    except DB_UNREACHABLE:
+        stale = {slug: _definitions_cache[slug][1] for slug in wanted - found.keys() if slug in _definitions_cache}
+        if len(found) + len(stale) < len(wanted):
+            raise
+        return found | stale
+    if len(_definitions_cache) > DEFINITIONS_CACHE_MAX:
+        _definitions_cache.clear()
+    for slug, definition in loaded.items():
+        _definitions_cache[slug] = (now, definition)
+    return found | loaded
+
+
+def _definitions_load_or_register(*, slugs: set[str]) -> dict[str, BeaconDefinition]:
+    """Race-safe: concurrent first hits of a new type insert with ignore_conflicts and then
+    read back the single row that won."""
+    wanted = slugs
     found = {d.slug: d for d in BeaconDefinition.objects.filter(slug__in=wanted).only(*DEFINITION_FIELDS)}
     missing = sorted(wanted - found.keys())
     if not missing:
@@ -66,12 +118,26 @@ def dropped_add(*, reason: str, count: int, day=None) -> None:
 
     day = day or timezone.now().date()
     table = DroppedHits._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (day, reason, count) VALUES (%s, %s, %s) "
-            f"ON CONFLICT (day, reason) DO UPDATE SET count = {table}.count + EXCLUDED.count",
-            [connection.ops.adapt_datefield_value(day), reason, count],
-        )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (day, reason, count) VALUES (%s, %s, %s) "
+                f"ON CONFLICT (day, reason) DO UPDATE SET count = {table}.count + EXCLUDED.count",
+                [connection.ops.adapt_datefield_value(day), reason, count],
+            )
+    except DB_UNREACHABLE as exc:  # a tally of what was not counted is not worth failing a request
+        _db_down_warning("dropped-hits tally (%s +%d) lost, database unreachable: %s", reason, count, exc)
+
+
+_db_down_warned_at = float("-inf")
+
+
+def _db_down_warning(message: str, *args) -> None:
+    """Log at most once a minute: an outage must not flood the logs."""
+    global _db_down_warned_at
+    if time.monotonic() - _db_down_warned_at >= 60:
+        _db_down_warned_at = time.monotonic()
+        logger.warning(message, *args)
 
 
 def _first_time(event: EventInput, definition: BeaconDefinition) -> bool:
@@ -130,7 +196,10 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
     if hits:
         get_sink().add(increments_for(hits=hits, received_at=context.received_at))
     if raw:
-        raw_events_keep(events=raw, definitions=definitions)
+        try:
+            raw_events_keep(events=raw, definitions=definitions)
+        except DB_UNREACHABLE as exc:  # back-pressure: the counts are kept, single events go first
+            _db_down_warning("%d single event(s) dropped, database unreachable: %s", len(raw), exc)
     if inactive:
         dropped_add(reason=DroppedHits.Reason.INACTIVE, count=inactive)
     if duplicates:

@@ -1,14 +1,41 @@
 """Where counter increments go: chosen by ``BEACONS_SINK``.
 
-A sink takes the merged increments of one request. ``direct`` writes them at once with
-one upsert statement.
+A sink takes the merged increments of one request.
+
+- ``direct`` writes them at once with one upsert statement.
+- ``memory`` merges them by key in this process and writes them every
+  ``BEACONS_FLUSH_SECONDS``, as soon as ``BEACONS_FLUSH_MAX_KEYS`` distinct keys wait, and at
+  clean shutdown (atexit and the server's worker-exit hook). Loss window: a process killed
+  with SIGKILL (or a power cut) loses what it buffered since its last flush, at most
+  ``BEACONS_FLUSH_SECONDS`` of its traffic. A flush that fails (database down) keeps the
+  counts in memory and is retried.
+- ``redis`` adds them with ``HINCRBY`` to one live hash shared by every process, in one
+  round trip (a Lua script, so a request's increments land all or none);
+  ``beacons_drain`` moves them into the database exactly once (see ``beacons.drain``). When
+  Redis is unreachable the increments go to the database directly instead (a warning at
+  most once a minute), so the request is still counted.
 """
 
+import atexit
+import logging
+import multiprocessing.util
+import os
+import threading
+import time
+from collections import Counter
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
 
 from django.conf import settings
+from django.db import DatabaseError, connections, transaction
 
 from .counting import CounterKey, aggregates_add
+
+logger = logging.getLogger("beacons")
+
+WARN_EVERY_SECONDS = 60
+REDIS_RETRY_AFTER_SECONDS = 1.0  # after a failure, skip Redis this long instead of paying a connect per request
 
 
 class DirectSink:
@@ -17,17 +44,244 @@ class DirectSink:
     def add(self, increments: Mapping[CounterKey, int]) -> None:
         aggregates_add(increments=increments)
 
+    def flush(self) -> int:
+        return 0
 
-_SINKS: dict[str, object] = {}
+    def close(self) -> None:
+        pass
+
+
+class _Throttled:
+    """Logs a warning at most once per ``every`` seconds."""
+
+    def __init__(self, every: float = WARN_EVERY_SECONDS):
+        self.every = every
+        self._last = float("-inf")
+
+    def warning(self, message: str, *args) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            logger.warning(message, *args)
+
+
+class MemorySink:
+    """In-process buffer; thread-safe. One background thread per process does the writing."""
+
+    name = "memory"
+
+    def __init__(self, *, flush_seconds: float, max_keys: int):
+        self.flush_seconds = flush_seconds
+        self.max_keys = max_keys
+        self._pending: Counter[CounterKey] = Counter()
+        self._lock = threading.Lock()  # guards _pending
+        self._flush_lock = threading.Lock()  # one flush at a time, so a failed batch is merged back in order
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._warn = _Throttled()
+
+    def add(self, increments: Mapping[CounterKey, int]) -> None:
+        with self._lock:
+            self._pending.update(increments)
+            full = len(self._pending) >= self.max_keys
+        if self._thread is None:
+            self._start()
+        if full:
+            self._wake.set()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def flush(self) -> int:
+        """Write everything buffered now, in one transaction; returns the keys written.
+
+        On failure the batch is merged back into the buffer (nothing lost or doubled:
+        the transaction wrote none of it) and the error is raised.
+        """
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, Counter()
+            if not batch:
+                return 0
+            try:
+                with transaction.atomic():
+                    return aggregates_add(increments=batch)
+            except BaseException:
+                with self._lock:
+                    self._pending.update(batch)
+                raise
+
+    def close(self) -> None:
+        """Stop the background thread without writing (tests); use flush() first to keep counts."""
+        self._closed = True
+        self._wake.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="beacons-memory-flush", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        wait = self.flush_seconds
+        while not self._closed:
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._closed:
+                break
+            try:
+                self.flush()
+                wait = self.flush_seconds
+            except Exception as exc:  # keep the thread alive; counts stay buffered and are retried soon
+                self._warn.warning("memory sink: flush failed, %d keys kept in memory: %s", self.pending(), exc)
+                connections.close_all()  # this thread's broken connection is reopened next time
+                wait = min(self.flush_seconds, 1.0)
+        connections.close_all()
+
+
+# --- Redis ------------------------------------------------------------------------------
+
+
+def redis_keys(prefix: str) -> tuple[str, str]:
+    """(live hash, pending-batches set). The ``{prefix}`` hash tag puts every key of one
+    prefix in one Redis Cluster slot, as RENAMENX and the drain's script require."""
+    return f"{{{prefix}}}:live", f"{{{prefix}}}:pending"
+
+
+def redis_batch_key(prefix: str, batch_id: str) -> str:
+    return f"{{{prefix}}}:batch:{batch_id}"
+
+
+def redis_field(key: CounterKey) -> bytes:
+    """``definition_id|granularity|epoch seconds|identifier``: the identifier goes last as it may hold ``|``."""
+    definition_id, identifier, granularity, start = key
+    return f"{definition_id}|{granularity}|{int(start.timestamp())}|{identifier}".encode("utf-8", "surrogatepass")
+
+
+@lru_cache(maxsize=4096)
+def _moment(epoch: bytes) -> datetime:
+    return datetime.fromtimestamp(int(epoch), UTC)
+
+
+def counter_key(field: bytes) -> CounterKey:
+    """Inverse of ``redis_field``. Undecodable bytes become U+FFFD rather than block a drain."""
+    definition_id, granularity, epoch, identifier = field.split(b"|", 3)
+    return int(definition_id), identifier.decode("utf-8", "replace"), granularity.decode(), _moment(epoch)
+
+
+def redis_client(url: str):
+    import redis
+
+    # Short timeouts: an unreachable Redis must cost a request milliseconds, not seconds.
+    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2.0, health_check_interval=30)
+
+
+# KEYS[1]: the live hash; ARGV: field, increment, field, increment, ...
+_HINCRBY_MANY = """
+for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+
+class RedisSink:
+    name = "redis"
+
+    def __init__(self, *, url: str, prefix: str):
+        self.client = redis_client(url)
+        self.live_key, _ = redis_keys(prefix)
+        # One EVALSHA: one round trip, applied all or none, and half the client-side cost of
+        # MULTI + n HINCRBY + EXEC in redis-py.
+        self._hincrby_many = self.client.register_script(_HINCRBY_MANY)
+        self.fallback = DirectSink()
+        self._skip_until = 0.0
+        self._warn = _Throttled()
+
+    def add(self, increments: Mapping[CounterKey, int]) -> None:
+        import redis
+
+        if not increments:
+            return
+        if time.monotonic() >= self._skip_until:
+            args: list = []
+            for key, n in increments.items():
+                args += (redis_field(key), n)
+            try:
+                self._hincrby_many(keys=[self.live_key], args=args)
+                return
+            except redis.RedisError as exc:
+                # A timeout after the script reached Redis is the one case this can count twice; a
+                # refused or reset connection never ran it.
+                self._skip_until = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
+                self._warn.warning("redis sink: Redis unreachable, writing counts to the database directly: %s", exc)
+        self.fallback.add(increments)
+
+    def flush(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --- Choosing the sink ------------------------------------------------------------------
+
+_SINKS: dict[tuple, object] = {}
+_SINKS_PID = os.getpid()
+_SINKS_LOCK = threading.Lock()
 
 
 def get_sink():
+    """The sink for ``BEACONS_SINK``, one per process (a forked worker builds its own)."""
+    global _SINKS_PID
     name = settings.BEACONS_SINK
-    sink = _SINKS.get(name)
-    if sink is None:
-        if name == "direct":
-            sink = DirectSink()
-        else:
-            raise ValueError(f"unknown BEACONS_SINK {name!r}: use direct, memory or redis")
-        _SINKS[name] = sink
+    selector = (name, settings.BEACONS_REDIS_URL, settings.BEACONS_REDIS_PREFIX) if name == "redis" else (name,)
+    sink = _SINKS.get(selector)
+    if sink is not None and _SINKS_PID == os.getpid():
+        return sink
+    with _SINKS_LOCK:
+        if _SINKS_PID != os.getpid():  # inherited from the parent: its buffer and thread are not ours
+            _SINKS.clear()
+            _SINKS_PID = os.getpid()
+        sink = _SINKS.get(selector)
+        if sink is None:
+            if name == "direct":
+                sink = DirectSink()
+            elif name == "memory":
+                sink = MemorySink(flush_seconds=settings.BEACONS_FLUSH_SECONDS, max_keys=settings.BEACONS_FLUSH_MAX_KEYS)
+            elif name == "redis":
+                sink = RedisSink(url=settings.BEACONS_REDIS_URL, prefix=settings.BEACONS_REDIS_PREFIX)
+            else:
+                raise ValueError(f"unknown BEACONS_SINK {name!r}: use direct, memory or redis")
+            _SINKS[selector] = sink
     return sink
+
+
+def sinks_flush() -> int:
+    """Write what this process buffered (clean shutdown: atexit, server worker-exit hooks)."""
+    if _SINKS_PID != os.getpid():
+        return 0
+    written = 0
+    for sink in list(_SINKS.values()):
+        try:
+            written += sink.flush()
+        except DatabaseError:
+            logger.exception("beacons: could not write buffered counts at shutdown")
+    if written:
+        logger.info("beacons: flushed %d buffered counter keys at shutdown", written)
+    return written
+
+
+def sinks_reset() -> None:
+    """Forget every sink of this process without writing (tests)."""
+    with _SINKS_LOCK:
+        for sink in _SINKS.values():
+            sink.close()
+        _SINKS.clear()
+
+
+atexit.register(sinks_flush)
+# Workers that are multiprocessing children (granian's) leave through os._exit after
+# multiprocessing's own exit hooks, skipping atexit: flush from there too (twice is harmless).
+multiprocessing.util.Finalize(None, sinks_flush, exitpriority=100)

@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from . import privacy
 from .models import DroppedHits
 from .parsing import Rejected, body_to_data, events_from_data
-from .services import RequestContext, dropped_add, events_record
+from .services import DB_UNREACHABLE, RequestContext, dropped_add, events_record
 
 logger = logging.getLogger("beacons")
 
@@ -134,6 +134,11 @@ def beacon_collect(request: HttpRequest, event_type: str | None = None, identifi
         _accept(request, event_type=event_type, identifier=identifier, source=source, data=data)
     except Rejected as problem:
         return _reject(problem, origin)
+    except DB_UNREACHABLE:  # the direct sink (or a type not yet cached) needs the database
+        logger.warning("beacon not counted: database unreachable", exc_info=True)
+        response = _reject(Rejected(503, "storage is unavailable, retry later"), origin)
+        response["Retry-After"] = "5"
+        return response
     return _cors(HttpResponse(status=204), origin)
 
 
@@ -158,6 +163,8 @@ def beacon_gif(request: HttpRequest, event_type: str) -> HttpResponse:
             _accept(request, event_type=event_type, identifier=request.GET.get("i"), source="gif")
         except Rejected as problem:
             return _reject(problem)
+        except DB_UNREACHABLE:  # still answer the image: a broken picture helps nobody
+            logger.warning("image beacon not counted: database unreachable", exc_info=True)
     response = HttpResponse(TRANSPARENT_GIF, content_type="image/gif")
     response["Cache-Control"] = "no-store, max-age=0"
     return response

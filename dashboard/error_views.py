@@ -1,12 +1,183 @@
-from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpResponse
+"""Staff pages for grouped JavaScript errors: the list, one group's page, and status changes.
+
+``/dashboard/errors/`` lists groups filtered by GET parameters (each state has a URL; a
+filter change asks for the same URL with htmx and gets the ``results`` partial back).
+``/dashboard/errors/<pk>/`` shows one group; its Resolve / Ignore / Reopen buttons POST to
+``/dashboard/errors/<pk>/status/`` and get the ``status`` partial back. Data comes only
+from ``beacons.queries``; status changes go through ``beacons.errors``.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import wraps
+
+from django import forms
+from django.core.paginator import Paginator
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from beacons import queries
+from beacons.errors import error_group_status_set
+from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, ErrorGroup, Granularity
+
+from . import charts
+from .views import staff_required
+
+PER_PAGE = 50
+OCCURRENCES_SHOWN = 50
+SPARK_HOURS = 24
+SPARK_WIDTH, SPARK_HEIGHT = 96, 24
+PAGE_SUGGESTION_DAYS = 30
+RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
+DETAIL_RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
-@staff_member_required
+class ErrorFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        choices=[*ErrorGroup.Status.choices, ("all", "Any status")], required=False, initial="unresolved"
+    )
+    page = forms.CharField(
+        required=False,
+        max_length=IDENTIFIER_MAX_LENGTH,
+        widget=forms.TextInput(
+            attrs={"type": "search", "list": "error-pages", "placeholder": "All pages", "autocomplete": "off"}
+        ),
+    )
+    range = forms.ChoiceField(
+        label="Seen in",
+        choices=[("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days"), ("all", "Any time")],
+        required=False,
+        initial="all",
+    )
+    order = forms.ChoiceField(
+        label="Sort by",
+        choices=[("last_seen", "Last seen"), ("count", "Occurrences"), ("first_seen", "First seen")],
+        required=False,
+        initial="last_seen",
+    )
+
+
+def _filters(params) -> tuple[ErrorFilterForm, dict]:
+    """Clean filter values and a form showing them; a bad value falls back to its default alone."""
+    checked = ErrorFilterForm(params)
+    checked.is_valid()
+    values = {}
+    for name, field in checked.fields.items():
+        value = checked.cleaned_data.get(name) if name not in checked.errors else None
+        values[name] = value or field.initial or ""
+    return ErrorFilterForm(initial=values), values
+
+
+def staff_required_for_action(view):
+    """Actions answer 403 to anyone but active staff (there is no page to send them back to)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        user = request.user
+        if user.is_authenticated and user.is_active and user.is_staff:
+            return view(request, *args, **kwargs)
+        return HttpResponse("Only staff can change errors.", status=403, content_type="text/plain")
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class Spark:
+    """A 24-hour bar sparkline drawn as inline SVG by the template (numbers only, no text)."""
+
+    total: int
+    bars: list[tuple[float, float, float]]  # (x, y, height) per hour
+    bar_width: float
+
+
+def _spark(points: list[tuple[object, int]]) -> Spark:
+    peak = max((count for _, count in points), default=0) or 1
+    step = SPARK_WIDTH / max(len(points), 1)
+    bars = []
+    for index, (_, count) in enumerate(points):
+        height = 0 if not count else max(1.5, SPARK_HEIGHT * count / peak)
+        bars.append((round(index * step, 2), round(SPARK_HEIGHT - height, 2), round(height, 2)))
+    return Spark(sum(count for _, count in points), bars, round(max(step - 1, 1), 2))
+
+
+@staff_required
 def error_list(request):
-    return HttpResponse("errors")
+    form, values = _filters(request.GET)
+    now = timezone.now()
+    span = RANGES[values["range"]]
+    groups = queries.error_groups_filtered(
+        status="" if values["status"] == "all" else values["status"],
+        page=values["page"].strip(),
+        since=now - span if span else None,
+        order=values["order"],
+    )
+    page = Paginator(groups, PER_PAGE).get_page(request.GET.get("p"))
+    hourly = queries.error_hourly(
+        group_ids=[group.pk for group in page], start=now - timedelta(hours=SPARK_HOURS - 1), end=now
+    )
+    rows = [(group, _spark(hourly[group.pk])) for group in page]
+    query = request.GET.copy()
+    query.pop("p", None)
+    context = {"form": form, "values": values, "page_obj": page, "rows": rows, "query": query.urlencode()}
+    if request.htmx and request.htmx.target == "error-results":
+        return render(request, "dashboard/errors/list.html#results", context)
+    error_types = [d for d in queries.definitions_listed() if d.kind == BeaconDefinition.Kind.ERROR]
+    context["page_suggestions"] = queries.top_identifiers(
+        definitions=error_types, start=now - timedelta(days=PAGE_SUGGESTION_DAYS), end=now, limit=30
+    ) if error_types else []  # fmt: skip
+    return render(request, "dashboard/errors/list.html", context)
 
 
-@staff_member_required
+def _occurrence_rows(group: ErrorGroup) -> list[dict]:
+    rows = []
+    for event in queries.error_occurrences(group=group, limit=OCCURRENCES_SHOWN):
+        meta = event.payload.get("meta") if isinstance(event.payload, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
+        rows.append(
+            {
+                "event": event,
+                "message": _as_text(meta.get("message")),
+                "stack": _as_text(meta.get("stack")),
+                "where": ":".join(_as_text(meta.get(key)) for key in ("source", "line", "col") if meta.get(key)),
+                "browser": queries.browser_label(event.user_agent),
+            }
+        )
+    return rows
+
+
+def _as_text(value) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+@staff_required
 def error_detail(request, pk: int):
-    return HttpResponse("error")
+    group = get_object_or_404(ErrorGroup.objects.select_related("definition", "status_changed_by"), pk=pk)
+    range_key = request.GET.get("range") if request.GET.get("range") in DETAIL_RANGES else "7d"
+    now = timezone.now()
+    points = queries.error_hourly(group_ids=[group.pk], start=now - DETAIL_RANGES[range_key], end=now)[group.pk]
+    context = {
+        "group": group,
+        "range_key": range_key,
+        "ranges": [("24h", "24 hours"), ("7d", "7 days"), ("30d", "30 days")],
+        "figure": charts.series_figure(name="Occurrences", granularity=Granularity.HOUR, points=points),
+        "in_range": sum(count for _, count in points),
+        "pages": queries.error_pages(group=group, limit=20),
+        "browsers": queries.error_browsers(group=group, limit=10),
+        "occurrences": _occurrence_rows(group),
+    }
+    return render(request, "dashboard/errors/detail.html", context)
+
+
+@require_POST
+@staff_required_for_action
+def error_status(request, pk: int):
+    group = get_object_or_404(ErrorGroup.objects.select_related("definition"), pk=pk)
+    status = request.POST.get("status", "")
+    if status not in ErrorGroup.Status.values:
+        return HttpResponseBadRequest("status must be unresolved, resolved or ignored", content_type="text/plain")
+    error_group_status_set(group=group, status=status, user=request.user)
+    if request.htmx:
+        return render(request, "dashboard/errors/detail.html#status", {"group": group})
+    return redirect("dashboard:error_detail", pk=group.pk)

@@ -1,0 +1,44 @@
+"""The production server: granian (WSGI), the fastest of the servers measured for ingest
+(README, "Running at scale"). ``make serve`` runs collectstatic and migrate, then this.
+
+    .venv/bin/python -m beacon_site.serve
+
+Environment: ``HOST`` (default 0.0.0.0), ``PORT`` (8000), ``WEB_CONCURRENCY`` worker
+processes (default: the CPU count), ``WEB_THREADS`` Python threads per worker (default 8;
+each may hold one database connection for ``CONN_MAX_AGE``, so workers × threads must stay
+under PostgreSQL's ``max_connections``). Static files are served by whitenoise.
+
+Buffered counts (``BEACONS_SINK=memory``) are written when a worker stops cleanly
+(SIGTERM/SIGINT to this process): ``beacons.sinks`` registers its flush with the exit hooks
+multiprocessing runs in each granian worker.
+"""
+
+import os
+
+from granian import Granian
+from granian.constants import Interfaces
+
+
+def workers_default() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beacon_site.settings")
+    threads = int(os.environ.get("WEB_THREADS") or 8)
+    Granian(
+        "beacon_site.wsgi:application",
+        address=os.environ.get("HOST", "0.0.0.0"),
+        port=int(os.environ.get("PORT") or 8000),
+        interface=Interfaces.WSGI,
+        workers=int(os.environ.get("WEB_CONCURRENCY") or workers_default()),
+        blocking_threads=threads,
+        backpressure=threads * 4,  # requests a worker takes in before the kernel backlog holds them
+        websockets=False,
+        respawn_failed_workers=True,  # a crashed worker is replaced; the others keep serving
+        log_access=os.environ.get("ACCESS_LOG", "").lower() in {"1", "true", "yes", "on"},
+    ).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Moving the Redis counters into the database exactly once (``manage.py beacons_drain``).
+
+One pass (``drain_pass``):
+
+1. Leftovers first. Every id in the pending set names a batch an earlier drain renamed but
+   may not have finished. If ``DrainBatch`` holds the id, its counts are already in the
+   database and only the Redis key is deleted; otherwise the batch is written now.
+2. One Lua script (atomic) ``RENAMENX``-es the live hash to ``{prefix}:batch:<id>`` and adds
+   the id to the pending set. Ingest starts a fresh live hash at once.
+3. The batch is read and, in ONE transaction, ``DrainBatch(batch_id)`` is inserted and every
+   count is upserted.
+4. After the commit the batch key is deleted and the id leaves the pending set.
+
+A drain killed before step 3 commits leaves the batch in Redis and no ``DrainBatch`` row, so
+the next pass writes it; killed after the commit, the ``DrainBatch`` row tells the next pass
+to only delete it. Nothing is lost or counted twice. Two drains at once are safe too: the
+``DrainBatch`` insert comes first in the transaction, so the second writer of a batch waits on
+the unique index and rolls back. The database being down leaves every count in Redis; the
+command retries with backoff.
+
+For fault tests, ``BEACONS_DRAIN_CRASH_AT`` = ``after_rename`` | ``in_transaction`` |
+``after_commit`` makes the process exit abruptly (``os._exit``) at that step.
+"""
+
+import logging
+import os
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+
+from .counting import CounterKey, aggregates_add
+from .models import BeaconAggregate, DrainBatch
+from .sinks import counter_key, redis_batch_key, redis_client, redis_keys
+
+logger = logging.getLogger("beacons")
+
+CRASH_ENV = "BEACONS_DRAIN_CRASH_AT"
+PG_ROWS_PER_STATEMENT = 50_000  # unnest arrays: bounded memory per statement, few round trips
+
+# KEYS: live, batch, pending; ARGV: batch id. RENAMENX needs all keys in one Cluster slot.
+_RENAME_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('RENAMENX', KEYS[1], KEYS[2]) == 0 then return 0 end
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+"""
+
+
+@dataclass
+class DrainResult:
+    batches: int = 0
+    keys: int = 0
+    hits: int = 0
+    discarded: int = 0  # leftover batches found already committed
+
+
+def _crash_point(step: str) -> None:
+    if os.environ.get(CRASH_ENV) == step:
+        os._exit(70)
+
+
+def drain_pass(*, client=None, prefix: str | None = None) -> DrainResult:
+    """Finish leftover batches, then move the live hash into the database. See the module docstring."""
+    client = client or redis_client(settings.BEACONS_REDIS_URL)
+    prefix = prefix or settings.BEACONS_REDIS_PREFIX
+    live, pending = redis_keys(prefix)
+    result = DrainResult()
+    for raw_id in sorted(client.smembers(pending)):
+        _batch_finish(client=client, prefix=prefix, batch_id=raw_id.decode(), result=result)
+    batch_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+    if client.eval(_RENAME_SCRIPT, 3, live, redis_batch_key(prefix, batch_id), pending, batch_id):
+        _crash_point("after_rename")
+        _batch_finish(client=client, prefix=prefix, batch_id=batch_id, result=result)
+    return result
+
+
+def _batch_finish(*, client, prefix: str, batch_id: str, result: DrainResult) -> None:
+    key = redis_batch_key(prefix, batch_id)
+    _, pending = redis_keys(prefix)
+    if DrainBatch.objects.filter(batch_id=batch_id).exists():
+        result.discarded += 1
+    else:
+        increments = {counter_key(field): int(n) for field, n in client.hgetall(key).items()}
+        hits = hits_in(increments)
+        try:
+            with transaction.atomic():
+                DrainBatch.objects.create(batch_id=batch_id, keys=len(increments), hits=hits)
+                aggregates_add_bulk(increments=increments)
+                _crash_point("in_transaction")
+        except IntegrityError:
+            if not DrainBatch.objects.filter(batch_id=batch_id).exists():
+                raise
+            result.discarded += 1  # a concurrent drain committed this batch first
+        else:
+            _crash_point("after_commit")
+            result.batches += 1
+            result.keys += len(increments)
+            result.hits += hits
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(key)
+    pipe.srem(pending, batch_id)
+    pipe.execute()
+
+
+def hits_in(increments: Mapping[CounterKey, int]) -> int:
+    """Hits behind ``increments``: each hit adds 1 to its definition's "" row in every granularity."""
+    totals: dict[tuple[int, str], int] = defaultdict(int)
+    for (definition_id, identifier, granularity, _start), n in increments.items():
+        if identifier == "":
+            totals[(definition_id, granularity)] += n
+    per_definition: dict[int, int] = {}
+    for (definition_id, _granularity), n in totals.items():
+        per_definition[definition_id] = max(per_definition.get(definition_id, 0), n)
+    return sum(per_definition.values())
+
+
+def aggregates_add_bulk(*, increments: Mapping[CounterKey, int]) -> int:
+    """Like ``counting.aggregates_add`` but for large batches (a drain).
+
+    On PostgreSQL, keys go as five ``unnest`` arrays, 50,000 rows per statement, sorted
+    (stable row-lock order between concurrent writers) and unique (one upsert may not
+    touch a row twice). Elsewhere it is ``aggregates_add``. Call inside a transaction.
+    """
+    if connection.vendor != "postgresql":
+        return aggregates_add(increments=increments)
+    items = sorted((key, n) for key, n in increments.items() if n)
+    epochs: dict[datetime, float] = {}
+    table = BeaconAggregate._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (definition_id, identifier, granularity, period_start, count) "
+        "SELECT d, i, g, to_timestamp(p), n FROM unnest(%s::bigint[], %s::text[], %s::text[], "
+        "%s::float8[], %s::bigint[]) AS u(d, i, g, p, n) "
+        "ON CONFLICT (definition_id, identifier, granularity, period_start) "
+        f"DO UPDATE SET count = {table}.count + EXCLUDED.count"
+    )
+    with connection.cursor() as cursor:
+        for offset in range(0, len(items), PG_ROWS_PER_STATEMENT):
+            chunk = items[offset : offset + PG_ROWS_PER_STATEMENT]
+            columns: tuple[list, list, list, list, list] = ([], [], [], [], [])
+            for (definition_id, identifier, granularity, start), n in chunk:
+                epoch = epochs.get(start)
+                if epoch is None:
+                    epoch = epochs[start] = start.timestamp()
+                columns[0].append(definition_id)
+                columns[1].append(identifier)
+                columns[2].append(granularity)
+                columns[3].append(epoch)
+                columns[4].append(n)
+            cursor.execute(sql, list(columns))
+    return len(items)
+
+
+def drain_with_retries(*, attempts: int | None, max_wait: float = 30.0, sleep=time.sleep) -> DrainResult:
+    """``drain_pass``, retried with exponential backoff (1 s, 2 s, … ``max_wait``) while the
+    database or Redis is unreachable; ``attempts=None`` retries forever. Counts stay in Redis
+    meanwhile. Raises the last error when the attempts run out."""
+    import redis
+    from django.db import DatabaseError, connections
+
+    wait = 1.0
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return drain_pass()
+        except (DatabaseError, redis.RedisError) as exc:
+            connections.close_all()  # a broken connection is reopened on the next attempt
+            if attempts is not None and attempt >= attempts:
+                raise
+            logger.warning("beacons_drain: %s; counts stay in Redis, retrying in %.0f s", exc, wait)
+            sleep(wait)
+            wait = min(wait * 2, max_wait)

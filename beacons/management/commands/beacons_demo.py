@@ -1,0 +1,320 @@
+"""A realistic year of traffic, so the dashboard has something to show on a fresh clone.
+
+Page views over ~200 pages with Zipf-like popularity, daily and weekly rhythm, a growth
+trend, a few campaign spikes and a page launched three weeks ago; two custom events
+(brochure downloads, sign-ups); and a few hundred JavaScript errors sent through the real
+ingest path (``events_record``) so they are grouped like live ones, with alerts muted.
+
+Counters are generated per hour, then rolled up, so every granularity a definition keeps
+(and the "" total row) adds up to exactly the hits generated. Second/minute counters are
+written only for the definition's fine retention (at most the last 2 days). Everything is
+streamed day by day through ``counting.aggregates_add`` inside one transaction.
+"""
+
+import random
+import time
+from bisect import bisect_left
+from collections import Counter
+from datetime import datetime, timedelta
+from itertools import accumulate
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from beacons.buckets import bucket_after, bucket_start, bucket_zone
+from beacons.counting import aggregates_add
+from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
+from beacons.parsing import EventInput
+from beacons.services import RequestContext, events_record
+from beacons.sinks import get_sink
+
+G = Granularity
+FINE_DAYS = 2  # fine (second/minute) buckets only for the most recent days
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+
+# Share of traffic by local hour of day (0-23) and by weekday (Monday first).
+HOURLY = [0.25, 0.18, 0.14, 0.12, 0.12, 0.16, 0.3, 0.55, 0.85, 1.05, 1.15, 1.2,
+          1.15, 1.15, 1.2, 1.15, 1.05, 0.95, 0.85, 0.8, 0.75, 0.65, 0.5, 0.35]  # fmt: skip
+WEEKDAY = [1.0, 1.05, 1.05, 1.0, 0.9, 0.6, 0.55]
+
+MAIN_PAGES = ["/", "/pricing", "/features", "/blog", "/docs", "/signup", "/about", "/customers", "/integrations",
+              "/contact", "/login", "/security", "/changelog", "/careers", "/status", "/privacy", "/terms"]  # fmt: skip
+LAUNCHED_PAGE = "/blog/introducing-live-dashboards"
+WORDS = ["getting", "started", "counting", "privacy", "beacons", "dashboards", "errors", "alerts", "teams", "scale",
+         "postgres", "redis", "events", "custom", "pages", "tracking", "without", "cookies", "faster", "sites",
+         "guide", "checklist", "migrate", "export", "import", "grouping", "retention", "reports", "weekly", "api"]  # fmt: skip
+DOC_SECTIONS = ["setup", "ingest", "dashboard", "errors", "admin", "api", "operations", "privacy"]
+DOWNLOADS = ["brochure.pdf", "price-list-2026.pdf", "annual-report.pdf", "user-guide.pdf", "datasheet-x200.pdf",
+             "case-study-acme.pdf"]  # fmt: skip
+SIGNUP_PLACES = ["pricing-page", "header", "footer", "blog-sidebar"]
+CUSTOM_TYPES = [
+    # slug, name, description, share of page views, identifiers
+    ("download_click", "Brochure downloads", "Clicks on a download link, per file.", 0.04, DOWNLOADS),
+    ("signup", "Sign-ups", "Completed sign-up forms, per place the form was opened from.", 0.006, SIGNUP_PLACES),
+]
+ERRORS = [
+    # weight, message, function, file, line
+    (40, "TypeError: Cannot read properties of undefined (reading 'price')", "renderPrice", "/static/js/pricing.js", 88),
+    (25, "ReferenceError: gtag is not defined", "trackClick", "/static/js/analytics.js", 12),
+    (15, "TypeError: null is not an object (evaluating 'menu.classList')", "toggleMenu", "/static/js/nav.js", 31),
+    (10, "SyntaxError: Unexpected token '<' in JSON at position 0", "loadPosts", "/static/js/blog.js", 140),
+    (6, "Error: Network request failed", "fetchStatus", "/static/js/status.js", 57),
+    (3, "RangeError: Maximum call stack size exceeded", "walkTree", "/static/js/docs-search.js", 203),
+    (1, "Uncaught (in promise) AbortError: The user aborted a request.", "saveDraft", "/static/js/editor.js", 19),
+]  # fmt: skip
+
+
+def page_names(*, count: int, rng: random.Random) -> list[str]:
+    """``count`` distinct, realistic page paths, most popular first."""
+    names = list(dict.fromkeys(MAIN_PAGES))[:count]
+    seen = set(names)
+    while len(names) < count:
+        if rng.random() < 0.55:
+            name = "/blog/" + "-".join(rng.sample(WORDS, rng.randint(2, 4)))
+        else:
+            name = f"/docs/{rng.choice(DOC_SECTIONS)}/" + "-".join(rng.sample(WORDS, rng.randint(1, 3)))
+        if name not in seen:
+            seen.add(name)
+            names.append(name)
+    return names
+
+
+def zipf_weights(count: int, exponent: float = 1.05) -> list[float]:
+    return [1 / (rank**exponent) for rank in range(1, count + 1)]
+
+
+class Command(BaseCommand):
+    help = "Fill the database with a realistic year of demo traffic (page views, custom events, errors)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--reset", action="store_true", help="delete every counter, single event and error group first")
+        parser.add_argument("--if-empty", action="store_true", help="do nothing when page views already have counts")
+        parser.add_argument("--hits", type=int, default=400_000, help="page views to generate (default 400,000)")
+        parser.add_argument("--identifiers", type=int, default=200, help="distinct pages (default 200)")
+        parser.add_argument("--days", type=int, default=365, help="days of history up to now (default 365)")
+        parser.add_argument("--errors", type=int, default=300, help="JavaScript error events (default 300)")
+        parser.add_argument("--seed", type=int, default=2026, help="random seed: the same seed gives the same data")
+
+    def handle(self, *args, reset, if_empty, hits, identifiers, days, errors, seed, **options):
+        if hits < 0 or identifiers < 1 or days < 1 or errors < 0:
+            raise CommandError("--hits and --errors must be >= 0, --identifiers and --days >= 1")
+        started = time.monotonic()
+        page_view, _ = BeaconDefinition.objects.get_or_create(
+            slug="page_view",
+            defaults={"name": "Page views", "kind": BeaconDefinition.Kind.PAGE_VIEW, "granularities": "M,H,D,MO,Y",
+                      "identifier_rule": BeaconDefinition.IdentifierRule.REFERER, "fine_retention_days": 2},
+        )  # fmt: skip
+        BeaconDefinition.objects.get_or_create(
+            slug="error",
+            defaults={"name": "JavaScript errors", "kind": BeaconDefinition.Kind.ERROR, "granularities": "M,H,D,MO",
+                      "identifier_rule": BeaconDefinition.IdentifierRule.REFERER, "keep_raw": True},
+        )  # fmt: skip
+        if if_empty and BeaconAggregate.objects.filter(definition=page_view).exists():
+            self.stdout.write("beacons_demo: page views already have counts; nothing to do (use --reset to start over)")
+            return
+        if reset:
+            with transaction.atomic():
+                deleted = BeaconAggregate.objects.all()._raw_delete(BeaconAggregate.objects.db)
+                BeaconEvent.objects.all().delete()
+                ErrorGroup.objects.all().delete()
+            self.stdout.write(f"beacons_demo: deleted {deleted:,} counter rows, all single events and error groups")
+
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:  # index pages stay in memory while millions of rows go in
+                cursor.execute("PRAGMA cache_size = -262144")
+        rng = random.Random(seed)
+        now = timezone.now()
+        start = bucket_start(now - timedelta(days=days), G.HOUR)
+        hour_weights = traffic_shape(start=start, now=now, rng=rng)
+        pages = page_names(count=identifiers, rng=rng)
+        rows = 0
+        with transaction.atomic():
+            rows += traffic_write(
+                definition=page_view, names=pages, hits=hits, hour_weights=hour_weights, now=now, rng=rng,
+                launched=(LAUNCHED_PAGE, now - timedelta(days=21)) if identifiers >= 20 else None,
+            )  # fmt: skip
+            for slug, name, description, share, names in CUSTOM_TYPES:
+                definition, _ = BeaconDefinition.objects.get_or_create(
+                    slug=slug, defaults={"name": name, "description": description, "kind": BeaconDefinition.Kind.CUSTOM}
+                )
+                rows += traffic_write(
+                    definition=definition, names=names, hits=round(hits * share), hour_weights=hour_weights, now=now,
+                    rng=rng,
+                )  # fmt: skip
+        counted = errors_send(count=errors, now=now, pages=pages[:40], rng=rng)
+        elapsed = time.monotonic() - started
+        self.stdout.write(
+            f"beacons_demo: {hits:,} page views over {days} days and {identifiers:,} pages, custom events and "
+            f"{counted:,} errors: {rows:,} counter rows written in {elapsed:.1f} s"
+        )
+
+
+def traffic_shape(*, start: datetime, now: datetime, rng: random.Random) -> list[tuple[datetime, float]]:
+    """Relative traffic per hour from ``start`` up to the current hour (which counts only the
+    part already elapsed): daily and weekly rhythm, steady growth, day-to-day noise, a few
+    campaign spikes and a quiet end-of-year week."""
+    tz = bucket_zone()
+    current = bucket_start(now, G.HOUR)
+    total_span = (current - start).total_seconds() or 1
+    spikes = {rng.randrange(20, 360) for _ in range(4)}
+    shape = []
+    day_noise: dict = {}
+    moment = start
+    while moment <= current:
+        local = moment.astimezone(tz)
+        day = local.date()
+        if day not in day_noise:
+            age_days = (now.astimezone(tz).date() - day).days
+            noise = max(0.5, rng.gauss(1, 0.1))
+            if age_days in spikes:
+                noise *= rng.uniform(1.8, 2.6)
+            if (local.month, local.day) >= (12, 23) or (local.month, local.day) <= (1, 2):
+                noise *= 0.55
+            day_noise[day] = noise
+        growth = 1 + 0.6 * (moment - start).total_seconds() / total_span
+        weight = HOURLY[local.hour] * WEEKDAY[local.weekday()] * growth * day_noise[day]
+        if moment == current:
+            weight *= (now - current).total_seconds() / 3600
+        shape.append((moment, weight))
+        moment = bucket_after(moment, G.HOUR)
+    return shape
+
+
+def traffic_write(
+    *,
+    definition: BeaconDefinition,
+    names: list[str],
+    hits: int,
+    hour_weights: list[tuple[datetime, float]],
+    now: datetime,
+    rng: random.Random,
+    launched: tuple[str, datetime] | None = None,
+) -> int:
+    """Generate ``hits`` for ``definition`` spread over ``hour_weights`` and write every
+    granularity it keeps, one local day at a time. Returns the counter rows written."""
+    kept = set(definition.granularity_codes)
+    fine = [g for g in (G.SECOND, G.MINUTE) if g in kept]
+    fine_since = now - timedelta(days=min(FINE_DAYS, definition.fine_retention_days))
+    coarse_rollups = [g for g in (G.MONTH, G.YEAR) if g in kept]
+    per_identifier = definition.identifier_rule != BeaconDefinition.IdentifierRule.NONE
+    before_launch = list(accumulate(zipf_weights(len(names))))
+    after_launch = before_launch
+    if launched and launched[0] not in names:
+        names = [*names, launched[0]]
+        weights = zipf_weights(len(names) - 1)
+        after_launch = list(accumulate([*weights, weights[2] * 1.3]))  # straight into the top 3
+        before_launch = [*before_launch, before_launch[-1]]  # no views before it existed
+
+    total_weight = sum(weight for _, weight in hour_weights) or 1
+    indexes = range(len(names))
+    long_lived: Counter = Counter()  # month and year rows: small, written at the end
+    day_rows: Counter = Counter()
+    rows = 0
+    expected = 0.0
+    assigned = 0
+    day = None
+
+    # A definition without counters yet takes plain bulk inserts (COPY on PostgreSQL): every
+    # key below is written once, so there is nothing to add to. Otherwise, the one upsert.
+    write = rows_insert if not BeaconAggregate.objects.filter(definition=definition).exists() else aggregates_add
+
+    def flush_day() -> int:
+        written = write(increments=day_rows)
+        day_rows.clear()
+        return written
+
+    last_hour = hour_weights[-1][0] if hour_weights else None
+    pk = definition.pk
+    fine_from = bucket_start(fine_since, G.HOUR)
+    for moment, weight in hour_weights:
+        this_day = bucket_start(moment, G.DAY)
+        if day is not None and this_day != day:
+            rows += flush_day()
+        day = this_day
+        # Hits for this hour: cumulative rounding, so the hours add up to exactly ``hits``.
+        expected += hits * weight / total_weight
+        count = (hits if moment == last_hour else min(hits, round(expected))) - assigned
+        assigned += count
+        if not count:
+            continue
+        by_day = [(g, bucket_start(moment, g)) for g in (G.HOUR, G.DAY) if g in kept]
+        by_month = [(g, bucket_start(moment, g)) for g in coarse_rollups]
+        picked: dict = {}
+        if per_identifier:
+            cum = after_launch if launched and moment >= launched[1] else before_launch
+            picked = Counter(names[i] for i in rng.choices(indexes, cum_weights=cum, k=count))
+        for identifier, n in [("", count), *picked.items()]:
+            for granularity, start in by_day:
+                day_rows[(pk, identifier, granularity, start)] += n
+            for granularity, start in by_month:
+                long_lived[(pk, identifier, granularity, start)] += n
+        if fine and moment >= fine_from:
+            # Each hit gets a random second of its hour (of the part elapsed, for the current hour).
+            seconds = max(1, min(3600, int((now - moment).total_seconds()) + 1))
+            hit_identifiers = [name for name, n in picked.items() for _ in range(n)] if per_identifier else [""] * count
+            for identifier in hit_identifiers:
+                offset = rng.randrange(seconds)
+                for granularity in fine:
+                    # Hour starts are whole local minutes, so these are the second/minute bucket starts.
+                    start = moment + timedelta(seconds=offset if granularity == G.SECOND else offset - offset % 60)
+                    day_rows[(pk, "", granularity, start)] += 1
+                    if identifier:
+                        day_rows[(pk, identifier, granularity, start)] += 1
+    if day_rows:
+        rows += flush_day()
+    rows += write(increments=long_lived)
+    return rows
+
+
+def rows_insert(*, increments: Counter) -> int:
+    """Insert counters whose keys are not stored yet (faster than the upsert; a duplicate
+    key fails the unique constraint instead of double counting)."""
+    table = BeaconAggregate._meta.db_table
+    columns = "definition_id, identifier, granularity, period_start, count"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for (definition_id, identifier, granularity, start), n in increments.items():
+                    copy.write_row((definition_id, identifier, granularity, start, n))
+        else:
+            adapted: dict = {}  # a day has few distinct bucket starts: adapt each once
+            for (_, _, _, start) in increments:
+                if start not in adapted:
+                    adapted[start] = connection.ops.adapt_datetimefield_value(start)
+            cursor.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s)",
+                sorted((d, identifier, g, adapted[start], n) for (d, identifier, g, start), n in increments.items()),
+            )
+    return len(increments)
+
+
+def errors_send(*, count: int, now: datetime, pages: list[str], rng: random.Random) -> int:
+    """Send ``count`` JavaScript errors from the last two weeks through the ingest path."""
+    try:
+        from beacons.alerts import alerts_suppressed
+    except ImportError:  # alerts not installed: nothing to mute
+        from contextlib import nullcontext as alerts_suppressed
+    kinds = [entry[1:] for entry in ERRORS]
+    weights = [entry[0] for entry in ERRORS]
+    moments = sorted(now - timedelta(seconds=rng.triangular(0, 14 * 86400, 0)) for _ in range(count))
+    counted = 0
+    with alerts_suppressed():
+        for moment in moments:
+            message, function, file, line = rng.choices(kinds, weights=weights)[0]
+            page = rng.choice(pages)
+            column = rng.randint(5, 40)
+            meta = {
+                "message": message,
+                "source": f"https://www.example.com{file}",
+                "line": line,
+                "col": column,
+                "stack": f"{message}\n    at {function} (https://www.example.com{file}:{line}:{column})\n"
+                f"    at HTMLDocument.<anonymous> (https://www.example.com/static/js/main.js:4:9)",
+            }
+            counted += events_record(
+                events=[EventInput(event_type="error", identifier=page, meta=meta)],
+                context=RequestContext(received_at=moment, user_agent=UA, referer="", visitor_key="", source="demo"),
+            )
+        get_sink().flush()  # a buffering sink (memory/redis) must not hold demo counts back
+    return counted

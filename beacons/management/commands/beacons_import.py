@@ -1,0 +1,79 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from beacons import transfer
+from beacons.resources import definitions_import
+
+from .beacons_export import format_choose
+
+PROGRESS_EVERY = 100_000
+
+
+class Command(BaseCommand):
+    help = (
+        "Import counts from a CSV, JSON or XLSX file (the columns beacons_export writes), all or nothing: "
+        "merge adds the file's counts, replace sets them. A file with a slug column imports beacon types."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="the file to import")
+        parser.add_argument("--format", choices=transfer.FORMATS, help="default: from the file's extension")
+        parser.add_argument("--mode", choices=transfer.MODES, required=True, help="merge adds counts; replace sets them")
+        parser.add_argument("--dry-run", action="store_true", help="check every row and report, write nothing")
+
+    def handle(self, *args, file, mode, dry_run, **options):
+        file_format = format_choose(options["format"], file)
+        started = time.monotonic()
+        try:
+            stream = open(file, "rb")  # noqa: SIM115 (closed below, after the lazy rows are read)
+        except OSError as problem:
+            raise CommandError(f"cannot open {file}: {problem.strerror}") from None
+        try:
+            headers, rows = transfer.rows_read(stream=stream, file_format=file_format)
+            if "slug" in headers and "period_start" not in headers:
+                new, updated, skipped, failed, problems = self.registry_import(headers, rows, dry_run)
+            else:
+                transfer.columns_check(
+                    headers=headers, required=transfer.REQUIRED_AGGREGATE_COLUMNS, columns=transfer.AGGREGATE_COLUMNS
+                )
+                summary = transfer.aggregates_import(rows=rows, mode=mode, dry_run=dry_run, on_progress=self.progress)
+                new, updated, skipped, failed = summary.new, summary.updated, summary.skipped, summary.failed
+                problems = [str(problem) for problem in summary.problems]
+        except transfer.FileProblem as problem:
+            raise CommandError(f"{file}: {problem}; nothing imported") from None
+        finally:
+            stream.close()
+        for problem in problems:
+            self.stderr.write(problem)
+        if failed > len(problems):
+            self.stderr.write(f"… and {failed - len(problems):,} more failed rows")
+        total = new + updated + skipped + failed
+        elapsed = time.monotonic() - started
+        self.stdout.write(
+            f"rows: {new:,} new, {updated:,} updated, {skipped:,} skipped, {failed:,} failed "
+            f"({mode}, {elapsed * 1000:.0f}ms/{total}r)"
+        )
+        if failed:
+            raise CommandError(f"nothing imported: {failed:,} of {total:,} rows failed")
+        if dry_run:
+            self.stdout.write("dry run: nothing written")
+
+    _last_reported = 0
+
+    def progress(self, summary: transfer.ImportSummary) -> None:
+        if summary.rows - self._last_reported >= PROGRESS_EVERY:
+            self._last_reported = summary.rows
+            self.stderr.write(f"… {summary.rows:,} rows ({summary})")
+
+    def registry_import(self, headers, rows, dry_run):
+        result = definitions_import(rows=rows, headers=headers, dry_run=dry_run)
+        problems = [str(error.error) for error in result.base_errors]
+        for row in result.invalid_rows:
+            details = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in row.error_dict.items())
+            problems.append(f"row {row.number}: {details}")
+        for number, errors in result.row_errors():
+            problems.extend(f"row {number}: {error.error}" for error in errors)
+        totals = result.totals
+        failed = totals["invalid"] + totals["error"] + len(result.base_errors)
+        return totals["new"], totals["update"], totals["skip"], failed, problems

@@ -1,0 +1,324 @@
+"""django-import-export glue: resources, import forms and the admin mixins for counts and beacon types.
+
+The file contract itself (columns, cell rules, validation, the merge / replace writes)
+lives in ``beacons.transfer`` and is shared with the ``beacons_export`` /
+``beacons_import`` commands, so the admin and the command line read and write the same
+files. Exports stream (``StreamingHttpResponse``) instead of building the file in memory.
+"""
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import tablib
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from import_export import resources, widgets
+from import_export.admin import ImportExportMixin
+from import_export.fields import Field
+from import_export.formats.base_formats import CSV, JSON, XLSX
+from import_export.forms import ConfirmImportForm, ExportForm, ImportForm
+from import_export.results import Error, Result, RowResult
+from import_export.signals import post_export
+
+from . import transfer
+from .buckets import bucket_start
+from .models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity
+
+PREVIEW_ROWS = 500  # rows listed on the admin's import preview; the totals cover the whole file
+RESTORED_FORMATS = ("csv", "xlsx")  # formats whose text cells were neutralised against formulas
+
+DEFINITION_COLUMNS = (
+    "slug", "name", "description", "kind", "identifier_rule", "keep_query_string", "granularities",
+    "keep_raw", "raw_retention_days", "fine_retention_days", "is_active",
+    "alert_emails", "alert_on_new", "alert_on_regression", "alert_threshold", "alert_window_minutes",
+    "alert_cooldown_minutes",
+)  # fmt: skip
+
+IMPORT_TYPES = {"new": RowResult.IMPORT_TYPE_NEW, "update": RowResult.IMPORT_TYPE_UPDATE, "skip": RowResult.IMPORT_TYPE_SKIP}
+
+
+# --- counts -----------------------------------------------------------------------------
+
+
+class BeaconAggregateResource(resources.ModelResource):
+    """Counters by natural key. Import goes through ``transfer.aggregates_import`` (bulk upserts,
+    all or nothing), not the row-by-row model saves of a plain ModelResource."""
+
+    event_type = Field(attribute="definition__slug", column_name="event_type")
+    identifier = Field(attribute="identifier", column_name="identifier")
+    granularity = Field(attribute="granularity", column_name="granularity")
+    period_start = Field(attribute="period_start", column_name="period_start")
+    count = Field(attribute="count", column_name="count")
+
+    class Meta:
+        model = BeaconAggregate
+        fields = transfer.AGGREGATE_COLUMNS
+        import_order = export_order = transfer.AGGREGATE_COLUMNS
+        import_id_fields = ("event_type", "identifier", "granularity", "period_start")
+
+    @classmethod
+    def get_display_name(cls):
+        return "Counts"
+
+    def dehydrate_granularity(self, aggregate):
+        return transfer.GRANULARITY_LABELS[aggregate.granularity]
+
+    def dehydrate_period_start(self, aggregate):
+        return transfer.period_start_text(aggregate.period_start)
+
+    def import_data(self, dataset, dry_run=False, raise_errors=False, use_transactions=None, **kwargs):
+        """Import ``dataset`` with ``mode`` ("merge" / "replace") and ``file_format`` from kwargs."""
+        result = self.get_result_class()()
+        result.diff_headers = list(transfer.AGGREGATE_COLUMNS)
+        result.total_rows = len(dataset)
+        headers = [transfer.header_normalise(h) for h in dataset.headers or []]
+        try:
+            transfer.columns_check(
+                headers=headers, required=transfer.REQUIRED_AGGREGATE_COLUMNS, columns=transfer.AGGREGATE_COLUMNS
+            )
+        except transfer.FileProblem as problem:
+            result.append_base_error(Error(problem))
+            return result
+        rows = transfer.rows_as_dicts(
+            headers=headers, rows=dataset, restore=kwargs.get("file_format") in RESTORED_FORMATS
+        )
+        summary = transfer.aggregates_import(
+            rows=rows, mode=kwargs.get("mode") or "merge", dry_run=dry_run, preview_limit=PREVIEW_ROWS
+        )
+        return _result_from_summary(result, summary)
+
+
+def _result_from_summary(result: Result, summary: transfer.ImportSummary) -> Result:
+    for outcome in summary.preview:
+        row_result = RowResult()
+        row_result.import_type = IMPORT_TYPES[outcome.kind]
+        row_result.diff = outcome.row.cells()
+        if outcome.kind == "update":
+            row_result.diff[-1] = f"{outcome.before:,} → {outcome.after:,}"
+        result.append_row_result(row_result)
+    for problem in summary.problems:
+        result.append_invalid_row(problem.number, problem.values, ValidationError(problem.errors))
+    result.totals[RowResult.IMPORT_TYPE_NEW] = summary.new
+    result.totals[RowResult.IMPORT_TYPE_UPDATE] = summary.updated
+    result.totals[RowResult.IMPORT_TYPE_SKIP] = summary.skipped
+    result.totals[RowResult.IMPORT_TYPE_INVALID] = summary.failed
+    result.summary = summary
+    return result
+
+
+def aggregates_example() -> Iterator[list]:
+    """Rows of the example file offered on the import page."""
+    yesterday = bucket_start(timezone.now() - timedelta(days=1), Granularity.DAY)
+    hour = bucket_start(yesterday + timedelta(hours=9), Granularity.HOUR)
+    for identifier, granularity, start, count in [
+        ("", Granularity.DAY, yesterday, 1520),
+        ("/pricing", Granularity.DAY, yesterday, 230),
+        ("", Granularity.HOUR, hour, 96),
+        ("/pricing", Granularity.HOUR, hour, 14),
+    ]:
+        yield transfer.aggregate_cells(
+            event_type="page_view", identifier=identifier, granularity=granularity, period_start=start, count=count
+        )
+
+
+# --- beacon types -----------------------------------------------------------------------
+
+
+class GranularitiesWidget(widgets.Widget):
+    """``H,D,MO,Y`` in the database, ``hour,day,month,year`` in files."""
+
+    def clean(self, value, row=None, **kwargs):
+        labels = [part.strip().lower() for part in str(value or "").split(",") if part.strip()]
+        unknown = [label for label in labels if label not in transfer.GRANULARITY_CODES]
+        if unknown or not labels:
+            raise ValueError(f"use one or more of {', '.join(transfer.GRANULARITY_CODES)}, separated by commas")
+        codes = {transfer.GRANULARITY_CODES[label] for label in labels}
+        return ",".join(code for code in GRANULARITY_ORDER if code in codes)
+
+    def render(self, value, obj=None, **kwargs):
+        return ",".join(transfer.GRANULARITY_LABELS[code] for code in (value or "").split(",") if code)
+
+
+class BeaconDefinitionResource(resources.ModelResource):
+    """Beacon types by slug: importing updates the type with that slug or registers it."""
+
+    granularities = Field(attribute="granularities", column_name="granularities", widget=GranularitiesWidget())
+
+    class Meta:
+        model = BeaconDefinition
+        fields = DEFINITION_COLUMNS
+        import_order = export_order = DEFINITION_COLUMNS
+        import_id_fields = ("slug",)
+        clean_model_instances = True
+        skip_unchanged = True
+        report_skipped = True
+        use_transactions = True
+
+    @classmethod
+    def get_display_name(cls):
+        return "Beacon types"
+
+    def import_data(self, dataset, dry_run=False, raise_errors=False, use_transactions=None, **kwargs):
+        """All or nothing: any invalid row rolls the whole file back."""
+        restore = kwargs.get("file_format") in RESTORED_FORMATS
+        headers = [transfer.header_normalise(h) for h in dataset.headers or []]
+        cleaned = tablib.Dataset(headers=headers)
+        for row in transfer.rows_as_dicts(headers=headers, rows=dataset, restore=restore):
+            cleaned.append(["" if row[h] is None else row[h] for h in headers])  # XLSX leaves empty text as None
+        kwargs["rollback_on_validation_errors"] = True
+        return super().import_data(cleaned, dry_run=dry_run, raise_errors=raise_errors, use_transactions=True, **kwargs)
+
+    def rows(self, *, queryset) -> Iterator[list]:
+        for definition in queryset.order_by("slug").iterator():
+            yield self.export_resource(definition, force_native_type=True)
+
+
+def definitions_export(*, queryset, file_format: str) -> Iterator[bytes]:
+    resource = BeaconDefinitionResource()
+    return transfer.rows_write(
+        headers=DEFINITION_COLUMNS, rows=resource.rows(queryset=queryset), file_format=file_format
+    )
+
+
+def definitions_import(*, rows: Iterator[dict], headers: list[str], dry_run: bool) -> Result:
+    """Import beacon type rows (already cell-restored) by slug; returns django-import-export's Result."""
+    dataset = tablib.Dataset(headers=headers)
+    for row in rows:
+        dataset.append([row.get(h) for h in headers])
+    return BeaconDefinitionResource().import_data(dataset, dry_run=dry_run)
+
+
+def definitions_example() -> Iterator[list]:
+    example = BeaconDefinition(
+        slug="brochure_download", name="Brochure downloads", kind=BeaconDefinition.Kind.CUSTOM, granularities="H,D,MO,Y"
+    )
+    yield BeaconDefinitionResource().export_resource(example, force_native_type=True)
+
+
+# --- admin ------------------------------------------------------------------------------
+
+MODE_CHOICES = [
+    ("merge", "Merge: add the file's counts to the counts already stored"),
+    ("replace", "Replace: set each bucket in the file to the file's count"),
+]
+
+
+class AggregateImportForm(ImportForm):
+    mode = forms.ChoiceField(choices=MODE_CHOICES, initial="merge", widget=forms.RadioSelect, label="Mode")
+
+
+class AggregateConfirmImportForm(ConfirmImportForm):
+    mode = forms.ChoiceField(choices=MODE_CHOICES, widget=forms.HiddenInput)
+
+
+class TransferAdminMixin(ImportExportMixin):
+    """Import / export in CSV, XLSX and JSON; exports stream and honour the list's filters."""
+
+    formats = [CSV, XLSX, JSON]
+    export_form_class = ExportForm  # the columns are the file contract: no picking of fields
+    import_template_name = "admin/beacons/import.html"
+    example_rows = None  # callable returning the example file's rows
+    columns: tuple[str, ...] = ()
+
+    def export_chunks(self, *, queryset, file_format: str) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def has_import_permission(self, request):
+        # Importing writes rows: it needs the model's add and change permissions, not just admin access.
+        return self.has_add_permission(request) and self.has_change_permission(request)
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    def get_urls(self):
+        info = self.get_model_info()
+        example = path(
+            "import/example.<str:file_format>",
+            self.admin_site.admin_view(self.import_example),
+            name="%s_%s_import_example" % info,
+        )
+        return [example] + super().get_urls()
+
+    def import_example(self, request, file_format):
+        if not self.has_import_permission(request) or not self.has_view_permission(request):
+            raise PermissionDenied
+        if file_format not in transfer.FORMATS:
+            raise PermissionDenied
+        chunks = transfer.rows_write(headers=self.columns, rows=self.example_rows(), file_format=file_format)
+        return self._file_response(chunks, file_format, f"{self.model._meta.model_name}-example.{file_format}")
+
+    def _file_response(self, chunks, file_format, filename):
+        response = StreamingHttpResponse(chunks, content_type=transfer.CONTENT_TYPES[file_format])
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    def _do_file_export(self, file_format, request, queryset, export_form=None):
+        # Replaces django-import-export's in-memory export with a stream of the same file
+        # the beacons_export command writes.
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        extension = file_format.get_extension()
+        chunks = self.export_chunks(queryset=queryset, file_format=extension)
+        response = self._file_response(chunks, extension, self.get_export_filename(request, queryset, file_format))
+        post_export.send(sender=None, model=self.model)
+        return response
+
+    def get_import_data_kwargs(self, **kwargs):
+        form = kwargs.get("form")
+        data = super().get_import_data_kwargs(**kwargs)
+        if form is not None and hasattr(form, "cleaned_data"):
+            chosen = self.get_import_formats()[int(form.cleaned_data["format"])]
+            data["file_format"] = chosen().get_extension()
+            if "mode" in form.cleaned_data:
+                data["mode"] = form.cleaned_data["mode"]
+        return data
+
+    def get_confirm_form_initial(self, request, import_form):
+        initial = super().get_confirm_form_initial(request, import_form)
+        if import_form is not None and "mode" in import_form.cleaned_data:
+            initial["mode"] = import_form.cleaned_data["mode"]
+        return initial
+
+    def get_import_context_data(self, **kwargs):
+        context = super().get_import_context_data(**kwargs)
+        context["example_formats"] = transfer.FORMATS
+        return context
+
+    def process_result(self, result, request):
+        if result.has_errors() or result.has_validation_errors():
+            # The file changed or the data moved between preview and confirm: nothing was written.
+            messages.error(request, "Nothing was imported: the file no longer passes its checks. Upload it again.")
+            info = self.get_model_info()
+            return HttpResponseRedirect(reverse("admin:%s_%s_import" % info, current_app=self.admin_site.name))
+        return super().process_result(result, request)
+
+
+class AggregateTransferAdminMixin(TransferAdminMixin):
+    resource_classes = [BeaconAggregateResource]
+    import_form_class = AggregateImportForm
+    confirm_form_class = AggregateConfirmImportForm
+    skip_admin_log = True  # a log entry per counter row would dwarf the log
+    columns = transfer.AGGREGATE_COLUMNS
+
+    @staticmethod
+    def example_rows():
+        return aggregates_example()
+
+    def export_chunks(self, *, queryset, file_format):
+        return transfer.aggregates_export(queryset=queryset, file_format=file_format)
+
+
+class DefinitionTransferAdminMixin(TransferAdminMixin):
+    resource_classes = [BeaconDefinitionResource]
+    columns = DEFINITION_COLUMNS
+
+    @staticmethod
+    def example_rows():
+        return definitions_example()
+
+    def export_chunks(self, *, queryset, file_format):
+        return definitions_export(queryset=queryset, file_format=file_format)

@@ -1,0 +1,195 @@
+"""Ingest throughput through a real server on loopback, driven by wrk.
+
+    .venv/bin/python -m bench.ingest              # the table: ceiling, direct SQLite/PostgreSQL, memory, redis
+    .venv/bin/python -m bench.ingest --servers    # granian vs gunicorn sync vs gunicorn gthread
+
+Each row: a server with 2 workers (the production server, granian, unless --server says
+otherwise), ``wrk`` for --seconds (default 10) with --connections (default 16), one event
+per request. Reported: events/s, p50 and p99 latency, the ratio to the bare Django view
+measured in the same run, and whether the hits counted in the database (after a clean stop
+and, for redis, ``beacons_drain``) equal the 204 answers the server gave — exactly.
+
+Needs PostgreSQL on 127.0.0.1:5432 (database ``beacons_bench`` is created) and Redis on
+127.0.0.1:6379 (prefix ``beacons-bench-ingest``); SQLite goes to a temporary file.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from .servers import ROOT, Server, hits_counted, manage, postgres_database_create
+
+POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/beacons_bench"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_PREFIX = "beacons-bench-ingest"
+WRK_SCRIPT = ROOT / "bench" / "wrk_beacons.lua"
+
+
+@dataclass
+class Scenario:
+    label: str
+    sink: str
+    database: str  # "sqlite" | "postgres"
+    path: str = "/beacon"
+
+
+INGEST_SCENARIOS = [
+    Scenario("bare Django view (ceiling)", "direct", "sqlite", "/bench/bare"),
+    Scenario("direct sink, SQLite", "direct", "sqlite"),
+    Scenario("direct sink, PostgreSQL", "direct", "postgres"),
+    Scenario("memory sink, PostgreSQL", "memory", "postgres"),
+    Scenario("redis sink, PostgreSQL", "redis", "postgres"),
+]
+
+
+@dataclass
+class Measured:
+    label: str
+    events_per_second: float
+    p50_ms: float
+    p99_ms: float
+    answered_204: int
+    counted: int | None  # None: nothing is counted (the bare view)
+    other_statuses: dict
+
+
+def wrk_run(*, url: str, event_type: str, seconds: int, connections: int) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(WRK_SCRIPT), url, "--", event_type],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    figures: dict = {"statuses": {}}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("status "):
+            figures["statuses"][int(parts[1])] = int(parts[2])
+        elif len(parts) == 2 and parts[0] in {"p50_us", "p99_us", "duration_us", "requests", "socket_errors"}:
+            figures[parts[0]] = int(parts[1])
+    return figures
+
+
+def server_statuses(directory: Path) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for path in directory.glob("*.json"):
+        for key, n in json.loads(path.read_text()).items():
+            total[key] = total.get(key, 0) + n
+    return total
+
+
+def redis_clear() -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{{{REDIS_PREFIX}}}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+def scenario_run(scenario: Scenario, *, kind: str, databases: dict[str, str], seconds: int, connections: int, workdir: Path) -> Measured:
+    event_type = f"bench_{uuid.uuid4().hex[:8]}"
+    status_dir = Path(tempfile.mkdtemp(dir=workdir))
+    env = {
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DATABASE_URL": databases[scenario.database],
+        "BEACONS_SINK": scenario.sink,
+        "BEACONS_REDIS_URL": REDIS_URL,
+        "BEACONS_REDIS_PREFIX": REDIS_PREFIX,
+        "BEACONS_RATE_LIMIT": "0",  # one load generator is one visitor
+        "BENCH_STATUS_DIR": str(status_dir),
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    server = Server(env=env, kind=kind, log_path=workdir / f"{kind}-{event_type}.log").start()
+    try:
+        figures = wrk_run(url=server.url + scenario.path, event_type=event_type, seconds=seconds, connections=connections)
+        time.sleep(2)  # requests wrk gave up on at the end are still being answered (and tallied)
+    finally:
+        server.stop()
+    if scenario.sink == "redis":
+        manage("beacons_drain", env=env)
+    answered = server_statuses(status_dir)
+    answered_204 = answered.get(f"{scenario.path} 204", 0)
+    counted = None if scenario.path != "/beacon" else hits_counted(databases[scenario.database], event_type)
+    others = {k: v for k, v in answered.items() if not k.endswith(" 204") and not k.startswith("/beacon 405")}
+    return Measured(
+        label=scenario.label,
+        events_per_second=figures["requests"] / (figures["duration_us"] / 1e6),
+        p50_ms=figures["p50_us"] / 1000,
+        p99_ms=figures["p99_us"] / 1000,
+        answered_204=answered_204,
+        counted=counted,
+        other_statuses=others,
+    )
+
+
+def table_print(rows: list[Measured], ceiling: float, title: str) -> None:
+    print(f"\n{title}")
+    print(f"| {'setup':<40} | {'events/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'× ceiling':>9} | {'204s = counted':<24} |")
+    print(f"| {'-' * 40} | {'-' * 9}:| {'-' * 6}:| {'-' * 6}:| {'-' * 8}:| {'-' * 24} |")
+    for row in rows:
+        if row.counted is None:
+            check = "n/a (counts nothing)"
+        else:
+            check = f"{'yes' if row.counted == row.answered_204 else 'NO'} ({row.counted:,})"
+        print(
+            f"| {row.label:<40} | {row.events_per_second:>9,.0f} | {row.p50_ms:>7.2f} | {row.p99_ms:>7.2f} "
+            f"| {row.events_per_second / ceiling:>9.2f} | {check:<24} |"
+        )
+        if row.other_statuses:
+            print(f"|   other answers: {row.other_statuses}")
+    sys.stdout.flush()
+
+
+def databases_prepare(workdir: Path) -> dict[str, str]:
+    sqlite_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    postgres_database_create(POSTGRES_URL)
+    for url in (sqlite_url, POSTGRES_URL):
+        manage("migrate", "--noinput", env={"DATABASE_URL": url})
+    return {"sqlite": sqlite_url, "postgres": POSTGRES_URL}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--server", default="granian", choices=["granian", "gunicorn-sync", "gunicorn-gthread"])
+    parser.add_argument("--servers", action="store_true", help="compare the servers on the ceiling and the redis sink")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="beacons-bench-"))
+    started = time.monotonic()
+    try:
+        databases = databases_prepare(workdir)
+        redis_clear()
+        run = dict(databases=databases, seconds=args.seconds, connections=args.connections, workdir=workdir)
+        exact = True
+        if args.servers:
+            for kind in ("gunicorn-sync", "gunicorn-gthread", "granian"):
+                rows = [scenario_run(s, kind=kind, **run) for s in (INGEST_SCENARIOS[0], INGEST_SCENARIOS[-1])]
+                table_print(rows, rows[0].events_per_second, f"{kind}, 2 workers, {args.seconds} s each")
+                exact &= all(r.counted in (None, r.answered_204) for r in rows)
+        else:
+            rows = []
+            for scenario in INGEST_SCENARIOS:
+                rows.append(scenario_run(scenario, kind=args.server, **run))
+            table_print(rows, rows[0].events_per_second, f"{args.server}, 2 workers, {args.connections} connections, {args.seconds} s each")
+            exact = all(r.counted in (None, r.answered_204) for r in rows)
+        print(f"\n({time.monotonic() - started:.0f} s in all; logs in {workdir})")
+        return 0 if exact else 1
+    finally:
+        redis_clear()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

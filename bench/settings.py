@@ -1,0 +1,7 @@
+"""Settings for benchmarks only: the site's settings plus the bare ceiling view and a
+response-status tally (``bench.middleware``) so counted hits can be compared with 204s."""
+
+from beacon_site.settings import *  # noqa: F403
+
+ROOT_URLCONF = "bench.urls"
+MIDDLEWARE = ["bench.middleware.status_tally", *MIDDLEWARE]  # noqa: F405

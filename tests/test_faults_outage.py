@@ -1,0 +1,96 @@
+"""Ingest while the database is unreachable, simulated in-process (the real outage is in
+test_faults.py): counts keep flowing to Redis, single events and tallies are dropped, and
+nothing answers 500."""
+
+import uuid
+from datetime import date
+
+import pytest
+from django.db import OperationalError
+
+from beacons import privacy, services
+from beacons.models import BeaconAggregate, BeaconEvent
+from beacons.sinks import counter_key, get_sink, redis_client, redis_keys
+
+pytestmark = pytest.mark.django_db
+
+
+def database_down(*args, **kwargs):
+    raise OperationalError("could not connect to server: Connection refused")
+
+
+@pytest.fixture
+def redis_sink(settings):
+    prefix = f"test-outage-{uuid.uuid4().hex[:10]}"
+    settings.BEACONS_SINK = "redis"
+    settings.BEACONS_REDIS_PREFIX = prefix
+    client = redis_client(settings.BEACONS_REDIS_URL)
+    yield client
+    keys = list(client.scan_iter(match=f"{{{prefix}}}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+def live_hits(client, settings, identifier):
+    live, _ = redis_keys(settings.BEACONS_REDIS_PREFIX)
+    stored = (counter_key(f) + (int(n),) for f, n in client.hgetall(live).items())
+    return sum(n for _, ident, granularity, _, n in stored if ident == identifier and granularity == "H")
+
+
+@pytest.mark.redis
+def test_known_type_is_counted_from_the_cache_while_the_database_is_down(send, redis_sink, settings, monkeypatch):
+    assert send({"event_type": "page_view", "identifier": "/up"}).status_code == 204
+    monkeypatch.setattr(services, "DEFINITIONS_CACHE_SECONDS", 0)  # cached entry is stale: the database is asked
+    monkeypatch.setattr(services, "_definitions_load_or_register", database_down)
+    monkeypatch.setattr(privacy, "_salt_load_or_create", database_down)
+    monkeypatch.setattr(services.connection, "cursor", database_down)  # dropped-hits tally
+    privacy._salt_cache.clear()
+    assert send({"event_type": "page_view", "identifier": "/down"}).status_code == 204
+    assert send({"event_type": "page_view", "identifier": "/down", "id": "1"}).status_code == 204
+    assert send({"event_type": "page_view", "identifier": "/down", "id": "1"}).status_code == 204  # duplicate: tally lost
+    assert live_hits(redis_sink, settings, "/down") == 2
+
+
+@pytest.mark.redis
+def test_type_never_seen_while_the_database_is_down_gets_503_not_500(send, redis_sink, monkeypatch):
+    monkeypatch.setattr(services, "_definitions_load_or_register", database_down)
+    response = send({"event_type": "brand_new", "identifier": "/x"})
+    assert response.status_code == 503
+    assert response.json()["error"]
+
+
+def test_direct_sink_with_the_database_down_answers_503(send, monkeypatch):
+    from beacons import sinks
+
+    assert send({"event_type": "page_view", "identifier": "/warm"}).status_code == 204
+    monkeypatch.setattr(sinks, "aggregates_add", database_down)
+    response = send({"event_type": "page_view", "identifier": "/lost"})
+    assert response.status_code == 503
+    assert response["Retry-After"]
+
+
+def test_single_events_are_dropped_first_when_their_write_fails(send, monkeypatch):
+    monkeypatch.setattr(services, "raw_events_keep", database_down)
+    response = send({"event_type": "error", "identifier": "/page", "meta": {"message": "boom"}})
+    assert response.status_code == 204
+    assert not BeaconEvent.objects.exists()
+    assert BeaconAggregate.objects.filter(definition__slug="error", identifier="", granularity="H").get().count == 1
+
+
+def test_visitor_key_keeps_the_last_known_salt_while_the_database_is_down(monkeypatch):
+    privacy._salt_cache.clear()
+    privacy._salt_cache[date(2000, 1, 1)] = "yesterday"
+    monkeypatch.setattr(privacy, "_salt_load_or_create", database_down)
+    assert privacy.salt_for_today() == "yesterday"
+    privacy._salt_cache.clear()
+    temporary = privacy.salt_for_today()
+    assert temporary and privacy.salt_for_today() == temporary  # one temporary salt, not one per request
+
+
+def test_sink_is_rebuilt_after_a_fork(settings, monkeypatch):
+    from beacons import sinks
+
+    settings.BEACONS_SINK = "memory"
+    parent = get_sink()
+    monkeypatch.setattr(sinks, "_SINKS_PID", -1)  # as seen from a forked child
+    assert get_sink() is not parent

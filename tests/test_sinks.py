@@ -1,0 +1,172 @@
+import logging
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from django.db import OperationalError
+from django.db.models import Sum
+
+from beacons import sinks
+from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
+from beacons.sinks import MemorySink, counter_key, get_sink, redis_field, redis_keys, sinks_flush
+
+pytestmark = pytest.mark.django_db
+
+
+def hour_total(slug, identifier=""):
+    rows = BeaconAggregate.objects.filter(definition__slug=slug, identifier=identifier, granularity=Granularity.HOUR)
+    return rows.aggregate(total=Sum("count"))["total"] or 0
+
+
+def page_views(send, identifier, times):
+    for _ in range(times):
+        assert send({"event_type": "page_view", "identifier": identifier}).status_code == 204
+
+
+@pytest.fixture
+def memory_sink(settings):
+    settings.BEACONS_SINK = "memory"
+    settings.BEACONS_FLUSH_SECONDS = 3600  # only explicit flushes in these tests
+    settings.BEACONS_FLUSH_MAX_KEYS = 10_000
+    return get_sink
+
+
+@pytest.fixture
+def redis_prefix(settings):
+    """A Redis key prefix of this test alone; its keys are deleted afterwards."""
+    prefix = f"test-sinks-{uuid.uuid4().hex[:10]}"
+    settings.BEACONS_REDIS_PREFIX = prefix
+    client = sinks.redis_client(settings.BEACONS_REDIS_URL)
+    yield prefix
+    keys = list(client.scan_iter(match=f"{{{prefix}}}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+# --- memory ------------------------------------------------------------------------------
+
+
+def test_memory_sink_buffers_until_flushed_then_writes_exact_counts(send, memory_sink):
+    page_views(send, "/a", 3)
+    page_views(send, "/b", 2)
+    assert hour_total("page_view") == 0
+    assert memory_sink().flush() > 0
+    assert (hour_total("page_view"), hour_total("page_view", "/a"), hour_total("page_view", "/b")) == (5, 3, 2)
+    assert memory_sink().flush() == 0  # nothing left to write twice
+
+
+def test_memory_sink_merges_repeated_keys(send, memory_sink):
+    page_views(send, "/same", 4)
+    granularities = len(BeaconDefinition.objects.get(slug="page_view").granularity_codes)
+    assert memory_sink().pending() == 2 * granularities  # "/same" and the total, once each
+
+
+def test_memory_sink_keeps_counts_when_a_flush_fails(send, memory_sink, monkeypatch):
+    page_views(send, "/kept", 2)
+    sink = memory_sink()
+
+    def database_down(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(sinks, "aggregates_add", database_down)
+    with pytest.raises(OperationalError):
+        sink.flush()
+    monkeypatch.undo()
+    page_views(send, "/kept", 1)
+    sink.flush()
+    assert hour_total("page_view", "/kept") == 3
+
+
+def test_memory_sink_is_flushed_at_shutdown(send, memory_sink):
+    page_views(send, "/bye", 2)
+    sinks_flush()  # what atexit and the server's worker-exit hook call
+    assert hour_total("page_view", "/bye") == 2
+
+
+def test_memory_sink_counts_every_increment_from_many_threads(memory_sink):
+    sink = memory_sink()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    key = (1, "/t", "H", start)
+
+    def add_many():
+        for _ in range(2000):
+            sink.add({key: 1})
+
+    threads = [threading.Thread(target=add_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sink._pending[key] == 16_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_memory_sink_writes_when_the_key_limit_is_reached(send, settings):
+    settings.BEACONS_SINK = "memory"
+    settings.BEACONS_FLUSH_SECONDS = 3600
+    settings.BEACONS_FLUSH_MAX_KEYS = 2 * len(BeaconDefinition.objects.get(slug="page_view").granularity_codes)
+    page_views(send, "/one", 1)  # that many keys: each granularity for "/one" and for the total
+    deadline = time.monotonic() + 10
+    while hour_total("page_view", "/one") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hour_total("page_view", "/one") == 1
+    assert get_sink().pending() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_memory_sink_writes_every_flush_interval(send, settings):
+    settings.BEACONS_SINK = "memory"
+    settings.BEACONS_FLUSH_SECONDS = 0.2
+    page_views(send, "/tick", 2)
+    deadline = time.monotonic() + 10
+    while hour_total("page_view", "/tick") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hour_total("page_view", "/tick") == 2
+
+
+# --- redis -------------------------------------------------------------------------------
+
+
+def test_redis_field_round_trips_identifiers_with_separators_and_unicode():
+    key = (42, "/a|b|c/ünï/😀", "MO", datetime(2026, 3, 1, tzinfo=UTC))
+    assert counter_key(redis_field(key)) == key
+
+
+@pytest.mark.redis
+def test_redis_sink_counts_into_the_live_hash_not_the_database(send, settings, redis_prefix):
+    settings.BEACONS_SINK = "redis"
+    page_views(send, "/r", 3)
+    assert hour_total("page_view", "/r") == 0
+    live, _ = redis_keys(redis_prefix)
+    stored = {counter_key(f): int(n) for f, n in get_sink().client.hgetall(live).items()}
+    hour_counts = {key[1]: n for key, n in stored.items() if key[2] == Granularity.HOUR}
+    assert hour_counts == {"": 3, "/r": 3}
+
+
+@pytest.mark.redis
+def test_redis_sink_uses_one_round_trip_per_request(send, settings, redis_prefix, monkeypatch):
+    settings.BEACONS_SINK = "redis"
+    assert send({"event_type": "page_view", "identifier": "/warm-up"}).status_code == 204  # loads the script
+    sink = get_sink()
+    sent = []
+    connection = sink.client.connection_pool.get_connection()
+    sink.client.connection_pool.release(connection)
+    original = type(connection).send_packed_command
+    monkeypatch.setattr(type(connection), "send_packed_command", lambda self, *a, **k: (sent.append(1), original(self, *a, **k))[1])
+    response = send({"events": [{"event_type": "page_view", "identifier": f"/{i}"} for i in range(20)]})
+    assert response.status_code == 204
+    assert len(sent) == 1
+
+
+@pytest.mark.redis
+def test_unreachable_redis_falls_back_to_the_database_and_warns_once(send, settings, redis_prefix, caplog):
+    settings.BEACONS_SINK = "redis"
+    settings.BEACONS_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    with caplog.at_level(logging.WARNING, logger="beacons"):
+        for _ in range(3):
+            assert send({"event_type": "page_view", "identifier": "/fallback"}).status_code == 204
+            sinks.get_sink()._skip_until = 0  # try Redis again at every request
+    assert hour_total("page_view", "/fallback") == 3
+    assert sum("Redis unreachable" in record.getMessage() for record in caplog.records) == 1

@@ -1,0 +1,527 @@
+"""Import and export of counts and beacon types: the file contract, the commands, the admin."""
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from beacons import queries, transfer
+from beacons.buckets import bucket_start
+from beacons.counting import Hit, aggregates_add, increments_for
+from beacons.models import BeaconAggregate, BeaconDefinition
+from beacons.models import Granularity as G
+from beacons.resources import DEFINITION_COLUMNS
+
+pytestmark = pytest.mark.django_db
+UTC = timezone.utc
+FORMULAS = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+2", "-3", "@SUM(A1)", "\tTab", "'=quoted", "''+twice", "'plain"]
+UNICODE = ["/café", "/日本語/ページ", "/emoji/🎉", "/rtl/שלום"]
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+def record(definition, identifier, at, n=1):
+    hits = [Hit(definition.pk, tuple(definition.granularity_codes), identifier)] * n
+    aggregates_add(increments=increments_for(hits=hits, received_at=at))
+
+
+def snapshot():
+    return sorted(
+        BeaconAggregate.objects.values_list("definition__slug", "identifier", "granularity", "period_start", "count")
+    )
+
+
+def export(tmp_path, file_format="csv", *args, name="out"):
+    target = tmp_path / f"{name}.{file_format}"
+    call_command("beacons_export", "--output", str(target), *args, stderr=io.StringIO())
+    return target
+
+
+def import_file(path, mode, *args):
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("beacons_import", str(path), "--mode", mode, *args, stdout=out, stderr=err)
+    except CommandError as failure:
+        return out.getvalue(), err.getvalue() + str(failure)
+    return out.getvalue(), err.getvalue()
+
+
+def write_csv(tmp_path, rows, name="in.csv"):
+    path = tmp_path / name
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(transfer.AGGREGATE_COLUMNS)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def page_view():
+    return BeaconDefinition.objects.get(slug="page_view")
+
+
+@pytest.fixture
+def traffic(page_view):
+    signup = BeaconDefinition.objects.create(slug="signup", name="Sign-ups", granularities="H,D")
+    for n, moment in enumerate([utc(2026, 10, 30, 9), utc(2026, 10, 31, 10), utc(2026, 11, 1, 11)], 1):
+        for identifier in ["/", "/pricing", *UNICODE, *FORMULAS]:
+            record(page_view, identifier, moment, n)
+    record(signup, "newsletter", utc(2026, 11, 1, 12), 4)
+    return page_view
+
+
+# --- the file contract --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_format", transfer.FORMATS)
+def test_export_delete_import_replace_restores_identical_counts(traffic, tmp_path, file_format):
+    before = snapshot()
+    path = export(tmp_path, file_format)
+    BeaconAggregate.objects.all().delete()
+
+    out, _ = import_file(path, "replace")
+
+    assert f"rows: {len(before):,} new, 0 updated, 0 skipped, 0 failed" in out
+    assert snapshot() == before
+
+
+def test_replace_twice_gives_the_same_counts(traffic, tmp_path):
+    before = snapshot()
+    path = export(tmp_path)
+    import_file(path, "replace")
+    out, _ = import_file(path, "replace")
+    assert f"0 new, 0 updated, {len(before):,} skipped" in out
+    assert snapshot() == before
+
+
+def test_merge_twice_into_an_empty_database_doubles_the_counts(traffic, tmp_path):
+    before = snapshot()
+    path = export(tmp_path, "json")
+    BeaconAggregate.objects.all().delete()
+    import_file(path, "merge")
+    out, _ = import_file(path, "merge")
+    assert f"0 new, {len(before):,} updated" in out
+    assert snapshot() == [(*key, count * 2) for *key, count in before]
+
+
+def test_merge_adds_to_counts_already_stored(page_view, tmp_path):
+    record(page_view, "/a", utc(2026, 11, 1, 9), 5)
+    path = write_csv(tmp_path, [["page_view", "/a", "hour", "2026-11-01T09:00:00+00:00", "3"]])
+    import_file(path, "merge")
+    stored = BeaconAggregate.objects.get(identifier="/a", granularity=G.HOUR)
+    assert stored.count == 8
+
+
+def test_a_bucket_repeated_in_one_file_adds_in_merge_and_last_wins_in_replace(page_view, tmp_path):
+    rows = [["page_view", "/a", "day", "2026-11-01T00:00:00+00:00", n] for n in (2, 5)]
+    path = write_csv(tmp_path, rows)
+    out, _ = import_file(path, "merge")
+    assert "1 new, 1 updated" in out
+    assert BeaconAggregate.objects.get(identifier="/a").count == 7
+    import_file(path, "replace")
+    assert BeaconAggregate.objects.get(identifier="/a").count == 5
+
+
+BAD_ROWS = {
+    "unknown granularity": (["page_view", "/x", "week", "2026-11-02T00:00:00+00:00", "1"], "granularity"),
+    "period start not aligned": (["page_view", "/x", "day", "2026-11-02T06:00:00+00:00", "1"], "not the start of its day"),
+    "period start without offset": (["page_view", "/x", "day", "2026-11-02T00:00:00", "1"], "no UTC offset"),
+    "negative count": (["page_view", "/x", "day", "2026-11-02T00:00:00+00:00", "-4"], "negative"),
+    "non-integer count": (["page_view", "/x", "day", "2026-11-02T00:00:00+00:00", "2.5"], "whole number"),
+    "identifier too long": (["page_view", "x" * 257, "day", "2026-11-02T00:00:00+00:00", "1"], "longer than 256"),
+    "bad event type": (["Page View!", "/x", "day", "2026-11-02T00:00:00+00:00", "1"], "event_type"),
+}
+
+
+@pytest.mark.parametrize("problem", BAD_ROWS)
+def test_a_file_with_one_bad_row_writes_nothing_and_names_the_row(page_view, tmp_path, problem):
+    bad, message = BAD_ROWS[problem]
+    good = [["page_view", f"/ok{n}", "day", "2026-11-01T00:00:00+00:00", "1"] for n in range(4)]
+    path = write_csv(tmp_path, [*good[:2], bad, *good[2:], ["brand_new_type", "", "day", "2026-11-01T00:00:00+00:00", "1"]])
+
+    out, err = import_file(path, "merge")
+
+    assert "row 3:" in err and message in err
+    assert "5 new, 0 updated, 0 skipped, 1 failed" in out
+    assert "nothing imported" in err
+    assert BeaconAggregate.objects.count() == 0
+    assert not BeaconDefinition.objects.filter(slug="brand_new_type").exists()
+
+
+def test_unknown_event_types_register_as_at_ingest(db, tmp_path):
+    path = write_csv(tmp_path, [["download_click", "brochure.pdf", "day", "2026-11-01T00:00:00+00:00", "7"]])
+    import_file(path, "merge")
+    definition = BeaconDefinition.objects.get(slug="download_click")
+    assert definition.aggregates.get().count == 7
+
+
+def test_unknown_event_types_are_row_errors_in_strict_mode(db, tmp_path, settings):
+    settings.BEACONS_STRICT = True
+    path = write_csv(
+        tmp_path,
+        [
+            ["page_view", "/", "day", "2026-11-01T00:00:00+00:00", "1"],
+            ["download_click", "brochure.pdf", "day", "2026-11-01T00:00:00+00:00", "7"],
+        ],
+    )
+    out, err = import_file(path, "merge")
+    assert "row 2: event_type: unknown event type 'download_click'" in err
+    assert BeaconAggregate.objects.count() == 0
+    assert not BeaconDefinition.objects.filter(slug="download_click").exists()
+
+
+def test_dry_run_reports_and_writes_nothing(page_view, tmp_path):
+    path = write_csv(tmp_path, [["page_view", "/", "day", "2026-11-01T00:00:00+00:00", "1"]])
+    out, _ = import_file(path, "merge", "--dry-run")
+    assert "1 new" in out and "dry run" in out
+    assert BeaconAggregate.objects.count() == 0
+
+
+def test_missing_column_is_reported_without_writing(page_view, tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("event_type,identifier,granularity,count\npage_view,/,day,1\n")
+    _, err = import_file(path, "merge")
+    assert "no period_start column" in err
+
+
+# --- time zones ---------------------------------------------------------------------------------
+
+
+def test_offset_file_into_a_utc_site_lands_on_the_same_instants(page_view, tmp_path):
+    path = write_csv(tmp_path, [["page_view", "/", "hour", "2026-11-01T05:30:00+05:30", "3"]])
+    import_file(path, "merge")
+    assert BeaconAggregate.objects.get().period_start == utc(2026, 11, 1, 0)
+
+
+def test_offset_file_day_that_is_not_a_site_day_is_rejected(page_view, tmp_path):
+    path = write_csv(tmp_path, [["page_view", "/", "day", "2026-11-01T00:00:00+05:30", "3"]])
+    _, err = import_file(path, "merge")
+    assert "row 1: period_start:" in err and "that day starts at 2026-10-31T00:00:00+00:00" in err
+    assert BeaconAggregate.objects.count() == 0
+
+
+def test_period_starts_are_written_and_read_in_the_beacons_time_zone(page_view, tmp_path, settings):
+    settings.BEACONS_TIME_ZONE = "Europe/London"
+    record(page_view, "/", utc(2026, 7, 1, 12), 2)  # summer: days start at 23:00 UTC
+    record(page_view, "/", utc(2026, 12, 1, 12), 3)  # winter: at 00:00 UTC
+    before = snapshot()
+    path = export(tmp_path, "csv", "--granularity", "day")
+    text = path.read_text()
+    assert "2026-07-01T00:00:00+01:00" in text and "2026-12-01T00:00:00+00:00" in text
+
+    BeaconAggregate.objects.all().delete()
+    import_file(path, "replace")
+    assert [row for row in snapshot() if row[2] == G.DAY] == [row for row in before if row[2] == G.DAY]
+
+    wrong = write_csv(tmp_path, [["page_view", "/", "day", "2026-07-01T00:00:00+00:00", "1"]], name="utc.csv")
+    _, err = import_file(wrong, "merge")
+    assert "that day starts at 2026-07-01T00:00:00+01:00" in err
+
+
+# --- spreadsheet formulas and unicode -----------------------------------------------------------
+
+
+def test_formula_identifiers_are_neutralised_in_csv_cells(traffic, tmp_path):
+    rows = list(csv.reader(io.StringIO(export(tmp_path, "csv").read_text(encoding="utf-8"))))
+    identifiers = {row[1] for row in rows[1:]}
+    assert "'" + FORMULAS[0] in identifiers
+    assert "''=quoted" in identifiers and "'''+twice" in identifiers and "'plain" in identifiers
+    assert not any(cell[:1] in "=+-@\t\r" and cell for row in rows for cell in row)
+    assert set(UNICODE) <= identifiers
+
+
+def test_formula_identifiers_are_text_cells_in_xlsx(traffic, tmp_path):
+    sheet = openpyxl.load_workbook(export(tmp_path, "xlsx")).active
+    cells = [row[1] for row in sheet.iter_rows(min_row=2)]
+    assert all(cell.data_type != "f" for cell in cells)
+    assert "'" + FORMULAS[0] in {cell.value for cell in cells}
+    assert set(UNICODE) <= {cell.value for cell in cells}
+
+
+def test_json_export_keeps_identifiers_as_they_are(traffic, tmp_path):
+    items = json.loads(export(tmp_path, "json").read_text(encoding="utf-8"))
+    assert set(FORMULAS) | set(UNICODE) <= {item["identifier"] for item in items}
+    assert set(items[0]) == set(transfer.AGGREGATE_COLUMNS)
+
+
+def test_cell_neutralising_round_trips_every_text():
+    for text in [*FORMULAS, *UNICODE, "", "'", "''", "a=b", "'-", "\r\n"]:
+        assert transfer.cell_restore(transfer.cell_neutralise(text)) == text
+
+
+# --- beacon types -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_format", transfer.FORMATS)
+def test_beacon_types_round_trip_by_slug(db, tmp_path, file_format):
+    BeaconDefinition.objects.create(
+        slug="js_error",
+        name="=Front-end errors",
+        kind=BeaconDefinition.Kind.ERROR,
+        granularities="M,H,D",
+        keep_raw=True,
+        raw_retention_days=14,
+        alert_emails="ops@example.com",
+        alert_threshold=50,
+        alert_on_new=False,
+    )
+    fields = DEFINITION_COLUMNS
+    before = sorted(BeaconDefinition.objects.values_list(*fields))
+    path = export(tmp_path, file_format, "--registry")
+    BeaconDefinition.objects.filter(slug="js_error").delete()
+    BeaconDefinition.objects.filter(slug="page_view").update(name="Renamed", granularities="D")
+
+    out, err = import_file(path, "merge")
+
+    assert "1 new, 1 updated" in out, err
+    assert sorted(BeaconDefinition.objects.values_list(*fields)) == before
+
+
+def test_invalid_beacon_type_row_writes_nothing(db, tmp_path):
+    path = tmp_path / "types.csv"
+    path.write_text("slug,name,granularities\nnew_one,New,hour\nbad,Bad,fortnight\n")
+    out, err = import_file(path, "merge")
+    assert "row 2" in err and "granularities" in err
+    assert not BeaconDefinition.objects.filter(slug="new_one").exists()
+
+
+# --- admin --------------------------------------------------------------------------------------
+
+
+def admin_url(name, model="beaconaggregate"):
+    return reverse(f"admin:beacons_{model}_{name}")
+
+
+def format_index(file_format):
+    return {"csv": "0", "xlsx": "1", "json": "2"}[file_format]
+
+
+def admin_upload(admin_client, content, file_format, mode="merge", model="beaconaggregate"):
+    upload = io.BytesIO(content)
+    upload.name = f"upload.{file_format}"
+    data = {"import_file": upload, "format": format_index(file_format), "resource": "0"}
+    if model == "beaconaggregate":
+        data["mode"] = mode
+    return admin_client.post(admin_url("import", model), data)
+
+
+def admin_confirm(admin_client, preview, model="beaconaggregate"):
+    form = preview.context["confirm_form"]
+    data = {name: form.initial[name] for name in form.fields if name in form.initial}
+    return admin_client.post(admin_url("process_import", model), data)
+
+
+def test_admin_import_uploads_previews_and_confirms(admin_client, page_view):
+    record(page_view, "/a", utc(2026, 11, 1, 9), 5)
+    content = (
+        "event_type,identifier,granularity,period_start,count\r\n"
+        "page_view,/a,hour,2026-11-01T09:00:00+00:00,3\r\n"
+        "page_view,<b>/new</b>,hour,2026-11-01T09:00:00+00:00,2\r\n"
+    ).encode()
+
+    preview = admin_upload(admin_client, content, "csv", mode="merge")
+
+    assert preview.status_code == 200
+    page = preview.content.decode()
+    assert "1 new, 1 updated, 0 skipped" in page and "5 → 8" in page
+    assert "&lt;b&gt;/new&lt;/b&gt;" in page and "<b>/new</b>" not in page
+    assert BeaconAggregate.objects.get(identifier="/a", granularity=G.HOUR).count == 5  # preview wrote nothing
+
+    done = admin_confirm(admin_client, preview)
+
+    assert done.status_code == 302
+    assert BeaconAggregate.objects.get(identifier="/a", granularity=G.HOUR).count == 8
+    assert BeaconAggregate.objects.get(identifier="<b>/new</b>").count == 2
+
+
+def test_admin_import_lists_bad_rows_and_offers_no_confirm(admin_client, page_view):
+    content = (
+        "event_type,identifier,granularity,period_start,count\n"
+        "page_view,/a,hour,2026-11-01T09:00:00+00:00,3\n"
+        "page_view,/b,hour,2026-11-01T09:30:00+00:00,3\n"
+        "page_view,/c,fortnight,2026-11-01T09:00:00+00:00,-1\n"
+    ).encode()
+    response = admin_upload(admin_client, content, "csv")
+    page = response.content.decode()
+    assert "confirm_form" not in response.context or response.context["confirm_form"] is None
+    assert "2 of 3 rows failed" in page and "not the start of its hour" in page and "fortnight" in page
+    assert BeaconAggregate.objects.count() == 0
+
+
+def test_admin_import_page_offers_mode_and_example_files(admin_client, db):
+    page = admin_client.get(admin_url("import")).content.decode()
+    assert 'name="mode"' in page and "replace" in page
+    example = admin_client.get(reverse("admin:beacons_beaconaggregate_import_example", args=["csv"]))
+    content = b"".join(example.streaming_content)
+    assert content.startswith(b"event_type,identifier,granularity,period_start,count")
+    preview = admin_upload(admin_client, content, "csv")
+    assert "4 new" in preview.content.decode()
+
+
+def test_admin_replace_import_sets_counts(admin_client, page_view):
+    record(page_view, "/a", utc(2026, 11, 1, 9), 5)
+    content = b"event_type,identifier,granularity,period_start,count\npage_view,/a,hour,2026-11-01T09:00:00+00:00,3\n"
+    preview = admin_upload(admin_client, content, "csv", mode="replace")
+    admin_confirm(admin_client, preview)
+    assert BeaconAggregate.objects.get(identifier="/a", granularity=G.HOUR).count == 3
+
+
+def admin_export(admin_client, file_format, query="", model="beaconaggregate"):
+    response = admin_client.post(admin_url("export", model) + query, {"format": format_index(file_format), "resource": "0"})
+    assert response.status_code == 200, response.content[:500]
+    return b"".join(response.streaming_content)
+
+
+@pytest.mark.parametrize("file_format", ["csv", "json"])
+def test_admin_and_command_export_the_same_file_for_the_same_filter(admin_client, traffic, tmp_path, file_format):
+    query = f"?definition__id__exact={traffic.pk}&granularity__exact=D"
+    from_admin = admin_export(admin_client, file_format, query)
+    from_command = export(tmp_path, file_format, "--definition", "page_view", "--granularity", "day").read_bytes()
+    assert from_admin == from_command
+    assert from_admin.count(b"page_view") == BeaconAggregate.objects.filter(definition=traffic, granularity=G.DAY).count()
+
+
+def test_admin_export_of_beacon_types_imports_back(admin_client, db):
+    content = admin_export(admin_client, "csv", model="beacondefinition")
+    assert content.startswith(b"slug,name,description,kind")
+    BeaconDefinition.objects.filter(slug="error").delete()
+    preview = admin_upload(admin_client, content, "csv", model="beacondefinition")
+    admin_confirm(admin_client, preview, model="beacondefinition")
+    assert BeaconDefinition.objects.get(slug="error").granularity_codes == [G.MINUTE, G.HOUR, G.DAY, G.MONTH]
+
+
+def test_last_months_daily_page_views_survive_an_xlsx_trip_through_the_admin(admin_client, page_view, settings):
+    """Done when: export last month's daily page views as XLSX, import into an emptied database, same chart."""
+    settings.TIME_ZONE = settings.BEACONS_TIME_ZONE = "Europe/London"  # admin date filters use TIME_ZONE
+    now = datetime.now(UTC)
+    this_month = bucket_start(now, G.MONTH)
+    last_month = bucket_start(this_month - timedelta(days=1), G.MONTH)
+    moment, n = last_month + timedelta(hours=7), 0
+    while moment < this_month + timedelta(days=2):
+        n += 1
+        record(page_view, f"/page/{n % 4}", moment, n % 7 + 1)
+        moment += timedelta(hours=17)
+    local = last_month.astimezone(ZoneInfo("Europe/London"))
+    query = (
+        f"?definition__id__exact={page_view.pk}&granularity__exact=D"
+        f"&period_start__year={local.year}&period_start__month={local.month}"
+    )
+    def chart():
+        return {
+            identifier: queries.series(
+                definitions=[page_view], granularity=G.DAY, start=last_month, end=this_month, identifier=identifier
+            )
+            for identifier in ["", "/page/0", "/page/1", "/page/2", "/page/3"]
+        }
+
+    expected = chart()
+    content = admin_export(admin_client, "xlsx", query)
+    sheet = openpyxl.load_workbook(io.BytesIO(content)).active
+    assert {row[2] for row in sheet.iter_rows(min_row=2, values_only=True)} == {"day"}
+
+    BeaconAggregate.objects.all().delete()
+    preview = admin_upload(admin_client, content, "xlsx", mode="replace")
+    assert preview.context["confirm_form"] is not None
+    admin_confirm(admin_client, preview)
+
+    assert chart() == expected
+    assert sum(count for _, count in expected[""]) > 0
+    assert not BeaconAggregate.objects.exclude(granularity=G.DAY).exists()
+
+
+def test_json_rows_are_read_one_at_a_time_across_read_boundaries():
+    items = [{"event_type": "page_view", "identifier": f"/{n}/" + "é" * (n % 300), "count": n} for n in range(3000)]
+    content = json.dumps(items, ensure_ascii=False, indent=1).encode()
+    headers, rows = transfer.rows_read(stream=io.BytesIO(content), file_format="json")
+    assert headers == ["event_type", "identifier", "count"]
+    assert list(rows) == items
+
+
+@pytest.mark.parametrize("content", [b"{}", b"[1, 2]", b'[{"a": 1} {"b": 2}]', b'[{"a": 1}, {"b": ', b"\xff\xfe"])
+def test_unreadable_json_is_a_file_problem(content):
+    with pytest.raises(transfer.FileProblem):
+        _headers, rows = transfer.rows_read(stream=io.BytesIO(content), file_format="json")
+        list(rows)
+
+
+def test_changelists_offer_import_and_export(admin_client, db):
+    for model in ["beaconaggregate", "beacondefinition"]:
+        page = admin_client.get(reverse(f"admin:beacons_{model}_changelist")).content.decode()
+        assert admin_url("import", model) in page and admin_url("export", model) in page
+
+
+def test_staff_who_may_only_view_counts_can_export_but_not_import(client, django_user_model, page_view):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_beaconaggregate"))
+    client.force_login(user)
+    assert client.get(admin_url("import")).status_code == 403
+    assert admin_export(client, "csv").startswith(b"event_type,")
+
+
+def test_export_command_writes_to_standard_output_with_filters(traffic):
+    out = io.StringIO()
+    call_command(
+        "beacons_export", "--definition", "signup", "--start", "2026-11-01", "--end", "2026-11-02",
+        stdout=out, stderr=io.StringIO(),
+    )  # fmt: skip
+    header, *rows = csv.reader(io.StringIO(out.getvalue()))
+    assert header == list(transfer.AGGREGATE_COLUMNS)
+    assert sorted(rows) == [
+        ["signup", "", "day", "2026-11-01T00:00:00+00:00", "4"],
+        ["signup", "", "hour", "2026-11-01T12:00:00+00:00", "4"],
+        ["signup", "newsletter", "day", "2026-11-01T00:00:00+00:00", "4"],
+        ["signup", "newsletter", "hour", "2026-11-01T12:00:00+00:00", "4"],
+    ]
+
+
+def test_large_file_is_written_in_chunks_and_repeats_across_chunks_are_updates(page_view, tmp_path):
+    rows = [["page_view", f"/p/{n}", "hour", "2026-11-01T09:00:00+00:00", 1] for n in range(1200)]
+    rows += [["page_view", "/p/0", "hour", "2026-11-01T09:00:00+00:00", 1]]  # the same bucket, three chunks later
+    path = write_csv(tmp_path, rows)
+    out, _ = import_file(path, "merge")
+    assert "1,200 new, 1 updated, 0 skipped, 0 failed" in out
+    assert BeaconAggregate.objects.count() == 1200
+    assert BeaconAggregate.objects.get(identifier="/p/0").count == 2
+
+
+@pytest.mark.parametrize(
+    "file_format, content",
+    [
+        ("xlsx", b"not a workbook"),
+        ("json", b'{"event_type": "page_view"}'),
+        ("json", b"[1, 2, 3]"),
+        ("csv", b"\xff\xfe\x00garbage"),
+        ("csv", b"name,colour\nx,red\n"),
+    ],
+)
+def test_admin_import_of_an_unreadable_file_explains_instead_of_failing(admin_client, db, file_format, content):
+    response = admin_upload(admin_client, content, file_format)
+    assert response.status_code == 200
+    assert response.context.get("confirm_form") is None
+    assert BeaconAggregate.objects.count() == 0
+
+
+@pytest.mark.parametrize("name, content", [("in.xlsx", b"not a workbook"), ("in.json", b"[{}, 1]"), ("in.csv", b"\xff\xfe\xfa")])
+def test_import_command_refuses_an_unreadable_file(db, tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    _, err = import_file(path, "merge")
+    assert "nothing imported" in err
+
+
+@pytest.mark.parametrize("count", ["1e999999999", "9" * 5000, "NaN", "Infinity", "", "1,000", "true"])
+def test_hostile_counts_are_row_errors(page_view, tmp_path, count):
+    path = write_csv(tmp_path, [["page_view", "/", "day", "2026-11-01T00:00:00+00:00", count]])
+    _, err = import_file(path, "merge")
+    assert "row 1: count:" in err and len(err) < 500
+    assert BeaconAggregate.objects.count() == 0
