@@ -29,7 +29,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -41,7 +40,6 @@ from .sinks import counter_key, redis_batch_key, redis_client, redis_keys
 logger = logging.getLogger("beacons")
 
 CRASH_ENV = "BEACONS_DRAIN_CRASH_AT"
-PG_ROWS_PER_STATEMENT = 50_000  # unnest arrays: bounded memory per statement, few round trips
 
 # KEYS: live, batch, pending; ARGV: batch id. RENAMENX needs all keys in one Cluster slot.
 _RENAME_SCRIPT = """
@@ -121,39 +119,39 @@ def hits_in(increments: Mapping[CounterKey, int]) -> int:
 
 
 def aggregates_add_bulk(*, increments: Mapping[CounterKey, int]) -> int:
-    """Like ``counting.aggregates_add`` but for large batches (a drain).
+    """Like ``counting.aggregates_add`` but for large batches (a drain). Call inside a transaction.
 
-    On PostgreSQL, keys go as five ``unnest`` arrays, 50,000 rows per statement, sorted
-    (stable row-lock order between concurrent writers) and unique (one upsert may not
-    touch a row twice). Elsewhere it is ``aggregates_add``. Call inside a transaction.
+    On PostgreSQL the keys are streamed with binary ``COPY`` into a temporary table, then
+    added with one ``INSERT … SELECT … ORDER BY … ON CONFLICT DO UPDATE``: keys are unique
+    (they come from one hash) and sorted (a stable row-lock order between concurrent
+    writers). Measured faster than batches of ``unnest`` arrays (bench/drain.py).
+    Elsewhere it is ``aggregates_add``.
     """
     if connection.vendor != "postgresql":
         return aggregates_add(increments=increments)
-    items = sorted((key, n) for key, n in increments.items() if n)
-    epochs: dict[datetime, float] = {}
     table = BeaconAggregate._meta.db_table
-    sql = (
-        f"INSERT INTO {table} (definition_id, identifier, granularity, period_start, count) "
-        "SELECT d, i, g, to_timestamp(p), n FROM unnest(%s::bigint[], %s::text[], %s::text[], "
-        "%s::float8[], %s::bigint[]) AS u(d, i, g, p, n) "
-        "ON CONFLICT (definition_id, identifier, granularity, period_start) "
-        f"DO UPDATE SET count = {table}.count + EXCLUDED.count"
-    )
+    rows = 0
     with connection.cursor() as cursor:
-        for offset in range(0, len(items), PG_ROWS_PER_STATEMENT):
-            chunk = items[offset : offset + PG_ROWS_PER_STATEMENT]
-            columns: tuple[list, list, list, list, list] = ([], [], [], [], [])
-            for (definition_id, identifier, granularity, start), n in chunk:
-                epoch = epochs.get(start)
-                if epoch is None:
-                    epoch = epochs[start] = start.timestamp()
-                columns[0].append(definition_id)
-                columns[1].append(identifier)
-                columns[2].append(granularity)
-                columns[3].append(epoch)
-                columns[4].append(n)
-            cursor.execute(sql, list(columns))
-    return len(items)
+        cursor.execute("SET LOCAL work_mem = '64MB'")  # sort the batch in memory
+        cursor.execute(
+            "CREATE TEMP TABLE beacons_drain_rows (definition_id bigint, identifier text, granularity text, "
+            "period_start timestamptz, count bigint) ON COMMIT DROP"
+        )
+        with cursor.cursor.copy("COPY beacons_drain_rows FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "text", "text", "timestamptz", "int8"])
+            for (definition_id, identifier, granularity, start), n in increments.items():
+                if n:
+                    copy.write_row((definition_id, identifier, granularity, start, n))
+                    rows += 1
+        cursor.execute(
+            f"INSERT INTO {table} (definition_id, identifier, granularity, period_start, count) "
+            "SELECT definition_id, identifier, granularity, period_start, count FROM beacons_drain_rows "
+            "ORDER BY definition_id, identifier, granularity, period_start "
+            "ON CONFLICT (definition_id, identifier, granularity, period_start) "
+            f"DO UPDATE SET count = {table}.count + EXCLUDED.count"
+        )
+        cursor.execute("DROP TABLE beacons_drain_rows")  # ON COMMIT DROP is too late for a second batch
+    return rows
 
 
 def drain_with_retries(*, attempts: int | None, max_wait: float = 30.0, sleep=time.sleep) -> DrainResult:
