@@ -24,6 +24,7 @@ demo: migrate
 	$(BIN)/python manage.py beacons_demo --if-empty
 
 run: demo
+	mkdir -p staticfiles
 	$(BIN)/python manage.py beacons_demo_login
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, connections
 
 from .buckets import bucket_start, bucket_zone
 from .models import BeaconAggregate
@@ -53,12 +53,17 @@ def aggregates_add(*, increments: Mapping[CounterKey, int], using: str | None = 
     order (no deadlocks). Up to 500 keys go in one statement; a request's increments
     always fit in one.
     """
-    from django.db import connections
-
-    conn = connections[using] if using else connection
     items = sorted((key, n) for key, n in increments.items() if n)
-    if not items:
-        return 0
+    return _upsert(items, f"count = {_TABLE}.count + EXCLUDED.count", using)
+
+
+def aggregates_set(*, counts: Mapping[CounterKey, int], using: str | None = None) -> int:
+    """Set counters to ``counts``, inserting missing ones (imports in replace mode)."""
+    return _upsert(sorted(counts.items()), "count = EXCLUDED.count", using)
+
+
+def _upsert(items: list[tuple[CounterKey, int]], on_conflict: str, using: str | None) -> int:
+    conn = connections[using] if using else connection
     adapt = conn.ops.adapt_datetimefield_value
     with conn.cursor() as cursor:
         for offset in range(0, len(items), UPSERT_ROWS_PER_STATEMENT):
@@ -70,8 +75,7 @@ def aggregates_add(*, increments: Mapping[CounterKey, int], using: str | None = 
             cursor.execute(
                 f"INSERT INTO {_TABLE} (definition_id, identifier, granularity, period_start, count) "
                 f"VALUES {values} "
-                f"ON CONFLICT (definition_id, identifier, granularity, period_start) "
-                f"DO UPDATE SET count = {_TABLE}.count + EXCLUDED.count",
+                f"ON CONFLICT (definition_id, identifier, granularity, period_start) DO UPDATE SET {on_conflict}",
                 params,
             )
     return len(items)

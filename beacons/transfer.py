@@ -35,7 +35,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 
 from .buckets import bucket_start, bucket_zone
-from .counting import UPSERT_ROWS_PER_STATEMENT, CounterKey, aggregates_add
+from .counting import UPSERT_ROWS_PER_STATEMENT, CounterKey, aggregates_add, aggregates_set
 from .models import IDENTIFIER_MAX_LENGTH, BeaconAggregate, BeaconDefinition, Granularity
 from .parsing import SLUG_RE, Rejected
 from .services import definitions_resolve
@@ -534,26 +534,6 @@ def _counts_stored(keys: Sequence[CounterKey]) -> dict[CounterKey, int]:
         return {keys[n]: count for n, count in cursor.fetchall()}
 
 
-def _aggregates_set(counts: Mapping[CounterKey, int]) -> None:
-    """Set counters to ``counts`` (insert or overwrite), in sorted key order like ``aggregates_add``."""
-    adapt = connection.ops.adapt_datetimefield_value
-    items = sorted(counts.items())
-    with connection.cursor() as cursor:
-        for offset in range(0, len(items), UPSERT_ROWS_PER_STATEMENT):
-            chunk = items[offset : offset + UPSERT_ROWS_PER_STATEMENT]
-            params: list = []
-            for (definition_id, identifier, granularity, start), n in chunk:
-                params += [definition_id, identifier, granularity, adapt(start), n]
-            values = ",".join(["(%s,%s,%s,%s,%s)"] * len(chunk))
-            cursor.execute(
-                f"INSERT INTO {_TABLE} (definition_id, identifier, granularity, period_start, count) "
-                f"VALUES {values} "
-                f"ON CONFLICT (definition_id, identifier, granularity, period_start) "
-                f"DO UPDATE SET count = EXCLUDED.count",
-                params,
-            )
-
-
 def _chunk_write(
     rows: list[tuple[int, AggregateRow, int]], *, mode: str, summary: ImportSummary, preview_limit: int
 ) -> None:
@@ -585,7 +565,7 @@ def _chunk_write(
     if mode == "merge":
         aggregates_add(increments={key: count - stored.get(key, 0) for key, count in changed.items()})
     else:
-        _aggregates_set(changed)
+        aggregates_set(counts=changed)
 
 
 def aggregates_import(

@@ -321,6 +321,7 @@ def test_redis_down_under_load_falls_back_to_the_database_and_counts_every_hit(s
         pytest.skip("redis-server is not installed")
     event_type = f"fault_redis_{uuid.uuid4().hex[:6]}"
     client = redis_client(django_settings.BEACONS_REDIS_URL)
+    original_save = client.config_get("save")["save"]
     folder, rdb_ours = Path(tempfile.gettempdir()), False
     try:
         with Load(server.url, event_type) as load:
@@ -335,6 +336,7 @@ def test_redis_down_under_load_falls_back_to_the_database_and_counts_every_hit(s
     finally:
         if not _redis_alive(client):
             _redis_start(folder)
+        client.config_set("save", original_save)  # the stop set a save point to keep the data
         if rdb_ours:
             (folder / "dump.rdb").unlink(missing_ok=True)
     server.stop()
