@@ -11,6 +11,7 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import dj_database_url
+import plotly
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -119,7 +120,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # plotly.js exactly as the installed plotly package ships it: /static/vendor/plotly.min.js
+    ("vendor", Path(plotly.__file__).parent / "package_data"),
+]
 # Serve static files straight from the apps and static/ (no collectstatic needed to run);
 # `make serve` runs collectstatic so production serves compressed, hashed copies.
 WHITENOISE_USE_FINDERS = True
