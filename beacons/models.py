@@ -157,6 +157,8 @@ class BeaconAggregate(models.Model):
     count = models.BigIntegerField(default=0)
 
     class Meta:
+        verbose_name = "count"
+        verbose_name_plural = "counts"
         constraints = [
             models.UniqueConstraint(
                 fields=["definition", "identifier", "granularity", "period_start"], name="beacon_aggregate_bucket"
@@ -232,6 +234,7 @@ class BeaconEvent(models.Model):
     )
 
     class Meta:
+        verbose_name = "single event"
         indexes = [
             models.Index(fields=["definition", "received_at"], name="beacon_event_def_received"),
             models.Index(fields=["error_group", "received_at"], name="beacon_event_group_received"),

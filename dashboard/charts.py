@@ -49,7 +49,9 @@ def bucket_label(moment: datetime, granularity: str) -> str:
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
 
 
-def _layout(*, granularity: str, y_title: str, barmode: str | None = None, legend: bool = False) -> dict:
+def _layout(
+    *, granularity: str, y_title: str, y_peak: int, barmode: str | None = None, legend: bool = False
+) -> dict:
     return {
         "template": "none",
         "font": {"family": FONT, "size": 13, "color": "#1f2937"},
@@ -70,6 +72,8 @@ def _layout(*, granularity: str, y_title: str, barmode: str | None = None, legen
         "yaxis": {
             "title": {"text": plotly_text(y_title), "font": {"size": 11, "color": "#6b7280"}},
             "tickformat": ",d",
+            # Counts are whole: with small peaks Plotly would put ticks at 0.5 and label both "0".
+            "dtick": 1 if y_peak < 6 else None,
             "rangemode": "tozero",
             "gridcolor": "#e5e7eb",
             "zeroline": False,
@@ -110,7 +114,9 @@ def series_figure(
                 hovertemplate="%{y:,} (%{customdata|" + hover + "})<extra>Previous period</extra>",
             )
         )
-    figure = go.Figure(data=traces, layout=_layout(granularity=granularity, y_title=name, legend=previous is not None))
+    peak = max(y + [count for _, count in previous or []], default=0)
+    layout = _layout(granularity=granularity, y_title=name, y_peak=peak, legend=previous is not None)
+    figure = go.Figure(data=traces, layout=layout)
     return figure.to_plotly_json()
 
 
@@ -126,6 +132,7 @@ def stacked_figure(*, granularity: str, x: Sequence[datetime], stacks: Sequence[
                 hovertemplate="%{y:,}<extra>" + label + "</extra>",
             )  # fmt: skip
         )
-    layout = _layout(granularity=granularity, y_title="Events", barmode="stack", legend=True)
+    peak = max((sum(column) for column in zip(*(counts for _, counts in stacks))), default=0)
+    layout = _layout(granularity=granularity, y_title="Events", y_peak=peak, barmode="stack", legend=True)
     layout["bargap"] = 0.15
     return go.Figure(data=traces, layout=layout).to_plotly_json()
