@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 from django.core.cache import cache
@@ -58,6 +59,31 @@ def send(beacon_client):
         return beacon_client.post("/beacon", data=data, content_type=content_type, **headers)
 
     return _send
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium, one per test module.
+
+    It presents a normal Chrome user agent browser-wide: Playwright's own says "HeadlessChrome",
+    which ingest rightly drops as a crawler, and a beacon that outlives its page is sent
+    without a context's override.
+    """
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--user-agent={BROWSER_UA}"]
+        )
+        yield chromium
+        chromium.close()
 
 
 def is_postgres() -> bool:

@@ -6,7 +6,6 @@ the ingest rightly drops as a crawler, so the browser presents a normal Chrome u
 Pages on another origin are plain HTML files served by a second loopback server.
 """
 
-import importlib
 import json
 import os
 import threading
@@ -19,8 +18,6 @@ import pytest
 # Playwright's sync API runs an event loop in this thread; the ORM calls here are still synchronous.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-from django.apps import apps as django_apps  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.db.models import Sum  # noqa: E402
 
 from beacons.models import BeaconAggregate, BeaconEvent, Granularity  # noqa: E402
@@ -29,15 +26,6 @@ from .conftest import BROWSER_UA  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_SECONDS = 10
 DNT_ON = "Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'});"
 GPC_ON = "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true});"
@@ -56,59 +44,8 @@ HIDE_PAGE = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        # Also browser-wide: a beacon that outlives its page is sent without the context's override.
-        args = [*CHROMIUM_ARGS, f"--user-agent={BROWSER_UA}"]
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-        yield chromium
-        chromium.close()
-
-
-# In-memory SQLite: Django hands the live server's request threads the test's ONE connection (only
-# if the test database exists when the server starts, hence django_db_setup), and a browser sends
-# beacons concurrently, which fails with "database table is locked". So on SQLite, requests and this
-# thread's queries take turns; PostgreSQL gives each thread its own connection and needs no turns.
-DATABASE_TURN = threading.RLock()
-
-
-@pytest.fixture(scope="module")
-def live_server(django_db_setup):
-    """Replaces pytest-django's session-wide live server: this one starts after the test database exists."""
-    from pytest_django.live_server_helper import LiveServer
-
-    server = LiveServer("localhost")
-    if connection.vendor == "sqlite":
-        application = server.thread.httpd.get_app()
-
-        def one_at_a_time(environ, start_response):
-            with DATABASE_TURN:
-                response = application(environ, start_response)
-                try:
-                    return list(response)
-                finally:
-                    response.close()
-
-        server.thread.httpd.set_app(one_at_a_time)
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def registry(transactional_db):
-    """The page_view and error types the first migration registers (a transactional test flushes them)."""
-    migration = importlib.import_module("beacons.migrations.0002_default_definitions")
-    with DATABASE_TURN:
-        migration.register_defaults(django_apps, None)
-
-
-@pytest.fixture
-def context(browser, registry, live_server):
+def context(browser, transactional_db, live_server):
     context = browser.new_context(user_agent=BROWSER_UA, base_url=live_server.url)
     yield context
     context.close()
@@ -174,8 +111,7 @@ def count(event_type: str, identifier: str = "") -> int:
     rows = BeaconAggregate.objects.filter(
         definition__slug=event_type, identifier=identifier, granularity=Granularity.DAY
     )
-    with DATABASE_TURN:
-        return rows.aggregate(total=Sum("count"))["total"] or 0
+    return rows.aggregate(total=Sum("count"))["total"] or 0
 
 
 def wait_for_count(event_type: str, identifier: str, expected: int):
@@ -189,8 +125,7 @@ def barrier(page, name: str = "barrier"):
 
 
 def error_events():
-    with DATABASE_TURN:
-        return list(BeaconEvent.objects.filter(definition__slug="error").order_by("id"))
+    return list(BeaconEvent.objects.filter(definition__slug="error").order_by("id"))
 
 
 def test_django_page_view_is_counted_once_on_load(page):

@@ -14,7 +14,6 @@ from django.utils import timezone
 from beacons import alerts
 from beacons.models import BeaconDefinition, ErrorGroup
 
-from .conftest import BROWSER_UA
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,6 @@ streamed day by day through ``counting.aggregates_add`` inside one transaction.
 
 import random
 import time
-from bisect import bisect_left
 from collections import Counter
 from datetime import datetime, timedelta
 from itertools import accumulate
