@@ -34,6 +34,7 @@ DEFINITION_FIELDS = (
 # that time; saves in this process apply at once (the signal receivers below).
 DEFINITIONS_CACHE_SECONDS = 15.0
 DEFINITIONS_CACHE_MAX = 10_000
+DEFINITIONS_RETRY_SECONDS = 5.0  # while the database is unreachable
 _definitions_cache: dict[str, tuple[float, BeaconDefinition]] = {}
 DB_UNREACHABLE = (OperationalError, InterfaceError)
 
@@ -70,6 +71,8 @@ def definitions_resolve(*, slugs: Iterable[str]) -> dict[str, BeaconDefinition]:
         stale = {slug: _definitions_cache[slug][1] for slug in wanted - found.keys() if slug in _definitions_cache}
         if len(found) + len(stale) < len(wanted):
             raise
+        for slug, definition in stale.items():  # ask the database again in a few seconds, not at every hit
+            _definitions_cache[slug] = (now - DEFINITIONS_CACHE_SECONDS + DEFINITIONS_RETRY_SECONDS, definition)
         return found | stale
     if len(_definitions_cache) > DEFINITIONS_CACHE_MAX:
         _definitions_cache.clear()

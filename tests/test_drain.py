@@ -151,3 +151,26 @@ def test_two_drains_at_once_count_a_batch_once(redis_sink, page_views, settings)
     assert hour_total("/race") == 4
     assert DrainBatch.objects.count() == 1
     assert get_sink().name == "redis"
+
+
+def test_identifiers_with_copy_special_characters_are_stored_exactly(redis_sink, send):
+    awkward = "/a\\b\tc\nd\re|f ü"
+    assert send({"event_type": "page_view", "identifier": awkward}).status_code == 204
+    drain_pass()
+    assert hour_total(awkward.strip()) == 1
+
+
+def test_old_drain_records_are_purged_unless_their_batch_is_still_pending(redis_sink, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from beacons.drain import drain_batches_purge
+
+    _, pending = redis_keys(settings.BEACONS_REDIS_PREFIX)
+    for batch_id in ("old-done", "old-pending", "recent"):
+        DrainBatch.objects.create(batch_id=batch_id)
+    DrainBatch.objects.filter(batch_id__startswith="old").update(drained_at=timezone.now() - timedelta(days=8))
+    redis_sink.sadd(pending, "old-pending")
+    assert drain_batches_purge() == 1
+    assert sorted(DrainBatch.objects.values_list("batch_id", flat=True)) == ["old-pending", "recent"]

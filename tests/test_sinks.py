@@ -170,3 +170,28 @@ def test_unreachable_redis_falls_back_to_the_database_and_warns_once(send, setti
             sinks.get_sink()._skip_until = 0  # try Redis again at every request
     assert hour_total("page_view", "/fallback") == 3
     assert sum("Redis unreachable" in record.getMessage() for record in caplog.records) == 1
+
+
+@pytest.mark.redis
+def test_redis_sink_counts_every_increment_from_many_threads(settings, redis_prefix):
+    settings.BEACONS_SINK = "redis"
+    sink = get_sink()
+    key = (1, "/threads", "H", datetime(2026, 1, 1, tzinfo=UTC))
+    errors = []
+
+    def add_many():
+        try:
+            for _ in range(200):
+                sink.add({key: 1})
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    live, _ = redis_keys(redis_prefix)
+    assert errors == []
+    assert int(sink.client.hget(live, redis_field(key))) == 1600
+

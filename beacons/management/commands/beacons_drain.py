@@ -4,7 +4,9 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from beacons.drain import drain_with_retries
+from beacons.drain import drain_batches_purge, drain_with_retries
+
+PURGE_EVERY_SECONDS = 3600
 
 
 class Command(BaseCommand):
@@ -14,7 +16,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--loop", action="store_true", help="Keep draining every --interval seconds until stopped.")
+        parser.add_argument(
+            "--loop",
+            action="store_true",
+            help="Keep draining every --interval seconds until stopped (SIGTERM finishes the pass first); "
+            "hourly, also deletes drain records older than 7 days.",
+        )
         parser.add_argument("--interval", type=float, default=2.0, help="Seconds between passes with --loop (default 2).")
         parser.add_argument(
             "--attempts", type=int, default=6, help="Without --loop: tries while the database or Redis is down (default 6, ~30 s)."
@@ -28,9 +35,22 @@ class Command(BaseCommand):
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())  # finish the pass in progress, then exit
+        purged_at = float("-inf")
         while not stop.is_set():
             self._pass(attempts=None)
+            if time.monotonic() - purged_at > PURGE_EVERY_SECONDS:
+                purged_at = time.monotonic()
+                self._purge()
             stop.wait(interval)
+
+    def _purge(self) -> None:
+        try:
+            deleted = drain_batches_purge()
+        except Exception as exc:  # the next hour tries again; draining matters more
+            self.stderr.write(f"could not delete old drain batch records: {exc}")
+            return
+        if deleted:
+            self.stdout.write(f"deleted {deleted} drain batch record(s) older than 7 days")
 
     def _pass(self, *, attempts: int | None) -> None:
         started = time.monotonic()
