@@ -150,7 +150,10 @@ class BeaconAggregate(models.Model):
     Rows are only ever written by the upsert in ``beacons.counting``.
     """
 
-    definition = models.ForeignKey(BeaconDefinition, on_delete=models.CASCADE, related_name="aggregates")
+    # No index of its own: the unique key and the indexes below all start with it.
+    definition = models.ForeignKey(
+        BeaconDefinition, on_delete=models.CASCADE, related_name="aggregates", db_index=False
+    )
     identifier = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True, default="")
     granularity = models.CharField(max_length=2, choices=Granularity.choices)
     period_start = models.DateTimeField()
@@ -222,7 +225,7 @@ class BeaconEvent(models.Model):
     Never holds an IP address: ``visitor_key`` is a hash with a salt that rotates daily.
     """
 
-    definition = models.ForeignKey(BeaconDefinition, on_delete=models.CASCADE, related_name="events")
+    definition = models.ForeignKey(BeaconDefinition, on_delete=models.CASCADE, related_name="events", db_index=False)
     received_at = models.DateTimeField()
     identifier = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True, default="")
     payload = models.JSONField(default=dict, blank=True)

@@ -15,11 +15,13 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from .counting import Hit, increments_for
+from .logs import ThrottledWarning
 from .models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, BeaconEvent, DroppedHits
 from .parsing import EventInput, Rejected
 from .sinks import get_sink
 
 logger = logging.getLogger("beacons")
+outage_warning = ThrottledWarning()
 
 DEFINITION_FIELDS = (
     "id", "slug", "kind", "identifier_rule", "keep_query_string", "granularities", "keep_raw", "is_active",
@@ -129,18 +131,7 @@ def dropped_add(*, reason: str, count: int, day=None) -> None:
                 [connection.ops.adapt_datefield_value(day), reason, count],
             )
     except DB_UNREACHABLE as exc:  # a tally of what was not counted is not worth failing a request
-        _db_down_warning("dropped-hits tally (%s +%d) lost, database unreachable: %s", reason, count, exc)
-
-
-_db_down_warned_at = float("-inf")
-
-
-def _db_down_warning(message: str, *args) -> None:
-    """Log at most once a minute: an outage must not flood the logs."""
-    global _db_down_warned_at
-    if time.monotonic() - _db_down_warned_at >= 60:
-        _db_down_warned_at = time.monotonic()
-        logger.warning(message, *args)
+        outage_warning("dropped-hits tally (%s +%d) lost, database unreachable: %s", reason, count, exc)
 
 
 def _first_time(event: EventInput, definition: BeaconDefinition) -> bool:
@@ -148,7 +139,11 @@ def _first_time(event: EventInput, definition: BeaconDefinition) -> bool:
         return True
     digest = hashlib.sha256(event.event_id.encode()).hexdigest()[:32]
     key = f"beacons:dedupe:{definition.id}:{digest}"
-    return cache.add(key, 1, timeout=settings.BEACONS_DEDUPE_SECONDS)
+    try:
+        return cache.add(key, 1, timeout=settings.BEACONS_DEDUPE_SECONDS)
+    except Exception as exc:  # a shared cache (CACHE_URL) that is down: count rather than lose the hit
+        outage_warning("dedupe skipped, cache unreachable: %s", exc)
+        return True
 
 
 @dataclass
@@ -202,7 +197,7 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
         try:
             raw_events_keep(events=raw, definitions=definitions)
         except DB_UNREACHABLE as exc:  # back-pressure: the counts are kept, single events go first
-            _db_down_warning("%d single event(s) dropped, database unreachable: %s", len(raw), exc)
+            outage_warning("%d single event(s) dropped, database unreachable: %s", len(raw), exc)
     if inactive:
         dropped_add(reason=DroppedHits.Reason.INACTIVE, count=inactive)
     if duplicates:

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
 from .counting import CounterKey, aggregates_add
+from .logs import ThrottledWarning
 
 logger = logging.getLogger("beacons")
 
@@ -51,20 +52,6 @@ class DirectSink:
         pass
 
 
-class _Throttled:
-    """Logs a warning at most once per ``every`` seconds."""
-
-    def __init__(self, every: float = WARN_EVERY_SECONDS):
-        self.every = every
-        self._last = float("-inf")
-
-    def warning(self, message: str, *args) -> None:
-        now = time.monotonic()
-        if now - self._last >= self.every:
-            self._last = now
-            logger.warning(message, *args)
-
-
 class MemorySink:
     """In-process buffer; thread-safe. One background thread per process does the writing."""
 
@@ -79,7 +66,7 @@ class MemorySink:
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._warn = _Throttled()
+        self._warn = ThrottledWarning(WARN_EVERY_SECONDS)
 
     def add(self, increments: Mapping[CounterKey, int]) -> None:
         with self._lock:
@@ -136,7 +123,7 @@ class MemorySink:
                 self.flush()
                 wait = self.flush_seconds
             except Exception as exc:  # keep the thread alive; counts stay buffered and are retried soon
-                self._warn.warning("memory sink: flush failed, %d keys kept in memory: %s", self.pending(), exc)
+                self._warn("memory sink: flush failed, %d keys kept in memory: %s", self.pending(), exc)
                 connections.close_all()  # this thread's broken connection is reopened next time
                 wait = min(self.flush_seconds, 1.0)
         connections.close_all()
@@ -197,7 +184,7 @@ class RedisSink:
         self._hincrby_many = self.client.register_script(_HINCRBY_MANY)
         self.fallback = DirectSink()
         self._skip_until = 0.0
-        self._warn = _Throttled()
+        self._warn = ThrottledWarning(WARN_EVERY_SECONDS)
 
     def add(self, increments: Mapping[CounterKey, int]) -> None:
         import redis
@@ -215,7 +202,7 @@ class RedisSink:
                 # A timeout after the script reached Redis is the one case this can count twice; a
                 # refused or reset connection never ran it.
                 self._skip_until = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
-                self._warn.warning("redis sink: Redis unreachable, writing counts to the database directly: %s", exc)
+                self._warn("redis sink: Redis unreachable, writing counts to the database directly: %s", exc)
         self.fallback.add(increments)
 
     def flush(self) -> int:

@@ -1,7 +1,6 @@
 """The ingest endpoints. Each answers fast, never 500s on bad input, and sets no cookie."""
 
 import base64
-import logging
 
 from django.conf import settings
 from django.core.cache import cache
@@ -13,9 +12,8 @@ from django.views.decorators.csrf import csrf_exempt
 from . import privacy
 from .models import DroppedHits
 from .parsing import Rejected, body_to_data, events_from_data
-from .services import DB_UNREACHABLE, RequestContext, dropped_add, events_record
+from .services import DB_UNREACHABLE, RequestContext, dropped_add, events_record, outage_warning
 
-logger = logging.getLogger("beacons")
 
 TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
@@ -74,12 +72,16 @@ def _rate_limited(key: str, events: int) -> bool:
     if not limit:
         return False
     cache_key = f"beacons:rate:{key}:{int(timezone.now().timestamp() // 60)}"
-    cache.add(cache_key, 0, timeout=61)
     try:
-        return cache.incr(cache_key, events) > limit
-    except ValueError:  # expired between add and incr
-        cache.set(cache_key, events, timeout=61)
-        return events > limit
+        cache.add(cache_key, 0, timeout=61)
+        try:
+            return cache.incr(cache_key, events) > limit
+        except ValueError:  # expired between add and incr
+            cache.set(cache_key, events, timeout=61)
+            return events > limit
+    except Exception:  # a shared cache (CACHE_URL) that is down: let the hit through
+        outage_warning("rate limit skipped: cache unreachable", exc_info=True)
+        return False
 
 
 def _accept(request: HttpRequest, *, event_type=None, identifier=None, source: str, data=None) -> HttpResponse | None:
@@ -135,7 +137,7 @@ def beacon_collect(request: HttpRequest, event_type: str | None = None, identifi
     except Rejected as problem:
         return _reject(problem, origin)
     except DB_UNREACHABLE:  # the direct sink (or a type not yet cached) needs the database
-        logger.warning("beacon not counted: database unreachable", exc_info=True)
+        outage_warning("beacon not counted: database unreachable", exc_info=True)
         response = _reject(Rejected(503, "storage is unavailable, retry later"), origin)
         response["Retry-After"] = "5"
         return response
@@ -164,7 +166,7 @@ def beacon_gif(request: HttpRequest, event_type: str) -> HttpResponse:
         except Rejected as problem:
             return _reject(problem)
         except DB_UNREACHABLE:  # still answer the image: a broken picture helps nobody
-            logger.warning("image beacon not counted: database unreachable", exc_info=True)
+            outage_warning("image beacon not counted: database unreachable", exc_info=True)
     response = HttpResponse(TRANSPARENT_GIF, content_type="image/gif")
     response["Cache-Control"] = "no-store, max-age=0"
     return response

@@ -10,7 +10,7 @@ from django.db.models import Sum
 
 from beacons import sinks
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
-from beacons.sinks import MemorySink, counter_key, get_sink, redis_field, redis_keys, sinks_flush
+from beacons.sinks import counter_key, get_sink, redis_field, redis_keys, sinks_flush
 
 pytestmark = pytest.mark.django_db
 
