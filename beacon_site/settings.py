@@ -211,6 +211,8 @@ BEACONS_FLUSH_SECONDS = float(os.environ.get("BEACONS_FLUSH_SECONDS", "2"))
 BEACONS_FLUSH_MAX_KEYS = env_int("BEACONS_FLUSH_MAX_KEYS", 10000)
 BEACONS_REDIS_URL = os.environ.get("BEACONS_REDIS_URL", "redis://127.0.0.1:6379/0")
 BEACONS_REDIS_PREFIX = os.environ.get("BEACONS_REDIS_PREFIX", "beacons")
+# Parallel transactions (database connections) a large drained batch is written with.
+BEACONS_DRAIN_WORKERS = env_int("BEACONS_DRAIN_WORKERS", 2)
 
 # Error alerts (defaults; each error definition in the registry may override them).
 BEACONS_BASE_URL = os.environ.get("BEACONS_BASE_URL", "http://127.0.0.1:8000")

@@ -174,3 +174,35 @@ def test_old_drain_records_are_purged_unless_their_batch_is_still_pending(redis_
     redis_sink.sadd(pending, "old-pending")
     assert drain_batches_purge() == 1
     assert sorted(DrainBatch.objects.values_list("batch_id", flat=True)) == ["old-pending", "recent"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the parts are written by other threads' connections
+def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink, page_views, settings, monkeypatch):
+    from beacons.counting import aggregates_add
+    from beacons.sinks import counter_key
+
+    monkeypatch.setattr(drain, "PARALLEL_MIN_KEYS", 1)
+    settings.BEACONS_DRAIN_WORKERS = 2
+    pages = [f"/part/{i}" for i in range(12)]
+    for page in pages:
+        page_views(page, 2)
+    live, pending = redis_keys(settings.BEACONS_REDIS_PREFIX)
+    batch_key = redis_batch_key(settings.BEACONS_REDIS_PREFIX, "big")
+    redis_sink.rename(live, batch_key)
+    redis_sink.sadd(pending, "big")
+    # A drain wrote the first part, then died before the second.
+    increments = {counter_key(field): int(n) for field, n in redis_sink.hgetall(batch_key).items()}
+    parts = drain.batch_parts("big", increments)
+    assert [part_id for part_id, _ in parts] == ["big/1-of-2", "big/2-of-2"]
+    assert all(part for _, part in parts)
+    first_id, first = parts[0]
+    aggregates_add(increments=first)
+    DrainBatch.objects.create(batch_id=first_id)
+
+    result = drain_pass()
+    assert [hour_total(page) for page in pages] == [2] * len(pages)
+    assert hour_total() == 2 * len(pages)
+    assert sorted(DrainBatch.objects.values_list("batch_id", flat=True)) == ["big/1-of-2", "big/2-of-2"]
+    assert result.batches == 1 and result.hits == sum(hits_in(part) for _, part in parts[1:])
+    assert redis_leftovers(redis_sink, settings) == []
