@@ -173,6 +173,14 @@ return 1
 """
 
 
+class _Ticket:
+    __slots__ = ("done", "error")
+
+    def __init__(self):
+        self.done = False
+        self.error: BaseException | None = None
+
+
 class RedisSink:
     name = "redis"
 
@@ -185,12 +193,50 @@ class RedisSink:
         self.fallback = DirectSink()
         self._skip_until = 0.0
         self._warn = ThrottledWarning(WARN_EVERY_SECONDS)
+        self._turn = threading.Condition()
+        self._writing = False
+        self._waiting: Counter[CounterKey] = Counter()
+        self._tickets: list[_Ticket] = []
 
     def add(self, increments: Mapping[CounterKey, int]) -> None:
-        import redis
+        """Returns once ``increments`` are in Redis (or, Redis being down, in the database).
 
+        Requests of one process that arrive while a write is in flight are combined: the
+        next thread to write takes everything waiting, so under load one round trip carries
+        many requests' increments, and no request returns (answers 204) before its own
+        increments were acknowledged.
+        """
         if not increments:
             return
+        ticket = _Ticket()
+        with self._turn:
+            self._waiting.update(increments)
+            self._tickets.append(ticket)
+            while not ticket.done and self._writing:
+                self._turn.wait()
+            if ticket.done:
+                if ticket.error is not None:
+                    raise ticket.error  # nothing of it was written: the request must not answer 204
+                return
+            self._writing = True
+            batch, tickets = self._waiting, self._tickets
+            self._waiting, self._tickets = Counter(), []
+        error = None
+        try:
+            self._write(batch)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            with self._turn:
+                for waiting in tickets:
+                    waiting.done, waiting.error = True, error
+                self._writing = False
+                self._turn.notify_all()
+
+    def _write(self, increments: Mapping[CounterKey, int]) -> None:
+        import redis
+
         if time.monotonic() >= self._skip_until:
             args: list = []
             for key, n in increments.items():

@@ -195,3 +195,69 @@ def test_redis_sink_counts_every_increment_from_many_threads(settings, redis_pre
     assert errors == []
     assert int(sink.client.hget(live, redis_field(key))) == 1600
 
+
+
+def _in_flight_write(sink, monkeypatch, *, fail_combined: bool):
+    """Make the next Redis write slow, so other threads queue behind it; optionally fail the
+    combined write that follows."""
+    write = sink._write
+    calls = []
+
+    def slow_write(increments):
+        calls.append(dict(increments))
+        if len(calls) == 1:
+            time.sleep(0.3)
+        elif fail_combined:
+            raise RuntimeError("storage down")
+        write(increments)
+
+    monkeypatch.setattr(sink, "_write", slow_write)
+    return calls
+
+
+def _add_from_threads(sink, keys):
+    outcomes = {}
+
+    def add(key):
+        try:
+            sink.add({key: 1})
+            outcomes[key] = "written"
+        except RuntimeError:
+            outcomes[key] = "failed"
+
+    first = threading.Thread(target=add, args=(keys[0],))
+    first.start()
+    time.sleep(0.1)  # the first write is in flight
+    others = [threading.Thread(target=add, args=(key,)) for key in keys[1:]]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join()
+    return outcomes
+
+
+@pytest.mark.redis
+def test_requests_waiting_on_a_redis_write_are_combined_into_one_round_trip(settings, redis_prefix, monkeypatch):
+    settings.BEACONS_SINK = "redis"
+    sink = get_sink()
+    calls = _in_flight_write(sink, monkeypatch, fail_combined=False)
+    keys = [(1, f"/combined/{i}", "H", datetime(2026, 1, 1, tzinfo=UTC)) for i in range(6)]
+    outcomes = _add_from_threads(sink, keys)
+    live, _ = redis_keys(redis_prefix)
+    assert outcomes == {key: "written" for key in keys}
+    assert [int(sink.client.hget(live, redis_field(key))) for key in keys] == [1] * 6
+    assert len(calls) == 2  # the slow first write, then one write for the five that waited
+    assert len(calls[1]) == 5
+
+
+@pytest.mark.redis
+def test_a_failed_combined_write_fails_every_request_in_it(settings, redis_prefix, monkeypatch):
+    settings.BEACONS_SINK = "redis"
+    sink = get_sink()
+    _in_flight_write(sink, monkeypatch, fail_combined=True)
+    keys = [(1, f"/lost/{i}", "H", datetime(2026, 1, 1, tzinfo=UTC)) for i in range(4)]
+    outcomes = _add_from_threads(sink, keys)
+    live, _ = redis_keys(redis_prefix)
+    assert outcomes[keys[0]] == "written"
+    assert [outcomes[key] for key in keys[1:]] == ["failed"] * 3  # none of them may answer 204
+    assert [sink.client.hget(live, redis_field(key)) for key in keys[1:]] == [None] * 3
