@@ -63,7 +63,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "beacon_site.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "beacon_site.urls"
@@ -167,23 +167,21 @@ LOGGING = {
     "loggers": {"beacons": {"handlers": ["console"], "level": os.environ.get("BEACONS_LOG_LEVEL", "INFO")}},
 }
 
-# --- Third-party ------------------------------------------------------------------------
+# --- Security headers -------------------------------------------------------------------
 
-# Content-Security-Policy (django-csp): no inline scripts anywhere. Plotly draws charts with
-# inline style attributes, so styles need 'unsafe-inline'; scripts never do.
+# Content-Security-Policy (beacon_site.middleware): no inline scripts anywhere. Plotly draws
+# charts with inline style attributes, so styles need 'unsafe-inline'; scripts never do.
 CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'", "'unsafe-inline'"],
-        "img-src": ["'self'", "data:"],
-        "connect-src": ["'self'"],
-        "font-src": ["'self'", "data:"],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "frame-ancestors": ["'self'"],
-        "form-action": ["'self'"],
-    }
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "font-src": ["'self'", "data:"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "frame-ancestors": ["'self'"],
+    "form-action": ["'self'"],
 }
 
 # --- Beacons ----------------------------------------------------------------------------
