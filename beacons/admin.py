@@ -16,6 +16,7 @@ from .models import (
     Granularity,
 )
 from .resources import AggregateTransferAdminMixin, DefinitionTransferAdminMixin
+from .services import definitions_cache_clear
 
 
 class GranularitiesField(forms.MultipleChoiceField):
@@ -98,11 +99,13 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, admin.ModelAdmin):
     @admin.action(description="Start counting the selected beacon types")
     def activate(self, request, queryset):
         changed = queryset.update(is_active=True)
+        definitions_cache_clear()  # update() sends no save signal
         self.message_user(request, f"{changed} beacon type(s) now counting.", messages.SUCCESS)
 
     @admin.action(description="Stop counting the selected beacon types")
     def deactivate(self, request, queryset):
         changed = queryset.update(is_active=False)
+        definitions_cache_clear()
         self.message_user(request, f"{changed} beacon type(s) no longer counting.", messages.SUCCESS)
 
 

@@ -83,3 +83,13 @@ def test_every_registry_field_has_help_text_for_staff():
     editable = [f for f in BeaconDefinition._meta.get_fields() if getattr(f, "editable", False) and not f.auto_created]
     missing = [f.name for f in editable if not getattr(f, "help_text", "") and f.name not in {"created_at", "updated_at"}]
     assert missing == []
+
+
+def test_switching_a_type_off_in_the_admin_stops_counting_at_once(admin_client, send):
+    assert send({"event_type": "page_view", "identifier": "/"}).status_code == 204  # type now cached
+    page_view = BeaconDefinition.objects.get(slug="page_view")
+    admin_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": [page_view.pk]})
+    send({"event_type": "page_view", "identifier": "/"})
+    from beacons.models import BeaconAggregate, Granularity
+
+    assert BeaconAggregate.objects.get(definition=page_view, identifier="", granularity=Granularity.DAY).count == 1
