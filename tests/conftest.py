@@ -61,6 +61,23 @@ def send(beacon_client):
     return _send
 
 
+@pytest.fixture
+def redis_sink(settings):
+    """The redis sink on the real Redis, with a key prefix of this test alone (deleted afterwards)."""
+    import uuid
+
+    from beacons.sinks import redis_client
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings.BEACONS_SINK = "redis"
+    settings.BEACONS_REDIS_PREFIX = prefix
+    client = redis_client(settings.BEACONS_REDIS_URL)
+    yield client
+    keys = list(client.scan_iter(match=f"{{{prefix}}}:*"))
+    if keys:
+        client.delete(*keys)
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]  # fmt: skip

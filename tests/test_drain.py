@@ -1,5 +1,4 @@
 import threading
-import uuid
 
 import pytest
 from django.core.management import call_command
@@ -9,7 +8,7 @@ from django.db.models import Sum
 from beacons import drain
 from beacons.drain import drain_pass, drain_with_retries, hits_in
 from beacons.models import BeaconAggregate, DrainBatch, Granularity
-from beacons.sinks import get_sink, redis_batch_key, redis_client, redis_keys
+from beacons.sinks import get_sink, redis_batch_key, redis_keys
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 
@@ -17,19 +16,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 def hour_total(identifier=""):
     rows = BeaconAggregate.objects.filter(definition__slug="page_view", identifier=identifier, granularity=Granularity.HOUR)
     return rows.aggregate(total=Sum("count"))["total"] or 0
-
-
-@pytest.fixture
-def redis_sink(settings):
-    """The redis sink with a key prefix of this test alone (deleted afterwards)."""
-    prefix = f"test-drain-{uuid.uuid4().hex[:10]}"
-    settings.BEACONS_SINK = "redis"
-    settings.BEACONS_REDIS_PREFIX = prefix
-    client = redis_client(settings.BEACONS_REDIS_URL)
-    yield client
-    keys = list(client.scan_iter(match=f"{{{prefix}}}:*"))
-    if keys:
-        client.delete(*keys)
 
 
 @pytest.fixture

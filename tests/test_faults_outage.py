@@ -2,7 +2,6 @@
 test_faults.py): counts keep flowing to Redis, single events and tallies are dropped, and
 nothing answers 500."""
 
-import uuid
 from datetime import date
 
 import pytest
@@ -10,25 +9,13 @@ from django.db import OperationalError
 
 from beacons import privacy, services
 from beacons.models import BeaconAggregate, BeaconEvent
-from beacons.sinks import counter_key, get_sink, redis_client, redis_keys
+from beacons.sinks import counter_key, get_sink, redis_keys
 
 pytestmark = pytest.mark.django_db
 
 
 def database_down(*args, **kwargs):
     raise OperationalError("could not connect to server: Connection refused")
-
-
-@pytest.fixture
-def redis_sink(settings):
-    prefix = f"test-outage-{uuid.uuid4().hex[:10]}"
-    settings.BEACONS_SINK = "redis"
-    settings.BEACONS_REDIS_PREFIX = prefix
-    client = redis_client(settings.BEACONS_REDIS_URL)
-    yield client
-    keys = list(client.scan_iter(match=f"{{{prefix}}}:*"))
-    if keys:
-        client.delete(*keys)
 
 
 def live_hits(client, settings, identifier):
