@@ -50,6 +50,8 @@ class _Invalid(Exception):
 
 
 def normalise_event_type(value: Any) -> str:
+    if value is None:
+        raise _Invalid("event_type", "event_type is required")
     if not isinstance(value, str):
         raise _Invalid("event_type", "event_type must be a string")
     slug = value.strip().lower()
@@ -148,6 +150,9 @@ def _decode_json(raw: bytes) -> Any:
 def body_to_data(*, raw: bytes, content_type: str, meta: dict) -> Any:
     """Decode a body sent as JSON, text/plain JSON, or an urlencoded / multipart form."""
     media_type = content_type.split(";", 1)[0].strip().lower()
+    if raw.lstrip().startswith(b"{") and media_type != "multipart/form-data":
+        # A JSON object whatever the label: `curl -d '{…}'` sends it as a urlencoded form.
+        return _decode_json(raw)
     if media_type == "application/x-www-form-urlencoded":
         try:
             form = QueryDict(raw, encoding="utf-8")

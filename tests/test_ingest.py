@@ -361,3 +361,12 @@ def test_a_shared_cache_that_is_down_neither_fails_nor_loses_hits(send, settings
     response = send({"event_type": "purchase", "identifier": "sku-9", "id": "order-1"})
     assert response.status_code == 204
     assert day_count("purchase", "sku-9") == 1
+
+
+def test_a_json_body_labelled_as_a_form_is_read_as_json(beacon_client):
+    # What `curl -d '{...}'` sends: the README's examples rely on it.
+    response = beacon_client.post(
+        "/beacon", data='{"event_type": "signup", "identifier": "footer"}', content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 204
+    assert day_count("signup", "footer") == 1
