@@ -67,6 +67,46 @@ def aggregates_set(*, counts: Mapping[CounterKey, int], using: str | None = None
     return _upsert(sorted(counts.items()), "count = EXCLUDED.count", using)
 
 
+def aggregates_add_bulk(*, increments: Mapping[CounterKey, int]) -> int:
+    """Like ``aggregates_add`` but for large batches (a drain). Call inside a transaction.
+
+    On PostgreSQL the keys are streamed with binary ``COPY`` into a temporary table, then
+    added with one ``INSERT … SELECT … ORDER BY … ON CONFLICT DO UPDATE``: keys are unique
+    (they come from one mapping) and sorted (a stable row-lock order between concurrent writers).
+    Measured ~20% faster than batches of ``unnest`` arrays (bench/drain.py).
+    Elsewhere it is ``aggregates_add``.
+    """
+    if connection.vendor != "postgresql":
+        return aggregates_add(increments=increments)
+    rows = 0
+    with connection.cursor() as cursor:
+        # Session-wide, effective only before this session's first temporary table: keeps a
+        # large batch in memory instead of spilling it to temporary files.
+        cursor.execute("SET temp_buffers = '256MB'")
+        cursor.execute(
+            "CREATE TEMP TABLE beacons_bulk_rows (definition_id bigint, identifier text, granularity text, "
+            "period_start timestamptz, count bigint) ON COMMIT DROP"
+        )
+        with cursor.cursor.copy("COPY beacons_bulk_rows FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "text", "text", "timestamptz", "int8"])
+            for (definition_id, identifier, granularity, start), n in increments.items():
+                if n:
+                    copy.write_row((definition_id, identifier, granularity, start, n))
+                    rows += 1
+        # PostgreSQL sorts the rows (in C: sorting a million tuples in Python took seconds)
+        # into the order ``aggregates_add`` uses, code-point order for text, so concurrent
+        # writers take row locks in one order.
+        cursor.execute(
+            f"INSERT INTO {_TABLE} (definition_id, identifier, granularity, period_start, count) "
+            "SELECT definition_id, identifier, granularity, period_start, count FROM beacons_bulk_rows "
+            'ORDER BY definition_id, identifier COLLATE "C", granularity COLLATE "C", period_start '
+            "ON CONFLICT (definition_id, identifier, granularity, period_start) "
+            f"DO UPDATE SET count = {_TABLE}.count + EXCLUDED.count"
+        )
+        cursor.execute("DROP TABLE beacons_bulk_rows")  # ON COMMIT DROP is too late for a second batch
+    return rows
+
+
 def _upsert(items: list[tuple[CounterKey, int]], on_conflict: str, using: str | None) -> int:
     conn = connections[using] if using else connection
     adapt = conn.ops.adapt_datetimefield_value

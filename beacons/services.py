@@ -86,9 +86,8 @@ def definitions_resolve(*, slugs: Iterable[str]) -> dict[str, BeaconDefinition]:
 def _definitions_load_or_register(*, slugs: set[str]) -> dict[str, BeaconDefinition]:
     """Race-safe: concurrent first hits of a new type insert with ignore_conflicts and then
     read back the single row that won."""
-    wanted = slugs
-    found = {d.slug: d for d in BeaconDefinition.objects.filter(slug__in=wanted).only(*DEFINITION_FIELDS)}
-    missing = sorted(wanted - found.keys())
+    found = {d.slug: d for d in BeaconDefinition.objects.filter(slug__in=slugs).only(*DEFINITION_FIELDS)}
+    missing = sorted(slugs - found.keys())
     if not missing:
         return found
     if settings.BEACONS_STRICT:

@@ -22,13 +22,13 @@ from django.utils.http import urlencode
 from beacons import queries
 from beacons.buckets import bucket_zone
 from beacons.models import Granularity as G
+from beacons.transfer import cell_neutralise
 
 from . import charts
 from .forms import DashboardState, dashboard_state, period_label
 
 TOP_LIMIT = 10
 SUGGESTION_LIMIT = 20
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def staff_required(view):
@@ -263,18 +263,11 @@ def table_html(headings: list[str], rows) -> str:
     return mark_safe(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
-def csv_cell(value):
-    """A spreadsheet-safe cell: text that a spreadsheet would run as a formula gets a leading '."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
 def csv_response(*, rows, filename: str) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     writer = csv.writer(response)
     for row in rows:
-        writer.writerow([csv_cell(value) for value in row])
+        writer.writerow([cell_neutralise(value) if isinstance(value, str) else value for value in row])
     return response
