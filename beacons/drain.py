@@ -24,13 +24,14 @@ For fault tests, ``BEACONS_DRAIN_CRASH_AT`` = ``after_rename`` | ``in_transactio
 
 import logging
 import os
+import queue
 import threading
 import time
 import uuid
 import zlib
-from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 
@@ -39,14 +40,15 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .counting import CounterKey, aggregates_add_bulk
+from .counting import CounterRow, aggregates_add_stream
 from .models import DrainBatch
-from .sinks import counter_key, redis_batch_key, redis_client, redis_keys
+from .sinks import counter_row, redis_batch_key, redis_client, redis_keys
 
 logger = logging.getLogger("beacons")
 
 CRASH_ENV = "BEACONS_DRAIN_CRASH_AT"
 PARALLEL_MIN_KEYS = 50_000  # below this a batch is one transaction: threads cost more than they save
+SCAN_COUNT = 10_000  # fields per HSCAN
 
 # KEYS: live, batch, pending; ARGV: batch id. RENAMENX needs all keys in one Cluster slot.
 _RENAME_SCRIPT = """
@@ -98,51 +100,81 @@ def _batch_finish(*, client, prefix: str, batch_id: str, result: DrainResult) ->
             "batch_id", flat=True
         )
     )
-    if batch_id in committed:
+    part_ids = batch_part_ids(batch_id, client.hlen(key))
+    todo = [part_id for part_id in part_ids if part_id not in committed]
+    if batch_id in committed or not todo:
         result.discarded += 1
     else:
-        increments = {counter_key(field): int(n) for field, n in client.hgetall(key).items()}
-        todo = [(part_id, part) for part_id, part in batch_parts(batch_id, increments) if part_id not in committed]
-        if not todo:
-            result.discarded += 1
+        written = _batch_write(client, key, part_ids, todo)
+        _crash_point("after_commit")
+        if written:
+            result.batches += 1
+            result.keys += sum(keys for keys, _ in written.values())
+            result.hits += sum(hits for _, hits in written.values())
         else:
-            written = _parts_write(todo)
-            _crash_point("after_commit")
-            if written:
-                result.batches += 1
-                result.keys += sum(len(part) for part_id, part in todo if part_id in written)
-                result.hits += sum(hits_in(part) for part_id, part in todo if part_id in written)
-            else:
-                result.discarded += 1  # a concurrent drain committed this batch first
+            result.discarded += 1  # a concurrent drain committed this batch first
     pipe = client.pipeline(transaction=True)
     pipe.delete(key)
     pipe.srem(pending, batch_id)
     pipe.execute()
 
 
-def batch_parts(batch_id: str, increments: dict[CounterKey, int]) -> list[tuple[str, dict[CounterKey, int]]]:
-    """Split a large batch into parts written by parallel transactions, each recorded by its
-    own ``DrainBatch`` row (``<batch id>/<i>-of-<n>``), so a part is still written exactly once.
-
-    The split depends only on the batch's keys, so a drain that restarts after some parts
-    committed splits it the same way. All rows of one identifier stay in one part (its
-    ``hits_in`` is then exact). Small batches, and SQLite, are one part named by the batch id.
-    """
+def batch_part_ids(batch_id: str, keys: int) -> list[str]:
+    """A large batch is written in parts by parallel transactions, each recorded by its own
+    ``DrainBatch`` row (``<batch id>/<i>-of-<n>``), so a part too is written exactly once.
+    Small batches, and SQLite, are one part named by the batch id."""
     workers = settings.BEACONS_DRAIN_WORKERS
-    if workers < 2 or len(increments) < PARALLEL_MIN_KEYS or connection.vendor != "postgresql":
-        return [(batch_id, increments)]
-    parts: list[dict[CounterKey, int]] = [{} for _ in range(workers)]
-    for counter, n in increments.items():
-        parts[zlib.crc32(f"{counter[0]}|{counter[1]}".encode()) % workers][counter] = n
-    return [(f"{batch_id}/{index + 1}-of-{workers}", part) for index, part in enumerate(parts)]
+    if workers < 2 or keys < PARALLEL_MIN_KEYS or connection.vendor != "postgresql":
+        return [batch_id]
+    return [f"{batch_id}/{index + 1}-of-{workers}" for index in range(workers)]
 
 
-def _part_write(part_id: str, increments: dict[CounterKey, int]) -> bool:
+def part_index(row: CounterRow, parts: int) -> int:
+    """The part a row belongs to. It depends only on the row's definition and identifier, so a
+    drain that restarts after some parts committed splits the batch the same way, and all
+    rows of one identifier stay in one part (its ``hits_in`` is then exact)."""
+    return zlib.crc32(row[1].encode(), row[0]) % parts
+
+
+@dataclass
+class _PartTally:
+    keys: int = 0
+    totals: Counter = field(default_factory=Counter)  # (definition_id, granularity) -> hits in its "" rows
+
+
+def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[list[CounterRow]]]:
+    """The batch hash read in chunks (one ``HSCAN`` each: Redis serves ingest between two
+    reads of a big batch), each chunk split into one list per part; every field exactly once."""
+    parts = len(tallies)
+    seen: set[bytes] = set()  # HSCAN may return a field twice
+    cursor = 0
+    while True:
+        cursor, fields = client.hscan(key, cursor, count=SCAN_COUNT)
+        chunk: list[list[CounterRow]] = [[] for _ in range(parts)]
+        for raw_field, n in fields.items():
+            if raw_field in seen:
+                continue
+            seen.add(raw_field)
+            row = counter_row(raw_field, n)
+            index = part_index(row, parts) if parts > 1 else 0
+            chunk[index].append(row)
+            tally = tallies[index]
+            tally.keys += 1
+            if not row[1]:
+                tally.totals[(row[0], row[2])] += row[4]
+        yield chunk
+        if cursor == 0:
+            return
+
+
+def _part_write(part_id: str, chunks: Iterable[list[CounterRow]], tally: _PartTally) -> bool:
     """One part in one transaction; False when another drain committed it first."""
     try:
         with transaction.atomic():
-            DrainBatch.objects.create(batch_id=part_id, keys=len(increments), hits=hits_in(increments))
-            aggregates_add_bulk(increments=increments)
+            record = DrainBatch.objects.create(batch_id=part_id)  # first: a concurrent drain of this part waits here
+            aggregates_add_stream(chunks=chunks)
+            record.keys, record.hits = tally.keys, hits_in(tally.totals)  # complete once the stream is read
+            record.save(update_fields=["keys", "hits"])
             _crash_point("in_transaction")
     except IntegrityError:
         if not DrainBatch.objects.filter(batch_id=part_id).exists():
@@ -151,31 +183,50 @@ def _part_write(part_id: str, increments: dict[CounterKey, int]) -> bool:
     return True
 
 
-def _parts_write(parts: list[tuple[str, dict[CounterKey, int]]]) -> set[str]:
-    """Write the parts, in parallel threads (one database connection each) when more than one."""
-    if len(parts) == 1:
-        part_id, increments = parts[0]
-        return {part_id} if _part_write(part_id, increments) else set()
+def _batch_write(client, key: str, part_ids: list[str], todo: list[str]) -> dict[str, tuple[int, int]]:
+    """Write the parts in ``todo``; returns (keys, hits) of each part this drain committed.
+
+    One part is written in this thread. Several are written by one thread (and database
+    connection) each, fed through bounded queues while this thread reads Redis, so reading
+    the batch overlaps with writing it.
+    """
+    tallies = [_PartTally() for _ in part_ids]
+    chunks = _batch_chunks(client, key, tallies)
+    if len(part_ids) == 1:
+        done = _part_write(part_ids[0], (chunk[0] for chunk in chunks), tallies[0])
+        return {part_ids[0]: (tallies[0].keys, hits_in(tallies[0].totals))} if done else {}
+
+    queues = {part_id: queue.Queue(maxsize=4) for part_id in todo}
     written: set[str] = set()
     errors: list[BaseException] = []
 
-    def run(part_id: str, increments: dict[CounterKey, int]) -> None:
+    def run(part_id: str) -> None:
+        rows = iter(queues[part_id].get, None)
         try:
-            if _part_write(part_id, increments):
+            if _part_write(part_id, rows, tallies[part_ids.index(part_id)]):
                 written.add(part_id)
         except BaseException as exc:  # re-raised in the calling thread below
             errors.append(exc)
         finally:
             connection.close()
+            for _ in rows:  # unblock the reader
+                pass
 
-    threads = [threading.Thread(target=run, args=part, name=f"beacons-drain-{part[0]}") for part in parts]
+    threads = [threading.Thread(target=run, args=(part_id,), name=f"beacons-drain-{part_id}") for part_id in todo]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for chunk in chunks:
+            for part_id, part_queue in queues.items():
+                part_queue.put(chunk[part_ids.index(part_id)])
+    finally:
+        for part_queue in queues.values():
+            part_queue.put(None)
+        for thread in threads:
+            thread.join()
     if errors:
         raise errors[0]
-    return written
+    return {part_id: (tallies[part_ids.index(part_id)].keys, hits_in(tallies[part_ids.index(part_id)].totals)) for part_id in written}
 
 
 def drain_batches_purge(*, older_than: timedelta = timedelta(days=7), client=None, prefix: str | None = None) -> int:
@@ -189,12 +240,9 @@ def drain_batches_purge(*, older_than: timedelta = timedelta(days=7), client=Non
     return deleted
 
 
-def hits_in(increments: Mapping[CounterKey, int]) -> int:
-    """Hits behind ``increments``: each hit adds 1 to its definition's "" row in every granularity."""
-    totals: dict[tuple[int, str], int] = defaultdict(int)
-    for (definition_id, identifier, granularity, _start), n in increments.items():
-        if identifier == "":
-            totals[(definition_id, granularity)] += n
+def hits_in(totals: Mapping[tuple[int, str], int]) -> int:
+    """Hits behind a batch, from the sums of its "" rows per (definition_id, granularity): each
+    hit adds 1 to its definition's "" row in every granularity the definition keeps."""
     per_definition: dict[int, int] = {}
     for (definition_id, _granularity), n in totals.items():
         per_definition[definition_id] = max(per_definition.get(definition_id, 0), n)

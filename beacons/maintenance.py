@@ -35,6 +35,9 @@ def retention_purge(*, now: datetime, dry_run: bool = False) -> list[Removed]:
                     definition=definition, granularity=granularity, period_start__lt=fine_cutoff
                 )
                 removed.append(Removed(definition.slug, Granularity(granularity).label, _delete(rows, dry_run)))
+        # Counts the direct sink wrote for a type in the moment it was being deleted.
+        orphans = BeaconAggregate.objects.exclude(definition_id__in=BeaconDefinition.objects.values("pk"))
+        removed.append(Removed("(deleted types)", "counts", _delete(orphans, dry_run)))
         if not dry_run:
             salts_purge(today=now.date())
     return removed

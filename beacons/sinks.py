@@ -24,13 +24,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from functools import lru_cache
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
-from .counting import CounterKey, aggregates_add
+from .counting import CounterKey, CounterRow, aggregates_add
 from .logs import ThrottledWarning
 
 logger = logging.getLogger("beacons")
@@ -148,15 +146,11 @@ def redis_field(key: CounterKey) -> bytes:
     return f"{definition_id}|{granularity}|{int(start.timestamp())}|{identifier}".encode("utf-8", "surrogatepass")
 
 
-@lru_cache(maxsize=4096)
-def _moment(epoch: bytes) -> datetime:
-    return datetime.fromtimestamp(int(epoch), UTC)
-
-
-def counter_key(field: bytes) -> CounterKey:
-    """Inverse of ``redis_field``. Undecodable bytes become U+FFFD rather than block a drain."""
+def counter_row(field: bytes, n: bytes | int) -> CounterRow:
+    """Inverse of ``redis_field``, with the count: (definition_id, identifier, granularity,
+    epoch seconds, n). Undecodable bytes become U+FFFD rather than block a drain."""
     definition_id, granularity, epoch, identifier = field.split(b"|", 3)
-    return int(definition_id), identifier.decode("utf-8", "replace"), granularity.decode(), _moment(epoch)
+    return int(definition_id), identifier.decode("utf-8", "replace"), granularity.decode(), int(epoch), int(n)
 
 
 def redis_client(url: str):

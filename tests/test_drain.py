@@ -1,13 +1,16 @@
 import threading
+from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from django.core.management import call_command
 from django.db import OperationalError, connections
 from django.db.models import Sum
 
-from beacons import drain
+from beacons import counting, drain
+from beacons.counting import aggregates_add
 from beacons.drain import drain_pass, drain_with_retries, hits_in
-from beacons.models import BeaconAggregate, DrainBatch, Granularity
+from beacons.models import BeaconAggregate, BeaconDefinition, DrainBatch, Granularity
 from beacons.sinks import get_sink, redis_batch_key, redis_keys
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
@@ -82,7 +85,7 @@ def test_database_down_while_draining_keeps_counts_in_redis(redis_sink, page_vie
     def database_down(**kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(drain, "aggregates_add_bulk", database_down)
+    monkeypatch.setattr(drain, "aggregates_add_stream", database_down)
     waits = []
     with pytest.raises(OperationalError):
         drain_with_retries(attempts=3, sleep=waits.append)
@@ -102,11 +105,29 @@ def test_drain_command_reports_what_it_moved(redis_sink, page_views, capsys):
 
 
 def test_hits_in_counts_each_hit_once_across_granularities():
-    from datetime import UTC, datetime
+    # Sums of the "" rows per (definition, granularity): 3 hits of type 1 kept hourly and daily, 2 of type 2.
+    assert hits_in({(1, "H"): 3, (1, "D"): 3, (2, "D"): 2}) == 5
 
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    increments = {(1, "", "H", start): 3, (1, "", "D", start): 3, (1, "/a", "H", start): 3, (2, "", "D", start): 2}
-    assert hits_in(increments) == 5
+
+def test_counts_of_a_type_deleted_before_the_drain_are_dropped_and_the_rest_drained(redis_sink, page_views, send):
+    assert send({"event_type": "doomed", "identifier": "/d"}).status_code == 204
+    page_views("/kept", 2)
+    BeaconDefinition.objects.get(slug="doomed").delete()
+    result = drain_pass()
+    assert hour_total("/kept") == 2
+    assert result.batches == 1
+    assert not BeaconAggregate.objects.exclude(definition__in=BeaconDefinition.objects.all()).exists()
+
+
+def test_a_batch_is_read_in_chunks_and_every_count_lands(redis_sink, page_views, monkeypatch):
+    monkeypatch.setattr(drain, "SCAN_COUNT", 2)
+    monkeypatch.setattr(counting, "STREAM_ROWS_PER_STATEMENT", 3)
+    pages = [f"/chunk/{i}" for i in range(200)]  # past Redis's small-hash encoding, which HSCAN returns whole
+    for page in pages:
+        page_views(page, 1)
+    result = drain_pass()
+    assert [hour_total(page) for page in pages] == [1] * len(pages)
+    assert (hour_total(), result.hits) == (len(pages), len(pages))
 
 
 @pytest.mark.postgres
@@ -165,8 +186,7 @@ def test_old_drain_records_are_purged_unless_their_batch_is_still_pending(redis_
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)  # the parts are written by other threads' connections
 def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink, page_views, settings, monkeypatch):
-    from beacons.counting import aggregates_add
-    from beacons.sinks import counter_key
+    from beacons.sinks import counter_row
 
     monkeypatch.setattr(drain, "PARALLEL_MIN_KEYS", 1)
     settings.BEACONS_DRAIN_WORKERS = 2
@@ -178,17 +198,21 @@ def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink
     redis_sink.rename(live, batch_key)
     redis_sink.sadd(pending, "big")
     # A drain wrote the first part, then died before the second.
-    increments = {counter_key(field): int(n) for field, n in redis_sink.hgetall(batch_key).items()}
-    parts = drain.batch_parts("big", increments)
-    assert [part_id for part_id, _ in parts] == ["big/1-of-2", "big/2-of-2"]
-    assert all(part for _, part in parts)
-    first_id, first = parts[0]
+    rows = [counter_row(field, n) for field, n in redis_sink.hgetall(batch_key).items()]
+    assert drain.batch_part_ids("big", len(rows)) == ["big/1-of-2", "big/2-of-2"]
+    first = Counter()
+    for row in rows:
+        if drain.part_index(row, 2) == 0:
+            definition_id, identifier, granularity, epoch, n = row
+            first[(definition_id, identifier, granularity, datetime.fromtimestamp(epoch, UTC))] += n
+    assert 0 < len(first) < len(rows)
     aggregates_add(increments=first)
-    DrainBatch.objects.create(batch_id=first_id)
+    DrainBatch.objects.create(batch_id="big/1-of-2")
+    first_hits = sum(n for (_, identifier, granularity, _), n in first.items() if identifier == "" and granularity == "H")
 
     result = drain_pass()
     assert [hour_total(page) for page in pages] == [2] * len(pages)
     assert hour_total() == 2 * len(pages)
     assert sorted(DrainBatch.objects.values_list("batch_id", flat=True)) == ["big/1-of-2", "big/2-of-2"]
-    assert result.batches == 1 and result.hits == sum(hits_in(part) for _, part in parts[1:])
+    assert result.batches == 1 and result.hits == 2 * len(pages) - first_hits
     assert redis_leftovers(redis_sink, settings) == []

@@ -9,7 +9,7 @@ from django.db import OperationalError
 
 from beacons import privacy, services
 from beacons.models import BeaconAggregate, BeaconEvent
-from beacons.sinks import counter_key, get_sink, redis_keys
+from beacons.sinks import counter_row, get_sink, redis_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def database_down(*args, **kwargs):
 
 def live_hits(client, settings, identifier):
     live, _ = redis_keys(settings.BEACONS_REDIS_PREFIX)
-    stored = (counter_key(f) + (int(n),) for f, n in client.hgetall(live).items())
+    stored = (counter_row(f, n) for f, n in client.hgetall(live).items())
     return sum(n for _, ident, granularity, _, n in stored if ident == identifier and granularity == "H")
 
 

@@ -94,3 +94,18 @@ def test_rebuild_refuses_a_type_without_single_events(capsys):
 
     with pytest.raises(CommandError, match="does not keep single events"):
         call_command("beacons_rebuild", "--start", "2026-10-01", "--end", "2026-11-01", "--definition", "page_view")
+
+
+def test_purge_removes_counts_left_by_a_deleted_type(capsys):
+    gone = BeaconDefinition.objects.create(slug="gone", name="Gone")
+    kept = BeaconDefinition.objects.get(slug="page_view")
+    for definition in (gone, kept):
+        aggregates_add(increments=increments_for(hits=[Hit(definition.pk, ("H",), "/x")], received_at=dj_timezone.now()))
+    gone_id = gone.pk
+    gone.delete()
+    # What the direct sink can write in the moment a type is deleted (it read the type from its cache).
+    aggregates_add(increments=increments_for(hits=[Hit(gone_id, ("H",), "/x")], received_at=dj_timezone.now()))
+    call_command("beacons_purge")
+    assert "(deleted types): removed 2 counts row(s)" in capsys.readouterr().out
+    assert not BeaconAggregate.objects.filter(definition_id=gone_id).exists()
+    assert BeaconAggregate.objects.filter(definition=kept).count() == 2

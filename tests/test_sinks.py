@@ -10,7 +10,7 @@ from django.db.models import Sum
 
 from beacons import sinks
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
-from beacons.sinks import counter_key, get_sink, redis_field, redis_keys, sinks_flush
+from beacons.sinks import counter_row, get_sink, redis_field, redis_keys, sinks_flush
 
 pytestmark = pytest.mark.django_db
 
@@ -131,7 +131,7 @@ def test_memory_sink_writes_every_flush_interval(send, settings):
 
 def test_redis_field_round_trips_identifiers_with_separators_and_unicode():
     key = (42, "/a|b|c/ünï/😀", "MO", datetime(2026, 3, 1, tzinfo=UTC))
-    assert counter_key(redis_field(key)) == key
+    assert counter_row(redis_field(key), b"7") == (42, "/a|b|c/ünï/😀", "MO", int(key[3].timestamp()), 7)
 
 
 @pytest.mark.redis
@@ -140,8 +140,8 @@ def test_redis_sink_counts_into_the_live_hash_not_the_database(send, settings, r
     page_views(send, "/r", 3)
     assert hour_total("page_view", "/r") == 0
     live, _ = redis_keys(redis_prefix)
-    stored = {counter_key(f): int(n) for f, n in get_sink().client.hgetall(live).items()}
-    hour_counts = {key[1]: n for key, n in stored.items() if key[2] == Granularity.HOUR}
+    stored = [counter_row(f, n) for f, n in get_sink().client.hgetall(live).items()]
+    hour_counts = {identifier: n for _, identifier, granularity, _, n in stored if granularity == Granularity.HOUR}
     assert hour_counts == {"": 3, "/r": 3}
 
 
