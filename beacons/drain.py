@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from .counting import CounterRow, aggregates_add_stream
 from .models import DrainBatch
-from .sinks import counter_row, redis_batch_key, redis_client, redis_keys
+from .sinks import counter_copy_text, counter_row, redis_batch_key, redis_client, redis_keys
 
 logger = logging.getLogger("beacons")
 
@@ -129,11 +129,30 @@ def batch_part_ids(batch_id: str, keys: int) -> list[str]:
     return [f"{batch_id}/{index + 1}-of-{workers}" for index in range(workers)]
 
 
-def part_index(row: CounterRow, parts: int) -> int:
-    """The part a row belongs to. It depends only on the row's definition and identifier, so a
-    drain that restarts after some parts committed splits the batch the same way, and all
-    rows of one identifier stay in one part (its ``hits_in`` is then exact)."""
-    return zlib.crc32(row[1].encode(), row[0]) % parts
+def part_index(raw_field: bytes, parts: int) -> int:
+    """The part a Redis field belongs to; it depends only on the field, so a drain that
+    restarts after some parts committed splits the batch the same way. The "" total rows all
+    go to the first part: the hits a part records (``hits_in``) are then exact."""
+    return 0 if raw_field.endswith(b"|") else zlib.crc32(raw_field) % parts
+
+
+@dataclass(slots=True)
+class _FieldsChunk:
+    """(field, count) pairs of the batch hash: a ``counting.CounterChunk``."""
+
+    pairs: list[tuple[bytes, bytes]]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def rows(self) -> list[CounterRow]:
+        return [counter_row(f, n) for f, n in self.pairs]
+
+    def copy_text(self) -> bytes:
+        if not self.pairs:
+            return b""
+        fields, counts = zip(*self.pairs)
+        return counter_copy_text(fields, counts)
 
 
 @dataclass
@@ -141,33 +160,44 @@ class _PartTally:
     keys: int = 0
     totals: Counter = field(default_factory=Counter)  # (definition_id, granularity) -> hits in its "" rows
 
+    def add(self, chunk: _FieldsChunk) -> None:
+        self.keys += len(chunk)
+        for raw_field, n in [pair for pair in chunk.pairs if pair[0][-1] == _BAR]:  # the "" rows
+            definition_id, granularity, _ = raw_field.split(b"|", 2)
+            self.totals[(int(definition_id), granularity.decode())] += int(n)
 
-def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[list[CounterRow]]]:
+
+_BAR = ord("|")
+
+
+def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[_FieldsChunk]]:
     """The batch hash read in chunks (one ``HSCAN`` each: Redis serves ingest between two
-    reads of a big batch), each chunk split into one list per part; every field exactly once."""
+    reads of a big batch), each chunk split into one per part; every field exactly once.
+    A drain reads millions of fields, so the per-field work is in comprehensions."""
     parts = len(tallies)
+    crc32 = zlib.crc32
     seen: set[bytes] = set()  # HSCAN may return a field twice
     cursor = 0
     while True:
         cursor, fields = client.hscan(key, cursor, count=SCAN_COUNT)
-        chunk: list[list[CounterRow]] = [[] for _ in range(parts)]
-        for raw_field, n in fields.items():
-            if raw_field in seen:
-                continue
-            seen.add(raw_field)
-            row = counter_row(raw_field, n)
-            index = part_index(row, parts) if parts > 1 else 0
-            chunk[index].append(row)
-            tally = tallies[index]
-            tally.keys += 1
-            if not row[1]:
-                tally.totals[(row[0], row[2])] += row[4]
+        if not seen.isdisjoint(fields):
+            fields = {f: n for f, n in fields.items() if f not in seen}
+        seen.update(fields)
+        pairs = list(fields.items())
+        if parts == 1:
+            chunk = [_FieldsChunk(pairs)]
+        else:
+            # part_index, inlined
+            indexes = [0 if f[-1] == _BAR else crc32(f) % parts for f in fields]
+            chunk = [_FieldsChunk([pair for pair, i in zip(pairs, indexes) if i == part]) for part in range(parts)]
+        for tally, part in zip(tallies, chunk):
+            tally.add(part)
         yield chunk
         if cursor == 0:
             return
 
 
-def _part_write(part_id: str, chunks: Iterable[list[CounterRow]], tally: _PartTally) -> bool:
+def _part_write(part_id: str, chunks: Iterable[_FieldsChunk], tally: _PartTally) -> bool:
     """One part in one transaction; False when another drain committed it first."""
     try:
         with transaction.atomic():

@@ -198,14 +198,14 @@ def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink
     redis_sink.rename(live, batch_key)
     redis_sink.sadd(pending, "big")
     # A drain wrote the first part, then died before the second.
-    rows = [counter_row(field, n) for field, n in redis_sink.hgetall(batch_key).items()]
-    assert drain.batch_part_ids("big", len(rows)) == ["big/1-of-2", "big/2-of-2"]
+    fields = redis_sink.hgetall(batch_key)
+    assert drain.batch_part_ids("big", len(fields)) == ["big/1-of-2", "big/2-of-2"]
     first = Counter()
-    for row in rows:
-        if drain.part_index(row, 2) == 0:
-            definition_id, identifier, granularity, epoch, n = row
+    for field, n in fields.items():
+        if drain.part_index(field, 2) == 0:
+            definition_id, identifier, granularity, epoch, n = counter_row(field, n)
             first[(definition_id, identifier, granularity, datetime.fromtimestamp(epoch, UTC))] += n
-    assert 0 < len(first) < len(rows)
+    assert 0 < len(first) < len(fields)
     aggregates_add(increments=first)
     DrainBatch.objects.create(batch_id="big/1-of-2")
     first_hits = sum(n for (_, identifier, granularity, _), n in first.items() if identifier == "" and granularity == "H")
@@ -215,4 +215,21 @@ def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink
     assert hour_total() == 2 * len(pages)
     assert sorted(DrainBatch.objects.values_list("batch_id", flat=True)) == ["big/1-of-2", "big/2-of-2"]
     assert result.batches == 1 and result.hits == 2 * len(pages) - first_hits
+    assert redis_leftovers(redis_sink, settings) == []
+
+
+def test_undecodable_bytes_in_the_live_hash_never_block_a_drain(redis_sink, page_views, settings):
+    from django.utils import timezone
+
+    from beacons.buckets import bucket_start
+    from beacons.sinks import redis_field
+
+    page_views("/fine", 1)
+    definition_id = BeaconDefinition.objects.get(slug="page_view").pk
+    live, _ = redis_keys(settings.BEACONS_REDIS_PREFIX)
+    field = redis_field((definition_id, "/bad", "H", bucket_start(timezone.now(), "H")))
+    redis_sink.hset(live, mapping={field.replace(b"/bad", b"/b\xffa\x00d"): 2})  # not what ingest writes
+    drain_pass()
+    assert hour_total("/fine") == 1
+    assert hour_total("/b\ufffda\ufffdd") == 2
     assert redis_leftovers(redis_sink, settings) == []
