@@ -11,8 +11,8 @@ admin.site.index_title = "Registry and data"
 admin.site.site_url = "/dashboard/"
 
 urlpatterns = [
+    path("", include("beacons.urls")),  # first: the busiest URLs by far
     path("", RedirectView.as_view(pattern_name="dashboard:index", permanent=False)),
-    path("", include("beacons.urls")),
     path("dashboard/", include("dashboard.urls")),
     path("demo/", views.demo, name="demo"),
     path("demo/<path:route>", views.demo, name="demo_route"),

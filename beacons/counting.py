@@ -38,8 +38,7 @@ def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[Cou
     zone = bucket_zone()
     increments: Counter[CounterKey] = Counter()
     for hit in hits:
-        for granularity in hit.granularities:
-            start = _bucket_start_of_second(second, granularity, zone)
+        for granularity, start in _bucket_starts_of_second(second, hit.granularities, zone):
             increments[(hit.definition_id, "", granularity, start)] += 1
             if hit.identifier:
                 increments[(hit.definition_id, hit.identifier, granularity, start)] += 1
@@ -47,9 +46,10 @@ def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[Cou
 
 
 @lru_cache(maxsize=256)
-def _bucket_start_of_second(second: int, granularity: str, zone) -> datetime:
+def _bucket_starts_of_second(second: int, granularities: tuple[str, ...], zone) -> tuple[tuple[str, datetime], ...]:
     # Every request within one second shares its bucket starts: worth a cache on the hot path.
-    return bucket_start(datetime.fromtimestamp(second, timezone.utc), granularity, zone)
+    moment = datetime.fromtimestamp(second, timezone.utc)
+    return tuple((granularity, bucket_start(moment, granularity, zone)) for granularity in granularities)
 
 
 def aggregates_add(*, increments: Mapping[CounterKey, int], using: str | None = None) -> int:

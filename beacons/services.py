@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from . import privacy
 from .counting import Hit, increments_for
 from .logs import ThrottledWarning
 from .models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, BeaconEvent, DroppedHits
@@ -150,8 +152,19 @@ class RequestContext:
     received_at: datetime
     user_agent: str
     referer: str
-    visitor_key: str  # "" when the visitor asked not to be tracked
     source: str
+    ip: str = ""
+    tracked: bool = False  # False: the visitor asked not to be tracked (DNT/GPC), or no visitor at all
+
+    @cached_property
+    def visitor_hash(self) -> str:
+        """The day's salted hash of IP and user agent, computed only when something needs it."""
+        return privacy.visitor_key(ip=self.ip, user_agent=self.user_agent)
+
+    @property
+    def visitor_key(self) -> str:
+        """What a kept single event stores: "" for a visitor who asked not to be tracked."""
+        return self.visitor_hash if self.tracked else ""
 
 
 def events_record(*, events: list[EventInput], context: RequestContext) -> int:

@@ -218,6 +218,10 @@ class RedisSink:
         # One EVALSHA: one round trip, applied all or none, and half the client-side cost of
         # MULTI + n HINCRBY + EXEC in redis-py.
         self._hincrby_many = self.client.register_script(_HINCRBY_MANY)
+        # Only one thread writes at a time (see add), so it owns one connection and talks to
+        # it directly: redis-py's pool, retry and reply-callback layers cost ~70 µs of CPU
+        # per call, as much as the rest of a request's counting.
+        self._connection = None
         self.fallback = DirectSink()
         self._skip_until = 0.0
         self._warn = ThrottledWarning(WARN_EVERY_SECONDS)
@@ -270,7 +274,7 @@ class RedisSink:
             for key, n in increments.items():
                 args += (redis_field(key), n)
             try:
-                self._hincrby_many(keys=[self.live_key], args=args)
+                self._hincrby(args)
                 return
             except redis.RedisError as exc:
                 # A timeout after the script reached Redis is the one case this can count twice; a
@@ -279,10 +283,33 @@ class RedisSink:
                 self._warn("redis sink: Redis unreachable, writing counts to the database directly: %s", exc)
         self.fallback.add(increments)
 
+    def _hincrby(self, args: list) -> None:
+        import redis
+
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self.client.connection_pool.make_connection()
+        command = connection.pack_command("EVALSHA", self._hincrby_many.sha, 1, self.live_key, *args)
+        try:
+            for attempt in (1, 2):
+                connection.send_packed_command(command, check_health=False)
+                try:
+                    connection.read_response()
+                    return
+                except redis.exceptions.NoScriptError:  # a restarted Redis has forgotten the script
+                    if attempt == 2:
+                        raise
+                    self.client.script_load(_HINCRBY_MANY)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            connection.disconnect()  # reconnected at the next write
+            raise
+
     def flush(self) -> int:
         return 0
 
     def close(self) -> None:
+        if self._connection is not None:
+            self._connection.disconnect()
         self.client.close()
 
 

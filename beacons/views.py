@@ -1,6 +1,7 @@
 """The ingest endpoints. Each answers fast, never 500s on bad input, and sets no cookie."""
 
 import base64
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
@@ -25,6 +26,7 @@ except ImportError:  # pragma: no cover - the dependency is declared; this keeps
     _crawler_detect = None
 
 
+@lru_cache(maxsize=4096)  # visitors share a few thousand user agents; the crawler regex costs more than a lookup
 def is_bot(user_agent: str) -> bool:
     if not user_agent.strip():
         return True
@@ -67,11 +69,11 @@ def _read_body(request: HttpRequest) -> bytes:
     return raw
 
 
-def _rate_limited(key: str, events: int) -> bool:
+def _rate_limited(context: RequestContext, events: int) -> bool:
     limit = settings.BEACONS_RATE_LIMIT
     if not limit:
         return False
-    cache_key = f"beacons:rate:{key}:{int(timezone.now().timestamp() // 60)}"
+    cache_key = f"beacons:rate:{context.visitor_hash}:{int(context.received_at.timestamp() // 60)}"
     try:
         cache.add(cache_key, 0, timeout=61)
         try:
@@ -91,18 +93,17 @@ def _accept(request: HttpRequest, *, event_type=None, identifier=None, source: s
         dropped_add(reason=DroppedHits.Reason.BOT, count=1)
         return None
     events = events_from_data(data if data is not None else {}, event_type=event_type, identifier=identifier)
-    ip = privacy.client_ip(request.META)
-    key = privacy.visitor_key(ip=ip, user_agent=user_agent)
-    if _rate_limited(key, len(events)):
-        raise Rejected(429, f"more than {settings.BEACONS_RATE_LIMIT} events a minute from one visitor", "events")
     context = RequestContext(
         received_at=timezone.now(),
         # Header text is latin-1 decoded and could carry NULs, which PostgreSQL refuses.
         user_agent=user_agent.replace("\x00", ""),
         referer=request.META.get("HTTP_REFERER", "").replace("\x00", ""),
-        visitor_key="" if privacy.wants_no_tracking(request.META) else key,
         source=source,
+        ip=privacy.client_ip(request.META),
+        tracked=not privacy.wants_no_tracking(request.META),
     )
+    if _rate_limited(context, len(events)):
+        raise Rejected(429, f"more than {settings.BEACONS_RATE_LIMIT} events a minute from one visitor", "events")
     events_record(events=events, context=context)
     return None
 

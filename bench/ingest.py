@@ -3,11 +3,13 @@
     .venv/bin/python -m bench.ingest              # the table: ceiling, direct SQLite/PostgreSQL, memory, redis
     .venv/bin/python -m bench.ingest --servers    # granian vs gunicorn sync vs gunicorn gthread
 
-Each row: a server with 2 workers (the production server, granian, unless --server says
-otherwise), ``wrk`` for --seconds (default 10) with --connections (default 16), one event
-per request. Reported: events/s, p50 and p99 latency, the ratio to the bare Django view
-measured in the same run (first and last, averaged), and whether the hits counted in the database (after a clean stop
-and, for redis, ``beacons_drain``) equal the 204 answers the server gave — exactly.
+Each run: a fresh server with 2 workers (the production server, granian, unless --server
+says otherwise), a 2 s warm-up, then ``wrk`` for --seconds (default 8) with --connections
+(default 16), one event per request. Every setup is run in --rounds rounds (default 3), the
+ceiling first in each. Reported per setup: median events/s, p50 and p99 latency; the median
+(and range) of its ratio to the bare Django view measured in the same round; and whether the
+hits counted in the database (after a clean stop and, for redis, ``beacons_drain``) equal
+the 204 answers the server gave — exactly, in every round.
 
 Needs PostgreSQL on 127.0.0.1:5432 (database ``beacons_bench`` is created; BENCH_DATABASE_URL
 for another) and Redis on
@@ -24,6 +26,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from statistics import median
 from pathlib import Path
 
 from .servers import ROOT, Server, hits_counted, manage, postgres_database_create
@@ -32,6 +35,7 @@ POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0
 REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_PREFIX = "beacons-bench-ingest"
 WRK_SCRIPT = ROOT / "bench" / "wrk_beacons.lua"
+WARM_UP_SECONDS = 2
 
 
 @dataclass
@@ -111,6 +115,9 @@ def scenario_run(scenario: Scenario, *, kind: str, databases: dict[str, str], se
     }
     server = Server(env=env, kind=kind, log_path=workdir / f"{kind}-{event_type}.log").start()
     try:
+        # Warm-up, not measured: first requests open database connections and load the
+        # registry, URLconf and middleware. Its hits still count in the 204s = counted check.
+        wrk_run(url=server.url + scenario.path, event_type=event_type, seconds=WARM_UP_SECONDS, connections=connections)
         figures = wrk_run(url=server.url + scenario.path, event_type=event_type, seconds=seconds, connections=connections)
         time.sleep(2)  # requests wrk gave up on at the end are still being answered (and tallied)
     finally:
@@ -132,21 +139,27 @@ def scenario_run(scenario: Scenario, *, kind: str, databases: dict[str, str], se
     )
 
 
-def table_print(rows: list[Measured], ceiling: float, title: str) -> None:
+def table_print(rounds: list[list[Measured]], title: str) -> None:
+    """One line per setup: medians over the rounds; × ceiling is the median of each round's
+    ratio to the ceiling measured in that same round (the machine's load drifts between rounds)."""
     print(f"\n{title}")
-    print(f"| {'setup':<40} | {'events/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'× ceiling':>9} | {'204s = counted':<24} |")
-    print(f"| {'-' * 40} | {'-' * 9}:| {'-' * 6}:| {'-' * 6}:| {'-' * 8}:| {'-' * 24} |")
-    for row in rows:
-        if row.counted is None:
+    print(f"| {'setup':<32} | {'events/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'× ceiling':>9} | {'range':>11} | {'204s = counted':<24} |")
+    print(f"| {'-' * 32} | {'-' * 9}:| {'-' * 6}:| {'-' * 6}:| {'-' * 8}:| {'-' * 10}:| {'-' * 24} |")
+    for index, label in enumerate(row.label for row in rounds[0]):
+        rows = [measured[index] for measured in rounds]
+        ratios = [measured[index].events_per_second / measured[0].events_per_second for measured in rounds]
+        if rows[0].counted is None:
             check = "n/a (counts nothing)"
         else:
-            check = f"{'yes' if row.counted == row.answered_204 else 'NO'} ({row.counted:,})"
+            exact = all(row.counted == row.answered_204 for row in rows)
+            check = f"{'yes' if exact else 'NO'} ({sum(row.counted for row in rows):,})"
         print(
-            f"| {row.label:<40} | {row.events_per_second:>9,.0f} | {row.p50_ms:>7.2f} | {row.p99_ms:>7.2f} "
-            f"| {row.events_per_second / ceiling:>9.2f} | {check:<24} |"
+            f"| {label:<32} | {median(r.events_per_second for r in rows):>9,.0f} | {median(r.p50_ms for r in rows):>7.2f} "
+            f"| {median(r.p99_ms for r in rows):>7.2f} | {median(ratios):>9.2f} | {min(ratios):>4.2f}–{max(ratios):<4.2f} | {check:<24} |"
         )
-        if row.other_statuses:
-            print(f"|   other answers: {row.other_statuses}")
+        for row in rows:
+            if row.other_statuses:
+                print(f"|   other answers: {row.other_statuses}")
     sys.stdout.flush()
 
 
@@ -160,8 +173,9 @@ def databases_prepare(workdir: Path) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--server", default="granian", choices=["granian", "gunicorn-sync", "gunicorn-gthread"])
     parser.add_argument("--servers", action="store_true", help="compare the servers on the ceiling and the redis sink")
     args = parser.parse_args(argv)
@@ -175,22 +189,15 @@ def main(argv: list[str] | None = None) -> int:
         databases = databases_prepare(workdir)
         redis_clear()
         run = dict(databases=databases, seconds=args.seconds, connections=args.connections, workdir=workdir)
+        scenarios = [INGEST_SCENARIOS[0], INGEST_SCENARIOS[-1]] if args.servers else INGEST_SCENARIOS
+        kinds = ["gunicorn-sync", "gunicorn-gthread", "granian"] if args.servers else [args.server]
         exact = True
-        if args.servers:
-            for kind in ("gunicorn-sync", "gunicorn-gthread", "granian"):
-                rows = [scenario_run(s, kind=kind, **run) for s in (INGEST_SCENARIOS[0], INGEST_SCENARIOS[-1])]
-                table_print(rows, rows[0].events_per_second, f"{kind}, 2 workers, {args.seconds} s each")
-                exact &= all(r.counted in (None, r.answered_204) for r in rows)
-        else:
-            rows = [scenario_run(scenario, kind=args.server, **run) for scenario in INGEST_SCENARIOS]
-            # The ceiling again at the end: on a shared machine the load drifts during a run,
-            # so each row is compared with the mean of a ceiling before and after it.
-            again = scenario_run(INGEST_SCENARIOS[0], kind=args.server, **run)
-            rows[0].label, again.label = "bare Django view (ceiling), first", "bare Django view (ceiling), last"
-            ceiling = (rows[0].events_per_second + again.events_per_second) / 2
-            title = f"{args.server}, 2 workers, {args.connections} connections, {args.seconds} s each; ceiling = mean of first and last"
-            table_print([*rows, again], ceiling, title)
-            exact = all(r.counted in (None, r.answered_204) for r in rows)
+        for kind in kinds:
+            # Rounds of every setup, the ceiling first: each ratio compares runs minutes apart at most.
+            rounds = [[scenario_run(scenario, kind=kind, **run) for scenario in scenarios] for _ in range(args.rounds)]
+            title = f"{kind}, 2 workers, {args.connections} connections, {args.seconds} s per run, median of {args.rounds} rounds"
+            table_print(rounds, title)
+            exact &= all(row.counted in (None, row.answered_204) for measured in rounds for row in measured)
         print(f"\n({time.monotonic() - started:.0f} s in all; logs in {workdir})")
         return 0 if exact else 1
     finally:

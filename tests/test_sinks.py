@@ -261,3 +261,15 @@ def test_a_failed_combined_write_fails_every_request_in_it(settings, redis_prefi
     assert outcomes[keys[0]] == "written"
     assert [outcomes[key] for key in keys[1:]] == ["failed"] * 3  # none of them may answer 204
     assert [sink.client.hget(live, redis_field(key)) for key in keys[1:]] == [None] * 3
+
+
+@pytest.mark.redis
+def test_redis_sink_counts_on_after_redis_forgets_its_script(send, settings, redis_prefix):
+    settings.BEACONS_SINK = "redis"
+    assert send({"event_type": "page_view", "identifier": "/before"}).status_code == 204
+    get_sink().client.script_flush()  # what a Redis restart does
+    assert send({"event_type": "page_view", "identifier": "/after"}).status_code == 204
+    live, _ = redis_keys(redis_prefix)
+    stored = [counter_row(f, n) for f, n in get_sink().client.hgetall(live).items()]
+    assert {identifier for _, identifier, granularity, _, _ in stored if granularity == Granularity.HOUR} == {"", "/before", "/after"}
+    assert hour_total("page_view", "/after") == 0  # counted in Redis, not through the database fallback

@@ -316,7 +316,7 @@ def errors_send(*, count: int, now: datetime, pages: list[str], rng: random.Rand
             }
             counted += events_record(
                 events=[EventInput(event_type="error", identifier=page, meta=meta)],
-                context=RequestContext(received_at=moment, user_agent=UA, referer="", visitor_key="", source="demo"),
+                context=RequestContext(received_at=moment, user_agent=UA, referer="", source="demo"),
             )
         get_sink().flush()  # a buffering sink (memory/redis) must not hold demo counts back
     return counted
