@@ -7,8 +7,10 @@ One pass (``drain_pass``):
    database and only the Redis key is deleted; otherwise the batch is written now.
 2. One Lua script (atomic) ``RENAMENX``-es the live hash to ``{prefix}:batch:<id>`` and adds
    the id to the pending set. Ingest starts a fresh live hash at once.
-3. The batch is read and, in ONE transaction, ``DrainBatch(batch_id)`` is inserted and every
-   count is upserted.
+3. The batch is read in ``HSCAN`` chunks and, in ONE transaction, ``DrainBatch(batch_id)`` is
+   inserted and every count is upserted, statement by statement while the next chunks are
+   read. A batch of ``PARALLEL_MIN_KEYS`` or more is split into parts written by parallel
+   transactions, each with its own ``DrainBatch`` row (``batch_part_ids``).
 4. After the commit the batch key is deleted and the id leaves the pending set.
 
 A drain killed before step 3 commits leaves the batch in Redis and no ``DrainBatch`` row, so
@@ -136,6 +138,9 @@ def part_index(raw_field: bytes, parts: int) -> int:
     return 0 if raw_field.endswith(b"|") else zlib.crc32(raw_field) % parts
 
 
+_BAR = ord("|")
+
+
 @dataclass(slots=True)
 class _FieldsChunk:
     """(field, count) pairs of the batch hash: a ``counting.CounterChunk``."""
@@ -162,12 +167,10 @@ class _PartTally:
 
     def add(self, chunk: _FieldsChunk) -> None:
         self.keys += len(chunk)
-        for raw_field, n in [pair for pair in chunk.pairs if pair[0][-1] == _BAR]:  # the "" rows
-            definition_id, granularity, _ = raw_field.split(b"|", 2)
-            self.totals[(int(definition_id), granularity.decode())] += int(n)
-
-
-_BAR = ord("|")
+        for raw_field, n in [pair for pair in chunk.pairs if pair[0][-1] == _BAR]:  # "" rows, and identifiers ending in "|"
+            definition_id, granularity, _epoch, identifier = raw_field.split(b"|", 3)
+            if not identifier:
+                self.totals[(int(definition_id), granularity.decode())] += int(n)
 
 
 def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[_FieldsChunk]]:
@@ -220,26 +223,33 @@ def _batch_write(client, key: str, part_ids: list[str], todo: list[str]) -> dict
     connection) each, fed through bounded queues while this thread reads Redis, so reading
     the batch overlaps with writing it.
     """
-    tallies = [_PartTally() for _ in part_ids]
-    chunks = _batch_chunks(client, key, tallies)
+    tallies = {part_id: _PartTally() for part_id in part_ids}
+    chunks = _batch_chunks(client, key, list(tallies.values()))
     if len(part_ids) == 1:
-        done = _part_write(part_ids[0], (chunk[0] for chunk in chunks), tallies[0])
-        return {part_ids[0]: (tallies[0].keys, hits_in(tallies[0].totals))} if done else {}
+        part_id, tally = part_ids[0], tallies[part_ids[0]]
+        written = {part_id} if _part_write(part_id, (chunk[0] for chunk in chunks), tally) else set()
+    else:
+        written = _parts_write_parallel(chunks, part_ids, todo, tallies)
+    return {part_id: (tallies[part_id].keys, hits_in(tallies[part_id].totals)) for part_id in written}
 
+
+def _parts_write_parallel(
+    chunks: Iterator[list[_FieldsChunk]], part_ids: list[str], todo: list[str], tallies: dict[str, _PartTally]
+) -> set[str]:
     queues = {part_id: queue.Queue(maxsize=4) for part_id in todo}
     written: set[str] = set()
     errors: list[BaseException] = []
 
     def run(part_id: str) -> None:
-        rows = iter(queues[part_id].get, None)
+        part_chunks = iter(queues[part_id].get, None)
         try:
-            if _part_write(part_id, rows, tallies[part_ids.index(part_id)]):
+            if _part_write(part_id, part_chunks, tallies[part_id]):
                 written.add(part_id)
         except BaseException as exc:  # re-raised in the calling thread below
             errors.append(exc)
         finally:
             connection.close()
-            for _ in rows:  # unblock the reader
+            for _ in part_chunks:  # unblock the reader
                 pass
 
     threads = [threading.Thread(target=run, args=(part_id,), name=f"beacons-drain-{part_id}") for part_id in todo]
@@ -247,8 +257,9 @@ def _batch_write(client, key: str, part_ids: list[str], todo: list[str]) -> dict
         thread.start()
     try:
         for chunk in chunks:
-            for part_id, part_queue in queues.items():
-                part_queue.put(chunk[part_ids.index(part_id)])
+            for index, part_id in enumerate(part_ids):
+                if part_id in queues:
+                    queues[part_id].put(chunk[index])
     finally:
         for part_queue in queues.values():
             part_queue.put(None)
@@ -256,7 +267,7 @@ def _batch_write(client, key: str, part_ids: list[str], todo: list[str]) -> dict
             thread.join()
     if errors:
         raise errors[0]
-    return {part_id: (tallies[part_ids.index(part_id)].keys, hits_in(tallies[part_ids.index(part_id)].totals)) for part_id in written}
+    return written
 
 
 def drain_batches_purge(*, older_than: timedelta = timedelta(days=7), client=None, prefix: str | None = None) -> int:

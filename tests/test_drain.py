@@ -161,10 +161,11 @@ def test_two_drains_at_once_count_a_batch_once(redis_sink, page_views, settings)
 
 
 def test_identifiers_with_copy_special_characters_are_stored_exactly(redis_sink, send):
-    awkward = "/a\\b\tc\nd\re|f ü"
+    awkward = "/a\\b\tc\nd\re|f ü|"
     assert send({"event_type": "page_view", "identifier": awkward}).status_code == 204
-    drain_pass()
+    result = drain_pass()
     assert hour_total(awkward.strip()) == 1
+    assert result.hits == 1
 
 
 def test_old_drain_records_are_purged_unless_their_batch_is_still_pending(redis_sink, settings):
