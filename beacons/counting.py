@@ -70,7 +70,9 @@ def aggregates_set(*, counts: Mapping[CounterKey, int], using: str | None = None
 
 # A drained counter: (definition_id, identifier, granularity, period_start as epoch seconds, n)
 CounterRow = tuple[int, str, str, int, int]
-STREAM_ROWS_PER_STATEMENT = 100_000  # PostgreSQL writes one statement while the next rows arrive
+# One sorted statement walks the aggregate indexes once, in order; several smaller ones each
+# walk the whole key range again: 100,000-row statements made a 1M-key drain 10-25% slower.
+STREAM_ROWS_PER_STATEMENT = 1_000_000
 
 
 class CounterChunk(Protocol):
@@ -86,9 +88,9 @@ def aggregates_add_stream(*, chunks: Iterable[CounterChunk]) -> int:
     """Add a large stream of increments (a drain), arriving in chunks; returns the rows read.
     Call inside a transaction.
 
-    On PostgreSQL the rows are streamed with ``COPY`` into a temporary table and added every
-    ~100,000 rows by one ``INSERT … SELECT … GROUP BY … ORDER BY … ON CONFLICT DO UPDATE``,
-    so the database writes while the caller reads the next chunk. ``GROUP BY`` makes the keys
+    On PostgreSQL the rows are streamed with ``COPY`` into a temporary table as they arrive
+    and added every ``STREAM_ROWS_PER_STATEMENT`` rows (and at the end) by one
+    ``INSERT … SELECT … GROUP BY … ORDER BY … ON CONFLICT DO UPDATE``. ``GROUP BY`` makes the keys
     of one statement unique (PostgreSQL refuses to update a row twice in one statement) and
     ``ORDER BY`` sorts them (one row-lock order between concurrent writers). Counts of a
     definition that no longer exists are dropped. COPY measured ~20% faster than batches of

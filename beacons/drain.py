@@ -8,8 +8,7 @@ One pass (``drain_pass``):
 2. One Lua script (atomic) ``RENAMENX``-es the live hash to ``{prefix}:batch:<id>`` and adds
    the id to the pending set. Ingest starts a fresh live hash at once.
 3. The batch is read in ``HSCAN`` chunks and, in ONE transaction, ``DrainBatch(batch_id)`` is
-   inserted and every count is upserted, statement by statement while the next chunks are
-   read. A batch of ``PARALLEL_MIN_KEYS`` or more is split into parts written by parallel
+   inserted and every count is upserted (``counting.aggregates_add_stream``). A batch of ``PARALLEL_MIN_KEYS`` or more is split into parts written by parallel
    transactions, each with its own ``DrainBatch`` row (``batch_part_ids``).
 4. After the commit the batch key is deleted and the id leaves the pending set.
 
@@ -220,8 +219,7 @@ def _batch_write(client, key: str, part_ids: list[str], todo: list[str]) -> dict
     """Write the parts in ``todo``; returns (keys, hits) of each part this drain committed.
 
     One part is written in this thread. Several are written by one thread (and database
-    connection) each, fed through bounded queues while this thread reads Redis, so reading
-    the batch overlaps with writing it.
+    connection) each, fed through bounded queues while this thread reads Redis.
     """
     tallies = {part_id: _PartTally() for part_id in part_ids}
     chunks = _batch_chunks(client, key, list(tallies.values()))

@@ -4,12 +4,15 @@
 
 Uses the database ``beacons_bench`` on 127.0.0.1 (created and migrated if missing; set
 BENCH_DATABASE_URL to use another) and the Redis prefix ``beacons-bench-drain``. Runs two
-drains of the same keys: the first inserts every row, the second updates every row.
+drains of the same keys: the first inserts every row, the second updates every row. Then,
+for scale on this machine at this moment, PostgreSQL alone: the same rows already in
+temporary tables of two connections (no Redis, no Python), added by the drain's statement.
 """
 
 import argparse
 import os
 import sys
+import threading
 import time
 
 BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/beacons_bench")
@@ -51,6 +54,56 @@ def live_hash_fill(*, client, definition_id: int, keys: int) -> None:
         pipe.execute()
 
 
+def reference_run(*, definition_id: int, keys: int, database_url: str, parts: int = 2) -> None:
+    """Time only the database's share of a drain, as on this machine at this moment: each of
+    ``parts`` connections has its share of the keys in a temporary table (loaded before the
+    clock starts) and adds it with one ``INSERT … SELECT … ON CONFLICT`` — first as new rows,
+    then again as updates. No Redis and no Python in the timed part."""
+    import psycopg
+
+    from beacons.models import BeaconAggregate
+
+    table = BeaconAggregate._meta.db_table
+    epoch = int(time.time()) // 3600 * 3600
+    lines = [f"{definition_id}\tH\t{epoch}\t/reference/{i}\t1\n" for i in range(keys)]
+    shares = [lines[index::parts] for index in range(parts)]
+    for label in ("insert (new rows)", "update (existing rows)"):
+        connections = [psycopg.connect(database_url.replace("postgres://", "postgresql://", 1)) for _ in range(parts)]
+        for connection, share in zip(connections, shares):
+            connection.execute("SET work_mem = '256MB'")
+            connection.execute(
+                'CREATE TEMP TABLE reference_rows (definition_id bigint, granularity text COLLATE "C", '
+                'epoch bigint, identifier text COLLATE "C", count bigint)'
+            )
+            with connection.cursor().copy("COPY reference_rows FROM STDIN") as copy:
+                copy.write("".join(share))
+        barrier = threading.Barrier(parts + 1)
+
+        def upsert(connection) -> None:
+            barrier.wait()
+            connection.execute(
+                f"INSERT INTO {table} (definition_id, identifier, granularity, period_start, count) "
+                "SELECT definition_id, identifier, granularity, to_timestamp(epoch), count FROM reference_rows "
+                "ORDER BY definition_id, identifier, granularity, epoch "
+                "ON CONFLICT (definition_id, identifier, granularity, period_start) "
+                f"DO UPDATE SET count = {table}.count + EXCLUDED.count"
+            )
+            connection.commit()
+
+        threads = [threading.Thread(target=upsert, args=(connection,)) for connection in connections]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        started = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        for connection in connections:
+            connection.close()
+        print(f"{label:<22}{elapsed:>10.2f}{keys / elapsed:>12,.0f}")
+        sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keys", type=int, default=1_000_000)
@@ -83,8 +136,10 @@ def main(argv: list[str] | None = None) -> None:
         assert result.keys == args.keys, result
         print(f"{label:<22}{elapsed:>10.2f}{result.keys / elapsed:>12,.0f}")
         sys.stdout.flush()
+    print("PostgreSQL alone, for scale:")
+    reference_run(definition_id=definition.pk, keys=args.keys, database_url=BENCH_DATABASE_URL)
     stored = sum(BeaconAggregate.objects.filter(definition=definition).values_list("count", flat=True))
-    print(f"stored total {stored:,} (expected {2 * args.keys:,})")
+    print(f"stored total {stored:,} (expected {4 * args.keys:,})")
     DrainBatch.objects.filter(keys=args.keys).delete()
     BeaconAggregate.objects.filter(definition=definition).delete()
 
