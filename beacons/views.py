@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - the dependency is declared; this keeps
     _crawler_detect = None
 
 
-@lru_cache(maxsize=4096)  # visitors share a few thousand user agents; the crawler regex costs more than a lookup
+@lru_cache(maxsize=1024)  # visitors share few user agents, and the crawler regex costs more than a lookup
 def is_bot(user_agent: str) -> bool:
     if not user_agent.strip():
         return True
