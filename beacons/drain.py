@@ -130,14 +130,16 @@ def batch_part_ids(batch_id: str, keys: int) -> list[str]:
     return [f"{batch_id}/{index + 1}-of-{workers}" for index in range(workers)]
 
 
-def part_index(raw_field: bytes, parts: int) -> int:
-    """The part a Redis field belongs to; it depends only on the field, so a drain that
-    restarts after some parts committed splits the batch the same way. The "" total rows all
-    go to the first part: the hits a part records (``hits_in``) are then exact."""
-    return 0 if raw_field.endswith(b"|") else zlib.crc32(raw_field) % parts
-
-
 _BAR = ord("|")
+
+
+def part_indexes(raw_fields: Iterable[bytes], parts: int) -> list[int]:
+    """The part each Redis field belongs to; it depends only on the field, so a drain that
+    restarts after some parts committed splits the batch the same way. The "" total rows all
+    go to the first part: the hits a part records (``hits_in``) are then exact. One call per
+    chunk, as a drain splits millions of fields."""
+    crc32 = zlib.crc32
+    return [0 if f[-1] == _BAR else crc32(f) % parts for f in raw_fields]
 
 
 @dataclass(slots=True)
@@ -177,7 +179,6 @@ def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[
     reads of a big batch), each chunk split into one per part; every field exactly once.
     A drain reads millions of fields, so the per-field work is in comprehensions."""
     parts = len(tallies)
-    crc32 = zlib.crc32
     seen: set[bytes] = set()  # HSCAN may return a field twice
     cursor = 0
     while True:
@@ -189,8 +190,7 @@ def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[
         if parts == 1:
             chunk = [_FieldsChunk(pairs)]
         else:
-            # part_index, inlined
-            indexes = [0 if f[-1] == _BAR else crc32(f) % parts for f in fields]
+            indexes = part_indexes(fields, parts)
             chunk = [_FieldsChunk([pair for pair, i in zip(pairs, indexes) if i == part]) for part in range(parts)]
         for tally, part in zip(tallies, chunk):
             tally.add(part)

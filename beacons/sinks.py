@@ -152,8 +152,11 @@ def counter_row(field: bytes, n: bytes | int) -> CounterRow:
     epoch seconds, n). Undecodable bytes and NUL (never written by ingest, and refused by
     PostgreSQL) become U+FFFD rather than block a drain."""
     definition_id, granularity, epoch, identifier = field.split(b"|", 3)
-    text = identifier.decode("utf-8", "replace").replace("\x00", "\ufffd")
-    return int(definition_id), text, granularity.decode(), int(epoch), int(n)
+    return int(definition_id), _storable_text(identifier), granularity.decode(), int(epoch), int(n)
+
+
+def _storable_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
 _COPY_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"))
@@ -176,7 +179,7 @@ def counter_copy_text(fields: list[bytes], counts: list[bytes]) -> bytes:
     except UnicodeDecodeError:
         clean = False
     if not clean:
-        blob = b"\x00".join(f.decode("utf-8", "replace").replace("\x00", "\ufffd").encode() for f in fields)
+        blob = b"\x00".join(_storable_text(f).encode() for f in fields)
     for char, escaped in _COPY_ESCAPES:
         if char in blob:
             blob = blob.replace(char, escaped)

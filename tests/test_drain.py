@@ -202,8 +202,8 @@ def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink
     fields = redis_sink.hgetall(batch_key)
     assert drain.batch_part_ids("big", len(fields)) == ["big/1-of-2", "big/2-of-2"]
     first = Counter()
-    for field, n in fields.items():
-        if drain.part_index(field, 2) == 0:
+    for (field, n), part in zip(fields.items(), drain.part_indexes(fields, 2)):
+        if part == 0:
             definition_id, identifier, granularity, epoch, n = counter_row(field, n)
             first[(definition_id, identifier, granularity, datetime.fromtimestamp(epoch, UTC))] += n
     assert 0 < len(first) < len(fields)
