@@ -77,6 +77,38 @@ def bucket_before(start: datetime, granularity: str, tz: ZoneInfo | None = None)
     return bucket_start(start - timedelta(microseconds=1), granularity, tz)
 
 
+def bucket_ceiling(moment: datetime, granularity: str, tz: ZoneInfo | None = None) -> datetime:
+    """``moment`` itself when it starts a bucket, else the start of the next bucket."""
+    start = bucket_start(moment, granularity, tz)
+    return start if start == moment else bucket_after(start, granularity, tz)
+
+
+def buckets_back(moment: datetime, granularity: str, n: int, tz: ZoneInfo | None = None) -> datetime:
+    """The same local wall time ``n`` buckets earlier ("02:59 yesterday", "31 March → 31 December").
+
+    Days and longer move on the local calendar, so a DST change in between shifts nothing; a
+    moment past the end of the shorter earlier month stops at that month's end (31 March 14:00 one
+    month back is 1 March 00:00, the end of February), so "the same elapsed part" never reaches
+    into the following period. Hours and finer are fixed spans.
+    """
+    if granularity in FIXED_SPANS:
+        return (moment - n * FIXED_SPANS[granularity]).astimezone(timezone.utc)
+    tz = tz or bucket_zone()
+    local = moment.astimezone(tz).replace(tzinfo=None)
+    if granularity == G.DAY:
+        earlier = local - timedelta(days=n)
+        return earlier.replace(tzinfo=tz).astimezone(timezone.utc)
+    months = n * (12 if granularity == G.YEAR else 1) if granularity in (G.MONTH, G.YEAR) else None
+    if months is None:
+        raise ValueError(f"unknown granularity {granularity!r}")
+    index = local.year * 12 + local.month - 1 - months
+    year, month = divmod(index, 12)
+    month_start = datetime(year, month + 1, 1)
+    following = datetime(year + (month + 1) // 12, (month + 1) % 12 + 1, 1)
+    earlier = min(month_start + (local - local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)), following)
+    return earlier.replace(tzinfo=tz).astimezone(timezone.utc)
+
+
 def buckets_between(start: datetime, end: datetime, granularity: str, tz: ZoneInfo | None = None) -> Iterator[datetime]:
     """Starts of every bucket that overlaps [start, end), oldest first."""
     tz = tz or bucket_zone()

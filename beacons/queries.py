@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
-from django.db.models.functions import TruncHour
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from .buckets import bucket_after, bucket_start, bucket_zone, buckets_between, covering_buckets, is_aligned
+from .buckets import bucket_after, bucket_ceiling, bucket_start, bucket_zone, buckets_between, covering_buckets
 from .models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
 
 G = Granularity
@@ -39,8 +39,32 @@ def _common_granularities(definitions: Iterable[BeaconDefinition | int]) -> list
 def align_range(start: datetime, end: datetime, granularity: str) -> tuple[datetime, datetime]:
     """Widen [start, end) to whole buckets of ``granularity``."""
     tz = bucket_zone()
-    aligned_end = end if is_aligned(end, granularity, tz) else bucket_after(bucket_start(end, granularity, tz), granularity, tz)
-    return bucket_start(start, granularity, tz), aligned_end
+    return bucket_start(start, granularity, tz), bucket_ceiling(end, granularity, tz)
+
+
+def _bucket_counts(
+    *, ids: list[int], allowed: list[str], granularity: str, start: datetime, end: datetime, identifier: str = ""
+) -> QuerySet:
+    """Rows (definition_id, granularity, period_start, total) that add up to each bucket's part
+    inside [start, end): whole buckets read their own row, a bucket cut by ``start`` or ``end``
+    is summed from the finer rows inside the cut (its part of the period, not the whole bucket)."""
+    first_whole, last_whole = bucket_ceiling(start, granularity), bucket_start(end, granularity)
+    scope = {"definition_id__in": ids, "identifier": identifier}
+    finer = [g for g in allowed if GRANULARITY_ORDER.index(g) < GRANULARITY_ORDER.index(granularity)]
+    if first_whole < last_whole:
+        condition = Q(granularity=granularity, period_start__gte=first_whole, period_start__lt=last_whole, **scope)
+        edges = [(start, first_whole), (last_whole, end)]
+    else:
+        condition, edges = Q(pk__in=[]), [(start, end)]
+    for lo, hi in edges:
+        if lo < hi:
+            condition |= _covering_q(lo, hi, finer or [granularity], **scope)
+    return (
+        BeaconAggregate.objects.filter(condition)
+        .values_list("definition_id", "granularity", "period_start")
+        .annotate(total=Sum("count"))
+        .order_by()
+    )
 
 
 def series(
@@ -51,42 +75,36 @@ def series(
     end: datetime,
     identifier: str = "",
 ) -> list[tuple[datetime, int]]:
-    """Counts per bucket over [start, end), gap-filled with zeros, oldest first.
+    """Counts per bucket over [start, end), gap-filled with zeros, oldest first. One query.
 
-    ``identifier=""`` gives the total of each definition; several definitions are summed.
+    ``identifier=""`` gives the total of each definition; several definitions are summed. A
+    bucket only partly inside [start, end) counts only that part (to the hour).
     """
-    ids = _ids(definitions)
-    rows = (
-        BeaconAggregate.objects.filter(
-            definition_id__in=ids,
-            identifier=identifier,
-            granularity=granularity,
-            period_start__gte=bucket_start(start, granularity),
-            period_start__lt=end,
-        )
-        .values_list("period_start")
-        .annotate(total=Sum("count"))
-        .order_by()
-    )
-    counts = dict(rows)
+    definitions = list(definitions)
+    counts: dict[datetime, int] = {}
+    rows = _bucket_counts(
+        ids=_ids(definitions), allowed=_common_granularities(definitions), granularity=granularity, start=start,
+        end=end, identifier=identifier,
+    )  # fmt: skip
+    for _, row_granularity, moment, total in rows:
+        bucket = moment if row_granularity == granularity else bucket_start(moment, granularity)
+        counts[bucket] = counts.get(bucket, 0) + total
     return [(moment, counts.get(moment, 0)) for moment in buckets_between(start, end, granularity)]
 
 
 def series_by_definition(
     *, definitions: Iterable[BeaconDefinition | int], granularity: str, start: datetime, end: datetime
 ) -> dict[int, list[tuple[datetime, int]]]:
-    """Per-definition totals per bucket over [start, end), gap-filled: {definition_id: series}."""
+    """Per-definition totals per bucket over [start, end), gap-filled: {definition_id: series}.
+
+    One query; a bucket only partly inside [start, end) counts only that part, as in ``series``."""
+    definitions = list(definitions)
     ids = _ids(definitions)
-    rows = BeaconAggregate.objects.filter(
-        definition_id__in=ids,
-        identifier="",
-        granularity=granularity,
-        period_start__gte=bucket_start(start, granularity),
-        period_start__lt=end,
-    ).values_list("definition_id", "period_start", "count")
     counts: dict[int, dict[datetime, int]] = {definition_id: {} for definition_id in ids}
-    for definition_id, moment, count in rows:
-        counts[definition_id][moment] = count
+    rows = _bucket_counts(ids=ids, allowed=_common_granularities(definitions), granularity=granularity, start=start, end=end)
+    for definition_id, row_granularity, moment, total in rows:
+        bucket = moment if row_granularity == granularity else bucket_start(moment, granularity)
+        counts[definition_id][bucket] = counts[definition_id].get(bucket, 0) + total
     moments = list(buckets_between(start, end, granularity))
     return {definition_id: [(m, by_moment.get(m, 0)) for m in moments] for definition_id, by_moment in counts.items()}
 
@@ -127,17 +145,69 @@ def top_identifiers(
     contains: str = "",
 ) -> list[tuple[str, int]]:
     """The identifiers with the most hits over [start, end), most first (ties by name)."""
+    rows = identifiers_compared(definitions=definitions, start=start, end=end, limit=limit, contains=contains)
+    return [(row.identifier, row.count) for row in rows]
+
+
+@dataclass(frozen=True)
+class IdentifierRow:
+    identifier: str
+    count: int
+    previous: int | None  # None when no comparison was asked for
+
+    @property
+    def change(self) -> int | None:
+        return None if self.previous is None else self.count - self.previous
+
+    @property
+    def change_ratio(self) -> float | None:
+        """Relative change against the previous period, or None when it had no hits."""
+        return (self.count - self.previous) / self.previous if self.previous else None
+
+
+IDENTIFIER_ORDERS = {"count": ("-current", "identifier"), "change": ("-change", "-current", "identifier")}
+
+
+def identifiers_compared(
+    *,
+    definitions: Iterable[BeaconDefinition],
+    start: datetime,
+    end: datetime,
+    previous_start: datetime | None = None,
+    previous_end: datetime | None = None,
+    order: str = "count",
+    limit: int | None = 10,
+    offset: int = 0,
+    contains: str = "",
+) -> list[IdentifierRow]:
+    """Identifiers with their hits over [start, end) and, given ``previous_start``/``previous_end``,
+    over that earlier period too, in one query. Ordered by ``order`` ("count": most first;
+    "change": most grown first, ties by count then name); ``limit=None`` for every row.
+
+    With a previous period, identifiers counted only then are included (count 0: a page that
+    stopped); without one, only identifiers counted in [start, end)."""
     definitions = list(definitions)
-    rows = (
-        BeaconAggregate.objects.filter(
-            _covering_q(start, _through_now(end), _common_granularities(definitions), definition_id__in=_ids(definitions))
-        )
-        .exclude(identifier="")
-    )
+    allowed = _common_granularities(definitions)
+    scope = {"definition_id__in": _ids(definitions)}
+    current = _covering_q(start, _through_now(end), allowed, **scope)
+    compare = previous_start is not None and previous_end is not None
+    condition = current
+    if compare:
+        previous = _covering_q(previous_start, previous_end, allowed, **scope)
+        condition = current | previous
+    rows = BeaconAggregate.objects.filter(condition).exclude(identifier="")
     if contains:
         rows = rows.filter(identifier__icontains=contains)
-    rows = rows.values_list("identifier").annotate(total=Sum("count")).order_by("-total", "identifier")[:limit]
-    return list(rows)
+    rows = rows.values("identifier")
+    if compare:
+        rows = rows.annotate(
+            current=Coalesce(Sum("count", filter=current), 0), previous=Coalesce(Sum("count", filter=previous), 0)
+        ).annotate(change=F("current") - F("previous"))
+    else:
+        rows = rows.annotate(current=Sum("count"))
+    rows = rows.order_by(*IDENTIFIER_ORDERS["change" if compare and order == "change" else "count"])
+    rows = rows[offset : None if limit is None else offset + limit]
+    return [IdentifierRow(row["identifier"], row["current"], row["previous"] if compare else None) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -156,12 +226,22 @@ class Totals:
 
 
 def totals(
-    *, definitions: Iterable[BeaconDefinition], start: datetime, end: datetime, identifier: str = ""
+    *,
+    definitions: Iterable[BeaconDefinition],
+    start: datetime,
+    end: datetime,
+    identifier: str = "",
+    previous_start: datetime | None = None,
+    previous_end: datetime | None = None,
 ) -> Totals:
-    """Hits over [start, end) and over the period of equal length just before it, in one query."""
+    """Hits over [start, end) and over [previous_start, previous_end), in one query.
+
+    The previous period defaults to the one of equal length just before ``start``; a running
+    period passes the same elapsed part of the period before instead."""
     definitions = list(definitions)
     allowed = _common_granularities(definitions)
-    previous_start, previous_end = start - (end - start), start
+    if previous_start is None or previous_end is None:
+        previous_start, previous_end = start - (end - start), start
     scope = {"definition_id__in": _ids(definitions), "identifier": identifier}
     current = _covering_q(start, end, allowed, **scope)
     previous = _covering_q(previous_start, previous_end, allowed, **scope)
@@ -171,8 +251,11 @@ def totals(
     return Totals(rows["current"] or 0, rows["previous"] or 0, previous_start, previous_end)
 
 
-def live_count(*, definitions: Iterable[BeaconDefinition], minutes: int = 5, now: datetime | None = None) -> int | None:
-    """Hits in the last ``minutes`` minutes (the current minute included), from minute buckets.
+def live_count(
+    *, definitions: Iterable[BeaconDefinition], identifier: str = "", minutes: int = 5, now: datetime | None = None
+) -> int | None:
+    """Hits (of ``identifier``, or all) in the last ``minutes`` minutes (the current minute
+    included), from minute buckets.
 
     None when none of the definitions keeps minute counts.
     """
@@ -182,7 +265,7 @@ def live_count(*, definitions: Iterable[BeaconDefinition], minutes: int = 5, now
     now = now or timezone.now()
     since = bucket_start(now - timedelta(minutes=minutes - 1), G.MINUTE)
     total = BeaconAggregate.objects.filter(
-        definition_id__in=keeping, identifier="", granularity=G.MINUTE, period_start__gte=since
+        definition_id__in=keeping, identifier=identifier, granularity=G.MINUTE, period_start__gte=since
     ).aggregate(total=Sum("count"))["total"]
     return total or 0
 

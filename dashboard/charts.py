@@ -9,10 +9,12 @@ literally and never act as markup.
 """
 
 import html
+import zlib
 from collections.abc import Sequence
 from datetime import datetime
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from beacons.buckets import bucket_zone
 
@@ -20,7 +22,13 @@ from beacons.buckets import bucket_zone
 HOVER_DATE = {"H": "%a %-d %b %Y, %H:%M", "D": "%a %-d %b %Y", "MO": "%B %Y", "Y": "%Y", "M": "%H:%M"}
 TICK_DATE = {"H": "%-d %b %H:%M", "D": "%-d %b", "MO": "%b %Y", "Y": "%Y", "M": "%H:%M"}
 BARS_UP_TO = 14  # buckets: fewer than this read better as bars than as a line
-PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#14b8a6", "#ec4899", "#64748b"]
+# Sixteen distinguishable colours; a type's colour is picked by a hash of its slug (see
+# type_colour), ordered so the demo's types (page views blue, errors red, downloads amber,
+# sign-ups green) land on distinct ones.
+PALETTE = [
+    "#0ea5e9", "#dc2626", "#8b5cf6", "#84cc16", "#2563eb", "#ec4899", "#14b8a6", "#64748b",
+    "#a16207", "#f97316", "#4f46e5", "#be185d", "#f59e0b", "#0f766e", "#a855f7", "#10b981",
+]  # fmt: skip
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
@@ -49,8 +57,54 @@ def bucket_label(moment: datetime, granularity: str) -> str:
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
 
 
+def type_colour(slug: str) -> str:
+    """The one colour an event type has on every chart, whatever else is shown beside it."""
+    return PALETTE[zlib.crc32(slug.encode()) % len(PALETTE)]
+
+
+def _rgba(colour: str, alpha: float) -> str:
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red}, {green}, {blue}, {alpha})"
+
+
+def tick_labels(moments: Sequence[datetime], granularity: str) -> list[str]:
+    """One short, distinct axis label per bucket: "14:00" within a day, "2 Dec", "Dec 2026", "2026".
+
+    The day or year is added when the buckets span several; an hour the clocks repeat (DST ends)
+    gets its UTC offset, so no two buckets ever share a label."""
+    tz = bucket_zone()
+    local = [moment.astimezone(tz) for moment in moments]
+    days = {moment.date() for moment in local}
+    years = {moment.year for moment in local}
+    if granularity == "Y":
+        labels = [f"{moment.year}" for moment in local]
+    elif granularity == "MO":
+        labels = [f"{moment:%b %Y}" for moment in local]
+    elif granularity == "D":
+        labels = [f"{moment.day} {moment:%b}" + (f" {moment.year}" if len(years) > 1 else "") for moment in local]
+    else:
+        labels = [(f"{moment.day} {moment:%b} " if len(days) > 1 else "") + f"{moment:%H:%M}" for moment in local]
+    seen: dict[str, int] = {}
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+    return [f"{label} {moment:%z}"[:-2] if seen[label] > 1 else label for label, moment in zip(labels, local)]
+
+
+def _x_axis(moments: Sequence[datetime], granularity: str) -> dict:
+    # Every bucket gets its own label; charts.js keeps every n-th one that fits the width, so
+    # labels never repeat, never mean half a bucket, and never collide.
+    return {
+        "tickmode": "array",
+        "tickvals": [local_wall_time(moment) for moment in moments],
+        "ticktext": [plotly_text(label) for label in tick_labels(moments, granularity)],
+        "tickangle": 0,
+        "automargin": True,
+    }
+
+
 def _layout(
-    *, granularity: str, y_title: str, y_peak: int, barmode: str | None = None, legend: bool = False
+    *, granularity: str, y_title: str, y_peak: int, moments: Sequence[datetime] = (), barmode: str | None = None,
+    legend: bool = False,
 ) -> dict:
     return {
         "template": "none",
@@ -68,9 +122,12 @@ def _layout(
             "showgrid": False,
             "linecolor": "#9ca3af",
             "title": {"text": f"Time in {plotly_text(bucket_zone().key)}", "font": {"size": 11, "color": "#6b7280"}},
+            **_x_axis(moments, granularity),
         },
         "yaxis": {
-            "title": {"text": plotly_text(y_title), "font": {"size": 11, "color": "#6b7280"}},
+            # automargin + standoff: Plotly moves the title clear of the widest tick label.
+            "title": {"text": plotly_text(y_title), "font": {"size": 11, "color": "#6b7280"}, "standoff": 10},
+            "automargin": True,
             "tickformat": ",d",
             # Counts are whole: with small peaks Plotly would put ticks at 0.5 and label both "0".
             "dtick": 1 if y_peak < 6 else None,
@@ -87,52 +144,116 @@ def series_figure(
     granularity: str,
     points: Sequence[tuple[datetime, int]],
     previous: Sequence[tuple[datetime, int]] | None = None,
+    notes: Sequence[str] | None = None,
+    colour: str = PALETTE[4],
 ) -> dict:
     """The main chart: counts per bucket (bars when few buckets, else a line), with an
-    optional dashed line for the previous period drawn over the same positions."""
+    optional dashed line for the previous period drawn over the same positions.
+
+    ``notes`` marks partial buckets (" so far" for the running one, or cut by the dates): a
+    partial bar is lighter, a partial stretch of line dashed, and the hover says so."""
     x = [local_wall_time(moment) for moment, _ in points]
     y = [count for _, count in points]
+    notes = list(notes or [""] * len(points))
+    partial = [bool(note) for note in notes]
     label = plotly_text(name)
+    hover = "%{y:,}%{customdata}<extra>" + label + "</extra>"
     if len(points) < BARS_UP_TO:
-        main = go.Bar(x=x, y=y, name=label, marker_color=PALETTE[0], hovertemplate="%{y:,}<extra>" + label + "</extra>")
+        traces = [
+            go.Bar(
+                x=x, y=y, name=label, customdata=notes, hovertemplate=hover,
+                marker={"color": colour, "opacity": [0.4 if p else 1 for p in partial],
+                        "line": {"color": colour, "width": [1.5 if p else 0 for p in partial]}},
+            )
+        ]  # fmt: skip
     else:
-        main = go.Scatter(
-            x=x, y=y, name=label, mode="lines", line={"color": PALETTE[0], "width": 2.5}, fill="tozeroy",
-            fillcolor="rgba(37, 99, 235, 0.08)", hovertemplate="%{y:,}<extra>" + label + "</extra>",
-        )  # fmt: skip
-    traces = [main]
+        whole = [count if not p else None for count, p in zip(y, partial)]
+        near_partial = [p or (i > 0 and partial[i - 1]) or (i + 1 < len(partial) and partial[i + 1]) for i, p in enumerate(partial)]
+        traces = [
+            go.Scatter(
+                x=x, y=whole, name=label, mode="lines", line={"color": colour, "width": 2.5}, fill="tozeroy",
+                fillcolor=_rgba(colour, 0.08), hovertemplate=hover, customdata=notes,
+            ),
+            go.Scatter(
+                x=x, y=[count if near else None for count, near in zip(y, near_partial)], mode="lines", showlegend=False,
+                line={"color": colour, "width": 2, "dash": "dot"}, hoverinfo="skip", name=label + " (partial)",
+            ),
+            go.Scatter(
+                x=[xi for xi, p in zip(x, partial) if p], y=[yi for yi, p in zip(y, partial) if p], mode="markers",
+                customdata=[note for note in notes if note], showlegend=False, name=label + " (partial)",
+                marker={"color": "#ffffff", "size": 7, "line": {"color": colour, "width": 2}}, hovertemplate=hover,
+            ),
+        ]  # fmt: skip
     if previous is not None:
-        hover = HOVER_DATE.get(granularity, "%-d %b %Y")
+        hover_date = HOVER_DATE.get(granularity, "%-d %b %Y")
         traces.append(
             go.Scatter(
                 x=x[: len(previous)],
                 y=[count for _, count in previous],
                 customdata=[local_wall_time(moment) for moment, _ in previous],
-                name="Previous period",
+                name="Period before",
                 mode="lines",
                 line={"color": "#6b7280", "width": 1.5, "dash": "dash"},
-                hovertemplate="%{y:,} (%{customdata|" + hover + "})<extra>Previous period</extra>",
+                hovertemplate="%{y:,} (%{customdata|" + hover_date + "})<extra>Period before</extra>",
             )
         )
     peak = max(y + [count for _, count in previous or []], default=0)
-    layout = _layout(granularity=granularity, y_title=name, y_peak=peak, legend=previous is not None)
+    moments = [moment for moment, _ in points]
+    layout = _layout(granularity=granularity, y_title=name, y_peak=peak, moments=moments, legend=previous is not None)
     figure = go.Figure(data=traces, layout=layout)
     return figure.to_plotly_json()
 
 
-def stacked_figure(*, granularity: str, x: Sequence[datetime], stacks: Sequence[tuple[str, Sequence[int]]]) -> dict:
-    """Stacked bars, one colour per named stack (e.g. per event type) over the same buckets."""
+def stacked_figure(
+    *, granularity: str, x: Sequence[datetime], stacks: Sequence[tuple[str, str, Sequence[int]]]
+) -> dict:
+    """Stacked bars over the same buckets, one per (name, slug, counts), each in its type's colour."""
     xs = [local_wall_time(moment) for moment in x]
     traces = []
-    for index, (name, counts) in enumerate(stacks):
+    for name, slug, counts in stacks:
         label = plotly_text(name)
         traces.append(
             go.Bar(
-                x=xs, y=list(counts), name=label, marker_color=PALETTE[index % len(PALETTE)],
+                x=xs, y=list(counts), name=label, marker_color=type_colour(slug),
                 hovertemplate="%{y:,}<extra>" + label + "</extra>",
             )  # fmt: skip
         )
-    peak = max((sum(column) for column in zip(*(counts for _, counts in stacks))), default=0)
-    layout = _layout(granularity=granularity, y_title="Events", y_peak=peak, barmode="stack", legend=True)
+    peak = max((sum(column) for column in zip(*(counts for _, _, counts in stacks))), default=0)
+    layout = _layout(granularity=granularity, y_title="Events", y_peak=peak, moments=x, barmode="stack", legend=True)
     layout["bargap"] = 0.15
     return go.Figure(data=traces, layout=layout).to_plotly_json()
+
+
+def small_multiples_figure(
+    *, granularity: str, x: Sequence[datetime], stacks: Sequence[tuple[str, str, Sequence[int]]]
+) -> dict:
+    """One small chart per type, one under the other, each on its own y scale over the same
+    buckets: a type counted ten times a day is as readable as one counted thousands of times."""
+    xs = [local_wall_time(moment) for moment in x]
+    rows = max(len(stacks), 1)
+    figure = make_subplots(
+        rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.35 / rows,
+        subplot_titles=[plotly_text(name) for name, _, _ in stacks],
+    )  # fmt: skip
+    for row, (name, slug, counts) in enumerate(stacks, start=1):
+        label = plotly_text(name)
+        figure.add_trace(
+            go.Bar(
+                x=xs, y=list(counts), name=label, marker_color=type_colour(slug),
+                hovertemplate="%{y:,}<extra>" + label + "</extra>",
+            ),
+            row=row, col=1,
+        )  # fmt: skip
+        figure.update_yaxes(
+            row=row, col=1, tickformat=",d", rangemode="tozero", gridcolor="#e5e7eb", zeroline=False, automargin=True,
+            nticks=4, dtick=1 if max(counts, default=0) < 4 else None,
+        )  # fmt: skip
+    base = _layout(granularity=granularity, y_title="", y_peak=0, moments=x)
+    figure.update_layout(
+        template="none", font=base["font"], margin=base["margin"], height=70 + 120 * rows, showlegend=False,
+        hovermode="x unified", bargap=0.15,
+    )  # fmt: skip
+    figure.update_xaxes(type="date", showgrid=False, linecolor="#9ca3af", **_x_axis(x, granularity))
+    figure.update_xaxes(row=rows, col=1, title=base["xaxis"]["title"])
+    figure.update_annotations(font={"size": 12, "color": "#374151"}, x=0, xanchor="left")
+    return figure.to_plotly_json()

@@ -11,9 +11,8 @@ from urllib.parse import urlencode
 
 from django import forms
 
-from beacons.buckets import bucket_after, bucket_start, bucket_zone, buckets_between
+from beacons.buckets import bucket_after, bucket_ceiling, bucket_start, bucket_zone, buckets_back, is_aligned
 from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, Granularity
-from beacons.queries import align_range
 
 G = Granularity
 PRESETS = [
@@ -33,6 +32,20 @@ GRANULARITY_NOUNS = {"H": "hour", "D": "day", "MO": "month", "Y": "year"}
 MAX_BUCKETS = 800  # more points than this is unreadable on a chart: use a coarser bucket
 MAX_CUSTOM_DAYS = 366 * 10
 EARLIEST_DAY = date(2000, 1, 1)
+# What a period still running is called in words, and how far back its comparison lies
+# (the same span, in whole units of the local calendar).
+RUNNING_NOTES = {
+    "today": "so far",
+    "7d": "today so far",
+    "30d": "today so far",
+    "month": "so far",
+    "12m": "this month so far and the 11 whole months before",
+    "custom": "today so far",
+}
+TOP_SORTS = [("views", "Most views"), ("change", "Biggest change")]
+TOP_SIZES = [(10, "10"), (50, "50"), (100, "100")]
+TOP_MAX_PAGE = 10_000
+SCALES = [("stacked", "Stacked"), ("own", "Each type on its own scale")]
 
 
 class FilterForm(forms.Form):
@@ -46,10 +59,16 @@ class FilterForm(forms.Form):
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     granularity = forms.ChoiceField(label="Per", choices=GRANULARITY_CHOICES, required=False)
     compare = forms.BooleanField(label="Compare with the previous period", required=False)
+    sort = forms.ChoiceField(label="Sort pages by", choices=TOP_SORTS, required=False)
+    rows = forms.TypedChoiceField(label="Rows", choices=TOP_SIZES, coerce=int, required=False)
+    page = forms.IntegerField(label="Page", min_value=1, max_value=TOP_MAX_PAGE, required=False)
+    scale = forms.ChoiceField(label="Scale", choices=SCALES, required=False)
 
-    def __init__(self, data=None, *, definitions: list[BeaconDefinition]):
+    def __init__(self, data=None, *, definitions: list[BeaconDefinition], granularities: list[str] | None = None):
         super().__init__(data)
         self.fields["type"].choices = [(d.slug, d.name) for d in definitions]
+        if granularities is not None:  # only the point sizes these dates can show
+            self.fields["granularity"].choices = [(code, noun) for code, noun in GRANULARITY_CHOICES if not code or code in granularities]
 
     def valid_values(self) -> dict:
         """The cleaned value of every field that validated; invalid ones are left out."""
@@ -59,36 +78,66 @@ class FilterForm(forms.Form):
 
 @dataclass(frozen=True)
 class DashboardState:
-    """What the dashboard shows: one event type (optionally one identifier) over [start, end)."""
+    """What the dashboard shows: one event type (optionally one identifier) over [start, end).
+
+    ``start`` and ``end`` are exactly the chosen dates, whatever the point size: the totals
+    cover them, and a bucket only partly inside them is counted (and drawn) as a part.
+    """
 
     definition: BeaconDefinition | None
     identifier: str
     preset: str
     granularity: str
     chosen_granularity: str  # "" when automatic
-    start: datetime  # aware UTC, aligned to granularity
-    end: datetime  # exclusive, aligned to granularity
+    start: datetime  # aware UTC, the first moment of the chosen dates
+    end: datetime  # exclusive
     now: datetime
     compare: bool
     notice: str = ""
+    sort: str = "views"
+    rows: int = 10
+    page: int = 1
+    scale: str = "stacked"
+    granularities: tuple[str, ...] = ()  # the point sizes offered for these dates
 
     @property
     def chart_end(self) -> datetime:
         """Charts stop after the bucket holding ``now``: no flat line of future zeros."""
-        return min(self.end, bucket_after(bucket_start(self.now, self.granularity), self.granularity))
+        return max(self.start, min(self.end, bucket_after(bucket_start(self.now, self.granularity), self.granularity)))
 
     @property
     def totals_end(self) -> datetime:
-        """Totals stop at the end of the current hour, so "previous period" is equally long."""
+        """Totals stop at the end of the current hour (counters are read to the hour)."""
         return max(self.start, min(self.end, bucket_after(bucket_start(self.now, G.HOUR), G.HOUR)))
 
     @property
-    def previous_start(self) -> datetime:
-        """Start of the previous period for the chart: as many buckets back as are shown."""
-        moment = self.start
-        for _ in buckets_between(self.start, self.chart_end, self.granularity):
-            moment = bucket_start(moment - timedelta(microseconds=1), self.granularity)
-        return moment
+    def running(self) -> bool:
+        """The dates include now: the last part is still being counted."""
+        return self.start <= self.now < self.end
+
+    @property
+    def span(self) -> tuple[str, int]:
+        """The period's length in whole local-calendar units: (granularity code, how many)."""
+        if self.preset == "24h":
+            return G.HOUR, 24
+        if self.preset == "month":
+            return G.MONTH, 1
+        if self.preset == "12m":
+            return G.YEAR, 1
+        tz = bucket_zone()
+        return G.DAY, (self.end.astimezone(tz).date() - self.start.astimezone(tz).date()).days
+
+    @property
+    def previous_period(self) -> tuple[datetime, datetime]:
+        """What the period is compared with: the same span just before it; for a running period,
+        only the same elapsed part ("today to 02:59" vs "yesterday to 02:59")."""
+        unit, n = self.span
+        previous_start = buckets_back(self.start, unit, n)
+        return previous_start, min(buckets_back(self.totals_end, unit, n), self.start)
+
+    @property
+    def comparison_label(self) -> str:
+        return comparison_label(*self.previous_period, now=self.now)
 
     @property
     def params(self) -> dict[str, str]:
@@ -99,6 +148,9 @@ class DashboardState:
             "identifier": self.identifier,
             "range": self.preset,
             "granularity": self.chosen_granularity,
+            "sort": self.sort if self.sort != "views" else "",
+            "rows": str(self.rows) if self.rows != 10 else "",
+            "scale": self.scale if self.scale != "stacked" else "",
         }
         if self.preset == "custom":
             values["start"] = self.start.astimezone(tz).date().isoformat()
@@ -110,6 +162,11 @@ class DashboardState:
     @property
     def query(self) -> str:
         return urlencode(self.params)
+
+    def query_with(self, **changes) -> str:
+        """The state's query with some parameters changed ("" removes one), e.g. for a next page link."""
+        values = {**self.params, **{key: str(value) for key, value in changes.items()}}
+        return urlencode({key: value for key, value in values.items() if value})
 
     @property
     def subject(self) -> str:
@@ -123,16 +180,48 @@ class DashboardState:
 
     @property
     def period_label(self) -> str:
-        return period_label(self.start, self.chart_end, self.granularity)
+        aligned = is_aligned(self.start, self.granularity) and is_aligned(self.chart_end, self.granularity)
+        return period_label(self.start, self.chart_end, self.granularity if aligned else G.DAY)
+
+    @property
+    def running_note(self) -> str:
+        """" (so far)", " (today so far)"...: said after the dates when the last part is still running."""
+        note = RUNNING_NOTES.get(self.preset) if self.running else None
+        return f" ({note})" if note else ""
 
     @property
     def title(self) -> str:
         """Plain-language chart title, e.g. "Page views per day, 1–30 November 2026"."""
-        return f"{self.subject} per {self.per}, {self.period_label}"
+        return f"{self.subject} per {self.per}, {self.period_label}{self.running_note}"
 
     @property
     def range_label(self) -> str:
         return PRESET_LABELS[self.preset] if self.preset != "custom" else self.period_label
+
+    @property
+    def range_phrase(self) -> str:
+        """The dates inside a sentence: "last 7 days", "today so far", "1 June – 31 August 2026"."""
+        phrase = PRESET_LABELS[self.preset].lower() if self.preset != "custom" else self.period_label
+        if self.running and self.preset in ("today", "month"):
+            phrase += " so far"
+        return phrase
+
+
+def comparison_label(start: datetime, end: datetime, *, now: datetime) -> str:
+    """A previous period in words: "00:00–02:59 yesterday", "1–2 November 2026, to 02:59",
+    "25 October – 23 November 2026"."""
+    tz = bucket_zone()
+    if start >= end:
+        return "the period before"
+    first, last = start.astimezone(tz), (end - timedelta(minutes=1)).astimezone(tz)
+    if is_aligned(end, G.DAY):
+        whole_months = is_aligned(start, G.MONTH) and is_aligned(end, G.MONTH)
+        return period_label(start, end, G.MONTH if whole_months else G.DAY)
+    if first.date() == last.date():
+        today = now.astimezone(tz).date()
+        day = "yesterday" if first.date() == today - timedelta(days=1) else f"on {first.day} {first:%B %Y}"
+        return f"{first:%H:%M}–{last:%H:%M} {day}"
+    return f"{period_label(start, end, G.DAY)}, to {last:%H:%M}"
 
 
 def period_label(start: datetime, end: datetime, granularity: str) -> str:
@@ -201,6 +290,12 @@ def _automatic_granularity(start: datetime, end: datetime) -> str:
     return G.YEAR
 
 
+def offered_granularities(start: datetime, end: datetime, kept: list[str]) -> list[str]:
+    """The point sizes these dates can show, finest first: those of which at least one whole
+    bucket fits in [start, end) (a point coarser than the period is not offered)."""
+    return [g for g in CHART_GRANULARITIES if g in kept and bucket_after(bucket_ceiling(start, g), g) <= end]
+
+
 def dashboard_state(*, params, definitions: list[BeaconDefinition], now: datetime) -> tuple[FilterForm, DashboardState]:
     """Resolve GET ``params`` into the form to show and the state to render."""
     form = FilterForm(params or None, definitions=definitions)
@@ -211,17 +306,21 @@ def dashboard_state(*, params, definitions: list[BeaconDefinition], now: datetim
     start, end = _preset_range(preset, now, values.get("start"), values.get("end"))
 
     kept = definition.granularity_codes if definition else CHART_GRANULARITIES
-    choices = [g for g in CHART_GRANULARITIES if g in kept] or [G.DAY.value]
+    choices = offered_granularities(start, end, kept) or [g for g in CHART_GRANULARITIES if g in kept][:1] or [G.DAY.value]
     wanted = values.get("granularity") or _automatic_granularity(start, end)
-    granularity = next((g for g in choices if CHART_GRANULARITIES.index(g) >= CHART_GRANULARITIES.index(wanted)), choices[-1])
+    finer_or_equal = [g for g in choices if CHART_GRANULARITIES.index(g) <= CHART_GRANULARITIES.index(wanted)]
+    coarser = [g for g in choices if CHART_GRANULARITIES.index(g) > CHART_GRANULARITIES.index(wanted)]
+    granularity = (coarser[0] if wanted not in kept and coarser else None) or (finer_or_equal or choices)[-1]
     notice = "Part of this address was not understood and has been reset." if form.errors else ""
     if values.get("granularity") and granularity != wanted:
-        notice = f"{definition} keeps no counts per {GRANULARITY_NOUNS[wanted]}: showing one point per {GRANULARITY_NOUNS[granularity]}."
+        if wanted not in kept:
+            notice = f"{definition} keeps no counts per {GRANULARITY_NOUNS[wanted]}: showing one point per {GRANULARITY_NOUNS[granularity]}."
+        else:
+            notice = f"One point per {GRANULARITY_NOUNS[wanted]} is longer than these dates: showing one per {GRANULARITY_NOUNS[granularity]}."
     while granularity != choices[-1] and _bucket_count(start, end, granularity) > MAX_BUCKETS:
-        coarser = choices[choices.index(granularity) + 1]
-        notice = f"One point per {GRANULARITY_NOUNS[granularity]} would be too many to read: showing one per {GRANULARITY_NOUNS[coarser]}."
-        granularity = coarser
-    start, end = align_range(start, end, granularity)
+        coarser_step = choices[choices.index(granularity) + 1]
+        notice = f"One point per {GRANULARITY_NOUNS[granularity]} would be too many to read: showing one per {GRANULARITY_NOUNS[coarser_step]}."
+        granularity = coarser_step
 
     state = DashboardState(
         definition=definition,
@@ -234,6 +333,11 @@ def dashboard_state(*, params, definitions: list[BeaconDefinition], now: datetim
         now=now,
         compare=bool(values.get("compare")),
         notice=notice,
+        sort=values.get("sort") or "views",
+        rows=values.get("rows") or 10,
+        page=values.get("page") or 1,
+        scale=values.get("scale") or "stacked",
+        granularities=tuple(g for g in choices if _bucket_count(start, end, g) <= MAX_BUCKETS or g == choices[-1]),
     )
     # Show the resolved state in the controls (e.g. the dates a preset stands for).
     tz = bucket_zone()
@@ -244,6 +348,7 @@ def dashboard_state(*, params, definitions: list[BeaconDefinition], now: datetim
             "end": (end - timedelta(microseconds=1)).astimezone(tz).date().isoformat(),
         },
         definitions=definitions,
+        granularities=list(state.granularities),
     )
     form.is_valid()
     return form, state

@@ -20,14 +20,13 @@ from django.utils.safestring import mark_safe
 from django.utils.http import urlencode
 
 from beacons import queries
-from beacons.buckets import bucket_zone
+from beacons.buckets import bucket_after, bucket_zone
 from beacons.models import Granularity as G
 from beacons.transfer import cell_neutralise
 
 from . import charts
-from .forms import DashboardState, dashboard_state, period_label
+from .forms import SCALES, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
 
-TOP_LIMIT = 10
 SUGGESTION_LIMIT = 20
 
 
@@ -66,9 +65,11 @@ def _local(moment):
 def kpis_panel(state: DashboardState, definitions) -> dict:
     if state.definition is None:
         return {"kpis": None}
+    previous_start, previous_end = state.previous_period
     totals = queries.totals(
-        definitions=[state.definition], start=state.start, end=state.totals_end, identifier=state.identifier
-    )
+        definitions=[state.definition], start=state.start, end=state.totals_end, identifier=state.identifier,
+        previous_start=previous_start, previous_end=previous_end,
+    )  # fmt: skip
     points = queries.series(
         definitions=[state.definition], granularity=state.granularity, start=state.start, end=state.chart_end,
         identifier=state.identifier,
@@ -79,12 +80,27 @@ def kpis_panel(state: DashboardState, definitions) -> dict:
         "kpis": {
             "total": totals.current,
             "previous": totals.previous,
-            "previous_label": period_label(totals.previous_start, totals.previous_end, G.DAY),
+            "previous_label": state.comparison_label,
             "change_percent": None if change is None else round(change * 100),
             "busiest_label": charts.bucket_label(busiest[0], state.granularity) if busiest else "",
             "busiest_count": busiest[1] if busiest else 0,
         }
     }
+
+
+def _partial_notes(state: DashboardState, moments) -> list[str]:
+    """For each bucket: "" when whole and finished, " so far" while it runs, " (part inside the dates)"
+    when the chosen dates cut it."""
+    notes = []
+    for moment in moments:
+        following = bucket_after(moment, state.granularity)
+        if moment <= state.now < following:
+            notes.append(" so far")
+        elif moment < state.start or following > state.end:
+            notes.append(" (part inside the dates)")
+        else:
+            notes.append("")
+    return notes
 
 
 def series_panel(state: DashboardState, definitions) -> dict:
@@ -96,19 +112,26 @@ def series_panel(state: DashboardState, definitions) -> dict:
     )  # fmt: skip
     previous = None
     if state.compare:
+        previous_start, previous_end = state.previous_period
         previous = queries.series(
-            definitions=[state.definition], granularity=state.granularity, start=state.previous_start,
-            end=state.start, identifier=state.identifier,
+            definitions=[state.definition], granularity=state.granularity, start=previous_start,
+            end=previous_end, identifier=state.identifier,
         )[: len(points)]  # fmt: skip
+    notes = _partial_notes(state, [moment for moment, _ in points])
     rows = []
     for i, (moment, count) in enumerate(points):
-        row = {"moment": _local(moment), "label": charts.bucket_label(moment, state.granularity), "count": count}
+        label = charts.bucket_label(moment, state.granularity) + notes[i]
+        row = {"moment": _local(moment), "label": label, "count": count}
         if previous is not None and i < len(previous):
             row["previous_moment"] = _local(previous[i][0])
             row["previous_label"] = charts.bucket_label(previous[i][0], state.granularity)
             row["previous_count"] = previous[i][1]
         rows.append(row)
-    figure = charts.series_figure(name=state.subject, granularity=state.granularity, points=points, previous=previous)
+    empty = not any(count for _, count in points)
+    figure = charts.series_figure(
+        name=state.subject, granularity=state.granularity, points=points, previous=previous, notes=notes,
+        colour=charts.type_colour(state.definition.slug),
+    )  # fmt: skip
     headings = [state.per.capitalize(), state.definition.name]
     if previous is not None:
         headings += ["Period before", state.definition.name]
@@ -119,7 +142,17 @@ def series_panel(state: DashboardState, definitions) -> dict:
             for row in rows
         ),
     )
-    return {"series": {"rows": rows, "table": table, "figure": figure, "empty": not any(count for _, count in points)}}
+    matches = []
+    if empty and state.identifier:  # say why: no such page in these dates, and which pages do match
+        matches = queries.top_identifiers(
+            definitions=[state.definition], start=state.start, end=state.totals_end, limit=5, contains=state.identifier
+        )
+    return {
+        "series": {
+            "rows": rows, "table": table, "figure": figure, "empty": empty,
+            "matches": [{"identifier": identifier, "count": count, "query": state.query_with(identifier=identifier)} for identifier, count in matches],
+        }
+    }  # fmt: skip
 
 
 def _series_csv(state, context):
@@ -135,31 +168,64 @@ def _series_csv(state, context):
     return [header, *body]
 
 
-def top_panel(state: DashboardState, definitions) -> dict:
+def top_panel(state: DashboardState, definitions, *, every_row: bool = False) -> dict:
+    """The busiest pages, a page of ``state.rows`` (every row for the CSV), with their change
+    on the period before when Compare is on."""
     if state.definition is None:
         return {"top": None}
-    rows = queries.top_identifiers(definitions=[state.definition], start=state.start, end=state.totals_end, limit=TOP_LIMIT)
+    previous_start, previous_end = state.previous_period if state.compare else (None, None)
+    size = None if every_row else state.rows
+    found = queries.identifiers_compared(
+        definitions=[state.definition], start=state.start, end=state.totals_end, previous_start=previous_start,
+        previous_end=previous_end, order="change" if state.sort == "change" else "count",
+        limit=None if every_row else size + 1, offset=0 if every_row else (state.page - 1) * size,
+    )  # fmt: skip
+    more = not every_row and len(found) > size
+    found = found if every_row else found[:size]
     total = queries.totals(definitions=[state.definition], start=state.start, end=state.totals_end).current
+    rows = []
+    for row in found:
+        ratio = row.change_ratio
+        rows.append(
+            {
+                "identifier": row.identifier,
+                "count": row.count,
+                "share": round(100 * row.count / total, 1) if total else 0,
+                "query": urlencode({**state.params, "identifier": row.identifier}),
+                "selected": row.identifier == state.identifier,
+                "previous": row.previous,
+                "change": row.change,
+                "change_percent": None if ratio is None else round(ratio * 100),
+            }
+        )
     return {
         "top": {
-            "rows": [
-                {
-                    "identifier": identifier,
-                    "count": count,
-                    "share": round(100 * count / total, 1) if total else 0,
-                    "query": urlencode({**state.params, "identifier": identifier}),
-                    "selected": identifier == state.identifier,
-                }
-                for identifier, count in rows
-            ],
+            "rows": rows,
             "total": total,
+            "first": 1 if every_row else (state.page - 1) * state.rows + 1,
+            "last": (0 if every_row else (state.page - 1) * state.rows) + len(rows),
+            "next_query": state.query_with(page=state.page + 1) if more else "",
+            "previous_query": state.query_with(page=state.page - 1 if state.page > 2 else "") if state.page > 1 else "",
+            "sizes": [(size, state.query_with(rows=size if size != 10 else "", page="")) for size, _ in TOP_SIZES],
+            "sorts": [(value, label, state.query_with(sort=value if value != "views" else "", page="")) for value, label in TOP_SORTS],
         }
     }
 
 
 def _top_csv(state, context):
-    rows = [[row["identifier"], row["count"], row["share"]] for row in context["top"]["rows"]]
-    return [[f"{state.definition.name}: page or item", "count", "share of total (%)"], *rows]
+    context = top_panel(state, None, every_row=True)
+    header = [f"{state.definition.name}: page or item", "count", "share of total (%)"]
+    if state.compare:
+        header += ["period before", "change", "change (%)"]
+    rows = [
+        [row["identifier"], row["count"], row["share"]]
+        + ([row["previous"], row["change"], "" if row["change_percent"] is None else row["change_percent"]] if state.compare else [])
+        for row in context["top"]["rows"]
+    ]
+    return [header, *rows]
+
+
+SMALL_MULTIPLES_LIMIT = 12  # types drawn one under the other; the busiest ones when there are more
 
 
 def breakdown_panel(state: DashboardState, definitions) -> dict:
@@ -168,16 +234,28 @@ def breakdown_panel(state: DashboardState, definitions) -> dict:
     by_definition = queries.series_by_definition(
         definitions=definitions, granularity=state.granularity, start=state.start, end=state.chart_end
     )
-    named = [(d.name, [count for _, count in by_definition[d.pk]]) for d in definitions]
-    named = [(name, counts) for name, counts in named if any(counts)]
+    named = [(d.name, d.slug, [count for _, count in by_definition[d.pk]]) for d in definitions]
+    named = [(name, slug, counts) for name, slug, counts in named if any(counts)]
     moments = [moment for moment, _ in next(iter(by_definition.values()))]
-    figure = charts.stacked_figure(granularity=state.granularity, x=moments, stacks=named)
+    left_out = 0
+    if state.scale == "own":
+        shown = sorted(named, key=lambda item: -sum(item[2]))[:SMALL_MULTIPLES_LIMIT]
+        left_out = len(named) - len(shown)
+        figure = charts.small_multiples_figure(granularity=state.granularity, x=moments, stacks=[s for s in named if s in shown])
+    else:
+        figure = charts.stacked_figure(granularity=state.granularity, x=moments, stacks=named)
     rows = [
-        (_local(moment), charts.bucket_label(moment, state.granularity), [counts[i] for _, counts in named])
+        (_local(moment), charts.bucket_label(moment, state.granularity), [counts[i] for _, _, counts in named])
         for i, moment in enumerate(moments)
     ]
-    table = table_html([state.per.capitalize(), *(name for name, _ in named)], ([label, *counts] for _, label, counts in rows))
-    return {"breakdown": {"names": [name for name, _ in named], "rows": rows, "table": table, "figure": figure, "empty": not named}}
+    table = table_html([state.per.capitalize(), *(name for name, _, _ in named)], ([label, *counts] for _, label, counts in rows))
+    return {
+        "breakdown": {
+            "names": [name for name, _, _ in named], "rows": rows, "table": table, "figure": figure, "empty": not named,
+            "left_out": left_out,
+            "scales": [(value, label, state.query_with(scale=value if value != "stacked" else "")) for value, label in SCALES],
+        }
+    }  # fmt: skip
 
 
 def _breakdown_csv(state, context):
@@ -186,7 +264,7 @@ def _breakdown_csv(state, context):
 
 
 def live_panel(state: DashboardState, definitions) -> dict:
-    count = queries.live_count(definitions=[state.definition]) if state.definition else None
+    count = queries.live_count(definitions=[state.definition], identifier=state.identifier) if state.definition else None
     return {"live": {"count": count}}
 
 
