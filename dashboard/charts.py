@@ -250,7 +250,7 @@ def small_multiples_figure(
         )  # fmt: skip
     base = _layout(granularity=granularity, y_title="", y_peak=0, moments=x)
     figure.update_layout(
-        template="none", font=base["font"], margin=base["margin"], height=70 + 120 * rows, showlegend=False,
+        template="none", font=base["font"], margin={**base["margin"], "t": 28}, height=90 + 120 * rows, showlegend=False,
         hovermode="x unified", bargap=0.15,
     )  # fmt: skip
     figure.update_xaxes(type="date", showgrid=False, linecolor="#9ca3af", **_x_axis(x, granularity))

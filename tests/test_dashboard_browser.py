@@ -83,3 +83,59 @@ def test_dashboard_is_usable_at_phone_width(staff_page, live_server):
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "dashboard-phone.png"), full_page=True)
     assert page.problems == []
+
+
+# Per chart (subplots' axes are x2, y2...: their ticks are g.x2tick): its x tick labels (per axis, as shown), its y tick labels, and which of them
+# overlap the y-axis title, each other, or the edge of the chart.
+CHART_LABELS = """(chart) => {
+  const frame = chart.getBoundingClientRect();
+  const boxes = (selector, root) => [...(root || chart).querySelectorAll(selector)]
+    .filter(node => node.textContent.trim() && node.getBoundingClientRect().width > 0)
+    .map(node => { const b = node.getBoundingClientRect();
+                   return {text: node.textContent, left: b.left, right: b.right, top: b.top, bottom: b.bottom}; });
+  const meets = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const result = {x: [], y: [], titleOverTick: [], crowded: [], cut: []};
+  chart.querySelectorAll('g.xaxislayer-above').forEach(axis => {
+    const ticks = boxes('g[class$="tick"] text', axis).sort((a, b) => a.left - b.left);
+    if (!ticks.length) return;
+    result.x.push(ticks.map(t => t.text));
+    ticks.slice(1).forEach((t, i) => { if (t.left < ticks[i].right + 2) result.crowded.push([ticks[i].text, t.text]); });
+    ticks.forEach(t => { if (t.left < frame.left - 1 || t.right > frame.right + 1 || t.right > window.innerWidth) result.cut.push(t.text); });
+  });
+  chart.querySelectorAll('g.yaxislayer-above').forEach(axis => result.y.push(boxes('g[class$="tick"] text', axis).map(t => t.text)));
+  const titles = boxes('g[class^="g-y"][class$="title"] text');
+  const yticks = boxes('g.yaxislayer-above g[class$="tick"] text');
+  titles.forEach(title => yticks.forEach(tick => { if (meets(title, tick)) result.titleOverTick.push([title.text, tick.text]); }));
+  return result;
+}"""
+SHOTS = Path(os.environ.get("DASHBOARD_SHOTS", str(OUTPUT)))
+VIEWS = {
+    "today": "range=today",
+    "7d-compare": "range=7d&compare=on",
+    "month": "range=month",
+    "12m": "range=12m",
+    "custom": "range=custom&start={start}&end={end}",
+    "own-scale": "range=30d&scale=own",
+}
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_no_chart_repeats_a_tick_label_or_lets_a_title_or_date_collide_or_get_cut(staff_page, live_server, width):
+    from datetime import date, timedelta
+
+    start, end = date.today() - timedelta(days=45), date.today() - timedelta(days=5)
+    page = staff_page(width=width, height=900)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for name, query in VIEWS.items():
+        page.goto(f"{live_server.url}/dashboard/?{query.format(start=start, end=end)}")
+        page.wait_for_function(ALL_CHARTS_DRAWN, timeout=15_000)
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        for chart in page.locator(".chart[data-figure]").all():
+            labels = chart.evaluate(CHART_LABELS)
+            assert labels["x"], (name, width)
+            for ticks in labels["x"] + labels["y"]:
+                assert len(ticks) == len(set(ticks)), (name, width, ticks)
+            assert labels["titleOverTick"] == [], (name, width)
+            assert labels["crowded"] == [] and labels["cut"] == [], (name, width, labels)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, name
+    assert page.problems == []
