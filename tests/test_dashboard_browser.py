@@ -138,4 +138,6 @@ def test_no_chart_repeats_a_tick_label_or_lets_a_title_or_date_collide_or_get_cu
             assert labels["titleOverTick"] == [], (name, width)
             assert labels["crowded"] == [] and labels["cut"] == [], (name, width, labels)
         assert page.evaluate("document.documentElement.scrollWidth") <= width, name
+        cut_cards = page.evaluate("() => [...document.querySelectorAll('.kpi-value')].filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent.trim())")
+        assert cut_cards == [], (name, width)
     assert page.problems == []

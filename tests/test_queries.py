@@ -141,3 +141,51 @@ def test_live_count_reads_the_last_five_minutes(page_view, django_assert_num_que
 
 def test_live_count_is_none_without_minute_buckets(signup):
     assert queries.live_count(definitions=[signup]) is None
+
+
+def test_series_counts_only_the_part_of_an_edge_bucket_inside_the_range(page_view, django_assert_num_queries):
+    record(page_view, "/", utc(2026, 1, 10, 12), 100)  # January, before the range
+    record(page_view, "/", utc(2026, 1, 20, 12), 1)
+    record(page_view, "/", utc(2026, 2, 14, 12), 2)
+    record(page_view, "/", utc(2026, 3, 20, 5), 4)
+    record(page_view, "/", utc(2026, 3, 21, 12), 200)  # March, after the range
+    with django_assert_num_queries(1):
+        points = queries.series(definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21))
+    assert points == [(utc(2026, 1, 1), 1), (utc(2026, 2, 1), 2), (utc(2026, 3, 1), 4)]
+    with django_assert_num_queries(1):
+        split = queries.series_by_definition(definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21))
+    assert split[page_view.pk] == points
+
+
+def test_identifiers_compared_gives_each_page_its_change_in_one_query(page_view, django_assert_num_queries):
+    record(page_view, "/a", utc(2026, 11, 12), 10)
+    record(page_view, "/a", utc(2026, 11, 5), 4)
+    record(page_view, "/b", utc(2026, 11, 12), 3)
+    record(page_view, "/gone", utc(2026, 11, 5), 6)
+    with django_assert_num_queries(1):
+        rows = queries.identifiers_compared(
+            definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16), previous_start=utc(2026, 11, 2),
+            previous_end=utc(2026, 11, 9), order="change", limit=None,
+        )  # fmt: skip
+    assert [(r.identifier, r.count, r.previous, r.change) for r in rows] == [
+        ("/a", 10, 4, 6), ("/b", 3, 0, 3), ("/gone", 0, 6, -6)
+    ]  # fmt: skip
+    assert rows[0].change_ratio == pytest.approx(1.5) and rows[1].change_ratio is None
+
+
+def test_totals_compare_with_the_previous_period_given(page_view):
+    record(page_view, "/", utc(2026, 12, 1, 1), 53)
+    record(page_view, "/", utc(2026, 12, 1, 22), 140)
+    record(page_view, "/", utc(2026, 12, 2, 1), 50)
+    result = queries.totals(
+        definitions=[page_view], start=utc(2026, 12, 2), end=utc(2026, 12, 2, 3),
+        previous_start=utc(2026, 12, 1), previous_end=utc(2026, 12, 1, 3),
+    )  # fmt: skip
+    assert (result.current, result.previous) == (50, 53)
+
+
+def test_live_count_of_one_identifier(page_view):
+    now = utc(2026, 11, 23, 14, 30, 20)
+    record(page_view, "/a", now, 2)
+    record(page_view, "/b", now, 3)
+    assert queries.live_count(definitions=[page_view], identifier="/a", now=now) == 2
