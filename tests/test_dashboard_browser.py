@@ -121,8 +121,16 @@ VIEWS = {
 
 @pytest.mark.parametrize("width", [1400, 390])
 def test_no_chart_repeats_a_tick_label_or_lets_a_title_or_date_collide_or_get_cut(staff_page, live_server, width):
-    from datetime import date, timedelta
+    from datetime import date, datetime, timedelta, timezone
 
+    from beacons.counting import Hit, aggregates_add, increments_for
+    from beacons.models import BeaconDefinition
+
+    # One busy day five weeks ago: six-digit tick labels ("250,000"), the widest a y title must clear.
+    page_view = BeaconDefinition.objects.get(slug="page_view")
+    hit = Hit(page_view.pk, tuple(page_view.granularity_codes), "/launch")
+    busy = increments_for(hits=[hit], received_at=datetime.now(timezone.utc) - timedelta(days=35))
+    aggregates_add(increments={key: n * 250_000 for key, n in busy.items()})
     start, end = date.today() - timedelta(days=45), date.today() - timedelta(days=5)
     page = staff_page(width=width, height=900)
     SHOTS.mkdir(parents=True, exist_ok=True)
