@@ -16,7 +16,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from .buckets import bucket_after, bucket_start, bucket_zone, buckets_between, covering_buckets, is_aligned
+from .buckets import bucket_ceiling, bucket_end, bucket_start, bucket_zone, buckets_between, covering_buckets
 from .models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
 
 G = Granularity
@@ -39,8 +39,7 @@ def _common_granularities(definitions: Iterable[BeaconDefinition | int]) -> list
 def align_range(start: datetime, end: datetime, granularity: str) -> tuple[datetime, datetime]:
     """Widen [start, end) to whole buckets of ``granularity``."""
     tz = bucket_zone()
-    aligned_end = end if is_aligned(end, granularity, tz) else bucket_after(bucket_start(end, granularity, tz), granularity, tz)
-    return bucket_start(start, granularity, tz), aligned_end
+    return bucket_start(start, granularity, tz), bucket_ceiling(end, granularity, tz)
 
 
 def series(
@@ -115,7 +114,7 @@ def _through_now(end: datetime) -> datetime:
     now = timezone.now()
     if end <= now:
         return end
-    return max(end, bucket_after(bucket_start(now, G.YEAR), G.YEAR))
+    return max(end, bucket_end(now, G.YEAR))
 
 
 def top_identifiers(
