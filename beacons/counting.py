@@ -92,7 +92,8 @@ def aggregates_insert_new(*, increments: Mapping[CounterKey, int]) -> int:
     columns = "definition_id, identifier, granularity, period_start, count"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {_TABLE} ({columns}) FROM STDIN") as copy:
+            # psycopg's own COPY, so Django's error wrapping is added here (a stored key raises IntegrityError).
+            with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {_TABLE} ({columns}) FROM STDIN") as copy:
                 for (definition_id, identifier, granularity, start), n in increments.items():
                     copy.write_row((definition_id, identifier, granularity, start, n))
         else:
