@@ -195,11 +195,11 @@ def _upsert(items: list[tuple[CounterKey, int]], on_conflict: str, using: str | 
     adapt = conn.ops.adapt_datetimefield_value
     with conn.cursor() as cursor:
         for offset in range(0, len(items), UPSERT_ROWS_PER_STATEMENT):
-            chunk = items[offset : offset + UPSERT_ROWS_PER_STATEMENT]
+            statement_items = items[offset : offset + UPSERT_ROWS_PER_STATEMENT]
             params: list = []
-            for (definition_id, identifier, granularity, start), n in chunk:
+            for (definition_id, identifier, granularity, start), n in statement_items:
                 params += [definition_id, identifier, granularity, adapt(start), n]
-            values = ",".join(["(%s,%s,%s,%s,%s)"] * len(chunk))
+            values = ",".join(["(%s,%s,%s,%s,%s)"] * len(statement_items))
             cursor.execute(
                 f"INSERT INTO {_TABLE} (definition_id, identifier, granularity, period_start, count) "
                 f"VALUES {values} "
