@@ -1,5 +1,8 @@
 """Time buckets: the one place that knows where a bucket starts and ends.
 
+Floor: ``bucket_start``; ceiling: ``bucket_ceiling``; the bucket after or before one:
+``bucket_after`` / ``bucket_before``; the end of the bucket holding a moment: ``bucket_end``.
+
 Buckets are aligned in ``BEACONS_TIME_ZONE`` (a day is a local calendar day, across DST
 changes: 23 or 25 hours). Seconds, minutes and hours are absolute spans; an hour bucket
 starts on the local hour, so the repeated hour when clocks go back is two buckets.
@@ -72,15 +75,22 @@ def bucket_after(start: datetime, granularity: str, tz: ZoneInfo | None = None) 
     return nxt.astimezone(timezone.utc)
 
 
+def bucket_ceiling(moment: datetime, granularity: str, tz: ZoneInfo | None = None) -> datetime:
+    """The first bucket start at or after ``moment``: ``moment`` itself when it is aligned."""
+    tz = tz or bucket_zone()
+    start = bucket_start(moment, granularity, tz)
+    return start if start == moment else bucket_after(start, granularity, tz)
+
+
+def bucket_end(moment: datetime, granularity: str, tz: ZoneInfo | None = None) -> datetime:
+    """The end of the bucket holding ``moment`` (the next bucket's start, even when ``moment`` is aligned)."""
+    tz = tz or bucket_zone()
+    return bucket_after(bucket_start(moment, granularity, tz), granularity, tz)
+
+
 def bucket_before(start: datetime, granularity: str, tz: ZoneInfo | None = None) -> datetime:
     """The start of the bucket that precedes the one starting at ``start``."""
     return bucket_start(start - timedelta(microseconds=1), granularity, tz)
-
-
-def bucket_ceiling(moment: datetime, granularity: str, tz: ZoneInfo | None = None) -> datetime:
-    """``moment`` itself when it starts a bucket, else the start of the next bucket."""
-    start = bucket_start(moment, granularity, tz)
-    return start if start == moment else bucket_after(start, granularity, tz)
 
 
 def buckets_back(moment: datetime, granularity: str, n: int, tz: ZoneInfo | None = None) -> datetime:
@@ -138,7 +148,7 @@ def covering_buckets(start: datetime, end: datetime, allowed: list[str], tz: Zon
         if lo >= hi or not levels:
             return
         g, finer = levels[0], levels[1:]
-        first = lo if is_aligned(lo, g, tz) else bucket_after(bucket_start(lo, g, tz), g, tz)
+        first = bucket_ceiling(lo, g, tz)
         last = bucket_start(hi, g, tz)
         if first < last:
             pieces.setdefault(g, []).append((first, last))

@@ -1,9 +1,9 @@
-"""Counter increments and the one statement that writes them.
+"""Counter increments and the statements that write them (every counter write goes through here).
 
 A hit becomes one increment per granularity its definition keeps, for its identifier and
-for the "" total row. Increments of a request (or a drained batch) are merged by key and
-written with the database's native upsert, adding to the stored count: never
-read-modify-write, so concurrent writers cannot lose counts.
+for the "" total row (``increments_add_hits``). Increments of a request (or a drained batch)
+are merged by key and written with the database's native upsert, adding to the stored count:
+never read-modify-write, so concurrent writers cannot lose counts.
 """
 
 from collections import Counter
@@ -38,11 +38,27 @@ def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[Cou
     zone = bucket_zone()
     increments: Counter[CounterKey] = Counter()
     for hit in hits:
-        for granularity, start in _bucket_starts_of_second(second, hit.granularities, zone):
-            increments[(hit.definition_id, "", granularity, start)] += 1
-            if hit.identifier:
-                increments[(hit.definition_id, hit.identifier, granularity, start)] += 1
+        buckets = _bucket_starts_of_second(second, hit.granularities, zone)
+        increments_add_hits(increments, definition_id=hit.definition_id, buckets=buckets, hits={hit.identifier: 1})
     return increments
+
+
+def increments_add_hits(
+    increments: Counter[CounterKey],
+    *,
+    definition_id: int,
+    buckets: Iterable[tuple[str, datetime]],
+    hits: Mapping[str, int],
+) -> None:
+    """Add ``hits`` ({identifier: hits}) of one definition to ``increments`` in each of ``buckets``
+    ((granularity, bucket start) pairs): each identifier's counter gets its hits, and the ""
+    total gets them all (hits without an identifier count only there)."""
+    total = sum(hits.values())
+    for granularity, start in buckets:
+        increments[(definition_id, "", granularity, start)] += total
+        for identifier, n in hits.items():
+            if identifier:
+                increments[(definition_id, identifier, granularity, start)] += n
 
 
 @lru_cache(maxsize=256)
@@ -66,6 +82,30 @@ def aggregates_add(*, increments: Mapping[CounterKey, int], using: str | None = 
 def aggregates_set(*, counts: Mapping[CounterKey, int], using: str | None = None) -> int:
     """Set counters to ``counts``, inserting missing ones (imports in replace mode)."""
     return _upsert(sorted(counts.items()), "count = EXCLUDED.count", using)
+
+
+def aggregates_insert_new(*, increments: Mapping[CounterKey, int]) -> int:
+    """Insert counters whose keys are not stored yet (a first fill, such as the demo's); returns
+    the keys written. A plain insert (``COPY`` on PostgreSQL) is about twice as fast as the upsert
+    for millions of keys; a key already stored fails the unique constraint instead of being
+    counted twice."""
+    columns = "definition_id, identifier, granularity, period_start, count"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # psycopg's own COPY, so Django's error wrapping is added here (a stored key raises IntegrityError).
+            with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {_TABLE} ({columns}) FROM STDIN") as copy:
+                for (definition_id, identifier, granularity, start), n in increments.items():
+                    copy.write_row((definition_id, identifier, granularity, start, n))
+        else:
+            adapted: dict = {}  # a day has few distinct bucket starts: adapt each once
+            for _, _, _, start in increments:
+                if start not in adapted:
+                    adapted[start] = connection.ops.adapt_datetimefield_value(start)
+            cursor.executemany(
+                f"INSERT INTO {_TABLE} ({columns}) VALUES (%s, %s, %s, %s, %s)",
+                sorted((d, identifier, g, adapted[start], n) for (d, identifier, g, start), n in increments.items()),
+            )
+    return len(increments)
 
 
 # A drained counter: (definition_id, identifier, granularity, period_start as epoch seconds, n)
@@ -155,11 +195,11 @@ def _upsert(items: list[tuple[CounterKey, int]], on_conflict: str, using: str | 
     adapt = conn.ops.adapt_datetimefield_value
     with conn.cursor() as cursor:
         for offset in range(0, len(items), UPSERT_ROWS_PER_STATEMENT):
-            chunk = items[offset : offset + UPSERT_ROWS_PER_STATEMENT]
+            statement_items = items[offset : offset + UPSERT_ROWS_PER_STATEMENT]
             params: list = []
-            for (definition_id, identifier, granularity, start), n in chunk:
+            for (definition_id, identifier, granularity, start), n in statement_items:
                 params += [definition_id, identifier, granularity, adapt(start), n]
-            values = ",".join(["(%s,%s,%s,%s,%s)"] * len(chunk))
+            values = ",".join(["(%s,%s,%s,%s,%s)"] * len(statement_items))
             cursor.execute(
                 f"INSERT INTO {_TABLE} (definition_id, identifier, granularity, period_start, count) "
                 f"VALUES {values} "

@@ -29,7 +29,6 @@ import queue
 import threading
 import time
 import uuid
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,9 +40,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .counting import CounterRow, aggregates_add_stream
+from .counting import aggregates_add_stream
 from .models import DrainBatch
-from .sinks import counter_copy_text, counter_row, redis_batch_key, redis_client, redis_keys
+from .redis_format import FieldsChunk, drain_batch_key, live_and_pending_keys, part_indexes, totals_by_series
+from .sinks import redis_client
 
 logger = logging.getLogger("beacons")
 
@@ -82,20 +82,20 @@ def drain_pass(*, client=None, prefix: str | None = None) -> DrainResult:
     """Finish leftover batches, then move the live hash into the database. See the module docstring."""
     client = client or _client(settings.BEACONS_REDIS_URL)
     prefix = prefix or settings.BEACONS_REDIS_PREFIX
-    live, pending = redis_keys(prefix)
+    live, pending = live_and_pending_keys(prefix)
     result = DrainResult()
     for raw_id in sorted(client.smembers(pending)):
         _batch_finish(client=client, prefix=prefix, batch_id=raw_id.decode(), result=result)
     batch_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
-    if client.eval(_RENAME_SCRIPT, 3, live, redis_batch_key(prefix, batch_id), pending, batch_id):
+    if client.eval(_RENAME_SCRIPT, 3, live, drain_batch_key(prefix, batch_id), pending, batch_id):
         _crash_point("after_rename")
         _batch_finish(client=client, prefix=prefix, batch_id=batch_id, result=result)
     return result
 
 
 def _batch_finish(*, client, prefix: str, batch_id: str, result: DrainResult) -> None:
-    key = redis_batch_key(prefix, batch_id)
-    _, pending = redis_keys(prefix)
+    key = drain_batch_key(prefix, batch_id)
+    _, pending = live_and_pending_keys(prefix)
     committed = set(
         DrainBatch.objects.filter(Q(batch_id=batch_id) | Q(batch_id__startswith=f"{batch_id}/")).values_list(
             "batch_id", flat=True
@@ -130,51 +130,17 @@ def batch_part_ids(batch_id: str, keys: int) -> list[str]:
     return [f"{batch_id}/{index + 1}-of-{workers}" for index in range(workers)]
 
 
-_BAR = ord("|")
-
-
-def part_indexes(raw_fields: Iterable[bytes], parts: int) -> list[int]:
-    """The part each Redis field belongs to; it depends only on the field, so a drain that
-    restarts after some parts committed splits the batch the same way. The "" total rows all
-    go to the first part: the hits a part records (``hits_in``) are then exact. One call per
-    chunk, as a drain splits millions of fields."""
-    crc32 = zlib.crc32
-    return [0 if f[-1] == _BAR else crc32(f) % parts for f in raw_fields]
-
-
-@dataclass(slots=True)
-class _FieldsChunk:
-    """(field, count) pairs of the batch hash: a ``counting.CounterChunk``."""
-
-    pairs: list[tuple[bytes, bytes]]
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def rows(self) -> list[CounterRow]:
-        return [counter_row(f, n) for f, n in self.pairs]
-
-    def copy_text(self) -> bytes:
-        if not self.pairs:
-            return b""
-        fields, counts = zip(*self.pairs)
-        return counter_copy_text(fields, counts)
-
-
 @dataclass
 class _PartTally:
     keys: int = 0
     totals: Counter = field(default_factory=Counter)  # (definition_id, granularity) -> hits in its "" rows
 
-    def add(self, chunk: _FieldsChunk) -> None:
+    def add(self, chunk: FieldsChunk) -> None:
         self.keys += len(chunk)
-        for raw_field, n in [pair for pair in chunk.pairs if pair[0][-1] == _BAR]:  # "" rows, and identifiers ending in "|"
-            definition_id, granularity, _epoch, identifier = raw_field.split(b"|", 3)
-            if not identifier:
-                self.totals[(int(definition_id), granularity.decode())] += int(n)
+        self.totals.update(totals_by_series(chunk.pairs))
 
 
-def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[_FieldsChunk]]:
+def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[FieldsChunk]]:
     """The batch hash read in chunks (one ``HSCAN`` each: Redis serves ingest between two
     reads of a big batch), each chunk split into one per part; every field exactly once.
     A drain reads millions of fields, so the per-field work is in comprehensions."""
@@ -188,10 +154,10 @@ def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[
         seen.update(fields)
         pairs = list(fields.items())
         if parts == 1:
-            chunk = [_FieldsChunk(pairs)]
+            chunk = [FieldsChunk(pairs)]
         else:
             indexes = part_indexes(fields, parts)
-            chunk = [_FieldsChunk([pair for pair, i in zip(pairs, indexes) if i == part]) for part in range(parts)]
+            chunk = [FieldsChunk([pair for pair, i in zip(pairs, indexes) if i == part]) for part in range(parts)]
         for tally, part in zip(tallies, chunk):
             tally.add(part)
         yield chunk
@@ -199,13 +165,13 @@ def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[
             return
 
 
-def _part_write(part_id: str, chunks: Iterable[_FieldsChunk], tally: _PartTally) -> bool:
+def _part_write(part_id: str, chunks: Iterable[FieldsChunk], tally: _PartTally) -> bool:
     """One part in one transaction; False when another drain committed it first."""
     try:
         with transaction.atomic():
             record = DrainBatch.objects.create(batch_id=part_id)  # first: a concurrent drain of this part waits here
             aggregates_add_stream(chunks=chunks)
-            record.keys, record.hits = tally.keys, hits_in(tally.totals)  # complete once the stream is read
+            record.keys, record.hits = tally.keys, hits_from_totals(tally.totals)  # complete once the stream is read
             record.save(update_fields=["keys", "hits"])
             _crash_point("in_transaction")
     except IntegrityError:
@@ -228,11 +194,11 @@ def _batch_write(client, key: str, part_ids: list[str], todo: list[str]) -> dict
         written = {part_id} if _part_write(part_id, (chunk[0] for chunk in chunks), tally) else set()
     else:
         written = _parts_write_parallel(chunks, part_ids, todo, tallies)
-    return {part_id: (tallies[part_id].keys, hits_in(tallies[part_id].totals)) for part_id in written}
+    return {part_id: (tallies[part_id].keys, hits_from_totals(tallies[part_id].totals)) for part_id in written}
 
 
 def _parts_write_parallel(
-    chunks: Iterator[list[_FieldsChunk]], part_ids: list[str], todo: list[str], tallies: dict[str, _PartTally]
+    chunks: Iterator[list[FieldsChunk]], part_ids: list[str], todo: list[str], tallies: dict[str, _PartTally]
 ) -> set[str]:
     queues = {part_id: queue.Queue(maxsize=4) for part_id in todo}
     written: set[str] = set()
@@ -272,14 +238,14 @@ def drain_batches_purge(*, older_than: timedelta = timedelta(days=7), client=Non
     """Delete old ``DrainBatch`` rows; returns how many. A row is only needed while its batch
     is still pending in Redis, so rows of pending batches are kept whatever their age."""
     client = client or _client(settings.BEACONS_REDIS_URL)
-    _, pending = redis_keys(prefix or settings.BEACONS_REDIS_PREFIX)
+    _, pending = live_and_pending_keys(prefix or settings.BEACONS_REDIS_PREFIX)
     still_pending = [raw.decode() for raw in client.smembers(pending)]
     old = DrainBatch.objects.filter(drained_at__lt=timezone.now() - older_than).exclude(batch_id__in=still_pending)
     deleted, _ = old.delete()
     return deleted
 
 
-def hits_in(totals: Mapping[tuple[int, str], int]) -> int:
+def hits_from_totals(totals: Mapping[tuple[int, str], int]) -> int:
     """Hits behind a batch, from the sums of its "" rows per (definition_id, granularity): each
     hit adds 1 to its definition's "" row in every granularity the definition keeps."""
     per_definition: dict[int, int] = {}

@@ -20,10 +20,15 @@ FINE_GRANULARITIES = {Granularity.SECOND.value, Granularity.MINUTE.value}
 DEFAULT_GRANULARITIES = "H,D,MO,Y"
 
 
+def granularities_split(value: str) -> list[str]:
+    """The codes of a comma-separated ``granularities`` value, as written (empty parts skipped)."""
+    return [code for code in value.split(",") if code]
+
+
 def validate_granularities(value: str) -> None:
     from django.core.exceptions import ValidationError
 
-    codes = [code for code in value.split(",") if code]
+    codes = granularities_split(value)
     unknown = [code for code in codes if code not in GRANULARITY_ORDER]
     if unknown or not codes:
         raise ValidationError("Choose at least one of: second, minute, hour, day, month, year.")
@@ -139,7 +144,7 @@ class BeaconDefinition(models.Model):
 
     @property
     def granularity_codes(self) -> list[str]:
-        codes = set(self.granularities.split(","))
+        codes = set(granularities_split(self.granularities))
         return [code for code in GRANULARITY_ORDER if code in codes]
 
 
@@ -147,7 +152,9 @@ class BeaconAggregate(models.Model):
     """One counter per (definition, identifier, granularity, bucket).
 
     The identifier "" holds the total over all identifiers of the definition.
-    Rows are only ever written by the upsert in ``beacons.counting``.
+    Rows are only written through ``beacons.counting``: added to by its upserts (never
+    read-modify-write), set by imports in replace mode, or inserted once when their keys are
+    known to be new (the demo's first fill). Retention and rebuilding delete them.
     """
 
     # No index of its own: the unique key and the indexes below all start with it. No

@@ -16,7 +16,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from .buckets import bucket_after, bucket_ceiling, bucket_start, bucket_zone, buckets_between, covering_buckets
+from .buckets import bucket_after, bucket_ceiling, bucket_end, bucket_start, bucket_zone, buckets_between, covering_buckets
 from .models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
 
 G = Granularity
@@ -133,7 +133,7 @@ def _through_now(end: datetime) -> datetime:
     now = timezone.now()
     if end <= now:
         return end
-    return max(end, bucket_after(bucket_start(now, G.YEAR), G.YEAR))
+    return max(end, bucket_end(now, G.YEAR))
 
 
 def top_identifiers(

@@ -24,13 +24,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
-from itertools import chain, repeat
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
-from .counting import CounterKey, CounterRow, aggregates_add
+from .counting import CounterKey, aggregates_add
 from .logs import ThrottledWarning
+from .redis_format import field_encode, live_and_pending_keys
 
 logger = logging.getLogger("beacons")
 
@@ -61,7 +61,7 @@ class MemorySink:
         self.max_keys = max_keys
         self._pending: Counter[CounterKey] = Counter()
         self._lock = threading.Lock()  # guards _pending
-        self._flush_lock = threading.Lock()  # one flush at a time, so a failed batch is merged back in order
+        self._flush_lock = threading.Lock()  # one flush at a time, so a failed flush is merged back in order
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -83,20 +83,20 @@ class MemorySink:
     def flush(self) -> int:
         """Write everything buffered now, in one transaction; returns the keys written.
 
-        On failure the batch is merged back into the buffer (nothing lost or doubled:
+        On failure what was taken is merged back into the buffer (nothing lost or doubled:
         the transaction wrote none of it) and the error is raised.
         """
         with self._flush_lock:
             with self._lock:
-                batch, self._pending = self._pending, Counter()
-            if not batch:
+                taken, self._pending = self._pending, Counter()
+            if not taken:
                 return 0
             try:
                 with transaction.atomic():
-                    return aggregates_add(increments=batch)
+                    return aggregates_add(increments=taken)
             except BaseException:
                 with self._lock:
-                    self._pending.update(batch)
+                    self._pending.update(taken)
                 raise
 
     def close(self) -> None:
@@ -131,65 +131,6 @@ class MemorySink:
 # --- Redis ------------------------------------------------------------------------------
 
 
-def redis_keys(prefix: str) -> tuple[str, str]:
-    """(live hash, pending-batches set). The ``{prefix}`` hash tag puts every key of one
-    prefix in one Redis Cluster slot, as RENAMENX and the drain's script require."""
-    return f"{{{prefix}}}:live", f"{{{prefix}}}:pending"
-
-
-def redis_batch_key(prefix: str, batch_id: str) -> str:
-    return f"{{{prefix}}}:batch:{batch_id}"
-
-
-def redis_field(key: CounterKey) -> bytes:
-    """``definition_id|granularity|epoch seconds|identifier``: the identifier goes last as it may hold ``|``."""
-    definition_id, identifier, granularity, start = key
-    return f"{definition_id}|{granularity}|{int(start.timestamp())}|{identifier}".encode("utf-8", "surrogatepass")
-
-
-def counter_row(field: bytes, n: bytes | int) -> CounterRow:
-    """Inverse of ``redis_field``, with the count: (definition_id, identifier, granularity,
-    epoch seconds, n). Undecodable bytes and NUL (never written by ingest, and refused by
-    PostgreSQL) become U+FFFD rather than block a drain."""
-    definition_id, granularity, epoch, identifier = field.split(b"|", 3)
-    return int(definition_id), _storable_text(identifier), granularity.decode(), int(epoch), int(n)
-
-
-def _storable_text(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
-
-
-_COPY_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"))
-
-
-def counter_copy_text(fields: list[bytes], counts: list[bytes]) -> bytes:
-    """``redis_field`` fields and their counts as lines of PostgreSQL's text ``COPY``:
-    definition_id, granularity, epoch, identifier, count, tab-separated.
-
-    A drain sends millions of these, so the work is a few passes over the whole chunk rather
-    than per field: escaping, and checking the text is UTF-8 without NUL (always so for what
-    ingest writes; otherwise bad bytes become U+FFFD, as in ``counter_row``).
-    """
-    if not fields:
-        return b""
-    blob = b"\x00".join(fields)
-    try:
-        blob.decode()
-        clean = blob.count(b"\x00") == len(fields) - 1
-    except UnicodeDecodeError:
-        clean = False
-    if not clean:
-        blob = b"\x00".join(_storable_text(f).encode() for f in fields)
-    for char, escaped in _COPY_ESCAPES:
-        if char in blob:
-            blob = blob.replace(char, escaped)
-    if blob.count(b"|") == 3 * len(fields):
-        columns = blob.replace(b"|", b"\t").split(b"\x00")
-    else:  # some identifier holds "|": only the first three of a field are separators
-        columns = [f.replace(b"|", b"\t", 3) for f in blob.split(b"\x00")]
-    return b"".join(chain.from_iterable(zip(columns, repeat(b"\t"), counts, repeat(b"\n"))))
-
-
 def redis_client(url: str):
     import redis
 
@@ -204,7 +145,9 @@ return 1
 """
 
 
-class _Ticket:
+class _PendingWrite:
+    """One request's increments, waiting for the write that carries them."""
+
     __slots__ = ("done", "error")
 
     def __init__(self):
@@ -217,7 +160,7 @@ class RedisSink:
 
     def __init__(self, *, url: str, prefix: str):
         self.client = redis_client(url)
-        self.live_key, _ = redis_keys(prefix)
+        self.live_key, _ = live_and_pending_keys(prefix)
         # One EVALSHA: one round trip, applied all or none, and half the client-side cost of
         # MULTI + n HINCRBY + EXEC in redis-py.
         self._hincrby_many = self.client.register_script(_HINCRBY_MANY)
@@ -228,10 +171,10 @@ class RedisSink:
         self.fallback = DirectSink()
         self._skip_until = 0.0
         self._warn = ThrottledWarning(WARN_EVERY_SECONDS)
-        self._turn = threading.Condition()
+        self._write_done = threading.Condition()
         self._writing = False
-        self._waiting: Counter[CounterKey] = Counter()
-        self._tickets: list[_Ticket] = []
+        self._waiting_increments: Counter[CounterKey] = Counter()
+        self._pending_writes: list[_PendingWrite] = []
 
     def add(self, increments: Mapping[CounterKey, int]) -> None:
         """Returns once ``increments`` are in Redis (or, Redis being down, in the database).
@@ -243,31 +186,31 @@ class RedisSink:
         """
         if not increments:
             return
-        ticket = _Ticket()
-        with self._turn:
-            self._waiting.update(increments)
-            self._tickets.append(ticket)
-            while not ticket.done and self._writing:
-                self._turn.wait()
-            if ticket.done:
-                if ticket.error is not None:
-                    raise ticket.error  # nothing of it was written: the request must not answer 204
+        own_write = _PendingWrite()
+        with self._write_done:
+            self._waiting_increments.update(increments)
+            self._pending_writes.append(own_write)
+            while not own_write.done and self._writing:
+                self._write_done.wait()
+            if own_write.done:
+                if own_write.error is not None:
+                    raise own_write.error  # nothing of it was written: the request must not answer 204
                 return
             self._writing = True
-            batch, tickets = self._waiting, self._tickets
-            self._waiting, self._tickets = Counter(), []
+            combined, carried = self._waiting_increments, self._pending_writes
+            self._waiting_increments, self._pending_writes = Counter(), []
         error = None
         try:
-            self._write(batch)
+            self._write(combined)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            with self._turn:
-                for waiting in tickets:
-                    waiting.done, waiting.error = True, error
+            with self._write_done:
+                for carried_write in carried:
+                    carried_write.done, carried_write.error = True, error
                 self._writing = False
-                self._turn.notify_all()
+                self._write_done.notify_all()
 
     def _write(self, increments: Mapping[CounterKey, int]) -> None:
         import redis
@@ -275,7 +218,7 @@ class RedisSink:
         if time.monotonic() >= self._skip_until:
             args: list = []
             for key, n in increments.items():
-                args += (redis_field(key), n)
+                args += (field_encode(key), n)
             try:
                 self._hincrby(args)
                 return

@@ -43,13 +43,13 @@ def live_hash_fill(*, client, definition_id: int, keys: int) -> None:
     from django.utils import timezone
 
     from beacons.buckets import bucket_start
-    from beacons.sinks import redis_field, redis_keys
+    from beacons.redis_format import field_encode, live_and_pending_keys
 
-    live, _ = redis_keys(PREFIX)
+    live, _ = live_and_pending_keys(PREFIX)
     start = bucket_start(timezone.now(), "H")
     pipe = client.pipeline(transaction=False)
     for offset in range(0, keys, 20_000):
-        mapping = {redis_field((definition_id, f"/page/{i}", "H", start)): 1 for i in range(offset, min(keys, offset + 20_000))}
+        mapping = {field_encode((definition_id, f"/page/{i}", "H", start)): 1 for i in range(offset, min(keys, offset + 20_000))}
         pipe.hset(live, mapping=mapping)
         pipe.execute()
 
@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from beacons.drain import drain_pass
     from beacons.models import BeaconAggregate, BeaconDefinition, DrainBatch
-    from beacons.sinks import redis_client, redis_keys
+    from beacons.redis_format import live_and_pending_keys
+    from beacons.sinks import redis_client
 
     call_command("migrate", verbosity=0)
     definition, _ = BeaconDefinition.objects.get_or_create(slug="bench_drain", defaults={"name": "Bench drain", "granularities": "H"})
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {BeaconAggregate._meta.db_table}")
     client = redis_client(os.environ.get("BEACONS_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    client.delete(*redis_keys(PREFIX))
+    client.delete(*live_and_pending_keys(PREFIX))
 
     print(f"drain of {args.keys:,} distinct keys into PostgreSQL ({connection.settings_dict['NAME']})")
     print(f"{'pass':<22}{'seconds':>10}{'keys/s':>12}")

@@ -3,7 +3,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from beacons.buckets import bucket_after, bucket_start, buckets_between, covering_buckets, is_aligned
+from beacons.buckets import (
+    bucket_after,
+    bucket_before,
+    bucket_ceiling,
+    bucket_end,
+    bucket_start,
+    buckets_between,
+    covering_buckets,
+    is_aligned,
+)
 from beacons.models import Granularity as G
 
 UTC = timezone.utc
@@ -110,3 +119,23 @@ def test_covering_buckets_pieces_tile_the_range_exactly():
 def test_is_aligned():
     assert is_aligned(utc(2026, 5, 1), G.MONTH, UTC)
     assert not is_aligned(utc(2026, 5, 2), G.MONTH, UTC)
+
+
+def test_bucket_ceiling_is_the_moment_itself_when_aligned_else_the_next_start():
+    assert bucket_ceiling(utc(2026, 5, 1), G.MONTH, UTC) == utc(2026, 5, 1)
+    assert bucket_ceiling(utc(2026, 5, 1, 0, 0, 0, 1), G.MONTH, UTC) == utc(2026, 6, 1)
+    assert bucket_ceiling(utc(2026, 12, 31, 23), G.YEAR, UTC) == utc(2027, 1, 1)
+    # New York's 1 November 2026 lasts 25 hours: its end is 05:00 UTC on the 2nd.
+    assert bucket_ceiling(utc(2026, 11, 1, 12), G.DAY, NY) == utc(2026, 11, 2, 5)
+
+
+def test_bucket_end_is_the_next_start_even_on_a_boundary():
+    assert bucket_end(utc(2026, 5, 1), G.MONTH, UTC) == utc(2026, 6, 1)
+    assert bucket_end(utc(2026, 5, 17, 8, 30), G.HOUR, UTC) == utc(2026, 5, 17, 9)
+    assert bucket_end(utc(2026, 3, 8, 12), G.DAY, NY) == utc(2026, 3, 9, 4)  # a 23-hour day
+
+
+def test_bucket_before_steps_back_one_whole_bucket_across_dst_and_month_lengths():
+    assert bucket_before(utc(2026, 3, 1), G.MONTH, UTC) == utc(2026, 2, 1)
+    assert bucket_before(utc(2026, 1, 1), G.YEAR, UTC) == utc(2025, 1, 1)
+    assert bucket_before(utc(2026, 11, 2, 5), G.DAY, NY) == utc(2026, 11, 1, 4)  # the 25-hour day

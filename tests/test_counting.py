@@ -8,7 +8,7 @@ from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
-from beacons.counting import Hit, aggregates_add, increments_for
+from beacons.counting import Hit, aggregates_add, aggregates_insert_new, increments_add_hits, increments_for
 from beacons.models import BeaconAggregate, BeaconDefinition
 from beacons.models import Granularity as G
 
@@ -32,6 +32,36 @@ def test_large_increment_sets_are_split_into_statements(db, django_assert_num_qu
     with django_assert_num_queries(2):  # 701 keys, 500 per statement
         assert aggregates_add(increments=increments) == 701
     assert BeaconAggregate.objects.get(identifier="").count == 700
+
+
+def test_hits_count_under_their_identifier_and_all_under_the_total():
+    from collections import Counter
+    from datetime import UTC, datetime
+
+    hour, day = datetime(2026, 5, 1, 10, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
+    increments = Counter()
+    increments_add_hits(increments, definition_id=3, buckets=[(G.HOUR, hour), (G.DAY, day)], hits={"/a": 2, "/b": 1})
+    increments_add_hits(increments, definition_id=3, buckets=[(G.HOUR, hour)], hits={"": 4})  # no identifier: total only
+    assert increments == {
+        (3, "", G.HOUR, hour): 7,
+        (3, "/a", G.HOUR, hour): 2,
+        (3, "/b", G.HOUR, hour): 1,
+        (3, "", G.DAY, day): 3,
+        (3, "/a", G.DAY, day): 2,
+        (3, "/b", G.DAY, day): 1,
+    }
+
+
+def test_inserting_new_counters_refuses_a_stored_key_instead_of_counting_it_twice(db):
+    from django.db import IntegrityError, transaction
+
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    increments = increments_for(hits=[Hit(definition.pk, (G.DAY, G.MONTH), "/new")] * 2, received_at=timezone.now())
+    assert aggregates_insert_new(increments=increments) == 4
+    assert sorted(BeaconAggregate.objects.values_list("identifier", "count")) == [("", 2), ("", 2), ("/new", 2), ("/new", 2)]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        aggregates_insert_new(increments=increments)
+    assert sorted(BeaconAggregate.objects.values_list("count", flat=True)) == [2, 2, 2, 2]
 
 
 def _in_threads(worker, threads: int):

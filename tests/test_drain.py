@@ -7,11 +7,12 @@ from django.core.management import call_command
 from django.db import OperationalError, connections
 from django.db.models import Sum
 
-from beacons import counting, drain
+from beacons import counting, drain, redis_format
 from beacons.counting import aggregates_add
-from beacons.drain import drain_pass, drain_with_retries, hits_in
+from beacons.drain import drain_pass, drain_with_retries, hits_from_totals
 from beacons.models import BeaconAggregate, BeaconDefinition, DrainBatch, Granularity
-from beacons.sinks import get_sink, redis_batch_key, redis_keys
+from beacons.redis_format import drain_batch_key, live_and_pending_keys
+from beacons.sinks import get_sink
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 
@@ -57,8 +58,8 @@ def test_hits_during_a_drain_go_to_the_next_batch(redis_sink, page_views):
 
 def test_leftover_batch_already_written_is_discarded_not_counted_again(redis_sink, page_views, settings):
     page_views("/once", 2)
-    live, pending = redis_keys(settings.BEACONS_REDIS_PREFIX)
-    redis_sink.rename(live, redis_batch_key(settings.BEACONS_REDIS_PREFIX, "old"))
+    live, pending = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
+    redis_sink.rename(live, drain_batch_key(settings.BEACONS_REDIS_PREFIX, "old"))
     redis_sink.sadd(pending, "old")
     DrainBatch.objects.create(batch_id="old")  # a drain committed it and died before deleting the key
     result = drain_pass()
@@ -69,8 +70,8 @@ def test_leftover_batch_already_written_is_discarded_not_counted_again(redis_sin
 
 def test_leftover_batch_not_yet_written_is_written(redis_sink, page_views, settings):
     page_views("/late", 2)
-    live, pending = redis_keys(settings.BEACONS_REDIS_PREFIX)
-    redis_sink.rename(live, redis_batch_key(settings.BEACONS_REDIS_PREFIX, "interrupted"))
+    live, pending = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
+    redis_sink.rename(live, drain_batch_key(settings.BEACONS_REDIS_PREFIX, "interrupted"))
     redis_sink.sadd(pending, "interrupted")  # renamed, then the drain died
     page_views("/late", 1)
     result = drain_pass()
@@ -104,9 +105,9 @@ def test_drain_command_reports_what_it_moved(redis_sink, page_views, capsys):
     assert hour_total("/cmd") == 2
 
 
-def test_hits_in_counts_each_hit_once_across_granularities():
+def test_hits_from_totals_counts_each_hit_once_across_granularities():
     # Sums of the "" rows per (definition, granularity): 3 hits of type 1 kept hourly and daily, 2 of type 2.
-    assert hits_in({(1, "H"): 3, (1, "D"): 3, (2, "D"): 2}) == 5
+    assert hits_from_totals({(1, "H"): 3, (1, "D"): 3, (2, "D"): 2}) == 5
 
 
 def test_counts_of_a_type_deleted_before_the_drain_are_dropped_and_the_rest_drained(redis_sink, page_views, send):
@@ -134,8 +135,8 @@ def test_a_batch_is_read_in_chunks_and_every_count_lands(redis_sink, page_views,
 @pytest.mark.django_db(transaction=True)
 def test_two_drains_at_once_count_a_batch_once(redis_sink, page_views, settings):
     page_views("/race", 4)
-    live, pending = redis_keys(settings.BEACONS_REDIS_PREFIX)
-    redis_sink.rename(live, redis_batch_key(settings.BEACONS_REDIS_PREFIX, "shared"))
+    live, pending = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
+    redis_sink.rename(live, drain_batch_key(settings.BEACONS_REDIS_PREFIX, "shared"))
     redis_sink.sadd(pending, "shared")
     barrier = threading.Barrier(2)
     errors = []
@@ -175,7 +176,7 @@ def test_old_drain_records_are_purged_unless_their_batch_is_still_pending(redis_
 
     from beacons.drain import drain_batches_purge
 
-    _, pending = redis_keys(settings.BEACONS_REDIS_PREFIX)
+    _, pending = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
     for batch_id in ("old-done", "old-pending", "recent"):
         DrainBatch.objects.create(batch_id=batch_id)
     DrainBatch.objects.filter(batch_id__startswith="old").update(drained_at=timezone.now() - timedelta(days=8))
@@ -187,24 +188,24 @@ def test_old_drain_records_are_purged_unless_their_batch_is_still_pending(redis_
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)  # the parts are written by other threads' connections
 def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink, page_views, settings, monkeypatch):
-    from beacons.sinks import counter_row
+    from beacons.redis_format import field_decode
 
     monkeypatch.setattr(drain, "PARALLEL_MIN_KEYS", 1)
     settings.BEACONS_DRAIN_WORKERS = 2
     pages = [f"/part/{i}" for i in range(12)]
     for page in pages:
         page_views(page, 2)
-    live, pending = redis_keys(settings.BEACONS_REDIS_PREFIX)
-    batch_key = redis_batch_key(settings.BEACONS_REDIS_PREFIX, "big")
+    live, pending = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
+    batch_key = drain_batch_key(settings.BEACONS_REDIS_PREFIX, "big")
     redis_sink.rename(live, batch_key)
     redis_sink.sadd(pending, "big")
     # A drain wrote the first part, then died before the second.
     fields = redis_sink.hgetall(batch_key)
     assert drain.batch_part_ids("big", len(fields)) == ["big/1-of-2", "big/2-of-2"]
     first = Counter()
-    for (field, n), part in zip(fields.items(), drain.part_indexes(fields, 2)):
+    for (field, n), part in zip(fields.items(), redis_format.part_indexes(fields, 2)):
         if part == 0:
-            definition_id, identifier, granularity, epoch, n = counter_row(field, n)
+            definition_id, identifier, granularity, epoch, n = field_decode(field, n)
             first[(definition_id, identifier, granularity, datetime.fromtimestamp(epoch, UTC))] += n
     assert 0 < len(first) < len(fields)
     aggregates_add(increments=first)
@@ -223,12 +224,12 @@ def test_undecodable_bytes_in_the_live_hash_never_block_a_drain(redis_sink, page
     from django.utils import timezone
 
     from beacons.buckets import bucket_start
-    from beacons.sinks import redis_field
+    from beacons.redis_format import field_encode
 
     page_views("/fine", 1)
     definition_id = BeaconDefinition.objects.get(slug="page_view").pk
-    live, _ = redis_keys(settings.BEACONS_REDIS_PREFIX)
-    field = redis_field((definition_id, "/bad", "H", bucket_start(timezone.now(), "H")))
+    live, _ = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
+    field = field_encode((definition_id, "/bad", "H", bucket_start(timezone.now(), "H")))
     redis_sink.hset(live, mapping={field.replace(b"/bad", b"/b\xffa\x00d"): 2})  # not what ingest writes
     drain_pass()
     assert hour_total("/fine") == 1

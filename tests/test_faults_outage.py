@@ -9,7 +9,8 @@ from django.db import OperationalError
 
 from beacons import privacy, services
 from beacons.models import BeaconAggregate, BeaconEvent
-from beacons.sinks import counter_row, get_sink, redis_keys
+from beacons.redis_format import field_decode, live_and_pending_keys
+from beacons.sinks import get_sink
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +20,8 @@ def database_down(*args, **kwargs):
 
 
 def live_hits(client, settings, identifier):
-    live, _ = redis_keys(settings.BEACONS_REDIS_PREFIX)
-    stored = (counter_row(f, n) for f, n in client.hgetall(live).items())
+    live, _ = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
+    stored = (field_decode(f, n) for f, n in client.hgetall(live).items())
     return sum(n for _, ident, granularity, _, n in stored if ident == identifier and granularity == "H")
 
 

@@ -109,3 +109,25 @@ def test_purge_removes_counts_left_by_a_deleted_type(capsys):
     assert "(deleted types): removed 2 counts row(s)" in capsys.readouterr().out
     assert not BeaconAggregate.objects.filter(definition_id=gone_id).exists()
     assert BeaconAggregate.objects.filter(definition=kept).count() == 2
+
+
+def test_purging_deletes_rows_in_one_statement_without_loading_them(error_definition, django_assert_num_queries):
+    from beacons.maintenance import rows_delete
+
+    now = dj_timezone.now()
+    for page in ("/a", "/b", "/c"):
+        keep_event(error_definition, page, now - timedelta(days=40))
+    old_minutes = BeaconAggregate.objects.filter(definition=error_definition, granularity=G.MINUTE)
+    with django_assert_num_queries(1) as captured:
+        assert rows_delete(old_minutes) == 4  # three pages and the total
+    assert captured.captured_queries[0]["sql"].startswith("DELETE")
+    assert not old_minutes.exists()
+    assert BeaconAggregate.objects.filter(definition=error_definition, granularity=G.HOUR).count() == 4
+
+
+def test_rebuild_windows_are_the_whole_buckets_inside_the_range():
+    from beacons.maintenance import whole_buckets
+
+    assert whole_buckets(utc(2026, 10, 10), utc(2026, 11, 1), G.MONTH) == (utc(2026, 11, 1), utc(2026, 11, 1))
+    assert whole_buckets(utc(2026, 10, 1), utc(2026, 11, 15), G.MONTH) == (utc(2026, 10, 1), utc(2026, 11, 1))
+    assert whole_buckets(utc(2026, 10, 1, 0, 30), utc(2026, 10, 1, 3), G.HOUR) == (utc(2026, 10, 1, 1), utc(2026, 10, 1, 3))

@@ -10,7 +10,8 @@ from django.db.models import Sum
 
 from beacons import sinks
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
-from beacons.sinks import counter_row, get_sink, redis_field, redis_keys, sinks_flush
+from beacons.redis_format import field_decode, field_encode, live_and_pending_keys
+from beacons.sinks import get_sink, sinks_flush
 
 pytestmark = pytest.mark.django_db
 
@@ -129,9 +130,9 @@ def test_memory_sink_writes_every_flush_interval(send, settings):
 # --- redis -------------------------------------------------------------------------------
 
 
-def test_redis_field_round_trips_identifiers_with_separators_and_unicode():
+def test_counter_field_round_trips_identifiers_with_separators_and_unicode():
     key = (42, "/a|b|c/ünï/😀", "MO", datetime(2026, 3, 1, tzinfo=UTC))
-    assert counter_row(redis_field(key), b"7") == (42, "/a|b|c/ünï/😀", "MO", int(key[3].timestamp()), 7)
+    assert field_decode(field_encode(key), b"7") == (42, "/a|b|c/ünï/😀", "MO", int(key[3].timestamp()), 7)
 
 
 @pytest.mark.redis
@@ -139,8 +140,8 @@ def test_redis_sink_counts_into_the_live_hash_not_the_database(send, settings, r
     settings.BEACONS_SINK = "redis"
     page_views(send, "/r", 3)
     assert hour_total("page_view", "/r") == 0
-    live, _ = redis_keys(redis_prefix)
-    stored = [counter_row(f, n) for f, n in get_sink().client.hgetall(live).items()]
+    live, _ = live_and_pending_keys(redis_prefix)
+    stored = [field_decode(f, n) for f, n in get_sink().client.hgetall(live).items()]
     hour_counts = {identifier: n for _, identifier, granularity, _, n in stored if granularity == Granularity.HOUR}
     assert hour_counts == {"": 3, "/r": 3}
 
@@ -191,9 +192,9 @@ def test_redis_sink_counts_every_increment_from_many_threads(settings, redis_pre
         thread.start()
     for thread in threads:
         thread.join()
-    live, _ = redis_keys(redis_prefix)
+    live, _ = live_and_pending_keys(redis_prefix)
     assert errors == []
-    assert int(sink.client.hget(live, redis_field(key))) == 1600
+    assert int(sink.client.hget(live, field_encode(key))) == 1600
 
 
 
@@ -243,9 +244,9 @@ def test_requests_waiting_on_a_redis_write_are_combined_into_one_round_trip(sett
     calls = _in_flight_write(sink, monkeypatch, fail_combined=False)
     keys = [(1, f"/combined/{i}", "H", datetime(2026, 1, 1, tzinfo=UTC)) for i in range(6)]
     outcomes = _add_from_threads(sink, keys)
-    live, _ = redis_keys(redis_prefix)
+    live, _ = live_and_pending_keys(redis_prefix)
     assert outcomes == {key: "written" for key in keys}
-    assert [int(sink.client.hget(live, redis_field(key))) for key in keys] == [1] * 6
+    assert [int(sink.client.hget(live, field_encode(key))) for key in keys] == [1] * 6
     assert len(calls) == 2  # the slow first write, then one write for the five that waited
     assert len(calls[1]) == 5
 
@@ -257,10 +258,10 @@ def test_a_failed_combined_write_fails_every_request_in_it(settings, redis_prefi
     _in_flight_write(sink, monkeypatch, fail_combined=True)
     keys = [(1, f"/lost/{i}", "H", datetime(2026, 1, 1, tzinfo=UTC)) for i in range(4)]
     outcomes = _add_from_threads(sink, keys)
-    live, _ = redis_keys(redis_prefix)
+    live, _ = live_and_pending_keys(redis_prefix)
     assert outcomes[keys[0]] == "written"
     assert [outcomes[key] for key in keys[1:]] == ["failed"] * 3  # none of them may answer 204
-    assert [sink.client.hget(live, redis_field(key)) for key in keys[1:]] == [None] * 3
+    assert [sink.client.hget(live, field_encode(key)) for key in keys[1:]] == [None] * 3
 
 
 @pytest.mark.redis
@@ -269,7 +270,7 @@ def test_redis_sink_counts_on_after_redis_forgets_its_script(send, settings, red
     assert send({"event_type": "page_view", "identifier": "/before"}).status_code == 204
     get_sink().client.script_flush()  # what a Redis restart does
     assert send({"event_type": "page_view", "identifier": "/after"}).status_code == 204
-    live, _ = redis_keys(redis_prefix)
-    stored = [counter_row(f, n) for f, n in get_sink().client.hgetall(live).items()]
+    live, _ = live_and_pending_keys(redis_prefix)
+    stored = [field_decode(f, n) for f, n in get_sink().client.hgetall(live).items()]
     assert {identifier for _, identifier, granularity, _, _ in stored if granularity == Granularity.HOUR} == {"", "/before", "/after"}
     assert hour_total("page_view", "/after") == 0  # counted in Redis, not through the database fallback

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from beacons.buckets import bucket_after, bucket_start, bucket_zone
-from beacons.counting import aggregates_add
+from beacons.counting import aggregates_add, aggregates_insert_new, increments_add_hits
 from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
 from beacons.parsing import EventInput
 from beacons.services import RequestContext, events_record
@@ -219,7 +219,8 @@ def traffic_write(
 
     # A definition without counters yet takes plain bulk inserts (COPY on PostgreSQL): every
     # key below is written once, so there is nothing to add to. Otherwise, the one upsert.
-    write = rows_insert if not BeaconAggregate.objects.filter(definition=definition).exists() else aggregates_add
+    new = not BeaconAggregate.objects.filter(definition=definition).exists()
+    write = aggregates_insert_new if new else aggregates_add
 
     def flush_day() -> int:
         written = write(increments=day_rows)
@@ -242,53 +243,25 @@ def traffic_write(
             continue
         by_day = [(g, bucket_start(moment, g)) for g in (G.HOUR, G.DAY) if g in kept]
         by_month = [(g, bucket_start(moment, g)) for g in coarse_rollups]
-        picked: dict = {}
+        hits_by_identifier: dict = {"": count}
         if per_identifier:
             cum = after_launch if launched and moment >= launched[1] else before_launch
-            picked = Counter(names[i] for i in rng.choices(indexes, cum_weights=cum, k=count))
-        for identifier, n in [("", count), *picked.items()]:
-            for granularity, start in by_day:
-                day_rows[(pk, identifier, granularity, start)] += n
-            for granularity, start in by_month:
-                long_lived[(pk, identifier, granularity, start)] += n
+            hits_by_identifier = Counter(names[i] for i in rng.choices(indexes, cum_weights=cum, k=count))
+        increments_add_hits(day_rows, definition_id=pk, buckets=by_day, hits=hits_by_identifier)
+        increments_add_hits(long_lived, definition_id=pk, buckets=by_month, hits=hits_by_identifier)
         if fine and moment >= fine_from:
             # Each hit gets a random second of its hour (of the part elapsed, for the current hour).
             seconds = max(1, min(3600, int((now - moment).total_seconds()) + 1))
-            hit_identifiers = [name for name, n in picked.items() for _ in range(n)] if per_identifier else [""] * count
-            for identifier in hit_identifiers:
-                offset = rng.randrange(seconds)
-                for granularity in fine:
+            for identifier, n in hits_by_identifier.items():
+                for _ in range(n):
+                    offset = rng.randrange(seconds)
                     # Hour starts are whole local minutes, so these are the second/minute bucket starts.
-                    start = moment + timedelta(seconds=offset if granularity == G.SECOND else offset - offset % 60)
-                    day_rows[(pk, "", granularity, start)] += 1
-                    if identifier:
-                        day_rows[(pk, identifier, granularity, start)] += 1
+                    buckets = [(g, moment + timedelta(seconds=offset if g == G.SECOND else offset - offset % 60)) for g in fine]
+                    increments_add_hits(day_rows, definition_id=pk, buckets=buckets, hits={identifier: 1})
     if day_rows:
         rows += flush_day()
     rows += write(increments=long_lived)
     return rows
-
-
-def rows_insert(*, increments: Counter) -> int:
-    """Insert counters whose keys are not stored yet (faster than the upsert; a duplicate
-    key fails the unique constraint instead of double counting)."""
-    table = BeaconAggregate._meta.db_table
-    columns = "definition_id, identifier, granularity, period_start, count"
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for (definition_id, identifier, granularity, start), n in increments.items():
-                    copy.write_row((definition_id, identifier, granularity, start, n))
-        else:
-            adapted: dict = {}  # a day has few distinct bucket starts: adapt each once
-            for (_, _, _, start) in increments:
-                if start not in adapted:
-                    adapted[start] = connection.ops.adapt_datetimefield_value(start)
-            cursor.executemany(
-                f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s)",
-                sorted((d, identifier, g, adapted[start], n) for (d, identifier, g, start), n in increments.items()),
-            )
-    return len(increments)
 
 
 def errors_send(*, count: int, now: datetime, pages: list[str], rng: random.Random) -> int:

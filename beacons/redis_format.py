@@ -1,0 +1,110 @@
+"""The Redis counter format: key names, the field of a counter, its decoding, COPY text and drain part.
+
+A counter lives in the live hash as one field, ``definition_id|granularity|epoch seconds|identifier``
+(the identifier goes last as it may hold ``|``), whose value is the count. The sinks write it,
+the drain reads it back; nothing else knows the layout.
+"""
+
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import chain, repeat
+
+from .counting import CounterKey, CounterRow
+from .text import storable_text
+
+_SEPARATOR = b"|"
+_SEPARATOR_BYTE = ord("|")
+_COPY_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"))
+
+
+def live_and_pending_keys(prefix: str) -> tuple[str, str]:
+    """(live hash, set of pending drain batches). The ``{prefix}`` hash tag puts every key of one
+    prefix in one Redis Cluster slot, as RENAMENX and the drain's script require."""
+    return f"{{{prefix}}}:live", f"{{{prefix}}}:pending"
+
+
+def drain_batch_key(prefix: str, batch_id: str) -> str:
+    """The hash a drain renames the live hash to, until its counts are in the database."""
+    return f"{{{prefix}}}:batch:{batch_id}"
+
+
+def field_encode(key: CounterKey) -> bytes:
+    """The hash field of a counter key."""
+    definition_id, identifier, granularity, start = key
+    return f"{definition_id}|{granularity}|{int(start.timestamp())}|{identifier}".encode("utf-8", "surrogatepass")
+
+
+def field_decode(field: bytes, n: bytes | int) -> CounterRow:
+    """Inverse of ``field_encode``, with the count: (definition_id, identifier, granularity,
+    epoch seconds, n). Undecodable bytes and NUL (never written by ingest, and refused by
+    PostgreSQL) become U+FFFD rather than block a drain."""
+    definition_id, granularity, epoch, identifier = field.split(_SEPARATOR, 3)
+    return int(definition_id), storable_text(identifier), granularity.decode(), int(epoch), int(n)
+
+
+def copy_text(fields: list[bytes], counts: list[bytes]) -> bytes:
+    """Fields and their counts as lines of PostgreSQL's text ``COPY``: definition_id, granularity,
+    epoch, identifier, count, tab-separated.
+
+    A drain sends millions of these, so the work is a few passes over the whole chunk rather
+    than per field: escaping, and checking the text is UTF-8 without NUL (always so for what
+    ingest writes; otherwise bad bytes become U+FFFD, as in ``field_decode``).
+    """
+    if not fields:
+        return b""
+    blob = b"\x00".join(fields)
+    try:
+        blob.decode()
+        clean = blob.count(b"\x00") == len(fields) - 1
+    except UnicodeDecodeError:
+        clean = False
+    if not clean:
+        blob = b"\x00".join(storable_text(f).encode() for f in fields)
+    for char, escaped in _COPY_ESCAPES:
+        if char in blob:
+            blob = blob.replace(char, escaped)
+    if blob.count(_SEPARATOR) == 3 * len(fields):
+        columns = blob.replace(_SEPARATOR, b"\t").split(b"\x00")
+    else:  # some identifier holds "|": only the first three of a field are separators
+        columns = [f.replace(_SEPARATOR, b"\t", 3) for f in blob.split(b"\x00")]
+    return b"".join(chain.from_iterable(zip(columns, repeat(b"\t"), counts, repeat(b"\n"))))
+
+
+def part_indexes(fields: Iterable[bytes], parts: int) -> list[int]:
+    """The part (of ``parts``) each field is drained in. It depends only on the field, so a drain
+    that restarts after some parts committed splits the batch the same way. Every "" total field
+    (with the few whose identifier ends in "|") goes to the first part, so the hits a part records
+    are exact. One call per chunk, as a drain splits millions of fields."""
+    crc32 = zlib.crc32
+    return [0 if f[-1] == _SEPARATOR_BYTE else crc32(f) % parts for f in fields]
+
+
+def totals_by_series(pairs: Iterable[tuple[bytes, bytes]]) -> Counter[tuple[int, str]]:
+    """The counts of the "" total fields among (field, count) pairs, summed per (definition_id,
+    granularity). A total field is the one whose identifier, after the third ``|``, is empty."""
+    totals: Counter[tuple[int, str]] = Counter()
+    for field, n in [(f, n) for f, n in pairs if f[-1] == _SEPARATOR_BYTE and f.count(_SEPARATOR) == 3]:
+        definition_id, granularity, _epoch, _identifier = field.split(_SEPARATOR, 3)
+        totals[(int(definition_id), granularity.decode())] += int(n)
+    return totals
+
+
+@dataclass(slots=True)
+class FieldsChunk:
+    """(field, count) pairs read from a hash: a ``counting.CounterChunk``."""
+
+    pairs: list[tuple[bytes, bytes]]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def rows(self) -> list[CounterRow]:
+        return [field_decode(f, n) for f, n in self.pairs]
+
+    def copy_text(self) -> bytes:
+        if not self.pairs:
+            return b""
+        fields, counts = zip(*self.pairs)
+        return copy_text(fields, counts)
