@@ -202,6 +202,9 @@ BEACONS_ALLOWED_ORIGINS = env_list("BEACONS_ALLOWED_ORIGINS")
 BEACONS_CLIENT_IP_HEADER = os.environ.get("BEACONS_CLIENT_IP_HEADER", "")
 BEACONS_RATE_LIMIT = env_int("BEACONS_RATE_LIMIT", 600)  # events per visitor per minute; 0 = off
 BEACONS_DEDUPE_SECONDS = env_int("BEACONS_DEDUPE_SECONDS", 86400)
+# Largest import an admin upload may be, and an XLSX file may unpack to (the sum of the
+# sizes in its zip directory): a 1 MB XLSX can hold a 1 GiB sheet.
+BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES = env_int("BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES", 64 * 1024 * 1024)
 
 # Counter sinks: "direct" (upsert in the request), "memory" (in-process buffer), "redis".
 BEACONS_SINK = os.environ.get("BEACONS_SINK", "direct")
