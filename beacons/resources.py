@@ -107,13 +107,21 @@ def _result_from_summary(result: Result, summary: transfer.ImportSummary) -> Res
             row_result.diff[-1] = f"{outcome.before:,} → {outcome.after:,}"
         result.append_row_result(row_result)
     for problem in summary.problems:
-        result.append_invalid_row(problem.number, problem.values, ValidationError(problem.errors))
+        values = {column: _displayable(value) for column, value in problem.values.items()}
+        result.append_invalid_row(problem.number, values, ValidationError(problem.errors))
     result.totals[RowResult.IMPORT_TYPE_NEW] = summary.new
     result.totals[RowResult.IMPORT_TYPE_UPDATE] = summary.updated
     result.totals[RowResult.IMPORT_TYPE_SKIP] = summary.skipped
     result.totals[RowResult.IMPORT_TYPE_INVALID] = summary.failed
     result.summary = summary
     return result
+
+
+def _displayable(value):
+    """A cell as the preview can show it: text that UTF-8 cannot encode (a lone surrogate) is escaped."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def aggregates_example() -> Iterator[list]:
