@@ -20,7 +20,12 @@ install: $(STAMP)
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-demo: migrate
+# A random SECRET_KEY for development, written once (git-ignored; settings read it when
+# SECRET_KEY is unset). Production sets SECRET_KEY: without either, DEBUG off refuses to start.
+.secret-key:
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+
+demo: .secret-key migrate
 	$(BIN)/python manage.py beacons_demo --if-empty
 
 run: demo
