@@ -40,7 +40,7 @@ serve: migrate
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m beacon_site.serve
 
 # Throughput through a real server (needs wrk, PostgreSQL and Redis on this machine).
-bench: install
+bench: install .secret-key
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.drain
 
