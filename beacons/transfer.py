@@ -580,7 +580,7 @@ def _chunk_write(
         if mode == "merge":
             if (before or 0) + row.count > MAX_COUNT:
                 merged = f"{before:,} + {row.count:,} is more than the largest count, {MAX_COUNT:,}"
-                summary.fail(number, dict(zip(AGGREGATE_COLUMNS, row.cells())), {"count": [merged]})
+                summary.fail(number, dict(zip(AGGREGATE_COLUMNS, row.cells(), strict=True)), {"count": [merged]})
                 continue
             kind = "skip" if row.count == 0 else ("new" if before is None else "update")
             if kind != "skip":

@@ -19,13 +19,13 @@ pytestmark = [pytest.mark.serial]
 AOF_ON = ("--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
 
 
-def crash_under_load(*, database_url: str, folder, persistence: tuple[str, ...]) -> tuple[int, int, Load]:
+def crash_under_load(*, url: str, folder, persistence: tuple[str, ...]) -> tuple[int, int, Load]:
     """Load a server, drain once, ``kill -9`` Redis, keep loading, restart Redis, drain.
     Returns (hits answered 204, hits counted, the load)."""
     redis = PrivateRedis(folder, *persistence).start()
     event_type = f"fault_redis_kill_{uuid.uuid4().hex[:6]}"
     env = {
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": url,
         "BEACONS_SINK": "redis",
         "BEACONS_REDIS_URL": redis.url,
         "BEACONS_REDIS_PREFIX": f"test-crash-{uuid.uuid4().hex[:8]}",
@@ -46,14 +46,14 @@ def crash_under_load(*, database_url: str, folder, persistence: tuple[str, ...])
         server.stop()
         result = drain(env)
         assert result.returncode == 0, result.stderr
-        return load.statuses[204], hits_counted(database_url, event_type), load
+        return load.statuses[204], hits_counted(url, event_type), load
     finally:
         server.stop()
         redis.stop()
 
 
 def test_redis_killed_with_the_append_only_file_on_loses_no_answered_hit(database_url, tmp_path):  # noqa: F811
-    answered, counted, load = crash_under_load(database_url=database_url, folder=tmp_path, persistence=AOF_ON)
+    answered, counted, load = crash_under_load(url=database_url, folder=tmp_path, persistence=AOF_ON)
     assert server_errors(load) == {}
     assert answered >= 1000
     assert counted == answered
