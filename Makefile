@@ -20,7 +20,12 @@ install: $(STAMP)
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-demo: migrate
+# A random SECRET_KEY for development, written once (git-ignored; settings read it when
+# SECRET_KEY is unset). Production sets SECRET_KEY: without either, DEBUG off refuses to start.
+.secret-key:
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+
+demo: .secret-key migrate
 	$(BIN)/python manage.py beacons_demo --if-empty
 
 run: demo
@@ -35,7 +40,7 @@ serve: migrate
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m beacon_site.serve
 
 # Throughput through a real server (needs wrk, PostgreSQL and Redis on this machine).
-bench: install
+bench: install .secret-key
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.drain
 

@@ -10,6 +10,12 @@ for the GIL yet enough stay busy while one waits on Redis or the database; each 
 one database connection for ``CONN_MAX_AGE``, so workers × threads must stay under
 PostgreSQL's ``max_connections``). Static files are served by whitenoise.
 
+Slow clients: ``HEADER_READ_TIMEOUT_MS`` (default 5000) bounds the time a client may take to
+send its headers. granian 2.x has no body timeout and reads a WSGI body on the worker thread,
+so a client that sends part of a body and waits holds a thread: in production a reverse
+proxy that buffers whole request bodies before passing them on (nginx does by default) with
+a short body timeout goes in front (README, "Production settings").
+
 Buffered counts (``BEACONS_SINK=memory``) are written when a worker stops cleanly
 (SIGTERM/SIGINT to this process): ``beacons.sinks`` registers its flush with the exit hooks
 multiprocessing runs in each granian worker.
@@ -19,6 +25,10 @@ import os
 
 from granian import Granian
 from granian.constants import Interfaces
+from granian.http import HTTP1Settings
+
+# A client gets this long to send its request headers (granian's default is 30 s).
+HEADER_READ_MILLISECONDS = 5000
 
 
 def workers_default() -> int:
@@ -37,6 +47,9 @@ def main() -> None:
         blocking_threads=threads,
         backpressure=threads * 4,  # requests a worker takes in before the kernel backlog holds them
         websockets=False,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(os.environ.get("HEADER_READ_TIMEOUT_MS") or HEADER_READ_MILLISECONDS)
+        ),
         respawn_failed_workers=True,  # a crashed worker is replaced; the others keep serving
         log_access=os.environ.get("ACCESS_LOG", "").lower() in {"1", "true", "yes", "on"},
     ).serve()

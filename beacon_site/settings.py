@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 import plotly
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -34,8 +35,22 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 # --- Django -----------------------------------------------------------------------------
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-set-SECRET_KEY-in-production")
 DEBUG = env_bool("DEBUG", False)
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-set-SECRET_KEY-in-production"
+# `make run` writes a random key here once (git-ignored), so a fresh clone runs without DEBUG.
+LOCAL_SECRET_KEY_FILE = Path(os.environ.get("SECRET_KEY_FILE") or BASE_DIR / ".secret-key")
+SECRET_KEY = (
+    os.environ.get("SECRET_KEY", "").strip()
+    or (LOCAL_SECRET_KEY_FILE.read_text().strip() if LOCAL_SECRET_KEY_FILE.is_file() else "")
+    or DEVELOPMENT_SECRET_KEY
+)
+# pytest sets PYTEST_VERSION for its run (servers the suite starts inherit it): tests may use
+# the development key. Anything else with DEBUG off refuses to start with it.
+if SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEBUG and not os.environ.get("PYTEST_VERSION"):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set and DEBUG is off: set SECRET_KEY to a long random value "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), or run `make run` for development"
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -153,7 +168,14 @@ SERVER_EMAIL = os.environ.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 # "Ada <ada@example.com>, ops@example.com"
 ADMINS = [parseaddr(item) for item in env_list("ADMINS")]
 
+# HTTPS in production (README, "Production settings"); all off by default so http://127.0.0.1 works.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
 LOGGING = {
     "version": 1,
@@ -197,6 +219,9 @@ BEACONS_ALLOWED_ORIGINS = env_list("BEACONS_ALLOWED_ORIGINS")
 BEACONS_CLIENT_IP_HEADER = os.environ.get("BEACONS_CLIENT_IP_HEADER", "")
 BEACONS_RATE_LIMIT = env_int("BEACONS_RATE_LIMIT", 600)  # events per visitor per minute; 0 = off
 BEACONS_DEDUPE_SECONDS = env_int("BEACONS_DEDUPE_SECONDS", 86400)
+# Largest import an admin upload may be, and an XLSX file may unpack to (the sum of the
+# sizes in its zip directory): a 1 MB XLSX can hold a 1 GiB sheet.
+BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES = env_int("BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES", 64 * 1024 * 1024)
 
 # Counter sinks: "direct" (upsert in the request), "memory" (in-process buffer), "redis".
 BEACONS_SINK = os.environ.get("BEACONS_SINK", "direct")

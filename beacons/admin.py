@@ -2,6 +2,8 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -17,6 +19,24 @@ from .models import (
 )
 from .resources import AggregateTransferAdminMixin, DefinitionTransferAdminMixin
 from .services import definitions_cache_clear
+
+
+class BoundedChangeList(ChangeList):
+    """The admin's list, answering a filter value it cannot turn into dates (``?period_start__year=9999``:
+    "the next year" is past datetime's range) with the admin's "invalid filter" redirect instead of a 500."""
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except (ValueError, OverflowError) as problem:
+            raise IncorrectLookupParameters(problem) from problem
+
+
+class ModelAdmin(admin.ModelAdmin):
+    """The base of every Beacons admin."""
+
+    def get_changelist(self, request, **kwargs):
+        return BoundedChangeList
 
 
 class GranularitiesField(forms.MultipleChoiceField):
@@ -45,7 +65,7 @@ class BeaconDefinitionForm(forms.ModelForm):
 
 
 @admin.register(BeaconDefinition)
-class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, admin.ModelAdmin):
+class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
     form = BeaconDefinitionForm
     list_display = ["name", "slug", "kind", "is_active", "hits_today", "hits_last_7_days", "keep_raw", "updated_at"]
     list_filter = ["kind", "is_active", "keep_raw", "identifier_rule"]
@@ -96,13 +116,13 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, admin.ModelAdmin):
     def hits_last_7_days(self, obj):
         return f"{obj._hits_week or 0:,}"
 
-    @admin.action(description="Start counting the selected beacon types")
+    @admin.action(description="Start counting the selected beacon types", permissions=["change"])
     def activate(self, request, queryset):
         changed = queryset.update(is_active=True)
         definitions_cache_clear()  # update() sends no save signal
         self.message_user(request, f"{changed} beacon type(s) now counting.", messages.SUCCESS)
 
-    @admin.action(description="Stop counting the selected beacon types")
+    @admin.action(description="Stop counting the selected beacon types", permissions=["change"])
     def deactivate(self, request, queryset):
         changed = queryset.update(is_active=False)
         definitions_cache_clear()
@@ -110,7 +130,7 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(BeaconAggregate)
-class BeaconAggregateAdmin(AggregateTransferAdminMixin, admin.ModelAdmin):
+class BeaconAggregateAdmin(AggregateTransferAdminMixin, ModelAdmin):
     list_display = ["definition", "identifier", "granularity", "period_start", "count"]
     list_filter = ["definition", "granularity"]
     search_fields = ["identifier"]
@@ -120,7 +140,7 @@ class BeaconAggregateAdmin(AggregateTransferAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(BeaconEvent)
-class BeaconEventAdmin(admin.ModelAdmin):
+class BeaconEventAdmin(ModelAdmin):
     list_display = ["definition", "identifier", "received_at", "source"]
     list_filter = ["definition", "source"]
     search_fields = ["identifier"]
@@ -134,7 +154,7 @@ class BeaconEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(DroppedHits)
-class DroppedHitsAdmin(admin.ModelAdmin):
+class DroppedHitsAdmin(ModelAdmin):
     list_display = ["day", "reason", "count"]
     list_filter = ["reason"]
     date_hierarchy = "day"
@@ -147,7 +167,7 @@ class DroppedHitsAdmin(admin.ModelAdmin):
 
 
 @admin.register(DrainBatch)
-class DrainBatchAdmin(admin.ModelAdmin):
+class DrainBatchAdmin(ModelAdmin):
     list_display = ["batch_id", "keys", "hits", "drained_at"]
 
     def has_add_permission(self, request):
@@ -158,7 +178,7 @@ class DrainBatchAdmin(admin.ModelAdmin):
 
 
 @admin.register(ErrorGroup)
-class ErrorGroupAdmin(admin.ModelAdmin):
+class ErrorGroupAdmin(ModelAdmin):
     """Counts and times are written by ingest only; status changes go through the actions, which record who."""
 
     list_display = ["title", "definition", "status", "count", "first_seen", "last_seen", "last_alerted_at"]
@@ -181,14 +201,14 @@ class ErrorGroupAdmin(admin.ModelAdmin):
             error_group_status_set(group=group, status=status, user=request.user)
         self.message_user(request, f"{len(queryset)} error(s) marked {status}.", messages.SUCCESS)
 
-    @admin.action(description="Mark the selected errors resolved")
+    @admin.action(description="Mark the selected errors resolved", permissions=["change"])
     def mark_resolved(self, request, queryset):
         self._status_set(request, queryset, ErrorGroup.Status.RESOLVED)
 
-    @admin.action(description="Ignore the selected errors (no more alerts)")
+    @admin.action(description="Ignore the selected errors (no more alerts)", permissions=["change"])
     def mark_ignored(self, request, queryset):
         self._status_set(request, queryset, ErrorGroup.Status.IGNORED)
 
-    @admin.action(description="Reopen the selected errors")
+    @admin.action(description="Reopen the selected errors", permissions=["change"])
     def mark_unresolved(self, request, queryset):
         self._status_set(request, queryset, ErrorGroup.Status.UNRESOLVED)

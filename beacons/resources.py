@@ -6,12 +6,18 @@ lives in ``beacons.transfer`` and is shared with the ``beacons_export`` /
 files. Exports stream (``StreamingHttpResponse``) instead of building the file in memory.
 """
 
+import io
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 
 import tablib
 from django import forms
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ERROR_FLAG
+from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
@@ -101,13 +107,21 @@ def _result_from_summary(result: Result, summary: transfer.ImportSummary) -> Res
             row_result.diff[-1] = f"{outcome.before:,} → {outcome.after:,}"
         result.append_row_result(row_result)
     for problem in summary.problems:
-        result.append_invalid_row(problem.number, problem.values, ValidationError(problem.errors))
+        values = {column: _displayable(value) for column, value in problem.values.items()}
+        result.append_invalid_row(problem.number, values, ValidationError(problem.errors))
     result.totals[RowResult.IMPORT_TYPE_NEW] = summary.new
     result.totals[RowResult.IMPORT_TYPE_UPDATE] = summary.updated
     result.totals[RowResult.IMPORT_TYPE_SKIP] = summary.skipped
     result.totals[RowResult.IMPORT_TYPE_INVALID] = summary.failed
     result.summary = summary
     return result
+
+
+def _displayable(value):
+    """A cell as the preview can show it: text that UTF-8 cannot encode (a lone surrogate) is escaped."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def aggregates_example() -> Iterator[list]:
@@ -207,19 +221,66 @@ MODE_CHOICES = [
 ]
 
 
-class AggregateImportForm(ImportForm):
+IMPORT_FILE_MAX_AGE = 24 * 3600  # seconds an uploaded file may wait for its confirm step
+
+
+class BoundedXLSX(XLSX):
+    """XLSX whose zip directory is checked before the workbook is opened (``transfer.xlsx_size_check``)."""
+
+    def create_dataset(self, in_stream):
+        transfer.xlsx_size_check(stream=io.BytesIO(in_stream))
+        return super().create_dataset(in_stream)
+
+
+class BoundedImportForm(ImportForm):
+    """The upload step: a file larger than ``BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES`` is refused
+    before it is read (django-import-export holds the whole file, then every row, in memory)."""
+
+    def clean_import_file(self):
+        upload = self.cleaned_data["import_file"]
+        limit = settings.BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES
+        if upload is not None and upload.size > limit:
+            raise ValidationError(
+                f"The file is {upload.size:,} bytes, more than the {limit:,} allowed "
+                "(BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES): split it, or use the beacons_import command."
+            )
+        return upload
+
+
+class SignedConfirmImportForm(ConfirmImportForm):
+    """The confirm step: ``import_file_name`` is the temp file's name signed for this user and
+    session (``TransferAdminMixin.create_confirm_form`` sets ``salt``), so a forged or edited
+    name (``../../tmp/other``) is refused and no other file is read or deleted."""
+
+    salt = ""
+
+    def clean_import_file_name(self):
+        try:
+            name = signing.loads(self.cleaned_data["import_file_name"], salt=self.salt, max_age=IMPORT_FILE_MAX_AGE)
+        except signing.BadSignature:
+            raise ValidationError("This upload is not yours or has expired: upload the file again.") from None
+        return os.path.basename(name)
+
+
+class AggregateImportForm(BoundedImportForm):
     mode = forms.ChoiceField(choices=MODE_CHOICES, initial="merge", widget=forms.RadioSelect, label="Mode")
 
 
-class AggregateConfirmImportForm(ConfirmImportForm):
+class AggregateConfirmImportForm(SignedConfirmImportForm):
     mode = forms.ChoiceField(choices=MODE_CHOICES, widget=forms.HiddenInput)
+
+
+def _import_file_salt(request) -> str:
+    return f"beacons.import-file:{request.user.pk}:{request.session.session_key}"
 
 
 class TransferAdminMixin(ImportExportMixin):
     """Import / export in CSV, XLSX and JSON; exports stream and honour the list's filters."""
 
-    formats = [CSV, XLSX, JSON]
+    formats = [CSV, BoundedXLSX, JSON]
     export_form_class = ExportForm  # the columns are the file contract: no picking of fields
+    import_form_class = BoundedImportForm
+    confirm_form_class = SignedConfirmImportForm
     import_template_name = "admin/beacons/import.html"
     example_rows = None  # callable returning the example file's rows
     columns: tuple[str, ...] = ()
@@ -277,8 +338,29 @@ class TransferAdminMixin(ImportExportMixin):
                 data["mode"] = form.cleaned_data["mode"]
         return data
 
+    def export_action(self, request):
+        try:
+            return super().export_action(request)
+        except IncorrectLookupParameters:  # a filter value the list cannot apply: the changelist's answer
+            info = self.get_model_info()
+            changelist = reverse("admin:%s_%s_changelist" % info, current_app=self.admin_site.name)
+            return HttpResponseRedirect(f"{changelist}?{ERROR_FLAG}=1")
+
+    def add_data_read_fail_error_to_form(self, form, e):
+        if isinstance(e, transfer.FileProblem):
+            form.add_error("import_file", f"The file cannot be imported: {e}.")
+        else:
+            super().add_data_read_fail_error_to_form(form, e)
+
+    def create_confirm_form(self, request, import_form=None):
+        form = super().create_confirm_form(request, import_form)
+        form.salt = _import_file_salt(request)
+        return form
+
     def get_confirm_form_initial(self, request, import_form):
         initial = super().get_confirm_form_initial(request, import_form)
+        if "import_file_name" in initial:
+            initial["import_file_name"] = signing.dumps(initial["import_file_name"], salt=_import_file_salt(request))
         if import_form is not None and "mode" in import_form.cleaned_data:
             initial["mode"] = import_form.cleaned_data["mode"]
         return initial

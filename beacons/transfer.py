@@ -23,6 +23,7 @@ import io
 import json
 import re
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,7 +38,7 @@ from django.db.models import QuerySet
 from .buckets import bucket_start, bucket_zone
 from .counting import UPSERT_ROWS_PER_STATEMENT, CounterKey, aggregates_add, aggregates_set
 from .models import IDENTIFIER_MAX_LENGTH, BeaconAggregate, BeaconDefinition, Granularity
-from .parsing import SLUG_RE, Rejected
+from .parsing import SLUG_RE, Rejected, _storable
 from .services import definitions_resolve
 
 FORMATS = ("csv", "json", "xlsx")
@@ -52,6 +53,9 @@ MODES = ("merge", "replace")
 GRANULARITY_LABELS = dict(Granularity.choices)  # code -> "hour"
 GRANULARITY_CODES = {label: code for code, label in Granularity.choices}  # "hour" -> code
 MAX_COUNT = 2**63 - 1  # BigIntegerField
+# Period starts outside these years are row errors: the database and the admin's date
+# drill-down handle them, but no real count starts there (and year 9999 breaks "next year").
+PERIOD_START_YEARS = (1970, 2200)
 _TABLE = BeaconAggregate._meta.db_table
 CHUNK_ROWS = UPSERT_ROWS_PER_STATEMENT  # one lookup and one write statement per chunk
 PROBLEMS_KEPT = 200  # failed rows reported in detail; the rest are only counted
@@ -254,6 +258,28 @@ def _json_items(text: IO[str]) -> Iterator[Any]:
         yield item
 
 
+def xlsx_size_check(*, stream: IO[bytes]) -> None:
+    """Refuse an XLSX file that unpacks to more than ``BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES``.
+
+    The sizes come from the zip's central directory, read before any member is opened, and
+    ``zipfile`` never unpacks a member past its declared size: a 1 MB upload can hold a
+    1 GiB sheet. Raises ``FileProblem``; leaves ``stream`` at its start.
+    """
+    limit = settings.BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        raise FileProblem("the file is not an XLSX workbook") from None
+    finally:
+        stream.seek(0)
+    if unpacked > limit:
+        raise FileProblem(
+            f"the XLSX file unpacks to {unpacked:,} bytes, more than the {limit:,} allowed "
+            "(BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES): split it, or import it as CSV"
+        )
+
+
 def rows_read(*, stream: IO[bytes], file_format: str) -> tuple[list[str], Iterator[dict]]:
     """Headers and rows (dicts keyed by lower-cased header) of a CSV, JSON or XLSX file.
 
@@ -284,6 +310,7 @@ def rows_read(*, stream: IO[bytes], file_format: str) -> tuple[list[str], Iterat
     if file_format == "xlsx":
         from openpyxl import load_workbook
 
+        xlsx_size_check(stream=stream)
         try:
             book = load_workbook(stream, read_only=True, data_only=True)
         except Exception:  # openpyxl raises many types for a file that is not a workbook
@@ -434,8 +461,8 @@ def _parse_identifier(value: Any) -> str:
     text = str(value)
     if len(text) > IDENTIFIER_MAX_LENGTH:
         raise ValueError(f"longer than {IDENTIFIER_MAX_LENGTH} characters ({len(text)})")
-    if "\x00" in text:
-        raise ValueError("contains a NUL character")
+    if not _storable(text):
+        raise ValueError("contains a NUL character or invalid Unicode (a lone surrogate)")
     return text
 
 
@@ -468,7 +495,13 @@ def _parse_period_start(value: Any, granularity: str | None) -> datetime:
             raise ValueError(f"{_shown(text)} is not an ISO 8601 date and time, e.g. 2026-11-01T00:00:00+00:00") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{moment.isoformat()} has no UTC offset; write it like 2026-11-01T00:00:00+00:00")
-    moment = moment.astimezone(timezone.utc)
+    first, last = PERIOD_START_YEARS
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        moment = None
+    if moment is None or not first <= moment.year <= last:
+        raise ValueError(f"{_shown(str(value))} is outside the years {first}–{last}")
     if granularity is not None:
         start = bucket_start(moment, granularity)
         if start != moment:
@@ -545,6 +578,10 @@ def _chunk_write(
         key = (definition_id, row.identifier, row.granularity, row.period_start)
         before = after.get(key)
         if mode == "merge":
+            if (before or 0) + row.count > MAX_COUNT:
+                merged = f"{before:,} + {row.count:,} is more than the largest count, {MAX_COUNT:,}"
+                summary.fail(number, dict(zip(AGGREGATE_COLUMNS, row.cells(), strict=True)), {"count": [merged]})
+                continue
             kind = "skip" if row.count == 0 else ("new" if before is None else "update")
             if kind != "skip":
                 after[key] = (before or 0) + row.count

@@ -9,11 +9,10 @@ from ``beacons.queries``; status changes go through ``beacons.errors``.
 
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import wraps
 
 from django import forms
 from django.core.paginator import Paginator
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -23,7 +22,7 @@ from beacons.errors import error_group_status_set
 from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, ErrorGroup, Granularity
 
 from . import charts
-from .views import staff_required
+from .permissions import CHANGE_ERRORS, VIEW_ERRORS, permission_required
 
 PER_PAGE = 50
 OCCURRENCES_SHOWN = 50
@@ -70,19 +69,6 @@ def _filters(params) -> tuple[ErrorFilterForm, dict]:
     return ErrorFilterForm(initial=values), values
 
 
-def staff_required_for_action(view):
-    """Actions answer 403 to anyone but active staff (there is no page to send them back to)."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        user = request.user
-        if user.is_authenticated and user.is_active and user.is_staff:
-            return view(request, *args, **kwargs)
-        return HttpResponse("Only staff can change errors.", status=403, content_type="text/plain")
-
-    return wrapper
-
-
 @dataclass(frozen=True)
 class Spark:
     """A 24-hour bar sparkline drawn as inline SVG by the template (numbers only, no text)."""
@@ -102,7 +88,7 @@ def _spark(points: list[tuple[object, int]]) -> Spark:
     return Spark(sum(count for _, count in points), bars, round(max(step - 1, 1), 2))
 
 
-@staff_required
+@permission_required(VIEW_ERRORS)
 def error_list(request):
     form, values = _filters(request.GET)
     now = timezone.now()
@@ -151,7 +137,7 @@ def _as_text(value) -> str:
     return value if isinstance(value, str) else "" if value is None else str(value)
 
 
-@staff_required
+@permission_required(VIEW_ERRORS)
 def error_detail(request, pk: int):
     group = get_object_or_404(ErrorGroup.objects.select_related("definition", "status_changed_by"), pk=pk)
     range_key = request.GET.get("range") if request.GET.get("range") in DETAIL_RANGES else "7d"
@@ -171,7 +157,7 @@ def error_detail(request, pk: int):
 
 
 @require_POST
-@staff_required_for_action
+@permission_required(CHANGE_ERRORS)
 def error_status(request, pk: int):
     group = get_object_or_404(ErrorGroup.objects.select_related("definition"), pk=pk)
     status = request.POST.get("status", "")

@@ -7,13 +7,10 @@ the numbers that panel shows. Data comes only from ``beacons.queries``.
 """
 
 import csv
-from functools import wraps
 
-from django.conf import settings
-from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from django.shortcuts import render, resolve_url
-from django.urls import reverse
+from django.shortcuts import render
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -26,27 +23,9 @@ from beacons.transfer import cell_neutralise
 
 from . import charts
 from .forms import SCALES, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
+from .permissions import PANEL_PERMISSIONS, VIEW_COUNTS, VIEW_ERRORS, permission_required, user_may
 
 SUGGESTION_LIMIT = 20
-
-
-def staff_required(view):
-    """Staff only. Others are sent to sign in; an htmx request gets 403 and an HX-Redirect
-    instead, so a login form never lands inside a chart box."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        user = request.user
-        if user.is_authenticated and user.is_active and user.is_staff:
-            return view(request, *args, **kwargs)
-        if request.htmx:
-            page = request.htmx.current_url_abs_path or reverse("dashboard:index")
-            response = HttpResponse("Sign in as staff to see the dashboard.", status=403, content_type="text/plain")
-            response["HX-Redirect"] = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': page})}"
-            return response
-        return redirect_to_login(request.get_full_path())
-
-    return wrapper
 
 
 def _state(request) -> tuple:
@@ -298,17 +277,19 @@ CSV_ROWS = {"series": _series_csv, "top": _top_csv, "breakdown": _breakdown_csv}
 # --- Views --------------------------------------------------------------------------------
 
 
-@staff_required
+@permission_required(VIEW_COUNTS)
 def index(request):
     definitions, form, state = _state(request)
     context = {"form": form, "state": state, "definitions": definitions}
-    for panel in PANELS.values():
-        context.update(panel(state, definitions))
+    context["may_view_errors"] = user_may(request.user, VIEW_ERRORS)
+    for name, panel in PANELS.items():
+        if user_may(request.user, *PANEL_PERMISSIONS.get(name, ())):
+            context.update(panel(state, definitions))
     template = "dashboard/index.html#dashboard" if request.htmx else "dashboard/index.html"
     return render(request, template, context)
 
 
-@staff_required
+@permission_required(VIEW_COUNTS)
 def panel(request, name: str):
     if name == "identifiers":
         definitions, form, state = _state(request)
@@ -316,6 +297,8 @@ def panel(request, name: str):
         return render(request, "dashboard/index.html#identifier-options", context)
     if name not in PANELS:
         raise Http404("no such panel")
+    if not user_may(request.user, *PANEL_PERMISSIONS.get(name, ())):
+        raise PermissionDenied
     definitions, form, state = _state(request)
     context = {"state": state, **PANELS[name](state, definitions)}
     if request.GET.get("format") == "csv" and name in CSV_ROWS and context.get(name):

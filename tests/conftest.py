@@ -114,3 +114,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords and conn.vendor != "postgresql":
             item.add_marker(skip_pg)
+
+
+@pytest.fixture
+def make_staff(django_user_model):
+    """An active staff user holding ``permissions`` ("app.codename"); by default every
+    dashboard permission (view counts, view and change error groups)."""
+    from django.contrib.auth.models import Permission
+
+    from dashboard.permissions import CHANGE_ERRORS, VIEW_COUNTS, VIEW_ERRORS
+
+    def _make(username="staffer", permissions=(VIEW_COUNTS, VIEW_ERRORS, CHANGE_ERRORS), **fields):
+        user = django_user_model.objects.create(username=username, **{"is_staff": True, **fields})  # no password: hashing is slow
+        for name in permissions:
+            app_label, codename = name.split(".")
+            user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        return user
+
+    return _make

@@ -44,8 +44,10 @@ def csv_rows(response):
 
 
 @pytest.fixture
-def staff(client, django_user_model):
-    user = django_user_model.objects.create(username="staffer", is_staff=True)  # no password: hashing is slow
+def staff(client, make_staff):
+    # A superuser: the query pins below count the panels' own queries; the permission check
+    # (2 queries for other staff) is pinned in test_permissions.py.
+    user = make_staff(is_superuser=True)
     client.force_login(user)
     return client
 

@@ -25,10 +25,10 @@ ALL_CHARTS_DRAWN = """() => {
 
 
 @pytest.fixture
-def staff_page(browser, live_server, django_user_model):
+def staff_page(browser, live_server, make_staff):
     call_command("beacons_demo", hits=20_000, identifiers=40, days=60, errors=30, seed=3)
     client = Client()
-    client.force_login(django_user_model.objects.create(username="browser-staff", is_staff=True))
+    client.force_login(make_staff("browser-staff"))
 
     def open_page(width=1280, height=900):
         context = browser.new_context(viewport={"width": width, "height": height})

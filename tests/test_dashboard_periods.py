@@ -29,8 +29,8 @@ def utc(*args):
 
 
 @pytest.fixture
-def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create(username="staffer", is_staff=True))
+def staff(client, make_staff):
+    client.force_login(make_staff())
     return client
 
 

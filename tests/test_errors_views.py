@@ -43,8 +43,9 @@ def _alert_settings(settings):
 
 
 @pytest.fixture
-def staff_client(django_user_model):
-    user = django_user_model.objects.create_user("ops", is_staff=True)
+def staff_client(make_staff):
+    # A superuser: the query pins count the pages' own queries (permissions: test_permissions.py).
+    user = make_staff("ops", is_superuser=True)
     client = Client()
     client.force_login(user)
     client.user = user
@@ -190,9 +191,9 @@ def test_status_post_with_a_bad_status_is_400(staff_client, group):
     assert group.status == "unresolved"
 
 
-def test_status_post_needs_the_csrf_token(django_user_model, group):
+def test_status_post_needs_the_csrf_token(make_staff, group):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(django_user_model.objects.create_user("ops2", is_staff=True))
+    client.force_login(make_staff("ops2"))
     response = client.post(reverse("dashboard:error_status", args=[group.pk]), {"status": "resolved"})
     assert response.status_code == 403
     page = client.get(reverse("dashboard:error_detail", args=[group.pk])).content.decode()
@@ -203,7 +204,7 @@ def test_status_post_needs_the_csrf_token(django_user_model, group):
 
 
 @pytest.fixture
-def clients(django_user_model):
+def clients(django_user_model, make_staff):
     anonymous = Client()
     member = Client()
     member.force_login(django_user_model.objects.create_user("visitor"))
@@ -211,7 +212,7 @@ def clients(django_user_model):
     inactive_staff.force_login(django_user_model.objects.create_user("gone", is_staff=True))
     django_user_model.objects.filter(username="gone").update(is_active=False)
     staff = Client()
-    staff.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    staff.force_login(make_staff("ops"))
     return {"anonymous": anonymous, "member": member, "inactive_staff": inactive_staff, "staff": staff}
 
 
@@ -271,7 +272,7 @@ def test_pages_send_no_inline_script(staff_client, group):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_done_when_300_copies_and_one_other_error_give_two_groups_two_emails_and_a_staff_view(send, django_user_model):
+def test_done_when_300_copies_and_one_other_error_give_two_groups_two_emails_and_a_staff_view(send, make_staff):
     # Alerts go out after each commit: from a background thread (PostgreSQL, file SQLite) or,
     # on the suite's in-memory SQLite, in the committing thread.
     for _ in range(6):
@@ -289,7 +290,7 @@ def test_done_when_300_copies_and_one_other_error_give_two_groups_two_emails_and
 
     assert Client().get(reverse("dashboard:errors")).status_code == 302
     staff = Client()
-    staff.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    staff.force_login(make_staff("ops"))
     html = staff.get(reverse("dashboard:errors")).content.decode()
     assert "TypeError: x is undefined" in html and "ReferenceError: gtag is not defined" in html
     assert 'aria-label="300 in the last 24 hours"' in html and 'aria-label="1 in the last 24 hours"' in html

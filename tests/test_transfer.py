@@ -3,7 +3,11 @@
 import csv
 import io
 import json
+import tempfile
+import uuid
+import zipfile
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import openpyxl
@@ -525,3 +529,191 @@ def test_hostile_counts_are_row_errors(page_view, tmp_path, count):
     _, err = import_file(path, "merge")
     assert "row 1: count:" in err and len(err) < 500
     assert BeaconAggregate.objects.count() == 0
+
+
+# --- limits: decompressed size, dates, text, overflow, forged file names, bad filters ----------
+
+
+def xlsx_with_padding(padding: int, count: int = 3) -> bytes:
+    """A one-row counts workbook whose sheet XML carries ``padding`` bytes of whitespace
+    (valid XML that deflates ~1000:1: a zip bomb when large)."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(list(transfer.AGGREGATE_COLUMNS))
+    sheet.append(["page_view", "/a", "day", "2026-11-01T00:00:00+00:00", count])
+    plain = io.BytesIO()
+    book.save(plain)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as target:
+        for member in source.infolist():
+            data = source.read(member.filename)
+            if member.filename == "xl/worksheets/sheet1.xml":
+                assert b"<sheetData>" in data
+                data = data.replace(b"<sheetData>", b"<sheetData>" + b" " * padding, 1)
+            target.writestr(member.filename, data)
+    return bomb.getvalue()
+
+
+def test_an_xlsx_that_unpacks_past_the_limit_is_refused_by_the_command(page_view, tmp_path, settings):
+    settings.BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES = 1_000_000
+    small, bomb = tmp_path / "small.xlsx", tmp_path / "bomb.xlsx"
+    small.write_bytes(xlsx_with_padding(1_000))
+    bomb.write_bytes(xlsx_with_padding(2_000_000))
+    assert bomb.stat().st_size < 20_000
+
+    out, err = import_file(bomb, "merge")
+    assert "more than the 1,000,000 allowed (BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES)" in err
+    assert "nothing imported" in err and BeaconAggregate.objects.count() == 0
+
+    out, err = import_file(small, "merge")
+    assert "1 new" in out and BeaconAggregate.objects.get().count == 3
+
+
+def test_an_xlsx_that_unpacks_past_the_limit_is_refused_by_the_admin(admin_client, page_view, settings):
+    settings.BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES = 1_000_000
+
+    response = admin_upload(admin_client, xlsx_with_padding(2_000_000), "xlsx")
+
+    assert response.status_code == 200 and response.context.get("confirm_form") is None
+    assert "more than the 1,000,000 allowed (BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES)" in response.content.decode()
+    preview = admin_upload(admin_client, xlsx_with_padding(1_000), "xlsx")
+    assert preview.context["confirm_form"] is not None
+
+
+def test_an_admin_upload_larger_than_the_limit_is_refused_before_it_is_read(admin_client, page_view, settings):
+    settings.BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES = 10_000
+    rows = "".join(f"page_view,/p{n},day,2026-11-01T00:00:00+00:00,1\n" for n in range(400))
+    content = ("event_type,identifier,granularity,period_start,count\n" + rows).encode()
+    assert len(content) > 10_000
+
+    response = admin_upload(admin_client, content, "csv")
+
+    assert response.status_code == 200 and response.context.get("confirm_form") is None
+    assert f"The file is {len(content):,} bytes, more than the 10,000 allowed" in response.content.decode()
+    assert BeaconAggregate.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "period_start",
+    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00", "9999-12-31T00:00:00+00:00", "1969-12-31T00:00:00+00:00",
+     "2201-01-01T00:00:00+00:00"],
+)  # fmt: skip
+def test_period_starts_outside_1970_to_2200_are_row_errors(page_view, tmp_path, period_start):
+    path = write_csv(tmp_path, [["page_view", "/", "day", period_start, "1"]])
+    out, err = import_file(path, "merge")
+    assert f"row 1: period_start: '{period_start}' is outside the years 1970–2200" in err
+    assert BeaconAggregate.objects.count() == 0
+
+
+def test_period_starts_at_the_edges_of_the_range_import(page_view, tmp_path):
+    path = write_csv(tmp_path, [["page_view", "/", "day", "1970-01-01T00:00:00+00:00", "1"],
+                                ["page_view", "/", "day", "2200-12-31T00:00:00+00:00", "2"]])  # fmt: skip
+    out, err = import_file(path, "merge")
+    assert "2 new" in out and BeaconAggregate.objects.count() == 2
+
+
+def test_an_identifier_with_a_lone_surrogate_is_a_row_error(page_view, tmp_path):
+    path = tmp_path / "in.json"
+    path.write_text(
+        '[{"event_type": "page_view", "identifier": "/a\\ud800", "granularity": "day",'
+        ' "period_start": "2026-11-01T00:00:00+00:00", "count": 1}]'
+    )
+    out, err = import_file(path, "merge")
+    assert "row 1: identifier: contains a NUL character or invalid Unicode" in err
+    assert BeaconAggregate.objects.count() == 0
+
+
+def test_an_admin_import_with_a_lone_surrogate_lists_the_row(admin_client, page_view):
+    content = (
+        b'[{"event_type": "page_view", "identifier": "/a\\ud800", "granularity": "day",'
+        b' "period_start": "2026-11-01T00:00:00+00:00", "count": 1}]'
+    )
+    response = admin_upload(admin_client, content, "json")
+    assert response.status_code == 200 and "invalid Unicode" in response.content.decode()
+    assert BeaconAggregate.objects.count() == 0
+
+
+@pytest.mark.parametrize("stored", [None, transfer.MAX_COUNT - 1])
+def test_a_merge_past_the_largest_count_is_a_row_error(page_view, tmp_path, stored):
+    day = utc(2026, 11, 1)
+    if stored is not None:
+        BeaconAggregate.objects.create(definition=page_view, identifier="/", granularity=G.DAY, period_start=day, count=stored)
+    rows = [["page_view", "/", "day", "2026-11-01T00:00:00+00:00", str(transfer.MAX_COUNT)]] * 2
+    path = write_csv(tmp_path, rows if stored is None else rows[:1])
+
+    out, err = import_file(path, "merge")
+
+    bad_row = 2 if stored is None else 1
+    assert f"row {bad_row}: count:" in err and "is more than the largest count, 9,223,372,036,854,775,807" in err
+    assert "nothing imported" in err
+    assert list(BeaconAggregate.objects.values_list("count", flat=True)) == ([] if stored is None else [stored])
+
+
+def test_admin_import_of_a_merge_past_the_largest_count_lists_the_row(admin_client, page_view):
+    row = f"page_view,/,day,2026-11-01T00:00:00+00:00,{transfer.MAX_COUNT}\n"
+    content = ("event_type,identifier,granularity,period_start,count\n" + row + row).encode()
+    response = admin_upload(admin_client, content, "csv")
+    assert response.status_code == 200 and "more than the largest count" in response.content.decode()
+    assert BeaconAggregate.objects.count() == 0
+
+
+@pytest.fixture
+def file_outside_the_upload():
+    """A counts file another process left in the temp folder."""
+    path = Path(tempfile.gettempdir()) / f"beacons-not-uploaded-{uuid.uuid4().hex}.csv"
+    path.write_text("event_type,identifier,granularity,period_start,count\npage_view,/stolen,day,2026-11-01T00:00:00+00:00,7\n")
+    yield path
+    path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("forged", ["../../tmp/{name}", "{name}", "{path}"])
+def test_admin_import_confirm_reads_no_file_but_the_one_uploaded(admin_client, page_view, file_outside_the_upload, forged):
+    content = b"event_type,identifier,granularity,period_start,count\npage_view,/mine,day,2026-11-01T00:00:00+00:00,1\n"
+    preview = admin_upload(admin_client, content, "csv")
+    form = preview.context["confirm_form"]
+    data = {name: form.initial[name] for name in form.fields if name in form.initial}
+    data["import_file_name"] = forged.format(name=file_outside_the_upload.name, path=file_outside_the_upload)
+
+    response = admin_client.post(admin_url("process_import"), data)
+
+    assert response.status_code == 200
+    assert "This upload is not yours or has expired" in response.content.decode()
+    assert file_outside_the_upload.exists()
+    assert BeaconAggregate.objects.count() == 0
+
+
+def test_admin_import_confirm_by_another_user_is_refused(admin_client, page_view, django_user_model):
+    content = b"event_type,identifier,granularity,period_start,count\npage_view,/mine,day,2026-11-01T00:00:00+00:00,1\n"
+    preview = admin_upload(admin_client, content, "csv")
+    form = preview.context["confirm_form"]
+    data = {name: form.initial[name] for name in form.fields if name in form.initial}
+    other = type(admin_client)()
+    other.force_login(django_user_model.objects.create(username="other-admin", is_staff=True, is_superuser=True))
+
+    response = other.post(admin_url("process_import"), data)
+
+    assert "This upload is not yours or has expired" in response.content.decode()
+    assert BeaconAggregate.objects.count() == 0
+    assert admin_confirm(admin_client, preview).status_code == 302  # the uploader still may
+    assert BeaconAggregate.objects.get().identifier == "/mine"
+
+
+@pytest.mark.parametrize(
+    "query", ["definition__id__exact=abc", "definition__id__exact=", "no_such_field=1", "period_start__year=9999",
+              "period_start__year=9999&period_start__month=12", "period_start__year=2026&period_start__month=13"],
+)  # fmt: skip
+def test_admin_export_with_a_filter_it_cannot_apply_goes_back_to_the_list(admin_client, traffic, query):
+    response = admin_client.get(admin_url("export") + "?" + query)
+    assert response.status_code == 302
+    assert response["Location"] == admin_url("changelist") + "?e=1"
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [("beaconaggregate", "period_start"), ("beaconevent", "received_at"), ("droppedhits", "day"), ("errorgroup", "last_seen")],
+)
+@pytest.mark.parametrize("drill_down", ["year=9999", "year=9999&{field}__month=12", "year=9999&{field}__month=12&{field}__day=31"])
+def test_admin_lists_answer_a_year_9999_drill_down_without_a_500(admin_client, db, model, field, drill_down):
+    response = admin_client.get(admin_url("changelist", model) + f"?{field}__" + drill_down.format(field=field))
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
