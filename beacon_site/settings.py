@@ -160,11 +160,29 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 
+# Errors (a 500's traceback) go to the console whatever DEBUG is, and by mail to ADMINS when
+# DEBUG is off; neither carries a client IP (beacons.logs removes the request's addresses).
+# DJANGO_LOG_LEVEL=WARNING also logs every 4xx, which a flood of bad beacons would fill.
+DEFAULT_EXCEPTION_REPORTER = "beacons.logs.AddressScrubbingReporter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"beacons": {"handlers": ["console"], "level": os.environ.get("BEACONS_LOG_LEVEL", "INFO")}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "no_client_address": {"()": "beacons.logs.ClientAddressFilter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["no_client_address"]},
+        "mail_admins": {
+            "level": "ERROR",
+            "class": "django.utils.log.AdminEmailHandler",
+            "filters": ["require_debug_false", "no_client_address"],
+        },
+    },
+    "loggers": {
+        "django": {"handlers": ["console", "mail_admins"], "level": os.environ.get("DJANGO_LOG_LEVEL", "ERROR")},
+        "beacons": {"handlers": ["console"], "level": os.environ.get("BEACONS_LOG_LEVEL", "INFO")},
+    },
 }
 
 # --- Security headers -------------------------------------------------------------------

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -89,6 +89,46 @@ def series_by_definition(
         counts[definition_id][moment] = count
     moments = list(buckets_between(start, end, granularity))
     return {definition_id: [(m, by_moment.get(m, 0)) for m in moments] for definition_id, by_moment in counts.items()}
+
+
+OTHER_TYPES = "Other types"
+
+
+def series_of_top_definitions(
+    *, granularity: str, start: datetime, end: datetime, limit: int
+) -> list[tuple[str, list[tuple[datetime, int]]]]:
+    """Totals per bucket over [start, end) of the ``limit`` types counted most in that range
+    (by name), then one "Other types" series summing all the rest: [(name, series)].
+
+    One query however many types exist (a subquery picks the top ``limit``); types with
+    nothing counted in the range are left out, and "Other types" only when it counted some.
+    """
+    scope = BeaconAggregate.objects.filter(
+        identifier="", granularity=granularity, period_start__gte=bucket_start(start, granularity), period_start__lt=end
+    )
+    top_ids = (
+        scope.values("definition_id").annotate(total=Sum("count")).order_by("-total", "definition_id")
+        .values("definition_id")[:limit]
+    )  # fmt: skip
+    in_top = Q(definition_id__in=top_ids)
+    rows = (
+        scope.annotate(
+            top_id=Case(When(in_top, then=F("definition_id")), default=Value(0), output_field=IntegerField()),
+            top_name=Case(When(in_top, then=F("definition__name")), default=Value(""), output_field=CharField()),
+        )
+        .values_list("top_id", "top_name", "period_start")
+        .annotate(total=Sum("count"))
+        .order_by()
+    )
+    counts: dict[tuple[str, int], dict[datetime, int]] = {}
+    for top_id, name, moment, total in rows:
+        counts.setdefault((name, top_id), {})[moment] = total
+    moments = list(buckets_between(start, end, granularity))
+    ordered = sorted(key for key in counts if key[1]) + [key for key in counts if not key[1]]
+    return [
+        (name if top_id else OTHER_TYPES, [(m, counts[(name, top_id)].get(m, 0)) for m in moments])
+        for name, top_id in ordered
+    ]
 
 
 def _covering_q(start: datetime, end: datetime, allowed: list[str], **scope) -> Q:
@@ -187,9 +227,22 @@ def live_count(*, definitions: Iterable[BeaconDefinition], minutes: int = 5, now
     return total or 0
 
 
-def definitions_listed() -> list[BeaconDefinition]:
-    """Every registered beacon type, by name (one query): the dashboard's event-type choices."""
-    return list(BeaconDefinition.objects.order_by("name", "slug"))
+def definitions_listed(*, limit: int | None = None, including: str = "", kind: str = "") -> list[BeaconDefinition]:
+    """Registered beacon types (of ``kind``, if given) by name (one query): the dashboard's
+    event-type choices.
+
+    With ``limit``, at most that many: the types registered in the admin before those
+    auto-registered by their first beacon, and always the type whose slug is ``including``
+    (the one a URL asks for), so a flood of auto-registered types cannot swell a page."""
+    definitions = BeaconDefinition.objects.order_by("name", "slug")
+    if kind:
+        definitions = definitions.filter(kind=kind)
+    if limit is None:
+        return list(definitions)
+    first = definitions.order_by("auto_registered", "name", "slug")
+    if including:
+        first = first.order_by(Case(When(slug=including, then=Value(0)), default=Value(1)), "auto_registered", "name", "slug")
+    return sorted(first[:limit], key=lambda d: (d.name, d.slug))
 
 
 def error_groups_latest(*, limit: int = 8) -> list[ErrorGroup]:

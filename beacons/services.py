@@ -4,7 +4,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from urllib.parse import urlsplit
@@ -206,7 +206,7 @@ class RequestContext:
     user_agent: str
     referer: str
     source: str
-    ip: str = ""
+    ip: str = field(default="", repr=False)  # never in a log line or an error report
     tracked: bool = False  # False: the visitor asked not to be tracked (DNT/GPC), or no visitor at all
 
     @cached_property

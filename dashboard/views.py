@@ -20,7 +20,7 @@ from django.utils.safestring import mark_safe
 from django.utils.http import urlencode
 
 from beacons import queries
-from beacons.buckets import bucket_zone
+from beacons.buckets import bucket_zone, buckets_between
 from beacons.models import Granularity as G
 from beacons.transfer import cell_neutralise
 
@@ -29,6 +29,11 @@ from .forms import DashboardState, dashboard_state, period_label
 
 TOP_LIMIT = 10
 SUGGESTION_LIMIT = 20
+# However many types are registered (a flood of auto-registered ones), the type choice lists
+# at most this many (the chosen one always among them) and the breakdown stacks the busiest
+# BREAKDOWN_LIMIT, the rest summed as "Other types".
+TYPE_CHOICES_LIMIT = 200
+BREAKDOWN_LIMIT = 12
 
 
 def staff_required(view):
@@ -51,7 +56,7 @@ def staff_required(view):
 
 
 def _state(request) -> tuple:
-    definitions = queries.definitions_listed()
+    definitions = queries.definitions_listed(limit=TYPE_CHOICES_LIMIT, including=request.GET.get("type", "")[:64])
     form, state = dashboard_state(params=request.GET, definitions=definitions, now=timezone.now())
     return definitions, form, state
 
@@ -165,12 +170,11 @@ def _top_csv(state, context):
 def breakdown_panel(state: DashboardState, definitions) -> dict:
     if not definitions:
         return {"breakdown": None}
-    by_definition = queries.series_by_definition(
-        definitions=definitions, granularity=state.granularity, start=state.start, end=state.chart_end
+    top = queries.series_of_top_definitions(
+        granularity=state.granularity, start=state.start, end=state.chart_end, limit=BREAKDOWN_LIMIT
     )
-    named = [(d.name, [count for _, count in by_definition[d.pk]]) for d in definitions]
-    named = [(name, counts) for name, counts in named if any(counts)]
-    moments = [moment for moment, _ in next(iter(by_definition.values()))]
+    named = [(name, [count for _, count in points]) for name, points in top if any(count for _, count in points)]
+    moments = list(buckets_between(state.start, state.chart_end, state.granularity))
     figure = charts.stacked_figure(granularity=state.granularity, x=moments, stacks=named)
     rows = [
         (_local(moment), charts.bucket_label(moment, state.granularity), [counts[i] for _, counts in named])
