@@ -394,3 +394,89 @@ def test_other_methods_on_the_gif_get_405_json_even_with_csrf_checks(method):
     assert response.status_code == 405
     assert response.json() == {"error": "use GET for the image beacon", "field": "method"}
     assert not BeaconDefinition.objects.filter(slug="email_open").exists()
+
+
+# --- item 12 with the real server: granian decodes chunked bodies; a client that gives up ----
+
+
+@pytest.fixture(scope="module")
+def granian(tmp_path_factory):
+    """One granian worker over a migrated SQLite file of its own (the direct sink)."""
+    from bench.servers import Server, manage
+
+    folder = tmp_path_factory.mktemp("granian")
+    url = f"sqlite:///{folder / 'db.sqlite3'}"
+    manage("migrate", "--noinput", env={"DATABASE_URL": url})
+    server = Server(
+        env={"DATABASE_URL": url, "BEACONS_SINK": "direct", "ALLOWED_HOSTS": "127.0.0.1", "WEB_THREADS": "2"},
+        workers=1,
+        log_path=folder / "server.log",
+    ).start()
+    yield server, url
+    server.stop()
+
+
+def _exchange(server, head: bytes, body_parts: list[bytes], *, give_up: bool = False) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head)
+        for part in body_parts:
+            sock.sendall(part)
+        if give_up:
+            sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return answer
+
+
+def _head(extra: str) -> bytes:
+    return (
+        f"POST /beacon HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {BROWSER_UA}\r\n"
+        f"Content-Type: application/json\r\nConnection: close\r\n{extra}\r\n"
+    ).encode()
+
+
+def test_granian_chunked_body_is_counted(granian):
+    from bench.servers import hits_counted
+
+    server, url = granian
+    body = json.dumps({"event_type": "chunky", "identifier": "/c"}).encode()
+    parts = [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in (body[:10], body[10:])] + [b"0\r\n\r\n"]
+    answer = _exchange(server, _head("Transfer-Encoding: chunked\r\n"), parts)
+    assert answer.startswith(b"HTTP/1.1 204")
+    assert hits_counted(url, "chunky") == 1
+
+
+def test_granian_chunked_body_over_the_limit_gets_413(granian):
+    from bench.servers import hits_counted
+
+    server, url = granian
+    body = json.dumps({"event_type": "chunky_big", "meta": {"pad": "x" * 70_000}}).encode()
+    parts = [b"%x\r\n%s\r\n" % (len(body[i : i + 8192]), body[i : i + 8192]) for i in range(0, len(body), 8192)]
+    answer = _exchange(server, _head("Transfer-Encoding: chunked\r\n"), [*parts, b"0\r\n\r\n"])
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert hits_counted(url, "chunky_big") == 0
+
+
+def test_granian_body_cut_short_by_the_client_is_not_counted(granian):
+    import time
+
+    from bench.servers import hits_counted
+
+    server, url = granian
+    body = json.dumps({"event_type": "cut_short"}).encode()
+    answer = _exchange(server, _head(f"Content-Length: {len(body) + 60}\r\n"), [body], give_up=True)
+    assert not answer.startswith(b"HTTP/1.1 204")
+    time.sleep(0.5)
+    assert hits_counted(url, "cut_short") == 0
+    # The same body, whole, is counted (so the zero above is the truncation, not the type).
+    assert _exchange(server, _head(f"Content-Length: {len(body)}\r\n"), [body]).startswith(b"HTTP/1.1 204")
+    assert hits_counted(url, "cut_short") == 1
