@@ -9,10 +9,11 @@ Datetimes in and out are aware; bucket starts come back in UTC (convert with
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db import connection
+from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -100,35 +101,36 @@ def series_of_top_definitions(
     """Totals per bucket over [start, end) of the ``limit`` types counted most in that range
     (by name), then one "Other types" series summing all the rest: [(name, series)].
 
-    One query however many types exist (a subquery picks the top ``limit``); types with
-    nothing counted in the range are left out, and "Other types" only when it counted some.
+    One statement however many types exist: it reads the range's total rows once to rank
+    the types and once to sum them (``identifier=""`` rows, by the identifier index). Types
+    with nothing counted in the range are left out, and "Other types" when it counted none.
     """
-    scope = BeaconAggregate.objects.filter(
-        identifier="", granularity=granularity, period_start__gte=bucket_start(start, granularity), period_start__lt=end
-    )
-    top_ids = (
-        scope.values("definition_id").annotate(total=Sum("count")).order_by("-total", "definition_id")
-        .values("definition_id")[:limit]
-    )  # fmt: skip
-    in_top = Q(definition_id__in=top_ids)
-    rows = (
-        scope.annotate(
-            top_id=Case(When(in_top, then=F("definition_id")), default=Value(0), output_field=IntegerField()),
-            top_name=Case(When(in_top, then=F("definition__name")), default=Value(""), output_field=CharField()),
-        )
-        .values_list("top_id", "top_name", "period_start")
-        .annotate(total=Sum("count"))
-        .order_by()
-    )
+    table, definitions = BeaconAggregate._meta.db_table, BeaconDefinition._meta.db_table
+    sql = f"""
+        WITH scope AS (
+            SELECT definition_id, period_start, count FROM {table}
+            WHERE identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
+        ),
+        top AS (SELECT definition_id FROM scope GROUP BY definition_id ORDER BY SUM(count) DESC, definition_id LIMIT %s)
+        SELECT d.id, d.name, scope.period_start, SUM(scope.count) FROM scope
+        LEFT JOIN top ON top.definition_id = scope.definition_id
+        LEFT JOIN {definitions} d ON d.id = top.definition_id
+        GROUP BY d.id, d.name, scope.period_start
+    """  # noqa: S608 - table names from the models, values as parameters
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [granularity, adapt(bucket_start(start, granularity)), adapt(end), limit])
+        rows = cursor.fetchall()
     counts: dict[tuple[str, int], dict[datetime, int]] = {}
-    for top_id, name, moment, total in rows:
-        counts.setdefault((name, top_id), {})[moment] = total
+    for definition_id, name, moment, total in rows:
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment)
+        if timezone.is_naive(moment):  # SQLite keeps UTC without an offset
+            moment = moment.replace(tzinfo=UTC)
+        counts.setdefault((name or "", definition_id or 0), {})[moment] = int(total)
     moments = list(buckets_between(start, end, granularity))
     ordered = sorted(key for key in counts if key[1]) + [key for key in counts if not key[1]]
-    return [
-        (name if top_id else OTHER_TYPES, [(m, counts[(name, top_id)].get(m, 0)) for m in moments])
-        for name, top_id in ordered
-    ]
+    return [(name if key else OTHER_TYPES, [(m, counts[(name, key)].get(m, 0)) for m in moments]) for name, key in ordered]
 
 
 def _covering_q(start: datetime, end: datetime, allowed: list[str], **scope) -> Q:
