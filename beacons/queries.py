@@ -116,7 +116,7 @@ def series_of_top_definitions(
         LEFT JOIN top ON top.definition_id = scope.definition_id
         LEFT JOIN {definitions} d ON d.id = top.definition_id
         GROUP BY d.id, d.name, scope.period_start
-    """  # noqa: S608 - table names from the models, values as parameters
+    """
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.execute(sql, [granularity, adapt(bucket_start(start, granularity)), adapt(end), limit])

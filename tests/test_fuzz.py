@@ -109,8 +109,8 @@ def _deep(depth: int, opener: str) -> str:
 deep_values = st.builds(_deep, st.integers(min_value=1, max_value=3000), st.sampled_from(["[", '{"a":']))
 hostile_meta = st.one_of(
     deep_values,
-    not_numbers.map(lambda constant: '{"n":%s}' % constant),
-    deep_values.map(lambda value: '{"x":%s}' % value),
+    not_numbers.map(lambda constant: '{"n":' + constant + "}"),
+    deep_values.map(lambda value: '{"x":' + value + "}"),
     st.just("{}"),
 )
 
@@ -125,8 +125,8 @@ def hostile_bodies(draw) -> tuple[bytes, str]:
 
         event_type, meta = events[0]
         return urlencode({"event_type": event_type, "meta": meta}).encode(), "application/x-www-form-urlencoded"
-    texts = ['{"event_type":"%s","meta":%s}' % event for event in events]
-    body = texts[0] if len(texts) == 1 else '{"events":[%s]}' % ",".join(texts)
+    texts = ['{"event_type":"' + event_type + '","meta":' + meta + "}" for event_type, meta in events]
+    body = texts[0] if len(texts) == 1 else '{"events":[' + ",".join(texts) + "]}"
     return body.encode(), draw(st.sampled_from(["application/json", "text/plain"]))
 
 

@@ -180,7 +180,7 @@ def test_form_encoded_deep_meta_gets_400_not_500(meta):
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400"])
 def test_nan_and_infinity_are_refused_and_count_nothing(constant):
-    body = '{"event_type":"error","identifier":"/nan","meta":{"message":"x","n":%s}}' % constant
+    body = '{"event_type":"error","identifier":"/nan","meta":{"message":"x","n":' + constant + "}}"
     response = post_json(body)
     assert response.status_code == 400
     assert response.json()["field"] == "body" and "not valid JSON" in response.json()["error"]
@@ -480,3 +480,24 @@ def test_granian_body_cut_short_by_the_client_is_not_counted(granian):
     # The same body, whole, is counted (so the zero above is the truncation, not the type).
     assert _exchange(server, _head(f"Content-Length: {len(body)}\r\n"), [body]).startswith(b"HTTP/1.1 204")
     assert hits_counted(url, "cut_short") == 1
+
+
+# --- the migration: types a flood left before the budget existed count against it ----------
+
+
+def test_migration_marks_types_still_carrying_their_auto_registered_name():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("beacons.migrations.0008_definition_budget_and_slug_rule")
+    BeaconDefinition.objects.bulk_create(
+        [
+            BeaconDefinition(slug="download_click", name="Download click"),  # as auto-registration named it
+            BeaconDefinition(slug="signup", name="Newsletter sign-ups"),  # renamed by staff
+            BeaconDefinition(slug="search", name="Search", description="what visitors search for"),
+        ]
+    )
+    migration.slugs_fix_and_mark_auto(apps, None)
+    marked = set(BeaconDefinition.objects.filter(auto_registered=True).values_list("slug", flat=True))
+    assert marked == {"download_click"}  # not page_view, error (migration names), signup or search
