@@ -188,16 +188,28 @@ def dropped_add(*, reason: str, count: int, day=None) -> None:
         outage_warning("dropped-hits tally (%s +%d) lost, database unreachable: %s", reason, count, exc)
 
 
-def _first_time(event: EventInput, definition: BeaconDefinition) -> bool:
+def _first_time(event: EventInput, definition: BeaconDefinition, *, claimed: list[str]) -> bool:
+    """False for an event id seen before; a new one is remembered, and its key added to ``claimed``."""
     if not event.event_id:
         return True
     digest = hashlib.sha256(event.event_id.encode()).hexdigest()[:32]
     key = f"beacons:dedupe:{definition.id}:{digest}"
     try:
-        return cache.add(key, 1, timeout=settings.BEACONS_DEDUPE_SECONDS)
+        first = cache.add(key, 1, timeout=settings.BEACONS_DEDUPE_SECONDS)
     except Exception as exc:  # a shared cache (CACHE_URL) that is down: count rather than lose the hit
         outage_warning("dedupe skipped, cache unreachable: %s", exc)
         return True
+    if first:
+        claimed.append(key)
+    return first
+
+
+def _dedupe_release(*, keys: list[str]) -> None:
+    """Forget event ids of a request that failed: it counted nothing, so its retry must count."""
+    try:
+        cache.delete_many(keys)
+    except Exception as exc:  # a cache that is down: a retry within BEACONS_DEDUPE_SECONDS is dropped
+        outage_warning("dedupe ids of a failed request kept, cache unreachable: %s", exc)
 
 
 @dataclass
@@ -238,6 +250,7 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
     hits: list[Hit] = []
     raw: list[BeaconEvent] = []
     inactive = duplicates = over_budget = 0
+    claimed: list[str] = []
     for event in events:
         definition = definitions.get(event.event_type)
         if definition is None:
@@ -246,7 +259,7 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
         if not definition.is_active:
             inactive += 1
             continue
-        if not _first_time(event, definition):
+        if not _first_time(event, definition, claimed=claimed):
             duplicates += 1
             continue
         identifier = identifier_resolve(definition=definition, sent=event.identifier, referer=context.referer)
@@ -266,13 +279,18 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
                     source=context.source,
                 )
             )
-    if raw:
-        try:
-            raw_events_keep(events=raw, definitions=definitions)
-        except DB_UNREACHABLE as exc:  # back-pressure: the counts are kept, single events go first
-            outage_warning("%d single event(s) dropped, database unreachable: %s", len(raw), exc)
-    if hits:
-        get_sink().add(increments_for(hits=hits, received_at=context.received_at))
+    try:
+        if raw:
+            try:
+                raw_events_keep(events=raw, definitions=definitions)
+            except DB_UNREACHABLE as exc:  # back-pressure: the counts are kept, single events go first
+                outage_warning("%d single event(s) dropped, database unreachable: %s", len(raw), exc)
+        if hits:
+            get_sink().add(increments_for(hits=hits, received_at=context.received_at))
+    except BaseException:
+        if claimed:
+            _dedupe_release(keys=claimed)
+        raise
     if over_budget:
         dropped_add(reason=DroppedHits.Reason.OVER_BUDGET, count=over_budget)
     if inactive:

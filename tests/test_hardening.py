@@ -501,3 +501,20 @@ def test_migration_marks_types_still_carrying_their_auto_registered_name():
     migration.slugs_fix_and_mark_auto(apps, None)
     marked = set(BeaconDefinition.objects.filter(auto_registered=True).values_list("slug", flat=True))
     assert marked == {"download_click"}  # not page_view, error (migration names), signup or search
+
+
+def test_a_request_that_failed_to_store_counts_when_retried_with_the_same_id(monkeypatch):
+    from beacons import services
+
+    keep = services.raw_events_keep
+
+    def refuse(**kwargs):
+        raise DatabaseError("value out of range")
+
+    event = {"event_type": "error", "identifier": "/x", "id": "evt-1", "meta": {"message": "boom"}}
+    monkeypatch.setattr(services, "raw_events_keep", refuse)
+    assert post_json(event).status_code == 500
+    monkeypatch.setattr(services, "raw_events_keep", keep)
+    assert post_json(event).status_code == 204  # the retry is not a duplicate: the first counted nothing
+    assert post_json(event).status_code == 204  # a real repeat is
+    assert (day_count("error", "/x"), BeaconEvent.objects.count(), dropped(DroppedHits.Reason.DUPLICATE)) == (1, 1, 1)
