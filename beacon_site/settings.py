@@ -177,11 +177,29 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
+# Errors (a 500's traceback) go to the console whatever DEBUG is, and by mail to ADMINS when
+# DEBUG is off; neither carries a client IP (beacons.logs removes the request's addresses).
+# DJANGO_LOG_LEVEL=WARNING also logs every 4xx, which a flood of bad beacons would fill.
+DEFAULT_EXCEPTION_REPORTER = "beacons.logs.AddressScrubbingReporter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"beacons": {"handlers": ["console"], "level": os.environ.get("BEACONS_LOG_LEVEL", "INFO")}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "no_client_address": {"()": "beacons.logs.ClientAddressFilter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["no_client_address"]},
+        "mail_admins": {
+            "level": "ERROR",
+            "class": "django.utils.log.AdminEmailHandler",
+            "filters": ["require_debug_false", "no_client_address"],
+        },
+    },
+    "loggers": {
+        "django": {"handlers": ["console", "mail_admins"], "level": os.environ.get("DJANGO_LOG_LEVEL", "ERROR")},
+        "beacons": {"handlers": ["console"], "level": os.environ.get("BEACONS_LOG_LEVEL", "INFO")},
+    },
 }
 
 # --- Security headers -------------------------------------------------------------------
@@ -210,6 +228,13 @@ BEACONS_TIME_ZONE = os.environ.get("BEACONS_TIME_ZONE", TIME_ZONE)
 BEACONS_MAX_BATCH = env_int("BEACONS_MAX_BATCH", 50)
 BEACONS_MAX_META_BYTES = env_int("BEACONS_MAX_META_BYTES", 2048)
 BEACONS_MAX_BODY_BYTES = env_int("BEACONS_MAX_BODY_BYTES", 65536)
+# How deep a JSON field (e.g. meta) may nest ({"a": {}} is 2 deep); deeper bodies get a 400.
+BEACONS_MAX_JSON_DEPTH = env_int("BEACONS_MAX_JSON_DEPTH", 8)
+# Auto-registration budget: at most this many types registered by beacons (not in the admin),
+# and at most BEACONS_NEW_TYPES_PER_MINUTE new ones a minute from one visitor and from one
+# network; beyond it unknown types are dropped (tallied as "unknown type over budget").
+BEACONS_MAX_AUTO_TYPES = env_int("BEACONS_MAX_AUTO_TYPES", 100)
+BEACONS_NEW_TYPES_PER_MINUTE = env_int("BEACONS_NEW_TYPES_PER_MINUTE", 10)
 BEACONS_RESPECT_DNT = env_bool("BEACONS_RESPECT_DNT", True)
 # Origins allowed to send beacons cross-origin, e.g. "https://shop.example.com"; "*" for any.
 # The site's own origin and the hosts in ALLOWED_HOSTS are always allowed.
@@ -218,6 +243,9 @@ BEACONS_ALLOWED_ORIGINS = env_list("BEACONS_ALLOWED_ORIGINS")
 # HTTP_X_FORWARDED_FOR (its first entry is used). Empty: REMOTE_ADDR. Never stored.
 BEACONS_CLIENT_IP_HEADER = os.environ.get("BEACONS_CLIENT_IP_HEADER", "")
 BEACONS_RATE_LIMIT = env_int("BEACONS_RATE_LIMIT", 600)  # events per visitor per minute; 0 = off
+# Events per network (IPv4 /24, IPv6 /64) per minute, whatever the user agents; 0 = off.
+# Several visitors share a network (an office behind one address), hence 5 visitors' worth.
+BEACONS_NETWORK_RATE_LIMIT = env_int("BEACONS_NETWORK_RATE_LIMIT", 3000)
 BEACONS_DEDUPE_SECONDS = env_int("BEACONS_DEDUPE_SECONDS", 86400)
 # Largest import an admin upload may be, and an XLSX file may unpack to (the sum of the
 # sizes in its zip directory): a 1 MB XLSX can hold a 1 GiB sheet.

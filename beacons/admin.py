@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
@@ -18,7 +19,7 @@ from .models import (
     Granularity,
 )
 from .resources import AggregateTransferAdminMixin, DefinitionTransferAdminMixin
-from .services import definitions_cache_clear
+from .services import auto_types_budget_left, definitions_cache_clear
 
 
 class BoundedChangeList(ChangeList):
@@ -68,7 +69,7 @@ class BeaconDefinitionForm(forms.ModelForm):
 class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
     form = BeaconDefinitionForm
     list_display = ["name", "slug", "kind", "is_active", "hits_today", "hits_last_7_days", "keep_raw", "updated_at"]
-    list_filter = ["kind", "is_active", "keep_raw", "identifier_rule"]
+    list_filter = ["kind", "is_active", "keep_raw", "identifier_rule", "auto_registered"]
     search_fields = ["slug", "name", "description"]
     readonly_fields = ["created_at", "updated_at"]
     actions = ["activate", "deactivate"]
@@ -109,6 +110,16 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
         )
 
     @admin.display(description="hits today", ordering="_hits_today")
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET" and not settings.BEACONS_STRICT and auto_types_budget_left() == 0:
+            messages.warning(
+                request,
+                f"The budget of {settings.BEACONS_MAX_AUTO_TYPES} automatically registered beacon types is used up: "
+                "beacons of new, unknown types are now dropped (see “dropped hits”). Delete unwanted types "
+                "(filter on “auto registered”), register the ones you need here, or raise BEACONS_MAX_AUTO_TYPES.",
+            )
+        return super().changelist_view(request, extra_context)
+
     def hits_today(self, obj):
         return f"{obj._hits_today or 0:,}"
 

@@ -2,7 +2,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-SLUG_PATTERN = r"^[a-z0-9_.:-]{1,64}$"
+# A letter or digit first: "..", "." or ".gif" must never become a type (nor a path segment).
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"
 IDENTIFIER_MAX_LENGTH = 256
 
 
@@ -51,9 +52,9 @@ class BeaconDefinition(models.Model):
         "event type",
         max_length=64,
         unique=True,
-        validators=[RegexValidator(SLUG_PATTERN, "Use 1–64 lower-case letters, digits, or _ . : -")],
+        validators=[RegexValidator(SLUG_PATTERN, "Use 1–64 lower-case letters, digits, or _ . : -, starting with a letter or digit")],
         help_text="The name websites send, e.g. page_view or download_click. Lower-case letters, "
-        "digits and _ . : - only. Changing it breaks websites that already send the old name.",
+        "digits and _ . : - only, starting with a letter or digit. Changing it breaks websites that already send the old name.",
     )
     name = models.CharField(
         max_length=120, help_text="What staff see on the dashboard, e.g. “Page views” or “Brochure downloads”."
@@ -128,6 +129,11 @@ class BeaconDefinition(models.Model):
         blank=True,
         validators=[MaxValueValidator(60 * 24 * 30)],
         help_text="At most one email per error within this many minutes, however often it happens.",
+    )
+    auto_registered = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Registered by its first beacon rather than in the admin (counts against BEACONS_MAX_AUTO_TYPES).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -271,6 +277,7 @@ class DroppedHits(models.Model):
         BOT = "bot", "Bot or crawler"
         INACTIVE = "inactive", "Beacon type switched off"
         DUPLICATE = "duplicate", "Duplicate event id"
+        OVER_BUDGET = "over_budget", "Unknown type over budget"
 
     day = models.DateField()
     reason = models.CharField(max_length=16, choices=Reason.choices)

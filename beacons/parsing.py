@@ -6,6 +6,7 @@ bad event by index.
 """
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -15,9 +16,9 @@ from django.conf import settings
 from django.http import QueryDict
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 
-from .models import IDENTIFIER_MAX_LENGTH
+from .models import IDENTIFIER_MAX_LENGTH, SLUG_PATTERN
 
-SLUG_RE = re.compile(r"^[a-z0-9_.:-]{1,64}$")
+SLUG_RE = re.compile(SLUG_PATTERN)
 EVENT_ID_MAX_LENGTH = 128
 
 
@@ -60,7 +61,7 @@ def normalise_event_type(value: Any) -> str:
     if len(slug) > 64:
         raise _Invalid("event_type", "event_type is longer than 64 characters")
     if not SLUG_RE.match(slug):
-        raise _Invalid("event_type", "event_type may only contain a-z, 0-9 and _ . : -")
+        raise _Invalid("event_type", "event_type must start with a-z or 0-9 and may only contain a-z, 0-9 and _ . : -")
     return slug
 
 
@@ -95,14 +96,64 @@ def _storable(value: Any) -> bool:
     return True
 
 
+class _NotJSONNumber(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999 parses as inf, which no JSON column can store
+        raise _NotJSONNumber(f"{text} is out of range")
+    return number
+
+
+def _refuse_constant(name: str) -> None:
+    raise _NotJSONNumber(f"{name} is not a JSON number")
+
+
+def json_parse(text: str) -> Any:
+    """``json.loads`` without Python's extensions: NaN, Infinity and overflowing floats are
+    refused (``_NotJSONNumber``, a ValueError), as the databases' JSON columns refuse them."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def nesting_within(value: Any, *, limit: int) -> bool:
+    """True when ``value`` nests at most ``limit`` containers deep (``{}`` is 1, a scalar 0).
+
+    Iterative, and it stops at the first container too deep, so it is safe on any parsed
+    document: it runs before anything that walks a value recursively."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return True
+
+
+def _nesting_check(value: Any, *, field: str) -> None:
+    limit = settings.BEACONS_MAX_JSON_DEPTH
+    if not nesting_within(value, limit=limit):
+        raise _Invalid(field, f"{field} is nested more than {limit} levels deep")
+
+
 def normalise_meta(value: Any) -> dict:
     if value is None:
         return {}
     if isinstance(value, str):  # form posts carry meta as a JSON string
         try:
-            value = json.loads(value) if value.strip() else {}
-        except ValueError:
+            value = json_parse(value) if value.strip() else {}
+        except _NotJSONNumber as problem:
+            raise _Invalid("meta", f"meta is not valid JSON: {problem}") from None
+        except (ValueError, RecursionError):
             raise _Invalid("meta", "meta is not valid JSON") from None
+    _nesting_check(value, field="meta")
     if not isinstance(value, dict):
         raise _Invalid("meta", "meta must be a JSON object")
     if not _storable(value):
@@ -140,11 +191,36 @@ def event_from_mapping(data: Any, *, event_type: str | None = None, identifier: 
 
 def _decode_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw.decode("utf-8"))
+        data = json_parse(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise Rejected(400, "body is not UTF-8 text", "body") from None
+    except _NotJSONNumber as problem:
+        raise Rejected(400, f"body is not valid JSON: {problem}", "body") from None
     except (ValueError, RecursionError):
         raise Rejected(400, "body is not valid JSON", "body") from None
+    _body_nesting_check(data)
+    return data
+
+
+def _body_nesting_check(data: Any) -> None:
+    """Each field's value (``meta``, or any unknown key) may nest BEACONS_MAX_JSON_DEPTH deep,
+    counted from the field, so a batch's envelope does not eat into the allowance."""
+    try:
+        if not isinstance(data, dict):
+            _nesting_check(data, field="body")
+            return
+        for key, value in data.items():
+            if key == "events" and isinstance(value, list):
+                for index, event in enumerate(value):
+                    if isinstance(event, dict):
+                        for event_key, event_value in event.items():
+                            _nesting_check(event_value, field=f"events[{index}].{event_key[:64]}")
+                    else:
+                        _nesting_check(event, field=f"events[{index}]")
+            else:
+                _nesting_check(value, field=key[:64])
+    except _Invalid as problem:
+        raise Rejected(400, problem.error, problem.field) from None
 
 
 def body_to_data(*, raw: bytes, content_type: str, meta: dict) -> Any:

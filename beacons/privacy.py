@@ -1,18 +1,20 @@
 """Visitor keys without storing who the visitor is (Plausible's model).
 
-A visitor key is sha256(daily salt + IP + user agent). The salt is random, changes every
-day, and salts older than two days are deleted, so yesterday's keys cannot be linked to
-today's and no key can be turned back into an address. The IP address itself is never
-stored anywhere.
+A visitor key is an HMAC-SHA256 of (daily salt + IP + user agent) under a key derived from
+``SECRET_KEY``. The salt is random, changes every day, and salts older than two days are
+deleted, so yesterday's keys cannot be linked to today's. The salt is in the database but
+the key is not, so someone who reads the database alone cannot try candidate addresses
+against a stored key. The IP address itself is never stored anywhere.
 """
 
-import hashlib
+import ipaddress
 import secrets
 from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from .models import DailySalt
 
@@ -62,8 +64,27 @@ def salts_purge(*, today: date) -> int:
 
 
 def visitor_key(*, ip: str, user_agent: str) -> str:
-    digest = hashlib.sha256(f"{salt_for_today()}|{ip}|{user_agent}".encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()[:32]
+    message = f"{salt_for_today()}|{ip}|{user_agent}".encode("utf-8", "surrogatepass")
+    return salted_hmac("beacons.privacy.visitor_key", message, algorithm="sha256").hexdigest()[:32]
+
+
+def network_of(ip: str) -> str:
+    """The network an address belongs to: its IPv4 /24 or IPv6 /64 (one home, office or
+    provider's customer), or the text itself when it is not an address."""
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 64
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def network_key(*, ip: str) -> str:
+    """A keyed hash of the address's network, for per-network limits (kept only in the cache)."""
+    message = f"{salt_for_today()}|{network_of(ip)}".encode("utf-8", "surrogatepass")
+    return salted_hmac("beacons.privacy.network_key", message, algorithm="sha256").hexdigest()[:32]
 
 
 def wants_no_tracking(meta: dict) -> bool:

@@ -9,10 +9,11 @@ Datetimes in and out are aware; bucket starts come back in UTC (convert with
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
@@ -107,6 +108,53 @@ def series_by_definition(
         counts[definition_id][bucket] = counts[definition_id].get(bucket, 0) + total
     moments = list(buckets_between(start, end, granularity))
     return {definition_id: [(m, by_moment.get(m, 0)) for m in moments] for definition_id, by_moment in counts.items()}
+
+
+OTHER_TYPES = "Other types"
+
+
+def series_of_top_definitions(
+    *, granularity: str, start: datetime, end: datetime, limit: int
+) -> list[tuple[str, str, list[tuple[datetime, int]]]]:
+    """Totals per bucket over [start, end) of the ``limit`` types counted most in that range
+    (by name), then one "Other types" series summing all the rest: [(name, slug, series)],
+    the slug "" for "Other types".
+
+    One statement however many types exist: it reads the range's total rows once to rank
+    the types and once to sum them (``identifier=""`` rows, by the identifier index). Types
+    with nothing counted in the range are left out, and "Other types" when it counted none.
+    """
+    table, definitions = BeaconAggregate._meta.db_table, BeaconDefinition._meta.db_table
+    sql = f"""
+        WITH scope AS (
+            SELECT definition_id, period_start, count FROM {table}
+            WHERE identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
+        ),
+        top AS (SELECT definition_id FROM scope GROUP BY definition_id ORDER BY SUM(count) DESC, definition_id LIMIT %s)
+        SELECT d.id, d.name, d.slug, scope.period_start, SUM(scope.count) FROM scope
+        LEFT JOIN top ON top.definition_id = scope.definition_id
+        LEFT JOIN {definitions} d ON d.id = top.definition_id
+        GROUP BY d.id, d.name, d.slug, scope.period_start
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [granularity, adapt(bucket_start(start, granularity)), adapt(end), limit])
+        rows = cursor.fetchall()
+    counts: dict[tuple[str, int], dict[datetime, int]] = {}
+    slugs: dict[int, str] = {}
+    for definition_id, name, slug, moment, total in rows:
+        slugs[definition_id or 0] = slug or ""
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment)
+        if timezone.is_naive(moment):  # SQLite keeps UTC without an offset
+            moment = moment.replace(tzinfo=UTC)
+        counts.setdefault((name or "", definition_id or 0), {})[moment] = int(total)
+    moments = list(buckets_between(start, end, granularity))
+    ordered = sorted(key for key in counts if key[1]) + [key for key in counts if not key[1]]
+    return [
+        (name if key else OTHER_TYPES, slugs[key], [(m, counts[(name, key)].get(m, 0)) for m in moments])
+        for name, key in ordered
+    ]
 
 
 def _covering_q(start: datetime, end: datetime, allowed: list[str], **scope) -> Q:
@@ -270,9 +318,22 @@ def live_count(
     return total or 0
 
 
-def definitions_listed() -> list[BeaconDefinition]:
-    """Every registered beacon type, by name (one query): the dashboard's event-type choices."""
-    return list(BeaconDefinition.objects.order_by("name", "slug"))
+def definitions_listed(*, limit: int | None = None, including: str = "", kind: str = "") -> list[BeaconDefinition]:
+    """Registered beacon types (of ``kind``, if given) by name (one query): the dashboard's
+    event-type choices.
+
+    With ``limit``, at most that many: the types registered in the admin before those
+    auto-registered by their first beacon, and always the type whose slug is ``including``
+    (the one a URL asks for), so a flood of auto-registered types cannot swell a page."""
+    definitions = BeaconDefinition.objects.order_by("name", "slug")
+    if kind:
+        definitions = definitions.filter(kind=kind)
+    if limit is None:
+        return list(definitions)
+    first = definitions.order_by("auto_registered", "name", "slug")
+    if including:
+        first = first.order_by(Case(When(slug=including, then=Value(0)), default=Value(1)), "auto_registered", "name", "slug")
+    return sorted(first[:limit], key=lambda d: (d.name, d.slug))
 
 
 def error_groups_latest(*, limit: int = 8) -> list[ErrorGroup]:

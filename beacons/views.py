@@ -2,18 +2,18 @@
 
 import base64
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.http.request import split_domain_port, validate_host
+from django.http.request import validate_host
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from . import privacy
 from .models import DroppedHits
 from .parsing import Rejected, body_to_data, events_from_data
-from .services import DB_UNREACHABLE, RequestContext, dropped_add, events_record, outage_warning
+from .services import DB_UNREACHABLE, RequestContext, dropped_add, events_record, minute_count_add, outage_warning
 
 
 TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -33,15 +33,41 @@ def is_bot(user_agent: str) -> bool:
     return bool(_crawler_detect and _crawler_detect.isCrawler(user_agent))
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_parts(origin: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of a web origin, or None when it is not one (another scheme, a
+    path, credentials, a port out of range, ``null``)."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:  # a port that is not a number or out of 0–65535, a bad IPv6 literal
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname or parts.username is not None or parts.password is not None:
+        return None
+    if parts.path or parts.query or parts.fragment:
+        return None
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
+
+
 def origin_allowed(request: HttpRequest, origin: str) -> bool:
+    """A web origin (http or https, a valid port) whose scheme, host and port match an entry
+    of BEACONS_ALLOWED_ORIGINS or the site's own origin, or whose host is in ALLOWED_HOSTS
+    (the site's own names, on any port: a front-end dev server on localhost:3000)."""
     allowed = settings.BEACONS_ALLOWED_ORIGINS
-    if "*" in allowed or origin in allowed:
+    if "*" in allowed:
         return True
-    host = origin.split("://", 1)[-1]
-    if host == request.get_host():
+    parts = origin_parts(origin)
+    if parts is None:
+        return False
+    if any(parts == origin_parts(entry) for entry in allowed):
         return True
-    domain, _port = split_domain_port(host)
-    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
+    if parts == origin_parts(f"{request.scheme}://{request.get_host()}"):
+        return True
+    host = parts[1]
+    return validate_host(f"[{host}]" if ":" in host else host, settings.ALLOWED_HOSTS)  # ALLOWED_HOSTS spells IPv6 in brackets
 
 
 def _cors(response: HttpResponse, origin: str) -> HttpResponse:
@@ -56,34 +82,66 @@ def _reject(problem: Rejected, origin: str = "") -> JsonResponse:
 
 
 def _read_body(request: HttpRequest) -> bytes:
+    """The body, at most BEACONS_MAX_BODY_BYTES, whole or not at all.
+
+    A body without Content-Length (``Transfer-Encoding: chunked``) is read up to the limit
+    when the server has decoded it and marks the end (``wsgi.input_terminated``: granian,
+    gunicorn); other servers get 411. A body shorter than its Content-Length (the client
+    gave up) is refused, so it is never counted."""
     limit = settings.BEACONS_MAX_BODY_BYTES
+    too_large = Rejected(413, f"body is larger than {limit} bytes", "body")
+    length = request.META.get("CONTENT_LENGTH") or ""
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(length) if length.strip() else None
     except ValueError:
         raise Rejected(400, "Content-Length is not a number", "body") from None
-    if declared > limit:
-        raise Rejected(413, f"body is larger than {limit} bytes", "body")
-    raw = request.read(limit + 1)
+    if declared is not None and declared < 0:
+        raise Rejected(400, "Content-Length is not a number", "body")
+    if declared is not None and declared > limit:
+        raise too_large
+    try:
+        if declared is None:
+            if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+                if not request.META.get("wsgi.input_terminated"):
+                    raise Rejected(411, "send the body with a Content-Length header (chunked bodies are not read here)", "body")
+                raw = _read_bounded(request.META["wsgi.input"], limit + 1)
+            else:
+                raw = _read_bounded(request, limit + 1)
+        else:
+            raw = _read_bounded(request, declared)
+    except OSError:  # the connection broke while reading (Django raises UnreadablePostError)
+        raise Rejected(400, "body ended before its Content-Length: nothing counted", "body") from None
     if len(raw) > limit:
-        raise Rejected(413, f"body is larger than {limit} bytes", "body")
+        raise too_large
+    if declared is not None and len(raw) < declared:
+        raise Rejected(400, "body ended before its Content-Length: nothing counted", "body")
     return raw
 
 
-def _rate_limited(context: RequestContext, events: int) -> bool:
-    limit = settings.BEACONS_RATE_LIMIT
-    if not limit:
-        return False
-    cache_key = f"beacons:rate:{context.visitor_hash}:{int(context.received_at.timestamp() // 60)}"
-    try:
-        cache.add(cache_key, 0, timeout=61)
-        try:
-            return cache.incr(cache_key, events) > limit
-        except ValueError:  # expired between add and incr
-            cache.set(cache_key, events, timeout=61)
-            return events > limit
-    except Exception:  # a shared cache (CACHE_URL) that is down: let the hit through
-        outage_warning("rate limit skipped: cache unreachable", exc_info=True)
-        return False
+def _read_bounded(stream, size: int) -> bytes:
+    """Up to ``size`` bytes: a stream may return fewer per read before its end."""
+    chunks, remaining = [], size
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _rate_limited(context: RequestContext, events: int) -> str:
+    """What was exceeded ("" for nothing): events per visitor or per network per minute."""
+    for limit, scope, key in (
+        (settings.BEACONS_RATE_LIMIT, "visitor", lambda: context.visitor_hash),
+        (settings.BEACONS_NETWORK_RATE_LIMIT, "network", lambda: context.network_hash),
+    ):
+        if not limit:
+            continue
+        total = minute_count_add(key=f"beacons:rate:{scope}:{key()}", amount=events, at=context.received_at)
+        if total is not None and total > limit:
+            return f"more than {limit} events a minute from one {scope}"
+    return ""
 
 
 def _accept(request: HttpRequest, *, event_type=None, identifier=None, source: str, data=None) -> HttpResponse | None:
@@ -102,8 +160,9 @@ def _accept(request: HttpRequest, *, event_type=None, identifier=None, source: s
         ip=privacy.client_ip(request.META),
         tracked=not privacy.wants_no_tracking(request.META),
     )
-    if _rate_limited(context, len(events)):
-        raise Rejected(429, f"more than {settings.BEACONS_RATE_LIMIT} events a minute from one visitor", "events")
+    exceeded = _rate_limited(context, len(events))
+    if exceeded:
+        raise Rejected(429, exceeded, "events")
     events_record(events=events, context=context)
     return None
 
@@ -155,6 +214,7 @@ def _source_name(content_type: str) -> str:
     }.get(media_type, "json")
 
 
+@csrf_exempt  # it never changes state on a POST, PUT or DELETE: those get 405, not a CSRF page
 def beacon_gif(request: HttpRequest, event_type: str) -> HttpResponse:
     """GET /beacon/<type>.gif?i=<identifier>: a 1×1 GIF for <noscript> and email opens."""
     if request.method not in ("GET", "HEAD"):

@@ -110,6 +110,7 @@ def scenario_run(scenario: Scenario, *, kind: str, databases: dict[str, str], se
         "BEACONS_REDIS_URL": REDIS_URL,
         "BEACONS_REDIS_PREFIX": REDIS_PREFIX,
         "BEACONS_RATE_LIMIT": "0",  # one load generator is one visitor
+        "BEACONS_NETWORK_RATE_LIMIT": "0",  # ... on one network
         "BENCH_STATUS_DIR": str(status_dir),
         "ALLOWED_HOSTS": "127.0.0.1",
     }

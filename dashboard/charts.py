@@ -57,8 +57,14 @@ def bucket_label(moment: datetime, granularity: str) -> str:
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
 
 
+OTHER_TYPES_COLOUR = "#9ca3af"  # grey: "Other types" is no type of its own
+
+
 def type_colour(slug: str) -> str:
-    """The one colour an event type has on every chart, whatever else is shown beside it."""
+    """The one colour an event type has on every chart, whatever else is shown beside it
+    (slug "" is the "Other types" sum)."""
+    if not slug:
+        return OTHER_TYPES_COLOUR
     return PALETTE[zlib.crc32(slug.encode()) % len(PALETTE)]
 
 

@@ -109,7 +109,7 @@ def error_list(request):
     context = {"form": form, "values": values, "page_obj": page, "rows": rows, "query": query.urlencode()}
     if request.htmx and request.htmx.target == "error-results":
         return render(request, "dashboard/errors/list.html#results", context)
-    error_types = [d for d in queries.definitions_listed() if d.kind == BeaconDefinition.Kind.ERROR]
+    error_types = queries.definitions_listed(kind=BeaconDefinition.Kind.ERROR)
     context["page_suggestions"] = queries.top_identifiers(
         definitions=error_types, start=now - timedelta(days=PAGE_SUGGESTION_DAYS), end=now, limit=30
     ) if error_types else []  # fmt: skip

@@ -17,7 +17,7 @@ from django.utils.safestring import mark_safe
 from django.utils.http import urlencode
 
 from beacons import queries
-from beacons.buckets import bucket_after, bucket_zone
+from beacons.buckets import bucket_after, bucket_zone, buckets_between
 from beacons.models import Granularity as G
 from beacons.transfer import cell_neutralise
 
@@ -26,10 +26,15 @@ from .forms import SCALES, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
 from .permissions import PANEL_PERMISSIONS, VIEW_COUNTS, VIEW_ERRORS, permission_required, user_may
 
 SUGGESTION_LIMIT = 20
+# However many types are registered (a flood of auto-registered ones), the type choice lists
+# at most this many (the chosen one always among them) and the breakdown stacks the busiest
+# BREAKDOWN_LIMIT, the rest summed as "Other types".
+TYPE_CHOICES_LIMIT = 200
+BREAKDOWN_LIMIT = 12
 
 
 def _state(request) -> tuple:
-    definitions = queries.definitions_listed()
+    definitions = queries.definitions_listed(limit=TYPE_CHOICES_LIMIT, including=request.GET.get("type", "")[:64])
     form, state = dashboard_state(params=request.GET, definitions=definitions, now=timezone.now())
     return definitions, form, state
 
@@ -210,12 +215,11 @@ SMALL_MULTIPLES_LIMIT = 12  # types drawn one under the other; the busiest ones 
 def breakdown_panel(state: DashboardState, definitions) -> dict:
     if not definitions:
         return {"breakdown": None}
-    by_definition = queries.series_by_definition(
-        definitions=definitions, granularity=state.granularity, start=state.start, end=state.chart_end
+    top = queries.series_of_top_definitions(
+        granularity=state.granularity, start=state.start, end=state.chart_end, limit=BREAKDOWN_LIMIT
     )
-    named = [(d.name, d.slug, [count for _, count in by_definition[d.pk]]) for d in definitions]
-    named = [(name, slug, counts) for name, slug, counts in named if any(counts)]
-    moments = [moment for moment, _ in next(iter(by_definition.values()))]
+    named = [(name, slug, [count for _, count in points]) for name, slug, points in top if any(count for _, count in points)]
+    moments = list(buckets_between(state.start, state.chart_end, state.granularity))
     left_out = 0
     if state.scale == "own":
         shown = sorted(named, key=lambda item: -sum(item[2]))[:SMALL_MULTIPLES_LIMIT]

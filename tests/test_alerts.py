@@ -44,6 +44,7 @@ def alert_settings(settings):
     settings.BEACONS_ALERT_HANDLERS = ["beacons.alerts.email_handler"]
     settings.BEACONS_BASE_URL = "https://beacons.example/"
     settings.BEACONS_RATE_LIMIT = 0
+    settings.BEACONS_NETWORK_RATE_LIMIT = 0
     calls.clear()
     yield settings
     alerts.alerts_wait()

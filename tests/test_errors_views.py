@@ -37,6 +37,7 @@ def error(message="TypeError: x is undefined", *, stack=STACK, page="/checkout",
 def _alert_settings(settings):
     settings.BEACONS_ALERT_EMAILS = ["oncall@example.com"]
     settings.BEACONS_RATE_LIMIT = 0
+    settings.BEACONS_NETWORK_RATE_LIMIT = 0
     yield
     alerts.alerts_wait()
     alerts.alerts_retries_cancel()

@@ -65,6 +65,7 @@ def environment(database_url):
         "BEACONS_REDIS_URL": django_settings.BEACONS_REDIS_URL,
         "BEACONS_REDIS_PREFIX": prefix,
         "BEACONS_RATE_LIMIT": "0",  # the load comes from one visitor
+        "BEACONS_NETWORK_RATE_LIMIT": "0",  # ... on one network
         "ALLOWED_HOSTS": "127.0.0.1",
         "WEB_THREADS": "4",
     }

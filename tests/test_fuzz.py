@@ -1,4 +1,5 @@
-"""Property-based: no body, content type, header or path ever gets a 500 from ingest."""
+"""Property-based: no body, content type, header or path ever gets a 500 from ingest, and a
+rejected request counts nothing."""
 
 import json
 
@@ -92,3 +93,73 @@ def test_gif_never_answers_500(event_type, identifier):
 
     response = Client(HTTP_USER_AGENT=BROWSER_UA).get(f"/beacon/{quote(event_type, safe='')}.gif", {"i": identifier})
     assert response.status_code < 500
+
+
+# --- hostile bodies: deep nesting, NaN/Infinity, floods of new types ------------------------
+
+new_types = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12).map(lambda t: f"t{t}")
+not_numbers = st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1E400", "1" * 5000])
+
+
+def _deep(depth: int, opener: str) -> str:
+    closer = {"[": "]", '{"a":': "}"}[opener]
+    return opener * depth + "1" + closer * depth
+
+
+deep_values = st.builds(_deep, st.integers(min_value=1, max_value=3000), st.sampled_from(["[", '{"a":']))
+hostile_meta = st.one_of(
+    deep_values,
+    not_numbers.map(lambda constant: '{"n":' + constant + "}"),
+    deep_values.map(lambda value: '{"x":' + value + "}"),
+    st.just("{}"),
+)
+
+
+@st.composite
+def hostile_bodies(draw) -> tuple[bytes, str]:
+    """A JSON or form body whose events have new types and meta that may nest deep or hold NaN."""
+    events = draw(st.lists(st.tuples(new_types | st.just("page_view"), hostile_meta), min_size=1, max_size=20))
+    form = draw(st.booleans()) and len(events) == 1
+    if form:
+        from urllib.parse import urlencode
+
+        event_type, meta = events[0]
+        return urlencode({"event_type": event_type, "meta": meta}).encode(), "application/x-www-form-urlencoded"
+    texts = ['{"event_type":"' + event_type + '","meta":' + meta + "}" for event_type, meta in events]
+    body = texts[0] if len(texts) == 1 else '{"events":[' + ",".join(texts) + "]}"
+    return body.encode(), draw(st.sampled_from(["application/json", "text/plain"]))
+
+
+def _counted() -> tuple:
+    from django.db.models import Sum
+
+    from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent
+
+    return (
+        BeaconAggregate.objects.aggregate(total=Sum("count"))["total"] or 0,
+        BeaconEvent.objects.count(),
+        BeaconDefinition.objects.count(),
+    )
+
+
+@pytest.fixture
+def small_type_budget(settings):
+    settings.BEACONS_MAX_AUTO_TYPES = 8  # below the per-minute allowance, so the flood reaches it
+    return settings.BEACONS_MAX_AUTO_TYPES
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=hostile_bodies(), user_agent=st.integers(min_value=0, max_value=5).map(lambda n: f"{BROWSER_UA} fuzz{n}"))
+def test_hostile_bodies_never_answer_500_and_count_nothing_when_rejected(small_type_budget, body, user_agent):
+    from beacons.models import BeaconDefinition
+
+    raw, content_type = body
+    before = _counted()
+    response = Client(raise_request_exception=False, HTTP_USER_AGENT=user_agent).generic(
+        "POST", "/beacon", data=raw, content_type=content_type
+    )
+    assert response.status_code in {204, 400, 413, 429}
+    if response.status_code >= 400:
+        assert "error" in response.json()
+        assert _counted() == before
+    assert BeaconDefinition.objects.filter(auto_registered=True).count() <= small_type_budget
