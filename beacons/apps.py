@@ -5,3 +5,6 @@ class BeaconsConfig(AppConfig):
     name = "beacons"
     verbose_name = "Beacons"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 (registers the system checks)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from beacons import alerts
 from beacons.alerts import alert_recipients, alerts_send_pending, alerts_suppressed
 from beacons.errors import error_group_status_set
-from beacons.models import BeaconDefinition, ErrorGroup
+from beacons.models import BeaconDefinition, BeaconEvent, ErrorGroup
 from beacons.signals import error_alert
 
 pytestmark = pytest.mark.django_db
@@ -427,3 +427,37 @@ def test_concurrent_first_hits_make_one_group_and_one_alert():
     assert set(statuses) == {204}
     assert ErrorGroup.objects.get().count == 200
     assert len(mail.outbox) == 1
+
+
+# --- nobody configured: the superusers are told (issue 11) ----------------------------------------
+
+
+def test_no_alert_address_configured_emails_the_active_superusers(send, settings, django_user_model):
+    settings.BEACONS_ALERT_EMAILS = []
+    settings.ADMINS = []
+    django_user_model.objects.create_superuser("ada", "ada@shop.example", "x")
+    django_user_model.objects.create_superuser("bob", "bob@shop.example", "x", is_active=False)
+    django_user_model.objects.create_superuser("cy", "", "x")
+    django_user_model.objects.create_user("dee", "dee@shop.example", "x", is_staff=True)
+    send(error())
+    assert deliver().sent == 1
+    assert [message.to for message in mail.outbox] == [["ada@shop.example"]]
+
+
+def test_a_configured_address_still_wins_over_the_superusers(send, settings, django_user_model):
+    settings.BEACONS_ALERT_EMAILS = []
+    settings.ADMINS = [("Ops", "ops@shop.example")]
+    django_user_model.objects.create_superuser("ada", "ada@shop.example", "x")
+    send(error())
+    deliver()
+    assert mail.outbox[0].to == ["ops@shop.example"]
+
+
+def test_alert_names_the_error_by_its_message_when_single_events_are_gone(send):
+    send(error("TypeError: Cannot read properties of undefined (reading 'price')"))
+    BeaconEvent.objects.all().delete()  # e.g. past their retention when a retry is sent
+    deliver()
+    [message] = mail.outbox
+    assert message.subject == "[Beacons] New error: TypeError: Cannot read properties of undefined (reading 'price')"
+    assert "(reading 'price')" in message.body and "<str>" not in message.body
+    assert "(reading &#x27;price&#x27;)" in message.alternatives[0][0]
