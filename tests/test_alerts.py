@@ -1,6 +1,7 @@
 """Error alerts: when they fire, cooldown and storms, recipients, email, webhook, hooks, retries."""
 
 import json
+import re
 import sys
 import threading
 from datetime import timedelta
@@ -399,8 +400,10 @@ def test_alert_is_sent_once_the_ingest_transaction_commits(send):
 def test_beacons_alerts_command_reports_what_it_sent(send, capsys):
     send(error())
     call_command("beacons_alerts")
-    assert "sent 1," in capsys.readouterr().out
+    assert re.fullmatch(r"sent 1 alert in \d+\.\d s\n", capsys.readouterr().out)
     assert len(mail.outbox) == 1
+    call_command("beacons_alerts")
+    assert re.fullmatch(r"no alerts waiting \(\d+\.\d s\)\n", capsys.readouterr().out)
 
 
 @pytest.mark.postgres

@@ -90,7 +90,8 @@ def test_export_delete_import_replace_restores_identical_counts(traffic, tmp_pat
 
     out, _ = import_file(path, "replace")
 
-    assert f"rows: {len(before):,} new, 0 updated, 0 skipped, 0 failed" in out
+    assert out.startswith(f"imported {len(before):,} rows in replace mode in ")
+    assert f": {len(before):,} new, 0 updated, 0 skipped, 0 failed" in out
     assert snapshot() == before
 
 
