@@ -1,3 +1,4 @@
+import io
 import re
 import threading
 from collections import Counter
@@ -103,6 +104,19 @@ def test_drain_command_reports_what_it_moved(redis_sink, page_views, capsys):
     call_command("beacons_drain")
     assert re.fullmatch(r"drained \d+ counters \(2 hits\) in 1 batch in \d+\.\d s\n", capsys.readouterr().out)
     assert hour_total("/cmd") == 2
+
+
+def test_drain_command_shows_progress_lines_when_not_a_terminal(redis_sink, page_views, monkeypatch):
+    from beacons.management.commands import beacons_drain
+
+    page_views("/progress", 2)
+    monkeypatch.setattr(drain, "SCAN_COUNT", 2)
+    monkeypatch.setattr(beacons_drain, "PROGRESS_EVERY", 4)
+    err = io.StringIO()
+    call_command("beacons_drain", stdout=io.StringIO(), stderr=err)
+    lines = err.getvalue().splitlines()
+    assert lines and all(re.fullmatch(r"draining: … \d+ counters", line) for line in lines)
+    assert hour_total("/progress") == 2
 
 
 def test_drain_command_with_nothing_to_drain_says_so(redis_sink, capsys):

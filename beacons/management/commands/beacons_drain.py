@@ -5,7 +5,9 @@ import time
 from django.core.management.base import CommandError
 
 from beacons.drain import drain_batches_purge, drain_with_retries
-from beacons.management.base import BeaconsCommand, duration, plural, seconds, whole_number
+from beacons.management.base import BeaconsCommand, Progress, duration, plural, seconds, whole_number
+
+PROGRESS_EVERY = 100_000
 
 PURGE_EVERY_SECONDS = 3600
 
@@ -31,14 +33,14 @@ class Command(BeaconsCommand):
     def handle(self, *args, loop, interval, attempts, verbosity, **options):
         self.verbosity = verbosity
         if not loop:
-            self._pass(attempts=attempts, quiet_when_empty=False)
+            self._pass(attempts=attempts, looping=False)
             return
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())  # finish the pass in progress, then exit
         purged_at = float("-inf")
         while not stop.is_set():
-            self._pass(attempts=None, quiet_when_empty=True)
+            self._pass(attempts=None, looping=True)
             if time.monotonic() - purged_at > PURGE_EVERY_SECONDS:
                 purged_at = time.monotonic()
                 self._purge()
@@ -53,11 +55,14 @@ class Command(BeaconsCommand):
         if deleted:
             self.stdout.write(f"deleted {plural(deleted, 'drain batch record')} older than 7 days")
 
-    def _pass(self, *, attempts: int | None, quiet_when_empty: bool) -> None:
+    def _pass(self, *, attempts: int | None, looping: bool) -> None:
         """One drain; its summary in words (with --loop, an empty pass says nothing unless -v 2)."""
         started = time.monotonic()
+        # With --loop (a service), no progress: its log would fill with lines.
+        progress = Progress(stream=self.stderr, unit="counters", every=PROGRESS_EVERY, label="draining")
         try:
-            result = drain_with_retries(attempts=attempts)
+            with progress:
+                result = drain_with_retries(attempts=attempts, on_fields=None if looping else progress.update)
         except Exception as exc:
             raise CommandError(f"drain failed, counts stay in Redis: {exc}") from exc
         elapsed = duration(time.monotonic() - started)
@@ -67,5 +72,5 @@ class Command(BeaconsCommand):
                 f"drained {plural(result.keys, 'counter')} ({plural(result.hits, 'hit')}) in "
                 f"{plural(result.batches, 'batch', 'batches')} in {elapsed}{discarded}"
             )
-        elif result.discarded or not quiet_when_empty or self.verbosity > 1:
+        elif result.discarded or not looping or self.verbosity > 1:
             self.stdout.write(f"nothing to drain: Redis holds no new counts ({elapsed}){discarded}")
