@@ -143,28 +143,32 @@ class Command(BeaconsCommand):
         pages = page_names(count=identifiers, rng=rng)
         rows = 0
         day_count = len({bucket_start(moment, G.DAY) for moment, _ in hour_weights})
-        progress = Progress(
-            stream=self.stderr, unit="days", every=100, total=day_count * (1 + len(CUSTOM_TYPES)), label="writing counts"
-        )
-        with transaction.atomic(), progress:
-            rows += traffic_write(
-                definition=page_view, names=pages, hits=hits, hour_weights=hour_weights, now=now, rng=rng,
-                launched=(LAUNCHED_PAGE, now - timedelta(days=21)) if identifiers >= 20 else None,
-                on_day=progress.update,
-            )  # fmt: skip
+
+        def progress(definition: BeaconDefinition) -> Progress:
+            label = f"writing {definition.name.lower()}"
+            return Progress(stream=self.stderr, unit="days", every=100, total=day_count, label=label)
+
+        with transaction.atomic():
+            with progress(page_view) as shown:
+                rows += traffic_write(
+                    definition=page_view, names=pages, hits=hits, hour_weights=hour_weights, now=now, rng=rng,
+                    launched=(LAUNCHED_PAGE, now - timedelta(days=21)) if identifiers >= 20 else None,
+                    on_day=shown.update,
+                )  # fmt: skip
             for slug, name, description, share, names in CUSTOM_TYPES:
                 definition, _ = BeaconDefinition.objects.get_or_create(
                     slug=slug, defaults={"name": name, "description": description, "kind": BeaconDefinition.Kind.CUSTOM}
                 )
-                rows += traffic_write(
-                    definition=definition, names=names, hits=round(hits * share), hour_weights=hour_weights, now=now,
-                    rng=rng, on_day=progress.update,
-                )  # fmt: skip
+                with progress(definition) as shown:
+                    rows += traffic_write(
+                        definition=definition, names=names, hits=round(hits * share), hour_weights=hour_weights,
+                        now=now, rng=rng, on_day=shown.update,
+                    )  # fmt: skip
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:  # fresh statistics, so the planner uses the right indexes at once
                 cursor.execute(f"ANALYZE {BeaconAggregate._meta.db_table}")
-        with Progress(stream=self.stderr, unit="errors", every=100, total=errors, label="sending errors") as progress:
-            counted = errors_send(count=errors, now=now, pages=pages[:40], rng=rng, on_error=progress.update)
+        with Progress(stream=self.stderr, unit="errors", every=100, total=errors, label="sending errors") as shown:
+            counted = errors_send(count=errors, now=now, pages=pages[:40], rng=rng, on_error=shown.update)
         self.stdout.write(
             f"beacons_demo: {plural(hits, 'page view')} over {plural(days, 'day')} and {plural(identifiers, 'page')}, "
             f"custom events and {plural(counted, 'error')}: {plural(rows, 'counter row')} written in "
