@@ -192,6 +192,7 @@ def test_demo_login_is_created_once_and_printed_again(tmp_path):
     assert "(new password)" in first and "(same as last time; --reset for a new one)" in second
     user = authenticate(username="demo", password=password)
     assert user is not None and user.is_staff and user.is_superuser
+    assert user.email == "demo@localhost"  # so the demo's error alerts reach someone (see alert_audience)
     assert stat.S_IMODE(login_file.stat().st_mode) == 0o600
 
 

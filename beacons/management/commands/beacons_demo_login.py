@@ -62,6 +62,9 @@ class Command(BeaconsCommand):
                 password = secrets.token_urlsafe(9)
                 user.set_password(password)
             user.is_staff = user.is_superuser = user.is_active = True
+            # Error alerts fall back to superusers' addresses: with the default console backend the
+            # demo's alerts then show in the terminal instead of going nowhere.
+            user.email = user.email or f"{username}@localhost"
             user.save()
         if not keep:
             login_write(path, username=username, password=password)
