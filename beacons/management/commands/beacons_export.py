@@ -3,8 +3,6 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from django.core.management.base import CommandError
-
 from beacons import transfer
 from beacons.management.base import BeaconsCommand, Progress, duration, moment, option_error, plural
 from beacons.models import BeaconDefinition
@@ -55,7 +53,7 @@ class Command(BeaconsCommand):
             chunks = transfer.rows_write(headers=DEFINITION_COLUMNS, rows=counted(rows), file_format=file_format)
         else:
             if options["definition"] and not BeaconDefinition.objects.filter(slug=options["definition"]).exists():
-                raise CommandError(f"no beacon type {options['definition']!r}")
+                raise option_error(f"--definition: no beacon type {options['definition']!r}")
             queryset = transfer.aggregates_filter(
                 definition=options["definition"],
                 granularity=transfer.GRANULARITY_CODES.get(options["granularity"] or ""),

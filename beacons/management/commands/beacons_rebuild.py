@@ -1,7 +1,5 @@
 import time
 
-from django.core.management.base import CommandError
-
 from beacons.maintenance import aggregates_rebuild
 from beacons.management.base import BeaconsCommand, Progress, duration, moment, option_error, plural
 from beacons.models import BeaconDefinition
@@ -27,9 +25,9 @@ class Command(BeaconsCommand):
         if definition:
             definitions = BeaconDefinition.objects.filter(slug=definition)
             if not definitions.exists():
-                raise CommandError(f"no beacon type {definition!r}")
+                raise option_error(f"--definition: no beacon type {definition!r}")
             if not definitions.get().keep_raw:
-                raise CommandError(f"{definition!r} does not keep single events: nothing to rebuild from")
+                raise option_error(f"--definition: {definition!r} does not keep single events: nothing to rebuild from")
         started = time.monotonic()
         with Progress(stream=self.stderr, unit="events", every=100_000, label="reading single events") as progress:
             written = aggregates_rebuild(start=start, end=end, definitions=list(definitions), on_events=progress.update)
