@@ -368,7 +368,8 @@ def webhook_handler(group: ErrorGroup, reason: str) -> None:
         "group": {
             "id": group.pk,
             "definition": group.definition.slug,
-            "title": group.title,
+            "title": group.headline,  # the latest message, as staff read it
+            "grouped_as": group.title,  # the masked message: the grouping key
             "culprit": group.culprit,
             "status": group.status,
             "count": group.count,

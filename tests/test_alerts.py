@@ -342,13 +342,16 @@ def webhook_server(settings):
 
 
 def test_webhook_handler_posts_the_alert_as_json(send, webhook_server):
-    send(error(page="/checkout"))
+    send(error("TypeError: Item 42 is undefined", page="/checkout"))
     assert deliver().sent == 1
     [(content_type, body)] = webhook_server.received
     group = ErrorGroup.objects.get()
     assert content_type == "application/json"
     assert body["reason"] == "new"
-    assert body["text"] == "[Beacons] New error on /checkout: TypeError: x is undefined"
+    assert body["text"] == "[Beacons] New error on /checkout: TypeError: Item 42 is undefined"
+    assert (body["group"]["title"], body["group"]["grouped_as"]) == (
+        "TypeError: Item 42 is undefined", "TypeError: Item <num> is undefined"
+    )  # fmt: skip
     assert body["url"] == f"https://beacons.example/dashboard/errors/{group.pk}/"
     assert body["group"]["count"] == 1 and body["group"]["culprit"] == "pay (/static/checkout.js)"
     assert body["pages"] == [{"page": "/checkout", "count": 1}]
