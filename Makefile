@@ -30,7 +30,7 @@ demo: .secret-key migrate
 
 run: demo
 	mkdir -p staticfiles
-	$(BIN)/python manage.py beacons_demo_login
+	$(BIN)/python manage.py beacons_demo_login --host $(HOST) --port $(PORT)
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Production: compressed static files, migrations, then granian with one worker per CPU

@@ -35,8 +35,23 @@ def workers_default() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def checks_pass() -> None:
+    """Django's system checks, as runserver runs them: a setting that cannot work stops the start
+    here with its message (e.g. the file email backend without EMAIL_FILE_PATH), not at delivery."""
+    import django
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    django.setup()
+    try:
+        call_command("check", fail_level="ERROR")
+    except SystemCheckError as problems:
+        raise SystemExit(str(problems)) from None
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beacon_site.settings")
+    checks_pass()
     threads = int(os.environ.get("WEB_THREADS") or 4)
     Granian(
         "beacon_site.wsgi:application",

@@ -13,6 +13,7 @@ from .models import (
     BeaconAggregate,
     BeaconDefinition,
     BeaconEvent,
+    DEFAULT_GRANULARITIES,
     DrainBatch,
     DroppedHits,
     ErrorGroup,
@@ -57,6 +58,7 @@ class BeaconDefinitionForm(forms.ModelForm):
     granularities = GranularitiesField(
         label="Time buckets",
         choices=Granularity.choices,
+        initial=DEFAULT_GRANULARITIES,  # a declared field does not take the model default by itself
         help_text=BeaconDefinition._meta.get_field("granularities").help_text,
     )
 
@@ -192,9 +194,9 @@ class DrainBatchAdmin(ModelAdmin):
 class ErrorGroupAdmin(ModelAdmin):
     """Counts and times are written by ingest only; status changes go through the actions, which record who."""
 
-    list_display = ["title", "definition", "status", "count", "first_seen", "last_seen", "last_alerted_at"]
+    list_display = ["headline", "definition", "status", "count", "first_seen", "last_seen", "last_alerted_at"]
     list_filter = ["status", "definition"]
-    search_fields = ["title", "culprit", "fingerprint"]
+    search_fields = ["message", "title", "culprit", "fingerprint"]
     date_hierarchy = "last_seen"
     list_select_related = ["definition"]
     ordering = ["-last_seen"]
@@ -204,6 +206,10 @@ class ErrorGroupAdmin(ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="error", ordering="message")
+    def headline(self, obj):
+        return obj.headline
 
     def _status_set(self, request, queryset, status):
         from .errors import error_group_status_set

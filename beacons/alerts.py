@@ -226,14 +226,44 @@ def _deliver(*, group: ErrorGroup, reason: str, retrying: bool) -> list[str]:
 # --- what an alert says ----------------------------------------------------------------------
 
 
-def alert_recipients(*, definition: BeaconDefinition) -> list[str]:
-    """The definition's addresses, else BEACONS_ALERT_EMAILS, else the addresses in ADMINS."""
+@dataclass(frozen=True, slots=True)
+class AlertAudience:
+    addresses: list[str]
+    source: str  # where the addresses come from, in words ("" when nobody will be told)
+
+
+def alert_audience(*, definition: BeaconDefinition) -> AlertAudience:
+    """Who error alerts of ``definition`` are emailed to, and why: the type's own addresses, else
+    BEACONS_ALERT_EMAILS, else ADMINS, else the active superusers' addresses (so a fresh install
+    tells someone). One query, only in the last case."""
+    from django.contrib.auth import get_user_model
+
     listed = [address.strip() for address in re.split(r"[,;\n]", definition.alert_emails or "") if address.strip()]
     if listed:
-        return listed
+        return AlertAudience(listed, "this beacon type's alert addresses")
     if settings.BEACONS_ALERT_EMAILS:
-        return list(settings.BEACONS_ALERT_EMAILS)
-    return [admin[1] if isinstance(admin, (list, tuple)) else admin for admin in settings.ADMINS]
+        return AlertAudience(list(settings.BEACONS_ALERT_EMAILS), "BEACONS_ALERT_EMAILS")
+    admins = [admin[1] if isinstance(admin, (list, tuple)) else admin for admin in settings.ADMINS]
+    if admins:
+        return AlertAudience(admins, "ADMINS")
+    superusers = (
+        get_user_model()
+        .objects.filter(is_superuser=True, is_active=True)
+        .exclude(email="")
+        .order_by("pk")
+        .values_list("email", flat=True)
+    )
+    addresses = list(dict.fromkeys(superusers))
+    return AlertAudience(addresses, "the superusers' addresses (no alert address is set)" if addresses else "")
+
+
+def alert_recipients(*, definition: BeaconDefinition) -> list[str]:
+    """The addresses error alerts of ``definition`` are emailed to (see ``alert_audience``)."""
+    return alert_audience(definition=definition).addresses
+
+
+def alert_emails_on() -> bool:
+    return "beacons.alerts.email_handler" in settings.BEACONS_ALERT_HANDLERS
 
 
 def one_line(text: object, limit: int) -> str:
@@ -283,12 +313,12 @@ def alert_details(group: ErrorGroup, reason: str) -> AlertDetails:
     if reason == Reason.THRESHOLD:
         label = f"Error spike ({group.window_count:,} in {window_minutes} min)"
     where = f" on {page}" if page else ""
-    subject = one_line(f"[Beacons] {label}{where}: {message or group.title}", SUBJECT_MAX_LENGTH)
+    subject = one_line(f"[Beacons] {label}{where}: {message or group.headline}", SUBJECT_MAX_LENGTH)
     details = AlertDetails(
         group=group,
         reason=reason,
         reason_label=Reason(reason).label,
-        message=message or group.title,
+        message=message or group.headline,
         stack=stack,
         page=page,
         pages=error_pages(group=group, limit=AFFECTED_PAGES_SHOWN),
@@ -307,7 +337,10 @@ def email_handler(group: ErrorGroup, reason: str) -> None:
     """Email the alert (plain text and HTML) to the definition's recipients (see alert_recipients)."""
     recipients = alert_recipients(definition=group.definition)
     if not recipients:
-        logger.warning("error alert for group %s not emailed: set BEACONS_ALERT_EMAILS or ADMINS", group.pk)
+        logger.warning(
+            "error alert for group %s not emailed: set BEACONS_ALERT_EMAILS or ADMINS, or give a superuser an email address",
+            group.pk,
+        )
         return
     details = alert_details(group, reason)
     context = {"alert": details, "group": group}
@@ -335,7 +368,8 @@ def webhook_handler(group: ErrorGroup, reason: str) -> None:
         "group": {
             "id": group.pk,
             "definition": group.definition.slug,
-            "title": group.title,
+            "title": group.headline,  # the latest message, as staff read it
+            "grouped_as": group.title,  # the masked message: the grouping key
             "culprit": group.culprit,
             "status": group.status,
             "count": group.count,

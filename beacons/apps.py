@@ -6,5 +6,5 @@ class BeaconsConfig(AppConfig):
     verbose_name = "Beacons"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self):
+    def ready(self) -> None:
         from . import checks  # noqa: F401 (registers the system checks)

@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -78,22 +78,25 @@ def _client(url: str):
     return redis_client(url)
 
 
-def drain_pass(*, client=None, prefix: str | None = None) -> DrainResult:
-    """Finish leftover batches, then move the live hash into the database. See the module docstring."""
+def drain_pass(*, client=None, prefix: str | None = None, on_fields: Callable[[int], None] | None = None) -> DrainResult:
+    """Finish leftover batches, then move the live hash into the database. See the module docstring.
+    ``on_fields(n)`` is told after each ``n`` counters read from Redis (progress display)."""
     client = client or _client(settings.BEACONS_REDIS_URL)
     prefix = prefix or settings.BEACONS_REDIS_PREFIX
     live, pending = live_and_pending_keys(prefix)
     result = DrainResult()
     for raw_id in sorted(client.smembers(pending)):
-        _batch_finish(client=client, prefix=prefix, batch_id=raw_id.decode(), result=result)
+        _batch_finish(client=client, prefix=prefix, batch_id=raw_id.decode(), result=result, on_fields=on_fields)
     batch_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
     if client.eval(_RENAME_SCRIPT, 3, live, drain_batch_key(prefix, batch_id), pending, batch_id):
         _crash_point("after_rename")
-        _batch_finish(client=client, prefix=prefix, batch_id=batch_id, result=result)
+        _batch_finish(client=client, prefix=prefix, batch_id=batch_id, result=result, on_fields=on_fields)
     return result
 
 
-def _batch_finish(*, client, prefix: str, batch_id: str, result: DrainResult) -> None:
+def _batch_finish(
+    *, client, prefix: str, batch_id: str, result: DrainResult, on_fields: Callable[[int], None] | None = None
+) -> None:
     key = drain_batch_key(prefix, batch_id)
     _, pending = live_and_pending_keys(prefix)
     committed = set(
@@ -106,7 +109,7 @@ def _batch_finish(*, client, prefix: str, batch_id: str, result: DrainResult) ->
     if batch_id in committed or not todo:
         result.discarded += 1
     else:
-        written = _batch_write(client, key, part_ids, todo)
+        written = _batch_write(client, key, part_ids, todo, on_fields)
         _crash_point("after_commit")
         if written:
             result.batches += 1
@@ -140,7 +143,9 @@ class _PartTally:
         self.totals.update(totals_by_series(chunk.pairs))
 
 
-def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[FieldsChunk]]:
+def _batch_chunks(
+    client, key: str, tallies: list[_PartTally], on_fields: Callable[[int], None] | None = None
+) -> Iterator[list[FieldsChunk]]:
     """The batch hash read in chunks (one ``HSCAN`` each: Redis serves ingest between two
     reads of a big batch), each chunk split into one per part; every field exactly once.
     A drain reads millions of fields, so the per-field work is in comprehensions."""
@@ -160,6 +165,8 @@ def _batch_chunks(client, key: str, tallies: list[_PartTally]) -> Iterator[list[
             chunk = [FieldsChunk([pair for pair, i in zip(pairs, indexes) if i == part]) for part in range(parts)]
         for tally, part in zip(tallies, chunk):
             tally.add(part)
+        if on_fields:
+            on_fields(len(pairs))
         yield chunk
         if cursor == 0:
             return
@@ -181,14 +188,16 @@ def _part_write(part_id: str, chunks: Iterable[FieldsChunk], tally: _PartTally) 
     return True
 
 
-def _batch_write(client, key: str, part_ids: list[str], todo: list[str]) -> dict[str, tuple[int, int]]:
+def _batch_write(
+    client, key: str, part_ids: list[str], todo: list[str], on_fields: Callable[[int], None] | None = None
+) -> dict[str, tuple[int, int]]:
     """Write the parts in ``todo``; returns (keys, hits) of each part this drain committed.
 
     One part is written in this thread. Several are written by one thread (and database
     connection) each, fed through bounded queues while this thread reads Redis.
     """
     tallies = {part_id: _PartTally() for part_id in part_ids}
-    chunks = _batch_chunks(client, key, list(tallies.values()))
+    chunks = _batch_chunks(client, key, list(tallies.values()), on_fields)
     if len(part_ids) == 1:
         part_id, tally = part_ids[0], tallies[part_ids[0]]
         written = {part_id} if _part_write(part_id, (chunk[0] for chunk in chunks), tally) else set()
@@ -254,7 +263,9 @@ def hits_from_totals(totals: Mapping[tuple[int, str], int]) -> int:
     return sum(per_definition.values())
 
 
-def drain_with_retries(*, attempts: int | None, max_wait: float = 30.0, sleep=time.sleep) -> DrainResult:
+def drain_with_retries(
+    *, attempts: int | None, max_wait: float = 30.0, sleep=time.sleep, on_fields: Callable[[int], None] | None = None
+) -> DrainResult:
     """``drain_pass``, retried with exponential backoff (1 s, 2 s, … ``max_wait``) while the
     database or Redis is unreachable; ``attempts=None`` retries forever. Counts stay in Redis
     meanwhile. Raises the last error when the attempts run out."""
@@ -266,7 +277,7 @@ def drain_with_retries(*, attempts: int | None, max_wait: float = 30.0, sleep=ti
     while True:
         attempt += 1
         try:
-            return drain_pass()
+            return drain_pass(on_fields=on_fields)
         except (DatabaseError, redis.RedisError) as exc:
             connections.close_all()  # a broken connection is reopened on the next attempt
             if attempts is not None and attempt >= attempts:

@@ -4,13 +4,16 @@ A fingerprint is the error message with its variable parts masked (numbers, hex,
 URLs, quoted values) plus the top stack frame (file and function; line and column
 dropped), so the same bug reported from many pages, builds and visitors is one group.
 A client may send ``meta.fingerprint`` to choose the grouping itself.
+
+The masked message is the group's ``title``: its grouping key, never shown as its name.
+Staff read ``message``, the latest occurrence's message as sent (one line, cut short).
 """
 
 import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from functools import partial
@@ -45,8 +48,9 @@ _NOT_APP_CODE = {"", "<anonymous>", "native", "[native code]", "eval code"}
 @dataclass(frozen=True, slots=True)
 class Signature:
     fingerprint: str  # 64 hex digits
-    title: str  # the normalised message
+    title: str  # the normalised message: part of the grouping key
     culprit: str  # the top frame: "function (file)"
+    message: str = field(default="", compare=False)  # as sent, on one line: what staff read; not part of the group
 
 
 def _text(value: object) -> str:
@@ -56,6 +60,11 @@ def _text(value: object) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def message_one_line(message: str) -> str:
+    """The message as sent, whitespace (newlines included) collapsed and cut to the title length."""
+    return " ".join(message[: TITLE_MAX_LENGTH * 2].split())[:TITLE_MAX_LENGTH]
 
 
 def message_normalise(message: str) -> str:
@@ -97,14 +106,15 @@ def top_frame(stack: str) -> tuple[str, str]:
 
 def error_signature(*, meta: dict) -> Signature:
     """Fingerprint, title and culprit of one error event's meta (as the client sent it)."""
-    title = message_normalise(_text(meta.get("message")))
+    message = _text(meta.get("message"))
+    title = message_normalise(message)
     file, function = top_frame(_text(meta.get("stack")))
     if not file and not function and meta.get("source"):
         file = _file_normalise(_text(meta.get("source")))  # window.onerror without an Error object
     culprit = (f"{function} ({file})" if function and file else function or file)[:CULPRIT_MAX_LENGTH]
     override = meta.get("fingerprint")
     key = f"client\n{_text(override)}" if override not in (None, "", []) else f"{title}\n{file}\n{function}"
-    return Signature(hashlib.sha256(key.encode("utf-8", "replace")).hexdigest(), title, culprit)
+    return Signature(hashlib.sha256(key.encode("utf-8", "replace")).hexdigest(), title, culprit, message_one_line(message))
 
 
 @dataclass
@@ -115,6 +125,8 @@ class _Batch:
     events: list[BeaconEvent]
     first_seen: datetime
     last_seen: datetime
+    message: str  # the latest event's
+
 
 
 def _as_datetime(value) -> datetime | None:
@@ -128,11 +140,12 @@ def _as_datetime(value) -> datetime | None:
 _TABLE = ErrorGroup._meta.db_table
 _RESOLVED = ErrorGroup.Status.RESOLVED.value
 _UPSERT = f"""
-INSERT INTO {_TABLE} AS g (definition_id, fingerprint, title, culprit, first_seen, last_seen, count, status,
+INSERT INTO {_TABLE} AS g (definition_id, fingerprint, title, message, culprit, first_seen, last_seen, count, status,
     window_started_at, window_count, alert_reason, alert_attempts, alert_failed_handlers)
 VALUES {{values}}
 ON CONFLICT (definition_id, fingerprint) DO UPDATE SET
     count = g.count + EXCLUDED.count,
+    message = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN EXCLUDED.message ELSE g.message END,
     first_seen = CASE WHEN EXCLUDED.first_seen < g.first_seen THEN EXCLUDED.first_seen ELSE g.first_seen END,
     last_seen = CASE WHEN EXCLUDED.last_seen > g.last_seen THEN EXCLUDED.last_seen ELSE g.last_seen END,
     window_count = CASE WHEN g.window_started_at IS NULL OR g.window_started_at <= %s
@@ -166,10 +179,10 @@ def _groups_upsert(*, definition: BeaconDefinition, batches: Sequence[_Batch], w
     for batch in batches:  # sorted by fingerprint: concurrent writers lock rows in the same order
         s = batch.signature
         first, last = adapt(batch.first_seen), adapt(batch.last_seen)
-        params += [definition.pk, s.fingerprint, s.title, s.culprit, first, last, len(batch.events), last]
+        params += [definition.pk, s.fingerprint, s.title, batch.message, s.culprit, first, last, len(batch.events), last]
         params += [len(batch.events)]
     window_ends_before = adapt(max(b.last_seen for b in batches) - window)
-    values = ",".join(["(%s,%s,%s,%s,%s,%s,%s,'unresolved',%s,%s,'',0,'[]')"] * len(batches))
+    values = ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s,'unresolved',%s,%s,'',0,'[]')"] * len(batches))
     with connection.cursor() as cursor:
         cursor.execute(_UPSERT.format(values=values), [*params, window_ends_before, window_ends_before])
         rows = cursor.fetchall()
@@ -216,11 +229,14 @@ def error_events_group(*, events: Sequence[BeaconEvent]) -> None:
         batches = by_definition.setdefault(event.definition.pk, {})
         batch = batches.get(signature.fingerprint)
         if batch is None:
-            batches[signature.fingerprint] = _Batch(signature, [event], event.received_at, event.received_at)
+            batches[signature.fingerprint] = _Batch(
+                signature, [event], event.received_at, event.received_at, signature.message
+            )
         else:
             batch.events.append(event)
             batch.first_seen = min(batch.first_seen, event.received_at)
-            batch.last_seen = max(batch.last_seen, event.received_at)
+            if event.received_at >= batch.last_seen:
+                batch.last_seen, batch.message = event.received_at, signature.message
 
     due: dict[tuple[str, datetime, timedelta], list[int]] = {}  # (reason, now, cooldown): group ids
     suppressed = alerts.alerts_are_suppressed()

@@ -1,6 +1,7 @@
 """Retention and rebuilding: the writes behind ``beacons_purge`` and ``beacons_rebuild``."""
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -65,13 +66,23 @@ def whole_buckets(start: datetime, end: datetime, granularity: str) -> tuple[dat
     return bucket_ceiling(start, granularity), bucket_start(end, granularity)
 
 
-def aggregates_rebuild(*, start: datetime, end: datetime, definitions: list[BeaconDefinition]) -> dict[str, int]:
+PROGRESS_EVENTS = 5000  # single events read between two progress reports of a rebuild
+
+
+def aggregates_rebuild(
+    *,
+    start: datetime,
+    end: datetime,
+    definitions: list[BeaconDefinition],
+    on_events: Callable[[int], None] | None = None,
+) -> dict[str, int]:
     """Recompute counters from kept single events, for buckets lying wholly inside [start, end).
 
     Buckets only partly inside the range are left alone (their other part may hold hits
     whose single events are gone). Idempotent: running it twice gives the same counts.
     Hits that kept no single event (Do-Not-Track visitors) are not in the result.
-    Returns the number of counter keys written per definition slug.
+    Returns the number of counter keys written per definition slug. ``on_events(n)`` is told
+    each time ``n`` more single events have been read (progress display).
     """
     written: dict[str, int] = {}
     with transaction.atomic():
@@ -93,8 +104,14 @@ def aggregates_rebuild(*, start: datetime, end: datetime, definitions: list[Beac
                 events = BeaconEvent.objects.filter(
                     definition=definition, received_at__gte=lo_all, received_at__lt=hi_all
                 ).values_list("identifier", "received_at")
+                read = 0
                 for identifier, received_at in events.iterator(chunk_size=5000):
+                    read += 1
+                    if on_events and read % PROGRESS_EVENTS == 0:
+                        on_events(PROGRESS_EVENTS)
                     buckets = [(g, bucket_start(received_at, g)) for g, (lo, hi) in windows.items() if lo <= received_at < hi]
                     increments_add_hits(increments, definition_id=definition.pk, buckets=buckets, hits={identifier: 1})
+                if on_events and read % PROGRESS_EVENTS:
+                    on_events(read % PROGRESS_EVENTS)
             written[definition.slug] = aggregates_add(increments=increments)
     return written

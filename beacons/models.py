@@ -64,7 +64,10 @@ class BeaconDefinition(models.Model):
         max_length=16,
         choices=Kind.choices,
         default=Kind.CUSTOM,
-        help_text="Page views use the page address; errors are grouped and can send alert emails.",
+        help_text="Page view: a page was shown (counted per page address). Custom event: something your own code "
+        "reports when it happens, e.g. a sign-up completed or a video played. User action: a click or tap on a "
+        "button or link, e.g. sent by data-beacon attributes. Custom events and user actions are counted the same "
+        "way; the kind tells staff what the numbers mean. JavaScript error: grouped, and can send alert emails.",
     )
     identifier_rule = models.CharField(
         "what each count is about",
@@ -201,7 +204,12 @@ class ErrorGroup(models.Model):
 
     definition = models.ForeignKey(BeaconDefinition, on_delete=models.CASCADE, related_name="error_groups")
     fingerprint = models.CharField(max_length=64)
-    title = models.CharField(max_length=500)
+    title = models.CharField(
+        "grouped as", max_length=500, help_text="The message with its variable parts masked: the grouping key."
+    )
+    message = models.CharField(
+        "latest message", max_length=500, blank=True, default="", help_text="The latest occurrence's message as sent."
+    )
     culprit = models.CharField(max_length=500, blank=True)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
@@ -232,7 +240,13 @@ class ErrorGroup(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.title
+        return self.headline
+
+    @property
+    def headline(self) -> str:
+        """What staff read as the error's name: the latest real message (the masked title for groups
+        recorded before messages were kept)."""
+        return self.message or self.title
 
 
 class BeaconEvent(models.Model):

@@ -263,7 +263,15 @@ class SignedConfirmImportForm(ConfirmImportForm):
 
 
 class AggregateImportForm(BoundedImportForm):
-    mode = forms.ChoiceField(choices=MODE_CHOICES, initial="merge", widget=forms.RadioSelect, label="Mode")
+    mode = forms.ChoiceField(
+        choices=MODE_CHOICES,
+        initial="merge",
+        widget=forms.RadioSelect,
+        label="Mode",
+        help_text="Example: 120 page views are stored for /pricing on 1 Nov 2026 at 09:00 and the file has 30 "
+        "for that hour. Merge makes it 150 (use it to add counts another system kept); replace makes it 30 "
+        "(use it to correct counts). Either way, buckets that are not in the file stay as they are.",
+    )
 
 
 class AggregateConfirmImportForm(SignedConfirmImportForm):

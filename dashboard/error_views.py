@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from beacons import queries
+from beacons.alerts import alert_audience, alert_emails_on
 from beacons.errors import error_group_status_set
 from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, ErrorGroup, Granularity
 
@@ -113,6 +114,8 @@ def error_list(request):
     context["page_suggestions"] = queries.top_identifiers(
         definitions=error_types, start=now - timedelta(days=PAGE_SUGGESTION_DAYS), end=now, limit=30
     ) if error_types else []  # fmt: skip
+    context["audiences"] = [(definition, alert_audience(definition=definition)) for definition in error_types]
+    context["emails_on"] = alert_emails_on()
     return render(request, "dashboard/errors/list.html", context)
 
 
@@ -152,6 +155,8 @@ def error_detail(request, pk: int):
         "pages": queries.error_pages(group=group, limit=20),
         "browsers": queries.error_browsers(group=group, limit=10),
         "occurrences": _occurrence_rows(group),
+        "audience": alert_audience(definition=group.definition),
+        "emails_on": alert_emails_on(),
     }
     return render(request, "dashboard/errors/detail.html", context)
 

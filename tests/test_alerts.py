@@ -1,6 +1,7 @@
 """Error alerts: when they fire, cooldown and storms, recipients, email, webhook, hooks, retries."""
 
 import json
+import re
 import sys
 import threading
 from datetime import timedelta
@@ -16,7 +17,7 @@ from django.utils import timezone
 from beacons import alerts
 from beacons.alerts import alert_recipients, alerts_send_pending, alerts_suppressed
 from beacons.errors import error_group_status_set
-from beacons.models import BeaconDefinition, ErrorGroup
+from beacons.models import BeaconDefinition, BeaconEvent, ErrorGroup
 from beacons.signals import error_alert
 
 pytestmark = pytest.mark.django_db
@@ -342,13 +343,16 @@ def webhook_server(settings):
 
 
 def test_webhook_handler_posts_the_alert_as_json(send, webhook_server):
-    send(error(page="/checkout"))
+    send(error("TypeError: Item 42 is undefined", page="/checkout"))
     assert deliver().sent == 1
     [(content_type, body)] = webhook_server.received
     group = ErrorGroup.objects.get()
     assert content_type == "application/json"
     assert body["reason"] == "new"
-    assert body["text"] == "[Beacons] New error on /checkout: TypeError: x is undefined"
+    assert body["text"] == "[Beacons] New error on /checkout: TypeError: Item 42 is undefined"
+    assert (body["group"]["title"], body["group"]["grouped_as"]) == (
+        "TypeError: Item 42 is undefined", "TypeError: Item <num> is undefined"
+    )  # fmt: skip
     assert body["url"] == f"https://beacons.example/dashboard/errors/{group.pk}/"
     assert body["group"]["count"] == 1 and body["group"]["culprit"] == "pay (/static/checkout.js)"
     assert body["pages"] == [{"page": "/checkout", "count": 1}]
@@ -400,8 +404,10 @@ def test_alert_is_sent_once_the_ingest_transaction_commits(send):
 def test_beacons_alerts_command_reports_what_it_sent(send, capsys):
     send(error())
     call_command("beacons_alerts")
-    assert "sent 1," in capsys.readouterr().out
+    assert re.fullmatch(r"sent 1 alert in \d+\.\d s\n", capsys.readouterr().out)
     assert len(mail.outbox) == 1
+    call_command("beacons_alerts")
+    assert re.fullmatch(r"no alerts waiting \(\d+\.\d s\)\n", capsys.readouterr().out)
 
 
 @pytest.mark.postgres
@@ -428,3 +434,37 @@ def test_concurrent_first_hits_make_one_group_and_one_alert():
     assert set(statuses) == {204}
     assert ErrorGroup.objects.get().count == 200
     assert len(mail.outbox) == 1
+
+
+# --- nobody configured: the superusers are told (issue 11) ----------------------------------------
+
+
+def test_no_alert_address_configured_emails_the_active_superusers(send, settings, django_user_model):
+    settings.BEACONS_ALERT_EMAILS = []
+    settings.ADMINS = []
+    django_user_model.objects.create_superuser("ada", "ada@shop.example", "x")
+    django_user_model.objects.create_superuser("bob", "bob@shop.example", "x", is_active=False)
+    django_user_model.objects.create_superuser("cy", "", "x")
+    django_user_model.objects.create_user("dee", "dee@shop.example", "x", is_staff=True)
+    send(error())
+    assert deliver().sent == 1
+    assert [message.to for message in mail.outbox] == [["ada@shop.example"]]
+
+
+def test_a_configured_address_still_wins_over_the_superusers(send, settings, django_user_model):
+    settings.BEACONS_ALERT_EMAILS = []
+    settings.ADMINS = [("Ops", "ops@shop.example")]
+    django_user_model.objects.create_superuser("ada", "ada@shop.example", "x")
+    send(error())
+    deliver()
+    assert mail.outbox[0].to == ["ops@shop.example"]
+
+
+def test_alert_names_the_error_by_its_message_when_single_events_are_gone(send):
+    send(error("TypeError: Cannot read properties of undefined (reading 'price')"))
+    BeaconEvent.objects.all().delete()  # e.g. past their retention when a retry is sent
+    deliver()
+    [message] = mail.outbox
+    assert message.subject == "[Beacons] New error: TypeError: Cannot read properties of undefined (reading 'price')"
+    assert "(reading 'price')" in message.body and "<str>" not in message.body
+    assert "(reading &#x27;price&#x27;)" in message.alternatives[0][0]

@@ -423,3 +423,22 @@ def test_show_as_table_lists_the_same_numbers_as_the_chart(staff, traffic):
     table = re.search(r'<details class="as-table">.*?<tbody>(.*?)</tbody>', response.content.decode(), re.S).group(1)
     counts = [int(value.replace(",", "")) for value in re.findall(r'<td class="num">([\d,]+)</td>', table)]
     assert counts == figure["data"][0]["y"] and "<summary>Show as table</summary>" in response.content.decode()
+
+
+def test_type_names_keep_their_capitals_mid_sentence(staff):
+    html = staff.get(reverse("dashboard:index"), {"type": "error"}).content.decode()
+    assert "javascript errors" not in html
+    assert '<div class="kpi-note">JavaScript errors, ' in html
+    html = staff.get(reverse("dashboard:index"), {"type": "page_view"}).content.decode()
+    assert '<div class="kpi-note">page views, ' in html
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("Page views", "page views"), ("JavaScript errors", "JavaScript errors"), ("API calls", "API calls"),
+     ("Sign-ups", "sign-ups"), ("iOS installs", "iOS installs"), ("", "")],
+)  # fmt: skip
+def test_in_sentence_lowers_only_a_plainly_capitalised_first_word(name, expected):
+    from dashboard.templatetags.dashboard import in_sentence
+
+    assert in_sentence(name) == expected

@@ -1,3 +1,5 @@
+import io
+import re
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -101,8 +103,26 @@ def test_database_down_while_draining_keeps_counts_in_redis(redis_sink, page_vie
 def test_drain_command_reports_what_it_moved(redis_sink, page_views, capsys):
     page_views("/cmd", 2)
     call_command("beacons_drain")
-    assert "1 batch(es), 2 hit(s)" in capsys.readouterr().out
+    assert re.fullmatch(r"drained \d+ counters \(2 hits\) in 1 batch in \d+\.\d s\n", capsys.readouterr().out)
     assert hour_total("/cmd") == 2
+
+
+def test_drain_command_shows_progress_lines_when_not_a_terminal(redis_sink, page_views, monkeypatch):
+    from beacons.management.commands import beacons_drain
+
+    page_views("/progress", 2)
+    monkeypatch.setattr(drain, "SCAN_COUNT", 2)
+    monkeypatch.setattr(beacons_drain, "PROGRESS_EVERY", 4)
+    err = io.StringIO()
+    call_command("beacons_drain", stdout=io.StringIO(), stderr=err)
+    lines = err.getvalue().splitlines()
+    assert lines and all(re.fullmatch(r"draining: … \d+ counters", line) for line in lines)
+    assert hour_total("/progress") == 2
+
+
+def test_drain_command_with_nothing_to_drain_says_so(redis_sink, capsys):
+    call_command("beacons_drain")
+    assert re.fullmatch(r"nothing to drain: Redis holds no new counts \(\d+\.\d s\)\n", capsys.readouterr().out)
 
 
 def test_hits_from_totals_counts_each_hit_once_across_granularities():

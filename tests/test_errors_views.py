@@ -298,3 +298,72 @@ def test_done_when_300_copies_and_one_other_error_give_two_groups_two_emails_and
     for group in ErrorGroup.objects.all():
         detail = staff.get(reverse("dashboard:error_detail", args=[group.pk])).content.decode()
         assert sum(figures(detail)[0]["data"][0]["y"]) == group.count
+
+
+# --- words: titles, times, who is told (issue 11) ---------------------------------------------
+
+
+def error_link_texts(html: str) -> list[str]:
+    return re.findall(r'<a href="/dashboard/errors/\d+/">([^<]+)</a>', html)
+
+
+def test_list_and_detail_title_an_error_by_its_latest_message_not_its_mask(staff_client, send):
+    send(error("TypeError: Cannot read properties of undefined (reading 'price')"))
+    send(error("TypeError: Cannot read properties of undefined (reading 'total')"))
+    group = ErrorGroup.objects.get()  # one group: the quoted part is masked in the grouping key
+    assert group.title == "TypeError: Cannot read properties of undefined (reading <str>)"
+
+    listed = staff_client.get(reverse("dashboard:errors")).content.decode()
+    detail = staff_client.get(reverse("dashboard:error_detail", args=[group.pk])).content.decode()
+
+    assert error_link_texts(listed) == ["TypeError: Cannot read properties of undefined (reading &#x27;total&#x27;)"]
+    assert '<h1 class="headline error-title">TypeError: Cannot read properties of undefined (reading &#x27;total&#x27;)</h1>' in detail
+    assert "Grouped as <code>TypeError: Cannot read properties of undefined (reading &lt;str&gt;)</code>" in detail
+
+
+def test_an_older_occurrence_arriving_late_does_not_replace_the_title(staff_client, send):
+    send(error("Item 7 missing"))
+    group = ErrorGroup.objects.get()
+    ErrorGroup.objects.update(last_seen=timezone.now() + timedelta(minutes=5))  # as if a newer one came first
+    send(error("Item 8 missing"))
+    group.refresh_from_db()
+    assert (group.title, group.message, group.count) == ("Item <num> missing", "Item 7 missing", 2)
+
+
+def test_error_title_from_the_message_is_escaped_on_list_and_detail(staff_client, send):
+    send(error(XSS[0]))
+    group = ErrorGroup.objects.get()
+    for url in (reverse("dashboard:errors"), reverse("dashboard:error_detail", args=[group.pk])):
+        html = staff_client.get(url).content.decode()
+        assert XSS[0] not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_last_seen_reads_just_now_then_the_largest_unit(staff_client, send):
+    send(error("First"))
+    html = staff_client.get(reverse("dashboard:errors")).content.decode()
+    assert ">just now</time>" in html and "0\xa0minutes" not in html
+    ErrorGroup.objects.update(last_seen=timezone.now() - timedelta(hours=3, minutes=20))
+    html = staff_client.get(reverse("dashboard:errors")).content.decode()
+    assert ">3\xa0hours ago</time>" in html
+
+
+@pytest.mark.parametrize("page", ["list", "detail"])
+def test_error_pages_say_who_will_be_told(staff_client, send, settings, django_user_model, page):
+    settings.BEACONS_ALERT_EMAILS = []
+    settings.ADMINS = []
+    send(error())
+    group = ErrorGroup.objects.get()
+    url = reverse("dashboard:errors") if page == "list" else reverse("dashboard:error_detail", args=[group.pk])
+
+    html = staff_client.get(url).content.decode()
+    assert "Nobody will be told about new JavaScript errors" in html
+
+    django_user_model.objects.create_superuser("boss", "boss@shop.example", "x")
+    html = " ".join(staff_client.get(url).content.decode().split())
+    assert "are emailed to <strong>boss@shop.example</strong> (the superusers&#x27; addresses" in html
+    assert "Nobody will be told" not in html
+
+    settings.BEACONS_ALERT_EMAILS = ["oncall@example.com"]
+    html = " ".join(staff_client.get(url).content.decode().split())
+    assert "are emailed to <strong>oncall@example.com</strong> (BEACONS_ALERT_EMAILS)" in html

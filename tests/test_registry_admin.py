@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -93,3 +94,29 @@ def test_switching_a_type_off_in_the_admin_stops_counting_at_once(admin_client, 
     from beacons.models import BeaconAggregate, Granularity
 
     assert BeaconAggregate.objects.get(definition=page_view, identifier="", granularity=Granularity.DAY).count == 1
+
+
+def test_add_beacon_type_starts_with_hour_day_month_year_ticked_and_saves_first_time(admin_client):
+    html = admin_client.get(f"{CHANGELIST}add/").content.decode()
+    ticked = re.findall(r'<input type="checkbox" name="granularities" value="(\w+)"[^>]*checked', html)
+    assert ticked == ["H", "D", "MO", "Y"]
+    form = {
+        "name": "Video plays", "slug": "video_play", "kind": "custom", "description": "", "is_active": "on",
+        "identifier_rule": "payload", "granularities": ticked, "raw_retention_days": "30",
+        "fine_retention_days": "7", "alert_emails": "", "alert_on_new": "on", "alert_on_regression": "on",
+    }  # fmt: skip
+    response = admin_client.post(f"{CHANGELIST}add/", form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert BeaconDefinition.objects.get(slug="video_play").granularity_codes == ["H", "D", "MO", "Y"]
+
+
+def test_add_beacon_type_explains_user_action_and_custom_event_next_to_the_choice(admin_client):
+    html = admin_client.get(f"{CHANGELIST}add/").content.decode()
+    assert "Custom event: something your own code reports when it happens" in html
+    assert "User action: a click or tap on a button or link" in html
+
+
+def test_error_admin_lists_errors_by_their_latest_message(admin_client, send):
+    send({"event_type": "error", "identifier": "/cart", "meta": {"message": "Item 42 not found"}})
+    html = admin_client.get("/admin/beacons/errorgroup/").content.decode()
+    assert "Item 42 not found" in html and "Item &lt;num&gt; not found" not in html

@@ -1,6 +1,7 @@
 """Import and export of counts and beacon types: the file contract, the commands, the admin."""
 
 import csv
+import re
 import io
 import json
 import tempfile
@@ -93,7 +94,8 @@ def test_export_delete_import_replace_restores_identical_counts(traffic, tmp_pat
 
     out, _ = import_file(path, "replace")
 
-    assert f"rows: {len(before):,} new, 0 updated, 0 skipped, 0 failed" in out
+    assert out.startswith(f"imported {len(before):,} rows in replace mode in ")
+    assert f": {len(before):,} new, 0 updated, 0 skipped, 0 failed" in out
     assert snapshot() == before
 
 
@@ -717,3 +719,26 @@ def test_admin_lists_answer_a_year_9999_drill_down_without_a_500(admin_client, d
     response = admin_client.get(admin_url("changelist", model) + f"?{field}__" + drill_down.format(field=field))
     assert response.status_code == 302
     assert response["Location"].endswith("?e=1")
+
+
+def test_admin_import_lists_each_bad_row_in_words_not_only_on_hover(admin_client, page_view):
+    content = (
+        "event_type,identifier,granularity,period_start,count\n"
+        "page_view,/a,hour,2026-11-01T09:00:00+00:00,3\n"
+        "page_view,/b,hour,2026-11-01T09:30:00+00:00,3\n"
+        "page_view,<i>/c</i>,fortnight,2026-11-01T09:00:00+00:00,-1\n"
+    ).encode()
+    page = admin_upload(admin_client, content, "csv").content.decode()
+    listed = re.search(r'<ul class="import-row-problems">(.*?)</ul>', page, re.S)
+    assert listed, "no list of the bad rows"
+    assert [" ".join(item.split()) for item in re.findall(r"<li>(.*?)</li>", listed.group(1), re.S)] == [
+        "Row 2, period_start: 2026-11-01T09:30:00+00:00 is not the start of its hour in UTC; "
+        "that hour starts at 2026-11-01T09:00:00+00:00",
+        "Row 3, granularity: &#x27;fortnight&#x27; is not a granularity; use one of second, minute, hour, day, month, year",
+        "Row 3, count: -1 is negative",
+    ]
+
+
+def test_admin_import_explains_merge_and_replace_with_an_example(admin_client, db):
+    page = " ".join(admin_client.get(admin_url("import")).content.decode().split())
+    assert "Merge makes it 150" in page and "replace makes it 30" in page

@@ -1,11 +1,10 @@
 import time
 
-from django.core.management.base import BaseCommand
-
 from beacons.alerts import alerts_send_pending
+from beacons.management.base import BeaconsCommand, duration, plural
 
 
-class Command(BaseCommand):
+class Command(BeaconsCommand):
     help = (
         "Send the error alerts that are waiting: alerts a stopped process did not send, and the one "
         "retry of handlers that failed. Alerts are normally sent right after ingest; run this every "
@@ -15,8 +14,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         started = time.monotonic()
         run = alerts_send_pending()
-        elapsed_ms = (time.monotonic() - started) * 1000
-        self.stdout.write(
-            f"alerts ({elapsed_ms:.0f}ms/{run.sent + run.failed}r): sent {run.sent}, "
-            f"{run.failed} with a failing handler ({len(run.retry_ids)} to retry once)"
-        )
+        elapsed = duration(time.monotonic() - started)
+        if not run.sent and not run.failed:
+            self.stdout.write(f"no alerts waiting ({elapsed})")
+            return
+        line = f"sent {plural(run.sent, 'alert')} in {elapsed}"
+        if run.failed:
+            line += f"; {run.failed:,} with a failing handler ({len(run.retry_ids):,} to retry once)"
+        self.stdout.write(line)

@@ -14,15 +14,17 @@ streamed day by day through ``counting.aggregates_add`` inside one transaction.
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from itertools import accumulate
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
 from beacons.buckets import bucket_after, bucket_start, bucket_zone
 from beacons.counting import aggregates_add, aggregates_insert_new, increments_add_hits
+from beacons.management.base import BeaconsCommand, Progress, duration, plural, whole_number
 from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
 from beacons.parsing import EventInput
 from beacons.services import RequestContext, events_record
@@ -83,21 +85,26 @@ def zipf_weights(count: int, exponent: float = 1.05) -> list[float]:
     return [1 / (rank**exponent) for rank in range(1, count + 1)]
 
 
-class Command(BaseCommand):
-    help = "Fill the database with a realistic year of demo traffic (page views, custom events, errors)."
+class Command(BeaconsCommand):
+    help = (
+        "Fill the database with a realistic year of demo traffic (page views, custom events, errors). "
+        "On a database that already has page view counts, say --reset (start over), --add (add on top) "
+        "or --if-empty (do nothing)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--reset", action="store_true", help="delete every counter, single event and error group first")
+        parser.add_argument("--add", action="store_true", help="add the demo traffic on top of the counts already there")
         parser.add_argument("--if-empty", action="store_true", help="do nothing when page views already have counts")
-        parser.add_argument("--hits", type=int, default=400_000, help="page views to generate (default 400,000)")
-        parser.add_argument("--identifiers", type=int, default=200, help="distinct pages (default 200)")
-        parser.add_argument("--days", type=int, default=365, help="days of history up to now (default 365)")
-        parser.add_argument("--errors", type=int, default=300, help="JavaScript error events (default 300)")
-        parser.add_argument("--seed", type=int, default=2026, help="random seed: the same seed gives the same data")
+        parser.add_argument("--hits", type=whole_number(0), default=400_000, help="page views to generate (default 400,000)")
+        parser.add_argument("--identifiers", type=whole_number(1), default=200, help="distinct pages (default 200)")
+        parser.add_argument("--days", type=whole_number(1), default=365, help="days of history up to now (default 365)")
+        parser.add_argument("--errors", type=whole_number(0), default=300, help="JavaScript error events (default 300)")
+        parser.add_argument("--seed", type=whole_number(0), default=2026, help="random seed: the same seed gives the same data")
 
-    def handle(self, *args, reset, if_empty, hits, identifiers, days, errors, seed, **options):
-        if hits < 0 or identifiers < 1 or days < 1 or errors < 0:
-            raise CommandError("--hits and --errors must be >= 0, --identifiers and --days >= 1")
+    def handle(self, *args, reset, add, if_empty, hits, identifiers, days, errors, seed, **options):
+        if sum([reset, add, if_empty]) > 1:
+            raise CommandError("choose one of --reset, --add and --if-empty", returncode=2)
         started = time.monotonic()
         page_view, _ = BeaconDefinition.objects.get_or_create(
             slug="page_view",
@@ -109,15 +116,22 @@ class Command(BaseCommand):
             defaults={"name": "JavaScript errors", "kind": BeaconDefinition.Kind.ERROR, "granularities": "M,H,D,MO",
                       "identifier_rule": BeaconDefinition.IdentifierRule.REFERER, "keep_raw": True},
         )  # fmt: skip
-        if if_empty and BeaconAggregate.objects.filter(definition=page_view).exists():
+        has_data = BeaconAggregate.objects.filter(definition=page_view).exists()
+        if has_data and if_empty:
             self.stdout.write("beacons_demo: page views already have counts; nothing to do (use --reset to start over)")
             return
+        if has_data and not (reset or add):
+            raise CommandError(
+                "page views already have counts: add --reset to delete every count, single event and error group "
+                "first, or --add to add the demo traffic on top",
+                returncode=2,
+            )
         if reset:
             with transaction.atomic():
                 deleted = BeaconAggregate.objects.all()._raw_delete(BeaconAggregate.objects.db)
                 BeaconEvent.objects.all().delete()
                 ErrorGroup.objects.all().delete()
-            self.stdout.write(f"beacons_demo: deleted {deleted:,} counter rows, all single events and error groups")
+            self.stdout.write(f"beacons_demo: deleted {plural(deleted, 'counter row')}, all single events and error groups")
 
         if connection.vendor == "sqlite":
             with connection.cursor() as cursor:  # index pages stay in memory while millions of rows go in
@@ -128,27 +142,37 @@ class Command(BaseCommand):
         hour_weights = traffic_shape(start=start, now=now, rng=rng)
         pages = page_names(count=identifiers, rng=rng)
         rows = 0
+        day_count = len({bucket_start(moment, G.DAY) for moment, _ in hour_weights})
+
+        def progress(definition: BeaconDefinition) -> Progress:
+            label = f"writing {definition.name.lower()}"
+            return Progress(stream=self.stderr, unit="days", every=100, total=day_count, label=label)
+
         with transaction.atomic():
-            rows += traffic_write(
-                definition=page_view, names=pages, hits=hits, hour_weights=hour_weights, now=now, rng=rng,
-                launched=(LAUNCHED_PAGE, now - timedelta(days=21)) if identifiers >= 20 else None,
-            )  # fmt: skip
+            with progress(page_view) as shown:
+                rows += traffic_write(
+                    definition=page_view, names=pages, hits=hits, hour_weights=hour_weights, now=now, rng=rng,
+                    launched=(LAUNCHED_PAGE, now - timedelta(days=21)) if identifiers >= 20 else None,
+                    on_day=shown.update,
+                )  # fmt: skip
             for slug, name, description, share, names in CUSTOM_TYPES:
                 definition, _ = BeaconDefinition.objects.get_or_create(
                     slug=slug, defaults={"name": name, "description": description, "kind": BeaconDefinition.Kind.CUSTOM}
                 )
-                rows += traffic_write(
-                    definition=definition, names=names, hits=round(hits * share), hour_weights=hour_weights, now=now,
-                    rng=rng,
-                )  # fmt: skip
+                with progress(definition) as shown:
+                    rows += traffic_write(
+                        definition=definition, names=names, hits=round(hits * share), hour_weights=hour_weights,
+                        now=now, rng=rng, on_day=shown.update,
+                    )  # fmt: skip
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:  # fresh statistics, so the planner uses the right indexes at once
                 cursor.execute(f"ANALYZE {BeaconAggregate._meta.db_table}")
-        counted = errors_send(count=errors, now=now, pages=pages[:40], rng=rng)
-        elapsed = time.monotonic() - started
+        with Progress(stream=self.stderr, unit="errors", every=100, total=errors, label="sending errors") as shown:
+            counted = errors_send(count=errors, now=now, pages=pages[:40], rng=rng, on_error=shown.update)
         self.stdout.write(
-            f"beacons_demo: {hits:,} page views over {days} days and {identifiers:,} pages, custom events and "
-            f"{counted:,} errors: {rows:,} counter rows written in {elapsed:.1f} s"
+            f"beacons_demo: {plural(hits, 'page view')} over {plural(days, 'day')} and {plural(identifiers, 'page')}, "
+            f"custom events and {plural(counted, 'error')}: {plural(rows, 'counter row')} written in "
+            f"{duration(time.monotonic() - started)}"
         )
 
 
@@ -192,6 +216,7 @@ def traffic_write(
     now: datetime,
     rng: random.Random,
     launched: tuple[str, datetime] | None = None,
+    on_day: Callable[[], None] | None = None,
 ) -> int:
     """Generate ``hits`` for ``definition`` spread over ``hour_weights`` and write every
     granularity it keeps, one local day at a time. Returns the counter rows written."""
@@ -225,6 +250,8 @@ def traffic_write(
     def flush_day() -> int:
         written = write(increments=day_rows)
         day_rows.clear()
+        if on_day:
+            on_day()
         return written
 
     last_hour = hour_weights[-1][0] if hour_weights else None
@@ -264,7 +291,9 @@ def traffic_write(
     return rows
 
 
-def errors_send(*, count: int, now: datetime, pages: list[str], rng: random.Random) -> int:
+def errors_send(
+    *, count: int, now: datetime, pages: list[str], rng: random.Random, on_error: Callable[[], None] | None = None
+) -> int:
     """Send ``count`` JavaScript errors from the last two weeks through the ingest path."""
     try:
         from beacons.alerts import alerts_suppressed
@@ -291,5 +320,7 @@ def errors_send(*, count: int, now: datetime, pages: list[str], rng: random.Rand
                 events=[EventInput(event_type="error", identifier=page, meta=meta)],
                 context=RequestContext(received_at=moment, user_agent=UA, referer="", source="demo"),
             )
+            if on_error:
+                on_error()
         get_sink().flush()  # a buffering sink (memory/redis) must not hold demo counts back
     return counted

@@ -1,28 +1,14 @@
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, time as day_start
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
-
 from beacons import transfer
-from beacons.buckets import bucket_zone
+from beacons.management.base import BeaconsCommand, Progress, duration, moment, option_error, plural
 from beacons.models import BeaconDefinition
 from beacons.resources import DEFINITION_COLUMNS, BeaconDefinitionResource
 
 PROGRESS_EVERY = 100_000
-
-
-def moment_parse(text: str) -> datetime:
-    """A date or an ISO 8601 date and time; without an offset it is read in BEACONS_TIME_ZONE."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"{text!r} is not a date (2026-11-01) or an ISO 8601 date and time") from None
-    if len(text) <= 10:  # a date: its midnight
-        moment = datetime.combine(moment.date(), day_start())
-    return moment if moment.tzinfo else moment.replace(tzinfo=bucket_zone())
 
 
 def format_choose(file_format: str | None, path: str | None) -> str:
@@ -32,7 +18,7 @@ def format_choose(file_format: str | None, path: str | None) -> str:
     return suffix if suffix in transfer.FORMATS else "csv"
 
 
-class Command(BaseCommand):
+class Command(BeaconsCommand):
     help = (
         "Export counts (event_type, identifier, granularity, period_start, count) as CSV, JSON or XLSX, "
         "streaming; or, with --registry, the beacon types."
@@ -43,21 +29,20 @@ class Command(BaseCommand):
         parser.add_argument("--output", "-o", help="file to write (default: standard output)")
         parser.add_argument("--definition", metavar="SLUG", help="only this event type")
         parser.add_argument("--granularity", choices=list(transfer.GRANULARITY_CODES), help="only this bucket size")
-        parser.add_argument("--start", type=moment_parse, help="period starts from this date/time on (inclusive)")
-        parser.add_argument("--end", type=moment_parse, help="period starts before this date/time (exclusive)")
+        parser.add_argument("--start", type=moment, help="period starts from this date/time on (inclusive)")
+        parser.add_argument("--end", type=moment, help="period starts before this date/time (exclusive)")
         parser.add_argument("--registry", action="store_true", help="export the beacon types instead of counts")
 
     def handle(self, *args, **options):
         file_format = format_choose(options["format"], options["output"])
+        if options["start"] and options["end"] and options["end"] <= options["start"]:
+            raise option_error("--end must be after --start")
         started = time.monotonic()
-        exported = 0
+        progress = Progress(stream=self.stderr, unit="rows", every=PROGRESS_EVERY, label="exporting")
 
         def counted(rows: Iterable[list]) -> Iterator[list]:
-            nonlocal exported
             for row in rows:
-                exported += 1
-                if exported % PROGRESS_EVERY == 0:
-                    self.stderr.write(f"… {exported:,} rows")
+                progress.update()
                 yield row
 
         if options["registry"]:
@@ -68,7 +53,7 @@ class Command(BaseCommand):
             chunks = transfer.rows_write(headers=DEFINITION_COLUMNS, rows=counted(rows), file_format=file_format)
         else:
             if options["definition"] and not BeaconDefinition.objects.filter(slug=options["definition"]).exists():
-                raise CommandError(f"no beacon type {options['definition']!r}")
+                raise option_error(f"--definition: no beacon type {options['definition']!r}")
             queryset = transfer.aggregates_filter(
                 definition=options["definition"],
                 granularity=transfer.GRANULARITY_CODES.get(options["granularity"] or ""),
@@ -79,8 +64,20 @@ class Command(BaseCommand):
             chunks = transfer.rows_write(headers=transfer.AGGREGATE_COLUMNS, rows=counted(rows), file_format=file_format)
 
         output = options["output"]
+        with progress:
+            self.chunks_write(chunks=chunks, output=output, file_format=file_format)
+        where = output if output and output != "-" else "standard output"
+        self.stderr.write(
+            f"exported {plural(progress.done, 'row')} as {file_format} to {where} in {duration(time.monotonic() - started)}"
+        )
+
+    def chunks_write(self, *, chunks: Iterable[bytes], output: str | None, file_format: str) -> None:
         if output and output != "-":
-            with open(output, "wb") as file:
+            try:
+                file = open(output, "wb")  # noqa: SIM115 (closed below)
+            except OSError as problem:
+                raise option_error(f"--output: cannot write {output}: {problem.strerror}") from None
+            with file:
                 for chunk in chunks:
                     file.write(chunk)
         elif file_format == "xlsx":
@@ -90,6 +87,3 @@ class Command(BaseCommand):
         else:
             for chunk in chunks:  # each chunk holds whole characters
                 self.stdout.write(chunk.decode(), ending="")
-        elapsed = time.monotonic() - started
-        where = output if output and output != "-" else "standard output"
-        self.stderr.write(f"exported {exported:,} rows as {file_format} to {where} ({elapsed * 1000:.0f}ms/{exported}r)")

@@ -1,8 +1,9 @@
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from beacons import transfer
+from beacons.management.base import BeaconsCommand, Progress, duration, plural
 from beacons.resources import definitions_import
 
 from .beacons_export import format_choose
@@ -10,7 +11,7 @@ from .beacons_export import format_choose
 PROGRESS_EVERY = 100_000
 
 
-class Command(BaseCommand):
+class Command(BeaconsCommand):
     help = (
         "Import counts from a CSV, JSON or XLSX file (the columns beacons_export writes), all or nothing: "
         "merge adds the file's counts, replace sets them. A file with a slug column imports beacon types."
@@ -28,7 +29,8 @@ class Command(BaseCommand):
         try:
             stream = open(file, "rb")  # noqa: SIM115 (closed below, after the lazy rows are read)
         except OSError as problem:
-            raise CommandError(f"cannot open {file}: {problem.strerror}") from None
+            raise CommandError(f"cannot open {file}: {problem.strerror}", returncode=2) from None
+        self.progress = Progress(stream=self.stderr, unit="rows", every=PROGRESS_EVERY, label="checking" if dry_run else "importing")
         try:
             headers, rows = transfer.rows_read(stream=stream, file_format=file_format)
             if "slug" in headers and "period_start" not in headers:
@@ -37,34 +39,31 @@ class Command(BaseCommand):
                 transfer.columns_check(
                     headers=headers, required=transfer.REQUIRED_AGGREGATE_COLUMNS, columns=transfer.AGGREGATE_COLUMNS
                 )
-                summary = transfer.aggregates_import(rows=rows, mode=mode, dry_run=dry_run, on_progress=self.progress)
+                summary = transfer.aggregates_import(rows=rows, mode=mode, dry_run=dry_run, on_progress=self.progress_report)
                 new, updated, skipped, failed = summary.new, summary.updated, summary.skipped, summary.failed
                 problems = [str(problem) for problem in summary.problems]
         except transfer.FileProblem as problem:
             raise CommandError(f"{file}: {problem}; nothing imported") from None
         finally:
             stream.close()
+            self.progress.close()
         for problem in problems:
             self.stderr.write(problem)
         if failed > len(problems):
             self.stderr.write(f"… and {failed - len(problems):,} more failed rows")
         total = new + updated + skipped + failed
-        elapsed = time.monotonic() - started
-        self.stdout.write(
-            f"rows: {new:,} new, {updated:,} updated, {skipped:,} skipped, {failed:,} failed "
-            f"({mode}, {elapsed * 1000:.0f}ms/{total}r)"
-        )
+        elapsed = duration(time.monotonic() - started)
+        counts = f"{new:,} new, {updated:,} updated, {skipped:,} skipped, {failed:,} failed"
         if failed:
-            raise CommandError(f"nothing imported: {failed:,} of {total:,} rows failed")
+            self.stdout.write(f"checked {plural(total, 'row')} in {elapsed}: {counts}")
+            raise CommandError(f"nothing imported: {failed:,} of {plural(total, 'row')} failed")
         if dry_run:
-            self.stdout.write("dry run: nothing written")
+            self.stdout.write(f"checked {plural(total, 'row')} in {mode} mode in {elapsed}: {counts}; dry run, nothing written")
+        else:
+            self.stdout.write(f"imported {plural(total, 'row')} in {mode} mode in {elapsed}: {counts}")
 
-    _last_reported = 0
-
-    def progress(self, summary: transfer.ImportSummary) -> None:
-        if summary.rows - self._last_reported >= PROGRESS_EVERY:
-            self._last_reported = summary.rows
-            self.stderr.write(f"… {summary.rows:,} rows ({summary})")
+    def progress_report(self, summary: transfer.ImportSummary) -> None:
+        self.progress.update(summary.rows - self.progress.done)
 
     def registry_import(self, headers, rows, dry_run):
         result = definitions_import(rows=rows, headers=headers, dry_run=dry_run)

@@ -1,12 +1,12 @@
 import time
 
-from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from beacons.maintenance import retention_purge
+from beacons.management.base import BeaconsCommand, duration, plural
 
 
-class Command(BaseCommand):
+class Command(BeaconsCommand):
     help = "Delete single events past their retention and second/minute counts past fine_retention_days."
 
     def add_arguments(self, parser):
@@ -18,7 +18,10 @@ class Command(BaseCommand):
         verb = "would remove" if dry_run else "removed"
         for item in removed:
             if item.rows:
-                self.stdout.write(f"{item.definition}: {verb} {item.rows} {item.what} row(s)")
+                self.stdout.write(f"{item.definition}: {verb} {item.rows:,} {item.what} row(s)")
         total = sum(item.rows for item in removed)
-        elapsed_ms = (time.monotonic() - started) * 1000
-        self.stdout.write(f"purge ({elapsed_ms:.0f}ms/{total}r): {verb} {total} row(s) in all")
+        elapsed = duration(time.monotonic() - started)
+        if total:
+            self.stdout.write(f"{verb} {plural(total, 'row')} in all, in {elapsed}")
+        else:
+            self.stdout.write(f"nothing to remove: everything is within its retention ({elapsed})")
