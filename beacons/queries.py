@@ -109,11 +109,13 @@ def series_by_definition(
     return {definition_id: [(m, by_moment.get(m, 0)) for m in moments] for definition_id, by_moment in counts.items()}
 
 
-def _covering_q(start: datetime, end: datetime, allowed: list[str], **scope) -> Q:
+def _covering_q(start: datetime, end: datetime, allowed: list[str], *, minutes: bool = False, **scope) -> Q:
     # ``scope`` (e.g. definition_id__in, identifier) is repeated in every branch, so each
     # branch is one index range scan (SQLite's MULTI-INDEX OR, PostgreSQL's BitmapOr)
-    # instead of a scan over all of a definition's rows filtered afterwards.
-    coarse_allowed = [g for g in allowed if g not in (G.SECOND, G.MINUTE)] or allowed
+    # instead of a scan over all of a definition's rows filtered afterwards. Minute rows are
+    # read only when asked (``minutes``): they are purged after a few days.
+    fine = (G.SECOND,) if minutes and G.MINUTE in allowed else (G.SECOND, G.MINUTE)
+    coarse_allowed = [g for g in allowed if g not in fine] or allowed
     finest = coarse_allowed[0]
     start, end = align_range(start, end, finest)
     condition = Q(pk__in=[])
@@ -216,13 +218,15 @@ class Totals:
     previous: int
     previous_start: datetime
     previous_end: datetime
+    compared: int | None = None  # the current period up to ``compared_end`` (None: all of it)
 
     @property
     def change(self) -> float | None:
         """Relative change against the previous period, or None when it had no hits."""
         if not self.previous:
             return None
-        return (self.current - self.previous) / self.previous
+        current = self.current if self.compared is None else self.compared
+        return (current - self.previous) / self.previous
 
 
 def totals(
@@ -233,22 +237,32 @@ def totals(
     identifier: str = "",
     previous_start: datetime | None = None,
     previous_end: datetime | None = None,
+    compared_end: datetime | None = None,
+    cut_granularity: str = G.HOUR,
 ) -> Totals:
     """Hits over [start, end) and over [previous_start, previous_end), in one query.
 
-    The previous period defaults to the one of equal length just before ``start``; a running
-    period passes the same elapsed part of the period before instead."""
+    The previous period defaults to the one of equal length just before ``start``. A running
+    period passes ``compared_end`` (and a ``previous_end`` of the same elapsed length, see
+    ``buckets.elapsed_cut``): the change then compares [start, compared_end) with the previous
+    period, read to the minute when ``cut_granularity`` is minute, while ``current`` still
+    counts all of [start, end)."""
     definitions = list(definitions)
     allowed = _common_granularities(definitions)
     if previous_start is None or previous_end is None:
         previous_start, previous_end = start - (end - start), start
     scope = {"definition_id__in": _ids(definitions), "identifier": identifier}
+    minutes = cut_granularity == G.MINUTE
     current = _covering_q(start, end, allowed, **scope)
-    previous = _covering_q(previous_start, previous_end, allowed, **scope)
-    rows = BeaconAggregate.objects.filter(current | previous).aggregate(
-        current=Sum("count", filter=current), previous=Sum("count", filter=previous)
-    )
-    return Totals(rows["current"] or 0, rows["previous"] or 0, previous_start, previous_end)
+    previous = _covering_q(previous_start, previous_end, allowed, minutes=minutes, **scope)
+    condition, sums = current | previous, {"current": Sum("count", filter=current), "previous": Sum("count", filter=previous)}
+    if compared_end is not None:
+        compared = _covering_q(start, compared_end, allowed, minutes=minutes, **scope)
+        condition |= compared
+        sums["compared"] = Sum("count", filter=compared)
+    rows = BeaconAggregate.objects.filter(condition).aggregate(**sums)
+    compared_total = None if compared_end is None else rows["compared"] or 0
+    return Totals(rows["current"] or 0, rows["previous"] or 0, previous_start, previous_end, compared_total)
 
 
 def live_count(

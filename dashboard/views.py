@@ -55,6 +55,9 @@ def _state(request) -> tuple:
     return definitions, form, state
 
 
+GRANULARITY_WORDS = {G.MINUTE: "minute", G.HOUR: "hour"}
+
+
 def _local(moment):
     return moment.astimezone(bucket_zone())
 
@@ -65,10 +68,11 @@ def _local(moment):
 def kpis_panel(state: DashboardState, definitions) -> dict:
     if state.definition is None:
         return {"kpis": None}
-    previous_start, previous_end = state.previous_period
+    comparison = state.kpi_comparison
     totals = queries.totals(
         definitions=[state.definition], start=state.start, end=state.totals_end, identifier=state.identifier,
-        previous_start=previous_start, previous_end=previous_end,
+        previous_start=comparison.previous_start, previous_end=comparison.previous_end,
+        compared_end=comparison.current_end, cut_granularity=comparison.granularity,
     )  # fmt: skip
     points = queries.series(
         definitions=[state.definition], granularity=state.granularity, start=state.start, end=state.chart_end,
@@ -80,7 +84,10 @@ def kpis_panel(state: DashboardState, definitions) -> dict:
         "kpis": {
             "total": totals.current,
             "previous": totals.previous,
-            "previous_label": state.comparison_label,
+            "previous_label": comparison.label,
+            # Nothing is comparable yet (the first minute or hour of the period): when it will be.
+            "compared_from": "" if comparison.label else f"{_local(bucket_after(comparison.current_end, comparison.granularity)):%H:%M}",
+            "compared_unit": GRANULARITY_WORDS.get(comparison.granularity, "hour"),
             "change_percent": None if change is None else round(change * 100),
             "busiest_label": charts.bucket_label(busiest[0], state.granularity) if busiest else "",
             "busiest_count": busiest[1] if busiest else 0,
