@@ -233,7 +233,7 @@ def comparison_label(start: datetime, end: datetime, *, now: datetime) -> str:
     if start >= end:
         return "the period before"
     first, last = start.astimezone(tz), (end - timedelta(minutes=1)).astimezone(tz)
-    if is_aligned(end, G.DAY):
+    if is_aligned(start, G.DAY) and is_aligned(end, G.DAY):
         whole_months = is_aligned(start, G.MONTH) and is_aligned(end, G.MONTH)
         return period_label(start, end, G.MONTH if whole_months else G.DAY)
     if first.date() == last.date():
@@ -269,7 +269,7 @@ def cut_comparison_label(start: datetime, end: datetime, cut: datetime, granular
     wall = f"{end.astimezone(tz):%H:%M}"
     if end <= start:
         return ""
-    if is_aligned(end, G.DAY):
+    if is_aligned(start, G.DAY) and is_aligned(end, G.DAY):
         whole_months = is_aligned(start, G.MONTH) and is_aligned(end, G.MONTH)
         base = period_label(start, end, G.MONTH if whole_months else G.DAY)
         if wall == f"{cut_local:%H:%M}":
@@ -278,7 +278,8 @@ def cut_comparison_label(start: datetime, end: datetime, cut: datetime, granular
     one_day = first.date() == last.date() and is_aligned(start, G.DAY)
     day = "yesterday" if one_day and first.date() == yesterday else period_label(start, end, G.DAY)
     if not is_aligned(start, G.DAY):
-        day = f"{first.day} {first:%B} {first:%H:%M} – {last.day} {last:%B %Y}"
+        end_local = end.astimezone(tz)  # "to 00:00" is on the day the period ends
+        day = f"{first.day} {first:%B} {first:%H:%M} – {end_local.day} {end_local:%B %Y}"
     if granularity == G.MINUTE:
         return f"{first:%H:%M}–{wall} {day}" if one_day else f"{day}, to {wall}"
     return f"{day}, both to {wall}"

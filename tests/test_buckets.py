@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from beacons.buckets import bucket_after, bucket_start, buckets_between, covering_buckets, is_aligned
+from beacons.buckets import bucket_after, bucket_start, buckets_between, covering_buckets, elapsed_cut, is_aligned
 from beacons.models import Granularity as G
 
 UTC = timezone.utc
@@ -110,3 +110,20 @@ def test_covering_buckets_pieces_tile_the_range_exactly():
 def test_is_aligned():
     assert is_aligned(utc(2026, 5, 1), G.MONTH, UTC)
     assert not is_aligned(utc(2026, 5, 2), G.MONTH, UTC)
+
+
+def test_elapsed_cut_is_the_minute_while_minute_counters_reach_back_else_the_hour():
+    now = utc(2026, 12, 2, 2, 5, 40)
+    kept_two_days = now - timedelta(days=2)
+    assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=kept_two_days, tz=UTC) == (
+        utc(2026, 12, 2, 2, 5), utc(2026, 12, 1, 2, 5), G.MINUTE
+    )  # fmt: skip
+    # Kept one day: yesterday's 02:00–02:05 minutes may be purged already, so whole hours on both sides.
+    kept_one_day = now - timedelta(days=1)
+    assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=kept_one_day, tz=UTC) == (
+        utc(2026, 12, 2, 2), utc(2026, 12, 1, 2), G.HOUR
+    )  # fmt: skip
+    assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=None, tz=UTC)[2] == G.HOUR
+    assert elapsed_cut(now=now, unit=G.MONTH, n=1, minutes_since=kept_two_days, tz=UTC) == (
+        utc(2026, 12, 2, 2), utc(2026, 11, 2, 2), G.HOUR
+    )  # fmt: skip

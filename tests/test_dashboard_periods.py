@@ -106,6 +106,17 @@ def test_today_at_0205_without_minutes_compares_both_days_to_0200(staff, clock):
     assert "▲ up 20% vs yesterday, both to 02:00 (10)" in note_text(response.content.decode())
 
 
+def test_minutes_kept_for_less_than_the_comparison_reaches_back_compare_whole_hours(staff, clock):
+    clock(utc(2026, 12, 2, 2, 5))
+    BeaconDefinition.objects.filter(slug="page_view").update(fine_retention_days=1)
+    hits_add(page_view(), "/", utc(2026, 12, 1, 1, 30), 10)
+    hits_add(page_view(), "/", utc(2026, 12, 1, 2, 4), 100)  # its minute row may be purged already
+    hits_add(page_view(), "/", utc(2026, 12, 2, 1), 15)
+    response = dashboard(staff, range="today")
+    assert kpi_card(response) == (15, 10, 50)
+    assert "vs yesterday, both to 02:00 (10)" in note_text(response.content.decode())
+
+
 def test_today_at_0005_is_compared_with_the_first_five_minutes_of_yesterday(staff, clock):
     clock(utc(2026, 12, 2, 0, 5))
     hits_add(page_view(), "/", utc(2026, 12, 1, 0, 3), 4)
