@@ -153,8 +153,9 @@ class DashboardState:
             now=self.now, granularity_codes=self.definition.granularity_codes,
             fine_retention_days=self.definition.fine_retention_days,
         )  # fmt: skip
-        cut, previous_cut, granularity = elapsed_cut(now=self.now, unit=unit, n=n, minutes_since=since)
-        previous_cut = min(previous_cut, self.start)
+        finest = next((g for g in self.definition.granularity_codes if g in CHART_GRANULARITIES), G.YEAR)
+        cut, previous_cut, granularity = elapsed_cut(now=self.now, unit=unit, n=n, minutes_since=since, finest=finest)
+        cut, previous_cut = max(cut, self.start), max(min(previous_cut, self.start), previous_start)
         label = cut_comparison_label(previous_start, previous_cut, cut, granularity, now=self.now)
         return Comparison(previous_start, previous_cut, cut, granularity, label)
 

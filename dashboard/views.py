@@ -55,11 +55,17 @@ def _state(request) -> tuple:
     return definitions, form, state
 
 
-GRANULARITY_WORDS = {G.MINUTE: "minute", G.HOUR: "hour"}
+GRANULARITY_WORDS = {G.MINUTE: "minute", G.HOUR: "hour", G.DAY: "day", G.MONTH: "month", G.YEAR: "year"}
 
 
 def _local(moment):
     return moment.astimezone(bucket_zone())
+
+
+def _moment_words(moment, *, now) -> str:
+    """"01:00" later today, "3 December 2026 00:00" on a later day."""
+    local = _local(moment)
+    return f"{local:%H:%M}" if local.date() == _local(now).date() else f"{local.day} {local:%B %Y} {local:%H:%M}"
 
 
 # --- Panels: each returns its template context (and, for CSV, its rows) -----------------
@@ -86,8 +92,8 @@ def kpis_panel(state: DashboardState, definitions) -> dict:
             "previous": totals.previous,
             "previous_label": comparison.label,
             # Nothing is comparable yet (the first minute or hour of the period): when it will be.
-            "compared_from": "" if comparison.label else f"{_local(bucket_after(comparison.current_end, comparison.granularity)):%H:%M}",
-            "compared_unit": GRANULARITY_WORDS.get(comparison.granularity, "hour"),
+            "compared_from": "" if comparison.label else _moment_words(bucket_after(comparison.current_end, comparison.granularity), now=state.now),
+            "compared_unit": GRANULARITY_WORDS[comparison.granularity],
             "change_percent": None if change is None else round(change * 100),
             "busiest_label": charts.bucket_label(busiest[0], state.granularity) if busiest else "",
             "busiest_count": busiest[1] if busiest else 0,

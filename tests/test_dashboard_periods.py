@@ -136,6 +136,21 @@ def test_today_at_0005_without_minutes_waits_for_the_first_whole_hour(staff, clo
     assert "not yet compared from 01:00, when the first whole hour is counted" in note_text(response.content.decode())
 
 
+def test_a_type_kept_per_day_compares_whole_days_only(staff, clock):
+    clock(utc(2026, 12, 2, 14, 5))
+    daily = BeaconDefinition.objects.create(slug="signup", name="Sign-ups", granularities="D,MO,Y")
+    hits_add(daily, "", utc(2026, 11, 24, 9), 4)  # the 7 days before, their first 6 whole days
+    hits_add(daily, "", utc(2026, 11, 25, 9), 50)  # their 7th day: today is not over
+    hits_add(daily, "", utc(2026, 11, 26, 9), 2)
+    hits_add(daily, "", utc(2026, 12, 2, 9), 5)  # today: in the total, not in the change
+    response = dashboard(staff, type="signup", range="7d")
+    assert kpi_card(response) == (7, 4, -50)
+    assert "vs 19–24 November 2026, both in whole days (4)" in note_text(response.content.decode())
+    response = dashboard(staff, type="signup", range="today")
+    assert kpi_card(response) == (5, 0, None)
+    assert "compared from 3 December 2026 00:00, when the first whole day is counted" in note_text(response.content.decode())
+
+
 def test_today_at_2359_is_compared_with_yesterday_to_2359(staff, clock):
     clock(utc(2026, 12, 2, 23, 59))
     hits_add(page_view(), "/", utc(2026, 12, 1, 23, 30), 5)
