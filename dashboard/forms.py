@@ -234,7 +234,7 @@ def comparison_label(start: datetime, end: datetime, *, now: datetime) -> str:
     if start >= end:
         return "the period before"
     first, last = start.astimezone(tz), (end - timedelta(minutes=1)).astimezone(tz)
-    if is_aligned(start, G.DAY) and is_aligned(end, G.DAY):
+    if is_aligned(end, G.DAY):
         whole_months = is_aligned(start, G.MONTH) and is_aligned(end, G.MONTH)
         return period_label(start, end, G.MONTH if whole_months else G.DAY)
     if first.date() == last.date():
