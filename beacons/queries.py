@@ -156,15 +156,16 @@ class IdentifierRow:
     identifier: str
     count: int
     previous: int | None  # None when no comparison was asked for
+    compared: int | None = None  # the count up to the comparison's cut (None: all of it)
 
     @property
     def change(self) -> int | None:
-        return None if self.previous is None else self.count - self.previous
+        return None if self.previous is None else (self.count if self.compared is None else self.compared) - self.previous
 
     @property
     def change_ratio(self) -> float | None:
         """Relative change against the previous period, or None when it had no hits."""
-        return (self.count - self.previous) / self.previous if self.previous else None
+        return self.change / self.previous if self.previous else None
 
 
 IDENTIFIER_ORDERS = {"count": ("-current", "identifier"), "change": ("-change", "-current", "identifier")}
@@ -181,10 +182,14 @@ def identifiers_compared(
     limit: int | None = 10,
     offset: int = 0,
     contains: str = "",
+    compared_end: datetime | None = None,
+    cut_granularity: str = G.HOUR,
 ) -> list[IdentifierRow]:
     """Identifiers with their hits over [start, end) and, given ``previous_start``/``previous_end``,
     over that earlier period too, in one query. Ordered by ``order`` ("count": most first;
-    "change": most grown first, ties by count then name); ``limit=None`` for every row.
+    "change": most grown first, ties by count then name); ``limit=None`` for every row. A
+    running period passes ``compared_end`` as ``totals`` does: the change then compares
+    [start, compared_end) with the previous period, read to ``cut_granularity``.
 
     With a previous period, identifiers counted only then are included (count 0: a page that
     stopped); without one, only identifiers counted in [start, end)."""
@@ -194,22 +199,32 @@ def identifiers_compared(
     current = _covering_q(start, _through_now(end), allowed, **scope)
     compare = previous_start is not None and previous_end is not None
     condition = current
+    minutes = cut_granularity == G.MINUTE
+    compared = current
     if compare:
-        previous = _covering_q(previous_start, previous_end, allowed, **scope)
+        previous = _covering_q(previous_start, previous_end, allowed, minutes=minutes, **scope)
         condition = current | previous
+        if compared_end is not None:
+            compared = _covering_q(start, compared_end, allowed, minutes=minutes, **scope)
+            condition |= compared
     rows = BeaconAggregate.objects.filter(condition).exclude(identifier="")
     if contains:
         rows = rows.filter(identifier__icontains=contains)
     rows = rows.values("identifier")
     if compare:
         rows = rows.annotate(
-            current=Coalesce(Sum("count", filter=current), 0), previous=Coalesce(Sum("count", filter=previous), 0)
-        ).annotate(change=F("current") - F("previous"))
+            current=Coalesce(Sum("count", filter=current), 0),
+            previous=Coalesce(Sum("count", filter=previous), 0),
+            compared=Coalesce(Sum("count", filter=compared), 0),
+        ).annotate(change=F("compared") - F("previous"))
     else:
         rows = rows.annotate(current=Sum("count"))
     rows = rows.order_by(*IDENTIFIER_ORDERS["change" if compare and order == "change" else "count"])
     rows = rows[offset : None if limit is None else offset + limit]
-    return [IdentifierRow(row["identifier"], row["current"], row["previous"] if compare else None) for row in rows]
+    return [
+        IdentifierRow(row["identifier"], row["current"], row["previous"] if compare else None, row["compared"] if compare else None)
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)

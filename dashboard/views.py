@@ -186,11 +186,13 @@ def top_panel(state: DashboardState, definitions, *, every_row: bool = False) ->
     on the period before when Compare is on."""
     if state.definition is None:
         return {"top": None}
-    previous_start, previous_end = state.previous_period if state.compare else (None, None)
+    comparison = state.kpi_comparison
+    previous_start, previous_end = (comparison.previous_start, comparison.previous_end) if state.compare else (None, None)
     size = None if every_row else state.rows
     found = queries.identifiers_compared(
         definitions=[state.definition], start=state.start, end=state.totals_end, previous_start=previous_start,
-        previous_end=previous_end, order="change" if state.sort == "change" else "count",
+        previous_end=previous_end, compared_end=comparison.current_end, cut_granularity=comparison.granularity,
+        order="change" if state.sort == "change" else "count",
         limit=None if every_row else size + 1, offset=0 if every_row else (state.page - 1) * size,
     )  # fmt: skip
     more = not every_row and len(found) > size
@@ -219,6 +221,7 @@ def top_panel(state: DashboardState, definitions, *, every_row: bool = False) ->
             "last": (0 if every_row else (state.page - 1) * state.rows) + len(rows),
             "next_query": state.query_with(page=state.page + 1) if more else "",
             "previous_query": state.query_with(page=state.page - 1 if state.page > 2 else "") if state.page > 1 else "",
+            "compared_label": comparison.label or "the period before (nothing comparable yet)",
             "sizes": [(size, state.query_with(rows=size if size != 10 else "", page="")) for size, _ in TOP_SIZES],
             "sorts": [(value, label, state.query_with(sort=value if value != "views" else "", page="")) for value, label in TOP_SORTS],
         }

@@ -356,6 +356,19 @@ def test_busiest_pages_show_their_change_when_compare_is_on(staff, sixty_pages):
     assert "/p00 100 2.4% ▼ −50 -33%" in html and "/p01 99 2.3% ▲ +99 new" in html
 
 
+def test_busiest_pages_change_compares_the_same_elapsed_minutes_as_the_kpi_card(staff, clock):
+    clock(utc(2026, 12, 2, 2, 5))
+    hits_add(page_view(), "/a", utc(2026, 12, 1, 0, 30), 10)
+    hits_add(page_view(), "/a", utc(2026, 12, 1, 2, 30), 100)  # yesterday after 02:05: not comparable yet
+    hits_add(page_view(), "/a", utc(2026, 12, 2, 1), 15)
+    response = dashboard(staff, range="today", compare="on")
+    (row,) = response.context["top"]["rows"]
+    assert (row["count"], row["previous"], row["change"], row["change_percent"]) == (15, 10, 5, 50)
+    assert "change vs 00:00–02:05 yesterday." in note_text(response.content.decode())
+    header, csv_row = csv_rows(staff.get(reverse("dashboard:panel", args=["top"]), {"range": "today", "compare": "on", "format": "csv"}))
+    assert csv_row[1:] == ["15", "100.0", "10", "5", "50"]
+
+
 def test_busiest_pages_sort_by_change_and_page_through_10_50_100(staff, sixty_pages):
     by_change = dashboard(staff, range="7d", compare="on", sort="change").context["top"]["rows"]
     assert [row["identifier"] for row in by_change[:2]] == ["/p01", "/p02"]
