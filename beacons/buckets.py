@@ -159,3 +159,33 @@ def covering_buckets(start: datetime, end: datetime, allowed: list[str], tz: Zon
 
     cover(start, end, order)
     return pieces
+
+
+def minutes_kept_since(*, now: datetime, granularity_codes: list[str], fine_retention_days: int) -> datetime | None:
+    """The oldest minute bucket surely still kept (the purge deletes older ones), or None when
+    the type keeps no minute counters."""
+    if G.MINUTE not in granularity_codes:
+        return None
+    return now - timedelta(days=fine_retention_days)
+
+
+def elapsed_cut(
+    *, now: datetime, unit: str, n: int, minutes_since: datetime | None, finest: str = G.HOUR, tz: ZoneInfo | None = None
+) -> tuple[datetime, datetime, str]:
+    """Where a running period and the one ``n`` ``unit``s before it are both cut, so the change
+    compares equal elapsed parts: (current cut, previous cut, granularity of the cut).
+
+    To the start of the current minute when minute counters are kept (``minutes_since``) back to
+    the hour holding the previous cut: at 02:05 both days are read 00:00–02:05. Otherwise to the
+    start of the current hour on both sides (never the running hour against a whole one), or of
+    the current bucket of ``finest``, the finest kept granularity of hour or coarser (a type
+    kept only per day compares whole days). The previous cut is the same local wall time
+    (``buckets_back``), so a DST change in between compares the same clock hours.
+    """
+    tz = tz or bucket_zone()
+    minute = bucket_start(now, G.MINUTE, tz)
+    previous_minute = buckets_back(minute, unit, n, tz)
+    if minutes_since is not None and bucket_start(previous_minute, G.HOUR, tz) >= minutes_since:
+        return minute, previous_minute, G.MINUTE
+    cut = bucket_start(now, finest, tz)
+    return cut, buckets_back(cut, unit, n, tz), finest

@@ -157,11 +157,13 @@ def series_of_top_definitions(
     ]
 
 
-def _covering_q(start: datetime, end: datetime, allowed: list[str], **scope) -> Q:
+def _covering_q(start: datetime, end: datetime, allowed: list[str], *, minutes: bool = False, **scope) -> Q:
     # ``scope`` (e.g. definition_id__in, identifier) is repeated in every branch, so each
     # branch is one index range scan (SQLite's MULTI-INDEX OR, PostgreSQL's BitmapOr)
-    # instead of a scan over all of a definition's rows filtered afterwards.
-    coarse_allowed = [g for g in allowed if g not in (G.SECOND, G.MINUTE)] or allowed
+    # instead of a scan over all of a definition's rows filtered afterwards. Minute rows are
+    # read only when asked (``minutes``): they are purged after a few days.
+    fine = (G.SECOND,) if minutes and G.MINUTE in allowed else (G.SECOND, G.MINUTE)
+    coarse_allowed = [g for g in allowed if g not in fine] or allowed
     finest = coarse_allowed[0]
     start, end = align_range(start, end, finest)
     condition = Q(pk__in=[])
@@ -202,15 +204,16 @@ class IdentifierRow:
     identifier: str
     count: int
     previous: int | None  # None when no comparison was asked for
+    compared: int | None = None  # the count up to the comparison's cut (None: all of it)
 
     @property
     def change(self) -> int | None:
-        return None if self.previous is None else self.count - self.previous
+        return None if self.previous is None else (self.count if self.compared is None else self.compared) - self.previous
 
     @property
     def change_ratio(self) -> float | None:
         """Relative change against the previous period, or None when it had no hits."""
-        return (self.count - self.previous) / self.previous if self.previous else None
+        return self.change / self.previous if self.previous else None
 
 
 IDENTIFIER_ORDERS = {"count": ("-current", "identifier"), "change": ("-change", "-current", "identifier")}
@@ -227,10 +230,14 @@ def identifiers_compared(
     limit: int | None = 10,
     offset: int = 0,
     contains: str = "",
+    compared_end: datetime | None = None,
+    cut_granularity: str = G.HOUR,
 ) -> list[IdentifierRow]:
     """Identifiers with their hits over [start, end) and, given ``previous_start``/``previous_end``,
     over that earlier period too, in one query. Ordered by ``order`` ("count": most first;
-    "change": most grown first, ties by count then name); ``limit=None`` for every row.
+    "change": most grown first, ties by count then name); ``limit=None`` for every row. A
+    running period passes ``compared_end`` as ``totals`` does: the change then compares
+    [start, compared_end) with the previous period, read to ``cut_granularity``.
 
     With a previous period, identifiers counted only then are included (count 0: a page that
     stopped); without one, only identifiers counted in [start, end)."""
@@ -240,22 +247,32 @@ def identifiers_compared(
     current = _covering_q(start, _through_now(end), allowed, **scope)
     compare = previous_start is not None and previous_end is not None
     condition = current
+    minutes = cut_granularity == G.MINUTE
+    compared = current
     if compare:
-        previous = _covering_q(previous_start, previous_end, allowed, **scope)
+        previous = _covering_q(previous_start, previous_end, allowed, minutes=minutes, **scope)
         condition = current | previous
+        if compared_end is not None:
+            compared = _covering_q(start, compared_end, allowed, minutes=minutes, **scope)
+            condition |= compared
     rows = BeaconAggregate.objects.filter(condition).exclude(identifier="")
     if contains:
         rows = rows.filter(identifier__icontains=contains)
     rows = rows.values("identifier")
     if compare:
         rows = rows.annotate(
-            current=Coalesce(Sum("count", filter=current), 0), previous=Coalesce(Sum("count", filter=previous), 0)
-        ).annotate(change=F("current") - F("previous"))
+            current=Coalesce(Sum("count", filter=current), 0),
+            previous=Coalesce(Sum("count", filter=previous), 0),
+            compared=Coalesce(Sum("count", filter=compared), 0),
+        ).annotate(change=F("compared") - F("previous"))
     else:
         rows = rows.annotate(current=Sum("count"))
     rows = rows.order_by(*IDENTIFIER_ORDERS["change" if compare and order == "change" else "count"])
     rows = rows[offset : None if limit is None else offset + limit]
-    return [IdentifierRow(row["identifier"], row["current"], row["previous"] if compare else None) for row in rows]
+    return [
+        IdentifierRow(row["identifier"], row["current"], row["previous"] if compare else None, row["compared"] if compare else None)
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -264,13 +281,15 @@ class Totals:
     previous: int
     previous_start: datetime
     previous_end: datetime
+    compared: int | None = None  # the current period up to ``compared_end`` (None: all of it)
 
     @property
     def change(self) -> float | None:
         """Relative change against the previous period, or None when it had no hits."""
         if not self.previous:
             return None
-        return (self.current - self.previous) / self.previous
+        current = self.current if self.compared is None else self.compared
+        return (current - self.previous) / self.previous
 
 
 def totals(
@@ -281,22 +300,32 @@ def totals(
     identifier: str = "",
     previous_start: datetime | None = None,
     previous_end: datetime | None = None,
+    compared_end: datetime | None = None,
+    cut_granularity: str = G.HOUR,
 ) -> Totals:
     """Hits over [start, end) and over [previous_start, previous_end), in one query.
 
-    The previous period defaults to the one of equal length just before ``start``; a running
-    period passes the same elapsed part of the period before instead."""
+    The previous period defaults to the one of equal length just before ``start``. A running
+    period passes ``compared_end`` (and a ``previous_end`` of the same elapsed length, see
+    ``buckets.elapsed_cut``): the change then compares [start, compared_end) with the previous
+    period, read to the minute when ``cut_granularity`` is minute, while ``current`` still
+    counts all of [start, end)."""
     definitions = list(definitions)
     allowed = _common_granularities(definitions)
     if previous_start is None or previous_end is None:
         previous_start, previous_end = start - (end - start), start
     scope = {"definition_id__in": _ids(definitions), "identifier": identifier}
+    minutes = cut_granularity == G.MINUTE
     current = _covering_q(start, end, allowed, **scope)
-    previous = _covering_q(previous_start, previous_end, allowed, **scope)
-    rows = BeaconAggregate.objects.filter(current | previous).aggregate(
-        current=Sum("count", filter=current), previous=Sum("count", filter=previous)
-    )
-    return Totals(rows["current"] or 0, rows["previous"] or 0, previous_start, previous_end)
+    previous = _covering_q(previous_start, previous_end, allowed, minutes=minutes, **scope)
+    condition, sums = current | previous, {"current": Sum("count", filter=current), "previous": Sum("count", filter=previous)}
+    if compared_end is not None:
+        compared = _covering_q(start, compared_end, allowed, minutes=minutes, **scope)
+        condition |= compared
+        sums["compared"] = Sum("count", filter=compared)
+    rows = BeaconAggregate.objects.filter(condition).aggregate(**sums)
+    compared_total = None if compared_end is None else rows["compared"] or 0
+    return Totals(rows["current"] or 0, rows["previous"] or 0, previous_start, previous_end, compared_total)
 
 
 def live_count(

@@ -11,7 +11,9 @@ from urllib.parse import urlencode
 
 from django import forms
 
-from beacons.buckets import bucket_after, bucket_ceiling, bucket_start, bucket_zone, buckets_back, is_aligned
+from beacons.buckets import (
+    bucket_after, bucket_ceiling, bucket_start, bucket_zone, buckets_back, elapsed_cut, is_aligned, minutes_kept_since,
+)
 from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, Granularity
 
 G = Granularity
@@ -140,6 +142,24 @@ class DashboardState:
         return comparison_label(*self.previous_period, now=self.now)
 
     @property
+    def kpi_comparison(self) -> "Comparison":
+        """What the change on the KPI card compares: for a running period both periods cut at
+        the same elapsed point (``buckets.elapsed_cut``), else the whole previous period."""
+        previous_start, previous_end = self.previous_period
+        if not self.running or self.definition is None:
+            return Comparison(previous_start, previous_end, None, G.HOUR, comparison_label(previous_start, previous_end, now=self.now))
+        unit, n = self.span
+        since = minutes_kept_since(
+            now=self.now, granularity_codes=self.definition.granularity_codes,
+            fine_retention_days=self.definition.fine_retention_days,
+        )  # fmt: skip
+        finest = next((g for g in self.definition.granularity_codes if g in CHART_GRANULARITIES), G.YEAR)
+        cut, previous_cut, granularity = elapsed_cut(now=self.now, unit=unit, n=n, minutes_since=since, finest=finest)
+        cut, previous_cut = max(cut, self.start), max(min(previous_cut, self.start), previous_start)
+        label = cut_comparison_label(previous_start, previous_cut, cut, granularity, now=self.now)
+        return Comparison(previous_start, previous_cut, cut, granularity, label)
+
+    @property
     def params(self) -> dict[str, str]:
         """The state as GET parameters (what the URL holds and each panel is asked with)."""
         tz = bucket_zone()
@@ -222,6 +242,48 @@ def comparison_label(start: datetime, end: datetime, *, now: datetime) -> str:
         day = "yesterday" if first.date() == today - timedelta(days=1) else f"on {first.day} {first:%B %Y}"
         return f"{first:%H:%M}–{last:%H:%M} {day}"
     return f"{period_label(start, end, G.DAY)}, to {last:%H:%M}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The KPI card's change: [previous_start, previous_end) against the current period up to
+    ``current_end`` (None: all of it), read to ``granularity``; ``label`` says it in words."""
+
+    previous_start: datetime
+    previous_end: datetime
+    current_end: datetime | None
+    granularity: str
+    label: str
+
+
+def cut_comparison_label(start: datetime, end: datetime, cut: datetime, granularity: str, *, now: datetime) -> str:
+    """A previous period cut at the same elapsed point as the current one, in words.
+
+    To the minute: "00:00–02:05 yesterday", "1–2 November 2026, to 02:05". To the hour, where both
+    sides lose the running hour: "yesterday, both to 02:00", "1–2 November 2026, both to 02:00";
+    a shorter month that ends first: "February 2026, this period to 23:00". "" when nothing is
+    comparable yet (00:05 read in whole hours)."""
+    tz = bucket_zone()
+    first, cut_local = start.astimezone(tz), cut.astimezone(tz)
+    last = (max(end, start + timedelta(minutes=1)) - timedelta(minutes=1)).astimezone(tz)
+    yesterday = now.astimezone(tz).date() - timedelta(days=1)
+    wall = f"{end.astimezone(tz):%H:%M}"
+    if end <= start:
+        return ""
+    if is_aligned(start, G.DAY) and is_aligned(end, G.DAY):
+        whole_months = is_aligned(start, G.MONTH) and is_aligned(end, G.MONTH)
+        base = period_label(start, end, G.MONTH if whole_months else G.DAY)
+        if wall == f"{cut_local:%H:%M}":
+            return f"{base}, both in whole days"
+        return f"{base}, this period to {cut_local:%H:%M}"
+    one_day = first.date() == last.date() and is_aligned(start, G.DAY)
+    day = "yesterday" if one_day and first.date() == yesterday else period_label(start, end, G.DAY)
+    if not is_aligned(start, G.DAY):
+        end_local = end.astimezone(tz)  # "to 00:00" is on the day the period ends
+        day = f"{first.day} {first:%B} {first:%H:%M} – {end_local.day} {end_local:%B %Y}"
+    if granularity == G.MINUTE:
+        return f"{first:%H:%M}–{wall} {day}" if one_day else f"{day}, to {wall}"
+    return f"{day}, both to {wall}"
 
 
 def period_label(start: datetime, end: datetime, granularity: str) -> str:

@@ -39,8 +39,17 @@ def _state(request) -> tuple:
     return definitions, form, state
 
 
+GRANULARITY_WORDS = {G.MINUTE: "minute", G.HOUR: "hour", G.DAY: "day", G.MONTH: "month", G.YEAR: "year"}
+
+
 def _local(moment):
     return moment.astimezone(bucket_zone())
+
+
+def _moment_words(moment, *, now) -> str:
+    """"01:00" later today, "3 December 2026 00:00" on a later day."""
+    local = _local(moment)
+    return f"{local:%H:%M}" if local.date() == _local(now).date() else f"{local.day} {local:%B %Y} {local:%H:%M}"
 
 
 # --- Panels: each returns its template context (and, for CSV, its rows) -----------------
@@ -49,10 +58,11 @@ def _local(moment):
 def kpis_panel(state: DashboardState, definitions) -> dict:
     if state.definition is None:
         return {"kpis": None}
-    previous_start, previous_end = state.previous_period
+    comparison = state.kpi_comparison
     totals = queries.totals(
         definitions=[state.definition], start=state.start, end=state.totals_end, identifier=state.identifier,
-        previous_start=previous_start, previous_end=previous_end,
+        previous_start=comparison.previous_start, previous_end=comparison.previous_end,
+        compared_end=comparison.current_end, cut_granularity=comparison.granularity,
     )  # fmt: skip
     points = queries.series(
         definitions=[state.definition], granularity=state.granularity, start=state.start, end=state.chart_end,
@@ -64,7 +74,10 @@ def kpis_panel(state: DashboardState, definitions) -> dict:
         "kpis": {
             "total": totals.current,
             "previous": totals.previous,
-            "previous_label": state.comparison_label,
+            "previous_label": comparison.label,
+            # Nothing is comparable yet (the first minute or hour of the period): when it will be.
+            "compared_from": "" if comparison.label else _moment_words(bucket_after(comparison.current_end, comparison.granularity), now=state.now),
+            "compared_unit": GRANULARITY_WORDS[comparison.granularity],
             "change_percent": None if change is None else round(change * 100),
             "busiest_label": charts.bucket_label(busiest[0], state.granularity) if busiest else "",
             "busiest_count": busiest[1] if busiest else 0,
@@ -157,11 +170,13 @@ def top_panel(state: DashboardState, definitions, *, every_row: bool = False) ->
     on the period before when Compare is on."""
     if state.definition is None:
         return {"top": None}
-    previous_start, previous_end = state.previous_period if state.compare else (None, None)
+    comparison = state.kpi_comparison
+    previous_start, previous_end = (comparison.previous_start, comparison.previous_end) if state.compare else (None, None)
     size = None if every_row else state.rows
     found = queries.identifiers_compared(
         definitions=[state.definition], start=state.start, end=state.totals_end, previous_start=previous_start,
-        previous_end=previous_end, order="change" if state.sort == "change" else "count",
+        previous_end=previous_end, compared_end=comparison.current_end, cut_granularity=comparison.granularity,
+        order="change" if state.sort == "change" else "count",
         limit=None if every_row else size + 1, offset=0 if every_row else (state.page - 1) * size,
     )  # fmt: skip
     more = not every_row and len(found) > size
@@ -190,6 +205,7 @@ def top_panel(state: DashboardState, definitions, *, every_row: bool = False) ->
             "last": (0 if every_row else (state.page - 1) * state.rows) + len(rows),
             "next_query": state.query_with(page=state.page + 1) if more else "",
             "previous_query": state.query_with(page=state.page - 1 if state.page > 2 else "") if state.page > 1 else "",
+            "compared_label": comparison.label or "the period before (nothing comparable yet)",
             "sizes": [(size, state.query_with(rows=size if size != 10 else "", page="")) for size, _ in TOP_SIZES],
             "sorts": [(value, label, state.query_with(sort=value if value != "views" else "", page="")) for value, label in TOP_SORTS],
         }

@@ -11,6 +11,7 @@ from beacons.buckets import (
     bucket_start,
     buckets_between,
     covering_buckets,
+    elapsed_cut,
     is_aligned,
 )
 from beacons.models import Granularity as G
@@ -139,3 +140,20 @@ def test_bucket_before_steps_back_one_whole_bucket_across_dst_and_month_lengths(
     assert bucket_before(utc(2026, 3, 1), G.MONTH, UTC) == utc(2026, 2, 1)
     assert bucket_before(utc(2026, 1, 1), G.YEAR, UTC) == utc(2025, 1, 1)
     assert bucket_before(utc(2026, 11, 2, 5), G.DAY, NY) == utc(2026, 11, 1, 4)  # the 25-hour day
+
+
+def test_elapsed_cut_is_the_minute_while_minute_counters_reach_back_else_the_hour():
+    now = utc(2026, 12, 2, 2, 5, 40)
+    kept_two_days = now - timedelta(days=2)
+    assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=kept_two_days, tz=UTC) == (
+        utc(2026, 12, 2, 2, 5), utc(2026, 12, 1, 2, 5), G.MINUTE
+    )  # fmt: skip
+    # Kept one day: yesterday's 02:00–02:05 minutes may be purged already, so whole hours on both sides.
+    kept_one_day = now - timedelta(days=1)
+    assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=kept_one_day, tz=UTC) == (
+        utc(2026, 12, 2, 2), utc(2026, 12, 1, 2), G.HOUR
+    )  # fmt: skip
+    assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=None, tz=UTC)[2] == G.HOUR
+    assert elapsed_cut(now=now, unit=G.MONTH, n=1, minutes_since=kept_two_days, tz=UTC) == (
+        utc(2026, 12, 2, 2), utc(2026, 11, 2, 2), G.HOUR
+    )  # fmt: skip

@@ -69,55 +69,161 @@ def test_today_at_0259_is_compared_with_yesterday_up_to_the_same_time(staff, clo
     assert response.context["state"].title == "Page views per hour, 2 December 2026 (so far)"
 
 
-def test_today_at_0005_is_compared_with_the_first_hour_of_yesterday(staff, clock):
+# Page views keep minute counters (for 2 days): the change compares both periods to the minute.
+# A type without minutes compares both to the start of the current hour. Each case checks what
+# the card says, the figures compared and the change.
+
+
+def downloads():
+    """A type that keeps no minute counters (hour, day, month, year)."""
+    return BeaconDefinition.objects.get_or_create(slug="download", defaults={"name": "Downloads", "granularities": "H,D,MO,Y"})[0]
+
+
+def kpi_card(response) -> tuple:
+    kpis = response.context["kpis"]
+    return kpis["total"], kpis["previous"], kpis["change_percent"]
+
+
+def test_today_at_0205_is_compared_with_yesterday_to_the_same_minute(staff, clock):
+    clock(utc(2026, 12, 2, 2, 5))
+    hits_add(page_view(), "/", utc(2026, 12, 1, 0, 30), 10)
+    hits_add(page_view(), "/", utc(2026, 12, 1, 2, 4), 2)  # the last minute before 02:05
+    hits_add(page_view(), "/", utc(2026, 12, 1, 2, 5), 100)  # 02:05 and later yesterday: not comparable yet
+    hits_add(page_view(), "/", utc(2026, 12, 2, 1), 15)
+    response = dashboard(staff, range="today")
+    assert kpi_card(response) == (15, 12, 25)
+    assert "▲ up 25% vs 00:00–02:05 yesterday (12)" in note_text(response.content.decode())
+
+
+def test_today_at_0205_without_minutes_compares_both_days_to_0200(staff, clock):
+    clock(utc(2026, 12, 2, 2, 5))
+    hits_add(downloads(), "/", utc(2026, 12, 1, 1, 30), 10)
+    hits_add(downloads(), "/", utc(2026, 12, 1, 2, 3), 100)  # yesterday's 02:00 hour: today's is not over
+    hits_add(downloads(), "/", utc(2026, 12, 2, 1, 10), 12)
+    hits_add(downloads(), "/", utc(2026, 12, 2, 2, 1), 5)  # counted in the total, not in the change
+    response = dashboard(staff, type="download", range="today")
+    assert kpi_card(response) == (17, 10, 20)
+    assert "▲ up 20% vs yesterday, both to 02:00 (10)" in note_text(response.content.decode())
+
+
+def test_minutes_kept_for_less_than_the_comparison_reaches_back_compare_whole_hours(staff, clock):
+    clock(utc(2026, 12, 2, 2, 5))
+    BeaconDefinition.objects.filter(slug="page_view").update(fine_retention_days=1)
+    hits_add(page_view(), "/", utc(2026, 12, 1, 1, 30), 10)
+    hits_add(page_view(), "/", utc(2026, 12, 1, 2, 4), 100)  # its minute row may be purged already
+    hits_add(page_view(), "/", utc(2026, 12, 2, 1), 15)
+    response = dashboard(staff, range="today")
+    assert kpi_card(response) == (15, 10, 50)
+    assert "vs yesterday, both to 02:00 (10)" in note_text(response.content.decode())
+
+
+def test_today_at_0005_is_compared_with_the_first_five_minutes_of_yesterday(staff, clock):
     clock(utc(2026, 12, 2, 0, 5))
-    hits_add(page_view(), "/", utc(2026, 12, 1, 0, 30), 4)
-    hits_add(page_view(), "/", utc(2026, 12, 1, 1, 0), 9)
+    hits_add(page_view(), "/", utc(2026, 12, 1, 0, 3), 4)
+    hits_add(page_view(), "/", utc(2026, 12, 1, 0, 30), 9)
     hits_add(page_view(), "/", utc(2026, 12, 2, 0, 1), 3)
     response = dashboard(staff, range="today")
-    assert (response.context["kpis"]["total"], response.context["kpis"]["previous"]) == (3, 4)
-    assert "vs 00:00–00:59 yesterday (4)" in note_text(response.content.decode())
+    assert kpi_card(response) == (3, 4, -25)
+    assert "▼ down 25% vs 00:00–00:05 yesterday (4)" in note_text(response.content.decode())
 
 
-def test_today_at_2359_is_compared_with_the_whole_of_yesterday(staff, clock):
+def test_today_at_0005_without_minutes_waits_for_the_first_whole_hour(staff, clock):
+    clock(utc(2026, 12, 2, 0, 5))
+    hits_add(downloads(), "/", utc(2026, 12, 1, 0, 30), 4)
+    hits_add(downloads(), "/", utc(2026, 12, 2, 0, 1), 3)
+    response = dashboard(staff, type="download", range="today")
+    assert kpi_card(response) == (3, 0, None)
+    assert "not yet compared from 01:00, when the first whole hour is counted" in note_text(response.content.decode())
+
+
+def test_a_type_kept_per_day_compares_whole_days_only(staff, clock):
+    clock(utc(2026, 12, 2, 14, 5))
+    daily = BeaconDefinition.objects.create(slug="signup", name="Sign-ups", granularities="D,MO,Y")
+    hits_add(daily, "", utc(2026, 11, 24, 9), 4)  # the 7 days before, their first 6 whole days
+    hits_add(daily, "", utc(2026, 11, 25, 9), 50)  # their 7th day: today is not over
+    hits_add(daily, "", utc(2026, 11, 26, 9), 2)
+    hits_add(daily, "", utc(2026, 12, 2, 9), 5)  # today: in the total, not in the change
+    response = dashboard(staff, type="signup", range="7d")
+    assert kpi_card(response) == (7, 4, -50)
+    assert "vs 19–24 November 2026, both in whole days (4)" in note_text(response.content.decode())
+    response = dashboard(staff, type="signup", range="today")
+    assert kpi_card(response) == (5, 0, None)
+    assert "compared from 3 December 2026 00:00, when the first whole day is counted" in note_text(response.content.decode())
+
+
+def test_today_at_2359_is_compared_with_yesterday_to_2359(staff, clock):
     clock(utc(2026, 12, 2, 23, 59))
     hits_add(page_view(), "/", utc(2026, 12, 1, 23, 30), 5)
+    hits_add(page_view(), "/", utc(2026, 12, 1, 23, 59), 50)  # yesterday's last minute: today's is running
     hits_add(page_view(), "/", utc(2026, 11, 30, 23, 30), 7)  # the day before yesterday
+    hits_add(page_view(), "/", utc(2026, 12, 2, 12), 10)
     response = dashboard(staff, range="today")
-    assert response.context["kpis"]["previous"] == 5
-    assert "vs 1 December 2026 (5)" in note_text(response.content.decode())
+    assert kpi_card(response) == (10, 5, 100)
+    assert "vs 00:00–23:59 yesterday (5)" in note_text(response.content.decode())
 
 
-def test_this_month_so_far_is_compared_with_the_same_days_of_last_month(staff, clock):
-    clock(utc(2026, 12, 2, 2, 59))
+def test_today_at_2359_without_minutes_compares_both_days_to_2300(staff, clock):
+    clock(utc(2026, 12, 2, 23, 59))
+    hits_add(downloads(), "/", utc(2026, 12, 1, 12), 10)
+    hits_add(downloads(), "/", utc(2026, 12, 1, 23, 30), 5)  # yesterday's 23:00 hour
+    hits_add(downloads(), "/", utc(2026, 12, 2, 12), 20)
+    hits_add(downloads(), "/", utc(2026, 12, 2, 23, 10), 1)
+    response = dashboard(staff, type="download", range="today")
+    assert kpi_card(response) == (21, 10, 100)
+    assert "vs yesterday, both to 23:00 (10)" in note_text(response.content.decode())
+
+
+def test_this_month_so_far_is_compared_with_the_same_days_of_last_month_to_the_hour(staff, clock):
+    clock(utc(2026, 12, 2, 2, 59))  # 2 November 02:59 is older than the 2 days of minute counters
     hits_add(page_view(), "/", utc(2026, 11, 1, 12), 10)
-    hits_add(page_view(), "/", utc(2026, 11, 2, 2, 30), 1)
+    hits_add(page_view(), "/", utc(2026, 11, 2, 2, 30), 1)  # November's 02:00 hour: today's is not over
     hits_add(page_view(), "/", utc(2026, 11, 15), 100)  # later in November: not comparable yet
     hits_add(page_view(), "/", utc(2026, 12, 1, 9), 20)
     response = dashboard(staff, range="month")
-    assert (response.context["kpis"]["total"], response.context["kpis"]["previous"]) == (20, 11)
-    assert "vs 1–2 November 2026, to 02:59 (11)" in note_text(response.content.decode())
+    assert kpi_card(response) == (20, 10, 100)
+    assert "vs 1–2 November 2026, both to 02:00 (10)" in note_text(response.content.decode())
 
 
-def test_on_the_last_day_of_a_month_the_shorter_month_before_counts_whole(staff, clock):
+@pytest.mark.parametrize("with_minutes", [True, False])
+def test_on_the_last_day_of_a_month_the_shorter_month_before_counts_whole_against_whole_hours(staff, clock, with_minutes):
     clock(utc(2026, 3, 31, 23, 59))
-    hits_add(page_view(), "/", utc(2026, 2, 28, 12), 7)
-    hits_add(page_view(), "/", utc(2026, 3, 1, 0, 0), 2)  # this month: not in the comparison
-    response = dashboard(staff, range="month")
-    assert response.context["state"].previous_period == (utc(2026, 2, 1), utc(2026, 3, 1))
-    assert response.context["kpis"]["previous"] == 7
-    assert "vs February 2026 (7)" in note_text(response.content.decode())
+    definition = page_view() if with_minutes else downloads()
+    hits_add(definition, "/", utc(2026, 2, 28, 12), 7)
+    hits_add(definition, "/", utc(2026, 3, 10), 14)
+    hits_add(definition, "/", utc(2026, 3, 31, 23, 30), 3)  # the running hour: in the total, not the change
+    response = dashboard(staff, type=definition.slug, range="month")
+    assert kpi_card(response) == (17, 7, 100)
+    assert "vs February 2026, this period to 23:00 (7)" in note_text(response.content.decode())
 
 
-def test_today_on_the_day_clocks_go_forward_compares_the_same_wall_clock_hours(staff, clock, settings):
+def test_today_on_the_day_clocks_go_forward_compares_the_same_wall_clock_minute(staff, clock, settings):
     settings.BEACONS_TIME_ZONE = "Europe/Berlin"
     clock(utc(2026, 3, 29, 8, 30))  # 10:30 CEST on the 23-hour day
-    hits_add(page_view(), "/", utc(2026, 3, 28, 9, 30), 6)  # 10:30 CET yesterday
-    hits_add(page_view(), "/", utc(2026, 3, 28, 10, 30), 9)  # 11:30 CET yesterday: later than now
+    hits_add(page_view(), "/", utc(2026, 3, 28, 9, 20), 4)  # 10:20 CET yesterday
+    hits_add(page_view(), "/", utc(2026, 3, 28, 9, 40), 6)  # 10:40 CET yesterday: later than now
     hits_add(page_view(), "/", utc(2026, 3, 29, 0, 30), 2)  # 01:30 CET today
     response = dashboard(staff, range="today")
-    assert (response.context["kpis"]["total"], response.context["kpis"]["previous"]) == (2, 6)
-    assert "vs 00:00–10:59 yesterday (6)" in note_text(response.content.decode())
+    assert kpi_card(response) == (2, 4, -50)
+    assert "vs 00:00–10:30 yesterday (4)" in note_text(response.content.decode())
+
+
+def test_today_on_the_day_clocks_go_forward_without_minutes_compares_the_same_wall_clock_hours(staff, clock, settings):
+    settings.BEACONS_TIME_ZONE = "Europe/Berlin"
+    clock(utc(2026, 3, 29, 8, 30))  # 10:30 CEST
+    hits_add(downloads(), "/", utc(2026, 3, 28, 8, 30), 4)  # 09:30 CET yesterday
+    hits_add(downloads(), "/", utc(2026, 3, 28, 9, 10), 6)  # 10:10 CET yesterday: today's 10:00 hour runs
+    hits_add(downloads(), "/", utc(2026, 3, 29, 0, 30), 2)  # 01:30 CET today
+    hits_add(downloads(), "/", utc(2026, 3, 29, 8, 10), 1)  # 10:10 CEST today: in the total only
+    response = dashboard(staff, type="download", range="today")
+    assert kpi_card(response) == (3, 4, -50)
+    assert "vs yesterday, both to 10:00 (4)" in note_text(response.content.decode())
+
+
+def test_today_on_the_day_clocks_go_forward_draws_the_hours_that_exist(staff, clock, settings):
+    settings.BEACONS_TIME_ZONE = "Europe/Berlin"
+    clock(utc(2026, 3, 29, 8, 30))
+    hits_add(page_view(), "/", utc(2026, 3, 29, 0, 30), 2)
+    response = dashboard(staff, range="today")
     ticks = figure_in(response, "fig-series")["layout"]["xaxis"]["ticktext"]
     assert ticks == ["00:00", "01:00", "03:00", "04:00", "05:00", "06:00", "07:00", "08:00", "09:00", "10:00"]
 
@@ -140,7 +246,7 @@ def test_seven_days_compare_line_is_the_seven_days_before_to_the_same_time(staff
     previous = figure_in(response, "fig-series")["data"][-1]
     assert previous["name"] == "Period before"
     assert previous["customdata"][0] == "2026-11-19T00:00" and previous["y"] == [8, 0, 0, 0, 0, 0, 3]
-    assert response.context["kpis"]["previous"] == 11
+    assert response.context["kpis"]["previous"] == 8  # both 7 days to 02:00: today's 02:00 hour runs
 
 
 # --- 2. the chosen dates decide the totals, whatever the point size -------------------------
@@ -211,7 +317,7 @@ def test_last_12_months_is_this_month_so_far_and_11_whole_months_compared_a_year
     assert state.previous_period == (utc(2025, 1, 1), utc(2025, 12, 2, 3))
     assert state.title == "Page views per month, January – December 2026 (this month so far and the 11 whole months before)"
     assert (response.context["kpis"]["total"], response.context["kpis"]["previous"]) == (30, 10)
-    assert "vs 1 January – 2 December 2025, to 02:59 (10)" in note_text(response.content.decode())
+    assert "vs 1 January – 2 December 2025, both to 02:00 (10)" in note_text(response.content.decode())
     layout = figure_in(response, "fig-series")["layout"]["xaxis"]
     assert layout["ticktext"] == [f"{month} 2026" for month in MONTHS]
     assert len(layout["tickvals"]) == 12
@@ -248,6 +354,19 @@ def test_busiest_pages_show_their_change_when_compare_is_on(staff, sixty_pages):
     assert (rows["/p01"]["change"], rows["/p01"]["change_percent"]) == (99, None)
     html = note_text(response.content.decode())
     assert "/p00 100 2.4% ▼ −50 -33%" in html and "/p01 99 2.3% ▲ +99 new" in html
+
+
+def test_busiest_pages_change_compares_the_same_elapsed_minutes_as_the_kpi_card(staff, clock):
+    clock(utc(2026, 12, 2, 2, 5))
+    hits_add(page_view(), "/a", utc(2026, 12, 1, 0, 30), 10)
+    hits_add(page_view(), "/a", utc(2026, 12, 1, 2, 30), 100)  # yesterday after 02:05: not comparable yet
+    hits_add(page_view(), "/a", utc(2026, 12, 2, 1), 15)
+    response = dashboard(staff, range="today", compare="on")
+    (row,) = response.context["top"]["rows"]
+    assert (row["count"], row["previous"], row["change"], row["change_percent"]) == (15, 10, 5, 50)
+    assert "change vs 00:00–02:05 yesterday." in note_text(response.content.decode())
+    header, csv_row = csv_rows(staff.get(reverse("dashboard:panel", args=["top"]), {"range": "today", "compare": "on", "format": "csv"}))
+    assert csv_row[1:] == ["15", "100.0", "10", "5", "50"]
 
 
 def test_busiest_pages_sort_by_change_and_page_through_10_50_100(staff, sixty_pages):

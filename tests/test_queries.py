@@ -118,6 +118,20 @@ def test_totals_compare_with_the_previous_period(page_view, django_assert_num_qu
     assert result.previous_start == utc(2026, 11, 2)
 
 
+def test_totals_compare_both_periods_to_the_minute_in_one_query(page_view, django_assert_num_queries):
+    record(page_view, "/", utc(2026, 12, 1, 2, 4), 2)  # yesterday before 02:05
+    record(page_view, "/", utc(2026, 12, 1, 2, 5), 50)  # yesterday from 02:05
+    record(page_view, "/", utc(2026, 12, 2, 1, 59), 3)
+    record(page_view, "/", utc(2026, 12, 2, 2, 5), 7)  # today's running minute: in the total only
+    with django_assert_num_queries(1):
+        result = queries.totals(
+            definitions=[page_view], start=utc(2026, 12, 2), end=utc(2026, 12, 2, 3), previous_start=utc(2026, 12, 1),
+            previous_end=utc(2026, 12, 1, 2, 5), compared_end=utc(2026, 12, 2, 2, 5), cut_granularity=G.MINUTE,
+        )  # fmt: skip
+    assert (result.current, result.compared, result.previous) == (10, 3, 2)
+    assert result.change == pytest.approx(0.5)
+
+
 def test_totals_without_previous_data_has_no_change(page_view):
     record(page_view, "/", utc(2026, 11, 12), 4)
     result = queries.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
