@@ -1,0 +1,22 @@
+"""What `make mutate` mutates, and which tests each module answers to.
+
+Keys are module paths from the repository root; values are the test files that exercise the
+module, the most specific first (with ``-x`` the first failing test ends a mutant's run, so
+the file most likely to kill it goes first). When a module moves, change its key here.
+A module run on PostgreSQL (paths only the real database takes) says so in ``POSTGRES``.
+"""
+
+MODULES: dict[str, list[str]] = {
+    "beacons/buckets.py": ["tests/test_buckets.py", "tests/test_queries.py"],
+    "beacons/parsing.py": ["tests/test_parsing.py", "tests/test_ingest.py"],
+    "beacons/queries.py": ["tests/test_queries.py", "tests/test_errors_views.py"],
+    "beacons/counting.py": ["tests/test_counting.py", "tests/test_drain.py"],
+    "dashboard/forms.py": ["tests/test_dashboard.py"],
+}
+
+# Modules whose mapped tests run on PostgreSQL (each worker on its own database).
+POSTGRES: set[str] = {"beacons/counting.py"}
+
+# Equivalent mutants: no test can tell them from the code (same observable behaviour).
+# Each entry: file, line, change (as printed in the survivor list), reason.
+SET_ASIDE: list[dict[str, object]] = []
