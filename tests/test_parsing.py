@@ -85,11 +85,11 @@ def test_url_event_type_and_identifier_win_over_the_body():
 
 
 def meta_of_size(size: int, filler: str = "a") -> dict:
-    """A meta object whose compact UTF-8 JSON is exactly ``size`` bytes."""
-    overhead = len(b'{"k":""}')
+    """A meta object of two keys whose compact UTF-8 JSON is exactly ``size`` bytes."""
+    overhead = len(b'{"n":1,"k":""}')
     width = len(filler.encode())
     assert (size - overhead) % width == 0
-    return {"k": filler * ((size - overhead) // width)}
+    return {"n": 1, "k": filler * ((size - overhead) // width)}
 
 
 def test_meta_of_exactly_the_byte_limit_is_accepted_and_one_byte_more_rejected(settings):
@@ -103,9 +103,9 @@ def test_meta_of_exactly_the_byte_limit_is_accepted_and_one_byte_more_rejected(s
 
 def test_meta_limit_counts_utf8_bytes_of_non_ascii_text_not_characters(settings):
     settings.BEACONS_MAX_META_BYTES = 100
-    at_limit = meta_of_size(100, "é")  # 46 characters, 92 bytes of text
+    at_limit = meta_of_size(100, "é")  # 43 characters, 86 bytes of text
     assert one({"event_type": "signup", "meta": at_limit}).meta == at_limit
-    over = {"k": "é" * 46 + "a"}
+    over = {"n": 1, "k": "é" * 43 + "a"}
     assert rejection({"event_type": "signup", "meta": over}) == (
         400,
         {"error": "meta is 101 bytes; the limit is 100", "field": "meta"},
