@@ -18,6 +18,7 @@ def one(data, **url):
 def rejection(data, **url):
     with pytest.raises(Rejected) as caught:
         events_from_data(data, **url)
+    assert str(caught.value) == caught.value.error  # what a log line shows
     return caught.value.status, caught.value.as_json()
 
 
