@@ -194,3 +194,15 @@ def test_bucket_zone_follows_the_setting(settings):
     settings.BEACONS_TIME_ZONE = "Asia/Kolkata"
     assert bucket_zone() == KOLKATA
     assert bucket_start(utc(2026, 5, 1, 20), G.DAY) == utc(2026, 5, 1, 18, 30)
+
+
+def test_covering_buckets_splits_in_the_configured_zone_unless_given_one(settings):
+    settings.BEACONS_TIME_ZONE = "America/New_York"
+    start, end = datetime(2026, 1, 31, tzinfo=NY), datetime(2026, 3, 2, tzinfo=NY)
+    expected = {
+        G.MONTH: [(utc(2026, 2, 1, 5), utc(2026, 3, 1, 5))],
+        G.DAY: [(utc(2026, 1, 31, 5), utc(2026, 2, 1, 5)), (utc(2026, 3, 1, 5), utc(2026, 3, 2, 5))],
+    }
+    assert covering_buckets(start, end, [G.DAY, G.MONTH]) == expected
+    settings.BEACONS_TIME_ZONE = "UTC"
+    assert covering_buckets(start, end, [G.DAY, G.MONTH], NY) == expected

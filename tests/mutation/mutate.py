@@ -4,7 +4,9 @@ Each module in ``config.MODULES`` is parsed, and every small change below is mad
 at a time; for each change (a mutant) the module's mapped tests run with ``pytest -x -q``.
 A failing run (or one over the time limit) kills the mutant; a passing one means no test
 notices that change. Two workers each run on their own copy of the tree, so the real tree
-is never modified.
+is never modified; a worker (``worker.py``) forks a child per mutant from a process that has
+pytest and Django loaded. A first run of the mapped tests records which tests call each
+function (``trace_plugin.py``); a mutant runs only those.
 
 Changes: ``<``↔``<=``, ``>``↔``>=``, ``==``↔``!=``, ``in``↔``not in``, ``is``↔``is not``,
 ``and``↔``or``, ``+``↔``-``, integer constant +1, ``True``↔``False``, a string constant
@@ -223,6 +225,14 @@ def run(paths: list[str], workers: int) -> int:
             print(f"{path}: {len(mutants)} mutants; its tests take {baseline:.0f} s", file=sys.stderr)
             functions = _outermost_functions(path)
 
+            forks = {
+                tree: subprocess.Popen(
+                    [str(tree / ".venv/bin/python"), str(tree / "tests/mutation/worker.py")], cwd=tree,
+                    env=_environment(path, worker), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                )
+                for worker, tree in list(trees.queue)
+            }
+
             def attempt(mutant: Mutant) -> tuple[Mutant, bool]:
                 function = next((first for first, last in functions if first <= mutant.line <= last), None)
                 tests = config.MODULES[mutant.path] if function is None else callers.get(function, [])
@@ -232,15 +242,23 @@ def run(paths: list[str], workers: int) -> int:
                 target = tree / mutant.path
                 try:
                     target.write_text(mutant.source)
-                    passed, _ = _run_tests(tree, mutant.path, worker, timeout, tests)
+                    fork = forks[tree]
+                    fork.stdin.write(json.dumps({"args": [*PYTEST[2:], *tests], "timeout": timeout}) + "\n")
+                    fork.stdin.flush()
+                    passed = json.loads(fork.stdout.readline())["passed"]
                 finally:
                     shutil.copy2(ROOT / mutant.path, target)
                     trees.put((worker, tree))
                 print(f"  {'killed  ' if not passed else 'SURVIVED'} {mutant.path}:{mutant.line} {mutant.change}", file=sys.stderr)
                 return mutant, not passed
 
-            with ThreadPoolExecutor(workers) as pool:
-                outcomes = list(pool.map(attempt, mutants))
+            try:
+                with ThreadPoolExecutor(workers) as pool:
+                    outcomes = list(pool.map(attempt, mutants))
+            finally:
+                for fork in forks.values():
+                    fork.stdin.close()
+                    fork.wait()
             live = [m for m, killed in outcomes if not killed]
             aside = [(m, entry) for m in live if (entry := _is_set_aside(m))]
             counted = len(mutants) - len(aside)
