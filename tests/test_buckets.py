@@ -206,3 +206,9 @@ def test_covering_buckets_splits_in_the_configured_zone_unless_given_one(setting
     assert covering_buckets(start, end, [G.DAY, G.MONTH]) == expected
     settings.BEACONS_TIME_ZONE = "UTC"
     assert covering_buckets(start, end, [G.DAY, G.MONTH], NY) == expected
+
+
+def test_covering_buckets_across_a_month_edge_without_a_whole_month_is_one_run_of_days():
+    assert covering_buckets(utc(2026, 1, 15), utc(2026, 2, 10), [G.DAY, G.MONTH], UTC) == {
+        G.DAY: [(utc(2026, 1, 15), utc(2026, 2, 10))]
+    }
