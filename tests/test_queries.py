@@ -297,3 +297,17 @@ def test_browser_list_is_most_first_ties_by_name_and_merges_versions_of_one_labe
         )
     assert queries.error_browsers(group=group) == [("Firefox 133", 2), ("Opera 9", 2), ("curl 8", 2), ("Unknown browser", 1)]
     assert queries.error_browsers(group=group, limit=2) == [("Firefox 133", 2), ("Opera 9", 2)]
+
+
+def test_totals_and_top_identifiers_take_definition_ids(page_view):
+    record(page_view, "/a", utc(2026, 11, 12), 3)
+    ids = [page_view.pk]
+    assert queries.totals(definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)).current == 3
+    assert queries.top_identifiers(definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)) == [("/a", 3)]
+
+
+def test_totals_of_a_type_keeping_minutes_are_read_in_whole_hours(minutely):
+    record(minutely, "/", utc(2026, 11, 22, 14, 5), 2)  # in the hour the range starts within
+    record(minutely, "/", utc(2026, 11, 22, 13, 59), 7)  # the hour before: left out
+    result = queries.totals(definitions=[minutely], start=utc(2026, 11, 22, 14, 30), end=utc(2026, 11, 23, 14))
+    assert result.current == 2
