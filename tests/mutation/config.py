@@ -49,6 +49,10 @@ SET_ASIDE: list[dict[str, object]] = [
         "reason": "the default order '' falls back to -last_seen, as 'last_seen' does",
     },
     {
+        "file": "beacons/queries.py", "line": 281, "change": "'Other' → ''",
+        "reason": "ua-parser 1.x (pyproject: >=1.0) answers None, never the family 'Other', for an unknown agent",
+    },
+    {
         "file": "beacons/buckets.py", "line": 77, "change": "1 → 2",
         "reason": "bucket starts are whole seconds: 1 or 2 µs before one lies in the same previous bucket",
     },
