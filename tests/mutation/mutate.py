@@ -236,8 +236,9 @@ def run(paths: list[str], workers: int) -> int:
             def attempt(mutant: Mutant) -> tuple[Mutant, bool]:
                 function = next((first for first, last in functions if first <= mutant.line <= last), None)
                 tests = config.MODULES[mutant.path] if function is None else callers.get(function, [])
-                if not tests:
-                    return mutant, False  # no test calls the function: nothing can notice the change
+                if not tests:  # no test calls the function: nothing can notice the change
+                    print(f"  SURVIVED {mutant.path}:{mutant.line} {mutant.change} (no test calls it)", file=sys.stderr)
+                    return mutant, False
                 worker, tree = trees.get()
                 target = tree / mutant.path
                 try:
