@@ -179,6 +179,12 @@ def _environment(path: str, worker: int) -> dict[str, str]:
     return env
 
 
+def _databases(path: str, worker: int) -> list[str]:
+    """DATABASE_URL of each run of a mutant's tests: SQLite (""), then PostgreSQL for the
+    modules with a PostgreSQL-only path."""
+    return ["", POSTGRES_URL.format(worker=worker)] if path in config.POSTGRES else [""]
+
+
 def _run_tests(tree: Path, path: str, worker: int, timeout: float, tests: list[str], extra_env=None) -> tuple[bool, float]:
     """(passed, seconds); a run over ``timeout`` counts as failed (a hung mutant is killed)."""
     began = time.monotonic()
@@ -244,9 +250,14 @@ def run(paths: list[str], workers: int) -> int:
                 try:
                     target.write_text(mutant.source)
                     fork = forks[tree]
-                    fork.stdin.write(json.dumps({"args": [*PYTEST[2:], *tests], "timeout": timeout}) + "\n")
-                    fork.stdin.flush()
-                    passed = json.loads(fork.stdout.readline())["passed"]
+                    passed = True
+                    for database in _databases(mutant.path, worker):  # the next only when the first passed
+                        job = {"args": [*PYTEST[2:], *tests], "timeout": timeout, "database": database}
+                        fork.stdin.write(json.dumps(job) + "\n")
+                        fork.stdin.flush()
+                        passed = json.loads(fork.stdout.readline())["passed"]
+                        if not passed:
+                            break
                 finally:
                     shutil.copy2(ROOT / mutant.path, target)
                     trees.put((worker, tree))

@@ -30,6 +30,10 @@ for line in sys.stdin:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
+        if job["database"]:
+            os.environ["DATABASE_URL"] = job["database"]
+        else:
+            os.environ.pop("DATABASE_URL", None)
         import pytest
 
         os._exit(int(pytest.main(job["args"])))
