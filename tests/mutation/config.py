@@ -67,6 +67,10 @@ SET_ASIDE: list[dict[str, object]] = [
         "reason": "SET LOCAL work_mem: memory tuning, counts unchanged",
     },
     {
+        "file": "beacons/parsing.py", "line": 85, "change": "return x → return None",
+        "reason": "return False → None: every caller reads the answer as a truth value",
+    },
+    {
         "file": "beacons/buckets.py", "line": 77, "change": "1 → 2",
         "reason": "bucket starts are whole seconds: 1 or 2 µs before one lies in the same previous bucket",
     },
