@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-fast serve migrate demo bench clean
+.PHONY: install run test test-fast mutate serve migrate demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -x -q -m "not serial and not browser" $(PYTEST_ARGS)
+
+# Mutation testing of the core modules (tests/mutation/config.py); slow, not part of CI.
+# One module: make mutate MUTATE_ARGS="--module beacons/buckets.py"
+mutate: install
+	$(BIN)/python -m tests.mutation.mutate $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles build *.egg-info

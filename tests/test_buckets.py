@@ -9,6 +9,7 @@ from beacons.buckets import (
     bucket_ceiling,
     bucket_end,
     bucket_start,
+    bucket_zone,
     buckets_between,
     covering_buckets,
     elapsed_cut,
@@ -157,3 +158,105 @@ def test_elapsed_cut_is_the_minute_while_minute_counters_reach_back_else_the_hou
     assert elapsed_cut(now=now, unit=G.MONTH, n=1, minutes_since=kept_two_days, tz=UTC) == (
         utc(2026, 12, 2, 2), utc(2026, 11, 2, 2), G.HOUR
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "start, granularity, following",
+    [
+        (utc(2026, 3, 14, 15, 9, 59), G.SECOND, utc(2026, 3, 14, 15, 10)),
+        (utc(2026, 12, 31, 23, 59, 59), G.SECOND, utc(2027, 1, 1)),
+        (utc(2026, 3, 14, 15, 59), G.MINUTE, utc(2026, 3, 14, 16)),
+        (utc(2026, 3, 14, 23), G.HOUR, utc(2026, 3, 15)),
+    ],
+)
+def test_next_second_minute_and_hour_bucket(start, granularity, following):
+    assert bucket_after(start, granularity, UTC) == following
+
+
+def test_next_day_after_clocks_go_back_is_25_hours_later_in_the_configured_zone(settings):
+    settings.BEACONS_TIME_ZONE = "America/New_York"
+    day = bucket_start(utc(2026, 11, 1, 12), G.DAY)
+    assert bucket_after(day, G.DAY) == utc(2026, 11, 2, 5)
+    assert bucket_after(day, G.DAY) - day == timedelta(hours=25)
+
+
+@pytest.mark.parametrize(
+    "start, granularity, previous",
+    [
+        (utc(2026, 3, 14, 15, 10), G.SECOND, utc(2026, 3, 14, 15, 9, 59)),
+        (utc(2026, 3, 14, 16), G.MINUTE, utc(2026, 3, 14, 15, 59)),
+        (utc(2026, 3, 15), G.HOUR, utc(2026, 3, 14, 23)),
+        (utc(2026, 3, 1), G.DAY, utc(2026, 2, 28)),
+        (utc(2026, 1, 1), G.MONTH, utc(2025, 12, 1)),
+        (utc(2026, 1, 1), G.YEAR, utc(2025, 1, 1)),
+    ],
+)
+def test_bucket_before_is_the_start_of_the_previous_bucket(start, granularity, previous):
+    assert bucket_before(start, granularity, UTC) == previous
+    assert bucket_after(previous, granularity, UTC) == start
+
+
+def test_bucket_before_a_day_after_clocks_go_forward_is_23_hours_earlier():
+    assert bucket_before(utc(2026, 3, 9, 4), G.DAY, NY) == utc(2026, 3, 8, 5)
+
+
+@pytest.mark.parametrize("function", [bucket_start, bucket_after])
+def test_an_unknown_granularity_is_a_value_error(function):
+    with pytest.raises(ValueError, match="unknown granularity 'W'"):
+        function(utc(2026, 3, 14), "W", UTC)
+
+
+def test_buckets_between_leaves_out_the_bucket_starting_at_the_end():
+    hours = list(buckets_between(utc(2026, 1, 1, 22, 30), utc(2026, 1, 2, 0), G.HOUR, UTC))
+    assert hours == [utc(2026, 1, 1, 22), utc(2026, 1, 1, 23)]
+
+
+def test_covering_buckets_leaves_out_what_the_finest_granularity_cannot_cover():
+    # 12:00 on 15 Jan to 06:00 on 10 Mar with days and months: the half days at each end are left out.
+    pieces = covering_buckets(utc(2026, 1, 15, 12), utc(2026, 3, 10, 6), [G.DAY, G.MONTH], UTC)
+    assert pieces == {
+        G.MONTH: [(utc(2026, 2, 1), utc(2026, 3, 1))],
+        G.DAY: [(utc(2026, 1, 16), utc(2026, 2, 1)), (utc(2026, 3, 1), utc(2026, 3, 10))],
+    }
+
+
+def test_covering_buckets_of_an_empty_range_or_no_granularity_is_empty():
+    assert covering_buckets(utc(2026, 1, 2), utc(2026, 1, 2), [G.DAY], UTC) == {}
+    assert covering_buckets(utc(2026, 1, 3), utc(2026, 1, 2), [G.DAY], UTC) == {}
+    assert covering_buckets(utc(2026, 1, 1), utc(2026, 2, 1), [], UTC) == {}
+
+
+def test_covering_buckets_uses_a_whole_month_alone_when_the_range_is_exactly_one():
+    assert covering_buckets(utc(2026, 2, 1), utc(2026, 3, 1), [G.HOUR, G.DAY, G.MONTH], UTC) == {
+        G.MONTH: [(utc(2026, 2, 1), utc(2026, 3, 1))]
+    }
+
+
+def test_covering_buckets_falls_to_days_when_no_whole_month_fits():
+    assert covering_buckets(utc(2026, 2, 3), utc(2026, 2, 27), [G.DAY, G.MONTH, G.YEAR], UTC) == {
+        G.DAY: [(utc(2026, 2, 3), utc(2026, 2, 27))]
+    }
+
+
+def test_bucket_zone_follows_the_setting(settings):
+    settings.BEACONS_TIME_ZONE = "Asia/Kolkata"
+    assert bucket_zone() == KOLKATA
+    assert bucket_start(utc(2026, 5, 1, 20), G.DAY) == utc(2026, 5, 1, 18, 30)
+
+
+def test_covering_buckets_splits_in_the_configured_zone_unless_given_one(settings):
+    settings.BEACONS_TIME_ZONE = "America/New_York"
+    start, end = datetime(2026, 1, 31, tzinfo=NY), datetime(2026, 3, 2, tzinfo=NY)
+    expected = {
+        G.MONTH: [(utc(2026, 2, 1, 5), utc(2026, 3, 1, 5))],
+        G.DAY: [(utc(2026, 1, 31, 5), utc(2026, 2, 1, 5)), (utc(2026, 3, 1, 5), utc(2026, 3, 2, 5))],
+    }
+    assert covering_buckets(start, end, [G.DAY, G.MONTH]) == expected
+    settings.BEACONS_TIME_ZONE = "UTC"
+    assert covering_buckets(start, end, [G.DAY, G.MONTH], NY) == expected
+
+
+def test_covering_buckets_across_a_month_edge_without_a_whole_month_is_one_run_of_days():
+    assert covering_buckets(utc(2026, 1, 15), utc(2026, 2, 10), [G.DAY, G.MONTH], UTC) == {
+        G.DAY: [(utc(2026, 1, 15), utc(2026, 2, 10))]
+    }

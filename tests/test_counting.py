@@ -2,13 +2,25 @@
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
-from django.db import connections
+from django.db import connection, connections, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from beacons.counting import Hit, aggregates_add, aggregates_insert_new, increments_add_hits, increments_for
+from beacons import counting
+from beacons.counting import (
+    Hit,
+    aggregates_add,
+    aggregates_add_stream,
+    aggregates_insert_new,
+    aggregates_set,
+    increments_add_hits,
+    increments_for,
+)
 from beacons.models import BeaconAggregate, BeaconDefinition
 from beacons.models import Granularity as G
 
@@ -129,3 +141,103 @@ def test_losing_the_first_registration_race_uses_the_winners_row(db, monkeypatch
     resolved = definitions_resolve(slugs={"raced"})
     assert resolved["raced"].pk == BeaconDefinition.objects.get(slug="raced").pk
     assert BeaconDefinition.objects.filter(slug="raced").count() == 1
+
+
+def _day_hits(definition, identifiers):
+    return increments_for(hits=[Hit(definition.pk, (G.DAY,), i) for i in identifiers], received_at=timezone.now())
+
+
+@pytest.mark.parametrize("keys, statements", [(500, 1), (501, 2)])
+def test_500_keys_go_in_one_statement_and_501_in_two(db, django_assert_num_queries, keys, statements):
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    increments = _day_hits(definition, [f"/{i}" for i in range(keys - 1)])  # plus the "" total row
+    assert len(increments) == keys
+    with django_assert_num_queries(statements):
+        assert aggregates_add(increments=increments) == keys
+    assert BeaconAggregate.objects.count() == keys
+    assert BeaconAggregate.objects.get(identifier="").count == keys - 1
+
+
+def test_a_hit_counts_once_per_granularity_under_its_identifier_and_the_total():
+    received_at = datetime(2026, 3, 14, 15, 9, 26, 500000, tzinfo=UTC)
+    hits = [Hit(7, (G.MINUTE, G.DAY), "/a"), Hit(7, (G.MINUTE, G.DAY), "/a"), Hit(7, (G.MINUTE, G.DAY), "")]
+    assert increments_for(hits=hits, received_at=received_at) == {
+        (7, "", G.MINUTE, datetime(2026, 3, 14, 15, 9, tzinfo=UTC)): 3,
+        (7, "", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 3,
+        (7, "/a", G.MINUTE, datetime(2026, 3, 14, 15, 9, tzinfo=UTC)): 2,
+        (7, "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 2,
+    }
+
+
+def test_zero_increments_write_no_row(db):
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    start = datetime(2026, 3, 14, tzinfo=UTC)
+    increments = {(definition.pk, "/a", G.DAY, start): 0, (definition.pk, "", G.DAY, start): 2}
+    assert aggregates_add(increments=increments) == 1
+    assert list(BeaconAggregate.objects.values_list("identifier", "count")) == [("", 2)]
+
+
+def test_aggregates_set_replaces_stored_counts_and_inserts_missing_ones(db):
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    start = datetime(2026, 3, 14, tzinfo=UTC)
+    aggregates_add(increments={(definition.pk, "/a", G.DAY, start): 5})
+    assert aggregates_set(counts={(definition.pk, "/a", G.DAY, start): 2, (definition.pk, "/b", G.DAY, start): 3}) == 2
+    assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"/a": 2, "/b": 3}
+
+
+@dataclass
+class _Chunk:
+    """A ``counting.CounterChunk`` of (definition_id, identifier, granularity, epoch, n) rows."""
+
+    counter_rows: list
+
+    def __len__(self):
+        return len(self.counter_rows)
+
+    def rows(self):
+        return self.counter_rows
+
+    def copy_text(self):
+        return "".join(f"{d}\t{g}\t{e}\t{i}\t{n}\n" for d, i, g, e, n in self.counter_rows).encode()
+
+
+def _stream_chunks(definition_id, gone_id):
+    day = int(datetime(2026, 3, 14, tzinfo=UTC).timestamp())
+    return [
+        _Chunk([(definition_id, "", G.DAY, day, 2), (definition_id, "/a", G.DAY, day, 2)]),
+        _Chunk([(definition_id, "", G.DAY, day, 1), (gone_id, "", G.DAY, day, 9)]),
+        _Chunk([(definition_id, "/b", G.DAY, day, 1), (definition_id, "", G.DAY, day, 1)]),
+    ]
+
+
+def test_a_stream_adds_every_chunk_drops_deleted_types_and_returns_the_rows_read(db):
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    aggregates_add(increments={(definition.pk, "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 10})
+    with transaction.atomic():
+        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 6
+    assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"": 4, "/a": 12, "/b": 1}
+    start = BeaconAggregate.objects.get(identifier="").period_start
+    assert start == datetime(2026, 3, 14, tzinfo=UTC)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("per_statement, statements", [(4, 2), (5, 1), (6, 1), (7, 1), (2, 3)])
+def test_the_postgresql_stream_adds_its_rows_every_rows_per_statement_and_at_the_end(
+    db, monkeypatch, per_statement, statements
+):
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    monkeypatch.setattr(counting, "STREAM_ROWS_PER_STATEMENT", per_statement)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 6
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(f"INSERT INTO {BeaconAggregate._meta.db_table}")]
+    assert len(inserts) == statements
+    assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"": 4, "/a": 2, "/b": 1}
+
+
+@pytest.mark.postgres
+def test_the_postgresql_stream_can_run_twice_in_one_transaction(db):
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    with transaction.atomic():
+        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 6
+        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 6
+    assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"": 8, "/a": 4, "/b": 2}

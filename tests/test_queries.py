@@ -203,3 +203,174 @@ def test_live_count_of_one_identifier(page_view):
     record(page_view, "/a", now, 2)
     record(page_view, "/b", now, 3)
     assert queries.live_count(definitions=[page_view], identifier="/a", now=now) == 2
+
+
+def test_totals_of_an_empty_period_are_zero_with_no_change(page_view):
+    result = queries.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+    assert (result.current, result.previous, result.change) == (0, 0, None)
+    assert (result.previous_start, result.previous_end) == (utc(2026, 11, 2), utc(2026, 11, 9))
+
+
+def test_totals_change_is_relative_to_the_previous_period(page_view):
+    record(page_view, "/", utc(2026, 11, 5), 40)
+    record(page_view, "/", utc(2026, 11, 12), 30)
+    result = queries.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+    assert result.change == pytest.approx(-0.25)
+
+
+def test_totals_for_one_identifier(page_view):
+    record(page_view, "/a", utc(2026, 11, 12), 3)
+    record(page_view, "/b", utc(2026, 11, 12), 5)
+    result = queries.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16), identifier="/b")
+    assert (result.current, result.previous) == (5, 0)
+
+
+@pytest.fixture
+def daily_only():
+    """A type that keeps day counts only: no hours, months or years to sum."""
+    return BeaconDefinition.objects.create(slug="daily", name="Daily", granularities="D")
+
+
+def test_a_type_keeping_only_days_is_summed_over_months_through_totals(daily_only):
+    record(daily_only, "/", utc(2026, 8, 31, 23), 100)  # the day before: left out
+    record(daily_only, "/", utc(2026, 9, 1), 2)
+    record(daily_only, "/", utc(2026, 10, 15, 12), 3)
+    record(daily_only, "/", utc(2026, 11, 30, 23), 4)
+    record(daily_only, "/", utc(2026, 12, 1), 100)  # the day after: left out
+    result = queries.totals(definitions=[daily_only], start=utc(2026, 9, 1), end=utc(2026, 12, 1))
+    assert (result.current, result.previous) == (9, 100)
+
+
+def test_a_type_keeping_only_days_is_summed_through_top_identifiers(daily_only):
+    record(daily_only, "/a", utc(2026, 9, 1), 2)
+    record(daily_only, "/b", utc(2026, 10, 15, 12), 3)
+    record(daily_only, "/a", utc(2026, 11, 30, 23), 4)
+    record(daily_only, "/a", utc(2026, 12, 1), 100)
+    top = queries.top_identifiers(definitions=[daily_only], start=utc(2026, 9, 1), end=utc(2026, 12, 1))
+    assert top == [("/a", 6), ("/b", 3)]
+
+
+def test_types_with_different_granularities_are_summed_over_what_both_keep(page_view, daily_only):
+    # page_view keeps hours too; days are what both keep, so a day range of both sums whole days.
+    record(page_view, "/a", utc(2026, 9, 2, 5), 2)
+    record(daily_only, "/a", utc(2026, 9, 3, 7), 3)
+    definitions = [page_view, daily_only]
+    assert queries.totals(definitions=definitions, start=utc(2026, 9, 1), end=utc(2026, 10, 1)).current == 5
+    assert queries.top_identifiers(definitions=definitions, start=utc(2026, 9, 1), end=utc(2026, 10, 1)) == [("/a", 5)]
+
+
+def test_top_identifiers_lists_ten_by_default_most_first_ties_by_name(page_view):
+    for i in range(12):
+        record(page_view, f"/p{i:02}", utc(2026, 11, 2), 1 + i // 2)
+    top = queries.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3))
+    assert top == [
+        ("/p10", 6), ("/p11", 6), ("/p08", 5), ("/p09", 5), ("/p06", 4),
+        ("/p07", 4), ("/p04", 3), ("/p05", 3), ("/p02", 2), ("/p03", 2),
+    ]  # fmt: skip
+
+
+def test_top_identifiers_filter_is_case_insensitive_and_leaves_out_the_total_row(page_view):
+    record(page_view, "/Docs/a", utc(2026, 11, 2), 2)
+    record(page_view, "/blog", utc(2026, 11, 2), 1)
+    assert queries.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs") == [
+        ("/Docs/a", 2)
+    ]
+    assert queries.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3)) == [
+        ("/Docs/a", 2),
+        ("/blog", 1),
+    ]
+
+
+def test_top_identifiers_up_to_a_future_end_count_this_years_hits(page_view, monkeypatch):
+    now = utc(2026, 11, 23, 14, 30)
+    monkeypatch.setattr(queries.timezone, "now", lambda: now)
+    record(page_view, "/a", utc(2026, 10, 24, 9), 2)
+    record(page_view, "/a", utc(2026, 11, 23, 14, 5), 1)
+    record(page_view, "/a", utc(2026, 10, 23, 23), 50)  # before the range
+    top = queries.top_identifiers(definitions=[page_view], start=utc(2026, 10, 24), end=utc(2026, 11, 24))
+    assert top == [("/a", 3)]
+
+
+def test_live_count_is_zero_when_nothing_happened(page_view):
+    assert queries.live_count(definitions=[page_view], now=utc(2026, 11, 23, 14, 30)) == 0
+
+
+@pytest.fixture
+def minutely():
+    return BeaconDefinition.objects.create(slug="minutely", name="Minutely", granularities="M,H,D,MO,Y")
+
+
+def test_live_window_starts_at_the_minute_four_minutes_before_now(minutely):
+    now = utc(2026, 11, 23, 14, 30, 20)
+    record(minutely, "/", utc(2026, 11, 23, 14, 26), 3)  # first second of the window
+    record(minutely, "/", utc(2026, 11, 23, 14, 25, 59), 7)  # last second before it
+    record(minutely, "/", utc(2026, 11, 23, 14, 30, 19), 1)
+    assert queries.live_count(definitions=[minutely], now=now) == 4
+    assert queries.live_count(definitions=[minutely], now=now, minutes=1) == 1
+    assert queries.live_count(definitions=[minutely], now=now, minutes=6) == 11
+
+
+def test_live_count_sums_only_the_types_keeping_minutes_now(minutely, signup, monkeypatch):
+    now = utc(2026, 11, 23, 14, 30, 20)
+    monkeypatch.setattr(queries.timezone, "now", lambda: now)
+    record(minutely, "/", utc(2026, 11, 23, 14, 29), 2)
+    # minute rows left from when sign-ups kept minutes: no longer part of "live now"
+    aggregates_add(increments=increments_for(hits=[Hit(signup.pk, (G.MINUTE,), "")] * 5, received_at=now))
+    assert queries.live_count(definitions=[signup, minutely]) == 2
+
+
+def test_series_starts_at_the_bucket_holding_start_counts_only_its_part_inside_and_leaves_out_end(page_view):
+    record(page_view, "/", utc(2026, 11, 1, 23, 10), 2)  # in the first bucket, before start
+    record(page_view, "/", utc(2026, 11, 1, 23, 40), 3)
+    record(page_view, "/", utc(2026, 11, 2, 1), 5)
+    record(page_view, "/", utc(2026, 11, 2, 2), 9)
+    got = queries.series(definitions=[page_view], granularity=G.HOUR, start=utc(2026, 11, 1, 23, 30), end=utc(2026, 11, 2, 2))
+    assert got == [(utc(2026, 11, 1, 23), 3), (utc(2026, 11, 2), 0), (utc(2026, 11, 2, 1), 5)]
+
+
+@pytest.mark.parametrize(
+    "user_agent, label",
+    [
+        ("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", "Firefox 133"),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+            "Mobile Safari 17",
+        ),
+        ("curl/8.0", "curl 8"),
+        ("SomeBot", "SomeBot"),
+        ("", "Unknown browser"),
+        ("nothing a parser knows", "Unknown browser"),
+    ],
+)
+def test_browser_label(user_agent, label):
+    assert queries.browser_label(user_agent) == label
+
+
+def test_browser_list_is_most_first_ties_by_name_and_merges_versions_of_one_label(page_view):
+    from beacons.models import BeaconEvent, ErrorGroup
+
+    firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+    firefox_other_os = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+    at = utc(2026, 11, 2)
+    group = ErrorGroup.objects.create(definition=page_view, fingerprint="f", title="E", first_seen=at, last_seen=at)
+    for user_agent, n in [("curl/8.0", 2), (firefox, 1), (firefox_other_os, 1), ("Opera/9.80", 2), ("", 1)]:
+        BeaconEvent.objects.bulk_create(
+            [BeaconEvent(definition=page_view, error_group=group, received_at=at, user_agent=user_agent)] * n
+        )
+    assert queries.error_browsers(group=group) == [("Firefox 133", 2), ("Opera 9", 2), ("curl 8", 2), ("Unknown browser", 1)]
+    assert queries.error_browsers(group=group, limit=2) == [("Firefox 133", 2), ("Opera 9", 2)]
+
+
+def test_totals_and_top_identifiers_take_definition_ids(page_view):
+    record(page_view, "/a", utc(2026, 11, 12), 3)
+    ids = [page_view.pk]
+    assert queries.totals(definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)).current == 3
+    assert queries.top_identifiers(definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)) == [("/a", 3)]
+
+
+def test_totals_of_a_type_keeping_minutes_are_read_in_whole_hours(minutely):
+    record(minutely, "/", utc(2026, 11, 22, 14, 5), 2)  # in the hour the range starts within
+    record(minutely, "/", utc(2026, 11, 22, 13, 59), 7)  # the hour before: left out
+    result = queries.totals(definitions=[minutely], start=utc(2026, 11, 22, 14, 30), end=utc(2026, 11, 23, 14))
+    assert result.current == 2

@@ -1,0 +1,328 @@
+"""Mutation testing of the core modules: does the suite fail when the code is wrong?
+
+Each module in ``config.MODULES`` is parsed, and every small change below is made to it one
+at a time; for each change (a mutant) the module's mapped tests run with ``pytest -x -q``.
+A failing run (or one over the time limit) kills the mutant; a passing one means no test
+notices that change. Two workers each run on their own copy of the tree, so the real tree
+is never modified; a worker (``worker.py``) forks a child per mutant from a process that has
+pytest and Django loaded. A first run of the mapped tests records which tests call each
+function (``trace_plugin.py``); a mutant runs only those.
+
+Changes: ``<``↔``<=``, ``>``↔``>=``, ``==``↔``!=``, ``in``↔``not in``, ``is``↔``is not``,
+``and``↔``or``, ``+``↔``-``, integer constant +1, ``True``↔``False``, a string constant
+without a space emptied (codes and names; messages and SQL are left alone), ``return x`` → ``return None``, ``not x`` → ``x``, and a call statement,
+augmented assignment, ``raise``, ``continue`` or ``break`` dropped.
+
+    .venv/bin/python -m tests.mutation.mutate [--module beacons/buckets.py] [--workers 2]
+"""
+
+import argparse
+import ast
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Queue
+
+from tests.mutation import config
+
+ROOT = Path(__file__).resolve().parents[2]
+TREE = ["beacon_site", "beacons", "dashboard", "templates", "static", "tests", "manage.py", "pyproject.toml"]
+PYTEST = ["-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:hypothesispytest", "-m", "not serial and not browser"]
+POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/beacons_mutate_{worker}"
+
+SWAPS = {
+    ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+    ast.And: ast.Or, ast.Or: ast.And, ast.Add: ast.Sub, ast.Sub: ast.Add,
+}
+SYMBOLS = {
+    ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.In: "in",
+    ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.And: "and", ast.Or: "or", ast.Add: "+", ast.Sub: "-",
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    path: str
+    line: int
+    change: str
+    source: str  # the whole mutated module
+
+
+def _skipped_constants(tree: ast.AST) -> set[int]:
+    """Constants not worth a mutant: docstrings, f-string pieces and annotations (no behaviour),
+    decorator arguments (cache sizes) and prose strings (messages and SQL, which hold a space:
+    emptying SQL only crashes; identifiers and codes, which hold none, are mutated)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value:
+            skipped.add(id(node))
+        for decorator in getattr(node, "decorator_list", []):
+            skipped.update(id(part) for part in ast.walk(decorator))
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            skipped.add(id(body[0].value))
+        if isinstance(node, ast.JoinedStr):
+            skipped.update(id(part) for part in ast.walk(node))
+        for annotation in (getattr(node, "annotation", None), getattr(node, "returns", None)):
+            if annotation is not None:
+                skipped.update(id(part) for part in ast.walk(annotation))
+    return skipped
+
+
+def _changes(tree: ast.AST):
+    """Yield (node id, line, description, apply) for each possible change; ``apply`` mutates a copy's node."""
+    skipped = _skipped_constants(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for index, op in enumerate(node.ops):
+                if type(op) in SWAPS:
+                    new = SWAPS[type(op)]
+                    yield node, f"{SYMBOLS[type(op)]} → {SYMBOLS[new]}", lambda n, i=index, new=new: n.ops.__setitem__(i, new())
+        elif isinstance(node, (ast.BoolOp, ast.BinOp)) and type(node.op) in SWAPS:
+            new = SWAPS[type(node.op)]
+            yield node, f"{SYMBOLS[type(node.op)]} → {SYMBOLS[new]}", lambda n, new=new: setattr(n, "op", new())
+        elif isinstance(node, ast.Constant) and id(node) not in skipped:
+            value = node.value
+            if isinstance(value, bool):
+                yield node, f"{value} → {not value}", lambda n: setattr(n, "value", not n.value)
+            elif isinstance(value, int):
+                yield node, f"{value} → {value + 1}", lambda n: setattr(n, "value", n.value + 1)
+            elif isinstance(value, str) and value:
+                shown = value if len(value) <= 30 else value[:27] + "..."
+                yield node, f"{shown!r} → ''", lambda n: setattr(n, "value", "")
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            yield node, "not x → x", None  # applied by the parent rewrite below
+        elif isinstance(node, ast.Return) and node.value is not None and not (
+            isinstance(node.value, ast.Constant) and node.value.value is None
+        ):
+            yield node, "return x → return None", lambda n: setattr(n, "value", ast.Constant(None))
+        elif isinstance(node, (ast.AugAssign, ast.Raise, ast.Continue, ast.Break)) or (
+            isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+        ):
+            yield node, f"{type(node).__name__.lower() if not isinstance(node, ast.Expr) else 'call'} statement dropped", "drop"
+
+
+class _Apply(ast.NodeTransformer):
+    """Rewrite the node at ``target`` (its index in ast.walk order) in a copy of the module."""
+
+    def __init__(self, target: int, how):
+        self.target, self.how, self.index = target, how, {}
+
+    def visit(self, node):
+        if self.index.get(id(node)) == self.target:
+            if self.how == "drop":
+                return ast.Pass()
+            if self.how is None:  # not x → x
+                return node.operand
+            self.how(node)
+            return node
+        return self.generic_visit(node)
+
+
+def mutants_of(path: str) -> list[Mutant]:
+    original = (ROOT / path).read_text()
+    tree = ast.parse(original)
+    positions = {id(node): i for i, node in enumerate(ast.walk(tree))}
+    mutants = []
+    for node, change, how in list(_changes(tree)):
+        clone = copy.deepcopy(tree)
+        apply = _Apply(positions[id(node)], how)
+        apply.index = {id(n): i for i, n in enumerate(ast.walk(clone))}
+        mutated = ast.fix_missing_locations(apply.visit(clone))
+        mutants.append(Mutant(path, node.lineno, change, ast.unparse(mutated)))
+    return mutants
+
+
+def _outermost_functions(path: str) -> list[tuple[int, int]]:
+    """(first line as in a code object, last line) of every function not nested in another;
+    a mutant inside one runs only the tests that call it."""
+    spans = []
+
+    def visit(node, inside: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            is_function = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if is_function and not inside:
+                first = min([child.lineno] + [d.lineno for d in child.decorator_list])
+                spans.append((first, child.end_lineno))
+            visit(child, inside or is_function)
+
+    visit(ast.parse((ROOT / path).read_text()), False)
+    return spans
+
+
+def _copy_tree(worker: int) -> Path:
+    target = Path(tempfile.mkdtemp(prefix=f"beacons-mutate-{worker}-"))
+    for name in TREE:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+    (target / ".venv").symlink_to((ROOT / ".venv").resolve())
+    return target
+
+
+def _environment(path: str, worker: int) -> dict[str, str]:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # a stale .pyc must never stand in for a mutant
+    env.pop("DATABASE_URL", None)
+    if path in config.POSTGRES:
+        env["DATABASE_URL"] = POSTGRES_URL.format(worker=worker)
+    return env
+
+
+def _databases(path: str, worker: int) -> list[str]:
+    """DATABASE_URL of each run of a mutant's tests: SQLite (""), then PostgreSQL for the
+    modules with a PostgreSQL-only path."""
+    return ["", POSTGRES_URL.format(worker=worker)] if path in config.POSTGRES else [""]
+
+
+def _run_tests(tree: Path, path: str, worker: int, timeout: float, tests: list[str], extra_env=None) -> tuple[bool, float]:
+    """(passed, seconds); a run over ``timeout`` counts as failed (a hung mutant is killed)."""
+    began = time.monotonic()
+    env = {**_environment(path, worker), **(extra_env or {})}
+    if not env.get("DATABASE_URL"):
+        env.pop("DATABASE_URL", None)  # SQLite
+    try:
+        result = subprocess.run(
+            [str(tree / ".venv/bin/python"), *PYTEST, *tests],
+            cwd=tree, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return False, time.monotonic() - began
+    return result.returncode == 0, time.monotonic() - began
+
+
+def _is_set_aside(mutant: Mutant) -> dict | None:
+    for entry in config.SET_ASIDE:
+        if (entry["file"], entry["line"], entry["change"]) == (mutant.path, mutant.line, mutant.change):
+            return entry
+    return None
+
+
+def run(paths: list[str], workers: int) -> int:
+    trees: Queue = Queue()
+    for worker in range(workers):
+        trees.put((worker, _copy_tree(worker)))
+    rows, survivors, set_aside = [], [], []
+    began = time.monotonic()
+    try:
+        for path in paths:
+            module_began = time.monotonic()
+            worker, tree = trees.get()
+            trace = tree / "mutate-trace.json"
+            callers: dict[int, list[str]] = {}
+            baseline = 0.0
+            for database in _databases(path, worker):  # tests skipped on one database run on the other
+                passed, seconds = _run_tests(
+                    tree, path, worker, 900, ["-p", "tests.mutation.trace_plugin", *config.MODULES[path]],
+                    {"MUTATE_TRACE_FILE": str(tree / path), "MUTATE_TRACE_OUT": str(trace), "DATABASE_URL": database},
+                )
+                if not passed:
+                    trees.put((worker, tree))
+                    print(f"{path}: its tests fail without any mutant; fix them first", file=sys.stderr)
+                    return 2
+                baseline = max(baseline, seconds)
+                for line, tests in json.loads(trace.read_text()).items():
+                    callers[int(line)] = sorted(set(callers.get(int(line), [])) | set(tests))
+            trees.put((worker, tree))
+            timeout = max(3 * baseline, baseline + 20)
+            mutants = mutants_of(path)
+            print(f"{path}: {len(mutants)} mutants; its tests take {baseline:.0f} s", file=sys.stderr)
+            functions = _outermost_functions(path)
+
+            forks = {
+                tree: subprocess.Popen(
+                    [str(tree / ".venv/bin/python"), str(tree / "tests/mutation/worker.py")], cwd=tree,
+                    env=_environment(path, worker), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                )
+                for worker, tree in list(trees.queue)
+            }
+
+            def attempt(mutant: Mutant) -> tuple[Mutant, bool]:
+                function = next((first for first, last in functions if first <= mutant.line <= last), None)
+                tests = config.MODULES[mutant.path] if function is None else callers.get(function, [])
+                if not tests:  # no test calls the function: nothing can notice the change
+                    print(f"  SURVIVED {mutant.path}:{mutant.line} {mutant.change} (no test calls it)", file=sys.stderr)
+                    return mutant, False
+                worker, tree = trees.get()
+                target = tree / mutant.path
+                try:
+                    target.write_text(mutant.source)
+                    fork = forks[tree]
+                    passed = True
+                    for database in _databases(mutant.path, worker):  # the next only when the first passed
+                        job = {"args": [*PYTEST[2:], *tests], "timeout": timeout, "database": database}
+                        fork.stdin.write(json.dumps(job) + "\n")
+                        fork.stdin.flush()
+                        passed = json.loads(fork.stdout.readline())["passed"]
+                        if not passed:
+                            break
+                finally:
+                    shutil.copy2(ROOT / mutant.path, target)
+                    trees.put((worker, tree))
+                print(f"  {'killed  ' if not passed else 'SURVIVED'} {mutant.path}:{mutant.line} {mutant.change}", file=sys.stderr)
+                return mutant, not passed
+
+            try:
+                with ThreadPoolExecutor(workers) as pool:
+                    outcomes = list(pool.map(attempt, mutants))
+            finally:
+                for fork in forks.values():
+                    fork.stdin.close()
+                    fork.wait()
+            live = [m for m, killed in outcomes if not killed]
+            aside = [(m, entry) for m in live if (entry := _is_set_aside(m))]
+            counted = len(mutants) - len(aside)
+            killed = counted - (len(live) - len(aside))
+            rows.append((path, counted, killed, len(aside), time.monotonic() - module_began))
+            survivors += [m for m in live if not _is_set_aside(m)]
+            set_aside += aside
+    finally:
+        while not trees.empty():
+            shutil.rmtree(trees.get()[1], ignore_errors=True)
+
+    print("\n| module | mutants | killed | score | set aside | time |\n|---|---:|---:|---:|---:|---:|")
+    for path, counted, killed, aside, seconds in rows:
+        score = 100 * killed / counted if counted else 100
+        print(f"| `{path}` | {counted} | {killed} | {score:.0f} % | {aside} | {seconds / 60:.1f} min |")
+    print(f"\ntotal {(time.monotonic() - began) / 60:.1f} min on {workers} workers")
+    if survivors:
+        print("\nSurvivors (no test fails with this change):")
+        lines = {}
+        for m in survivors:
+            text = lines.setdefault(m.path, (ROOT / m.path).read_text().splitlines())[m.line - 1].strip()
+            print(f"  {m.path}:{m.line}  {m.change}    | {text[:90]}")
+    if set_aside:
+        print("\nSet aside as equivalent (tests/mutation/config.py):")
+        for m, entry in set_aside:
+            print(f"  {m.path}:{m.line}  {m.change}    — {entry['reason']}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", action="append", choices=list(config.MODULES), help="only this module (repeatable)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--list", action="store_true", help="print the mutants and stop")
+    args = parser.parse_args()
+    paths = args.module or list(config.MODULES)
+    if args.list:
+        for path in paths:
+            for m in mutants_of(path):
+                print(f"{m.path}:{m.line}  {m.change}")
+        return 0
+    return run(paths, args.workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""One mutation worker: loads pytest and the third-party libraries once, then runs each job
+(a JSON line of pytest arguments) in a forked child, so a mutant costs its tests and not an
+interpreter start. Project modules are never imported here: each child imports the mutated
+tree afresh. Answers one JSON line per job: {"passed": bool} (over the timeout: killed)."""
+
+import importlib
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.getcwd())
+PRELOADED = ["pytest", "pytest_django", "django", "django.db.models", "django.test", "django.http", "django.forms",
+             "django.contrib.auth.models", "ua_parser", "redis", "psycopg", "plotly.graph_objects", "crawlerdetect"]  # fmt: skip
+PROJECT = ("beacons", "dashboard", "beacon_site", "tests")
+
+for name in PRELOADED:
+    try:
+        importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - a library that needs settings loads in the child instead
+        pass
+for name in [n for n in sys.modules if n.split(".")[0] in PROJECT]:
+    del sys.modules[name]
+
+for line in sys.stdin:
+    job = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        if job["database"]:
+            os.environ["DATABASE_URL"] = job["database"]
+        else:
+            os.environ.pop("DATABASE_URL", None)
+        import pytest
+
+        os._exit(int(pytest.main(job["args"])))
+    deadline = time.monotonic() + job["timeout"]
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            passed = os.waitstatus_to_exitcode(status) == 0
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            passed = False
+            break
+        time.sleep(0.02)
+    print(json.dumps({"passed": passed}), flush=True)
