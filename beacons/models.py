@@ -276,6 +276,12 @@ class BeaconEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.definition_id}:{self.identifier}@{self.received_at:%Y-%m-%d %H:%M:%S}"
 
+    @property
+    def meta(self) -> dict:
+        """The ``meta`` object the client sent ({} when there is none or it is not an object)."""
+        meta = self.payload.get("meta") if isinstance(self.payload, dict) else None
+        return meta if isinstance(meta, dict) else {}
+
 
 class DailySalt(models.Model):
     """The secret mixed into visitor keys; a new one each day, deleted after two days."""

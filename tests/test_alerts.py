@@ -15,7 +15,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from beacons import alerts
-from beacons.alerts import alert_recipients, alerts_send_pending, alerts_suppressed
+from beacons.alert_handlers import alert_recipients
+from beacons.alerts import alerts_send_pending, alerts_suppressed
 from beacons.errors import error_group_status_set
 from beacons.models import BeaconDefinition, BeaconEvent, ErrorGroup
 from beacons.signals import error_alert
@@ -34,15 +35,15 @@ def error_type(db):
     return BeaconDefinition.objects.get_or_create(slug="error", defaults=defaults)[0]
 
 
-def exploding_handler(group, reason):
-    calls.append((group.pk, reason))
+def exploding_handler(alert):
+    calls.append((alert.group.pk, alert.reason))
     raise ConnectionError("notifier is down")
 
 
 @pytest.fixture(autouse=True)
 def alert_settings(settings):
     settings.BEACONS_ALERT_EMAILS = ["oncall@example.com"]
-    settings.BEACONS_ALERT_HANDLERS = ["beacons.alerts.email_handler"]
+    settings.BEACONS_ALERT_HANDLERS = ["beacons.alert_handlers.email_handler"]
     settings.BEACONS_BASE_URL = "https://beacons.example/"
     settings.BEACONS_RATE_LIMIT = 0
     settings.BEACONS_NETWORK_RATE_LIMIT = 0
@@ -289,7 +290,7 @@ def test_error_alert_signal_carries_the_group_and_reason(send):
 
 
 def test_raising_handler_keeps_ingest_at_204_and_is_retried_once(send, settings):
-    settings.BEACONS_ALERT_HANDLERS = ["tests.test_alerts.exploding_handler", "beacons.alerts.email_handler"]
+    settings.BEACONS_ALERT_HANDLERS = ["tests.test_alerts.exploding_handler", "beacons.alert_handlers.email_handler"]
     assert send(error()).status_code == 204
     first = deliver()
     group = ErrorGroup.objects.get()
@@ -309,7 +310,7 @@ def test_retried_handler_that_recovers_completes_the_alert(send, settings, monke
     settings.BEACONS_ALERT_HANDLERS = ["tests.test_alerts.exploding_handler"]
     send(error())
     deliver()
-    monkeypatch.setattr(sys.modules[__name__], "exploding_handler", lambda group, reason: calls.append(("ok", reason)))
+    monkeypatch.setattr(sys.modules[__name__], "exploding_handler", lambda alert: calls.append(("ok", alert.reason)))
     assert deliver().sent == 1
     assert calls[-1] == ("ok", "new")
 
@@ -335,7 +336,7 @@ def webhook_server(settings):
     server = HTTPServer(("127.0.0.1", 0), _WebhookReceiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    settings.BEACONS_ALERT_HANDLERS = ["beacons.alerts.webhook_handler"]
+    settings.BEACONS_ALERT_HANDLERS = ["beacons.alert_handlers.webhook_handler"]
     settings.BEACONS_ALERT_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hooks/beacons"
     yield _WebhookReceiver
     server.shutdown()
