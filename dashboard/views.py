@@ -32,13 +32,11 @@ TYPE_CHOICES_LIMIT = 200
 BREAKDOWN_LIMIT = 12
 
 
-def _state(request) -> tuple:
+def _state_for_request(request) -> tuple:
+    """The types listed, the filter form and the DashboardState that the request's GET parameters resolve to."""
     definitions = queries.definitions_listed(limit=TYPE_CHOICES_LIMIT, including=request.GET.get("type", "")[:64])
     form, state = dashboard_state(params=request.GET, definitions=definitions, now=timezone.now())
     return definitions, form, state
-
-
-GRANULARITY_WORDS = {G.MINUTE: "minute", G.HOUR: "hour", G.DAY: "day", G.MONTH: "month", G.YEAR: "year"}
 
 
 def _local(moment):
@@ -102,7 +100,7 @@ def kpis_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
             "previous_label": comparison.label,
             # Nothing is comparable yet (the first minute or hour of the period): when it will be.
             "compared_from": "" if comparison.label else _moment_words(bucket_after(comparison.current_end, comparison.granularity), now=state.now),
-            "compared_unit": GRANULARITY_WORDS[comparison.granularity],
+            "compared_unit": G(comparison.granularity).label,
             "change_percent": None if change is None else round(change * 100),
             "busiest_label": charts.bucket_label(busiest[0], state.granularity) if busiest else "",
             "busiest_count": busiest[1] if busiest else 0,
@@ -321,7 +319,7 @@ CSV_ROWS = {"series": _series_csv, "top": _top_csv, "breakdown": _breakdown_csv}
 
 @permission_required(VIEW_COUNTS)
 def index(request):
-    definitions, form, state = _state(request)
+    definitions, form, state = _state_for_request(request)
     context = {"form": form, "state": state, "definitions": definitions}
     context["may_view_errors"] = user_may(request.user, VIEW_ERRORS)
     reads = SharedReads(state)
@@ -335,14 +333,14 @@ def index(request):
 @permission_required(VIEW_COUNTS)
 def panel(request, name: str):
     if name == "identifiers":
-        definitions, form, state = _state(request)
+        definitions, form, state = _state_for_request(request)
         context = identifiers_panel(state, definitions, contains=request.GET.get("identifier", "")[:256])
         return render(request, "dashboard/index.html#identifier-options", context)
     if name not in PANELS:
         raise Http404("no such panel")
     if not user_may(request.user, *PANEL_PERMISSIONS.get(name, ())):
         raise PermissionDenied
-    definitions, form, state = _state(request)
+    definitions, form, state = _state_for_request(request)
     context = {"state": state, **PANELS[name](state, definitions, SharedReads(state))}
     if request.GET.get("format") == "csv" and name in CSV_ROWS and context.get(name):
         return csv_response(rows=CSV_ROWS[name](state, context), filename=f"beacons-{name}.csv")

@@ -4,7 +4,7 @@ import json
 import re
 import sys
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from importlib import import_module
@@ -469,3 +469,54 @@ def test_alert_names_the_error_by_its_message_when_single_events_are_gone(send):
     assert message.subject == "[Beacons] New error: TypeError: Cannot read properties of undefined (reading 'price')"
     assert "(reading 'price')" in message.body and "<str>" not in message.body
     assert "(reading &#x27;price&#x27;)" in message.alternatives[0][0]
+
+
+# --- the decision, and one read of the alert for every handler ---------------------------------
+
+
+def recording_handler(alert):
+    calls.append(alert)
+
+
+def test_every_handler_gets_the_same_alert_read_once_before_it_is_taken(send, settings, django_assert_num_queries):
+    settings.BEACONS_ALERT_HANDLERS = ["tests.test_alerts.recording_handler"] * 3
+    send(error("Boom", page="/cart"))
+    group = ErrorGroup.objects.get()
+    # the queued alerts, the latest occurrence, the affected pages, taking it: not one query more per handler
+    with django_assert_num_queries(4):
+        assert deliver().sent == 1
+    first, second, third = calls
+    assert first is second is third
+    assert (first.group.pk, first.reason, first.message, first.page, first.pages) == (group.pk, "new", "Boom", "/cart", [("/cart", 1)])
+    assert first.subject == "[Beacons] New error on /cart: Boom"
+    assert "_alert_details" not in vars(first.group)  # nothing cached on the model instance
+
+
+POLICY = alerts.AlertPolicy(on_new=True, on_regression=True, threshold=10, window=timedelta(minutes=5), cooldown=timedelta(minutes=30))
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "facts, expected",
+    [
+        ({"created": True}, "new"),
+        ({"created": True, "status": "ignored"}, ""),
+        ({"created": True, "last_alerted_at": NOW - timedelta(minutes=29)}, ""),  # within the cooldown
+        ({"created": True, "last_alerted_at": NOW - timedelta(minutes=30)}, "new"),
+        ({"reopened": True}, "regression"),
+        ({"reopened": True, "created": True, "window_count": 11}, "new"),
+        ({"window_count": 10}, ""),  # more than the threshold alerts, not as many
+        ({"window_count": 11}, "threshold"),
+        ({}, ""),
+    ],
+)
+def test_alert_reason_decides_from_what_the_upsert_answered(facts, expected):
+    decided = {"status": "unresolved", "last_alerted_at": None, "created": False, "reopened": False, "window_count": 1, **facts}
+    assert alerts.alert_reason(policy=POLICY, now=NOW, **decided) == expected
+
+
+def test_alert_reason_honours_a_policy_with_new_and_regression_off():
+    quiet = alerts.AlertPolicy(on_new=False, on_regression=False, threshold=0, window=timedelta(minutes=5), cooldown=timedelta(0))
+    for facts in ({"created": True}, {"reopened": True}, {"window_count": 10**6}):
+        decided = {"status": "unresolved", "last_alerted_at": None, "created": False, "reopened": False, "window_count": 1, **facts}
+        assert alerts.alert_reason(policy=quiet, now=NOW, **decided) == ""
