@@ -143,7 +143,7 @@ class BeaconDefinition(models.Model):
 
     class Meta:
         ordering = ["name"]
-        verbose_name = "beacon type"
+        verbose_name = "event type"
         constraints = [
             models.CheckConstraint(condition=models.Q(slug__regex=SLUG_PATTERN), name="beacon_definition_slug_format"),
         ]
@@ -295,7 +295,7 @@ class DroppedHits(models.Model):
 
     class Reason(models.TextChoices):
         BOT = "bot", "Bot or crawler"
-        INACTIVE = "inactive", "Beacon type switched off"
+        INACTIVE = "inactive", "Event type switched off"
         DUPLICATE = "duplicate", "Duplicate event id"
         OVER_BUDGET = "over_budget", "Unknown type over budget"
 

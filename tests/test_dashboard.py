@@ -469,3 +469,10 @@ def test_in_sentence_lowers_only_a_plainly_capitalised_first_word(name, expected
     from dashboard.templatetags.dashboard import in_sentence
 
     assert in_sentence(name) == expected
+
+
+def test_dashboard_calls_the_registry_event_types(staff):
+    BeaconDefinition.objects.all().delete()
+    html = staff.get(reverse("dashboard:index")).content.decode()
+    assert "<h1>No event types yet</h1>" in html and "Add an event type in the" in html
+    assert "beacon type" not in html.lower()
