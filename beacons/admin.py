@@ -116,7 +116,7 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
         if request.method == "GET" and not settings.BEACONS_STRICT and auto_types_budget_left() == 0:
             messages.warning(
                 request,
-                f"The budget of {settings.BEACONS_MAX_AUTO_TYPES} automatically registered beacon types is used up: "
+                f"The budget of {settings.BEACONS_MAX_AUTO_TYPES} automatically registered event types is used up: "
                 "beacons of new, unknown types are now dropped (see “dropped hits”). Delete unwanted types "
                 "(filter on “auto registered”), register the ones you need here, or raise BEACONS_MAX_AUTO_TYPES.",
             )
@@ -129,17 +129,17 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
     def hits_last_7_days(self, obj):
         return f"{obj._hits_week or 0:,}"
 
-    @admin.action(description="Start counting the selected beacon types", permissions=["change"])
+    @admin.action(description="Start counting the selected event types", permissions=["change"])
     def activate(self, request, queryset):
         changed = queryset.update(is_active=True)
         definitions_cache_clear()  # update() sends no save signal
-        self.message_user(request, f"{changed} beacon type(s) now counting.", messages.SUCCESS)
+        self.message_user(request, f"{changed} event type(s) now counting.", messages.SUCCESS)
 
-    @admin.action(description="Stop counting the selected beacon types", permissions=["change"])
+    @admin.action(description="Stop counting the selected event types", permissions=["change"])
     def deactivate(self, request, queryset):
         changed = queryset.update(is_active=False)
         definitions_cache_clear()
-        self.message_user(request, f"{changed} beacon type(s) no longer counting.", messages.SUCCESS)
+        self.message_user(request, f"{changed} event type(s) no longer counting.", messages.SUCCESS)
 
 
 @admin.register(BeaconAggregate)

@@ -1,24 +1,22 @@
-"""Error alerts: when a group alerts, and delivering alerts after the ingest response.
+"""Error alerts: deciding and claiming at ingest, delivering after the response.
 
-Deciding happens at ingest (``beacons.errors``) from the answer of the group upsert, with
-no extra query. A due alert is claimed by one conditional UPDATE that stamps
+Deciding (``alert_reason``) happens at ingest from what the group upsert of ``beacons.errors``
+answered, with no extra query. A due alert is claimed by one conditional UPDATE that stamps
 ``last_alerted_at`` (the cooldown: at most one alert per group per cooldown, however many
 hits) and queues the reason on the row (``alert_reason``). After the transaction commits,
 a background thread delivers the queued alerts; ``manage.py beacons_alerts`` delivers
 whatever is left (a process that stopped, a retry that is due).
 
 Delivery is the ``error_alert`` signal, then each handler in ``BEACONS_ALERT_HANDLERS``
-called as ``handler(group, reason)``. A handler that raises is logged and retried once,
+called as ``handler(alert)`` with the ``Alert`` (the shipped ones are in
+``beacons.alert_handlers``). A handler that raises is logged and retried once,
 alone, ``RETRY_SECONDS`` later (or at the next ``beacons_alerts`` run), then given up.
 An alert is taken by one sender before it is sent, so it is sent at most once.
 """
 
-import json
 import logging
-import re
 import threading
 import time
-import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,10 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import OperationalError, connections, models
-from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
@@ -40,7 +35,6 @@ logger = logging.getLogger("beacons")
 
 RETRY_SECONDS = 60
 DATABASE_BUSY_PAUSES = (0.1, 0.5, 2.0, None)  # seconds between tries of a background delivery
-WEBHOOK_TIMEOUT_SECONDS = 5
 SUBJECT_MAX_LENGTH = 180
 AFFECTED_PAGES_SHOWN = 5
 
@@ -76,7 +70,27 @@ class AlertPolicy:
         )  # fmt: skip
 
 
-# --- deciding (called at ingest) ------------------------------------------------------------
+# --- deciding and claiming (called at ingest) -----------------------------------------------
+
+
+def alert_reason(
+    *, policy: AlertPolicy, status: str, last_alerted_at: datetime | None, now: datetime, created: bool,
+    reopened: bool, window_count: int,
+) -> str:
+    """Why a group just written at ``now`` should alert ("" for no reason): an ignored group never
+    does, nor one that alerted within the cooldown; else new, regression, then threshold."""
+    if status == ErrorGroup.Status.IGNORED:
+        return ""
+    if last_alerted_at is not None and last_alerted_at > now - policy.cooldown:
+        return ""
+    if created and policy.on_new:
+        return Reason.NEW
+    if reopened and not created and policy.on_regression:
+        return Reason.REGRESSION
+    if policy.threshold and window_count > policy.threshold:
+        return Reason.THRESHOLD
+    return ""
+
 
 _suppressed: ContextVar[bool] = ContextVar("beacons_alerts_suppressed", default=False)
 
@@ -186,12 +200,12 @@ def alerts_send_pending(*, group_ids: Iterable[int] | None = None) -> AlertRun:
     run = AlertRun()
     for group in list(pending):  # read all first: no statement stays open while handlers run
         reason, attempts = group.alert_reason, group.alert_attempts
-        alert_details(group, reason)  # the reads handlers need, before taking it: a busy database leaves it queued
+        alert = alert_read(group=group, reason=reason)  # before taking it: a busy database leaves it queued
         taken = ErrorGroup.objects.filter(pk=group.pk, alert_reason=reason, alert_attempts=attempts)
         if not taken.update(alert_reason=""):
             continue  # another sender has it
         retrying = attempts > 0
-        failed = _deliver(group=group, reason=reason, retrying=retrying)
+        failed = _deliver(alert=alert, retrying=retrying)
         if not failed:
             run.sent += 1
             continue
@@ -205,8 +219,9 @@ def alerts_send_pending(*, group_ids: Iterable[int] | None = None) -> AlertRun:
     return run
 
 
-def _deliver(*, group: ErrorGroup, reason: str, retrying: bool) -> list[str]:
+def _deliver(*, alert: "Alert", retrying: bool) -> list[str]:
     """Send the signal (first attempt only) and call the handlers; returns the handlers that raised."""
+    group, reason = alert.group, alert.reason
     if not retrying:
         for receiver, response in error_alert.send_robust(sender=ErrorGroup, group=group, reason=reason):
             if isinstance(response, Exception):
@@ -215,7 +230,7 @@ def _deliver(*, group: ErrorGroup, reason: str, retrying: bool) -> list[str]:
     failed = []
     for path in handlers:
         try:
-            import_string(path)(group, reason)
+            import_string(path)(alert)
         except Exception:
             then = "giving up" if retrying else f"retrying once in {RETRY_SECONDS} s"
             logger.exception("alert handler %s failed for error group %s (%s); %s", path, group.pk, reason, then)
@@ -224,46 +239,6 @@ def _deliver(*, group: ErrorGroup, reason: str, retrying: bool) -> list[str]:
 
 
 # --- what an alert says ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AlertAudience:
-    addresses: list[str]
-    source: str  # where the addresses come from, in words ("" when nobody will be told)
-
-
-def alert_audience(*, definition: BeaconDefinition) -> AlertAudience:
-    """Who error alerts of ``definition`` are emailed to, and why: the type's own addresses, else
-    BEACONS_ALERT_EMAILS, else ADMINS, else the active superusers' addresses (so a fresh install
-    tells someone). One query, only in the last case."""
-    from django.contrib.auth import get_user_model
-
-    listed = [address.strip() for address in re.split(r"[,;\n]", definition.alert_emails or "") if address.strip()]
-    if listed:
-        return AlertAudience(listed, "this beacon type's alert addresses")
-    if settings.BEACONS_ALERT_EMAILS:
-        return AlertAudience(list(settings.BEACONS_ALERT_EMAILS), "BEACONS_ALERT_EMAILS")
-    admins = [admin[1] if isinstance(admin, (list, tuple)) else admin for admin in settings.ADMINS]
-    if admins:
-        return AlertAudience(admins, "ADMINS")
-    superusers = (
-        get_user_model()
-        .objects.filter(is_superuser=True, is_active=True)
-        .exclude(email="")
-        .order_by("pk")
-        .values_list("email", flat=True)
-    )
-    addresses = list(dict.fromkeys(superusers))
-    return AlertAudience(addresses, "the superusers' addresses (no alert address is set)" if addresses else "")
-
-
-def alert_recipients(*, definition: BeaconDefinition) -> list[str]:
-    """The addresses error alerts of ``definition`` are emailed to (see ``alert_audience``)."""
-    return alert_audience(definition=definition).addresses
-
-
-def alert_emails_on() -> bool:
-    return "beacons.alerts.email_handler" in settings.BEACONS_ALERT_HANDLERS
 
 
 def one_line(text: object, limit: int) -> str:
@@ -281,8 +256,10 @@ def group_url(group: ErrorGroup) -> str:
     return settings.BEACONS_BASE_URL.rstrip("/") + path
 
 
-@dataclass
-class AlertDetails:
+@dataclass(frozen=True)
+class Alert:
+    """One alert as every handler receives it: the group, why, and what the alert says."""
+
     group: ErrorGroup
     reason: str
     reason_label: str
@@ -295,15 +272,12 @@ class AlertDetails:
     subject: str
 
 
-def alert_details(group: ErrorGroup, reason: str) -> AlertDetails:
-    """Everything a notifier shows about an alert (two queries, shared by all handlers)."""
-    cached = getattr(group, "_alert_details", None)
-    if cached is not None and cached.reason == reason:
-        return cached
+def alert_read(*, group: ErrorGroup, reason: str) -> Alert:
+    """Everything a handler shows about the alert of ``group`` (two queries, read once per delivery)."""
     from .queries import error_occurrences, error_pages
 
     latest = next(iter(error_occurrences(group=group, limit=1)), None)
-    meta = (latest.payload.get("meta") if latest and isinstance(latest.payload, dict) else None) or {}
+    meta = latest.meta if latest else {}
     message = meta.get("message") if isinstance(meta.get("message"), str) else ""
     stack = meta.get("stack") if isinstance(meta.get("stack"), str) else ""
     page = latest.identifier if latest else ""
@@ -314,7 +288,7 @@ def alert_details(group: ErrorGroup, reason: str) -> AlertDetails:
         label = f"Error spike ({group.window_count:,} in {window_minutes} min)"
     where = f" on {page}" if page else ""
     subject = one_line(f"[Beacons] {label}{where}: {message or group.headline}", SUBJECT_MAX_LENGTH)
-    details = AlertDetails(
+    return Alert(
         group=group,
         reason=reason,
         reason_label=Reason(reason).label,
@@ -326,65 +300,3 @@ def alert_details(group: ErrorGroup, reason: str) -> AlertDetails:
         url=group_url(group),
         subject=subject,
     )
-    group._alert_details = details
-    return details
-
-
-# --- handlers ------------------------------------------------------------------------------
-
-
-def email_handler(group: ErrorGroup, reason: str) -> None:
-    """Email the alert (plain text and HTML) to the definition's recipients (see alert_recipients)."""
-    recipients = alert_recipients(definition=group.definition)
-    if not recipients:
-        logger.warning(
-            "error alert for group %s not emailed: set BEACONS_ALERT_EMAILS or ADMINS, or give a superuser an email address",
-            group.pk,
-        )
-        return
-    details = alert_details(group, reason)
-    context = {"alert": details, "group": group}
-    message = EmailMultiAlternatives(
-        subject=details.subject,
-        body=render_to_string("beacons/email/error_alert.txt", context),
-        to=recipients,
-    )
-    message.attach_alternative(render_to_string("beacons/email/error_alert.html", context), "text/html")
-    message.send()
-
-
-def webhook_handler(group: ErrorGroup, reason: str) -> None:
-    """POST the alert as JSON to BEACONS_ALERT_WEBHOOK_URL (a chat or incident tool); raises on
-    a network error or a non-2xx answer, so the alert is retried once."""
-    url = settings.BEACONS_ALERT_WEBHOOK_URL
-    if not url:
-        logger.warning("webhook_handler is configured but BEACONS_ALERT_WEBHOOK_URL is empty")
-        return
-    details = alert_details(group, reason)
-    body = {
-        "reason": reason,
-        "text": details.subject,
-        "url": details.url,
-        "group": {
-            "id": group.pk,
-            "definition": group.definition.slug,
-            "title": group.headline,  # the latest message, as staff read it
-            "grouped_as": group.title,  # the masked message: the grouping key
-            "culprit": group.culprit,
-            "status": group.status,
-            "count": group.count,
-            "first_seen": group.first_seen,
-            "last_seen": group.last_seen,
-        },
-        "message": details.message,
-        "page": details.page,
-        "pages": [{"page": page, "count": count} for page, count in details.pages],
-    }
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body, cls=DjangoJSONEncoder).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "Beacons error alerts"},
-    )
-    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310 - URL from settings
-        response.read(65536)

@@ -192,25 +192,6 @@ def _groups_upsert(*, definition: BeaconDefinition, batches: Sequence[_Batch], w
     ]
 
 
-def _alert_reason(*, row: _Upserted, batch: _Batch, policy: "alerts.AlertPolicy") -> str:
-    """Why this group should alert now ("" for no reason): decided from the upsert's answer alone."""
-    if row.status == ErrorGroup.Status.IGNORED:
-        return ""
-    now = batch.last_seen
-    if row.last_alerted_at is not None and row.last_alerted_at > now - policy.cooldown:
-        return ""
-    created = row.count == len(batch.events)  # counts only grow, so only the insert returns exactly ours
-    # This statement reopened the group: it stamped the status change with our time and no user.
-    reopened = row.status_changed_by_id is None and row.status_changed_at == now
-    if created and policy.on_new:
-        return alerts.Reason.NEW
-    if reopened and not created and policy.on_regression:
-        return alerts.Reason.REGRESSION
-    if policy.threshold and row.window_count > policy.threshold:
-        return alerts.Reason.THRESHOLD
-    return ""
-
-
 def error_events_group(*, events: Sequence[BeaconEvent]) -> None:
     """Attach each (unsaved) error event to its ErrorGroup; call inside the transaction that saves them.
 
@@ -223,8 +204,7 @@ def error_events_group(*, events: Sequence[BeaconEvent]) -> None:
     by_definition: dict[int, dict[str, _Batch]] = {}
     definitions: dict[int, BeaconDefinition] = {}
     for event in events:
-        meta = event.payload.get("meta") if isinstance(event.payload, dict) else None
-        signature = error_signature(meta=meta if isinstance(meta, dict) else {})
+        signature = error_signature(meta=event.meta)
         definitions[event.definition.pk] = event.definition
         batches = by_definition.setdefault(event.definition.pk, {})
         batch = batches.get(signature.fingerprint)
@@ -248,15 +228,22 @@ def error_events_group(*, events: Sequence[BeaconEvent]) -> None:
             batch = batches_by_fingerprint[row.fingerprint]
             for event in batch.events:
                 event.error_group_id = row.id
-            reason = "" if suppressed else _alert_reason(row=row, batch=batch, policy=policy)
+            if suppressed:
+                continue
+            reason = alerts.alert_reason(
+                policy=policy, status=row.status, last_alerted_at=row.last_alerted_at, now=batch.last_seen,
+                # Counts only grow, so only the insert returns exactly ours.
+                created=row.count == len(batch.events),
+                # This statement reopened the group: it stamped the status change with our time and no user.
+                reopened=row.status_changed_by_id is None and row.status_changed_at == batch.last_seen,
+                window_count=row.window_count,
+            )
             if reason:
                 due.setdefault((reason, batch.last_seen, policy.cooldown), []).append(row.id)
-    claimed = [
-        group_id
-        for (reason, now, cooldown), group_ids in due.items()
-        if alerts.alerts_claim(group_ids=group_ids, reason=reason, now=now, cooldown=cooldown)
-        for group_id in group_ids  # the sender skips any that lost the claim: nothing queued on them
-    ]
+    claimed = []
+    for (reason, now, cooldown), group_ids in due.items():
+        if alerts.alerts_claim(group_ids=group_ids, reason=reason, now=now, cooldown=cooldown):
+            claimed += group_ids  # the sender skips any that lost the claim: nothing queued on them
     if claimed:
         transaction.on_commit(partial(alerts.alerts_dispatch, group_ids=claimed))
 

@@ -143,7 +143,7 @@ class BeaconDefinition(models.Model):
 
     class Meta:
         ordering = ["name"]
-        verbose_name = "beacon type"
+        verbose_name = "event type"
         constraints = [
             models.CheckConstraint(condition=models.Q(slug__regex=SLUG_PATTERN), name="beacon_definition_slug_format"),
         ]
@@ -276,6 +276,12 @@ class BeaconEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.definition_id}:{self.identifier}@{self.received_at:%Y-%m-%d %H:%M:%S}"
 
+    @property
+    def meta(self) -> dict:
+        """The ``meta`` object the client sent ({} when there is none or it is not an object)."""
+        meta = self.payload.get("meta") if isinstance(self.payload, dict) else None
+        return meta if isinstance(meta, dict) else {}
+
 
 class DailySalt(models.Model):
     """The secret mixed into visitor keys; a new one each day, deleted after two days."""
@@ -289,7 +295,7 @@ class DroppedHits(models.Model):
 
     class Reason(models.TextChoices):
         BOT = "bot", "Bot or crawler"
-        INACTIVE = "inactive", "Beacon type switched off"
+        INACTIVE = "inactive", "Event type switched off"
         DUPLICATE = "duplicate", "Duplicate event id"
         OVER_BUDGET = "over_budget", "Unknown type over budget"
 

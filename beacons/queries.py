@@ -10,7 +10,6 @@ Datetimes in and out are aware; bucket starts come back in UTC (convert with
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 
 from django.db import connection
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
@@ -19,6 +18,7 @@ from django.utils import timezone
 
 from .buckets import bucket_after, bucket_ceiling, bucket_end, bucket_start, bucket_zone, buckets_between, covering_buckets
 from .models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
+from .useragents import browser_label
 
 G = Granularity
 
@@ -443,17 +443,6 @@ def error_browsers(*, group: ErrorGroup, limit: int = 10) -> list[tuple[str, int
         label = browser_label(user_agent)
         browsers[label] = browsers.get(label, 0) + n
     return sorted(browsers.items(), key=lambda item: (-item[1], item[0]))[:limit]
-
-
-@lru_cache(maxsize=4096)
-def browser_label(user_agent: str) -> str:
-    """A person-readable browser name and major version from a user agent string."""
-    from ua_parser import parse
-
-    parsed = parse(user_agent or "").user_agent
-    if parsed is None or parsed.family == "Other":
-        return "Unknown browser"
-    return f"{parsed.family} {parsed.major}" if parsed.major else parsed.family
 
 
 def error_occurrences(*, group: ErrorGroup, limit: int = 50) -> list[BeaconEvent]:

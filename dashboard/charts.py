@@ -17,10 +17,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from beacons.buckets import bucket_zone
+from beacons.models import Granularity as G
 
 # Hover and axis formats per granularity (d3-time-format, applied to local wall times).
-HOVER_DATE = {"H": "%a %-d %b %Y, %H:%M", "D": "%a %-d %b %Y", "MO": "%B %Y", "Y": "%Y", "M": "%H:%M"}
-TICK_DATE = {"H": "%-d %b %H:%M", "D": "%-d %b", "MO": "%b %Y", "Y": "%Y", "M": "%H:%M"}
+HOVER_DATE = {G.HOUR: "%a %-d %b %Y, %H:%M", G.DAY: "%a %-d %b %Y", G.MONTH: "%B %Y", G.YEAR: "%Y", G.MINUTE: "%H:%M"}
+TICK_DATE = {G.HOUR: "%-d %b %H:%M", G.DAY: "%-d %b", G.MONTH: "%b %Y", G.YEAR: "%Y", G.MINUTE: "%H:%M"}
 BARS_UP_TO = 14  # buckets: fewer than this read better as bars than as a line
 # Sixteen distinguishable colours; a type's colour is picked by a hash of its slug (see
 # type_colour), ordered so the demo's types (page views blue, errors red, downloads amber,
@@ -48,11 +49,11 @@ def local_wall_time(moment: datetime) -> str:
 def bucket_label(moment: datetime, granularity: str) -> str:
     """A bucket in words, in the bucket time zone: "Tue 17 Nov 2026, 14:00", "November 2026"."""
     local = moment.astimezone(bucket_zone())
-    if granularity == "Y":
+    if granularity == G.YEAR:
         return f"{local.year}"
-    if granularity == "MO":
+    if granularity == G.MONTH:
         return f"{local:%B %Y}"
-    if granularity == "D":
+    if granularity == G.DAY:
         return f"{local:%a} {local.day} {local:%b %Y}"
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
 
@@ -82,11 +83,11 @@ def tick_labels(moments: Sequence[datetime], granularity: str) -> list[str]:
     local = [moment.astimezone(tz) for moment in moments]
     days = {moment.date() for moment in local}
     years = {moment.year for moment in local}
-    if granularity == "Y":
+    if granularity == G.YEAR:
         labels = [f"{moment.year}" for moment in local]
-    elif granularity == "MO":
+    elif granularity == G.MONTH:
         labels = [f"{moment:%b %Y}" for moment in local]
-    elif granularity == "D":
+    elif granularity == G.DAY:
         labels = [f"{moment.day} {moment:%b}" + (f" {moment.year}" if len(years) > 1 else "") for moment in local]
     else:
         labels = [(f"{moment.day} {moment:%b} " if len(days) > 1 else "") + f"{moment:%H:%M}" for moment in local]

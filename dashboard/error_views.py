@@ -18,9 +18,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from beacons import queries
-from beacons.alerts import alert_audience, alert_emails_on
+from beacons.alert_handlers import alert_audience, alert_emails_on
 from beacons.errors import error_group_status_set
 from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, ErrorGroup, Granularity
+from beacons.useragents import browser_label
 
 from . import charts
 from .permissions import CHANGE_ERRORS, VIEW_ERRORS, permission_required
@@ -30,8 +31,9 @@ OCCURRENCES_SHOWN = 50
 SPARK_HOURS = 24
 SPARK_WIDTH, SPARK_HEIGHT = 96, 24
 PAGE_SUGGESTION_DAYS = 30
-RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
-DETAIL_RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+# The spans both pages offer (the list adds "Any time"): key in the URL, length, in words.
+RANGES = [("24h", timedelta(hours=24), "24 hours"), ("7d", timedelta(days=7), "7 days"), ("30d", timedelta(days=30), "30 days")]
+RANGE_LENGTHS = {key: length for key, length, _ in RANGES}
 
 
 class ErrorFilterForm(forms.Form):
@@ -47,7 +49,7 @@ class ErrorFilterForm(forms.Form):
     )
     range = forms.ChoiceField(
         label="Seen in",
-        choices=[("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days"), ("all", "Any time")],
+        choices=[*((key, f"Last {words}") for key, _, words in RANGES), ("all", "Any time")],
         required=False,
         initial="all",
     )
@@ -71,29 +73,29 @@ def _filters(params) -> tuple[ErrorFilterForm, dict]:
 
 
 @dataclass(frozen=True)
-class Spark:
-    """A 24-hour bar sparkline drawn as inline SVG by the template (numbers only, no text)."""
+class HourlyBars:
+    """A group's last 24 hours as a bar sparkline, drawn as inline SVG by the template (numbers only)."""
 
     total: int
     bars: list[tuple[float, float, float]]  # (x, y, height) per hour
     bar_width: float
 
 
-def _spark(points: list[tuple[object, int]]) -> Spark:
+def hourly_bars(points: list[tuple[object, int]]) -> HourlyBars:
     peak = max((count for _, count in points), default=0) or 1
     step = SPARK_WIDTH / max(len(points), 1)
     bars = []
     for index, (_, count) in enumerate(points):
         height = 0 if not count else max(1.5, SPARK_HEIGHT * count / peak)
         bars.append((round(index * step, 2), round(SPARK_HEIGHT - height, 2), round(height, 2)))
-    return Spark(sum(count for _, count in points), bars, round(max(step - 1, 1), 2))
+    return HourlyBars(sum(count for _, count in points), bars, round(max(step - 1, 1), 2))
 
 
 @permission_required(VIEW_ERRORS)
 def error_list(request):
     form, values = _filters(request.GET)
     now = timezone.now()
-    span = RANGES[values["range"]]
+    span = RANGE_LENGTHS.get(values["range"])  # None: any time
     groups = queries.error_groups_filtered(
         status="" if values["status"] == "all" else values["status"],
         page=values["page"].strip(),
@@ -104,7 +106,7 @@ def error_list(request):
     hourly = queries.error_hourly(
         group_ids=[group.pk for group in page], start=now - timedelta(hours=SPARK_HOURS - 1), end=now
     )
-    rows = [(group, _spark(hourly[group.pk])) for group in page]
+    rows = [(group, hourly_bars(hourly[group.pk])) for group in page]
     query = request.GET.copy()
     query.pop("p", None)
     context = {"form": form, "values": values, "page_obj": page, "rows": rows, "query": query.urlencode()}
@@ -122,15 +124,14 @@ def error_list(request):
 def _occurrence_rows(group: ErrorGroup) -> list[dict]:
     rows = []
     for event in queries.error_occurrences(group=group, limit=OCCURRENCES_SHOWN):
-        meta = event.payload.get("meta") if isinstance(event.payload, dict) else None
-        meta = meta if isinstance(meta, dict) else {}
+        meta = event.meta
         rows.append(
             {
                 "event": event,
                 "message": _as_text(meta.get("message")),
                 "stack": _as_text(meta.get("stack")),
                 "where": ":".join(_as_text(meta.get(key)) for key in ("source", "line", "col") if meta.get(key)),
-                "browser": queries.browser_label(event.user_agent),
+                "browser": browser_label(event.user_agent),
             }
         )
     return rows
@@ -143,13 +144,13 @@ def _as_text(value) -> str:
 @permission_required(VIEW_ERRORS)
 def error_detail(request, pk: int):
     group = get_object_or_404(ErrorGroup.objects.select_related("definition", "status_changed_by"), pk=pk)
-    range_key = request.GET.get("range") if request.GET.get("range") in DETAIL_RANGES else "7d"
+    range_key = request.GET.get("range") if request.GET.get("range") in RANGE_LENGTHS else "7d"
     now = timezone.now()
-    points = queries.error_hourly(group_ids=[group.pk], start=now - DETAIL_RANGES[range_key], end=now)[group.pk]
+    points = queries.error_hourly(group_ids=[group.pk], start=now - RANGE_LENGTHS[range_key], end=now)[group.pk]
     context = {
         "group": group,
         "range_key": range_key,
-        "ranges": [("24h", "24 hours"), ("7d", "7 days"), ("30d", "30 days")],
+        "ranges": [(key, words) for key, _, words in RANGES],
         "figure": charts.series_figure(name="Occurrences", granularity=Granularity.HOUR, points=points),
         "in_range": sum(count for _, count in points),
         "pages": queries.error_pages(group=group, limit=20),

@@ -12,7 +12,8 @@ from urllib.parse import urlencode
 from django import forms
 
 from beacons.buckets import (
-    bucket_after, bucket_ceiling, bucket_start, bucket_zone, buckets_back, elapsed_cut, is_aligned, minutes_kept_since,
+    bucket_after, bucket_before, bucket_ceiling, bucket_end, bucket_start, bucket_zone, buckets_back, elapsed_cut,
+    is_aligned, minutes_kept_since,
 )
 from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, Granularity
 
@@ -29,8 +30,8 @@ PRESETS = [
 PRESET_LABELS = dict(PRESETS)
 DEFAULT_PRESET = "30d"
 CHART_GRANULARITIES = [G.HOUR.value, G.DAY.value, G.MONTH.value, G.YEAR.value]  # finest first
-GRANULARITY_CHOICES = [("", "Automatic"), ("H", "Hour"), ("D", "Day"), ("MO", "Month"), ("Y", "Year")]
-GRANULARITY_NOUNS = {"H": "hour", "D": "day", "MO": "month", "Y": "year"}
+GRANULARITY_NOUNS = {code: G(code).label for code in CHART_GRANULARITIES}  # "hour", "day", …
+GRANULARITY_CHOICES = [("", "Automatic"), *((code, noun.capitalize()) for code, noun in GRANULARITY_NOUNS.items())]
 MAX_BUCKETS = 800  # more points than this is unreadable on a chart: use a coarser bucket
 MAX_CUSTOM_DAYS = 366 * 10
 EARLIEST_DAY = date(2000, 1, 1)
@@ -105,12 +106,12 @@ class DashboardState:
     @property
     def chart_end(self) -> datetime:
         """Charts stop after the bucket holding ``now``: no flat line of future zeros."""
-        return max(self.start, min(self.end, bucket_after(bucket_start(self.now, self.granularity), self.granularity)))
+        return max(self.start, min(self.end, bucket_end(self.now, self.granularity)))
 
     @property
     def totals_end(self) -> datetime:
         """Totals stop at the end of the current hour (counters are read to the hour)."""
-        return max(self.start, min(self.end, bucket_after(bucket_start(self.now, G.HOUR), G.HOUR)))
+        return max(self.start, min(self.end, bucket_end(self.now, G.HOUR)))
 
     @property
     def running(self) -> bool:
@@ -174,7 +175,7 @@ class DashboardState:
         }
         if self.preset == "custom":
             values["start"] = self.start.astimezone(tz).date().isoformat()
-            values["end"] = (self.end - timedelta(microseconds=1)).astimezone(tz).date().isoformat()
+            values["end"] = bucket_before(self.end, G.DAY).astimezone(tz).date().isoformat()  # the last day
         if self.compare:
             values["compare"] = "on"
         return {key: value for key, value in values.items() if value}
@@ -318,19 +319,17 @@ def _preset_range(preset: str, now: datetime, start_day: date | None, end_day: d
     if preset == "today":
         return _local_midnight(today), tomorrow
     if preset == "24h":
-        hour_end = bucket_after(bucket_start(now, G.HOUR), G.HOUR)
+        hour_end = bucket_end(now, G.HOUR)
         return hour_end - timedelta(hours=24), hour_end
     if preset == "7d":
         return _local_midnight(today - timedelta(days=6)), tomorrow
     if preset == "month":
-        first = bucket_start(now, G.MONTH)
-        return first, bucket_after(first, G.MONTH)
+        return bucket_start(now, G.MONTH), bucket_end(now, G.MONTH)
     if preset == "12m":
-        first = bucket_start(now, G.MONTH)
-        start = first
+        start = bucket_start(now, G.MONTH)
         for _ in range(11):
-            start = bucket_start(start - timedelta(days=1), G.MONTH)
-        return start, bucket_after(first, G.MONTH)
+            start = bucket_before(start, G.MONTH)
+        return start, bucket_end(now, G.MONTH)
     if preset == "custom":
         first_day = min(max(start_day or today - timedelta(days=29), EARLIEST_DAY), today + timedelta(days=366))
         last_day = min(max(end_day or today, EARLIEST_DAY), today + timedelta(days=366))
@@ -407,7 +406,7 @@ def dashboard_state(*, params, definitions: list[BeaconDefinition], now: datetim
         {
             **state.params,
             "start": start.astimezone(tz).date().isoformat(),
-            "end": (end - timedelta(microseconds=1)).astimezone(tz).date().isoformat(),
+            "end": bucket_before(end, G.DAY).astimezone(tz).date().isoformat(),  # the last day
         },
         definitions=definitions,
         granularities=list(state.granularities),
@@ -417,5 +416,5 @@ def dashboard_state(*, params, definitions: list[BeaconDefinition], now: datetim
 
 
 def _bucket_count(start: datetime, end: datetime, granularity: str) -> int:
-    approximate = {"H": timedelta(hours=1), "D": timedelta(days=1), "MO": timedelta(days=30), "Y": timedelta(days=365)}
+    approximate = {G.HOUR: timedelta(hours=1), G.DAY: timedelta(days=1), G.MONTH: timedelta(days=30), G.YEAR: timedelta(days=365)}
     return int((end - start) / approximate[granularity])

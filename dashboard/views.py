@@ -7,13 +7,12 @@ the numbers that panel shows. Data comes only from ``beacons.queries``.
 """
 
 import csv
+from functools import cached_property
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
 from django.utils.http import urlencode
 
 from beacons import queries
@@ -33,13 +32,11 @@ TYPE_CHOICES_LIMIT = 200
 BREAKDOWN_LIMIT = 12
 
 
-def _state(request) -> tuple:
+def _state_for_request(request) -> tuple:
+    """The types listed, the filter form and the DashboardState that the request's GET parameters resolve to."""
     definitions = queries.definitions_listed(limit=TYPE_CHOICES_LIMIT, including=request.GET.get("type", "")[:64])
     form, state = dashboard_state(params=request.GET, definitions=definitions, now=timezone.now())
     return definitions, form, state
-
-
-GRANULARITY_WORDS = {G.MINUTE: "minute", G.HOUR: "hour", G.DAY: "day", G.MONTH: "month", G.YEAR: "year"}
 
 
 def _local(moment):
@@ -52,22 +49,48 @@ def _moment_words(moment, *, now) -> str:
     return f"{local:%H:%M}" if local.date() == _local(now).date() else f"{local.day} {local:%B %Y} {local:%H:%M}"
 
 
+class SharedReads:
+    """The reads several panels of one request need, each run at most once (for a state with a type)."""
+
+    def __init__(self, state: DashboardState):
+        self.state = state
+
+    @cached_property
+    def points(self) -> list:
+        """The chart's buckets: the series panel draws them, the KPI card names the busiest."""
+        state = self.state
+        return queries.series(
+            definitions=[state.definition], granularity=state.granularity, start=state.start, end=state.chart_end,
+            identifier=state.identifier,
+        )  # fmt: skip
+
+    @cached_property
+    def totals(self) -> queries.Totals:
+        """The KPI card's total and change (of the chosen page or item, or of all)."""
+        state, comparison = self.state, self.state.kpi_comparison
+        return queries.totals(
+            definitions=[state.definition], start=state.start, end=state.totals_end, identifier=state.identifier,
+            previous_start=comparison.previous_start, previous_end=comparison.previous_end,
+            compared_end=comparison.current_end, cut_granularity=comparison.granularity,
+        )  # fmt: skip
+
+    @cached_property
+    def total_of_all(self) -> int:
+        """Hits of every page or item in the dates: the busiest pages' shares are of this."""
+        state = self.state
+        if not state.identifier:
+            return self.totals.current
+        return queries.totals(definitions=[state.definition], start=state.start, end=state.totals_end).current
+
+
 # --- Panels: each returns its template context (and, for CSV, its rows) -----------------
 
 
-def kpis_panel(state: DashboardState, definitions) -> dict:
+def kpis_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
     if state.definition is None:
         return {"kpis": None}
     comparison = state.kpi_comparison
-    totals = queries.totals(
-        definitions=[state.definition], start=state.start, end=state.totals_end, identifier=state.identifier,
-        previous_start=comparison.previous_start, previous_end=comparison.previous_end,
-        compared_end=comparison.current_end, cut_granularity=comparison.granularity,
-    )  # fmt: skip
-    points = queries.series(
-        definitions=[state.definition], granularity=state.granularity, start=state.start, end=state.chart_end,
-        identifier=state.identifier,
-    )  # fmt: skip
+    totals, points = reads.totals, reads.points
     busiest = max(points, key=lambda point: point[1]) if any(count for _, count in points) else None
     change = totals.change
     return {
@@ -77,7 +100,7 @@ def kpis_panel(state: DashboardState, definitions) -> dict:
             "previous_label": comparison.label,
             # Nothing is comparable yet (the first minute or hour of the period): when it will be.
             "compared_from": "" if comparison.label else _moment_words(bucket_after(comparison.current_end, comparison.granularity), now=state.now),
-            "compared_unit": GRANULARITY_WORDS[comparison.granularity],
+            "compared_unit": G(comparison.granularity).label,
             "change_percent": None if change is None else round(change * 100),
             "busiest_label": charts.bucket_label(busiest[0], state.granularity) if busiest else "",
             "busiest_count": busiest[1] if busiest else 0,
@@ -100,13 +123,10 @@ def _partial_notes(state: DashboardState, moments) -> list[str]:
     return notes
 
 
-def series_panel(state: DashboardState, definitions) -> dict:
+def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
     if state.definition is None:
         return {"series": None}
-    points = queries.series(
-        definitions=[state.definition], granularity=state.granularity, start=state.start, end=state.chart_end,
-        identifier=state.identifier,
-    )  # fmt: skip
+    points = reads.points
     previous = None
     if state.compare:
         previous_start, previous_end = state.previous_period
@@ -132,7 +152,7 @@ def series_panel(state: DashboardState, definitions) -> dict:
     headings = [state.per.capitalize(), state.definition.name]
     if previous is not None:
         headings += ["Period before", state.definition.name]
-    table = table_html(
+    table = data_table(
         headings,
         (
             [row["label"], row["count"]] + ([row["previous_label"], row["previous_count"]] if "previous_label" in row else [])
@@ -165,7 +185,7 @@ def _series_csv(state, context):
     return [header, *body]
 
 
-def top_panel(state: DashboardState, definitions, *, every_row: bool = False) -> dict:
+def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_row: bool = False) -> dict:
     """The busiest pages, a page of ``state.rows`` (every row for the CSV), with their change
     on the period before when Compare is on."""
     if state.definition is None:
@@ -181,7 +201,7 @@ def top_panel(state: DashboardState, definitions, *, every_row: bool = False) ->
     )  # fmt: skip
     more = not every_row and len(found) > size
     found = found if every_row else found[:size]
-    total = queries.totals(definitions=[state.definition], start=state.start, end=state.totals_end).current
+    total = reads.total_of_all
     rows = []
     for row in found:
         ratio = row.change_ratio
@@ -213,7 +233,7 @@ def top_panel(state: DashboardState, definitions, *, every_row: bool = False) ->
 
 
 def _top_csv(state, context):
-    context = top_panel(state, None, every_row=True)
+    context = top_panel(state, None, SharedReads(state), every_row=True)
     header = [f"{state.definition.name}: page or item", "count", "share of total (%)"]
     if state.compare:
         header += ["period before", "change", "change (%)"]
@@ -228,7 +248,7 @@ def _top_csv(state, context):
 SMALL_MULTIPLES_LIMIT = 12  # types drawn one under the other; the busiest ones when there are more
 
 
-def breakdown_panel(state: DashboardState, definitions) -> dict:
+def breakdown_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
     if not definitions:
         return {"breakdown": None}
     top = queries.series_of_top_definitions(
@@ -247,7 +267,7 @@ def breakdown_panel(state: DashboardState, definitions) -> dict:
         (_local(moment), charts.bucket_label(moment, state.granularity), [counts[i] for _, _, counts in named])
         for i, moment in enumerate(moments)
     ]
-    table = table_html([state.per.capitalize(), *(name for name, _, _ in named)], ([label, *counts] for _, label, counts in rows))
+    table = data_table([state.per.capitalize(), *(name for name, _, _ in named)], ([label, *counts] for _, label, counts in rows))
     return {
         "breakdown": {
             "names": [name for name, _, _ in named], "rows": rows, "table": table, "figure": figure, "empty": not named,
@@ -262,12 +282,12 @@ def _breakdown_csv(state, context):
     return [header, *[[moment.isoformat(), *counts] for moment, _, counts in context["breakdown"]["rows"]]]
 
 
-def live_panel(state: DashboardState, definitions) -> dict:
+def live_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
     count = queries.live_count(definitions=[state.definition], identifier=state.identifier) if state.definition else None
     return {"live": {"count": count}}
 
 
-def errors_panel(state: DashboardState, definitions) -> dict:
+def errors_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
     groups = queries.error_groups_latest(limit=8)
     return {"error_groups": [(group, charts.bucket_label(group.last_seen, G.MINUTE)) for group in groups]}
 
@@ -299,12 +319,13 @@ CSV_ROWS = {"series": _series_csv, "top": _top_csv, "breakdown": _breakdown_csv}
 
 @permission_required(VIEW_COUNTS)
 def index(request):
-    definitions, form, state = _state(request)
+    definitions, form, state = _state_for_request(request)
     context = {"form": form, "state": state, "definitions": definitions}
     context["may_view_errors"] = user_may(request.user, VIEW_ERRORS)
+    reads = SharedReads(state)
     for name, panel in PANELS.items():
         if user_may(request.user, *PANEL_PERMISSIONS.get(name, ())):
-            context.update(panel(state, definitions))
+            context.update(panel(state, definitions, reads))
     template = "dashboard/index.html#dashboard" if request.htmx else "dashboard/index.html"
     return render(request, template, context)
 
@@ -312,36 +333,26 @@ def index(request):
 @permission_required(VIEW_COUNTS)
 def panel(request, name: str):
     if name == "identifiers":
-        definitions, form, state = _state(request)
+        definitions, form, state = _state_for_request(request)
         context = identifiers_panel(state, definitions, contains=request.GET.get("identifier", "")[:256])
         return render(request, "dashboard/index.html#identifier-options", context)
     if name not in PANELS:
         raise Http404("no such panel")
     if not user_may(request.user, *PANEL_PERMISSIONS.get(name, ())):
         raise PermissionDenied
-    definitions, form, state = _state(request)
-    context = {"state": state, **PANELS[name](state, definitions)}
+    definitions, form, state = _state_for_request(request)
+    context = {"state": state, **PANELS[name](state, definitions, SharedReads(state))}
     if request.GET.get("format") == "csv" and name in CSV_ROWS and context.get(name):
         return csv_response(rows=CSV_ROWS[name](state, context), filename=f"beacons-{name}.csv")
     return render(request, f"dashboard/index.html#{name}", context)
 
 
-def table_html(headings: list[str], rows) -> str:
-    """The "show as table" table: text escaped, numbers right-aligned with thousands
-    separators. Built here because the template engine takes tens of ms for ~1,000 rows."""
-    rows = [list(row) for row in rows]
-    numeric = [bool(rows) and isinstance(value, int) for value in (rows[0] if rows else headings)]
-
-    def cell(value) -> str:
-        return f'<td class="num">{value:,}</td>' if isinstance(value, int) else f"<td>{escape(value)}</td>"
-
-    number_class = ' class="num"'
-    head = "".join(
-        f'<th scope="col"{number_class if is_number else ""}>{escape(heading)}</th>'
-        for heading, is_number in zip(headings, numeric)
-    )
-    body = "".join("<tr>" + "".join(cell(value) for value in row) + "</tr>" for row in rows)
-    return mark_safe(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+def data_table(headings: list[str], rows) -> dict:
+    """A "show as table" table for the ``data-table`` partial of ``index.html``: each cell as
+    (text, is_number), numbers with thousands separators (the template escapes the text)."""
+    cells = [[(f"{value:,}", True) if isinstance(value, int) else (value, False) for value in row] for row in rows]
+    numeric = [is_number for _, is_number in cells[0]] if cells else [False] * len(headings)
+    return {"headings": list(zip(headings, numeric)), "rows": cells}
 
 
 def csv_response(*, rows, filename: str) -> HttpResponse:

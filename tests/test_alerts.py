@@ -4,7 +4,7 @@ import json
 import re
 import sys
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from importlib import import_module
@@ -15,7 +15,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from beacons import alerts
-from beacons.alerts import alert_recipients, alerts_send_pending, alerts_suppressed
+from beacons.alert_handlers import alert_recipients
+from beacons.alerts import alerts_send_pending, alerts_suppressed
 from beacons.errors import error_group_status_set
 from beacons.models import BeaconDefinition, BeaconEvent, ErrorGroup
 from beacons.signals import error_alert
@@ -34,15 +35,15 @@ def error_type(db):
     return BeaconDefinition.objects.get_or_create(slug="error", defaults=defaults)[0]
 
 
-def exploding_handler(group, reason):
-    calls.append((group.pk, reason))
+def exploding_handler(alert):
+    calls.append((alert.group.pk, alert.reason))
     raise ConnectionError("notifier is down")
 
 
 @pytest.fixture(autouse=True)
 def alert_settings(settings):
     settings.BEACONS_ALERT_EMAILS = ["oncall@example.com"]
-    settings.BEACONS_ALERT_HANDLERS = ["beacons.alerts.email_handler"]
+    settings.BEACONS_ALERT_HANDLERS = ["beacons.alert_handlers.email_handler"]
     settings.BEACONS_BASE_URL = "https://beacons.example/"
     settings.BEACONS_RATE_LIMIT = 0
     settings.BEACONS_NETWORK_RATE_LIMIT = 0
@@ -289,7 +290,7 @@ def test_error_alert_signal_carries_the_group_and_reason(send):
 
 
 def test_raising_handler_keeps_ingest_at_204_and_is_retried_once(send, settings):
-    settings.BEACONS_ALERT_HANDLERS = ["tests.test_alerts.exploding_handler", "beacons.alerts.email_handler"]
+    settings.BEACONS_ALERT_HANDLERS = ["tests.test_alerts.exploding_handler", "beacons.alert_handlers.email_handler"]
     assert send(error()).status_code == 204
     first = deliver()
     group = ErrorGroup.objects.get()
@@ -309,7 +310,7 @@ def test_retried_handler_that_recovers_completes_the_alert(send, settings, monke
     settings.BEACONS_ALERT_HANDLERS = ["tests.test_alerts.exploding_handler"]
     send(error())
     deliver()
-    monkeypatch.setattr(sys.modules[__name__], "exploding_handler", lambda group, reason: calls.append(("ok", reason)))
+    monkeypatch.setattr(sys.modules[__name__], "exploding_handler", lambda alert: calls.append(("ok", alert.reason)))
     assert deliver().sent == 1
     assert calls[-1] == ("ok", "new")
 
@@ -335,7 +336,7 @@ def webhook_server(settings):
     server = HTTPServer(("127.0.0.1", 0), _WebhookReceiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    settings.BEACONS_ALERT_HANDLERS = ["beacons.alerts.webhook_handler"]
+    settings.BEACONS_ALERT_HANDLERS = ["beacons.alert_handlers.webhook_handler"]
     settings.BEACONS_ALERT_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hooks/beacons"
     yield _WebhookReceiver
     server.shutdown()
@@ -468,3 +469,54 @@ def test_alert_names_the_error_by_its_message_when_single_events_are_gone(send):
     assert message.subject == "[Beacons] New error: TypeError: Cannot read properties of undefined (reading 'price')"
     assert "(reading 'price')" in message.body and "<str>" not in message.body
     assert "(reading &#x27;price&#x27;)" in message.alternatives[0][0]
+
+
+# --- the decision, and one read of the alert for every handler ---------------------------------
+
+
+def recording_handler(alert):
+    calls.append(alert)
+
+
+def test_every_handler_gets_the_same_alert_read_once_before_it_is_taken(send, settings, django_assert_num_queries):
+    settings.BEACONS_ALERT_HANDLERS = ["tests.test_alerts.recording_handler"] * 3
+    send(error("Boom", page="/cart"))
+    group = ErrorGroup.objects.get()
+    # the queued alerts, the latest occurrence, the affected pages, taking it: not one query more per handler
+    with django_assert_num_queries(4):
+        assert deliver().sent == 1
+    first, second, third = calls
+    assert first is second is third
+    assert (first.group.pk, first.reason, first.message, first.page, first.pages) == (group.pk, "new", "Boom", "/cart", [("/cart", 1)])
+    assert first.subject == "[Beacons] New error on /cart: Boom"
+    assert "_alert_details" not in vars(first.group)  # nothing cached on the model instance
+
+
+POLICY = alerts.AlertPolicy(on_new=True, on_regression=True, threshold=10, window=timedelta(minutes=5), cooldown=timedelta(minutes=30))
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "facts, expected",
+    [
+        ({"created": True}, "new"),
+        ({"created": True, "status": "ignored"}, ""),
+        ({"created": True, "last_alerted_at": NOW - timedelta(minutes=29)}, ""),  # within the cooldown
+        ({"created": True, "last_alerted_at": NOW - timedelta(minutes=30)}, "new"),
+        ({"reopened": True}, "regression"),
+        ({"reopened": True, "created": True, "window_count": 11}, "new"),
+        ({"window_count": 10}, ""),  # more than the threshold alerts, not as many
+        ({"window_count": 11}, "threshold"),
+        ({}, ""),
+    ],
+)
+def test_alert_reason_decides_from_what_the_upsert_answered(facts, expected):
+    decided = {"status": "unresolved", "last_alerted_at": None, "created": False, "reopened": False, "window_count": 1, **facts}
+    assert alerts.alert_reason(policy=POLICY, now=NOW, **decided) == expected
+
+
+def test_alert_reason_honours_a_policy_with_new_and_regression_off():
+    quiet = alerts.AlertPolicy(on_new=False, on_regression=False, threshold=0, window=timedelta(minutes=5), cooldown=timedelta(0))
+    for facts in ({"created": True}, {"reopened": True}, {"window_count": 10**6}):
+        decided = {"status": "unresolved", "last_alerted_at": None, "created": False, "reopened": False, "window_count": 1, **facts}
+        assert alerts.alert_reason(policy=quiet, now=NOW, **decided) == ""

@@ -12,6 +12,7 @@ from django.urls import reverse
 from beacons.buckets import bucket_start
 from beacons.counting import Hit, aggregates_add, increments_for
 from beacons.models import BeaconAggregate, BeaconDefinition, ErrorGroup, Granularity
+from dashboard import charts
 from dashboard.charts import plotly_text
 from dashboard.forms import PRESETS
 
@@ -373,11 +374,24 @@ def test_each_partial_runs_a_pinned_number_of_queries(staff, traffic, django_ass
         assert staff.get(reverse("dashboard:panel", args=[name]), {"range": "12m"}, **HX).status_code == 200
 
 
-def test_compare_adds_one_query_and_the_whole_page_runs_eleven(staff, traffic, django_assert_num_queries):
+def test_compare_adds_one_query_and_the_whole_page_runs_nine(staff, traffic, django_assert_num_queries):
     with django_assert_num_queries(5):
         staff.get(reverse("dashboard:panel", args=["series"]), {"compare": "on"}, **HX)
-    with django_assert_num_queries(11):
+    # session, user, registry; totals and series once each (shared by the KPI card, the chart
+    # and the busiest pages); live, busiest pages, breakdown, latest errors.
+    with django_assert_num_queries(9):
         staff.get(reverse("dashboard:index"))
+    with django_assert_num_queries(10):  # one page chosen: the busiest pages' shares still need the total of all
+        staff.get(reverse("dashboard:index"), {"identifier": "/pricing"})
+
+
+def test_with_one_page_chosen_the_card_counts_it_and_shares_stay_of_all_pages(staff, traffic):
+    response = staff.get(reverse("dashboard:index"), {"identifier": "/pricing"})
+    assert response.context["kpis"]["total"] == 3
+    assert response.context["top"]["total"] == 11
+    assert [(row["identifier"], row["share"]) for row in response.context["top"]["rows"]] == [
+        ("/", 63.6), ("/pricing", 27.3), ("/docs", 9.1)
+    ]  # fmt: skip
 
 
 # --- demo data -----------------------------------------------------------------------------
@@ -425,6 +439,19 @@ def test_show_as_table_lists_the_same_numbers_as_the_chart(staff, traffic):
     assert counts == figure["data"][0]["y"] and "<summary>Show as table</summary>" in response.content.decode()
 
 
+def test_show_as_table_escapes_text_and_separates_thousands(staff):
+    hostile = BeaconDefinition.objects.create(slug="hostile", name="<b>Bold</b> & co")
+    now = datetime.now(timezone.utc)
+    hits_add(hostile, "/", now, 1234)
+    html = staff.get(reverse("dashboard:panel", args=["breakdown"]), {"range": "today", "granularity": "D"}).content.decode()
+    table = re.search(r'<details class="as-table">.*?(<table>.*?</table>)', html, re.S).group(1)
+    day = charts.bucket_label(bucket_start(now, G.DAY), G.DAY)
+    assert table == (
+        '<table><thead><tr><th scope="col">Day</th><th scope="col" class="num">&lt;b&gt;Bold&lt;/b&gt; &amp; co</th>'
+        f'</tr></thead><tbody><tr><td>{day}</td><td class="num">1,234</td></tr></tbody></table>'
+    )
+
+
 def test_type_names_keep_their_capitals_mid_sentence(staff):
     html = staff.get(reverse("dashboard:index"), {"type": "error"}).content.decode()
     assert "javascript errors" not in html
@@ -442,3 +469,10 @@ def test_in_sentence_lowers_only_a_plainly_capitalised_first_word(name, expected
     from dashboard.templatetags.dashboard import in_sentence
 
     assert in_sentence(name) == expected
+
+
+def test_dashboard_calls_the_registry_event_types(staff):
+    BeaconDefinition.objects.all().delete()
+    html = staff.get(reverse("dashboard:index")).content.decode()
+    assert "<h1>No event types yet</h1>" in html and "Add an event type in the" in html
+    assert "beacon type" not in html.lower()

@@ -493,3 +493,28 @@ def test_dashboard_state_periods_at_midnight_and_just_before():
     _, state = dashboard_state(params={"range": "month"}, definitions=definitions, now=utc(2026, 11, 30, 23, 59))
     assert state.previous_period == (utc(2026, 10, 1), utc(2026, 11, 1))  # to 23:59 is the whole month
     assert state.comparison_label == "October 2026"
+
+
+# --- presets and point sizes from beacons.buckets and beacons.models.Granularity ---------------
+
+
+@pytest.mark.parametrize(
+    "preset, now, start, end, last_day",
+    [
+        ("24h", utc(2026, 12, 2, 2, 59), utc(2026, 12, 1, 3), utc(2026, 12, 2, 3), "2026-12-02"),
+        ("month", utc(2026, 2, 14, 12), utc(2026, 2, 1), utc(2026, 3, 1), "2026-02-28"),
+        ("12m", utc(2026, 2, 14, 12), utc(2025, 3, 1), utc(2026, 3, 1), "2026-02-28"),
+        ("12m", utc(2026, 12, 31, 23, 59), utc(2026, 1, 1), utc(2027, 1, 1), "2026-12-31"),
+    ],
+)
+def test_presets_cover_whole_buckets_and_the_form_shows_their_last_day(settings, preset, now, start, end, last_day):
+    settings.BEACONS_TIME_ZONE = "UTC"
+    form, state = dashboard_state(params={"range": preset}, definitions=list(BeaconDefinition.objects.all()), now=now)
+    assert (state.start, state.end) == (start, end)
+    assert form["end"].value() == last_day
+
+
+def test_the_point_size_choices_are_the_model_granularities_in_words():
+    form, state = dashboard_state(params={"range": "12m"}, definitions=list(BeaconDefinition.objects.all()), now=utc(2026, 12, 2, 12))
+    assert form.fields["granularity"].choices == [("", "Automatic"), ("D", "Day"), ("MO", "Month"), ("Y", "Year")]
+    assert (state.granularity, state.per) == ("MO", "month")  # automatic for a year

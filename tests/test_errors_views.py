@@ -367,3 +367,29 @@ def test_error_pages_say_who_will_be_told(staff_client, send, settings, django_u
     settings.BEACONS_ALERT_EMAILS = ["oncall@example.com"]
     html = " ".join(staff_client.get(url).content.decode().split())
     assert "are emailed to <strong>oncall@example.com</strong> (BEACONS_ALERT_EMAILS)" in html
+
+
+# --- the 24 h / 7 d / 30 d spans: one list for both pages --------------------------------------
+
+
+def test_list_and_detail_offer_the_same_spans(staff_client, group):
+    listed = re.findall(r'<option value="(\w+)"[^>]*>(Last \d[^<]+|Any time)</option>', staff_client.get(reverse("dashboard:errors")).content.decode())
+    assert listed == [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days"), ("all", "Any time")]
+    detail = staff_client.get(reverse("dashboard:error_detail", args=[group.pk]), {"range": "30d"}).content.decode()
+    links = re.findall(r'<a href="\?range=(\w+)"( aria-current="true")?>([^<]+)</a>', detail)
+    assert links == [("24h", "", "24 hours"), ("7d", "", "7 days"), ("30d", ' aria-current="true"', "30 days")]
+    assert "1 in the last 30 days." in detail
+
+
+def test_detail_with_an_unknown_span_shows_seven_days(staff_client, group):
+    detail = staff_client.get(reverse("dashboard:error_detail", args=[group.pk]), {"range": "all"}).content.decode()
+    assert '<a href="?range=7d" aria-current="true">7 days</a>' in detail
+
+
+def test_occurrences_read_meta_and_name_the_browser(staff_client, send):
+    send(error("Boom", source="https://shop.example/app.js", line=3, col=9), HTTP_USER_AGENT=FIREFOX_UA)
+    group = ErrorGroup.objects.get()
+    BeaconEventModel = group.occurrences.model
+    BeaconEventModel.objects.create(definition=group.definition, received_at=timezone.now(), payload={"meta": "not an object"}, error_group=group)
+    html = staff_client.get(reverse("dashboard:error_detail", args=[group.pk])).content.decode()
+    assert "https://shop.example/app.js:3:9" in html and "Firefox 133" in html

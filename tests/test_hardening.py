@@ -92,10 +92,10 @@ def test_strict_mode_still_rejects_unknown_types_with_422(settings):
 def test_admin_warns_on_the_type_list_when_the_budget_is_used_up(admin_client, settings):
     settings.BEACONS_MAX_AUTO_TYPES = 2
     url = reverse("admin:beacons_beacondefinition_changelist")
-    assert "automatically registered beacon types is used up" not in admin_client.get(url).content.decode()
+    assert "automatically registered event types is used up" not in admin_client.get(url).content.decode()
     BeaconDefinition.objects.bulk_create([BeaconDefinition(slug=f"t{i}", name=f"t{i}", auto_registered=True) for i in range(2)])
     html = admin_client.get(url).content.decode()
-    assert "The budget of 2 automatically registered beacon types is used up" in html
+    assert "The budget of 2 automatically registered event types is used up" in html
 
 
 def test_dashboard_lists_a_bounded_number_of_types_and_still_shows_any_one_asked_for(admin_client):

@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from beacons.models import BeaconDefinition, granularities_split, validate_granularities
+from beacons.models import BeaconDefinition, BeaconEvent, granularities_split, validate_granularities
 
 
 def test_granularities_split_keeps_the_codes_as_written_and_skips_empty_parts():
@@ -17,3 +17,18 @@ def test_a_definition_lists_its_granularities_finest_first():
 def test_granularities_need_one_known_code_and_no_unknown_one(value):
     with pytest.raises(ValidationError):
         validate_granularities(value)
+
+
+@pytest.mark.parametrize(
+    "payload, meta",
+    [
+        ({"meta": {"message": "Boom", "line": 3}}, {"message": "Boom", "line": 3}),
+        ({}, {}),
+        ({"meta": "Boom"}, {}),
+        ({"meta": ["Boom"]}, {}),
+        ({"meta": None}, {}),
+        (["not", "an", "object"], {}),
+    ],
+)
+def test_an_event_meta_is_the_object_the_client_sent_or_empty(payload, meta):
+    assert BeaconEvent(payload=payload).meta == meta

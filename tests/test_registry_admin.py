@@ -120,3 +120,14 @@ def test_error_admin_lists_errors_by_their_latest_message(admin_client, send):
     send({"event_type": "error", "identifier": "/cart", "meta": {"message": "Item 42 not found"}})
     html = admin_client.get("/admin/beacons/errorgroup/").content.decode()
     assert "Item 42 not found" in html and "Item &lt;num&gt; not found" not in html
+
+
+def test_the_admin_calls_the_registry_event_types(admin_client):
+    index = admin_client.get("/admin/").content.decode()
+    assert ">Event types</a>" in index and "Beacon types" not in index
+    changelist = admin_client.get(CHANGELIST).content.decode()
+    assert "Select event type to change" in changelist
+    assert "Stop counting the selected event types" in changelist and "Start counting the selected event types" in changelist
+    ids = [str(pk) for pk in BeaconDefinition.objects.values_list("pk", flat=True)[:2]]
+    response = admin_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": ids}, follow=True)
+    assert "2 event type(s) no longer counting." in response.content.decode()

@@ -7,8 +7,11 @@ ingest path (``events_record``) so they are grouped like live ones, with alerts 
 
 Counters are generated per hour, then rolled up, so every granularity a definition keeps
 (and the "" total row) adds up to exactly the hits generated. Second/minute counters are
-written only for the definition's fine retention (at most the last 2 days). Everything is
-streamed day by day through ``counting.aggregates_add`` inside one transaction.
+written only for the definition's fine retention (at most the last 2 days). Counters are
+built with ``counting.increments_add_hits`` (each hit under its identifier and the "" total)
+and written day by day inside one transaction: a type without counters yet by plain bulk
+inserts (``counting.aggregates_insert_new``, COPY on PostgreSQL), else by the upsert
+``counting.aggregates_add``.
 """
 
 import random
@@ -22,8 +25,10 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from beacons.alerts import alerts_suppressed
 from beacons.buckets import bucket_after, bucket_start, bucket_zone
 from beacons.counting import aggregates_add, aggregates_insert_new, increments_add_hits
+from beacons.maintenance import rows_delete
 from beacons.management.base import BeaconsCommand, Progress, duration, plural, whole_number
 from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
 from beacons.parsing import EventInput
@@ -128,7 +133,7 @@ class Command(BeaconsCommand):
             )
         if reset:
             with transaction.atomic():
-                deleted = BeaconAggregate.objects.all()._raw_delete(BeaconAggregate.objects.db)
+                deleted = rows_delete(BeaconAggregate.objects.all())
                 BeaconEvent.objects.all().delete()
                 ErrorGroup.objects.all().delete()
             self.stdout.write(f"beacons_demo: deleted {plural(deleted, 'counter row')}, all single events and error groups")
@@ -295,10 +300,6 @@ def errors_send(
     *, count: int, now: datetime, pages: list[str], rng: random.Random, on_error: Callable[[], None] | None = None
 ) -> int:
     """Send ``count`` JavaScript errors from the last two weeks through the ingest path."""
-    try:
-        from beacons.alerts import alerts_suppressed
-    except ImportError:  # alerts not installed: nothing to mute
-        from contextlib import nullcontext as alerts_suppressed
     kinds = [entry[1:] for entry in ERRORS]
     weights = [entry[0] for entry in ERRORS]
     moments = sorted(now - timedelta(seconds=rng.triangular(0, 14 * 86400, 0)) for _ in range(count))
