@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 
 from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, DroppedHits, Granularity
-from beacons.services import definitions_cache_clear
+from beacons.registry import definitions_cache_clear
 
 from .conftest import BROWSER_UA
 
