@@ -10,7 +10,8 @@ import logging
 import re
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -21,9 +22,6 @@ from django.dispatch import receiver
 from .limits import minute_count_add
 from .models import IDENTIFIER_MAX_LENGTH, SLUG_PATTERN, BeaconDefinition
 from .text import is_storable_text
-
-if TYPE_CHECKING:
-    from .services import RequestContext
 
 logger = logging.getLogger("beacons")
 
@@ -36,6 +34,14 @@ DEFINITION_FIELDS = (
     # error alert policy, decided at ingest without another query (beacons.errors)
     "alert_on_new", "alert_on_regression", "alert_threshold", "alert_window_minutes", "alert_cooldown_minutes",
 )  # fmt: skip
+
+
+class Registrant(Protocol):
+    """Who asks to register new types at ingest (``services.RequestContext``), for the per-minute budget."""
+
+    received_at: datetime
+    visitor_hash: str
+    network_hash: str
 
 
 class InvalidName(ValueError):
@@ -100,7 +106,7 @@ def _definition_changed(sender, instance, **kwargs) -> None:
 
 
 def definitions_resolve(
-    *, slugs: Iterable[str], registrant: "RequestContext | None" = None
+    *, slugs: Iterable[str], registrant: Registrant | None = None
 ) -> dict[str, BeaconDefinition]:
     """Definitions for ``slugs``, auto-registering unknown ones unless strict mode is on.
 
@@ -137,7 +143,7 @@ def definitions_resolve(
 
 
 def _definitions_load_or_register(
-    *, slugs: set[str], registrant: "RequestContext | None"
+    *, slugs: set[str], registrant: Registrant | None
 ) -> dict[str, BeaconDefinition]:
     """Race-safe: concurrent first hits of a new type insert with ignore_conflicts and then
     read back the single row that won."""
@@ -168,7 +174,7 @@ def auto_types_budget_left() -> int:
     return max(0, settings.BEACONS_MAX_AUTO_TYPES - BeaconDefinition.objects.filter(auto_registered=True).count())
 
 
-def auto_types_allowed(*, wanted: int, context: "RequestContext") -> int:
+def auto_types_allowed(*, wanted: int, context: Registrant) -> int:
     """How many of ``wanted`` new types this request may register: the total budget, then
     BEACONS_NEW_TYPES_PER_MINUTE per visitor and per network (each attempt uses the minute's
     allowance, so a flood from many user agents or addresses of one network is cut short).
