@@ -9,6 +9,12 @@ into a temporary folder, then reads every row with each reader: ``ours`` is
 ``ijson.items(..., "item", use_float=True)`` on the named ijson backend. Each reader runs
 twice: untimed memory (tracemalloc peak) and timed without tracing. A reader that changes
 or refuses a row the others read is reported beside its figures.
+
+ijson is not a dependency (why: ``beacons.transfer._json_items``); install it to compare:
+``.venv/bin/pip install 'ijson>=3.3'``. Figures of 2 Dec 2026 (2 cores, shared):
+1 M rows, 127 MB: ours 9.6 s alone / 26–27 s under load, 0.34 MB peak; yajl2_c 4.3–17.8 s
+under load, 0.55 MB, lone surrogate read as "?", a count of 2**63 refuses the whole file.
+100 k rows: ours 2.7 s, 0.34 MB; python backend 15.6 s, 2.26 MB.
 """
 
 import argparse
