@@ -18,9 +18,10 @@ from .models import (
     DroppedHits,
     ErrorGroup,
     Granularity,
+    granularities_split,
 )
-from .resources import AggregateTransferAdminMixin, DefinitionTransferAdminMixin
-from .services import auto_types_budget_left, definitions_cache_clear
+from .registry import auto_types_budget_left, definitions_cache_clear
+from .transfer_admin import AggregateTransferAdminMixin, DefinitionTransferAdminMixin
 
 
 class BoundedChangeList(ChangeList):
@@ -46,7 +47,7 @@ class GranularitiesField(forms.MultipleChoiceField):
 
     def prepare_value(self, value):
         if isinstance(value, str):
-            return [code for code in value.split(",") if code]
+            return granularities_split(value)
         return value
 
     def clean(self, value):

@@ -33,6 +33,11 @@ class ThrottledWarning:
             logger.warning(message, *args, exc_info=exc_info)
 
 
+# One throttle for the whole ingest path (registry, limits, recording, views): an outage logs
+# once a minute, not once per module.
+outage_warning = ThrottledWarning()
+
+
 def client_addresses(meta: dict) -> list[str]:
     """Every client address a request's headers name (whole header values, and each token
     in them that is an IP address), longest first so a longer one is removed before its part."""

@@ -7,18 +7,17 @@ bad event by index.
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
 
 from django.conf import settings
 from django.http import QueryDict
-from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from django.http.multipartparser import MultiPartParser
 
-from .models import IDENTIFIER_MAX_LENGTH, SLUG_PATTERN
+from .registry import InvalidName, event_type_normalise, identifier_check
+from .text import is_storable_json, is_storable_text
 
-SLUG_RE = re.compile(SLUG_PATTERN)
 EVENT_ID_MAX_LENGTH = 128
 
 
@@ -55,14 +54,10 @@ def normalise_event_type(value: Any) -> str:
         raise _Invalid("event_type", "event_type is required")
     if not isinstance(value, str):
         raise _Invalid("event_type", "event_type must be a string")
-    slug = value.strip().lower()
-    if not slug:
-        raise _Invalid("event_type", "event_type is required")
-    if len(slug) > 64:
-        raise _Invalid("event_type", "event_type is longer than 64 characters")
-    if not SLUG_RE.match(slug):
-        raise _Invalid("event_type", "event_type must start with a-z or 0-9 and may only contain a-z, 0-9 and _ . : -")
-    return slug
+    try:
+        return event_type_normalise(value)
+    except InvalidName as problem:
+        raise _Invalid("event_type", f"event_type {problem}") from None
 
 
 def normalise_identifier(value: Any) -> str | None:
@@ -70,30 +65,10 @@ def normalise_identifier(value: Any) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise _Invalid("identifier", "identifier must be a string")
-    text = str(value).strip()
-    if len(text) > IDENTIFIER_MAX_LENGTH:
-        raise _Invalid("identifier", f"identifier is longer than {IDENTIFIER_MAX_LENGTH} characters")
-    if not _storable(text):
-        raise _Invalid("identifier", "identifier contains a NUL character or invalid Unicode")
-    return text or None
-
-
-def _storable(value: Any) -> bool:
-    """False for text PostgreSQL cannot store: NUL characters and lone surrogates
-    (JSON may spell both as \\u escapes)."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return False
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, dict):
-        return all(_storable(k) and _storable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_storable(v) for v in value)
-    return True
+    try:
+        return identifier_check(str(value).strip()) or None
+    except InvalidName as problem:
+        raise _Invalid("identifier", f"identifier {problem}") from None
 
 
 class _NotJSONNumber(ValueError):
@@ -156,7 +131,7 @@ def normalise_meta(value: Any) -> dict:
     _nesting_check(value, field="meta")
     if not isinstance(value, dict):
         raise _Invalid("meta", "meta must be a JSON object")
-    if not _storable(value):
+    if not is_storable_json(value):
         raise _Invalid("meta", "meta contains a NUL character or invalid Unicode")
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > settings.BEACONS_MAX_META_BYTES:
@@ -172,7 +147,7 @@ def normalise_event_id(value: Any) -> str | None:
     text = str(value).strip()
     if len(text) > EVENT_ID_MAX_LENGTH:
         raise _Invalid("id", f"id is longer than {EVENT_ID_MAX_LENGTH} characters")
-    if not _storable(text):
+    if not is_storable_text(text):
         raise _Invalid("id", "id contains a NUL character or invalid Unicode")
     return text or None
 
@@ -240,9 +215,7 @@ def body_to_data(*, raw: bytes, content_type: str, meta: dict) -> Any:
             form, _files = MultiPartParser(
                 {**meta, "CONTENT_LENGTH": str(len(raw)), "CONTENT_TYPE": content_type}, BytesIO(raw), [], "utf-8"
             ).parse()
-        except (MultiPartParserError, ValueError, UnicodeDecodeError):
-            raise Rejected(400, "multipart body could not be parsed", "body") from None
-        except Exception:
+        except Exception:  # MultiPartParserError, ValueError, UnicodeDecodeError, …: a crafted body finds many
             raise Rejected(400, "multipart body could not be parsed", "body") from None
         return {key: form.get(key) for key in form}
     return _decode_json(raw)

@@ -7,7 +7,7 @@ Datetimes in and out are aware; bucket starts come back in UTC (convert with
 ``buckets.bucket_zone()`` for display).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -448,3 +448,33 @@ def error_browsers(*, group: ErrorGroup, limit: int = 10) -> list[tuple[str, int
 def error_occurrences(*, group: ErrorGroup, limit: int = 50) -> list[BeaconEvent]:
     """The group's latest occurrences, newest first. One query."""
     return list(BeaconEvent.objects.filter(error_group=group).order_by("-received_at", "-pk")[:limit])
+
+
+def aggregates_filter(
+    *,
+    definition: str | None = None,
+    granularity: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet[BeaconAggregate]:
+    """Counters of one event type (slug) and granularity (code) with period_start in [start, end)."""
+    rows = BeaconAggregate.objects.all()
+    if definition:
+        rows = rows.filter(definition__slug=definition)
+    if granularity:
+        rows = rows.filter(granularity=granularity)
+    if start:
+        rows = rows.filter(period_start__gte=start)
+    if end:
+        rows = rows.filter(period_start__lt=end)
+    return rows
+
+
+def aggregates_by_natural_key(*, queryset: QuerySet[BeaconAggregate]) -> Iterator[tuple[str, str, str, datetime, int]]:
+    """(event type, identifier, granularity code, period_start, count) of each counter of
+    ``queryset``, in storage order, read in chunks (memory stays flat). Two queries: the
+    slugs, then the counters."""
+    slugs = dict(BeaconDefinition.objects.values_list("id", "slug"))
+    values = queryset.order_by("pk").values_list("definition_id", "identifier", "granularity", "period_start", "count")
+    for definition_id, identifier, granularity, start, count in values.iterator(chunk_size=2000):
+        yield slugs[definition_id], identifier, granularity, start, count

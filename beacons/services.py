@@ -1,175 +1,21 @@
-"""Writes: the registry, and recording what an ingest request accepted."""
+"""Recording what an ingest request accepted: counts to the sink, raw events, dedupe, dropped tallies."""
 
 import hashlib
-import logging
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
+from django.db import connection, transaction
 
 from . import privacy
 from .counting import Hit, increments_for
-from .logs import ThrottledWarning
-from .models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, BeaconEvent, DroppedHits
-from .parsing import EventInput, Rejected
+from .logs import outage_warning
+from .models import BeaconDefinition, BeaconEvent, DroppedHits
+from .parsing import EventInput
+from .registry import DB_UNREACHABLE, definitions_resolve, identifier_resolve
 from .sinks import get_sink
-
-logger = logging.getLogger("beacons")
-outage_warning = ThrottledWarning()
-
-DEFINITION_FIELDS = (
-    "id", "slug", "kind", "identifier_rule", "keep_query_string", "granularities", "keep_raw", "is_active",
-    # error alert policy, decided at ingest without another query (beacons.errors)
-    "alert_on_new", "alert_on_regression", "alert_threshold", "alert_window_minutes", "alert_cooldown_minutes",
-)  # fmt: skip
-
-
-# Definitions seen in the last DEFINITIONS_CACHE_SECONDS are not read again, so a busy ingest
-# path needs no query before the counter write, and keeps counting known types while the
-# database is down (stale entries are served then). Admin edits reach other processes within
-# that time; saves in this process apply at once (the signal receivers below).
-DEFINITIONS_CACHE_SECONDS = 15.0
-DEFINITIONS_CACHE_MAX = 10_000
-DEFINITIONS_RETRY_SECONDS = 5.0  # while the database is unreachable
-_definitions_cache: dict[str, tuple[float, BeaconDefinition]] = {}
-DB_UNREACHABLE = (OperationalError, InterfaceError)
-
-
-def definitions_cache_clear() -> None:
-    """Make this process read definitions again (QuerySet.update() sends no signal)."""
-    _definitions_cache.clear()
-
-
-@receiver([post_save, post_delete], sender=BeaconDefinition)
-def _definition_changed(sender, instance, **kwargs) -> None:
-    _definitions_cache.pop(instance.slug, None)
-
-
-def definitions_resolve(
-    *, slugs: Iterable[str], registrant: "RequestContext | None" = None
-) -> dict[str, BeaconDefinition]:
-    """Definitions for ``slugs``, auto-registering unknown ones unless strict mode is on.
-
-    With a ``registrant`` (an ingest request), auto-registration has a budget
-    (``auto_types_allowed``): unknown types beyond it are left out of the result, and the
-    caller drops their events. Without one (imports by staff), every unknown type is
-    registered. Served from a short in-process cache (DEFINITIONS_CACHE_SECONDS). When the
-    database is unreachable, cached definitions of any age are used; a type never seen by
-    this process then raises the database error. Raises ``Rejected`` (422) in strict mode.
-    """
-    wanted = set(slugs)
-    now = time.monotonic()
-    found: dict[str, BeaconDefinition] = {}
-    for slug in wanted:
-        entry = _definitions_cache.get(slug)
-        if entry is not None and now - entry[0] < DEFINITIONS_CACHE_SECONDS:
-            found[slug] = entry[1]
-    if len(found) == len(wanted):
-        return found
-    try:
-        loaded = _definitions_load_or_register(slugs=wanted - found.keys(), registrant=registrant)
-    except DB_UNREACHABLE:
-        stale = {slug: _definitions_cache[slug][1] for slug in wanted - found.keys() if slug in _definitions_cache}
-        if len(found) + len(stale) < len(wanted):
-            raise
-        for slug, definition in stale.items():  # ask the database again in a few seconds, not at every hit
-            _definitions_cache[slug] = (now - DEFINITIONS_CACHE_SECONDS + DEFINITIONS_RETRY_SECONDS, definition)
-        return found | stale
-    if len(_definitions_cache) > DEFINITIONS_CACHE_MAX:
-        _definitions_cache.clear()
-    for slug, definition in loaded.items():
-        _definitions_cache[slug] = (now, definition)
-    return found | loaded
-
-
-def _definitions_load_or_register(
-    *, slugs: set[str], registrant: "RequestContext | None"
-) -> dict[str, BeaconDefinition]:
-    """Race-safe: concurrent first hits of a new type insert with ignore_conflicts and then
-    read back the single row that won."""
-    found = {d.slug: d for d in BeaconDefinition.objects.filter(slug__in=slugs).only(*DEFINITION_FIELDS)}
-    missing = sorted(slugs - found.keys())
-    if not missing:
-        return found
-    if settings.BEACONS_STRICT:
-        raise Rejected(422, f"unknown event type {missing[0]!r}: register it in the admin first", "event_type")
-    if registrant is not None:
-        missing = missing[: auto_types_allowed(wanted=len(missing), context=registrant)]
-        if not missing:
-            return found
-    BeaconDefinition.objects.bulk_create(
-        [
-            BeaconDefinition(slug=slug, name=slug.replace("_", " ").capitalize(), auto_registered=registrant is not None)
-            for slug in missing
-        ],
-        ignore_conflicts=True,
-    )
-    found.update({d.slug: d for d in BeaconDefinition.objects.filter(slug__in=missing).only(*DEFINITION_FIELDS)})
-    logger.info("auto-registered beacon types: %s", ", ".join(missing))
-    return found
-
-
-def auto_types_budget_left() -> int:
-    """How many more types beacons may auto-register (BEACONS_MAX_AUTO_TYPES in total)."""
-    return max(0, settings.BEACONS_MAX_AUTO_TYPES - BeaconDefinition.objects.filter(auto_registered=True).count())
-
-
-def auto_types_allowed(*, wanted: int, context: "RequestContext") -> int:
-    """How many of ``wanted`` new types this request may register: the total budget, then
-    BEACONS_NEW_TYPES_PER_MINUTE per visitor and per network (each attempt uses the minute's
-    allowance, so a flood from many user agents or addresses of one network is cut short).
-
-    Concurrent requests may each see the last free places of the total budget, so it can be
-    exceeded by at most (concurrent requests × the per-minute allowance)."""
-    allowed = min(wanted, auto_types_budget_left())
-    if not allowed:
-        return 0
-    per_minute = settings.BEACONS_NEW_TYPES_PER_MINUTE
-    for scope, key in (("visitor", context.visitor_hash), ("network", context.network_hash)):
-        total = minute_count_add(key=f"beacons:new-types:{scope}:{key}", amount=wanted, at=context.received_at)
-        if total is not None:
-            allowed = min(allowed, max(0, per_minute - (total - wanted)))
-    return allowed
-
-
-def minute_count_add(*, key: str, amount: int, at: datetime) -> int | None:
-    """Add ``amount`` to the cache counter of ``key`` for the minute of ``at``; returns the
-    minute's total, or None when the cache is unreachable (limits then let requests through)."""
-    cache_key = f"{key}:{int(at.timestamp() // 60)}"
-    try:
-        cache.add(cache_key, 0, timeout=61)
-        try:
-            return cache.incr(cache_key, amount)
-        except ValueError:  # expired between add and incr
-            cache.set(cache_key, amount, timeout=61)
-            return amount
-    except Exception:  # a shared cache (CACHE_URL) that is down
-        outage_warning("per-minute limit skipped: cache unreachable", exc_info=True)
-        return None
-
-
-def identifier_resolve(*, definition: BeaconDefinition, sent: str | None, referer: str) -> str:
-    """The identifier to count under: what was sent, else the definition's rule."""
-    rule = definition.identifier_rule
-    if rule == BeaconDefinition.IdentifierRule.NONE:
-        return ""
-    identifier = sent
-    if identifier is None and rule == BeaconDefinition.IdentifierRule.REFERER and referer:
-        identifier = urlsplit(referer).path or "/"
-    if not identifier:
-        return ""
-    if definition.kind == BeaconDefinition.Kind.PAGE_VIEW and not definition.keep_query_string:
-        path, hash_mark, fragment = identifier.partition("#")
-        identifier = path.split("?", 1)[0] + hash_mark + fragment
-    return identifier.strip()[:IDENTIFIER_MAX_LENGTH]
 
 
 def dropped_add(*, reason: str, count: int, day=None) -> None:
@@ -188,8 +34,9 @@ def dropped_add(*, reason: str, count: int, day=None) -> None:
         outage_warning("dropped-hits tally (%s +%d) lost, database unreachable: %s", reason, count, exc)
 
 
-def _first_time(event: EventInput, definition: BeaconDefinition, *, claimed: list[str]) -> bool:
-    """False for an event id seen before; a new one is remembered, and its key added to ``claimed``."""
+def _event_id_claim(event: EventInput, definition: BeaconDefinition, *, claimed: list[str]) -> bool:
+    """False for an event id seen before; a new one is remembered, and its key added to ``claimed``
+    (True too for an event without an id, or when the cache is down)."""
     if not event.event_id:
         return True
     digest = hashlib.sha256(event.event_id.encode()).hexdigest()[:32]
@@ -241,7 +88,8 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
     """Count validated events and keep raw copies where the definition asks; returns how many counted.
 
     Inactive types, unknown types over the auto-registration budget and repeated event ids
-    are dropped silently (tallied in DroppedHits). Raw events are inserted first, in one
+    are dropped silently (tallied in DroppedHits). Raises ``registry.UnknownEventType`` in
+    strict mode, before anything is counted. Raw events are inserted first, in one
     statement; the counter increments of all events go to the sink in one call (one
     statement for the direct sink) only after that succeeded, so a request whose events
     cannot be stored counts nothing.
@@ -259,7 +107,7 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
         if not definition.is_active:
             inactive += 1
             continue
-        if not _first_time(event, definition, claimed=claimed):
+        if not _event_id_claim(event, definition, claimed=claimed):
             duplicates += 1
             continue
         identifier = identifier_resolve(definition=definition, sent=event.identifier, referer=context.referer)

@@ -1,6 +1,7 @@
 """Storable text: the one rule for text PostgreSQL cannot store (NUL, lone surrogates, undecodable bytes)."""
 
 import re
+from typing import Any
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -18,3 +19,14 @@ def storable_text(value: str | bytes) -> str:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     return _UNSTORABLE.sub("\ufffd", value)
+
+
+def is_storable_json(value: Any) -> bool:
+    """``is_storable_text`` for every key and string inside a parsed JSON value."""
+    if isinstance(value, str):
+        return is_storable_text(value)
+    if isinstance(value, dict):
+        return all(is_storable_text(k) and is_storable_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(is_storable_json(v) for v in value)
+    return True

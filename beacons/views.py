@@ -11,9 +11,13 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from . import privacy
+from .limits import minute_count_add
+from .logs import outage_warning
 from .models import DroppedHits
 from .parsing import Rejected, body_to_data, events_from_data
-from .services import DB_UNREACHABLE, RequestContext, dropped_add, events_record, minute_count_add, outage_warning
+from .registry import DB_UNREACHABLE, UnknownEventType
+from .services import RequestContext, dropped_add, events_record
+from .text import storable_text
 
 
 TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -144,8 +148,9 @@ def _rate_limited(context: RequestContext, events: int) -> str:
     return ""
 
 
-def _accept(request: HttpRequest, *, event_type=None, identifier=None, source: str, data=None) -> HttpResponse | None:
-    """Shared path: bots, parsing, rate limit, recording. Returns an error response or None."""
+def _request_events_record(request: HttpRequest, *, event_type=None, identifier=None, source: str, data=None) -> None:
+    """Count a request's events: bots are dropped (tallied), then parsing, the rate limit and
+    recording. Raises ``Rejected`` with the HTTP status for anything refused."""
     user_agent = request.META.get("HTTP_USER_AGENT", "")
     if is_bot(user_agent):
         dropped_add(reason=DroppedHits.Reason.BOT, count=1)
@@ -153,9 +158,9 @@ def _accept(request: HttpRequest, *, event_type=None, identifier=None, source: s
     events = events_from_data(data if data is not None else {}, event_type=event_type, identifier=identifier)
     context = RequestContext(
         received_at=timezone.now(),
-        # Header text is latin-1 decoded and could carry NULs, which PostgreSQL refuses.
-        user_agent=user_agent.replace("\x00", ""),
-        referer=request.META.get("HTTP_REFERER", "").replace("\x00", ""),
+        # Header text is latin-1 decoded and could carry NULs, which PostgreSQL refuses: each becomes U+FFFD.
+        user_agent=storable_text(user_agent),
+        referer=storable_text(request.META.get("HTTP_REFERER", "")),
         source=source,
         ip=privacy.client_ip(request.META),
         tracked=not privacy.wants_no_tracking(request.META),
@@ -163,8 +168,10 @@ def _accept(request: HttpRequest, *, event_type=None, identifier=None, source: s
     exceeded = _rate_limited(context, len(events))
     if exceeded:
         raise Rejected(429, exceeded, "events")
-    events_record(events=events, context=context)
-    return None
+    try:
+        events_record(events=events, context=context)
+    except UnknownEventType as unknown:
+        raise Rejected(422, str(unknown), "event_type") from None
 
 
 @csrf_exempt
@@ -193,7 +200,7 @@ def beacon_collect(request: HttpRequest, event_type: str | None = None, identifi
         else:
             data = body_to_data(raw=raw, content_type=content_type, meta=request.META)
             source = "path" if event_type is not None else _source_name(content_type)
-        _accept(request, event_type=event_type, identifier=identifier, source=source, data=data)
+        _request_events_record(request, event_type=event_type, identifier=identifier, source=source, data=data)
     except Rejected as problem:
         return _reject(problem, origin)
     except DB_UNREACHABLE:  # the direct sink (or a type not yet cached) needs the database
@@ -223,7 +230,7 @@ def beacon_gif(request: HttpRequest, event_type: str) -> HttpResponse:
         return response
     if settings.BEACONS_ENABLED and request.method == "GET":
         try:
-            _accept(request, event_type=event_type, identifier=request.GET.get("i"), source="gif")
+            _request_events_record(request, event_type=event_type, identifier=request.GET.get("i"), source="gif")
         except Rejected as problem:
             return _reject(problem)
         except DB_UNREACHABLE:  # still answer the image: a broken picture helps nobody

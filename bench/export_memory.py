@@ -79,9 +79,9 @@ def fill(rows: int) -> list[int]:
 
 
 def export_once(file_format: str, slug: str | None, folder: str, *, traced: bool) -> tuple[int, float, float, float]:
-    from beacons import transfer
+    from beacons import queries, transfer
 
-    queryset = transfer.aggregates_filter(definition=slug)
+    queryset = queries.aggregates_filter(definition=slug)
     target = Path(folder) / f"out.{file_format}"
     baseline = rss_mb("VmRSS")
     peak_reset()

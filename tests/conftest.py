@@ -12,12 +12,12 @@ BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Ge
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     """Caches that outlive a test (rate limits, dedupe ids, salts, sinks, definitions) start empty."""
-    from beacons import privacy, services, sinks
+    from beacons import privacy, registry, sinks
 
     cache.clear()
     privacy._salt_cache.clear()
     sinks.sinks_reset()
-    services._definitions_cache.clear()
+    registry._definitions_cache.clear()
     yield
     cache.clear()
     sinks.sinks_reset()

@@ -128,7 +128,7 @@ def test_two_first_hits_of_a_new_type_at_once_register_it_once(transactional_db)
 
 
 def test_losing_the_first_registration_race_uses_the_winners_row(db, monkeypatch):
-    from beacons.services import definitions_resolve
+    from beacons.registry import definitions_resolve
 
     manager = BeaconDefinition.objects
     real_bulk_create = manager.bulk_create

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from django.db import OperationalError
 
-from beacons import privacy, services
+from beacons import privacy, registry, services
 from beacons.models import BeaconAggregate, BeaconEvent
 from beacons.redis_format import field_decode, live_and_pending_keys
 from beacons.sinks import get_sink
@@ -28,8 +28,8 @@ def live_hits(client, settings, identifier):
 @pytest.mark.redis
 def test_known_type_is_counted_from_the_cache_while_the_database_is_down(send, redis_sink, settings, monkeypatch):
     assert send({"event_type": "page_view", "identifier": "/up"}).status_code == 204
-    monkeypatch.setattr(services, "DEFINITIONS_CACHE_SECONDS", 0)  # cached entry is stale: the database is asked
-    monkeypatch.setattr(services, "_definitions_load_or_register", database_down)
+    monkeypatch.setattr(registry, "DEFINITIONS_CACHE_SECONDS", 0)  # cached entry is stale: the database is asked
+    monkeypatch.setattr(registry, "_definitions_load_or_register", database_down)
     monkeypatch.setattr(privacy, "_salt_load_or_create", database_down)
     monkeypatch.setattr(services.connection, "cursor", database_down)  # dropped-hits tally
     privacy._salt_cache.clear()
@@ -41,7 +41,7 @@ def test_known_type_is_counted_from_the_cache_while_the_database_is_down(send, r
 
 @pytest.mark.redis
 def test_type_never_seen_while_the_database_is_down_gets_503_not_500(send, redis_sink, monkeypatch):
-    monkeypatch.setattr(services, "_definitions_load_or_register", database_down)
+    monkeypatch.setattr(registry, "_definitions_load_or_register", database_down)
     response = send({"event_type": "brand_new", "identifier": "/x"})
     assert response.status_code == 503
     assert response.json()["error"]

@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 
 from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, DroppedHits, Granularity
-from beacons.services import definitions_cache_clear
+from beacons.registry import definitions_cache_clear
 
 from .conftest import BROWSER_UA
 
@@ -370,3 +370,10 @@ def test_a_json_body_labelled_as_a_form_is_read_as_json(beacon_client):
     )
     assert response.status_code == 204
     assert day_count("signup", "footer") == 1
+
+
+def test_a_nul_in_the_referer_or_user_agent_is_kept_as_a_replacement_character(send):
+    send({"event_type": "page_view"}, HTTP_REFERER="https://example.com/pri\x00cing")
+    send({"event_type": "error", "meta": {"message": "boom"}}, HTTP_USER_AGENT=BROWSER_UA + "\x00")
+    assert day_count("page_view", "/pri\ufffdcing") == 1
+    assert BeaconEvent.objects.get().user_agent == BROWSER_UA + "\ufffd"

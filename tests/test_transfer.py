@@ -16,7 +16,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from beacons import queries, transfer
+from beacons import imports, queries, transfer
 from beacons.buckets import bucket_start
 from beacons.counting import Hit, aggregates_add, increments_for
 from beacons.models import BeaconAggregate, BeaconDefinition
@@ -635,12 +635,12 @@ def test_an_admin_import_with_a_lone_surrogate_lists_the_row(admin_client, page_
     assert BeaconAggregate.objects.count() == 0
 
 
-@pytest.mark.parametrize("stored", [None, transfer.MAX_COUNT - 1])
+@pytest.mark.parametrize("stored", [None, imports.MAX_COUNT - 1])
 def test_a_merge_past_the_largest_count_is_a_row_error(page_view, tmp_path, stored):
     day = utc(2026, 11, 1)
     if stored is not None:
         BeaconAggregate.objects.create(definition=page_view, identifier="/", granularity=G.DAY, period_start=day, count=stored)
-    rows = [["page_view", "/", "day", "2026-11-01T00:00:00+00:00", str(transfer.MAX_COUNT)]] * 2
+    rows = [["page_view", "/", "day", "2026-11-01T00:00:00+00:00", str(imports.MAX_COUNT)]] * 2
     path = write_csv(tmp_path, rows if stored is None else rows[:1])
 
     out, err = import_file(path, "merge")
@@ -652,7 +652,7 @@ def test_a_merge_past_the_largest_count_is_a_row_error(page_view, tmp_path, stor
 
 
 def test_admin_import_of_a_merge_past_the_largest_count_lists_the_row(admin_client, page_view):
-    row = f"page_view,/,day,2026-11-01T00:00:00+00:00,{transfer.MAX_COUNT}\n"
+    row = f"page_view,/,day,2026-11-01T00:00:00+00:00,{imports.MAX_COUNT}\n"
     content = ("event_type,identifier,granularity,period_start,count\n" + row + row).encode()
     response = admin_upload(admin_client, content, "csv")
     assert response.status_code == 200 and "more than the largest count" in response.content.decode()

@@ -3,7 +3,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from beacons import transfer
+from beacons import queries, transfer
 from beacons.management.base import BeaconsCommand, Progress, duration, moment, option_error, plural
 from beacons.models import BeaconDefinition
 from beacons.resources import DEFINITION_COLUMNS, BeaconDefinitionResource
@@ -54,7 +54,7 @@ class Command(BeaconsCommand):
         else:
             if options["definition"] and not BeaconDefinition.objects.filter(slug=options["definition"]).exists():
                 raise option_error(f"--definition: no beacon type {options['definition']!r}")
-            queryset = transfer.aggregates_filter(
+            queryset = queries.aggregates_filter(
                 definition=options["definition"],
                 granularity=transfer.GRANULARITY_CODES.get(options["granularity"] or ""),
                 start=options["start"],

@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import CommandError
 
-from beacons import transfer
+from beacons import imports, transfer
 from beacons.management.base import BeaconsCommand, Progress, duration, plural
 from beacons.resources import definitions_import
 
@@ -20,7 +20,7 @@ class Command(BeaconsCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", help="the file to import")
         parser.add_argument("--format", choices=transfer.FORMATS, help="default: from the file's extension")
-        parser.add_argument("--mode", choices=transfer.MODES, required=True, help="merge adds counts; replace sets them")
+        parser.add_argument("--mode", choices=imports.MODES, required=True, help="merge adds counts; replace sets them")
         parser.add_argument("--dry-run", action="store_true", help="check every row and report, write nothing")
 
     def handle(self, *args, file, mode, dry_run, **options):
@@ -39,7 +39,7 @@ class Command(BeaconsCommand):
                 transfer.columns_check(
                     headers=headers, required=transfer.REQUIRED_AGGREGATE_COLUMNS, columns=transfer.AGGREGATE_COLUMNS
                 )
-                summary = transfer.aggregates_import(rows=rows, mode=mode, dry_run=dry_run, on_progress=self.progress_report)
+                summary = imports.aggregates_import(rows=rows, mode=mode, dry_run=dry_run, on_progress=self.progress_report)
                 new, updated, skipped, failed = summary.new, summary.updated, summary.skipped, summary.failed
                 problems = [str(problem) for problem in summary.problems]
         except transfer.FileProblem as problem:
@@ -62,7 +62,7 @@ class Command(BeaconsCommand):
         else:
             self.stdout.write(f"imported {plural(total, 'row')} in {mode} mode in {elapsed}: {counts}")
 
-    def progress_report(self, summary: transfer.ImportSummary) -> None:
+    def progress_report(self, summary: imports.ImportSummary) -> None:
         self.progress.update(summary.rows - self.progress.done)
 
     def registry_import(self, headers, rows, dry_run):
