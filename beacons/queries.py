@@ -120,9 +120,11 @@ def series_of_top_definitions(
     (by name), then one "Other types" series summing all the rest: [(name, slug, series)],
     the slug "" for "Other types".
 
-    One statement however many types exist: it reads the range's total rows once to rank
-    the types and once to sum them (``identifier=""`` rows, by the identifier index). Types
-    with nothing counted in the range are left out, and "Other types" when it counted none.
+    One statement: the range's total rows (``identifier=""``) are read from the covering
+    (identifier, granularity, period_start, definition, count) index, once to rank the types
+    and once to sum them per bucket into the busiest ones and the rest; only the ``limit``
+    busiest are joined to their names. Types with nothing counted in the range are left out,
+    and "Other types" when it counted none.
     """
     table, definitions = BeaconAggregate._meta.db_table, BeaconDefinition._meta.db_table
     sql = f"""
@@ -130,11 +132,13 @@ def series_of_top_definitions(
             SELECT definition_id, period_start, count FROM {table}
             WHERE identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
         ),
-        top AS (SELECT definition_id FROM scope GROUP BY definition_id ORDER BY SUM(count) DESC, definition_id LIMIT %s)
-        SELECT d.id, d.name, d.slug, scope.period_start, SUM(scope.count) FROM scope
-        LEFT JOIN top ON top.definition_id = scope.definition_id
-        LEFT JOIN {definitions} d ON d.id = top.definition_id
-        GROUP BY d.id, d.name, d.slug, scope.period_start
+        top AS (SELECT definition_id FROM scope GROUP BY definition_id ORDER BY SUM(count) DESC, definition_id LIMIT %s),
+        sums AS (
+            SELECT CASE WHEN definition_id IN (SELECT definition_id FROM top) THEN definition_id END AS shown,
+                   period_start, SUM(count) AS total
+            FROM scope GROUP BY 1, 2
+        )
+        SELECT d.id, d.name, d.slug, sums.period_start, sums.total FROM sums LEFT JOIN {definitions} d ON d.id = sums.shown
     """
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
@@ -148,7 +152,8 @@ def series_of_top_definitions(
             moment = datetime.fromisoformat(moment)
         if timezone.is_naive(moment):  # SQLite keeps UTC without an offset
             moment = moment.replace(tzinfo=UTC)
-        counts.setdefault((name or "", definition_id or 0), {})[moment] = int(total)
+        by_moment = counts.setdefault((name or "", definition_id or 0), {})
+        by_moment[moment] = by_moment.get(moment, 0) + int(total)  # a deleted type's counts join the rest
     moments = list(buckets_between(start, end, granularity))
     ordered = sorted(key for key in counts if key[1]) + [key for key in counts if not key[1]]
     return [
@@ -359,10 +364,26 @@ def definitions_listed(*, limit: int | None = None, including: str = "", kind: s
         definitions = definitions.filter(kind=kind)
     if limit is None:
         return list(definitions)
-    first = definitions.order_by("auto_registered", "name", "slug")
-    if including:
-        first = first.order_by(Case(When(slug=including, then=Value(0)), default=Value(1)), "auto_registered", "name", "slug")
-    return sorted(first[:limit], key=lambda d: (d.name, d.slug))
+    return list(definitions.filter(_listed(definitions, limit=limit, including=including)))
+
+
+def _listed(definitions: QuerySet, *, limit: int, including: str) -> Q:
+    # The first ``limit`` ids walk the (auto_registered, name, slug) index; only they are then
+    # read whole and sorted, never every registered type.
+    first = definitions.order_by("auto_registered", "name", "slug").values("pk")
+    if not including:
+        return Q(pk__in=first[:limit])
+    return Q(pk__in=first.exclude(slug=including)[: max(limit - 1, 0)]) | Q(slug=including)
+
+
+def definition_chosen(*, slug: str, listed: int) -> BeaconDefinition | None:
+    """The type the dashboard shows for ``?type=<slug>`` when its type choices list ``listed``
+    types (``definitions_listed(limit=listed, including=slug)``): that type, else page_view,
+    else the first listed by name. One query, without reading the other choices."""
+    definitions = BeaconDefinition.objects.all()
+    preference = Case(When(slug=slug, then=Value(0)), When(slug="page_view", then=Value(1)), default=Value(2))
+    chosen = definitions.filter(_listed(definitions, limit=listed, including=slug) | Q(slug="page_view"))
+    return chosen.order_by(preference, "name", "slug").first()
 
 
 def error_groups_latest(*, limit: int = 8) -> list[ErrorGroup]:

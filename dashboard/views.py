@@ -33,8 +33,15 @@ TYPE_CHOICES_LIMIT = 200
 BREAKDOWN_LIMIT = 12
 
 
-def _state(request) -> tuple:
-    definitions = queries.definitions_listed(limit=TYPE_CHOICES_LIMIT, including=request.GET.get("type", "")[:64])
+def _state(request, *, choices: bool = True) -> tuple:
+    """The type choices, the filter form and the state. Without ``choices`` (a panel), only the
+    type shown is read, as the one "choice": the same type the page would show."""
+    slug = request.GET.get("type", "")[:64]
+    if choices:
+        definitions = queries.definitions_listed(limit=TYPE_CHOICES_LIMIT, including=slug)
+    else:
+        chosen = queries.definition_chosen(slug=slug, listed=TYPE_CHOICES_LIMIT)
+        definitions = [chosen] if chosen else []
     form, state = dashboard_state(params=request.GET, definitions=definitions, now=timezone.now())
     return definitions, form, state
 
@@ -312,14 +319,14 @@ def index(request):
 @permission_required(VIEW_COUNTS)
 def panel(request, name: str):
     if name == "identifiers":
-        definitions, form, state = _state(request)
+        definitions, form, state = _state(request, choices=False)
         context = identifiers_panel(state, definitions, contains=request.GET.get("identifier", "")[:256])
         return render(request, "dashboard/index.html#identifier-options", context)
     if name not in PANELS:
         raise Http404("no such panel")
     if not user_may(request.user, *PANEL_PERMISSIONS.get(name, ())):
         raise PermissionDenied
-    definitions, form, state = _state(request)
+    definitions, form, state = _state(request, choices=False)
     context = {"state": state, **PANELS[name](state, definitions)}
     if request.GET.get("format") == "csv" and name in CSV_ROWS and context.get(name):
         return csv_response(rows=CSV_ROWS[name](state, context), filename=f"beacons-{name}.csv")
