@@ -376,6 +376,13 @@ def _listed(definitions: QuerySet, *, limit: int, including: str) -> Q:
     return Q(pk__in=first.exclude(slug=including)[: max(limit - 1, 0)]) | Q(slug=including)
 
 
+def definitions_matching(*, text: str, limit: int) -> list[BeaconDefinition]:
+    """At most ``limit`` types whose name or slug contains ``text`` (any case), those registered
+    in the admin first, then by name: the dashboard's type search. One query."""
+    found = BeaconDefinition.objects.filter(Q(name__icontains=text) | Q(slug__icontains=text))
+    return list(found.order_by("auto_registered", "name", "slug")[:limit])
+
+
 def definition_chosen(*, slug: str, listed: int) -> BeaconDefinition | None:
     """The type the dashboard shows for ``?type=<slug>`` when its type choices list ``listed``
     types (``definitions_listed(limit=listed, including=slug)``): that type, else page_view,

@@ -30,6 +30,7 @@ OCCURRENCES_SHOWN = 50
 SPARK_HOURS = 24
 SPARK_WIDTH, SPARK_HEIGHT = 96, 24
 PAGE_SUGGESTION_DAYS = 30
+ERROR_TYPES_SHOWN = 10  # error types whose alert audience is shown (and whose pages are suggested), however many exist
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
 DETAIL_RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
@@ -110,7 +111,7 @@ def error_list(request):
     context = {"form": form, "values": values, "page_obj": page, "rows": rows, "query": query.urlencode()}
     if request.htmx and request.htmx.target == "error-results":
         return render(request, "dashboard/errors/list.html#results", context)
-    error_types = queries.definitions_listed(kind=BeaconDefinition.Kind.ERROR)
+    error_types = queries.definitions_listed(kind=BeaconDefinition.Kind.ERROR, limit=ERROR_TYPES_SHOWN)
     context["page_suggestions"] = queries.top_identifiers(
         definitions=error_types, start=now - timedelta(days=PAGE_SUGGESTION_DAYS), end=now, limit=30
     ) if error_types else []  # fmt: skip

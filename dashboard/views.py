@@ -359,3 +359,18 @@ def csv_response(*, rows, filename: str) -> HttpResponse:
     for row in rows:
         writer.writerow([cell_neutralise(value) if isinstance(value, str) else value for value in row])
     return response
+
+
+TYPE_SEARCH_LIMIT = 20  # types a type search answers with, however many match
+TYPE_SEARCH_MAX_LENGTH = 64  # a type's slug is at most 64 characters
+
+
+@permission_required(VIEW_COUNTS)
+def type_search(request):
+    """Types beyond the listed choices: the first TYPE_SEARCH_LIMIT whose name or event type
+    contains what was typed, each a link to the dashboard showing it (the rest of the state kept)."""
+    definitions, form, state = _state(request, choices=False)
+    text = request.GET.get("types", "").strip()[:TYPE_SEARCH_MAX_LENGTH]
+    found = queries.definitions_matching(text=text, limit=TYPE_SEARCH_LIMIT) if text else []
+    matches = [{"name": d.name, "slug": d.slug, "query": state.query_with(type=d.slug, identifier="", page="")} for d in found]
+    return render(request, "dashboard/index.html#type-matches", {"type_matches": matches, "type_text": text})
