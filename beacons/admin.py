@@ -50,14 +50,16 @@ class TypeFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         listed = definitions_listed(limit=TYPE_FILTER_LIMIT)
         chosen = self.value()
-        if chosen and chosen.isdigit() and all(str(d.pk) != chosen for d in listed):
+        if chosen and chosen.isdecimal() and all(str(d.pk) != chosen for d in listed):
             listed += list(BeaconDefinition.objects.filter(pk=int(chosen)))
         return [(str(d.pk), str(d)) for d in listed]
 
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
-        return queryset.filter(definition_id=int(self.value()))  # not a number: the admin's "invalid filter" answer
+        if not self.value().isdecimal():  # the admin's "invalid filter" answer, on the list and its export
+            raise IncorrectLookupParameters(f"not a beacon type: {self.value()!r}")
+        return queryset.filter(definition_id=int(self.value()))
 
 
 class ModelAdmin(admin.ModelAdmin):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from django.db import connection
-from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
@@ -353,27 +353,22 @@ def live_count(
 
 
 def definitions_listed(*, limit: int | None = None, including: str = "", kind: str = "") -> list[BeaconDefinition]:
-    """Registered beacon types (of ``kind``, if given) by name (one query): the dashboard's
-    event-type choices.
+    """Registered beacon types (of ``kind``, if given) by name: the dashboard's event-type choices.
 
     With ``limit``, at most that many: the types registered in the admin before those
     auto-registered by their first beacon, and always the type whose slug is ``including``
-    (the one a URL asks for), so a flood of auto-registered types cannot swell a page."""
-    definitions = BeaconDefinition.objects.order_by("name", "slug")
+    (the one a URL asks for), so a flood of auto-registered types cannot swell a page. One
+    query that reads the first rows of the (auto_registered, name, slug) index, never every
+    type; a second one only for an ``including`` type beyond them."""
+    definitions = BeaconDefinition.objects.all()
     if kind:
         definitions = definitions.filter(kind=kind)
     if limit is None:
-        return list(definitions)
-    return list(definitions.filter(_listed(definitions, limit=limit, including=including)))
-
-
-def _listed(definitions: QuerySet, *, limit: int, including: str) -> Q:
-    # The first ``limit`` ids walk the (auto_registered, name, slug) index; only they are then
-    # read whole and sorted, never every registered type.
-    first = definitions.order_by("auto_registered", "name", "slug").values("pk")
-    if not including:
-        return Q(pk__in=first[:limit])
-    return Q(pk__in=first.exclude(slug=including)[: max(limit - 1, 0)]) | Q(slug=including)
+        return list(definitions.order_by("name", "slug"))
+    listed = list(definitions.order_by("auto_registered", "name", "slug")[:limit])
+    if including and limit and all(d.slug != including for d in listed):
+        listed = listed[: limit - 1] + list(definitions.filter(slug=including))
+    return sorted(listed, key=lambda d: (d.name, d.slug))
 
 
 def definitions_matching(*, text: str, limit: int) -> list[BeaconDefinition]:
@@ -386,11 +381,12 @@ def definitions_matching(*, text: str, limit: int) -> list[BeaconDefinition]:
 def definition_chosen(*, slug: str, listed: int) -> BeaconDefinition | None:
     """The type the dashboard shows for ``?type=<slug>`` when its type choices list ``listed``
     types (``definitions_listed(limit=listed, including=slug)``): that type, else page_view,
-    else the first listed by name. One query, without reading the other choices."""
-    definitions = BeaconDefinition.objects.all()
-    preference = Case(When(slug=slug, then=Value(0)), When(slug="page_view", then=Value(1)), default=Value(2))
-    chosen = definitions.filter(_listed(definitions, limit=listed, including=slug) | Q(slug="page_view"))
-    return chosen.order_by(preference, "name", "slug").first()
+    else the first listed by name. One query by slug, without reading the other choices (a
+    second only when neither exists)."""
+    found = {d.slug: d for d in BeaconDefinition.objects.filter(slug__in=[slug, "page_view"])}
+    if found:
+        return found.get(slug) or found["page_view"]
+    return next(iter(definitions_listed(limit=listed)), None)
 
 
 def error_groups_latest(*, limit: int = 8) -> list[ErrorGroup]:
