@@ -133,12 +133,13 @@ def series_of_top_definitions(
             WHERE identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
         ),
         top AS (SELECT definition_id FROM scope GROUP BY definition_id ORDER BY SUM(count) DESC, definition_id LIMIT %s),
+        named AS (SELECT id, name, slug FROM {definitions} WHERE id IN (SELECT definition_id FROM top)),
         sums AS (
             SELECT CASE WHEN definition_id IN (SELECT definition_id FROM top) THEN definition_id END AS shown,
                    period_start, SUM(count) AS total
             FROM scope GROUP BY 1, 2
         )
-        SELECT d.id, d.name, d.slug, sums.period_start, sums.total FROM sums LEFT JOIN {definitions} d ON d.id = sums.shown
+        SELECT named.id, named.name, named.slug, sums.period_start, sums.total FROM sums LEFT JOIN named ON named.id = sums.shown
     """
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
