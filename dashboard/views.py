@@ -369,7 +369,7 @@ TYPE_SEARCH_MAX_LENGTH = 64  # a type's slug is at most 64 characters
 def type_search(request):
     """Types beyond the listed choices: the first TYPE_SEARCH_LIMIT whose name or event type
     contains what was typed, each a link to the dashboard showing it (the rest of the state kept)."""
-    definitions, form, state = _state(request, choices=False)
+    _, _, state = _state(request, choices=False)
     text = request.GET.get("types", "").strip()[:TYPE_SEARCH_MAX_LENGTH]
     found = queries.definitions_matching(text=text, limit=TYPE_SEARCH_LIMIT) if text else []
     matches = [{"name": d.name, "slug": d.slug, "query": state.query_with(type=d.slug, identifier="", page="")} for d in found]
