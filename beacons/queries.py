@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
@@ -120,9 +120,11 @@ def series_of_top_definitions(
     (by name), then one "Other types" series summing all the rest: [(name, slug, series)],
     the slug "" for "Other types".
 
-    One statement however many types exist: it reads the range's total rows once to rank
-    the types and once to sum them (``identifier=""`` rows, by the identifier index). Types
-    with nothing counted in the range are left out, and "Other types" when it counted none.
+    One statement: the range's total rows (``identifier=""``) are read from the covering
+    (identifier, granularity, period_start, definition, count) index, once to rank the types
+    and once to sum them per bucket into the busiest ones and the rest; only the ``limit``
+    busiest are joined to their names. Types with nothing counted in the range are left out,
+    and "Other types" when it counted none.
     """
     table, definitions = BeaconAggregate._meta.db_table, BeaconDefinition._meta.db_table
     sql = f"""
@@ -130,11 +132,14 @@ def series_of_top_definitions(
             SELECT definition_id, period_start, count FROM {table}
             WHERE identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
         ),
-        top AS (SELECT definition_id FROM scope GROUP BY definition_id ORDER BY SUM(count) DESC, definition_id LIMIT %s)
-        SELECT d.id, d.name, d.slug, scope.period_start, SUM(scope.count) FROM scope
-        LEFT JOIN top ON top.definition_id = scope.definition_id
-        LEFT JOIN {definitions} d ON d.id = top.definition_id
-        GROUP BY d.id, d.name, d.slug, scope.period_start
+        top AS (SELECT definition_id FROM scope GROUP BY definition_id ORDER BY SUM(count) DESC, definition_id LIMIT %s),
+        named AS (SELECT id, name, slug FROM {definitions} WHERE id IN (SELECT definition_id FROM top)),
+        sums AS (
+            SELECT CASE WHEN definition_id IN (SELECT definition_id FROM top) THEN definition_id END AS shown,
+                   period_start, SUM(count) AS total
+            FROM scope GROUP BY 1, 2
+        )
+        SELECT named.id, named.name, named.slug, sums.period_start, sums.total FROM sums LEFT JOIN named ON named.id = sums.shown
     """
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
@@ -148,7 +153,8 @@ def series_of_top_definitions(
             moment = datetime.fromisoformat(moment)
         if timezone.is_naive(moment):  # SQLite keeps UTC without an offset
             moment = moment.replace(tzinfo=UTC)
-        counts.setdefault((name or "", definition_id or 0), {})[moment] = int(total)
+        by_moment = counts.setdefault((name or "", definition_id or 0), {})
+        by_moment[moment] = by_moment.get(moment, 0) + int(total)  # a deleted type's counts join the rest
     moments = list(buckets_between(start, end, granularity))
     ordered = sorted(key for key in counts if key[1]) + [key for key in counts if not key[1]]
     return [
@@ -348,21 +354,40 @@ def live_count(
 
 
 def definitions_listed(*, limit: int | None = None, including: str = "", kind: str = "") -> list[BeaconDefinition]:
-    """Registered beacon types (of ``kind``, if given) by name (one query): the dashboard's
-    event-type choices.
+    """Registered beacon types (of ``kind``, if given) by name: the dashboard's event-type choices.
 
     With ``limit``, at most that many: the types registered in the admin before those
     auto-registered by their first beacon, and always the type whose slug is ``including``
-    (the one a URL asks for), so a flood of auto-registered types cannot swell a page."""
-    definitions = BeaconDefinition.objects.order_by("name", "slug")
+    (the one a URL asks for), so a flood of auto-registered types cannot swell a page. One
+    query that reads the first rows of the (auto_registered, name, slug) index, never every
+    type; a second one only for an ``including`` type beyond them."""
+    definitions = BeaconDefinition.objects.all()
     if kind:
         definitions = definitions.filter(kind=kind)
     if limit is None:
-        return list(definitions)
-    first = definitions.order_by("auto_registered", "name", "slug")
-    if including:
-        first = first.order_by(Case(When(slug=including, then=Value(0)), default=Value(1)), "auto_registered", "name", "slug")
-    return sorted(first[:limit], key=lambda d: (d.name, d.slug))
+        return list(definitions.order_by("name", "slug"))
+    listed = list(definitions.order_by("auto_registered", "name", "slug")[:limit])
+    if including and limit and all(d.slug != including for d in listed):
+        listed = listed[: limit - 1] + list(definitions.filter(slug=including))
+    return sorted(listed, key=lambda d: (d.name, d.slug))
+
+
+def definitions_matching(*, text: str, limit: int) -> list[BeaconDefinition]:
+    """At most ``limit`` types whose name or slug contains ``text`` (any case), those registered
+    in the admin first, then by name: the dashboard's type search. One query."""
+    found = BeaconDefinition.objects.filter(Q(name__icontains=text) | Q(slug__icontains=text))
+    return list(found.order_by("auto_registered", "name", "slug")[:limit])
+
+
+def definition_chosen(*, slug: str, listed: int) -> BeaconDefinition | None:
+    """The type the dashboard shows for ``?type=<slug>`` when its type choices list ``listed``
+    types (``definitions_listed(limit=listed, including=slug)``): that type, else page_view,
+    else the first listed by name. One query by slug, without reading the other choices (a
+    second only when neither exists)."""
+    found = {d.slug: d for d in BeaconDefinition.objects.filter(slug__in=[slug, "page_view"])}
+    if found:
+        return found.get(slug) or found["page_view"]
+    return next(iter(definitions_listed(limit=listed)), None)
 
 
 def error_groups_latest(*, limit: int = 8) -> list[ErrorGroup]:

@@ -8,8 +8,9 @@ Builds a throwaway database (the SQLite file $TMPDIR/beacons-bench-flood.sqlite3
 DATABASE_URL is set; it is migrated and emptied first), counts hits for 5 types, then
 registers ``--types`` more, each with one hit this hour as the flood of issue 12 left them
 (registered directly: the ingest budget would refuse them), and renders the whole
-dashboard page and the breakdown panel as a staff user before and after. Prints the
-median time and the response size of each.
+dashboard page and each of its panels as a staff user before and after (on PostgreSQL
+after ``VACUUM ANALYZE``, on SQLite after ``ANALYZE``). Prints the median time and the
+response size of each, the two setups side by side with their ratio.
 """
 
 import argparse
@@ -33,6 +34,7 @@ def main() -> None:
         os.environ["DATABASE_URL"] = f"sqlite:///{SQLITE_FILE}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beacon_site.settings")
     os.environ.setdefault("BEACONS_SINK", "direct")
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 40)  # a throwaway database
     import django
 
     django.setup()
@@ -62,31 +64,48 @@ def main() -> None:
         for start in range(0, len(hits), 20_000):
             get_sink().add(increments_for(hits=hits[start : start + 20_000], received_at=now))
 
-    def measure(label: str) -> None:
-        for case, url in [("page", "/dashboard/"), ("breakdown panel", "/dashboard/panel/breakdown/")]:
+    cases = [("page", "/dashboard/")] + [
+        (f"{name} panel", f"/dashboard/panel/{name}/") for name in ["kpis", "series", "top", "breakdown", "live", "errors"]
+    ]
+
+    def analyze() -> None:
+        with django.db.connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE" if django.db.connection.vendor == "postgresql" else "ANALYZE")
+
+    def measure() -> dict[str, tuple[float, int]]:
+        analyze()
+        figures = {}
+        for case, url in cases:
             times, size = [], 0
+            client.get(url)  # warm
             for _ in range(args.repeat):
                 started = time.perf_counter()
                 response = client.get(url)
                 times.append(time.perf_counter() - started)
                 assert response.status_code == 200, response.status_code
                 size = len(response.content)
-            print(f"{label:>14} | {case:<16} | {statistics.median(times) * 1000:8.1f} ms | {size / 1024:8.1f} KB")
+            figures[case] = (statistics.median(times) * 1000, size)
+        return figures
 
-    print(f"database: {django.db.connection.vendor}, {args.repeat} renders per case (median)")
-    print(f"{'types':>14} | {'what':<16} | {'time':>11} | {'size':>11}")
     few = BeaconDefinition.objects.bulk_create(
         [BeaconDefinition(slug=slug, name=slug.replace("_", " ").capitalize()) for slug in
          ["page_view", "signup", "download", "search", "error"]]
     )  # fmt: skip
     count(few, 100)
-    measure("5")
+    before = measure()
     flood = BeaconDefinition.objects.bulk_create(
         [BeaconDefinition(slug=f"flood{i:06d}", name=f"Flood{i:06d}", auto_registered=True) for i in range(args.types)],
         batch_size=2_000,
     )
     count(BeaconDefinition.objects.filter(auto_registered=True), 1)
-    measure(f"5 + {len(flood):,}")
+    after = measure()
+
+    flooded = f"5 + {len(flood):,} types"
+    print(f"database: {django.db.connection.vendor}, {args.repeat} renders per case (median)")
+    print(f"{'what':<17} | {'5 types':>20} | {flooded:>20} | {'time ratio':>10}")
+    for case, _ in cases:
+        (t0, s0), (t1, s1) = before[case], after[case]
+        print(f"{case:<17} | {t0:7.1f} ms {s0 / 1024:6.1f} KB | {t1:7.1f} ms {s1 / 1024:6.1f} KB | {t1 / t0:9.2f}x")
 
 
 if __name__ == "__main__":

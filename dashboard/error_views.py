@@ -34,6 +34,7 @@ PAGE_SUGGESTION_DAYS = 30
 # The spans both pages offer (the list adds "Any time"): key in the URL, length, in words.
 RANGES = [("24h", timedelta(hours=24), "24 hours"), ("7d", timedelta(days=7), "7 days"), ("30d", timedelta(days=30), "30 days")]
 RANGE_LENGTHS = {key: length for key, length, _ in RANGES}
+ERROR_TYPES_SHOWN = 10  # error types whose alert audience is shown (and whose pages are suggested), however many exist
 
 
 class ErrorFilterForm(forms.Form):
@@ -112,7 +113,7 @@ def error_list(request):
     context = {"form": form, "values": values, "page_obj": page, "rows": rows, "query": query.urlencode()}
     if request.htmx and request.htmx.target == "error-results":
         return render(request, "dashboard/errors/list.html#results", context)
-    error_types = queries.definitions_listed(kind=BeaconDefinition.Kind.ERROR)
+    error_types = queries.definitions_listed(kind=BeaconDefinition.Kind.ERROR, limit=ERROR_TYPES_SHOWN)
     context["page_suggestions"] = queries.top_identifiers(
         definitions=error_types, start=now - timedelta(days=PAGE_SUGGESTION_DAYS), end=now, limit=30
     ) if error_types else []  # fmt: skip

@@ -7,6 +7,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.index, name="index"),
     path("panel/<slug:name>/", views.panel, name="panel"),
+    path("types/", views.type_search, name="type_search"),
     path("errors/", error_views.error_list, name="errors"),
     path("errors/<int:pk>/", error_views.error_detail, name="error_detail"),
     path("errors/<int:pk>/status/", error_views.error_status, name="error_status"),

@@ -32,9 +32,15 @@ TYPE_CHOICES_LIMIT = 200
 BREAKDOWN_LIMIT = 12
 
 
-def _state_for_request(request) -> tuple:
-    """The types listed, the filter form and the DashboardState that the request's GET parameters resolve to."""
-    definitions = queries.definitions_listed(limit=TYPE_CHOICES_LIMIT, including=request.GET.get("type", "")[:64])
+def _state_for_request(request, *, choices: bool = True) -> tuple:
+    """The type choices, the filter form and the state. Without ``choices`` (a panel), only the
+    type shown is read, as the one "choice": the same type the page would show."""
+    slug = request.GET.get("type", "")[:64]
+    if choices:
+        definitions = queries.definitions_listed(limit=TYPE_CHOICES_LIMIT, including=slug)
+    else:
+        chosen = queries.definition_chosen(slug=slug, listed=TYPE_CHOICES_LIMIT)
+        definitions = [chosen] if chosen else []
     form, state = dashboard_state(params=request.GET, definitions=definitions, now=timezone.now())
     return definitions, form, state
 
@@ -333,14 +339,14 @@ def index(request):
 @permission_required(VIEW_COUNTS)
 def panel(request, name: str):
     if name == "identifiers":
-        definitions, form, state = _state_for_request(request)
+        definitions, form, state = _state_for_request(request, choices=False)
         context = identifiers_panel(state, definitions, contains=request.GET.get("identifier", "")[:256])
         return render(request, "dashboard/index.html#identifier-options", context)
     if name not in PANELS:
         raise Http404("no such panel")
     if not user_may(request.user, *PANEL_PERMISSIONS.get(name, ())):
         raise PermissionDenied
-    definitions, form, state = _state_for_request(request)
+    definitions, form, state = _state_for_request(request, choices=False)
     context = {"state": state, **PANELS[name](state, definitions, SharedReads(state))}
     if request.GET.get("format") == "csv" and name in CSV_ROWS and context.get(name):
         return csv_response(rows=CSV_ROWS[name](state, context), filename=f"beacons-{name}.csv")
@@ -363,3 +369,18 @@ def csv_response(*, rows, filename: str) -> HttpResponse:
     for row in rows:
         writer.writerow([cell_neutralise(value) if isinstance(value, str) else value for value in row])
     return response
+
+
+TYPE_SEARCH_LIMIT = 20  # types a type search answers with, however many match
+TYPE_SEARCH_MAX_LENGTH = 64  # a type's slug is at most 64 characters
+
+
+@permission_required(VIEW_COUNTS)
+def type_search(request):
+    """Types beyond the listed choices: the first TYPE_SEARCH_LIMIT whose name or event type
+    contains what was typed, each a link to the dashboard showing it (the rest of the state kept)."""
+    _, _, state = _state_for_request(request, choices=False)
+    text = request.GET.get("types", "").strip()[:TYPE_SEARCH_MAX_LENGTH]
+    found = queries.definitions_matching(text=text, limit=TYPE_SEARCH_LIMIT) if text else []
+    matches = [{"name": d.name, "slug": d.slug, "query": state.query_with(type=d.slug, identifier="", page="")} for d in found]
+    return render(request, "dashboard/index.html#type-matches", {"type_matches": matches, "type_text": text})
