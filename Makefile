@@ -53,7 +53,7 @@ test-fast: install
 	$(BIN)/python -m pytest -x -q -m "not serial and not browser" $(PYTEST_ARGS)
 
 # Mutation testing of the core modules (tests/mutation/config.py); slow, not part of CI.
-# One module: make mutate MUTATE_ARGS="--module beacons/buckets.py"
+# One module: make mutate MUTATE_ARGS="--module beacons/counting/buckets.py"
 mutate: install
 	$(BIN)/python -m tests.mutation.mutate $(MUTATE_ARGS)
 

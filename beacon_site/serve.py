@@ -17,7 +17,7 @@ proxy that buffers whole request bodies before passing them on (nginx does by de
 a short body timeout goes in front (README, "Production settings").
 
 Buffered counts (``BEACONS_SINK=memory``) are written when a worker stops cleanly
-(SIGTERM/SIGINT to this process): ``beacons.sinks`` registers its flush with the exit hooks
+(SIGTERM/SIGINT to this process): ``beacons.counting.sinks`` registers its flush with the exit hooks
 multiprocessing runs in each granian worker.
 """
 

@@ -266,7 +266,7 @@ BEACONS_DRAIN_WORKERS = env_int("BEACONS_DRAIN_WORKERS", 2)
 # Error alerts (defaults; each error definition in the registry may override them).
 BEACONS_BASE_URL = os.environ.get("BEACONS_BASE_URL", "http://127.0.0.1:8000")
 BEACONS_ALERT_EMAILS = env_list("BEACONS_ALERT_EMAILS")
-BEACONS_ALERT_HANDLERS = env_list("BEACONS_ALERT_HANDLERS", "beacons.alert_handlers.email_handler")
+BEACONS_ALERT_HANDLERS = env_list("BEACONS_ALERT_HANDLERS", "beacons.errors.handlers.email_handler")
 BEACONS_ALERT_WEBHOOK_URL = os.environ.get("BEACONS_ALERT_WEBHOOK_URL", "")
 BEACONS_ALERT_ON_NEW = env_bool("BEACONS_ALERT_ON_NEW", True)
 BEACONS_ALERT_ON_REGRESSION = env_bool("BEACONS_ALERT_ON_REGRESSION", True)

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from . import views
+from beacon_site import demo
 
 admin.site.site_header = "Beacons administration"
 admin.site.site_title = "Beacons"
@@ -14,8 +14,8 @@ urlpatterns = [
     path("", include("beacons.urls")),  # first: the busiest URLs by far
     path("", RedirectView.as_view(pattern_name="dashboard:index", permanent=False)),
     path("dashboard/", include("dashboard.urls")),
-    path("demo/", views.demo, name="demo"),
-    path("demo/<path:route>", views.demo, name="demo_route"),
+    path("demo/", demo.demo, name="demo"),
+    path("demo/<path:route>", demo.demo, name="demo_route"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -8,8 +8,8 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from .buckets import bucket_start
-from .models import (
+from beacons.counting.buckets import bucket_start
+from beacons.models import (
     DEFAULT_GRANULARITIES,
     BeaconAggregate,
     BeaconDefinition,
@@ -20,9 +20,9 @@ from .models import (
     Granularity,
     granularities_split,
 )
-from .registry import auto_types_budget_left, definitions_cache_clear
-from .transfer_admin import AggregateTransferAdminMixin, DefinitionTransferAdminMixin
-from .queries import definitions_listed
+from beacons.queries import definitions_listed
+from beacons.registry import auto_types_budget_left, definitions_cache_clear
+from beacons.transfer.admin_forms import AggregateTransferAdminMixin, DefinitionTransferAdminMixin
 
 
 class BoundedChangeList(ChangeList):
@@ -93,7 +93,7 @@ class BeaconDefinitionForm(forms.ModelForm):
 
     class Meta:
         model = BeaconDefinition
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 (the ModelAdmin's fieldsets choose and order the fields shown)
 
 
 @admin.register(BeaconDefinition)
@@ -241,7 +241,7 @@ class ErrorGroupAdmin(ModelAdmin):
         return obj.headline
 
     def _status_set(self, request, queryset, status):
-        from .errors import error_group_status_set
+        from beacons.errors.grouping import error_group_status_set
 
         for group in queryset:
             error_group_status_set(group=group, status=status, user=request.user)

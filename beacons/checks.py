@@ -55,7 +55,7 @@ def redis_persistence_check(app_configs=None, **kwargs) -> list[checks.CheckMess
         return []
     import redis
 
-    from .sinks import redis_client
+    from beacons.counting.sinks import redis_client
 
     client = redis_client(settings.BEACONS_REDIS_URL)
     try:

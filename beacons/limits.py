@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.core.cache import cache
 
-from .logs import outage_warning
+from beacons.logs import outage_warning
 
 
 def minute_count_add(*, key: str, amount: int, at: datetime) -> int | None:

@@ -13,9 +13,16 @@ logger = logging.getLogger("beacons")
 ADDRESS_REMOVED = "[address removed]"
 # Request headers that carry client addresses (besides BEACONS_CLIENT_IP_HEADER).
 ADDRESS_HEADERS = (
-    "REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_FORWARDED", "HTTP_CF_CONNECTING_IP",
-    "HTTP_TRUE_CLIENT_IP", "HTTP_X_CLIENT_IP", "HTTP_X_CLUSTER_CLIENT_IP", "HTTP_FASTLY_CLIENT_IP",
-)  # fmt: skip
+    "REMOTE_ADDR",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_REAL_IP",
+    "HTTP_FORWARDED",
+    "HTTP_CF_CONNECTING_IP",
+    "HTTP_TRUE_CLIENT_IP",
+    "HTTP_X_CLIENT_IP",
+    "HTTP_X_CLUSTER_CLIENT_IP",
+    "HTTP_FASTLY_CLIENT_IP",
+)
 _TOKEN_SPLIT = re.compile(r"[\s,;=\"]+")
 
 

@@ -52,7 +52,11 @@ class BeaconDefinition(models.Model):
         "event type",
         max_length=64,
         unique=True,
-        validators=[RegexValidator(SLUG_PATTERN, "Use 1–64 lower-case letters, digits, or _ . : -, starting with a letter or digit")],
+        validators=[
+            RegexValidator(
+                SLUG_PATTERN, "Use 1–64 lower-case letters, digits, or _ . : -, starting with a letter or digit"
+            )
+        ],
         help_text="The name websites send, e.g. page_view or download_click. Lower-case letters, "
         "digits and _ . : - only, starting with a letter or digit. Changing it breaks websites that already send the old name.",
     )
@@ -164,7 +168,7 @@ class BeaconAggregate(models.Model):
     """One counter per (definition, identifier, granularity, bucket).
 
     The identifier "" holds the total over all identifiers of the definition.
-    Rows are only written through ``beacons.counting``: added to by its upserts (never
+    Rows are only written through ``beacons.counting.increments``: added to by its upserts (never
     read-modify-write), set by imports in replace mode, or inserted once when their keys are
     known to be new (the demo's first fill). Retention and rebuilding delete them.
     """
@@ -195,7 +199,8 @@ class BeaconAggregate(models.Model):
             # Covering (definition_id and count follow the range columns): ranking every type by its
             # total rows over a period reads only this index, however many types exist.
             models.Index(
-                fields=["identifier", "granularity", "period_start", "definition", "count"], name="beacon_agg_ident_gran_cover"
+                fields=["identifier", "granularity", "period_start", "definition", "count"],
+                name="beacon_agg_ident_gran_cover",
             ),
         ]
 
@@ -232,7 +237,7 @@ class ErrorGroup(models.Model):
     # previous window ended (a tumbling window kept on the row: no extra query per hit).
     window_started_at = models.DateTimeField(null=True, blank=True)
     window_count = models.BigIntegerField(default=0)
-    # The alert waiting to be sent ("" when none), and retry bookkeeping: see beacons.alerts.
+    # The alert waiting to be sent ("" when none), and retry bookkeeping: see beacons.errors.alerts.
     alert_reason = models.CharField(max_length=16, blank=True, default="")
     alert_attempts = models.PositiveSmallIntegerField(default=0)
     alert_failed_handlers = models.JSONField(default=list, blank=True)
@@ -243,7 +248,9 @@ class ErrorGroup(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "last_seen"], name="error_group_status_seen"),
-            models.Index(fields=["alert_reason"], condition=~models.Q(alert_reason=""), name="error_group_alert_pending"),
+            models.Index(
+                fields=["alert_reason"], condition=~models.Q(alert_reason=""), name="error_group_alert_pending"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -296,6 +303,9 @@ class DailySalt(models.Model):
     day = models.DateField(unique=True)
     salt = models.CharField(max_length=64)
 
+    def __str__(self) -> str:
+        return f"salt of {self.day}"  # never the salt itself
+
 
 class DroppedHits(models.Model):
     """Hits refused without an error to the client (bots, inactive types), tallied per day."""
@@ -314,6 +324,9 @@ class DroppedHits(models.Model):
         verbose_name_plural = "dropped hits"
         constraints = [models.UniqueConstraint(fields=["day", "reason"], name="dropped_hits_day_reason")]
 
+    def __str__(self) -> str:
+        return f"{self.count} {self.get_reason_display().lower()} on {self.day}"
+
 
 class DrainBatch(models.Model):
     """A batch of Redis counters that has been written to the database (exactly-once drain)."""
@@ -325,3 +338,6 @@ class DrainBatch(models.Model):
 
     class Meta:
         verbose_name_plural = "drain batches"
+
+    def __str__(self) -> str:
+        return f"drain batch {self.batch_id}"

@@ -16,9 +16,16 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from .buckets import bucket_after, bucket_ceiling, bucket_end, bucket_start, bucket_zone, buckets_between, covering_buckets
-from .models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
-from .useragents import browser_label
+from beacons.counting.buckets import (
+    bucket_ceiling,
+    bucket_end,
+    bucket_start,
+    bucket_zone,
+    buckets_between,
+    covering_buckets,
+)
+from beacons.models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
+from beacons.useragents import browser_label
 
 G = Granularity
 
@@ -84,9 +91,13 @@ def series(
     definitions = list(definitions)
     counts: dict[datetime, int] = {}
     rows = _bucket_counts(
-        ids=_ids(definitions), allowed=_common_granularities(definitions), granularity=granularity, start=start,
-        end=end, identifier=identifier,
-    )  # fmt: skip
+        ids=_ids(definitions),
+        allowed=_common_granularities(definitions),
+        granularity=granularity,
+        start=start,
+        end=end,
+        identifier=identifier,
+    )
     for _, row_granularity, moment, total in rows:
         bucket = moment if row_granularity == granularity else bucket_start(moment, granularity)
         counts[bucket] = counts.get(bucket, 0) + total
@@ -102,7 +113,9 @@ def series_by_definition(
     definitions = list(definitions)
     ids = _ids(definitions)
     counts: dict[int, dict[datetime, int]] = {definition_id: {} for definition_id in ids}
-    rows = _bucket_counts(ids=ids, allowed=_common_granularities(definitions), granularity=granularity, start=start, end=end)
+    rows = _bucket_counts(
+        ids=ids, allowed=_common_granularities(definitions), granularity=granularity, start=start, end=end
+    )
     for definition_id, row_granularity, moment, total in rows:
         bucket = moment if row_granularity == granularity else bucket_start(moment, granularity)
         counts[definition_id][bucket] = counts[definition_id].get(bucket, 0) + total
@@ -214,7 +227,9 @@ class IdentifierRow:
 
     @property
     def change(self) -> int | None:
-        return None if self.previous is None else (self.count if self.compared is None else self.compared) - self.previous
+        return (
+            None if self.previous is None else (self.count if self.compared is None else self.compared) - self.previous
+        )
 
     @property
     def change_ratio(self) -> float | None:
@@ -276,7 +291,12 @@ def identifiers_compared(
     rows = rows.order_by(*IDENTIFIER_ORDERS["change" if compare and order == "change" else "count"])
     rows = rows[offset : None if limit is None else offset + limit]
     return [
-        IdentifierRow(row["identifier"], row["current"], row["previous"] if compare else None, row["compared"] if compare else None)
+        IdentifierRow(
+            row["identifier"],
+            row["current"],
+            row["previous"] if compare else None,
+            row["compared"] if compare else None,
+        )
         for row in rows
     ]
 
@@ -324,7 +344,10 @@ def totals(
     minutes = cut_granularity == G.MINUTE
     current = _covering_q(start, end, allowed, **scope)
     previous = _covering_q(previous_start, previous_end, allowed, minutes=minutes, **scope)
-    condition, sums = current | previous, {"current": Sum("count", filter=current), "previous": Sum("count", filter=previous)}
+    condition, sums = (
+        current | previous,
+        {"current": Sum("count", filter=current), "previous": Sum("count", filter=previous)},
+    )
     if compared_end is not None:
         compared = _covering_q(start, compared_end, allowed, minutes=minutes, **scope)
         condition |= compared

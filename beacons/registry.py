@@ -19,9 +19,9 @@ from django.db import InterfaceError, OperationalError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from .limits import minute_count_add
-from .models import IDENTIFIER_MAX_LENGTH, SLUG_PATTERN, BeaconDefinition
-from .text import is_storable_text
+from beacons.limits import minute_count_add
+from beacons.models import IDENTIFIER_MAX_LENGTH, SLUG_PATTERN, BeaconDefinition
+from beacons.text import is_storable_text
 
 logger = logging.getLogger("beacons")
 
@@ -30,10 +30,21 @@ EVENT_TYPE_MAX_LENGTH = 64  # SLUG_PATTERN's bound, said in words for the error 
 DB_UNREACHABLE = (OperationalError, InterfaceError)
 
 DEFINITION_FIELDS = (
-    "id", "slug", "kind", "identifier_rule", "keep_query_string", "granularities", "keep_raw", "is_active",
-    # error alert policy, decided at ingest without another query (beacons.errors)
-    "alert_on_new", "alert_on_regression", "alert_threshold", "alert_window_minutes", "alert_cooldown_minutes",
-)  # fmt: skip
+    "id",
+    "slug",
+    "kind",
+    "identifier_rule",
+    "keep_query_string",
+    "granularities",
+    "keep_raw",
+    "is_active",
+    # error alert policy, decided at ingest without another query (beacons.errors.grouping)
+    "alert_on_new",
+    "alert_on_regression",
+    "alert_threshold",
+    "alert_window_minutes",
+    "alert_cooldown_minutes",
+)
 
 
 class Registrant(Protocol):
@@ -105,9 +116,7 @@ def _definition_changed(sender, instance, **kwargs) -> None:
     _definitions_cache.pop(instance.slug, None)
 
 
-def definitions_resolve(
-    *, slugs: Iterable[str], registrant: Registrant | None = None
-) -> dict[str, BeaconDefinition]:
+def definitions_resolve(*, slugs: Iterable[str], registrant: Registrant | None = None) -> dict[str, BeaconDefinition]:
     """Definitions for ``slugs``, auto-registering unknown ones unless strict mode is on.
 
     With a ``registrant`` (an ingest request), auto-registration has a budget
@@ -142,9 +151,7 @@ def definitions_resolve(
     return found | loaded
 
 
-def _definitions_load_or_register(
-    *, slugs: set[str], registrant: Registrant | None
-) -> dict[str, BeaconDefinition]:
+def _definitions_load_or_register(*, slugs: set[str], registrant: Registrant | None) -> dict[str, BeaconDefinition]:
     """Race-safe: concurrent first hits of a new type insert with ignore_conflicts and then
     read back the single row that won."""
     found = {d.slug: d for d in BeaconDefinition.objects.filter(slug__in=slugs).only(*DEFINITION_FIELDS)}
@@ -159,7 +166,9 @@ def _definitions_load_or_register(
             return found
     BeaconDefinition.objects.bulk_create(
         [
-            BeaconDefinition(slug=slug, name=slug.replace("_", " ").capitalize(), auto_registered=registrant is not None)
+            BeaconDefinition(
+                slug=slug, name=slug.replace("_", " ").capitalize(), auto_registered=registrant is not None
+            )
             for slug in missing
         ],
         ignore_conflicts=True,

@@ -69,7 +69,9 @@ def child(args) -> None:
     build_seconds = None
     if args.rebuild or stored != args.hits:
         started = time.monotonic()
-        call_command("beacons_demo", reset=True, hits=args.hits, identifiers=args.identifiers, days=365, stdout=sys.stderr)
+        call_command(
+            "beacons_demo", reset=True, hits=args.hits, identifiers=args.identifiers, days=365, stdout=sys.stderr
+        )
         build_seconds = time.monotonic() - started
     rows = BeaconAggregate.objects.count()
 
@@ -120,8 +122,19 @@ def main() -> None:
     for backend in args.backends.split(","):
         if backend == "postgres":
             postgres_database_ensure()
-        command = [sys.executable, "-m", "bench.dashboard", "--child", backend, "--hits", str(args.hits),
-                   "--identifiers", str(args.identifiers), "--repeat", str(args.repeat)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "bench.dashboard",
+            "--child",
+            backend,
+            "--hits",
+            str(args.hits),
+            "--identifiers",
+            str(args.identifiers),
+            "--repeat",
+            str(args.repeat),
+        ]
         if args.rebuild:
             command.append("--rebuild")
         env = {**os.environ, "DATABASE_URL": urls[backend], "BEACONS_LOG_LEVEL": "WARNING"}

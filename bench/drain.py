@@ -42,14 +42,17 @@ def postgres_database_ensure(url: str) -> None:
 def live_hash_fill(*, client, definition_id: int, keys: int) -> None:
     from django.utils import timezone
 
-    from beacons.buckets import bucket_start
-    from beacons.redis_format import field_encode, live_and_pending_keys
+    from beacons.counting.buckets import bucket_start
+    from beacons.counting.redis_format import field_encode, live_and_pending_keys
 
     live, _ = live_and_pending_keys(PREFIX)
     start = bucket_start(timezone.now(), "H")
     pipe = client.pipeline(transaction=False)
     for offset in range(0, keys, 20_000):
-        mapping = {field_encode((definition_id, f"/page/{i}", "H", start)): 1 for i in range(offset, min(keys, offset + 20_000))}
+        mapping = {
+            field_encode((definition_id, f"/page/{i}", "H", start)): 1
+            for i in range(offset, min(keys, offset + 20_000))
+        }
         pipe.hset(live, mapping=mapping)
         pipe.execute()
 
@@ -114,13 +117,15 @@ def main(argv: list[str] | None = None) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from beacons.drain import drain_pass
+    from beacons.counting.drain import drain_pass
+    from beacons.counting.redis_format import live_and_pending_keys
+    from beacons.counting.sinks import redis_client
     from beacons.models import BeaconAggregate, BeaconDefinition, DrainBatch
-    from beacons.redis_format import live_and_pending_keys
-    from beacons.sinks import redis_client
 
     call_command("migrate", verbosity=0)
-    definition, _ = BeaconDefinition.objects.get_or_create(slug="bench_drain", defaults={"name": "Bench drain", "granularities": "H"})
+    definition, _ = BeaconDefinition.objects.get_or_create(
+        slug="bench_drain", defaults={"name": "Bench drain", "granularities": "H"}
+    )
     BeaconAggregate.objects.filter(definition=definition).delete()
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {BeaconAggregate._meta.db_table}")

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ def fill(rows: int) -> list[int]:
     from beacons.models import BeaconAggregate, BeaconDefinition
 
     ids = [BeaconDefinition.objects.create(slug=f"type_{n}", name=f"Type {n}").pk for n in range(TYPES)]
-    base = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2024, 1, 1, tzinfo=UTC)
     adapt = connection.ops.adapt_datetimefield_value
     sql = (
         f"INSERT INTO {BeaconAggregate._meta.db_table} (definition_id, identifier, granularity, period_start, count) "
@@ -79,7 +79,8 @@ def fill(rows: int) -> list[int]:
 
 
 def export_once(file_format: str, slug: str | None, folder: str, *, traced: bool) -> tuple[int, float, float, float]:
-    from beacons import queries, transfer
+    from beacons import queries
+    from beacons.transfer import formats
 
     queryset = queries.aggregates_filter(definition=slug)
     target = Path(folder) / f"out.{file_format}"
@@ -89,7 +90,7 @@ def export_once(file_format: str, slug: str | None, folder: str, *, traced: bool
         tracemalloc.start()
     started = time.monotonic()
     with open(target, "wb") as file:
-        for chunk in transfer.aggregates_export(queryset=queryset, file_format=file_format):
+        for chunk in formats.aggregates_export(queryset=queryset, file_format=file_format):
             file.write(chunk)
     elapsed = time.monotonic() - started
     traced_peak = tracemalloc.get_traced_memory()[1] / 2**20 if traced else float("nan")
@@ -109,12 +110,16 @@ def main() -> None:
         started = time.monotonic()
         fill(options.rows)
         print(f"filled {options.rows:,} counters in {time.monotonic() - started:.1f}s (SQLite, {folder})")
-        print(f"{'format':<6} {'rows':>10} {'seconds':>8} {'file MB':>8} {'tracemalloc peak MB':>20} {'RSS peak +MB':>13}")
+        print(
+            f"{'format':<6} {'rows':>10} {'seconds':>8} {'file MB':>8} {'tracemalloc peak MB':>20} {'RSS peak +MB':>13}"
+        )
         for file_format in options.formats.split(","):
             for label, slug in [(options.rows // TYPES, "type_0"), (options.rows, None)]:
                 size, elapsed, _, rss = export_once(file_format, slug, folder, traced=False)
                 _, _, traced, _ = export_once(file_format, slug, folder, traced=True)
-                print(f"{file_format:<6} {label:>10,} {elapsed:>8.1f} {size / 2**20:>8.1f} {traced:>20.1f} {rss:>13.1f}")
+                print(
+                    f"{file_format:<6} {label:>10,} {elapsed:>8.1f} {size / 2**20:>8.1f} {traced:>20.1f} {rss:>13.1f}"
+                )
 
 
 if __name__ == "__main__":

@@ -5,12 +5,12 @@
 
 Writes a counts file with --rows rows (the shape ``beacons_export --format json`` writes)
 into a temporary folder, then reads every row with each reader: ``ours`` is
-``beacons.transfer.rows_read`` (what ``beacons_import`` uses), the others are
+``beacons.transfer.formats.rows_read`` (what ``beacons_import`` uses), the others are
 ``ijson.items(..., "item", use_float=True)`` on the named ijson backend. Each reader runs
 twice: untimed memory (tracemalloc peak) and timed without tracing. A reader that changes
 or refuses a row the others read is reported beside its figures.
 
-ijson is not a dependency (why: ``beacons.transfer._json_items``); install it to compare:
+ijson is not a dependency (why: ``beacons.transfer.formats._json_items``); install it to compare:
 ``.venv/bin/pip install 'ijson>=3.3'``. Figures of 2 Dec 2026 (2 cores, shared):
 1 M rows, 127 MB: ours 9.6 s alone / 26–27 s under load, 0.34 MB peak; yajl2_c 4.3–17.8 s
 under load, 0.55 MB, lone surrogate read as "?", a count of 2**63 refuses the whole file.
@@ -44,10 +44,10 @@ def file_write(path: Path, rows: int, *, probes: bool) -> None:
 
 def reader_rows(name: str, path: Path):
     if name == "ours":
-        from beacons import transfer
+        from beacons.transfer import formats
 
         stream = open(path, "rb")
-        _headers, rows = transfer.rows_read(stream=stream, file_format="json")
+        _headers, rows = formats.rows_read(stream=stream, file_format="json")
         return rows
     import ijson
 

@@ -26,8 +26,8 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from statistics import median
 from pathlib import Path
+from statistics import median
 
 from .servers import ROOT, Server, hits_counted, manage, postgres_database_create
 
@@ -100,7 +100,9 @@ def redis_clear() -> None:
         client.delete(*keys)
 
 
-def scenario_run(scenario: Scenario, *, kind: str, databases: dict[str, str], seconds: int, connections: int, workdir: Path) -> Measured:
+def scenario_run(
+    scenario: Scenario, *, kind: str, databases: dict[str, str], seconds: int, connections: int, workdir: Path
+) -> Measured:
     event_type = f"bench_{uuid.uuid4().hex[:8]}"
     status_dir = Path(tempfile.mkdtemp(dir=workdir))
     env = {
@@ -119,7 +121,9 @@ def scenario_run(scenario: Scenario, *, kind: str, databases: dict[str, str], se
         # Warm-up, not measured: first requests open database connections and load the
         # registry, URLconf and middleware. Its hits still count in the 204s = counted check.
         wrk_run(url=server.url + scenario.path, event_type=event_type, seconds=WARM_UP_SECONDS, connections=connections)
-        figures = wrk_run(url=server.url + scenario.path, event_type=event_type, seconds=seconds, connections=connections)
+        figures = wrk_run(
+            url=server.url + scenario.path, event_type=event_type, seconds=seconds, connections=connections
+        )
         time.sleep(2)  # requests wrk gave up on at the end are still being answered (and tallied)
     finally:
         server.stop()
@@ -144,7 +148,9 @@ def table_print(rounds: list[list[Measured]], title: str) -> None:
     """One line per setup: medians over the rounds; × ceiling is the median of each round's
     ratio to the ceiling measured in that same round (the machine's load drifts between rounds)."""
     print(f"\n{title}")
-    print(f"| {'setup':<32} | {'events/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'× ceiling':>9} | {'range':>11} | {'204s = counted':<24} |")
+    print(
+        f"| {'setup':<32} | {'events/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'× ceiling':>9} | {'range':>11} | {'204s = counted':<24} |"
+    )
     print(f"| {'-' * 32} | {'-' * 9}:| {'-' * 6}:| {'-' * 6}:| {'-' * 8}:| {'-' * 10}:| {'-' * 24} |")
     for index, label in enumerate(row.label for row in rounds[0]):
         rows = [measured[index] for measured in rounds]

@@ -3,8 +3,8 @@
 exact even for requests the load generator gave up on at the end of a run."""
 
 import atexit
-import multiprocessing.util
 import json
+import multiprocessing.util
 import os
 from collections import Counter
 

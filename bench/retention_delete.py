@@ -26,7 +26,7 @@ def main() -> None:
 
     from django.db import connection, transaction
 
-    from beacons.maintenance import rows_delete
+    from beacons.counting.retention import rows_delete
     from beacons.models import BeaconAggregate, BeaconDefinition
 
     definition, _ = BeaconDefinition.objects.get_or_create(slug="bench_delete", defaults={"name": "Bench delete"})
@@ -62,7 +62,9 @@ def main() -> None:
             times[name].append(time.perf_counter() - started)
             assert deleted == args.rows, (name, deleted)
     for name, seconds in times.items():
-        print(f"{name:>18}: {args.rows:,} rows, median {statistics.median(seconds):.2f} s ({', '.join(f'{s:.2f}' for s in seconds)})")
+        print(
+            f"{name:>18}: {args.rows:,} rows, median {statistics.median(seconds):.2f} s ({', '.join(f'{s:.2f}' for s in seconds)})"
+        )
     definition.delete()
 
 

@@ -18,12 +18,29 @@ BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Ge
 # name -> command line (2 workers each, as the issue asks); {port} is filled in.
 SERVERS = {
     "granian": [sys.executable, "-m", "beacon_site.serve"],
-    "gunicorn-sync": [str(BIN / "gunicorn"), "beacon_site.wsgi:application", "-k", "sync", "-w", "2", "-b", "127.0.0.1:{port}"],
-    "gunicorn-gthread": [
-        str(BIN / "gunicorn"), "beacon_site.wsgi:application", "-k", "gthread", "--threads", "4", "-w", "2",
-        "-b", "127.0.0.1:{port}",
+    "gunicorn-sync": [
+        str(BIN / "gunicorn"),
+        "beacon_site.wsgi:application",
+        "-k",
+        "sync",
+        "-w",
+        "2",
+        "-b",
+        "127.0.0.1:{port}",
     ],
-}  # fmt: skip
+    "gunicorn-gthread": [
+        str(BIN / "gunicorn"),
+        "beacon_site.wsgi:application",
+        "-k",
+        "gthread",
+        "--threads",
+        "4",
+        "-w",
+        "2",
+        "-b",
+        "127.0.0.1:{port}",
+    ],
+}
 
 
 def free_port() -> int:
@@ -56,7 +73,13 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> "Server":
-        env = {**os.environ, **self.env, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": str(self.workers)}
+        env = {
+            **os.environ,
+            **self.env,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": str(self.workers),
+        }
         env.setdefault("PYTHONPATH", str(ROOT))
         command = [part.format(port=self.port) for part in SERVERS[self.kind]]
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL

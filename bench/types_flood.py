@@ -44,9 +44,9 @@ def main() -> None:
     from django.test.utils import setup_test_environment
     from django.utils import timezone
 
-    from beacons.counting import Hit, increments_for
+    from beacons.counting.increments import Hit, increments_for
+    from beacons.counting.sinks import get_sink
     from beacons.models import BeaconAggregate, BeaconDefinition
-    from beacons.sinks import get_sink
 
     setup_test_environment()  # the test client's Host header passes ALLOWED_HOSTS
     call_command("migrate", verbosity=0)
@@ -65,7 +65,8 @@ def main() -> None:
             get_sink().add(increments_for(hits=hits[start : start + 20_000], received_at=now))
 
     cases = [("page", "/dashboard/")] + [
-        (f"{name} panel", f"/dashboard/panel/{name}/") for name in ["kpis", "series", "top", "breakdown", "live", "errors"]
+        (f"{name} panel", f"/dashboard/panel/{name}/")
+        for name in ["kpis", "series", "top", "breakdown", "live", "errors"]
     ]
 
     def analyze() -> None:
@@ -88,9 +89,11 @@ def main() -> None:
         return figures
 
     few = BeaconDefinition.objects.bulk_create(
-        [BeaconDefinition(slug=slug, name=slug.replace("_", " ").capitalize()) for slug in
-         ["page_view", "signup", "download", "search", "error"]]
-    )  # fmt: skip
+        [
+            BeaconDefinition(slug=slug, name=slug.replace("_", " ").capitalize())
+            for slug in ["page_view", "signup", "download", "search", "error"]
+        ]
+    )
     count(few, 100)
     before = measure()
     flood = BeaconDefinition.objects.bulk_create(

@@ -16,7 +16,7 @@ from datetime import datetime
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from beacons.buckets import bucket_zone
+from beacons.counting.buckets import bucket_zone
 from beacons.models import Granularity as G
 
 # Hover and axis formats per granularity (d3-time-format, applied to local wall times).
@@ -27,9 +27,23 @@ BARS_UP_TO = 14  # buckets: fewer than this read better as bars than as a line
 # type_colour), ordered so the demo's types (page views blue, errors red, downloads amber,
 # sign-ups green) land on distinct ones.
 PALETTE = [
-    "#0ea5e9", "#dc2626", "#8b5cf6", "#84cc16", "#2563eb", "#ec4899", "#14b8a6", "#64748b",
-    "#a16207", "#f97316", "#4f46e5", "#be185d", "#f59e0b", "#0f766e", "#a855f7", "#10b981",
-]  # fmt: skip
+    "#0ea5e9",
+    "#dc2626",
+    "#8b5cf6",
+    "#84cc16",
+    "#2563eb",
+    "#ec4899",
+    "#14b8a6",
+    "#64748b",
+    "#a16207",
+    "#f97316",
+    "#4f46e5",
+    "#be185d",
+    "#f59e0b",
+    "#0f766e",
+    "#a855f7",
+    "#10b981",
+]
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
@@ -110,7 +124,12 @@ def _x_axis(moments: Sequence[datetime], granularity: str) -> dict:
 
 
 def _layout(
-    *, granularity: str, y_title: str, y_peak: int, moments: Sequence[datetime] = (), barmode: str | None = None,
+    *,
+    granularity: str,
+    y_title: str,
+    y_peak: int,
+    moments: Sequence[datetime] = (),
+    barmode: str | None = None,
     legend: bool = False,
 ) -> dict:
     return {
@@ -168,29 +187,55 @@ def series_figure(
     if len(points) < BARS_UP_TO:
         traces = [
             go.Bar(
-                x=x, y=y, name=label, customdata=notes, hovertemplate=hover,
-                marker={"color": colour, "opacity": [0.4 if p else 1 for p in partial],
-                        "line": {"color": colour, "width": [1.5 if p else 0 for p in partial]}},
+                x=x,
+                y=y,
+                name=label,
+                customdata=notes,
+                hovertemplate=hover,
+                marker={
+                    "color": colour,
+                    "opacity": [0.4 if p else 1 for p in partial],
+                    "line": {"color": colour, "width": [1.5 if p else 0 for p in partial]},
+                },
             )
-        ]  # fmt: skip
+        ]
     else:
         whole = [count if not p else None for count, p in zip(y, partial)]
-        near_partial = [p or (i > 0 and partial[i - 1]) or (i + 1 < len(partial) and partial[i + 1]) for i, p in enumerate(partial)]
+        near_partial = [
+            p or (i > 0 and partial[i - 1]) or (i + 1 < len(partial) and partial[i + 1]) for i, p in enumerate(partial)
+        ]
         traces = [
             go.Scatter(
-                x=x, y=whole, name=label, mode="lines", line={"color": colour, "width": 2.5}, fill="tozeroy",
-                fillcolor=_rgba(colour, 0.08), hovertemplate=hover, customdata=notes,
+                x=x,
+                y=whole,
+                name=label,
+                mode="lines",
+                line={"color": colour, "width": 2.5},
+                fill="tozeroy",
+                fillcolor=_rgba(colour, 0.08),
+                hovertemplate=hover,
+                customdata=notes,
             ),
             go.Scatter(
-                x=x, y=[count if near else None for count, near in zip(y, near_partial)], mode="lines", showlegend=False,
-                line={"color": colour, "width": 2, "dash": "dot"}, hoverinfo="skip", name=label + " (partial)",
+                x=x,
+                y=[count if near else None for count, near in zip(y, near_partial)],
+                mode="lines",
+                showlegend=False,
+                line={"color": colour, "width": 2, "dash": "dot"},
+                hoverinfo="skip",
+                name=label + " (partial)",
             ),
             go.Scatter(
-                x=[xi for xi, p in zip(x, partial) if p], y=[yi for yi, p in zip(y, partial) if p], mode="markers",
-                customdata=[note for note in notes if note], showlegend=False, name=label + " (partial)",
-                marker={"color": "#ffffff", "size": 7, "line": {"color": colour, "width": 2}}, hovertemplate=hover,
+                x=[xi for xi, p in zip(x, partial) if p],
+                y=[yi for yi, p in zip(y, partial) if p],
+                mode="markers",
+                customdata=[note for note in notes if note],
+                showlegend=False,
+                name=label + " (partial)",
+                marker={"color": "#ffffff", "size": 7, "line": {"color": colour, "width": 2}},
+                hovertemplate=hover,
             ),
-        ]  # fmt: skip
+        ]
     if previous is not None:
         hover_date = HOVER_DATE.get(granularity, "%-d %b %Y")
         traces.append(
@@ -221,9 +266,12 @@ def stacked_figure(
         label = plotly_text(name)
         traces.append(
             go.Bar(
-                x=xs, y=list(counts), name=label, marker_color=type_colour(slug),
+                x=xs,
+                y=list(counts),
+                name=label,
+                marker_color=type_colour(slug),
                 hovertemplate="%{y:,}<extra>" + label + "</extra>",
-            )  # fmt: skip
+            )
         )
     peak = max((sum(column) for column in zip(*(counts for _, _, counts in stacks))), default=0)
     layout = _layout(granularity=granularity, y_title="Events", y_peak=peak, moments=x, barmode="stack", legend=True)
@@ -239,27 +287,46 @@ def small_multiples_figure(
     xs = [local_wall_time(moment) for moment in x]
     rows = max(len(stacks), 1)
     figure = make_subplots(
-        rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.35 / rows,
+        rows=rows,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.35 / rows,
         subplot_titles=[plotly_text(name) for name, _, _ in stacks],
-    )  # fmt: skip
+    )
     for row, (name, slug, counts) in enumerate(stacks, start=1):
         label = plotly_text(name)
         figure.add_trace(
             go.Bar(
-                x=xs, y=list(counts), name=label, marker_color=type_colour(slug),
+                x=xs,
+                y=list(counts),
+                name=label,
+                marker_color=type_colour(slug),
                 hovertemplate="%{y:,}<extra>" + label + "</extra>",
             ),
-            row=row, col=1,
-        )  # fmt: skip
+            row=row,
+            col=1,
+        )
         figure.update_yaxes(
-            row=row, col=1, tickformat=",d", rangemode="tozero", gridcolor="#e5e7eb", zeroline=False, automargin=True,
-            nticks=4, dtick=1 if max(counts, default=0) < 4 else None,
-        )  # fmt: skip
+            row=row,
+            col=1,
+            tickformat=",d",
+            rangemode="tozero",
+            gridcolor="#e5e7eb",
+            zeroline=False,
+            automargin=True,
+            nticks=4,
+            dtick=1 if max(counts, default=0) < 4 else None,
+        )
     base = _layout(granularity=granularity, y_title="", y_peak=0, moments=x)
     figure.update_layout(
-        template="none", font=base["font"], margin={**base["margin"], "t": 28}, height=90 + 120 * rows, showlegend=False,
-        hovermode="x unified", bargap=0.15,
-    )  # fmt: skip
+        template="none",
+        font=base["font"],
+        margin={**base["margin"], "t": 28},
+        height=90 + 120 * rows,
+        showlegend=False,
+        hovermode="x unified",
+        bargap=0.15,
+    )
     figure.update_xaxes(type="date", showgrid=False, linecolor="#9ca3af", **_x_axis(x, granularity))
     figure.update_xaxes(row=rows, col=1, title=base["xaxis"]["title"])
     figure.update_annotations(font={"size": 12, "color": "#374151"}, x=0, xanchor="left")

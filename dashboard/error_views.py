@@ -4,7 +4,7 @@
 filter change asks for the same URL with htmx and gets the ``results`` partial back).
 ``/dashboard/errors/<pk>/`` shows one group; its Resolve / Ignore / Reopen buttons POST to
 ``/dashboard/errors/<pk>/status/`` and get the ``status`` partial back. Data comes only
-from ``beacons.queries``; status changes go through ``beacons.errors``.
+from ``beacons.queries``; status changes go through ``beacons.errors.grouping``.
 """
 
 from dataclasses import dataclass
@@ -18,8 +18,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from beacons import queries
-from beacons.alert_handlers import alert_audience, alert_emails_on
-from beacons.errors import error_group_status_set
+from beacons.errors.grouping import error_group_status_set
+from beacons.errors.handlers import alert_audience, alert_emails_on
 from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, ErrorGroup, Granularity
 from beacons.useragents import browser_label
 
@@ -32,7 +32,11 @@ SPARK_HOURS = 24
 SPARK_WIDTH, SPARK_HEIGHT = 96, 24
 PAGE_SUGGESTION_DAYS = 30
 # The spans both pages offer (the list adds "Any time"): key in the URL, length, in words.
-RANGES = [("24h", timedelta(hours=24), "24 hours"), ("7d", timedelta(days=7), "7 days"), ("30d", timedelta(days=30), "30 days")]
+RANGES = [
+    ("24h", timedelta(hours=24), "24 hours"),
+    ("7d", timedelta(days=7), "7 days"),
+    ("30d", timedelta(days=30), "30 days"),
+]
 RANGE_LENGTHS = {key: length for key, length, _ in RANGES}
 ERROR_TYPES_SHOWN = 10  # error types whose alert audience is shown (and whose pages are suggested), however many exist
 
@@ -114,9 +118,13 @@ def error_list(request):
     if request.htmx and request.htmx.target == "error-results":
         return render(request, "dashboard/errors/list.html#results", context)
     error_types = queries.definitions_listed(kind=BeaconDefinition.Kind.ERROR, limit=ERROR_TYPES_SHOWN)
-    context["page_suggestions"] = queries.top_identifiers(
-        definitions=error_types, start=now - timedelta(days=PAGE_SUGGESTION_DAYS), end=now, limit=30
-    ) if error_types else []  # fmt: skip
+    context["page_suggestions"] = (
+        queries.top_identifiers(
+            definitions=error_types, start=now - timedelta(days=PAGE_SUGGESTION_DAYS), end=now, limit=30
+        )
+        if error_types
+        else []
+    )
     context["audiences"] = [(definition, alert_audience(definition=definition)) for definition in error_types]
     context["emails_on"] = alert_emails_on()
     return render(request, "dashboard/errors/list.html", context)

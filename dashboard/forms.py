@@ -13,9 +13,17 @@ from django import forms
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
 
-from beacons.buckets import (
-    bucket_after, bucket_before, bucket_ceiling, bucket_end, bucket_start, bucket_zone, buckets_back, elapsed_cut,
-    is_aligned, minutes_kept_since,
+from beacons.counting.buckets import (
+    bucket_after,
+    bucket_before,
+    bucket_ceiling,
+    bucket_end,
+    bucket_start,
+    bucket_zone,
+    buckets_back,
+    elapsed_cut,
+    is_aligned,
+    minutes_kept_since,
 )
 from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, Granularity
 
@@ -60,18 +68,24 @@ class TypeSelect(forms.Select):
     def render(self, name, value, attrs=None, renderer=None):
         chosen = {str(v) for v in self.format_value(value)}
         options = format_html_join(
-            "", '<option value="{}"{}>{}</option>',
+            "",
+            '<option value="{}"{}>{}</option>',
             ((choice, " selected" if str(choice) in chosen else "", label) for choice, label in self.choices),
-        )  # fmt: skip
-        return format_html("<select name=\"{}\"{}>{}</select>", name, flatatt(self.build_attrs(self.attrs, attrs)), options)
+        )
+        return format_html(
+            '<select name="{}"{}>{}</select>', name, flatatt(self.build_attrs(self.attrs, attrs)), options
+        )
 
 
 class FilterForm(forms.Form):
     type = forms.ChoiceField(label="Event type", required=False, widget=TypeSelect)
     identifier = forms.CharField(
-        label="Page or item", required=False, max_length=IDENTIFIER_MAX_LENGTH, strip=True,
+        label="Page or item",
+        required=False,
+        max_length=IDENTIFIER_MAX_LENGTH,
+        strip=True,
         widget=forms.TextInput(attrs={"list": "identifier-options", "placeholder": "All", "autocomplete": "off"}),
-    )  # fmt: skip
+    )
     range = forms.ChoiceField(label="Dates", choices=PRESETS, required=False)
     start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -86,7 +100,9 @@ class FilterForm(forms.Form):
         super().__init__(data)
         self.fields["type"].choices = [(d.slug, d.name) for d in definitions]
         if granularities is not None:  # only the point sizes these dates can show
-            self.fields["granularity"].choices = [(code, noun) for code, noun in GRANULARITY_CHOICES if not code or code in granularities]
+            self.fields["granularity"].choices = [
+                (code, noun) for code, noun in GRANULARITY_CHOICES if not code or code in granularities
+            ]
 
     def valid_values(self) -> dict:
         """The cleaned value of every field that validated; invalid ones are left out."""
@@ -163,12 +179,15 @@ class DashboardState:
         the same elapsed point (``buckets.elapsed_cut``), else the whole previous period."""
         previous_start, previous_end = self.previous_period
         if not self.running or self.definition is None:
-            return Comparison(previous_start, previous_end, None, G.HOUR, comparison_label(previous_start, previous_end, now=self.now))
+            return Comparison(
+                previous_start, previous_end, None, G.HOUR, comparison_label(previous_start, previous_end, now=self.now)
+            )
         unit, n = self.span
         since = minutes_kept_since(
-            now=self.now, granularity_codes=self.definition.granularity_codes,
+            now=self.now,
+            granularity_codes=self.definition.granularity_codes,
             fine_retention_days=self.definition.fine_retention_days,
-        )  # fmt: skip
+        )
         finest = next((g for g in self.definition.granularity_codes if g in CHART_GRANULARITIES), G.YEAR)
         cut, previous_cut, granularity = elapsed_cut(now=self.now, unit=unit, n=n, minutes_since=since, finest=finest)
         cut, previous_cut = max(cut, self.start), max(min(previous_cut, self.start), previous_start)
@@ -206,7 +225,7 @@ class DashboardState:
 
     @property
     def subject(self) -> str:
-        """"Page views" or "Page views of /pricing" (plain text; templates escape it)."""
+        """ "Page views" or "Page views of /pricing" (plain text; templates escape it)."""
         name = self.definition.name if self.definition else "Events"
         return f"{name} of {self.identifier}" if self.identifier else name
 
@@ -221,7 +240,7 @@ class DashboardState:
 
     @property
     def running_note(self) -> str:
-        """" (so far)", " (today so far)"...: said after the dates when the last part is still running."""
+        """ " (so far)", " (today so far)"...: said after the dates when the last part is still running."""
         note = RUNNING_NOTES.get(self.preset) if self.running else None
         return f" ({note})" if note else ""
 
@@ -328,7 +347,9 @@ def _local_midnight(day: date) -> datetime:
     return bucket_start(datetime(day.year, day.month, day.day, 12, tzinfo=bucket_zone()), G.DAY)
 
 
-def _preset_range(preset: str, now: datetime, start_day: date | None, end_day: date | None) -> tuple[datetime, datetime]:
+def _preset_range(
+    preset: str, now: datetime, start_day: date | None, end_day: date | None
+) -> tuple[datetime, datetime]:
     today = now.astimezone(bucket_zone()).date()
     tomorrow = _local_midnight(today + timedelta(days=1))
     if preset == "today":
@@ -377,12 +398,16 @@ def dashboard_state(*, params, definitions: list[BeaconDefinition], now: datetim
     form = FilterForm(params or None, definitions=definitions)
     values = form.valid_values() if params else {}
     by_slug = {d.slug: d for d in definitions}
-    definition = by_slug.get(values.get("type") or "") or by_slug.get("page_view") or (definitions[0] if definitions else None)
+    definition = (
+        by_slug.get(values.get("type") or "") or by_slug.get("page_view") or (definitions[0] if definitions else None)
+    )
     preset = values.get("range") or ("custom" if values.get("start") or values.get("end") else DEFAULT_PRESET)
     start, end = _preset_range(preset, now, values.get("start"), values.get("end"))
 
     kept = definition.granularity_codes if definition else CHART_GRANULARITIES
-    choices = offered_granularities(start, end, kept) or [g for g in CHART_GRANULARITIES if g in kept][:1] or [G.DAY.value]
+    choices = (
+        offered_granularities(start, end, kept) or [g for g in CHART_GRANULARITIES if g in kept][:1] or [G.DAY.value]
+    )
     wanted = values.get("granularity") or _automatic_granularity(start, end)
     finer_or_equal = [g for g in choices if CHART_GRANULARITIES.index(g) <= CHART_GRANULARITIES.index(wanted)]
     coarser = [g for g in choices if CHART_GRANULARITIES.index(g) > CHART_GRANULARITIES.index(wanted)]
@@ -431,5 +456,10 @@ def dashboard_state(*, params, definitions: list[BeaconDefinition], now: datetim
 
 
 def _bucket_count(start: datetime, end: datetime, granularity: str) -> int:
-    approximate = {G.HOUR: timedelta(hours=1), G.DAY: timedelta(days=1), G.MONTH: timedelta(days=30), G.YEAR: timedelta(days=365)}
+    approximate = {
+        G.HOUR: timedelta(hours=1),
+        G.DAY: timedelta(days=1),
+        G.MONTH: timedelta(days=30),
+        G.YEAR: timedelta(days=365),
+    }
     return int((end - start) / approximate[granularity])

@@ -16,9 +16,9 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from beacons import queries
-from beacons.buckets import bucket_after, bucket_zone, buckets_between
+from beacons.counting.buckets import bucket_after, bucket_zone, buckets_between
 from beacons.models import Granularity as G
-from beacons.transfer import cell_neutralise
+from beacons.transfer.formats import cell_neutralise
 
 from . import charts
 from .forms import SCALES, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
@@ -50,7 +50,7 @@ def _local(moment):
 
 
 def _moment_words(moment, *, now) -> str:
-    """"01:00" later today, "3 December 2026 00:00" on a later day."""
+    """ "01:00" later today, "3 December 2026 00:00" on a later day."""
     local = _local(moment)
     return f"{local:%H:%M}" if local.date() == _local(now).date() else f"{local.day} {local:%B %Y} {local:%H:%M}"
 
@@ -66,19 +66,27 @@ class SharedReads:
         """The chart's buckets: the series panel draws them, the KPI card names the busiest."""
         state = self.state
         return queries.series(
-            definitions=[state.definition], granularity=state.granularity, start=state.start, end=state.chart_end,
+            definitions=[state.definition],
+            granularity=state.granularity,
+            start=state.start,
+            end=state.chart_end,
             identifier=state.identifier,
-        )  # fmt: skip
+        )
 
     @cached_property
     def totals(self) -> queries.Totals:
         """The KPI card's total and change (of the chosen page or item, or of all)."""
         state, comparison = self.state, self.state.kpi_comparison
         return queries.totals(
-            definitions=[state.definition], start=state.start, end=state.totals_end, identifier=state.identifier,
-            previous_start=comparison.previous_start, previous_end=comparison.previous_end,
-            compared_end=comparison.current_end, cut_granularity=comparison.granularity,
-        )  # fmt: skip
+            definitions=[state.definition],
+            start=state.start,
+            end=state.totals_end,
+            identifier=state.identifier,
+            previous_start=comparison.previous_start,
+            previous_end=comparison.previous_end,
+            compared_end=comparison.current_end,
+            cut_granularity=comparison.granularity,
+        )
 
     @cached_property
     def total_of_all(self) -> int:
@@ -105,7 +113,9 @@ def kpis_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
             "previous": totals.previous,
             "previous_label": comparison.label,
             # Nothing is comparable yet (the first minute or hour of the period): when it will be.
-            "compared_from": "" if comparison.label else _moment_words(bucket_after(comparison.current_end, comparison.granularity), now=state.now),
+            "compared_from": ""
+            if comparison.label
+            else _moment_words(bucket_after(comparison.current_end, comparison.granularity), now=state.now),
             "compared_unit": G(comparison.granularity).label,
             "change_percent": None if change is None else round(change * 100),
             "busiest_label": charts.bucket_label(busiest[0], state.granularity) if busiest else "",
@@ -137,9 +147,12 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
     if state.compare:
         previous_start, previous_end = state.previous_period
         previous = queries.series(
-            definitions=[state.definition], granularity=state.granularity, start=previous_start,
-            end=previous_end, identifier=state.identifier,
-        )[: len(points)]  # fmt: skip
+            definitions=[state.definition],
+            granularity=state.granularity,
+            start=previous_start,
+            end=previous_end,
+            identifier=state.identifier,
+        )[: len(points)]
     notes = _partial_notes(state, [moment for moment, _ in points])
     rows = []
     for i, (moment, count) in enumerate(points):
@@ -152,16 +165,21 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
         rows.append(row)
     empty = not any(count for _, count in points)
     figure = charts.series_figure(
-        name=state.subject, granularity=state.granularity, points=points, previous=previous, notes=notes,
+        name=state.subject,
+        granularity=state.granularity,
+        points=points,
+        previous=previous,
+        notes=notes,
         colour=charts.type_colour(state.definition.slug),
-    )  # fmt: skip
+    )
     headings = [state.per.capitalize(), state.definition.name]
     if previous is not None:
         headings += ["Period before", state.definition.name]
     table = data_table(
         headings,
         (
-            [row["label"], row["count"]] + ([row["previous_label"], row["previous_count"]] if "previous_label" in row else [])
+            [row["label"], row["count"]]
+            + ([row["previous_label"], row["previous_count"]] if "previous_label" in row else [])
             for row in rows
         ),
     )
@@ -172,10 +190,16 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
         )
     return {
         "series": {
-            "rows": rows, "table": table, "figure": figure, "empty": empty,
-            "matches": [{"identifier": identifier, "count": count, "query": state.query_with(identifier=identifier)} for identifier, count in matches],
+            "rows": rows,
+            "table": table,
+            "figure": figure,
+            "empty": empty,
+            "matches": [
+                {"identifier": identifier, "count": count, "query": state.query_with(identifier=identifier)}
+                for identifier, count in matches
+            ],
         }
-    }  # fmt: skip
+    }
 
 
 def _series_csv(state, context):
@@ -197,14 +221,22 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
     if state.definition is None:
         return {"top": None}
     comparison = state.kpi_comparison
-    previous_start, previous_end = (comparison.previous_start, comparison.previous_end) if state.compare else (None, None)
+    previous_start, previous_end = (
+        (comparison.previous_start, comparison.previous_end) if state.compare else (None, None)
+    )
     size = None if every_row else state.rows
     found = queries.identifiers_compared(
-        definitions=[state.definition], start=state.start, end=state.totals_end, previous_start=previous_start,
-        previous_end=previous_end, compared_end=comparison.current_end, cut_granularity=comparison.granularity,
+        definitions=[state.definition],
+        start=state.start,
+        end=state.totals_end,
+        previous_start=previous_start,
+        previous_end=previous_end,
+        compared_end=comparison.current_end,
+        cut_granularity=comparison.granularity,
         order="change" if state.sort == "change" else "count",
-        limit=None if every_row else size + 1, offset=0 if every_row else (state.page - 1) * size,
-    )  # fmt: skip
+        limit=None if every_row else size + 1,
+        offset=0 if every_row else (state.page - 1) * size,
+    )
     more = not every_row and len(found) > size
     found = found if every_row else found[:size]
     total = reads.total_of_all
@@ -233,7 +265,10 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
             "previous_query": state.query_with(page=state.page - 1 if state.page > 2 else "") if state.page > 1 else "",
             "compared_label": comparison.label or "the period before (nothing comparable yet)",
             "sizes": [(size, state.query_with(rows=size if size != 10 else "", page="")) for size, _ in TOP_SIZES],
-            "sorts": [(value, label, state.query_with(sort=value if value != "views" else "", page="")) for value, label in TOP_SORTS],
+            "sorts": [
+                (value, label, state.query_with(sort=value if value != "views" else "", page=""))
+                for value, label in TOP_SORTS
+            ],
         }
     }
 
@@ -245,7 +280,11 @@ def _top_csv(state, context):
         header += ["period before", "change", "change (%)"]
     rows = [
         [row["identifier"], row["count"], row["share"]]
-        + ([row["previous"], row["change"], "" if row["change_percent"] is None else row["change_percent"]] if state.compare else [])
+        + (
+            [row["previous"], row["change"], "" if row["change_percent"] is None else row["change_percent"]]
+            if state.compare
+            else []
+        )
         for row in context["top"]["rows"]
     ]
     return [header, *rows]
@@ -260,27 +299,39 @@ def breakdown_panel(state: DashboardState, definitions, reads: SharedReads) -> d
     top = queries.series_of_top_definitions(
         granularity=state.granularity, start=state.start, end=state.chart_end, limit=BREAKDOWN_LIMIT
     )
-    named = [(name, slug, [count for _, count in points]) for name, slug, points in top if any(count for _, count in points)]
+    named = [
+        (name, slug, [count for _, count in points]) for name, slug, points in top if any(count for _, count in points)
+    ]
     moments = list(buckets_between(state.start, state.chart_end, state.granularity))
     left_out = 0
     if state.scale == "own":
         shown = sorted(named, key=lambda item: -sum(item[2]))[:SMALL_MULTIPLES_LIMIT]
         left_out = len(named) - len(shown)
-        figure = charts.small_multiples_figure(granularity=state.granularity, x=moments, stacks=[s for s in named if s in shown])
+        figure = charts.small_multiples_figure(
+            granularity=state.granularity, x=moments, stacks=[s for s in named if s in shown]
+        )
     else:
         figure = charts.stacked_figure(granularity=state.granularity, x=moments, stacks=named)
     rows = [
         (_local(moment), charts.bucket_label(moment, state.granularity), [counts[i] for _, _, counts in named])
         for i, moment in enumerate(moments)
     ]
-    table = data_table([state.per.capitalize(), *(name for name, _, _ in named)], ([label, *counts] for _, label, counts in rows))
+    table = data_table(
+        [state.per.capitalize(), *(name for name, _, _ in named)], ([label, *counts] for _, label, counts in rows)
+    )
     return {
         "breakdown": {
-            "names": [name for name, _, _ in named], "rows": rows, "table": table, "figure": figure, "empty": not named,
+            "names": [name for name, _, _ in named],
+            "rows": rows,
+            "table": table,
+            "figure": figure,
+            "empty": not named,
             "left_out": left_out,
-            "scales": [(value, label, state.query_with(scale=value if value != "stacked" else "")) for value, label in SCALES],
+            "scales": [
+                (value, label, state.query_with(scale=value if value != "stacked" else "")) for value, label in SCALES
+            ],
         }
-    }  # fmt: skip
+    }
 
 
 def _breakdown_csv(state, context):
@@ -289,7 +340,9 @@ def _breakdown_csv(state, context):
 
 
 def live_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
-    count = queries.live_count(definitions=[state.definition], identifier=state.identifier) if state.definition else None
+    count = (
+        queries.live_count(definitions=[state.definition], identifier=state.identifier) if state.definition else None
+    )
     return {"live": {"count": count}}
 
 
@@ -303,9 +356,12 @@ def identifiers_panel(state: DashboardState, definitions, contains: str = "") ->
     if state.definition is None:
         return {"suggestions": []}
     rows = queries.top_identifiers(
-        definitions=[state.definition], start=state.start, end=state.totals_end, limit=SUGGESTION_LIMIT,
+        definitions=[state.definition],
+        start=state.start,
+        end=state.totals_end,
+        limit=SUGGESTION_LIMIT,
         contains=contains,
-    )  # fmt: skip
+    )
     return {"suggestions": [identifier for identifier, _ in rows]}
 
 
@@ -382,5 +438,7 @@ def type_search(request):
     _, _, state = _state_for_request(request, choices=False)
     text = request.GET.get("types", "").strip()[:TYPE_SEARCH_MAX_LENGTH]
     found = queries.definitions_matching(text=text, limit=TYPE_SEARCH_LIMIT) if text else []
-    matches = [{"name": d.name, "slug": d.slug, "query": state.query_with(type=d.slug, identifier="", page="")} for d in found]
+    matches = [
+        {"name": d.name, "slug": d.slug, "query": state.query_with(type=d.slug, identifier="", page="")} for d in found
+    ]
     return render(request, "dashboard/index.html#type-matches", {"type_matches": matches, "type_text": text})

@@ -12,7 +12,9 @@ BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Ge
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     """Caches that outlive a test (rate limits, dedupe ids, salts, sinks, definitions) start empty."""
-    from beacons import privacy, registry, sinks
+    from beacons import registry
+    from beacons.counting import sinks
+    from beacons.ingest import privacy
 
     cache.clear()
     privacy._salt_cache.clear()
@@ -66,7 +68,7 @@ def redis_sink(settings):
     """The redis sink on the real Redis, with a key prefix of this test alone (deleted afterwards)."""
     import uuid
 
-    from beacons.sinks import redis_client
+    from beacons.counting.sinks import redis_client
 
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     settings.BEACONS_SINK = "redis"
@@ -79,8 +81,14 @@ def redis_sink(settings):
 
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +133,9 @@ def make_staff(django_user_model):
     from dashboard.permissions import CHANGE_ERRORS, VIEW_COUNTS, VIEW_ERRORS
 
     def _make(username="staffer", permissions=(VIEW_COUNTS, VIEW_ERRORS, CHANGE_ERRORS), **fields):
-        user = django_user_model.objects.create(username=username, **{"is_staff": True, **fields})  # no password: hashing is slow
+        user = django_user_model.objects.create(
+            username=username, **{"is_staff": True, **fields}
+        )  # no password: hashing is slow
         for name in permissions:
             app_label, codename = name.split(".")
             user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))

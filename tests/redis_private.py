@@ -24,7 +24,7 @@ class PrivateRedis:
     def start(self) -> "PrivateRedis":
         config = [option for option in self.options[:1] if not option.startswith("--")]  # a config file goes first
         command = ["redis-server", *config, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder)]
-        command += self.options[len(config):]
+        command += self.options[len(config) :]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import redis
 

@@ -6,7 +6,6 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
-
 from importlib import import_module
 
 import pytest
@@ -14,10 +13,10 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from beacons import alerts
-from beacons.alert_handlers import alert_recipients
-from beacons.alerts import alerts_send_pending, alerts_suppressed
-from beacons.errors import error_group_status_set
+from beacons.errors import alerts
+from beacons.errors.alerts import alerts_send_pending, alerts_suppressed
+from beacons.errors.grouping import error_group_status_set
+from beacons.errors.handlers import alert_recipients
 from beacons.models import BeaconDefinition, BeaconEvent, ErrorGroup
 from beacons.signals import error_alert
 
@@ -31,7 +30,9 @@ calls: list[tuple[int, str]] = []
 @pytest.fixture(autouse=True)
 def error_type(db):
     """The `error` beacon type as the migrations register it (a transactional test may have flushed it)."""
-    defaults = next(d for d in import_module("beacons.migrations.0002_default_definitions").DEFAULTS if d["slug"] == "error")
+    defaults = next(
+        d for d in import_module("beacons.migrations.0002_default_definitions").DEFAULTS if d["slug"] == "error"
+    )
     return BeaconDefinition.objects.get_or_create(slug="error", defaults=defaults)[0]
 
 
@@ -43,7 +44,7 @@ def exploding_handler(alert):
 @pytest.fixture(autouse=True)
 def alert_settings(settings):
     settings.BEACONS_ALERT_EMAILS = ["oncall@example.com"]
-    settings.BEACONS_ALERT_HANDLERS = ["beacons.alert_handlers.email_handler"]
+    settings.BEACONS_ALERT_HANDLERS = ["beacons.errors.handlers.email_handler"]
     settings.BEACONS_BASE_URL = "https://beacons.example/"
     settings.BEACONS_RATE_LIMIT = 0
     settings.BEACONS_NETWORK_RATE_LIMIT = 0
@@ -238,12 +239,17 @@ def test_alerts_suppressed_records_errors_without_alerting(send):
 @pytest.mark.parametrize(
     ("type_emails", "site_emails", "admins", "expected"),
     [
-        ("dev@shop.example, qa@shop.example", ["ops@x.example"], [("Ada", "ada@x.example")], ["dev@shop.example", "qa@shop.example"]),
+        (
+            "dev@shop.example, qa@shop.example",
+            ["ops@x.example"],
+            [("Ada", "ada@x.example")],
+            ["dev@shop.example", "qa@shop.example"],
+        ),
         ("", ["ops@x.example", "sre@x.example"], [("Ada", "ada@x.example")], ["ops@x.example", "sre@x.example"]),
         ("", [], [("Ada", "ada@x.example")], ["ada@x.example"]),
         ("", [], [], []),
     ],
-)  # fmt: skip
+)
 def test_recipients_fall_back_from_type_to_site_setting_to_admins(settings, type_emails, site_emails, admins, expected):
     settings.BEACONS_ALERT_EMAILS = site_emails
     settings.ADMINS = admins
@@ -290,7 +296,7 @@ def test_error_alert_signal_carries_the_group_and_reason(send):
 
 
 def test_raising_handler_keeps_ingest_at_204_and_is_retried_once(send, settings):
-    settings.BEACONS_ALERT_HANDLERS = ["tests.test_alerts.exploding_handler", "beacons.alert_handlers.email_handler"]
+    settings.BEACONS_ALERT_HANDLERS = ["tests.test_alerts.exploding_handler", "beacons.errors.handlers.email_handler"]
     assert send(error()).status_code == 204
     first = deliver()
     group = ErrorGroup.objects.get()
@@ -319,7 +325,7 @@ class _WebhookReceiver(BaseHTTPRequestHandler):
     received: list = []
     status = 204
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         length = int(self.headers["Content-Length"])
         type(self).received.append((self.headers["Content-Type"], json.loads(self.rfile.read(length))))
         self.send_response(type(self).status)
@@ -336,7 +342,7 @@ def webhook_server(settings):
     server = HTTPServer(("127.0.0.1", 0), _WebhookReceiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    settings.BEACONS_ALERT_HANDLERS = ["beacons.alert_handlers.webhook_handler"]
+    settings.BEACONS_ALERT_HANDLERS = ["beacons.errors.handlers.webhook_handler"]
     settings.BEACONS_ALERT_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hooks/beacons"
     yield _WebhookReceiver
     server.shutdown()
@@ -352,8 +358,9 @@ def test_webhook_handler_posts_the_alert_as_json(send, webhook_server):
     assert body["reason"] == "new"
     assert body["text"] == "[Beacons] New error on /checkout: TypeError: Item 42 is undefined"
     assert (body["group"]["title"], body["group"]["grouped_as"]) == (
-        "TypeError: Item 42 is undefined", "TypeError: Item <num> is undefined"
-    )  # fmt: skip
+        "TypeError: Item 42 is undefined",
+        "TypeError: Item <num> is undefined",
+    )
     assert body["url"] == f"https://beacons.example/dashboard/errors/{group.pk}/"
     assert body["group"]["count"] == 1 and body["group"]["culprit"] == "pay (/static/checkout.js)"
     assert body["pages"] == [{"page": "/checkout", "count": 1}]
@@ -487,12 +494,20 @@ def test_every_handler_gets_the_same_alert_read_once_before_it_is_taken(send, se
         assert deliver().sent == 1
     first, second, third = calls
     assert first is second is third
-    assert (first.group.pk, first.reason, first.message, first.page, first.pages) == (group.pk, "new", "Boom", "/cart", [("/cart", 1)])
+    assert (first.group.pk, first.reason, first.message, first.page, first.pages) == (
+        group.pk,
+        "new",
+        "Boom",
+        "/cart",
+        [("/cart", 1)],
+    )
     assert first.subject == "[Beacons] New error on /cart: Boom"
     assert "_alert_details" not in vars(first.group)  # nothing cached on the model instance
 
 
-POLICY = alerts.AlertPolicy(on_new=True, on_regression=True, threshold=10, window=timedelta(minutes=5), cooldown=timedelta(minutes=30))
+POLICY = alerts.AlertPolicy(
+    on_new=True, on_regression=True, threshold=10, window=timedelta(minutes=5), cooldown=timedelta(minutes=30)
+)
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
@@ -511,12 +526,28 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
     ],
 )
 def test_alert_reason_decides_from_what_the_upsert_answered(facts, expected):
-    decided = {"status": "unresolved", "last_alerted_at": None, "created": False, "reopened": False, "window_count": 1, **facts}
+    decided = {
+        "status": "unresolved",
+        "last_alerted_at": None,
+        "created": False,
+        "reopened": False,
+        "window_count": 1,
+        **facts,
+    }
     assert alerts.alert_reason(policy=POLICY, now=NOW, **decided) == expected
 
 
 def test_alert_reason_honours_a_policy_with_new_and_regression_off():
-    quiet = alerts.AlertPolicy(on_new=False, on_regression=False, threshold=0, window=timedelta(minutes=5), cooldown=timedelta(0))
+    quiet = alerts.AlertPolicy(
+        on_new=False, on_regression=False, threshold=0, window=timedelta(minutes=5), cooldown=timedelta(0)
+    )
     for facts in ({"created": True}, {"reopened": True}, {"window_count": 10**6}):
-        decided = {"status": "unresolved", "last_alerted_at": None, "created": False, "reopened": False, "window_count": 1, **facts}
+        decided = {
+            "status": "unresolved",
+            "last_alerted_at": None,
+            "created": False,
+            "reopened": False,
+            "window_count": 1,
+            **facts,
+        }
         assert alerts.alert_reason(policy=quiet, now=NOW, **decided) == ""

@@ -1,9 +1,9 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from beacons.buckets import (
+from beacons.counting.buckets import (
     bucket_after,
     bucket_before,
     bucket_ceiling,
@@ -17,7 +17,7 @@ from beacons.buckets import (
 )
 from beacons.models import Granularity as G
 
-UTC = timezone.utc
+UTC = UTC
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -147,17 +147,23 @@ def test_elapsed_cut_is_the_minute_while_minute_counters_reach_back_else_the_hou
     now = utc(2026, 12, 2, 2, 5, 40)
     kept_two_days = now - timedelta(days=2)
     assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=kept_two_days, tz=UTC) == (
-        utc(2026, 12, 2, 2, 5), utc(2026, 12, 1, 2, 5), G.MINUTE
-    )  # fmt: skip
+        utc(2026, 12, 2, 2, 5),
+        utc(2026, 12, 1, 2, 5),
+        G.MINUTE,
+    )
     # Kept one day: yesterday's 02:00–02:05 minutes may be purged already, so whole hours on both sides.
     kept_one_day = now - timedelta(days=1)
     assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=kept_one_day, tz=UTC) == (
-        utc(2026, 12, 2, 2), utc(2026, 12, 1, 2), G.HOUR
-    )  # fmt: skip
+        utc(2026, 12, 2, 2),
+        utc(2026, 12, 1, 2),
+        G.HOUR,
+    )
     assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=None, tz=UTC)[2] == G.HOUR
     assert elapsed_cut(now=now, unit=G.MONTH, n=1, minutes_since=kept_two_days, tz=UTC) == (
-        utc(2026, 12, 2, 2), utc(2026, 11, 2, 2), G.HOUR
-    )  # fmt: skip
+        utc(2026, 12, 2, 2),
+        utc(2026, 11, 2, 2),
+        G.HOUR,
+    )
 
 
 @pytest.mark.parametrize(

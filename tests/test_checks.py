@@ -41,24 +41,47 @@ def test_email_backend_that_cannot_work_is_a_start_up_error(settings, setting, v
 def run(*args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("EMAIL_")}
     environment.update(DJANGO_SETTINGS_MODULE="beacon_site.settings", **env)
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_email_settings_come_from_the_environment(tmp_path):
-    code = "import django; django.setup(); from django.conf import settings as s; " \
-           "print(s.EMAIL_BACKEND, s.EMAIL_FILE_PATH, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_HOST_USER, " \
-           "s.EMAIL_HOST_PASSWORD, s.EMAIL_USE_TLS, s.EMAIL_USE_SSL, s.DEFAULT_FROM_EMAIL, s.SERVER_EMAIL)"  # fmt: skip
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.EMAIL_BACKEND, s.EMAIL_FILE_PATH, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_HOST_USER, "
+        "s.EMAIL_HOST_PASSWORD, s.EMAIL_USE_TLS, s.EMAIL_USE_SSL, s.DEFAULT_FROM_EMAIL, s.SERVER_EMAIL)"
+    )
     done = run(
-        "-c", code, EMAIL_BACKEND=FILE_BACKEND, EMAIL_HOST="smtp.shop.example", EMAIL_PORT="587",
-        EMAIL_HOST_USER="mailer", EMAIL_HOST_PASSWORD="s3cret", EMAIL_USE_TLS="true", EMAIL_USE_SSL="",
-        DEFAULT_FROM_EMAIL="beacons@shop.example", SERVER_EMAIL="errors@shop.example",
-    )  # fmt: skip
+        "-c",
+        code,
+        EMAIL_BACKEND=FILE_BACKEND,
+        EMAIL_HOST="smtp.shop.example",
+        EMAIL_PORT="587",
+        EMAIL_HOST_USER="mailer",
+        EMAIL_HOST_PASSWORD="s3cret",
+        EMAIL_USE_TLS="true",
+        EMAIL_USE_SSL="",
+        DEFAULT_FROM_EMAIL="beacons@shop.example",
+        SERVER_EMAIL="errors@shop.example",
+    )
     assert done.stdout.split() == [
-        FILE_BACKEND, "None", "smtp.shop.example", "587", "mailer", "s3cret", "True", "False",
-        "beacons@shop.example", "errors@shop.example",
-    ]  # fmt: skip
-    done = run("-c", "import django; django.setup(); from django.conf import settings as s; print(s.EMAIL_FILE_PATH)",
-               EMAIL_FILE_PATH=str(tmp_path))  # fmt: skip
+        FILE_BACKEND,
+        "None",
+        "smtp.shop.example",
+        "587",
+        "mailer",
+        "s3cret",
+        "True",
+        "False",
+        "beacons@shop.example",
+        "errors@shop.example",
+    ]
+    done = run(
+        "-c",
+        "import django; django.setup(); from django.conf import settings as s; print(s.EMAIL_FILE_PATH)",
+        EMAIL_FILE_PATH=str(tmp_path),
+    )
     assert done.stdout.strip() == str(tmp_path)
 
 

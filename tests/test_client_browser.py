@@ -18,11 +18,11 @@ import pytest
 # Playwright's sync API runs an event loop in this thread; the ORM calls here are still synchronous.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-from django.db.models import Sum  # noqa: E402
+from django.db.models import Sum
 
-from beacons.models import BeaconAggregate, BeaconEvent, Granularity  # noqa: E402
+from beacons.models import BeaconAggregate, BeaconEvent, Granularity
 
-from .conftest import BROWSER_UA  # noqa: E402
+from .conftest import BROWSER_UA
 
 pytestmark = pytest.mark.browser
 
@@ -82,7 +82,7 @@ def other_origin(live_server, tmp_path_factory):
 <button id="throw" onclick="throw new Error('Shop is broken')">Throw</button>"""
     (root / "shop.html").write_text(_static_page(live_server, 'data-batch-timeout="200"', buttons))
     (root / "consent.html").write_text(_static_page(live_server, 'data-require-consent data-batch-timeout="200"'))
-    (root / "hash_router.html").write_text(_static_page(live_server, 'data-hash data-query-string'))
+    (root / "hash_router.html").write_text(_static_page(live_server, "data-hash data-query-string"))
     (root / "batch.html").write_text(_static_page(live_server, 'data-batch-size="1000" data-batch-timeout="60000"'))
     handler = partial(_QuietHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

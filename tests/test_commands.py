@@ -51,37 +51,77 @@ def test_bad_export_date_is_one_line_with_exit_code_2_not_a_traceback():
 def test_bad_number_is_one_line_with_exit_code_2():
     done = manage("beacons_demo", "--hits", "lots")
     assert (done.returncode, done.stderr) == (
-        2, "manage.py beacons_demo: argument --hits: 'lots' is not a whole number of at least 0 (e.g. 400000)\n"
-    )  # fmt: skip
+        2,
+        "manage.py beacons_demo: argument --hits: 'lots' is not a whole number of at least 0 (e.g. 400000)\n",
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["beacons_export", "--start", "2026-13-01"], f"argument --start: '2026-13-01' is not a date or a date and time; {DATE_FORMAT}"),
-        (["beacons_export", "--end", "yesterday"], f"argument --end: 'yesterday' is not a date or a date and time; {DATE_FORMAT}"),
+        (
+            ["beacons_export", "--start", "2026-13-01"],
+            f"argument --start: '2026-13-01' is not a date or a date and time; {DATE_FORMAT}",
+        ),
+        (
+            ["beacons_export", "--end", "yesterday"],
+            f"argument --end: 'yesterday' is not a date or a date and time; {DATE_FORMAT}",
+        ),
         (["beacons_export", "--start", "2026-11-02", "--end", "2026-11-01"], "--end must be after --start"),
         (["beacons_export", "--granularity", "fortnight"], "argument --granularity: invalid choice: 'fortnight'"),
         (["beacons_export", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
         (["beacons_export", "--definition", "nope"], "--definition: no beacon type 'nope'"),
-        (["beacons_export", "--output", "/no/such/folder/x.csv"], "--output: cannot write /no/such/folder/x.csv: No such file or directory"),
-        (["beacons_rebuild", "--start", "2026-11-01", "--end", "2026-11-02", "--definition", "nope"], "--definition: no beacon type 'nope'"),
-        (["beacons_rebuild", "--start", "2026-11-31", "--end", "2026-12-01"], f"argument --start: '2026-11-31' is not a date or a date and time; {DATE_FORMAT}"),
-        (["beacons_rebuild", "--start", "2026-11-01", "--end", "2026-11-01T25:00"], f"argument --end: '2026-11-01T25:00' is not a date or a date and time; {DATE_FORMAT}"),
+        (
+            ["beacons_export", "--output", "/no/such/folder/x.csv"],
+            "--output: cannot write /no/such/folder/x.csv: No such file or directory",
+        ),
+        (
+            ["beacons_rebuild", "--start", "2026-11-01", "--end", "2026-11-02", "--definition", "nope"],
+            "--definition: no beacon type 'nope'",
+        ),
+        (
+            ["beacons_rebuild", "--start", "2026-11-31", "--end", "2026-12-01"],
+            f"argument --start: '2026-11-31' is not a date or a date and time; {DATE_FORMAT}",
+        ),
+        (
+            ["beacons_rebuild", "--start", "2026-11-01", "--end", "2026-11-01T25:00"],
+            f"argument --end: '2026-11-01T25:00' is not a date or a date and time; {DATE_FORMAT}",
+        ),
         (["beacons_rebuild", "--start", "2026-11-02", "--end", "2026-11-01"], "--end must be after --start"),
         (["beacons_demo", "--hits", "-5"], "argument --hits: '-5' is not a whole number of at least 0 (e.g. 400000)"),
-        (["beacons_demo", "--identifiers", "0"], "argument --identifiers: '0' is not a whole number of at least 1 (e.g. 400000)"),
-        (["beacons_demo", "--days", "a year"], "argument --days: 'a year' is not a whole number of at least 1 (e.g. 400000)"),
-        (["beacons_demo", "--errors", "1.5"], "argument --errors: '1.5' is not a whole number of at least 0 (e.g. 400000)"),
+        (
+            ["beacons_demo", "--identifiers", "0"],
+            "argument --identifiers: '0' is not a whole number of at least 1 (e.g. 400000)",
+        ),
+        (
+            ["beacons_demo", "--days", "a year"],
+            "argument --days: 'a year' is not a whole number of at least 1 (e.g. 400000)",
+        ),
+        (
+            ["beacons_demo", "--errors", "1.5"],
+            "argument --errors: '1.5' is not a whole number of at least 0 (e.g. 400000)",
+        ),
         (["beacons_demo", "--seed", "x"], "argument --seed: 'x' is not a whole number of at least 0 (e.g. 400000)"),
         (["beacons_demo", "--reset", "--add"], "choose one of --reset, --add and --if-empty"),
-        (["beacons_drain", "--interval", "0"], "argument --interval: '0' is not a positive number of seconds (e.g. 2 or 0.5)"),
-        (["beacons_drain", "--attempts", "none"], "argument --attempts: 'none' is not a whole number of at least 1 (e.g. 400000)"),
+        (
+            ["beacons_drain", "--interval", "0"],
+            "argument --interval: '0' is not a positive number of seconds (e.g. 2 or 0.5)",
+        ),
+        (
+            ["beacons_drain", "--attempts", "none"],
+            "argument --attempts: 'none' is not a whole number of at least 1 (e.g. 400000)",
+        ),
         (["beacons_import", "x.csv", "--mode", "add"], "argument --mode: invalid choice: 'add'"),
-        (["beacons_import", "/no/such/file.csv", "--mode", "merge"], "cannot open /no/such/file.csv: No such file or directory"),
-        (["beacons_demo_login", "--port", "http"], "argument --port: 'http' is not a whole number of at least 1 (e.g. 400000)"),
+        (
+            ["beacons_import", "/no/such/file.csv", "--mode", "merge"],
+            "cannot open /no/such/file.csv: No such file or directory",
+        ),
+        (
+            ["beacons_demo_login", "--port", "http"],
+            "argument --port: 'http' is not a whole number of at least 1 (e.g. 400000)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_every_option_that_parses_a_value_names_it_and_exits_2(args, message):
     with pytest.raises(CommandError) as failure:
         run(*args)
@@ -134,7 +174,10 @@ def test_demo_on_a_database_with_data_asks_for_reset_or_add():
     assert "nothing to do" in out and page_view_total() == 1000
     out, _ = run("beacons_demo", "--reset", **SMALL_DEMO)
     assert page_view_total() == 500
-    assert re.search(r"500 page views over 5 days and 10 pages, custom events and 3 errors: [\d,]+ counter rows written in \d+\.\d s$", out)
+    assert re.search(
+        r"500 page views over 5 days and 10 pages, custom events and 3 errors: [\d,]+ counter rows written in \d+\.\d s$",
+        out,
+    )
 
 
 # --- progress ---------------------------------------------------------------------------------
@@ -175,7 +218,9 @@ def test_export_shows_progress_lines_every_n_rows(monkeypatch, tmp_path):
 
     run("beacons_demo", **SMALL_DEMO)
     monkeypatch.setattr(beacons_export, "PROGRESS_EVERY", 10)
-    _, err = run("beacons_export", "--definition", "page_view", "--granularity", "hour", "--output", str(tmp_path / "x.csv"))
+    _, err = run(
+        "beacons_export", "--definition", "page_view", "--granularity", "hour", "--output", str(tmp_path / "x.csv")
+    )
     assert err.splitlines()[:2] == ["exporting: … 10 rows", "exporting: … 20 rows"]
 
 
@@ -223,7 +268,9 @@ def test_demo_login_banner_names_the_port_it_is_given(tmp_path):
 
 
 def test_make_run_passes_its_port_to_the_banner_and_the_server():
-    done = subprocess.run(["make", "-n", "run"], cwd=ROOT, env={**os.environ, "PORT": "8001"}, capture_output=True, text=True)
+    done = subprocess.run(
+        ["make", "-n", "run"], cwd=ROOT, env={**os.environ, "PORT": "8001"}, capture_output=True, text=True
+    )
     assert "manage.py beacons_demo_login --host 127.0.0.1 --port 8001" in done.stdout
     assert "manage.py runserver 127.0.0.1:8001" in done.stdout
 

@@ -11,8 +11,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from beacons import counting
-from beacons.counting import (
+from beacons.counting import increments
+from beacons.counting.increments import (
     Hit,
     aggregates_add,
     aggregates_add_stream,
@@ -53,7 +53,9 @@ def test_hits_count_under_their_identifier_and_all_under_the_total():
     hour, day = datetime(2026, 5, 1, 10, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
     increments = Counter()
     increments_add_hits(increments, definition_id=3, buckets=[(G.HOUR, hour), (G.DAY, day)], hits={"/a": 2, "/b": 1})
-    increments_add_hits(increments, definition_id=3, buckets=[(G.HOUR, hour)], hits={"": 4})  # no identifier: total only
+    increments_add_hits(
+        increments, definition_id=3, buckets=[(G.HOUR, hour)], hits={"": 4}
+    )  # no identifier: total only
     assert increments == {
         (3, "", G.HOUR, hour): 7,
         (3, "/a", G.HOUR, hour): 2,
@@ -70,7 +72,12 @@ def test_inserting_new_counters_refuses_a_stored_key_instead_of_counting_it_twic
     definition = BeaconDefinition.objects.get(slug="page_view")
     increments = increments_for(hits=[Hit(definition.pk, (G.DAY, G.MONTH), "/new")] * 2, received_at=timezone.now())
     assert aggregates_insert_new(increments=increments) == 4
-    assert sorted(BeaconAggregate.objects.values_list("identifier", "count")) == [("", 2), ("", 2), ("/new", 2), ("/new", 2)]
+    assert sorted(BeaconAggregate.objects.values_list("identifier", "count")) == [
+        ("", 2),
+        ("", 2),
+        ("/new", 2),
+        ("/new", 2),
+    ]
     with pytest.raises(IntegrityError), transaction.atomic():
         aggregates_insert_new(increments=increments)
     assert sorted(BeaconAggregate.objects.values_list("count", flat=True)) == [2, 2, 2, 2]
@@ -187,7 +194,7 @@ def test_aggregates_set_replaces_stored_counts_and_inserts_missing_ones(db):
 
 @dataclass
 class _Chunk:
-    """A ``counting.CounterChunk`` of (definition_id, identifier, granularity, epoch, n) rows."""
+    """A ``increments.CounterChunk`` of (definition_id, identifier, granularity, epoch, n) rows."""
 
     counter_rows: list
 
@@ -226,10 +233,14 @@ def test_the_postgresql_stream_adds_its_rows_every_rows_per_statement_and_at_the
     db, monkeypatch, per_statement, statements
 ):
     definition = BeaconDefinition.objects.get(slug="page_view")
-    monkeypatch.setattr(counting, "STREAM_ROWS_PER_STATEMENT", per_statement)
+    monkeypatch.setattr(increments, "STREAM_ROWS_PER_STATEMENT", per_statement)
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 6
-    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(f"INSERT INTO {BeaconAggregate._meta.db_table}")]
+    inserts = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith(f"INSERT INTO {BeaconAggregate._meta.db_table}")
+    ]
     assert len(inserts) == statements
     assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"": 4, "/a": 2, "/b": 1}
 

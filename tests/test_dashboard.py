@@ -2,15 +2,15 @@ import csv
 import io
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 from django.urls import reverse
 
-from beacons.buckets import bucket_start
-from beacons.counting import Hit, aggregates_add, increments_for
+from beacons.counting.buckets import bucket_start
+from beacons.counting.increments import Hit, aggregates_add, increments_for
 from beacons.models import BeaconAggregate, BeaconDefinition, ErrorGroup, Granularity
 from dashboard import charts
 from dashboard.charts import plotly_text
@@ -35,7 +35,9 @@ def hits_add(definition, identifier, moment, n=1):
 
 
 def figure_in(response, figure_id):
-    match = re.search(rf'<script id="{figure_id}" type="application/json">(.*?)</script>', response.content.decode(), re.S)
+    match = re.search(
+        rf'<script id="{figure_id}" type="application/json">(.*?)</script>', response.content.decode(), re.S
+    )
     assert match, f"no figure {figure_id}"
     return json.loads(match.group(1))
 
@@ -57,7 +59,7 @@ def staff(client, make_staff):
 def traffic():
     """Page views on the two days before today and today, on three pages."""
     definition = page_view()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for days_ago, identifier, n in [(2, "/", 5), (1, "/pricing", 3), (1, "/", 2), (0, "/docs", 1)]:
         hits_add(definition, identifier, now - timedelta(days=days_ago), n)
     return definition
@@ -71,7 +73,9 @@ URLS += [reverse("dashboard:panel", args=[name]) + "?format=csv" for name in CSV
 
 @pytest.mark.parametrize("url", URLS)
 @pytest.mark.parametrize("who", ["anonymous", "non-staff"])
-def test_visitors_without_staff_rights_are_sent_to_sign_in_and_see_no_data(client, django_user_model, traffic, url, who):
+def test_visitors_without_staff_rights_are_sent_to_sign_in_and_see_no_data(
+    client, django_user_model, traffic, url, who
+):
     if who == "non-staff":
         client.force_login(django_user_model.objects.create(username="visitor"))
     response = client.get(url)
@@ -144,15 +148,22 @@ def test_every_filter_combination_renders(staff, traffic, preset, granularity, c
 
 def test_filter_by_identifier_and_other_event_type_render(staff, traffic):
     downloads = BeaconDefinition.objects.create(slug="download_click", name="Brochure downloads")
-    hits_add(downloads, "brochure.pdf", datetime.now(timezone.utc), 4)
+    hits_add(downloads, "brochure.pdf", datetime.now(UTC), 4)
     response = staff.get(reverse("dashboard:index"), {"type": "download_click", "identifier": "brochure.pdf"})
     assert response.context["kpis"]["total"] == 4
     assert "Brochure downloads of brochure.pdf per day" in response.content.decode()
 
 
 def test_url_state_round_trips_through_the_form_and_panel_links(staff, traffic):
-    params = {"type": "page_view", "identifier": "/pricing", "range": "custom", "start": "2026-10-01",
-              "end": "2026-10-31", "granularity": "D", "compare": "on"}  # fmt: skip
+    params = {
+        "type": "page_view",
+        "identifier": "/pricing",
+        "range": "custom",
+        "start": "2026-10-01",
+        "end": "2026-10-31",
+        "granularity": "D",
+        "compare": "on",
+    }
     response = staff.get(reverse("dashboard:index"), params)
     state = response.context["state"]
     assert state.params == params
@@ -164,7 +175,9 @@ def test_url_state_round_trips_through_the_form_and_panel_links(staff, traffic):
     assert state.title == "Page views of /pricing per day, 1–31 October 2026"
     again = staff.get(reverse("dashboard:index") + "?" + state.query).context["state"]
     assert (again.params, again.title, again.start, again.end) == (state.params, state.title, state.start, state.end)
-    assert f"{reverse('dashboard:panel', args=['live'])}?{state.query}".replace("&", "&amp;") in response.content.decode()
+    assert (
+        f"{reverse('dashboard:panel', args=['live'])}?{state.query}".replace("&", "&amp;") in response.content.decode()
+    )
 
 
 def test_filter_form_works_without_javascript_and_pushes_url_with_htmx(staff, traffic):
@@ -183,7 +196,13 @@ def test_htmx_filter_change_returns_only_the_dashboard_fragment(staff, traffic):
 def test_unreadable_filters_fall_back_to_defaults_instead_of_failing(staff, traffic):
     response = staff.get(
         reverse("dashboard:index"),
-        {"type": "gone", "range": "yesterday-ish", "start": "31/31/2026", "granularity": "fortnight", "identifier": "x" * 999},
+        {
+            "type": "gone",
+            "range": "yesterday-ish",
+            "start": "31/31/2026",
+            "granularity": "fortnight",
+            "identifier": "x" * 999,
+        },
     )
     assert response.status_code == 200
     state = response.context["state"]
@@ -208,8 +227,8 @@ def test_live_panel_polls_every_10_seconds_and_pauses_when_hidden(staff, traffic
 
 def test_series_is_gap_filled_with_zeros(staff):
     definition = page_view()
-    hits_add(definition, "/", datetime(2026, 3, 1, 12, tzinfo=timezone.utc), 2)
-    hits_add(definition, "/", datetime(2026, 3, 3, 12, tzinfo=timezone.utc), 5)
+    hits_add(definition, "/", datetime(2026, 3, 1, 12, tzinfo=UTC), 2)
+    hits_add(definition, "/", datetime(2026, 3, 3, 12, tzinfo=UTC), 5)
     response = staff.get(reverse("dashboard:index"), {"range": "custom", "start": "2026-03-01", "end": "2026-03-04"})
     trace = figure_in(response, "fig-series")["data"][0]
     assert trace["x"] == ["2026-03-01T00:00", "2026-03-02T00:00", "2026-03-03T00:00", "2026-03-04T00:00"]
@@ -219,8 +238,10 @@ def test_series_is_gap_filled_with_zeros(staff):
 def test_time_axis_is_in_the_configured_time_zone(staff, settings):
     settings.BEACONS_TIME_ZONE = "America/New_York"
     # 03:30 UTC on 10 March is 23:30 on 9 March in New York.
-    hits_add(page_view(), "/", datetime(2026, 3, 10, 3, 30, tzinfo=timezone.utc), 7)
-    response = staff.get(reverse("dashboard:index"), {"range": "custom", "start": "2026-03-09", "end": "2026-03-10", "granularity": "H"})
+    hits_add(page_view(), "/", datetime(2026, 3, 10, 3, 30, tzinfo=UTC), 7)
+    response = staff.get(
+        reverse("dashboard:index"), {"range": "custom", "start": "2026-03-09", "end": "2026-03-10", "granularity": "H"}
+    )
     figure = figure_in(response, "fig-series")
     trace = figure["data"][0]
     assert trace["x"][0] == "2026-03-09T00:00" and len(trace["x"]) == 48
@@ -230,7 +251,7 @@ def test_time_axis_is_in_the_configured_time_zone(staff, settings):
 
 def test_kpis_show_total_change_busiest_bucket_and_live_now(staff):
     definition = page_view()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     hits_add(definition, "/", now - timedelta(days=40), 4)  # the 30 days before
     hits_add(definition, "/", now - timedelta(days=3), 6)
     hits_add(definition, "/a", now, 2)
@@ -240,7 +261,9 @@ def test_kpis_show_total_change_busiest_bucket_and_live_now(staff):
     assert "up 50%" in html and re.search(r"vs [^<(]+ \(4\)", html)  # the running hour is in the total only
     assert "Busiest day" in html and "6 page views" in html
     assert response.context["live"]["count"] == 2
-    assert re.search(r"<div class=\"kpi-value\">2</div>\s*<div class=\"kpi-note\">all page views in the last 5 minutes", html)
+    assert re.search(
+        r"<div class=\"kpi-value\">2</div>\s*<div class=\"kpi-note\">all page views in the last 5 minutes", html
+    )
 
 
 def test_change_says_no_previous_data_when_the_period_before_is_empty(staff, traffic):
@@ -251,25 +274,45 @@ def test_top_identifiers_show_share_and_link_to_filter_the_dashboard(staff, traf
     response = staff.get(reverse("dashboard:index"))
     rows = response.context["top"]["rows"]
     assert [(row["identifier"], row["count"], row["share"]) for row in rows] == [
-        ("/", 7, 63.6), ("/pricing", 3, 27.3), ("/docs", 1, 9.1)
-    ]  # fmt: skip
+        ("/", 7, 63.6),
+        ("/pricing", 3, 27.3),
+        ("/docs", 1, 9.1),
+    ]
     assert 'href="/dashboard/?type=page_view&amp;range=30d&amp;identifier=%2Fpricing"' in response.content.decode()
 
 
 def test_breakdown_stacks_every_event_type_over_the_same_buckets(staff, traffic):
     downloads = BeaconDefinition.objects.create(slug="download_click", name="Brochure downloads")
-    hits_add(downloads, "brochure.pdf", datetime.now(timezone.utc), 4)
+    hits_add(downloads, "brochure.pdf", datetime.now(UTC), 4)
     figure = figure_in(staff.get(reverse("dashboard:panel", args=["breakdown"])), "fig-breakdown")
     assert figure["layout"]["barmode"] == "stack"
-    assert sorted((trace["name"], sum(trace["y"])) for trace in figure["data"]) == [("Brochure downloads", 4), ("Page views", 11)]
+    assert sorted((trace["name"], sum(trace["y"])) for trace in figure["data"]) == [
+        ("Brochure downloads", 4),
+        ("Page views", 11),
+    ]
     assert len({tuple(trace["x"]) for trace in figure["data"]}) == 1
 
 
 def test_errors_panel_lists_latest_unresolved_groups_linking_to_their_page(staff):
     definition = BeaconDefinition.objects.get(slug="error")
-    now = datetime.now(timezone.utc)
-    group = ErrorGroup.objects.create(definition=definition, fingerprint="a", title="TypeError: x is undefined", first_seen=now, last_seen=now, count=3)
-    ErrorGroup.objects.create(definition=definition, fingerprint="b", title="Old and fixed", first_seen=now, last_seen=now, count=1, status="resolved")
+    now = datetime.now(UTC)
+    group = ErrorGroup.objects.create(
+        definition=definition,
+        fingerprint="a",
+        title="TypeError: x is undefined",
+        first_seen=now,
+        last_seen=now,
+        count=3,
+    )
+    ErrorGroup.objects.create(
+        definition=definition,
+        fingerprint="b",
+        title="Old and fixed",
+        first_seen=now,
+        last_seen=now,
+        count=1,
+        status="resolved",
+    )
     html = staff.get(reverse("dashboard:panel", args=["errors"])).content.decode()
     assert f'href="{reverse("dashboard:error_detail", args=[group.pk])}">TypeError: x is undefined</a>' in html
     assert "Old and fixed" not in html
@@ -309,15 +352,17 @@ def test_top_and_breakdown_csv_match_their_panels(staff, traffic):
     figure = figure_in(staff.get(reverse("dashboard:panel", args=["breakdown"])), "fig-breakdown")
     header, *rows = csv_rows(staff.get(reverse("dashboard:panel", args=["breakdown"]), {"format": "csv"}))
     assert header[1:] == [trace["name"] for trace in figure["data"]]
-    assert [[int(value) for value in row[1:]] for row in rows] == [list(ys) for ys in zip(*(t["y"] for t in figure["data"]))]
+    assert [[int(value) for value in row[1:]] for row in rows] == [
+        list(ys) for ys in zip(*(t["y"] for t in figure["data"]))
+    ]
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(staff):
-    now = datetime.now(timezone.utc)
-    for identifier in ["=HYPERLINK(\"http://evil\")", "+1", "-2", "@SUM(A1)", "/safe"]:
+    now = datetime.now(UTC)
+    for identifier in ['=HYPERLINK("http://evil")', "+1", "-2", "@SUM(A1)", "/safe"]:
         hits_add(page_view(), identifier, now)
     rows = csv_rows(staff.get(reverse("dashboard:panel", args=["top"]), {"format": "csv"}))[1:]
-    assert sorted(row[0] for row in rows) == ["'+1", "'-2", "'=HYPERLINK(\"http://evil\")", "'@SUM(A1)", "/safe"]
+    assert sorted(row[0] for row in rows) == ["'+1", "'-2", '\'=HYPERLINK("http://evil")', "'@SUM(A1)", "/safe"]
 
 
 # --- attacker-controlled text --------------------------------------------------------------
@@ -326,9 +371,12 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(staf
 def test_hostile_identifiers_meta_and_names_never_appear_unescaped(staff, send):
     for text in XSS:
         assert send({"event_type": "page_view", "identifier": text, "meta": {"note": text}}).status_code == 204
-        assert send({"event_type": "error", "identifier": text, "meta": {"message": text, "stack": text}}).status_code == 204
+        assert (
+            send({"event_type": "error", "identifier": text, "meta": {"message": text, "stack": text}}).status_code
+            == 204
+        )
     BeaconDefinition.objects.create(slug="hostile", name=XSS[1] + XSS[2])
-    hits_add(BeaconDefinition.objects.get(slug="hostile"), XSS[0], datetime.now(timezone.utc), 3)
+    hits_add(BeaconDefinition.objects.get(slug="hostile"), XSS[0], datetime.now(UTC), 3)
 
     responses = []
     for slug in ["page_view", "hostile"]:
@@ -336,7 +384,9 @@ def test_hostile_identifiers_meta_and_names_never_appear_unescaped(staff, send):
             params = {"type": slug, "identifier": identifier, "compare": "on"}
             responses.append(staff.get(reverse("dashboard:index"), params))
             responses += [staff.get(reverse("dashboard:panel", args=[name]), params, **HX) for name in PANELS]
-            responses.append(staff.get(reverse("dashboard:panel", args=["identifiers"]), {"type": slug, "identifier": "<"}))
+            responses.append(
+                staff.get(reverse("dashboard:panel", args=["identifiers"]), {"type": slug, "identifier": "<"})
+            )
     assert all(response.status_code == 200 for response in responses)
     for response in responses:
         body = response.content.decode()
@@ -348,7 +398,9 @@ def test_hostile_identifiers_meta_and_names_never_appear_unescaped(staff, send):
     figure = figure_in(responses[0], "fig-series")
     page = staff.get(reverse("dashboard:index"), {"type": "page_view", "identifier": XSS[0]})
     assert figure_in(page, "fig-series")["data"][0]["name"] == plotly_text("Page views of " + XSS[0])
-    assert "&lt;script&gt;" in json.dumps(figure_in(staff.get(reverse("dashboard:index"), {"type": "hostile"}), "fig-breakdown"))
+    assert "&lt;script&gt;" in json.dumps(
+        figure_in(staff.get(reverse("dashboard:index"), {"type": "hostile"}), "fig-breakdown")
+    )
     assert figure["data"]
 
     # CSV carries the real text, as a download that no browser renders as a page.
@@ -359,7 +411,7 @@ def test_hostile_identifiers_meta_and_names_never_appear_unescaped(staff, send):
 
 
 def test_plotly_text_escapes_markup_and_template_placeholders():
-    assert plotly_text('<b>x</b> & %{y}') == "&lt;b&gt;x&lt;/b&gt; &amp; &#37;{y}"
+    assert plotly_text("<b>x</b> & %{y}") == "&lt;b&gt;x&lt;/b&gt; &amp; &#37;{y}"
 
 
 # --- query counts: each partial costs a fixed number of queries, whatever the data --------
@@ -390,8 +442,10 @@ def test_with_one_page_chosen_the_card_counts_it_and_shares_stay_of_all_pages(st
     assert response.context["kpis"]["total"] == 3
     assert response.context["top"]["total"] == 11
     assert [(row["identifier"], row["share"]) for row in response.context["top"]["rows"]] == [
-        ("/", 63.6), ("/pricing", 27.3), ("/docs", 9.1)
-    ]  # fmt: skip
+        ("/", 63.6),
+        ("/pricing", 27.3),
+        ("/docs", 9.1),
+    ]
 
 
 # --- demo data -----------------------------------------------------------------------------
@@ -401,7 +455,10 @@ def test_demo_data_counters_agree_in_every_granularity(settings):
     call_command("beacons_demo", hits=5000, identifiers=30, days=40, errors=15, seed=1)
     for definition in BeaconDefinition.objects.all():
         rows = BeaconAggregate.objects.filter(definition=definition)
-        totals = {g: rows.filter(identifier="", granularity=g).aggregate(n=Sum("count"))["n"] for g in definition.granularity_codes}
+        totals = {
+            g: rows.filter(identifier="", granularity=g).aggregate(n=Sum("count"))["n"]
+            for g in definition.granularity_codes
+        }
         fine = {G.SECOND, G.MINUTE}
         coarse = {g: n for g, n in totals.items() if g not in fine}
         assert len(set(coarse.values())) == 1, (definition.slug, totals)
@@ -414,9 +471,19 @@ def test_demo_data_counters_agree_in_every_granularity(settings):
     definition = page_view()
     minutes = BeaconAggregate.objects.filter(definition=definition, identifier="", granularity=G.MINUTE)
     first = minutes.order_by("period_start").first().period_start
-    assert first >= datetime.now(timezone.utc) - timedelta(days=2, hours=1)
-    hours = BeaconAggregate.objects.filter(definition=definition, identifier="", granularity=G.HOUR, period_start__gte=bucket_start(first, G.HOUR) + timedelta(hours=1))
-    assert minutes.filter(period_start__gte=bucket_start(first, G.HOUR) + timedelta(hours=1)).aggregate(n=Sum("count"))["n"] == hours.aggregate(n=Sum("count"))["n"]
+    assert first >= datetime.now(UTC) - timedelta(days=2, hours=1)
+    hours = BeaconAggregate.objects.filter(
+        definition=definition,
+        identifier="",
+        granularity=G.HOUR,
+        period_start__gte=bucket_start(first, G.HOUR) + timedelta(hours=1),
+    )
+    assert (
+        minutes.filter(period_start__gte=bucket_start(first, G.HOUR) + timedelta(hours=1)).aggregate(n=Sum("count"))[
+            "n"
+        ]
+        == hours.aggregate(n=Sum("count"))["n"]
+    )
     assert ErrorGroup.objects.exists()
 
 
@@ -427,7 +494,9 @@ def test_demo_if_empty_skips_when_page_views_exist_and_reset_starts_over(capsys)
     assert BeaconAggregate.objects.count() == count
     assert "nothing to do" in capsys.readouterr().out
     call_command("beacons_demo", reset=True, hits=500, identifiers=10, days=5, errors=0)
-    total = BeaconAggregate.objects.filter(definition__slug="page_view", identifier="", granularity=G.DAY).aggregate(n=Sum("count"))["n"]
+    total = BeaconAggregate.objects.filter(definition__slug="page_view", identifier="", granularity=G.DAY).aggregate(
+        n=Sum("count")
+    )["n"]
     assert total == 500
 
 
@@ -441,9 +510,11 @@ def test_show_as_table_lists_the_same_numbers_as_the_chart(staff, traffic):
 
 def test_show_as_table_escapes_text_and_separates_thousands(staff):
     hostile = BeaconDefinition.objects.create(slug="hostile", name="<b>Bold</b> & co")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     hits_add(hostile, "/", now, 1234)
-    html = staff.get(reverse("dashboard:panel", args=["breakdown"]), {"range": "today", "granularity": "D"}).content.decode()
+    html = staff.get(
+        reverse("dashboard:panel", args=["breakdown"]), {"range": "today", "granularity": "D"}
+    ).content.decode()
     table = re.search(r'<details class="as-table">.*?(<table>.*?</table>)', html, re.S).group(1)
     day = charts.bucket_label(bucket_start(now, G.DAY), G.DAY)
     assert table == (
@@ -462,9 +533,15 @@ def test_type_names_keep_their_capitals_mid_sentence(staff):
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("Page views", "page views"), ("JavaScript errors", "JavaScript errors"), ("API calls", "API calls"),
-     ("Sign-ups", "sign-ups"), ("iOS installs", "iOS installs"), ("", "")],
-)  # fmt: skip
+    [
+        ("Page views", "page views"),
+        ("JavaScript errors", "JavaScript errors"),
+        ("API calls", "API calls"),
+        ("Sign-ups", "sign-ups"),
+        ("iOS installs", "iOS installs"),
+        ("", ""),
+    ],
+)
 def test_in_sentence_lowers_only_a_plainly_capitalised_first_word(name, expected):
     from dashboard.templatetags.dashboard import in_sentence
 

@@ -12,8 +12,10 @@ import pytest
 # Playwright's sync API runs an event loop in this thread; the ORM calls here are still synchronous.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-from django.core.management import call_command  # noqa: E402
-from django.test import Client  # noqa: E402
+from datetime import UTC
+
+from django.core.management import call_command
+from django.test import Client
 
 pytestmark = pytest.mark.browser
 
@@ -121,15 +123,15 @@ VIEWS = {
 
 @pytest.mark.parametrize("width", [1400, 390])
 def test_no_chart_repeats_a_tick_label_or_lets_a_title_or_date_collide_or_get_cut(staff_page, live_server, width):
-    from datetime import date, datetime, timedelta, timezone
+    from datetime import date, datetime, timedelta
 
-    from beacons.counting import Hit, aggregates_add, increments_for
+    from beacons.counting.increments import Hit, aggregates_add, increments_for
     from beacons.models import BeaconDefinition
 
     # One busy day five weeks ago: six-digit tick labels ("250,000"), the widest a y title must clear.
     page_view = BeaconDefinition.objects.get(slug="page_view")
     hit = Hit(page_view.pk, tuple(page_view.granularity_codes), "/launch")
-    busy = increments_for(hits=[hit], received_at=datetime.now(timezone.utc) - timedelta(days=35))
+    busy = increments_for(hits=[hit], received_at=datetime.now(UTC) - timedelta(days=35))
     aggregates_add(increments={key: n * 250_000 for key, n in busy.items()})
     start, end = date.today() - timedelta(days=45), date.today() - timedelta(days=5)
     page = staff_page(width=width, height=900)
@@ -146,6 +148,8 @@ def test_no_chart_repeats_a_tick_label_or_lets_a_title_or_date_collide_or_get_cu
             assert labels["titleOverTick"] == [], (name, width)
             assert labels["crowded"] == [] and labels["cut"] == [], (name, width, labels)
         assert page.evaluate("document.documentElement.scrollWidth") <= width, name
-        cut_cards = page.evaluate("() => [...document.querySelectorAll('.kpi-value')].filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent.trim())")
+        cut_cards = page.evaluate(
+            "() => [...document.querySelectorAll('.kpi-value')].filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent.trim())"
+        )
         assert cut_cards == [], (name, width)
     assert page.problems == []

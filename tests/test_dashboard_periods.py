@@ -76,7 +76,9 @@ def test_today_at_0259_is_compared_with_yesterday_up_to_the_same_time(staff, clo
 
 def downloads():
     """A type that keeps no minute counters (hour, day, month, year)."""
-    return BeaconDefinition.objects.get_or_create(slug="download", defaults={"name": "Downloads", "granularities": "H,D,MO,Y"})[0]
+    return BeaconDefinition.objects.get_or_create(
+        slug="download", defaults={"name": "Downloads", "granularities": "H,D,MO,Y"}
+    )[0]
 
 
 def kpi_card(response) -> tuple:
@@ -148,7 +150,9 @@ def test_a_type_kept_per_day_compares_whole_days_only(staff, clock):
     assert "vs 19–24 November 2026, both in whole days (4)" in note_text(response.content.decode())
     response = dashboard(staff, type="signup", range="today")
     assert kpi_card(response) == (5, 0, None)
-    assert "compared from 3 December 2026 00:00, when the first whole day is counted" in note_text(response.content.decode())
+    assert "compared from 3 December 2026 00:00, when the first whole day is counted" in note_text(
+        response.content.decode()
+    )
 
 
 def test_today_at_2359_is_compared_with_yesterday_to_2359(staff, clock):
@@ -185,7 +189,9 @@ def test_this_month_so_far_is_compared_with_the_same_days_of_last_month_to_the_h
 
 
 @pytest.mark.parametrize("with_minutes", [True, False])
-def test_on_the_last_day_of_a_month_the_shorter_month_before_counts_whole_against_whole_hours(staff, clock, with_minutes):
+def test_on_the_last_day_of_a_month_the_shorter_month_before_counts_whole_against_whole_hours(
+    staff, clock, with_minutes
+):
     clock(utc(2026, 3, 31, 23, 59))
     definition = page_view() if with_minutes else downloads()
     hits_add(definition, "/", utc(2026, 2, 28, 12), 7)
@@ -272,7 +278,13 @@ def test_point_size_never_changes_the_totals_and_a_coarser_one_than_the_dates_is
 
 def test_buckets_cut_by_the_dates_count_only_their_part_and_are_drawn_lighter(staff, clock):
     clock(utc(2026, 12, 2, 10))
-    for day, n in [((2026, 1, 10), 100), ((2026, 1, 20), 1), ((2026, 2, 14), 2), ((2026, 3, 20), 4), ((2026, 3, 25), 200)]:
+    for day, n in [
+        ((2026, 1, 10), 100),
+        ((2026, 1, 20), 1),
+        ((2026, 2, 14), 2),
+        ((2026, 3, 20), 4),
+        ((2026, 3, 25), 200),
+    ]:
         hits_add(page_view(), "/", utc(*day, 12), n)
     response = dashboard(staff, range="custom", start="2026-01-15", end="2026-03-20", granularity="MO")
     assert response.context["kpis"]["total"] == 7
@@ -315,7 +327,10 @@ def test_last_12_months_is_this_month_so_far_and_11_whole_months_compared_a_year
     state = response.context["state"]
     assert (state.start, state.end) == (utc(2026, 1, 1), utc(2027, 1, 1))
     assert state.previous_period == (utc(2025, 1, 1), utc(2025, 12, 2, 3))
-    assert state.title == "Page views per month, January – December 2026 (this month so far and the 11 whole months before)"
+    assert (
+        state.title
+        == "Page views per month, January – December 2026 (this month so far and the 11 whole months before)"
+    )
     assert (response.context["kpis"]["total"], response.context["kpis"]["previous"]) == (30, 10)
     assert "vs 1 January – 2 December 2025, both to 02:00 (10)" in note_text(response.content.decode())
     layout = figure_in(response, "fig-series")["layout"]["xaxis"]
@@ -328,8 +343,10 @@ def test_this_month_has_one_distinct_tick_label_per_day(staff, clock):
     hits_add(page_view(), "/", utc(2026, 12, 1, 10), 3)
     layout = figure_in(dashboard(staff, range="month"), "fig-series")["layout"]["xaxis"]
     assert (layout["tickmode"], layout["tickvals"], layout["ticktext"]) == (
-        "array", ["2026-12-01T00:00", "2026-12-02T00:00"], ["1 Dec", "2 Dec"]
-    )  # fmt: skip
+        "array",
+        ["2026-12-01T00:00", "2026-12-02T00:00"],
+        ["1 Dec", "2 Dec"],
+    )
 
 
 # --- 4. busiest pages: change, sort, paging, CSV of every row -------------------------------
@@ -365,7 +382,9 @@ def test_busiest_pages_change_compares_the_same_elapsed_minutes_as_the_kpi_card(
     (row,) = response.context["top"]["rows"]
     assert (row["count"], row["previous"], row["change"], row["change_percent"]) == (15, 10, 5, 50)
     assert "change vs 00:00–02:05 yesterday." in note_text(response.content.decode())
-    header, csv_row = csv_rows(staff.get(reverse("dashboard:panel", args=["top"]), {"range": "today", "compare": "on", "format": "csv"}))
+    header, csv_row = csv_rows(
+        staff.get(reverse("dashboard:panel", args=["top"]), {"range": "today", "compare": "on", "format": "csv"})
+    )
     assert csv_row[1:] == ["15", "100.0", "10", "5", "50"]
 
 
@@ -382,8 +401,17 @@ def test_busiest_pages_sort_by_change_and_page_through_10_50_100(staff, sixty_pa
 
 
 def test_busiest_pages_csv_has_every_row_of_the_period_with_the_change(staff, sixty_pages):
-    header, *rows = csv_rows(staff.get(reverse("dashboard:panel", args=["top"]), {"range": "7d", "compare": "on", "format": "csv"}))
-    assert header == ["Page views: page or item", "count", "share of total (%)", "period before", "change", "change (%)"]
+    header, *rows = csv_rows(
+        staff.get(reverse("dashboard:panel", args=["top"]), {"range": "7d", "compare": "on", "format": "csv"})
+    )
+    assert header == [
+        "Page views: page or item",
+        "count",
+        "share of total (%)",
+        "period before",
+        "change",
+        "change (%)",
+    ]
     assert len(rows) == 61
     assert rows[0] == ["/p00", "100", "2.4", "150", "-50", "-33"]
     assert ["/gone", "0", "0.0", "9", "-9", "-100"] in rows
@@ -411,11 +439,15 @@ def test_each_type_keeps_its_colour_whatever_else_is_registered(staff, clock):
     hits_add(page_view(), "/", utc(2026, 12, 1), 1500)
     colour = charts.type_colour("page_view")
     series = figure_in(dashboard(staff, range="7d"), "fig-series")["data"][0]
-    breakdown = {t["name"]: t["marker"]["color"] for t in figure_in(dashboard(staff, range="7d"), "fig-breakdown")["data"]}
+    breakdown = {
+        t["name"]: t["marker"]["color"] for t in figure_in(dashboard(staff, range="7d"), "fig-breakdown")["data"]
+    }
     assert series["marker"]["color"] == colour and breakdown["Page views"] == colour
     ads = BeaconDefinition.objects.create(slug="ad_click", name="Ad clicks")  # sorts before "Page views"
     hits_add(ads, "banner", utc(2026, 12, 1), 10)
-    breakdown = {t["name"]: t["marker"]["color"] for t in figure_in(dashboard(staff, range="7d"), "fig-breakdown")["data"]}
+    breakdown = {
+        t["name"]: t["marker"]["color"] for t in figure_in(dashboard(staff, range="7d"), "fig-breakdown")["data"]
+    }
     assert breakdown == {"Ad clicks": charts.type_colour("ad_click"), "Page views": colour}
     assert charts.type_colour("ad_click") != colour
 
@@ -427,8 +459,14 @@ def test_each_type_on_its_own_scale_gives_a_small_type_its_own_axis(staff, clock
     hits_add(signups, "footer", utc(2026, 12, 1), 10)
     response = dashboard(staff, range="7d", scale="own")
     figure = figure_in(response, "fig-breakdown")
-    assert {(t["name"], t["yaxis"], max(t["y"])) for t in figure["data"]} == {("Page views", "y", 1500), ("Sign-ups", "y2", 10)}
-    assert "yaxis2" in figure["layout"] and [a["text"] for a in figure["layout"]["annotations"]] == ["Page views", "Sign-ups"]
+    assert {(t["name"], t["yaxis"], max(t["y"])) for t in figure["data"]} == {
+        ("Page views", "y", 1500),
+        ("Sign-ups", "y2", 10),
+    }
+    assert "yaxis2" in figure["layout"] and [a["text"] for a in figure["layout"]["annotations"]] == [
+        "Page views",
+        "Sign-ups",
+    ]
     assert "scale=own" in response.context["state"].query
 
 
@@ -475,7 +513,7 @@ def test_custom_dates_keep_their_capitals_in_the_total_card(staff, clock):
 
 
 def test_buckets_back_moves_on_the_local_calendar():
-    from beacons.buckets import buckets_back
+    from beacons.counting.buckets import buckets_back
 
     berlin = ZoneInfo("Europe/Berlin")
     after_change = datetime(2026, 3, 30, 10, 59, tzinfo=berlin)
@@ -488,14 +526,16 @@ def test_dashboard_state_periods_at_midnight_and_just_before():
     definitions = list(BeaconDefinition.objects.order_by("name"))
     _, state = dashboard_state(params={"range": "today"}, definitions=definitions, now=utc(2026, 12, 2, 0, 0))
     assert (state.start, state.totals_end, state.previous_period) == (
-        utc(2026, 12, 2), utc(2026, 12, 2, 1), (utc(2026, 12, 1), utc(2026, 12, 1, 1))
-    )  # fmt: skip
+        utc(2026, 12, 2),
+        utc(2026, 12, 2, 1),
+        (utc(2026, 12, 1), utc(2026, 12, 1, 1)),
+    )
     _, state = dashboard_state(params={"range": "month"}, definitions=definitions, now=utc(2026, 11, 30, 23, 59))
     assert state.previous_period == (utc(2026, 10, 1), utc(2026, 11, 1))  # to 23:59 is the whole month
     assert state.comparison_label == "October 2026"
 
 
-# --- presets and point sizes from beacons.buckets and beacons.models.Granularity ---------------
+# --- presets and point sizes from beacons.counting.buckets and beacons.models.Granularity ---------------
 
 
 @pytest.mark.parametrize(
@@ -515,6 +555,8 @@ def test_presets_cover_whole_buckets_and_the_form_shows_their_last_day(settings,
 
 
 def test_the_point_size_choices_are_the_model_granularities_in_words():
-    form, state = dashboard_state(params={"range": "12m"}, definitions=list(BeaconDefinition.objects.all()), now=utc(2026, 12, 2, 12))
+    form, state = dashboard_state(
+        params={"range": "12m"}, definitions=list(BeaconDefinition.objects.all()), now=utc(2026, 12, 2, 12)
+    )
     assert form.fields["granularity"].choices == [("", "Automatic"), ("D", "Day"), ("MO", "Month"), ("Y", "Year")]
     assert (state.granularity, state.per) == ("MO", "month")  # automatic for a year

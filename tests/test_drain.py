@@ -9,18 +9,20 @@ from django.core.management import call_command
 from django.db import OperationalError, connections
 from django.db.models import Sum
 
-from beacons import counting, drain, redis_format
-from beacons.counting import aggregates_add
-from beacons.drain import drain_pass, drain_with_retries, hits_from_totals
+from beacons.counting import drain, increments, redis_format
+from beacons.counting.drain import drain_pass, drain_with_retries, hits_from_totals
+from beacons.counting.increments import aggregates_add
+from beacons.counting.redis_format import drain_batch_key, live_and_pending_keys
+from beacons.counting.sinks import get_sink
 from beacons.models import BeaconAggregate, BeaconDefinition, DrainBatch, Granularity
-from beacons.redis_format import drain_batch_key, live_and_pending_keys
-from beacons.sinks import get_sink
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 
 
 def hour_total(identifier=""):
-    rows = BeaconAggregate.objects.filter(definition__slug="page_view", identifier=identifier, granularity=Granularity.HOUR)
+    rows = BeaconAggregate.objects.filter(
+        definition__slug="page_view", identifier=identifier, granularity=Granularity.HOUR
+    )
     return rows.aggregate(total=Sum("count"))["total"] or 0
 
 
@@ -142,7 +144,7 @@ def test_counts_of_a_type_deleted_before_the_drain_are_dropped_and_the_rest_drai
 
 def test_a_batch_is_read_in_chunks_and_every_count_lands(redis_sink, page_views, monkeypatch):
     monkeypatch.setattr(drain, "SCAN_COUNT", 2)
-    monkeypatch.setattr(counting, "STREAM_ROWS_PER_STATEMENT", 3)
+    monkeypatch.setattr(increments, "STREAM_ROWS_PER_STATEMENT", 3)
     pages = [f"/chunk/{i}" for i in range(200)]  # past Redis's small-hash encoding, which HSCAN returns whole
     for page in pages:
         page_views(page, 1)
@@ -194,7 +196,7 @@ def test_old_drain_records_are_purged_unless_their_batch_is_still_pending(redis_
 
     from django.utils import timezone
 
-    from beacons.drain import drain_batches_purge
+    from beacons.counting.drain import drain_batches_purge
 
     _, pending = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
     for batch_id in ("old-done", "old-pending", "recent"):
@@ -208,7 +210,7 @@ def test_old_drain_records_are_purged_unless_their_batch_is_still_pending(redis_
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)  # the parts are written by other threads' connections
 def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink, page_views, settings, monkeypatch):
-    from beacons.redis_format import field_decode
+    from beacons.counting.redis_format import field_decode
 
     monkeypatch.setattr(drain, "PARALLEL_MIN_KEYS", 1)
     settings.BEACONS_DRAIN_WORKERS = 2
@@ -230,7 +232,9 @@ def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink
     assert 0 < len(first) < len(fields)
     aggregates_add(increments=first)
     DrainBatch.objects.create(batch_id="big/1-of-2")
-    first_hits = sum(n for (_, identifier, granularity, _), n in first.items() if identifier == "" and granularity == "H")
+    first_hits = sum(
+        n for (_, identifier, granularity, _), n in first.items() if identifier == "" and granularity == "H"
+    )
 
     result = drain_pass()
     assert [hour_total(page) for page in pages] == [2] * len(pages)
@@ -243,8 +247,8 @@ def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink
 def test_undecodable_bytes_in_the_live_hash_never_block_a_drain(redis_sink, page_views, settings):
     from django.utils import timezone
 
-    from beacons.buckets import bucket_start
-    from beacons.redis_format import field_encode
+    from beacons.counting.buckets import bucket_start
+    from beacons.counting.redis_format import field_encode
 
     page_views("/fine", 1)
     definition_id = BeaconDefinition.objects.get(slug="page_view").pk

@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from beacons.buckets import bucket_start
-from beacons.errors import error_group_status_set, error_signature, message_normalise, top_frame
+from beacons.counting.buckets import bucket_start
+from beacons.errors.grouping import error_group_status_set, error_signature, message_normalise, top_frame
 from beacons.models import BeaconDefinition, BeaconEvent, ErrorGroup
 from beacons.queries import error_hourly
 
@@ -23,7 +23,9 @@ CHROME_STACK = """TypeError: Cannot read properties of undefined (reading 'total
 @pytest.fixture(autouse=True)
 def error_type(db):
     """The `error` beacon type as the migrations register it (a transactional test may have flushed it)."""
-    defaults = next(d for d in import_module("beacons.migrations.0002_default_definitions").DEFAULTS if d["slug"] == "error")
+    defaults = next(
+        d for d in import_module("beacons.migrations.0002_default_definitions").DEFAULTS if d["slug"] == "error"
+    )
     return BeaconDefinition.objects.get_or_create(slug="error", defaults=defaults)[0]
 
 
@@ -43,7 +45,10 @@ def chrome_stack(line=10, col=5, function="renderCart"):
     [
         ("Item 12 not found", "Item <num> not found"),
         ("Uncaught TypeError: x is undefined", "TypeError: x is undefined"),
-        ("Cannot read properties of undefined (reading 'total')", "Cannot read properties of undefined (reading <str>)"),
+        (
+            "Cannot read properties of undefined (reading 'total')",
+            "Cannot read properties of undefined (reading <str>)",
+        ),
         ('Failed to load "https://cdn.example/a.js?v=3"', "Failed to load <str>"),
         ("Failed to fetch https://api.example/orders/991", "Failed to fetch <url>"),
         ("Order 123e4567-e89b-12d3-a456-426614174000 missing", "Order <uuid> missing"),
@@ -60,17 +65,21 @@ def test_message_normalise_masks_variable_parts(message, expected):
 @pytest.mark.parametrize(
     ("stack", "expected"),
     [
-        ("TypeError: a\n    at render (https://x.example/js/app.js:10:5)\n    at go (https://x.example/js/b.js:1:1)",
-         ("/js/app.js", "render")),
+        (
+            "TypeError: a\n    at render (https://x.example/js/app.js:10:5)\n    at go (https://x.example/js/b.js:1:1)",
+            ("/js/app.js", "render"),
+        ),
         ("TypeError: a\n    at https://x.example/js/app.js:10:5", ("/js/app.js", "")),
-        ("TypeError: a\n    at Array.map (<anonymous>)\n    at async List.draw (https://x.example/list.js:3:9)",
-         ("/list.js", "List.draw")),
+        (
+            "TypeError: a\n    at Array.map (<anonymous>)\n    at async List.draw (https://x.example/list.js:3:9)",
+            ("/list.js", "List.draw"),
+        ),
         ("render@https://x.example/js/app.js?v=7:10:5\n@https://x.example/js/b.js:1:1", ("/js/app.js", "render")),
         ("global code@https://x.example/inline.js:3:4", ("/inline.js", "global code")),
         ("at render (https://x.example/js/main.1a2b3c4d.js:1:1)", ("/js/main.<hash>.js", "render")),
         ("no frames here", ("", "")),
     ],
-)  # fmt: skip
+)
 def test_top_frame_reads_chrome_firefox_and_safari_stacks_without_line_numbers(stack, expected):
     assert top_frame(stack) == expected
 
@@ -91,7 +100,9 @@ def test_different_top_frames_have_different_fingerprints():
 
 def test_client_fingerprint_overrides_message_and_stack():
     first = error_signature(meta={"message": "A", "stack": chrome_stack(function="a"), "fingerprint": "checkout-total"})
-    second = error_signature(meta={"message": "B", "stack": chrome_stack(function="b"), "fingerprint": "checkout-total"})
+    second = error_signature(
+        meta={"message": "B", "stack": chrome_stack(function="b"), "fingerprint": "checkout-total"}
+    )
     other = error_signature(meta={"message": "A", "stack": chrome_stack(function="a"), "fingerprint": "other"})
     assert first.fingerprint == second.fingerprint != other.fingerprint
 

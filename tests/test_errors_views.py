@@ -11,9 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from beacons import alerts
+from beacons.errors import alerts
 from beacons.models import BeaconDefinition, ErrorGroup
-
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +24,9 @@ XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</script>
 @pytest.fixture(autouse=True)
 def error_type(db):
     """The `error` beacon type as the migrations register it (a transactional test may have flushed it)."""
-    defaults = next(d for d in import_module("beacons.migrations.0002_default_definitions").DEFAULTS if d["slug"] == "error")
+    defaults = next(
+        d for d in import_module("beacons.migrations.0002_default_definitions").DEFAULTS if d["slug"] == "error"
+    )
     return BeaconDefinition.objects.get_or_create(slug="error", defaults=defaults)[0]
 
 
@@ -60,7 +61,10 @@ def group(send) -> ErrorGroup:
 
 
 def figures(html: str) -> list[dict]:
-    return [json.loads(body) for body in re.findall(r'<script id="[^"]+" type="application/json">(.*?)</script>', html, re.S)]
+    return [
+        json.loads(body)
+        for body in re.findall(r'<script id="[^"]+" type="application/json">(.*?)</script>', html, re.S)
+    ]
 
 
 # --- list ------------------------------------------------------------------------------------
@@ -80,7 +84,11 @@ def test_list_shows_groups_with_counts_culprits_and_sparklines(staff_client, sen
 
 @pytest.mark.parametrize(
     ("order", "expected"),
-    [("last_seen", ["Early", "Often", "Fresh"]), ("count", ["Often", "Early", "Fresh"]), ("first_seen", ["Fresh", "Often", "Early"])],
+    [
+        ("last_seen", ["Early", "Often", "Fresh"]),
+        ("count", ["Often", "Early", "Fresh"]),
+        ("first_seen", ["Fresh", "Often", "Early"]),
+    ],
 )
 def test_list_sorts_by_last_seen_count_and_first_seen(staff_client, send, order, expected):
     now = timezone.now()
@@ -101,7 +109,9 @@ def test_list_filters_by_status_page_and_time_range(staff_client, send):
     url = reverse("dashboard:errors")
 
     def titles(**params):
-        return set(re.findall(r'<a href="/dashboard/errors/\d+/">([^<]+)</a>', staff_client.get(url, params).content.decode()))
+        return set(
+            re.findall(r'<a href="/dashboard/errors/\d+/">([^<]+)</a>', staff_client.get(url, params).content.decode())
+        )
 
     assert titles() == {"On checkout", "On cart"}  # unresolved by default
     assert titles(status="resolved") == {"Old one"}
@@ -116,7 +126,9 @@ def test_list_htmx_filter_returns_only_the_results_partial(staff_client, group):
     assert "<form" not in html
 
 
-@pytest.mark.parametrize("params", [{"status": "bogus"}, {"range": "1y"}, {"order": "pk"}, {"p": "x"}, {"page": "a" * 400}])
+@pytest.mark.parametrize(
+    "params", [{"status": "bogus"}, {"range": "1y"}, {"order": "pk"}, {"p": "x"}, {"page": "a" * 400}]
+)
 def test_list_survives_bad_parameters(staff_client, group, params):
     assert staff_client.get(reverse("dashboard:errors"), params).status_code == 200
 
@@ -235,7 +247,9 @@ def test_permission_matrix(clients, group, who, page, htmx, action):
             assert response["Location"].startswith(reverse("login"))
     response = client.get(reverse("dashboard:errors"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="error-results")
     assert response.status_code == htmx
-    response = client.post(reverse("dashboard:error_status", args=[group.pk]), {"status": "ignored"}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("dashboard:error_status", args=[group.pk]), {"status": "ignored"}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == action
     group.refresh_from_db()
     assert group.status == ("ignored" if who == "staff" else "unresolved")
@@ -317,7 +331,10 @@ def test_list_and_detail_title_an_error_by_its_latest_message_not_its_mask(staff
     detail = staff_client.get(reverse("dashboard:error_detail", args=[group.pk])).content.decode()
 
     assert error_link_texts(listed) == ["TypeError: Cannot read properties of undefined (reading &#x27;total&#x27;)"]
-    assert '<h1 class="headline error-title">TypeError: Cannot read properties of undefined (reading &#x27;total&#x27;)</h1>' in detail
+    assert (
+        '<h1 class="headline error-title">TypeError: Cannot read properties of undefined (reading &#x27;total&#x27;)</h1>'
+        in detail
+    )
     assert "Grouped as <code>TypeError: Cannot read properties of undefined (reading &lt;str&gt;)</code>" in detail
 
 
@@ -373,7 +390,10 @@ def test_error_pages_say_who_will_be_told(staff_client, send, settings, django_u
 
 
 def test_list_and_detail_offer_the_same_spans(staff_client, group):
-    listed = re.findall(r'<option value="(\w+)"[^>]*>(Last \d[^<]+|Any time)</option>', staff_client.get(reverse("dashboard:errors")).content.decode())
+    listed = re.findall(
+        r'<option value="(\w+)"[^>]*>(Last \d[^<]+|Any time)</option>',
+        staff_client.get(reverse("dashboard:errors")).content.decode(),
+    )
     assert listed == [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days"), ("all", "Any time")]
     detail = staff_client.get(reverse("dashboard:error_detail", args=[group.pk]), {"range": "30d"}).content.decode()
     links = re.findall(r'<a href="\?range=(\w+)"( aria-current="true")?>([^<]+)</a>', detail)
@@ -390,6 +410,8 @@ def test_occurrences_read_meta_and_name_the_browser(staff_client, send):
     send(error("Boom", source="https://shop.example/app.js", line=3, col=9), HTTP_USER_AGENT=FIREFOX_UA)
     group = ErrorGroup.objects.get()
     BeaconEventModel = group.occurrences.model
-    BeaconEventModel.objects.create(definition=group.definition, received_at=timezone.now(), payload={"meta": "not an object"}, error_group=group)
+    BeaconEventModel.objects.create(
+        definition=group.definition, received_at=timezone.now(), payload={"meta": "not an object"}, error_group=group
+    )
     html = staff_client.get(reverse("dashboard:error_detail", args=[group.pk])).content.decode()
     assert "https://shop.example/app.js:3:9" in html and "Firefox 133" in html

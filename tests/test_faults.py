@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings as django_settings
 
+from beacons.counting.drain import CRASH_ENV
+from beacons.counting.increments import Hit, increments_for
+from beacons.counting.sinks import RedisSink, redis_client
 from bench.servers import BROWSER_UA, Server, hits_counted, manage, postgres_database_create, postgres_database_drop
-from beacons.counting import Hit, increments_for
-from beacons.drain import CRASH_ENV
-from beacons.sinks import RedisSink, redis_client
 
 pytestmark = [pytest.mark.serial, pytest.mark.redis]
 
@@ -114,7 +114,9 @@ class Load:
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection(self.address.hostname, self.address.port, timeout=10)
-                conn.request("POST", "/beacon", self.body, {"Content-Type": "application/json", "User-Agent": BROWSER_UA})
+                conn.request(
+                    "POST", "/beacon", self.body, {"Content-Type": "application/json", "User-Agent": BROWSER_UA}
+                )
                 response = conn.getresponse()
                 response.read()
                 with self._lock:
@@ -178,10 +180,7 @@ def _page_view_id(database_url: str) -> int:
 
 
 def _identifier_counted(database_url: str, identifier: str) -> int:
-    sql = (
-        "SELECT COALESCE(SUM(count), 0) FROM beacons_beaconaggregate "
-        "WHERE identifier = {p} AND granularity = 'H'"
-    )
+    sql = "SELECT COALESCE(SUM(count), 0) FROM beacons_beaconaggregate WHERE identifier = {p} AND granularity = 'H'"
     if database_url.startswith("sqlite"):
         import sqlite3
 
@@ -305,7 +304,21 @@ def _redis_stop_keeping_data(client) -> tuple[Path, bool]:
 def _redis_start(folder: Path) -> None:
     port = str(urlsplit(django_settings.BEACONS_REDIS_URL).port or 6379)
     subprocess.run(
-        ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
         check=True,
         capture_output=True,
     )

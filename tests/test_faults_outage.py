@@ -7,10 +7,11 @@ from datetime import date
 import pytest
 from django.db import OperationalError
 
-from beacons import privacy, registry, services
+from beacons import registry
+from beacons.counting.redis_format import field_decode, live_and_pending_keys
+from beacons.counting.sinks import get_sink
+from beacons.ingest import privacy, recording
 from beacons.models import BeaconAggregate, BeaconEvent
-from beacons.redis_format import field_decode, live_and_pending_keys
-from beacons.sinks import get_sink
 
 pytestmark = pytest.mark.django_db
 
@@ -31,11 +32,13 @@ def test_known_type_is_counted_from_the_cache_while_the_database_is_down(send, r
     monkeypatch.setattr(registry, "DEFINITIONS_CACHE_SECONDS", 0)  # cached entry is stale: the database is asked
     monkeypatch.setattr(registry, "_definitions_load_or_register", database_down)
     monkeypatch.setattr(privacy, "_salt_load_or_create", database_down)
-    monkeypatch.setattr(services.connection, "cursor", database_down)  # dropped-hits tally
+    monkeypatch.setattr(recording.connection, "cursor", database_down)  # dropped-hits tally
     privacy._salt_cache.clear()
     assert send({"event_type": "page_view", "identifier": "/down"}).status_code == 204
     assert send({"event_type": "page_view", "identifier": "/down", "id": "1"}).status_code == 204
-    assert send({"event_type": "page_view", "identifier": "/down", "id": "1"}).status_code == 204  # duplicate: tally lost
+    assert (
+        send({"event_type": "page_view", "identifier": "/down", "id": "1"}).status_code == 204
+    )  # duplicate: tally lost
     assert live_hits(redis_sink, settings, "/down") == 2
 
 
@@ -48,7 +51,7 @@ def test_type_never_seen_while_the_database_is_down_gets_503_not_500(send, redis
 
 
 def test_direct_sink_with_the_database_down_answers_503(send, monkeypatch):
-    from beacons import sinks
+    from beacons.counting import sinks
 
     assert send({"event_type": "page_view", "identifier": "/warm"}).status_code == 204
     monkeypatch.setattr(sinks, "aggregates_add", database_down)
@@ -58,7 +61,7 @@ def test_direct_sink_with_the_database_down_answers_503(send, monkeypatch):
 
 
 def test_single_events_are_dropped_first_when_their_write_fails(send, monkeypatch):
-    monkeypatch.setattr(services, "raw_events_keep", database_down)
+    monkeypatch.setattr(recording, "raw_events_keep", database_down)
     response = send({"event_type": "error", "identifier": "/page", "meta": {"message": "boom"}})
     assert response.status_code == 204
     assert not BeaconEvent.objects.exists()
@@ -76,7 +79,7 @@ def test_visitor_key_keeps_the_last_known_salt_while_the_database_is_down(monkey
 
 
 def test_sink_is_rebuilt_after_a_fork(settings, monkeypatch):
-    from beacons import sinks
+    from beacons.counting import sinks
 
     settings.BEACONS_SINK = "memory"
     parent = get_sink()

@@ -52,7 +52,7 @@ def crash_under_load(*, url: str, folder, persistence: tuple[str, ...]) -> tuple
         redis.stop()
 
 
-def test_redis_killed_with_the_append_only_file_on_loses_no_answered_hit(database_url, tmp_path):  # noqa: F811
+def test_redis_killed_with_the_append_only_file_on_loses_no_answered_hit(database_url, tmp_path):  # noqa: F811 (the imported fixture)
     answered, counted, load = crash_under_load(url=database_url, folder=tmp_path, persistence=AOF_ON)
     assert server_errors(load) == {}
     assert answered >= 1000

@@ -5,7 +5,8 @@ import json
 
 import pytest
 from django.test import Client
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .conftest import BROWSER_UA
 
@@ -14,7 +15,11 @@ pytestmark = pytest.mark.django_db
 # Include lone surrogates and control characters: JSON can carry them as \u escapes.
 any_text = st.text(alphabet=st.characters(categories=["Cs", "Cc", "Ll", "Lo", "Nd", "P", "S", "Zs"]), max_size=300)
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
 event_like = st.fixed_dictionaries(
     {},
     optional={
@@ -50,7 +55,9 @@ content_types = st.sampled_from(
 header_values = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=80)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(
     body=bodies,
     content_type=content_types,
@@ -75,7 +82,9 @@ def test_post_beacon_never_answers_500(body, content_type, origin, referer, user
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    path=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters="?#"), min_size=1, max_size=120),
+    path=st.text(
+        alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters="?#"), min_size=1, max_size=120
+    ),
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]),
     body=st.binary(max_size=200),
 )
@@ -148,7 +157,9 @@ def small_type_budget(settings):
     return settings.BEACONS_MAX_AUTO_TYPES
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(body=hostile_bodies(), user_agent=st.integers(min_value=0, max_value=5).map(lambda n: f"{BROWSER_UA} fuzz{n}"))
 def test_hostile_bodies_never_answer_500_and_count_nothing_when_rejected(small_type_budget, body, user_agent):
     from beacons.models import BeaconDefinition

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db
 
 
 def day_count(slug, identifier=""):
-    row = BeaconAggregate.objects.filter(definition__slug=slug, identifier=identifier, granularity=Granularity.DAY).first()
+    row = BeaconAggregate.objects.filter(
+        definition__slug=slug, identifier=identifier, granularity=Granularity.DAY
+    ).first()
     return row.count if row else 0
 
 
@@ -54,12 +56,19 @@ def test_auto_registration_stops_at_the_total_budget_and_drops_the_rest(settings
     assert post_json({"events": events}).status_code == 204
     assert BeaconDefinition.objects.filter(auto_registered=True).count() == 3
     assert sorted(BeaconDefinition.objects.filter(slug__startswith="flood_").values_list("slug", flat=True)) == [
-        "flood_0", "flood_1", "flood_2"
-    ]  # fmt: skip
+        "flood_0",
+        "flood_1",
+        "flood_2",
+    ]
     assert dropped(DroppedHits.Reason.OVER_BUDGET) == 2
     assert [day_count(f"flood_{i}") for i in range(3)] == [1, 1, 1]
     # Known types still count once the budget is used up; types registered in the admin do not use it.
-    assert post_json({"events": [{"event_type": "flood_0"}, {"event_type": "page_view"}, {"event_type": "new"}]}).status_code == 204
+    assert (
+        post_json(
+            {"events": [{"event_type": "flood_0"}, {"event_type": "page_view"}, {"event_type": "new"}]}
+        ).status_code
+        == 204
+    )
     assert (day_count("flood_0"), day_count("page_view"), dropped(DroppedHits.Reason.OVER_BUDGET)) == (2, 1, 3)
     assert not BeaconDefinition.objects.filter(slug="new").exists()
 
@@ -78,7 +87,9 @@ def test_new_types_are_limited_per_network_whatever_the_user_agent(settings):
         Client(HTTP_USER_AGENT=f"{BROWSER_UA} v{i}", REMOTE_ADDR=f"198.51.100.{i + 1}").post(
             "/beacon", data={"event_type": f"net_{i}"}, content_type="application/json"
         )
-    Client(HTTP_USER_AGENT=BROWSER_UA, REMOTE_ADDR="203.0.113.5").post("/beacon", data={"event_type": "elsewhere"}, content_type="application/json")
+    Client(HTTP_USER_AGENT=BROWSER_UA, REMOTE_ADDR="203.0.113.5").post(
+        "/beacon", data={"event_type": "elsewhere"}, content_type="application/json"
+    )
     assert BeaconDefinition.objects.filter(slug__startswith="net_").count() == 3
     assert BeaconDefinition.objects.filter(slug="elsewhere").exists()
 
@@ -93,7 +104,9 @@ def test_admin_warns_on_the_type_list_when_the_budget_is_used_up(admin_client, s
     settings.BEACONS_MAX_AUTO_TYPES = 2
     url = reverse("admin:beacons_beacondefinition_changelist")
     assert "automatically registered event types is used up" not in admin_client.get(url).content.decode()
-    BeaconDefinition.objects.bulk_create([BeaconDefinition(slug=f"t{i}", name=f"t{i}", auto_registered=True) for i in range(2)])
+    BeaconDefinition.objects.bulk_create(
+        [BeaconDefinition(slug=f"t{i}", name=f"t{i}", auto_registered=True) for i in range(2)]
+    )
     html = admin_client.get(url).content.decode()
     assert "The budget of 2 automatically registered event types is used up" in html
 
@@ -102,10 +115,13 @@ def test_dashboard_lists_a_bounded_number_of_types_and_still_shows_any_one_asked
     from dashboard.views import TYPE_CHOICES_LIMIT
 
     BeaconDefinition.objects.bulk_create(
-        [BeaconDefinition(slug=f"junk{i:04d}", name=f"Junk {i:04d}", auto_registered=True) for i in range(TYPE_CHOICES_LIMIT + 50)]
+        [
+            BeaconDefinition(slug=f"junk{i:04d}", name=f"Junk {i:04d}", auto_registered=True)
+            for i in range(TYPE_CHOICES_LIMIT + 50)
+        ]
     )
     html = admin_client.get(reverse("dashboard:index")).content.decode()
-    assert html.count("<option value=\"junk") == TYPE_CHOICES_LIMIT - 2  # page views and errors come first
+    assert html.count('<option value="junk') == TYPE_CHOICES_LIMIT - 2  # page views and errors come first
     assert 'value="page_view" selected' in html
     html = admin_client.get(reverse("dashboard:index"), {"type": "junk0249"}).content.decode()
     assert 'value="junk0249" selected' in html
@@ -114,8 +130,8 @@ def test_dashboard_lists_a_bounded_number_of_types_and_still_shows_any_one_asked
 def test_breakdown_stacks_the_busiest_types_and_sums_the_rest_as_other(admin_client):
     from datetime import UTC, datetime
 
-    from beacons.counting import Hit, increments_for
-    from beacons.sinks import get_sink
+    from beacons.counting.increments import Hit, increments_for
+    from beacons.counting.sinks import get_sink
     from dashboard.views import BREAKDOWN_LIMIT
 
     now = datetime.now(UTC)
@@ -190,17 +206,20 @@ def test_nan_and_infinity_are_refused_and_count_nothing(constant):
 
 def test_nan_in_form_encoded_meta_is_refused():
     response = post_json('event_type=error&meta={"n":NaN}', content_type="application/x-www-form-urlencoded")
-    assert response.status_code == 400 and response.json() == {"error": "meta is not valid JSON: NaN is not a JSON number", "field": "meta"}
+    assert response.status_code == 400 and response.json() == {
+        "error": "meta is not valid JSON: NaN is not a JSON number",
+        "field": "meta",
+    }
     assert day_count("error") == 0
 
 
 def test_counters_are_not_written_when_the_single_events_cannot_be_stored(monkeypatch):
-    from beacons import services
+    from beacons.ingest import recording
 
     def refuse(**kwargs):
         raise DatabaseError("value out of range")
 
-    monkeypatch.setattr(services, "raw_events_keep", refuse)
+    monkeypatch.setattr(recording, "raw_events_keep", refuse)
     response = post_json({"event_type": "error", "identifier": "/x", "meta": {"message": "boom"}})
     assert response.status_code == 500
     assert day_count("error") == 0 and day_count("error", "/x") == 0
@@ -211,7 +230,7 @@ def test_counters_are_not_written_when_the_single_events_cannot_be_stored(monkey
 
 @pytest.fixture
 def ingest_breaks(monkeypatch):
-    from beacons import views
+    from beacons.ingest import views
 
     def broken(*, events, context):
         raise RuntimeError("ingest broke")
@@ -249,7 +268,9 @@ def console():
 
 
 def test_a_500_logs_its_traceback_to_the_console_without_the_ip(console, ingest_breaks):
-    client(REMOTE_ADDR="203.0.113.78").post("/beacon", data={"event_type": "page_view"}, content_type="application/json")
+    client(REMOTE_ADDR="203.0.113.78").post(
+        "/beacon", data={"event_type": "page_view"}, content_type="application/json"
+    )
     err = console.getvalue()
     assert "Internal Server Error: /beacon" in err
     assert "Traceback" in err and "RuntimeError: ingest broke" in err
@@ -258,7 +279,9 @@ def test_a_500_logs_its_traceback_to_the_console_without_the_ip(console, ingest_
 
 def test_debug_error_page_carries_no_client_ip(settings, ingest_breaks):
     settings.DEBUG = True
-    response = client(REMOTE_ADDR="203.0.113.79").post("/beacon", data={"event_type": "page_view"}, content_type="application/json")
+    response = client(REMOTE_ADDR="203.0.113.79").post(
+        "/beacon", data={"event_type": "page_view"}, content_type="application/json"
+    )
     assert response.status_code == 500 and b"ingest broke" in response.content
     assert b"203.0.113.79" not in response.content
 
@@ -285,7 +308,9 @@ def test_network_rate_limit_holds_when_user_agent_and_address_change(settings, a
     assert answers == [204, 204, 429]
     assert response.json() == {"error": "more than 100 events a minute from one network", "field": "events"}
     assert day_count("page_view") == 100
-    other = Client(HTTP_USER_AGENT=BROWSER_UA, REMOTE_ADDR="192.0.2.1").post("/beacon", data={"event_type": "page_view"}, content_type="application/json")
+    other = Client(HTTP_USER_AGENT=BROWSER_UA, REMOTE_ADDR="192.0.2.1").post(
+        "/beacon", data={"event_type": "page_view"}, content_type="application/json"
+    )
     assert other.status_code == 204
 
 
@@ -299,7 +324,7 @@ def test_visitor_key_cannot_be_recomputed_from_the_stored_salt(settings):
     plain = hashlib.sha256(f"{salt}|127.0.0.1|{BROWSER_UA}".encode()).hexdigest()[:32]
     assert len(stored) == 32 and stored != plain
 
-    from beacons.privacy import visitor_key
+    from beacons.ingest.privacy import visitor_key
 
     settings.SECRET_KEY = "another-secret-key-for-this-test-only-0123456789"
     assert visitor_key(ip="127.0.0.1", user_agent=BROWSER_UA) != stored
@@ -310,7 +335,9 @@ def test_visitor_key_cannot_be_recomputed_from_the_stored_salt(settings):
 
 def _raw_post(body: bytes, **environ):
     """POST with a hand-made WSGI input (and whatever CONTENT_LENGTH the caller gives)."""
-    return client().generic("POST", "/beacon", data=b"", content_type="application/json", **{"wsgi.input": BytesIO(body), **environ})
+    return client().generic(
+        "POST", "/beacon", data=b"", content_type="application/json", **{"wsgi.input": BytesIO(body), **environ}
+    )
 
 
 def test_chunked_body_is_read_when_the_server_marks_its_end():
@@ -352,7 +379,9 @@ def test_content_length_that_is_not_a_length_gets_400(length):
 # --- item 15: type names, origins, methods --------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/beacon/..", "/beacon/%2e%2e/x", "/beacon/..gif", "/beacon/.", "/beacon/-x", "/beacon/_x/1"])
+@pytest.mark.parametrize(
+    "path", ["/beacon/..", "/beacon/%2e%2e/x", "/beacon/..gif", "/beacon/.", "/beacon/-x", "/beacon/_x/1"]
+)
 def test_a_type_must_start_with_a_letter_or_digit(path):
     before = set(BeaconDefinition.objects.values_list("slug", flat=True))
     response = client().post(path)
@@ -369,9 +398,17 @@ def test_gif_with_a_dot_type_counts_nothing():
 
 @pytest.mark.parametrize(
     "origin",
-    ["evil://127.0.0.1", "http://localhost:99999999", "ftp://localhost", "http://user@localhost", "null", "http://localhost/path",
-     "http://[::1", "https://evil.example"],
-)  # fmt: skip
+    [
+        "evil://127.0.0.1",
+        "http://localhost:99999999",
+        "ftp://localhost",
+        "http://user@localhost",
+        "null",
+        "http://localhost/path",
+        "http://[::1",
+        "https://evil.example",
+    ],
+)
 def test_origin_with_another_scheme_or_a_bad_port_is_refused(origin):
     response = post_json({"event_type": "page_view"}, HTTP_ORIGIN=origin)
     assert response.status_code == 403 and response.json()["field"] == "origin"
@@ -504,17 +541,17 @@ def test_migration_marks_types_still_carrying_their_auto_registered_name():
 
 
 def test_a_request_that_failed_to_store_counts_when_retried_with_the_same_id(monkeypatch):
-    from beacons import services
+    from beacons.ingest import recording
 
-    keep = services.raw_events_keep
+    keep = recording.raw_events_keep
 
     def refuse(**kwargs):
         raise DatabaseError("value out of range")
 
     event = {"event_type": "error", "identifier": "/x", "id": "evt-1", "meta": {"message": "boom"}}
-    monkeypatch.setattr(services, "raw_events_keep", refuse)
+    monkeypatch.setattr(recording, "raw_events_keep", refuse)
     assert post_json(event).status_code == 500
-    monkeypatch.setattr(services, "raw_events_keep", keep)
+    monkeypatch.setattr(recording, "raw_events_keep", keep)
     assert post_json(event).status_code == 204  # the retry is not a duplicate: the first counted nothing
     assert post_json(event).status_code == 204  # a real repeat is
     assert (day_count("error", "/x"), BeaconEvent.objects.count(), dropped(DroppedHits.Reason.DUPLICATE)) == (1, 1, 1)

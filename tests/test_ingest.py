@@ -29,7 +29,9 @@ def test_json_body_counts_identifier_and_total(send):
 
 
 def test_text_plain_body_is_read_as_json(send):
-    response = send(json.dumps({"event_type": "signup", "identifier": "footer"}), content_type="text/plain;charset=UTF-8")
+    response = send(
+        json.dumps({"event_type": "signup", "identifier": "footer"}), content_type="text/plain;charset=UTF-8"
+    )
     assert response.status_code == 204
     assert day_count("signup", "footer") == 1
 
@@ -57,7 +59,9 @@ def test_path_form_counts_identifier_from_the_address(beacon_client):
 
 
 def test_path_form_keeps_slashes_in_identifier_and_accepts_a_meta_body(beacon_client):
-    response = beacon_client.post("/beacon/report/docs/2026/q3", data={"meta": {"a": 1}}, content_type="application/json")
+    response = beacon_client.post(
+        "/beacon/report/docs/2026/q3", data={"meta": {"a": 1}}, content_type="application/json"
+    )
     assert response.status_code == 204
     assert day_count("report", "docs/2026/q3") == 1
 
@@ -228,11 +232,13 @@ def test_body_over_the_limit_without_content_length_gets_413_while_reading(setti
 
     from django.test import RequestFactory
 
-    from beacons.views import beacon_collect
+    from beacons.ingest.views import beacon_collect
 
     settings.BEACONS_MAX_BODY_BYTES = 100
     body = json.dumps({"event_type": "a", "meta": {"pad": "x" * 500}}).encode()
-    request = RequestFactory().generic("POST", "/beacon", data=b"", content_type="text/plain", HTTP_USER_AGENT=BROWSER_UA)
+    request = RequestFactory().generic(
+        "POST", "/beacon", data=b"", content_type="text/plain", HTTP_USER_AGENT=BROWSER_UA
+    )
     request.META.pop("CONTENT_LENGTH", None)
     request._stream = BytesIO(body)
     response = beacon_collect(request)
@@ -280,7 +286,11 @@ def test_do_not_track_is_counted_but_keeps_no_visitor_key(send):
     send({"event_type": "error", "meta": {"message": "x"}}, HTTP_SEC_GPC="1")
     send({"event_type": "error", "meta": {"message": "x"}})
     assert day_count("error") == 3
-    assert sorted(BeaconEvent.objects.values_list("visitor_key", flat=True)) == ["", "", BeaconEvent.objects.exclude(visitor_key="").get().visitor_key]
+    assert sorted(BeaconEvent.objects.values_list("visitor_key", flat=True)) == [
+        "",
+        "",
+        BeaconEvent.objects.exclude(visitor_key="").get().visitor_key,
+    ]
     assert len(BeaconEvent.objects.exclude(visitor_key="").get().visitor_key) == 32
 
 
@@ -366,7 +376,9 @@ def test_a_shared_cache_that_is_down_neither_fails_nor_loses_hits(send, settings
 def test_a_json_body_labelled_as_a_form_is_read_as_json(beacon_client):
     # What `curl -d '{...}'` sends: the README's examples rely on it.
     response = beacon_client.post(
-        "/beacon", data='{"event_type": "signup", "identifier": "footer"}', content_type="application/x-www-form-urlencoded"
+        "/beacon",
+        data='{"event_type": "signup", "identifier": "footer"}',
+        content_type="application/x-www-form-urlencoded",
     )
     assert response.status_code == 204
     assert day_count("signup", "footer") == 1

@@ -1,15 +1,15 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone as dj_timezone
 
-from beacons.counting import Hit, aggregates_add, increments_for
+from beacons.counting.increments import Hit, aggregates_add, increments_for
 from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent
 from beacons.models import Granularity as G
 
 pytestmark = pytest.mark.django_db
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(*args):
@@ -25,7 +25,9 @@ def keep_event(definition, identifier, at):
 
 def snapshot(definition):
     return sorted(
-        BeaconAggregate.objects.filter(definition=definition).values_list("identifier", "granularity", "period_start", "count")
+        BeaconAggregate.objects.filter(definition=definition).values_list(
+            "identifier", "granularity", "period_start", "count"
+        )
     )
 
 
@@ -100,7 +102,9 @@ def test_purge_removes_counts_left_by_a_deleted_type(capsys):
     gone = BeaconDefinition.objects.create(slug="gone", name="Gone")
     kept = BeaconDefinition.objects.get(slug="page_view")
     for definition in (gone, kept):
-        aggregates_add(increments=increments_for(hits=[Hit(definition.pk, ("H",), "/x")], received_at=dj_timezone.now()))
+        aggregates_add(
+            increments=increments_for(hits=[Hit(definition.pk, ("H",), "/x")], received_at=dj_timezone.now())
+        )
     gone_id = gone.pk
     gone.delete()
     # What the direct sink can write in the moment a type is deleted (it read the type from its cache).
@@ -112,7 +116,7 @@ def test_purge_removes_counts_left_by_a_deleted_type(capsys):
 
 
 def test_purging_deletes_rows_in_one_statement_without_loading_them(error_definition, django_assert_num_queries):
-    from beacons.maintenance import rows_delete
+    from beacons.counting.retention import rows_delete
 
     now = dj_timezone.now()
     for page in ("/a", "/b", "/c"):
@@ -126,8 +130,11 @@ def test_purging_deletes_rows_in_one_statement_without_loading_them(error_defini
 
 
 def test_rebuild_windows_are_the_whole_buckets_inside_the_range():
-    from beacons.maintenance import whole_buckets
+    from beacons.counting.retention import whole_buckets
 
     assert whole_buckets(utc(2026, 10, 10), utc(2026, 11, 1), G.MONTH) == (utc(2026, 11, 1), utc(2026, 11, 1))
     assert whole_buckets(utc(2026, 10, 1), utc(2026, 11, 15), G.MONTH) == (utc(2026, 10, 1), utc(2026, 11, 1))
-    assert whole_buckets(utc(2026, 10, 1, 0, 30), utc(2026, 10, 1, 3), G.HOUR) == (utc(2026, 10, 1, 1), utc(2026, 10, 1, 3))
+    assert whole_buckets(utc(2026, 10, 1, 0, 30), utc(2026, 10, 1, 3), G.HOUR) == (
+        utc(2026, 10, 1, 1),
+        utc(2026, 10, 1, 3),
+    )

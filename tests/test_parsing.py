@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from beacons.ingest.parsing import EVENT_ID_MAX_LENGTH, Rejected, body_to_data, events_from_data
 from beacons.models import IDENTIFIER_MAX_LENGTH
-from beacons.parsing import EVENT_ID_MAX_LENGTH, Rejected, body_to_data, events_from_data
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -175,7 +175,11 @@ def test_event_id_is_trimmed_a_number_becomes_text_and_blank_means_none():
 
 @pytest.mark.parametrize(
     "value, error",
-    [(False, "id must be a string"), ([1], "id must be a string"), ("a\x00", "id contains a NUL character or invalid Unicode")],
+    [
+        (False, "id must be a string"),
+        ([1], "id must be a string"),
+        ("a\x00", "id contains a NUL character or invalid Unicode"),
+    ],
 )
 def test_event_id_problems_are_named(value, error):
     assert rejection({"event_type": "signup", "id": value}) == (400, {"error": error, "field": "id"})
@@ -203,7 +207,11 @@ def test_batch_with_bad_events_names_each_by_index_and_accepts_none():
         "error": "batch rejected: 2 invalid event(s), nothing counted",
         "field": "events",
         "errors": [
-            {"index": 1, "field": "event_type", "error": "event_type must start with a-z or 0-9 and may only contain a-z, 0-9 and _ . : -"},
+            {
+                "index": 1,
+                "field": "event_type",
+                "error": "event_type must start with a-z or 0-9 and may only contain a-z, 0-9 and _ . : -",
+            },
             {"index": 2, "field": "event", "error": "each event must be a JSON object"},
         ],
     }
@@ -236,7 +244,9 @@ def decode_rejection(raw: bytes, content_type: str):
     return caught.value.status, caught.value.as_json()
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "", FORM, "Application/JSON; charset=utf-8"])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "text/plain", "", FORM, "Application/JSON; charset=utf-8"]
+)
 def test_a_json_object_is_read_as_json_whatever_the_label(content_type):
     assert decoded(b' {"event_type": "signup", "meta": {"n": 1}}', content_type) == {
         "event_type": "signup",
@@ -250,7 +260,11 @@ def test_a_json_array_body_is_read_as_json_and_then_refused_as_not_an_object():
 
 @pytest.mark.parametrize(
     "raw, error",
-    [(b'{"event_type": "\xff"}', "body is not UTF-8 text"), (b'{"event_type": ', "body is not valid JSON"), (b"", "body is not valid JSON")],
+    [
+        (b'{"event_type": "\xff"}', "body is not UTF-8 text"),
+        (b'{"event_type": ', "body is not valid JSON"),
+        (b"", "body is not valid JSON"),
+    ],
 )
 def test_undecodable_json_bodies_are_400(raw, error):
     assert decode_rejection(raw, "application/json") == (400, {"error": error, "field": "body"})
@@ -270,7 +284,9 @@ def test_urlencoded_form_with_more_fields_than_django_allows_is_400(settings):
 
 
 def multipart(*fields: tuple[str, str], boundary: str = "xyz") -> bytes:
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n' for name, value in fields]
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n' for name, value in fields
+    ]
     return ("".join(parts) + f"--{boundary}--\r\n").encode()
 
 
@@ -291,7 +307,10 @@ def test_multipart_holding_a_json_object_is_read_as_a_form_not_as_json():
     ],
 )
 def test_multipart_that_cannot_be_parsed_is_400(raw, content_type):
-    assert decode_rejection(raw, content_type) == (400, {"error": "multipart body could not be parsed", "field": "body"})
+    assert decode_rejection(raw, content_type) == (
+        400,
+        {"error": "multipart body could not be parsed", "field": "body"},
+    )
 
 
 def test_multipart_with_more_fields_than_django_allows_is_400(settings):

@@ -1,6 +1,6 @@
 """The dashboard and the admin actions follow the admin's model permissions."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -8,8 +8,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from beacons import alerts
-from beacons.counting import Hit, aggregates_add, increments_for
+from beacons.counting.increments import Hit, aggregates_add, increments_for
+from beacons.errors import alerts
 from beacons.models import BeaconDefinition, ErrorGroup
 from dashboard.permissions import CHANGE_ERRORS, VIEW_COUNTS, VIEW_ERRORS
 
@@ -28,7 +28,12 @@ COUNT_URLS = [
     *(f"/dashboard/panel/{name}/" for name in ["kpis", "live", "series", "top", "breakdown", "identifiers"]),
     *(f"/dashboard/panel/{name}/?format=csv" for name in ["series", "top", "breakdown"]),
 ]
-ERROR_URLS = ["/dashboard/panel/errors/", "/dashboard/errors/", "/dashboard/errors/?status=all", "/dashboard/errors/{pk}/"]
+ERROR_URLS = [
+    "/dashboard/panel/errors/",
+    "/dashboard/errors/",
+    "/dashboard/errors/?status=all",
+    "/dashboard/errors/{pk}/",
+]
 HX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_CURRENT_URL": "http://testserver/dashboard/"}
 SECRET_PAGE = "/secret-pricing"
 SECRET_ERROR = "TypeError: card 4111 declined"
@@ -39,7 +44,7 @@ def data(django_user_model, send, settings):
     settings.BEACONS_RATE_LIMIT = 0
     page_view = BeaconDefinition.objects.get(slug="page_view")
     hit = Hit(page_view.pk, tuple(page_view.granularity_codes), SECRET_PAGE)
-    aggregates_add(increments=increments_for(hits=[hit] * 3, received_at=datetime.now(timezone.utc)))
+    aggregates_add(increments=increments_for(hits=[hit] * 3, received_at=datetime.now(UTC)))
     send({"event_type": "error", "identifier": "/checkout", "meta": {"message": SECRET_ERROR, "stack": SECRET_ERROR}})
     alerts.alerts_wait()
     return ErrorGroup.objects.get()
@@ -142,7 +147,10 @@ def admin_actions(client, model) -> set[str]:
 
 @pytest.mark.parametrize(
     ("model", "actions"),
-    [("beacondefinition", {"activate", "deactivate"}), ("errorgroup", {"mark_resolved", "mark_ignored", "mark_unresolved"})],
+    [
+        ("beacondefinition", {"activate", "deactivate"}),
+        ("errorgroup", {"mark_resolved", "mark_ignored", "mark_unresolved"}),
+    ],
 )
 def test_admin_actions_that_change_rows_are_offered_only_with_the_change_permission(make_staff, data, model, actions):
     viewer, changer = Client(), Client()
@@ -158,9 +166,12 @@ def test_a_view_only_user_posting_an_action_changes_nothing(make_staff, data):
     viewer.force_login(make_staff("viewer", permissions=("beacons.view_errorgroup", "beacons.view_beacondefinition")))
     page_view = BeaconDefinition.objects.get(slug="page_view")
 
-    viewer.post(reverse("admin:beacons_errorgroup_changelist"), {"action": "mark_ignored", "_selected_action": [data.pk]})
     viewer.post(
-        reverse("admin:beacons_beacondefinition_changelist"), {"action": "deactivate", "_selected_action": [page_view.pk]}
+        reverse("admin:beacons_errorgroup_changelist"), {"action": "mark_ignored", "_selected_action": [data.pk]}
+    )
+    viewer.post(
+        reverse("admin:beacons_beacondefinition_changelist"),
+        {"action": "deactivate", "_selected_action": [page_view.pk]},
     )
 
     data.refresh_from_db()

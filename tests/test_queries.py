@@ -1,14 +1,14 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from beacons import queries
-from beacons.counting import Hit, aggregates_add, increments_for
+from beacons.counting.increments import Hit, aggregates_add, increments_for
 from beacons.models import BeaconDefinition
 from beacons.models import Granularity as G
 
 pytestmark = pytest.mark.django_db
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(*args):
@@ -34,7 +34,9 @@ def test_series_is_gap_filled_with_zeros(page_view, django_assert_num_queries):
     record(page_view, "/a", utc(2026, 11, 2, 10), 3)
     record(page_view, "/b", utc(2026, 11, 4, 23), 2)
     with django_assert_num_queries(1):
-        points = queries.series(definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1), end=utc(2026, 11, 6))
+        points = queries.series(
+            definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1), end=utc(2026, 11, 6)
+        )
     assert points == [
         (utc(2026, 11, 1), 0),
         (utc(2026, 11, 2), 3),
@@ -48,7 +50,11 @@ def test_series_for_one_identifier(page_view):
     record(page_view, "/a", utc(2026, 11, 2, 10), 3)
     record(page_view, "/b", utc(2026, 11, 2, 11), 2)
     points = queries.series(
-        definitions=[page_view], granularity=G.HOUR, start=utc(2026, 11, 2, 10), end=utc(2026, 11, 2, 12), identifier="/b"
+        definitions=[page_view],
+        granularity=G.HOUR,
+        start=utc(2026, 11, 2, 10),
+        end=utc(2026, 11, 2, 12),
+        identifier="/b",
     )
     assert points == [(utc(2026, 11, 2, 10), 0), (utc(2026, 11, 2, 11), 2)]
 
@@ -56,7 +62,9 @@ def test_series_for_one_identifier(page_view):
 def test_series_buckets_follow_the_configured_time_zone(page_view, settings):
     settings.BEACONS_TIME_ZONE = "America/New_York"
     record(page_view, "/", utc(2026, 11, 2, 3))  # still 1 November in New York
-    points = queries.series(definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1, 4), end=utc(2026, 11, 3, 5))
+    points = queries.series(
+        definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1, 4), end=utc(2026, 11, 3, 5)
+    )
     assert [count for _, count in points] == [1, 0]
     assert points[0][0] == utc(2026, 11, 1, 4)  # local midnight, EDT
     assert points[1][0] == utc(2026, 11, 2, 5)  # local midnight, EST after the change
@@ -65,7 +73,9 @@ def test_series_buckets_follow_the_configured_time_zone(page_view, settings):
 def test_series_sums_several_definitions(page_view, signup):
     record(page_view, "/", utc(2026, 11, 2), 2)
     record(signup, "footer", utc(2026, 11, 2), 5)
-    points = queries.series(definitions=[page_view, signup], granularity=G.DAY, start=utc(2026, 11, 2), end=utc(2026, 11, 3))
+    points = queries.series(
+        definitions=[page_view, signup], granularity=G.DAY, start=utc(2026, 11, 2), end=utc(2026, 11, 3)
+    )
     assert points == [(utc(2026, 11, 2), 7)]
 
 
@@ -104,7 +114,9 @@ def test_top_identifiers_filter_and_limit(page_view):
     for i in range(5):
         record(page_view, f"/docs/{i}", utc(2026, 11, 2), i + 1)
     record(page_view, "/blog", utc(2026, 11, 2), 9)
-    top = queries.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs", limit=2)
+    top = queries.top_identifiers(
+        definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs", limit=2
+    )
     assert top == [("/docs/4", 5), ("/docs/3", 4)]
 
 
@@ -125,9 +137,14 @@ def test_totals_compare_both_periods_to_the_minute_in_one_query(page_view, djang
     record(page_view, "/", utc(2026, 12, 2, 2, 5), 7)  # today's running minute: in the total only
     with django_assert_num_queries(1):
         result = queries.totals(
-            definitions=[page_view], start=utc(2026, 12, 2), end=utc(2026, 12, 2, 3), previous_start=utc(2026, 12, 1),
-            previous_end=utc(2026, 12, 1, 2, 5), compared_end=utc(2026, 12, 2, 2, 5), cut_granularity=G.MINUTE,
-        )  # fmt: skip
+            definitions=[page_view],
+            start=utc(2026, 12, 2),
+            end=utc(2026, 12, 2, 3),
+            previous_start=utc(2026, 12, 1),
+            previous_end=utc(2026, 12, 1, 2, 5),
+            compared_end=utc(2026, 12, 2, 2, 5),
+            cut_granularity=G.MINUTE,
+        )
     assert (result.current, result.compared, result.previous) == (10, 3, 2)
     assert result.change == pytest.approx(0.5)
 
@@ -164,10 +181,14 @@ def test_series_counts_only_the_part_of_an_edge_bucket_inside_the_range(page_vie
     record(page_view, "/", utc(2026, 3, 20, 5), 4)
     record(page_view, "/", utc(2026, 3, 21, 12), 200)  # March, after the range
     with django_assert_num_queries(1):
-        points = queries.series(definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21))
+        points = queries.series(
+            definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21)
+        )
     assert points == [(utc(2026, 1, 1), 1), (utc(2026, 2, 1), 2), (utc(2026, 3, 1), 4)]
     with django_assert_num_queries(1):
-        split = queries.series_by_definition(definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21))
+        split = queries.series_by_definition(
+            definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21)
+        )
     assert split[page_view.pk] == points
 
 
@@ -178,12 +199,19 @@ def test_identifiers_compared_gives_each_page_its_change_in_one_query(page_view,
     record(page_view, "/gone", utc(2026, 11, 5), 6)
     with django_assert_num_queries(1):
         rows = queries.identifiers_compared(
-            definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16), previous_start=utc(2026, 11, 2),
-            previous_end=utc(2026, 11, 9), order="change", limit=None,
-        )  # fmt: skip
+            definitions=[page_view],
+            start=utc(2026, 11, 9),
+            end=utc(2026, 11, 16),
+            previous_start=utc(2026, 11, 2),
+            previous_end=utc(2026, 11, 9),
+            order="change",
+            limit=None,
+        )
     assert [(r.identifier, r.count, r.previous, r.change) for r in rows] == [
-        ("/a", 10, 4, 6), ("/b", 3, 0, 3), ("/gone", 0, 6, -6)
-    ]  # fmt: skip
+        ("/a", 10, 4, 6),
+        ("/b", 3, 0, 3),
+        ("/gone", 0, 6, -6),
+    ]
     assert rows[0].change_ratio == pytest.approx(1.5) and rows[1].change_ratio is None
 
 
@@ -192,9 +220,12 @@ def test_totals_compare_with_the_previous_period_given(page_view):
     record(page_view, "/", utc(2026, 12, 1, 22), 140)
     record(page_view, "/", utc(2026, 12, 2, 1), 50)
     result = queries.totals(
-        definitions=[page_view], start=utc(2026, 12, 2), end=utc(2026, 12, 2, 3),
-        previous_start=utc(2026, 12, 1), previous_end=utc(2026, 12, 1, 3),
-    )  # fmt: skip
+        definitions=[page_view],
+        start=utc(2026, 12, 2),
+        end=utc(2026, 12, 2, 3),
+        previous_start=utc(2026, 12, 1),
+        previous_end=utc(2026, 12, 1, 3),
+    )
     assert (result.current, result.previous) == (50, 53)
 
 
@@ -264,17 +295,25 @@ def test_top_identifiers_lists_ten_by_default_most_first_ties_by_name(page_view)
         record(page_view, f"/p{i:02}", utc(2026, 11, 2), 1 + i // 2)
     top = queries.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3))
     assert top == [
-        ("/p10", 6), ("/p11", 6), ("/p08", 5), ("/p09", 5), ("/p06", 4),
-        ("/p07", 4), ("/p04", 3), ("/p05", 3), ("/p02", 2), ("/p03", 2),
-    ]  # fmt: skip
+        ("/p10", 6),
+        ("/p11", 6),
+        ("/p08", 5),
+        ("/p09", 5),
+        ("/p06", 4),
+        ("/p07", 4),
+        ("/p04", 3),
+        ("/p05", 3),
+        ("/p02", 2),
+        ("/p03", 2),
+    ]
 
 
 def test_top_identifiers_filter_is_case_insensitive_and_leaves_out_the_total_row(page_view):
     record(page_view, "/Docs/a", utc(2026, 11, 2), 2)
     record(page_view, "/blog", utc(2026, 11, 2), 1)
-    assert queries.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs") == [
-        ("/Docs/a", 2)
-    ]
+    assert queries.top_identifiers(
+        definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs"
+    ) == [("/Docs/a", 2)]
     assert queries.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3)) == [
         ("/Docs/a", 2),
         ("/blog", 1),
@@ -324,7 +363,9 @@ def test_series_starts_at_the_bucket_holding_start_counts_only_its_part_inside_a
     record(page_view, "/", utc(2026, 11, 1, 23, 40), 3)
     record(page_view, "/", utc(2026, 11, 2, 1), 5)
     record(page_view, "/", utc(2026, 11, 2, 2), 9)
-    got = queries.series(definitions=[page_view], granularity=G.HOUR, start=utc(2026, 11, 1, 23, 30), end=utc(2026, 11, 2, 2))
+    got = queries.series(
+        definitions=[page_view], granularity=G.HOUR, start=utc(2026, 11, 1, 23, 30), end=utc(2026, 11, 2, 2)
+    )
     assert got == [(utc(2026, 11, 1, 23), 3), (utc(2026, 11, 2), 0), (utc(2026, 11, 2, 1), 5)]
 
 
@@ -358,7 +399,12 @@ def test_browser_list_is_most_first_ties_by_name_and_merges_versions_of_one_labe
         BeaconEvent.objects.bulk_create(
             [BeaconEvent(definition=page_view, error_group=group, received_at=at, user_agent=user_agent)] * n
         )
-    assert queries.error_browsers(group=group) == [("Firefox 133", 2), ("Opera 9", 2), ("curl 8", 2), ("Unknown browser", 1)]
+    assert queries.error_browsers(group=group) == [
+        ("Firefox 133", 2),
+        ("Opera 9", 2),
+        ("curl 8", 2),
+        ("Unknown browser", 1),
+    ]
     assert queries.error_browsers(group=group, limit=2) == [("Firefox 133", 2), ("Opera 9", 2)]
 
 

@@ -1,6 +1,6 @@
 from datetime import UTC, datetime
 
-from beacons.redis_format import (
+from beacons.counting.redis_format import (
     FieldsChunk,
     copy_text,
     drain_batch_key,

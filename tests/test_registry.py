@@ -2,9 +2,9 @@
 
 import pytest
 
-from beacons import imports
 from beacons.models import BeaconAggregate, BeaconDefinition
 from beacons.registry import InvalidName, UnknownEventType, definitions_resolve, event_type_normalise, identifier_check
+from beacons.transfer import imports
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +84,10 @@ def test_strict_mode_unknown_type_is_a_422_at_ingest_and_a_row_error_at_import(s
     settings.BEACONS_STRICT = True
     response = send({"event_type": "brand_new", "identifier": "/"})
     assert response.status_code == 422
-    assert response.json() == {"error": "unknown event type 'brand_new': register it in the admin first", "field": "event_type"}
+    assert response.json() == {
+        "error": "unknown event type 'brand_new': register it in the admin first",
+        "field": "event_type",
+    }
     summary = row_import(event_type="brand_new", identifier="/")
     assert summary.failed == 1 and "unknown event type 'brand_new'" in summary.problems[0].errors["event_type"][0]
     assert not BeaconAggregate.objects.exists()

@@ -2,11 +2,11 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.test.utils import CaptureQueriesContext
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from beacons.counting import Hit, aggregates_add, increments_for
+from beacons.counting.increments import Hit, aggregates_add, increments_for
 from beacons.models import BeaconDefinition
 
 pytestmark = pytest.mark.django_db
@@ -73,8 +73,15 @@ def test_granularities_are_checkboxes_and_save_in_order(admin_client):
 def test_invalid_slug_is_refused_with_a_message(admin_client):
     response = admin_client.post(
         f"{CHANGELIST}add/",
-        {"name": "Bad", "slug": "Has Spaces", "kind": "custom", "identifier_rule": "payload", "granularities": ["D"],
-         "raw_retention_days": 30, "fine_retention_days": 7},
+        {
+            "name": "Bad",
+            "slug": "Has Spaces",
+            "kind": "custom",
+            "identifier_rule": "payload",
+            "granularities": ["D"],
+            "raw_retention_days": 30,
+            "fine_retention_days": 7,
+        },
     )
     assert response.status_code == 200
     assert "lower-case letters" in response.content.decode()
@@ -82,7 +89,9 @@ def test_invalid_slug_is_refused_with_a_message(admin_client):
 
 def test_every_registry_field_has_help_text_for_staff():
     editable = [f for f in BeaconDefinition._meta.get_fields() if getattr(f, "editable", False) and not f.auto_created]
-    missing = [f.name for f in editable if not getattr(f, "help_text", "") and f.name not in {"created_at", "updated_at"}]
+    missing = [
+        f.name for f in editable if not getattr(f, "help_text", "") and f.name not in {"created_at", "updated_at"}
+    ]
     assert missing == []
 
 
@@ -101,10 +110,19 @@ def test_add_beacon_type_starts_with_hour_day_month_year_ticked_and_saves_first_
     ticked = re.findall(r'<input type="checkbox" name="granularities" value="(\w+)"[^>]*checked', html)
     assert ticked == ["H", "D", "MO", "Y"]
     form = {
-        "name": "Video plays", "slug": "video_play", "kind": "custom", "description": "", "is_active": "on",
-        "identifier_rule": "payload", "granularities": ticked, "raw_retention_days": "30",
-        "fine_retention_days": "7", "alert_emails": "", "alert_on_new": "on", "alert_on_regression": "on",
-    }  # fmt: skip
+        "name": "Video plays",
+        "slug": "video_play",
+        "kind": "custom",
+        "description": "",
+        "is_active": "on",
+        "identifier_rule": "payload",
+        "granularities": ticked,
+        "raw_retention_days": "30",
+        "fine_retention_days": "7",
+        "alert_emails": "",
+        "alert_on_new": "on",
+        "alert_on_regression": "on",
+    }
     response = admin_client.post(f"{CHANGELIST}add/", form)
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert BeaconDefinition.objects.get(slug="video_play").granularity_codes == ["H", "D", "MO", "Y"]
@@ -127,7 +145,10 @@ def test_the_admin_calls_the_registry_event_types(admin_client):
     assert ">Event types</a>" in index and "Beacon types" not in index
     changelist = admin_client.get(CHANGELIST).content.decode()
     assert "Select event type to change" in changelist
-    assert "Stop counting the selected event types" in changelist and "Start counting the selected event types" in changelist
+    assert (
+        "Stop counting the selected event types" in changelist
+        and "Start counting the selected event types" in changelist
+    )
     ids = [str(pk) for pk in BeaconDefinition.objects.values_list("pk", flat=True)[:2]]
     response = admin_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": ids}, follow=True)
     assert "2 event type(s) no longer counting." in response.content.decode()

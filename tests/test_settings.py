@@ -59,9 +59,13 @@ def test_make_run_writes_a_random_local_key_once_and_git_ignores_it(tmp_path):
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo: \.secret-key migrate$", makefile, re.M)
     target = tmp_path / ".secret-key"
-    subprocess.run(["make", "-f", str(ROOT / "Makefile"), "-C", str(tmp_path), ".secret-key"], check=True, capture_output=True)
+    subprocess.run(
+        ["make", "-f", str(ROOT / "Makefile"), "-C", str(tmp_path), ".secret-key"], check=True, capture_output=True
+    )
     first = target.read_text()
-    subprocess.run(["make", "-f", str(ROOT / "Makefile"), "-C", str(tmp_path), ".secret-key"], check=True, capture_output=True)
+    subprocess.run(
+        ["make", "-f", str(ROOT / "Makefile"), "-C", str(tmp_path), ".secret-key"], check=True, capture_output=True
+    )
     assert target.read_text() == first and len(first.strip()) >= 50
     assert oct(target.stat().st_mode & 0o777) == "0o600"
     ignored = subprocess.run(["git", "check-ignore", "-q", ".secret-key"], cwd=ROOT, check=False)
@@ -79,7 +83,9 @@ def test_check_deploy_is_clean_with_the_documented_production_environment(tmp_pa
 
 
 def test_without_the_production_environment_check_deploy_names_what_is_missing(tmp_path):
-    result = manage("check", "--deploy", "--fail-level", "WARNING", env={"SECRET_KEY": "z" * 60, "SECRET_KEY_FILE": "-"})
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env={"SECRET_KEY": "z" * 60, "SECRET_KEY_FILE": "-"}
+    )
     assert result.returncode != 0
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in result.stderr

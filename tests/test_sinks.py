@@ -8,10 +8,10 @@ import pytest
 from django.db import OperationalError
 from django.db.models import Sum
 
-from beacons import sinks
+from beacons.counting import sinks
+from beacons.counting.redis_format import field_decode, field_encode, live_and_pending_keys
+from beacons.counting.sinks import get_sink, sinks_flush
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
-from beacons.redis_format import field_decode, field_encode, live_and_pending_keys
-from beacons.sinks import get_sink, sinks_flush
 
 pytestmark = pytest.mark.django_db
 
@@ -155,7 +155,9 @@ def test_redis_sink_uses_one_round_trip_per_request(send, settings, redis_prefix
     connection = sink.client.connection_pool.get_connection()
     sink.client.connection_pool.release(connection)
     original = type(connection).send_packed_command
-    monkeypatch.setattr(type(connection), "send_packed_command", lambda self, *a, **k: (sent.append(1), original(self, *a, **k))[1])
+    monkeypatch.setattr(
+        type(connection), "send_packed_command", lambda self, *a, **k: (sent.append(1), original(self, *a, **k))[1]
+    )
     response = send({"events": [{"event_type": "page_view", "identifier": f"/{i}"} for i in range(20)]})
     assert response.status_code == 204
     assert len(sent) == 1
@@ -195,7 +197,6 @@ def test_redis_sink_counts_every_increment_from_many_threads(settings, redis_pre
     live, _ = live_and_pending_keys(redis_prefix)
     assert errors == []
     assert int(sink.client.hget(live, field_encode(key))) == 1600
-
 
 
 def _in_flight_write(sink, monkeypatch, *, fail_combined: bool):
@@ -272,5 +273,9 @@ def test_redis_sink_counts_on_after_redis_forgets_its_script(send, settings, red
     assert send({"event_type": "page_view", "identifier": "/after"}).status_code == 204
     live, _ = live_and_pending_keys(redis_prefix)
     stored = [field_decode(f, n) for f, n in get_sink().client.hgetall(live).items()]
-    assert {identifier for _, identifier, granularity, _, _ in stored if granularity == Granularity.HOUR} == {"", "/before", "/after"}
+    assert {identifier for _, identifier, granularity, _, _ in stored if granularity == Granularity.HOUR} == {
+        "",
+        "/before",
+        "/after",
+    }
     assert hour_total("page_view", "/after") == 0  # counted in Redis, not through the database fallback

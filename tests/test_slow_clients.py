@@ -16,8 +16,13 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("slow")
     url = f"sqlite:///{folder / 'slow.sqlite3'}"
     manage("migrate", "--noinput", env={"DATABASE_URL": url})
-    env = {"DATABASE_URL": url, "WEB_THREADS": "2", "HEADER_READ_TIMEOUT_MS": "1000", "BEACONS_RATE_LIMIT": "0",
-           "ALLOWED_HOSTS": "127.0.0.1"}  # fmt: skip
+    env = {
+        "DATABASE_URL": url,
+        "WEB_THREADS": "2",
+        "HEADER_READ_TIMEOUT_MS": "1000",
+        "BEACONS_RATE_LIMIT": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
     started = Server(env=env, workers=1, log_path=folder / "server.log").start()
     started.database_url = url
     yield started

@@ -1,13 +1,13 @@
 """Import and export of counts and beacon types: the file contract, the commands, the admin."""
 
 import csv
-import re
 import io
 import json
+import re
 import tempfile
 import uuid
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,16 +16,17 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from beacons import imports, queries, transfer
-from beacons.buckets import bucket_start
-from beacons.counting import Hit, aggregates_add, increments_for
+from beacons import queries
+from beacons.counting.buckets import bucket_start
+from beacons.counting.increments import Hit, aggregates_add, increments_for
 from beacons.models import BeaconAggregate, BeaconDefinition
 from beacons.models import Granularity as G
-from beacons.resources import DEFINITION_COLUMNS
+from beacons.transfer import formats, imports
+from beacons.transfer.resources import DEFINITION_COLUMNS
 
 pytestmark = pytest.mark.django_db
-UTC = timezone.utc
-FORMULAS = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+2", "-3", "@SUM(A1)", "\tTab", "'=quoted", "''+twice", "'plain"]
+UTC = UTC
+FORMULAS = ['=HYPERLINK("http://evil","x")', "+1+2", "-3", "@SUM(A1)", "\tTab", "'=quoted", "''+twice", "'plain"]
 UNICODE = ["/café", "/日本語/ページ", "/emoji/🎉", "/rtl/שלום"]
 
 
@@ -63,7 +64,7 @@ def write_csv(tmp_path, rows, name="in.csv"):
     path = tmp_path / name
     with open(path, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
-        writer.writerow(transfer.AGGREGATE_COLUMNS)
+        writer.writerow(formats.AGGREGATE_COLUMNS)
         writer.writerows(rows)
     return path
 
@@ -86,7 +87,7 @@ def traffic(page_view):
 # --- the file contract --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("file_format", transfer.FORMATS)
+@pytest.mark.parametrize("file_format", formats.FORMATS)
 def test_export_delete_import_replace_restores_identical_counts(traffic, tmp_path, file_format):
     before = snapshot()
     path = export(tmp_path, file_format)
@@ -138,7 +139,10 @@ def test_a_bucket_repeated_in_one_file_adds_in_merge_and_last_wins_in_replace(pa
 
 BAD_ROWS = {
     "unknown granularity": (["page_view", "/x", "week", "2026-11-02T00:00:00+00:00", "1"], "granularity"),
-    "period start not aligned": (["page_view", "/x", "day", "2026-11-02T06:00:00+00:00", "1"], "not the start of its day"),
+    "period start not aligned": (
+        ["page_view", "/x", "day", "2026-11-02T06:00:00+00:00", "1"],
+        "not the start of its day",
+    ),
     "period start without offset": (["page_view", "/x", "day", "2026-11-02T00:00:00", "1"], "no UTC offset"),
     "negative count": (["page_view", "/x", "day", "2026-11-02T00:00:00+00:00", "-4"], "negative"),
     "non-integer count": (["page_view", "/x", "day", "2026-11-02T00:00:00+00:00", "2.5"], "whole number"),
@@ -151,7 +155,9 @@ BAD_ROWS = {
 def test_a_file_with_one_bad_row_writes_nothing_and_names_the_row(page_view, tmp_path, problem):
     bad, message = BAD_ROWS[problem]
     good = [["page_view", f"/ok{n}", "day", "2026-11-01T00:00:00+00:00", "1"] for n in range(4)]
-    path = write_csv(tmp_path, [*good[:2], bad, *good[2:], ["brand_new_type", "", "day", "2026-11-01T00:00:00+00:00", "1"]])
+    path = write_csv(
+        tmp_path, [*good[:2], bad, *good[2:], ["brand_new_type", "", "day", "2026-11-01T00:00:00+00:00", "1"]]
+    )
 
     out, err = import_file(path, "merge")
 
@@ -255,18 +261,18 @@ def test_formula_identifiers_are_text_cells_in_xlsx(traffic, tmp_path):
 def test_json_export_keeps_identifiers_as_they_are(traffic, tmp_path):
     items = json.loads(export(tmp_path, "json").read_text(encoding="utf-8"))
     assert set(FORMULAS) | set(UNICODE) <= {item["identifier"] for item in items}
-    assert set(items[0]) == set(transfer.AGGREGATE_COLUMNS)
+    assert set(items[0]) == set(formats.AGGREGATE_COLUMNS)
 
 
 def test_cell_neutralising_round_trips_every_text():
     for text in [*FORMULAS, *UNICODE, "", "'", "''", "a=b", "'-", "\r\n"]:
-        assert transfer.cell_restore(transfer.cell_neutralise(text)) == text
+        assert formats.cell_restore(formats.cell_neutralise(text)) == text
 
 
 # --- beacon types -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("file_format", transfer.FORMATS)
+@pytest.mark.parametrize("file_format", formats.FORMATS)
 def test_beacon_types_round_trip_by_slug(db, tmp_path, file_format):
     BeaconDefinition.objects.create(
         slug="js_error",
@@ -328,10 +334,10 @@ def admin_confirm(admin_client, preview, model="beaconaggregate"):
 def test_admin_import_uploads_previews_and_confirms(admin_client, page_view):
     record(page_view, "/a", utc(2026, 11, 1, 9), 5)
     content = (
-        "event_type,identifier,granularity,period_start,count\r\n"
-        "page_view,/a,hour,2026-11-01T09:00:00+00:00,3\r\n"
-        "page_view,<b>/new</b>,hour,2026-11-01T09:00:00+00:00,2\r\n"
-    ).encode()
+        b"event_type,identifier,granularity,period_start,count\r\n"
+        b"page_view,/a,hour,2026-11-01T09:00:00+00:00,3\r\n"
+        b"page_view,<b>/new</b>,hour,2026-11-01T09:00:00+00:00,2\r\n"
+    )
 
     preview = admin_upload(admin_client, content, "csv", mode="merge")
 
@@ -350,11 +356,11 @@ def test_admin_import_uploads_previews_and_confirms(admin_client, page_view):
 
 def test_admin_import_lists_bad_rows_and_offers_no_confirm(admin_client, page_view):
     content = (
-        "event_type,identifier,granularity,period_start,count\n"
-        "page_view,/a,hour,2026-11-01T09:00:00+00:00,3\n"
-        "page_view,/b,hour,2026-11-01T09:30:00+00:00,3\n"
-        "page_view,/c,fortnight,2026-11-01T09:00:00+00:00,-1\n"
-    ).encode()
+        b"event_type,identifier,granularity,period_start,count\n"
+        b"page_view,/a,hour,2026-11-01T09:00:00+00:00,3\n"
+        b"page_view,/b,hour,2026-11-01T09:30:00+00:00,3\n"
+        b"page_view,/c,fortnight,2026-11-01T09:00:00+00:00,-1\n"
+    )
     response = admin_upload(admin_client, content, "csv")
     page = response.content.decode()
     assert "confirm_form" not in response.context or response.context["confirm_form"] is None
@@ -381,7 +387,9 @@ def test_admin_replace_import_sets_counts(admin_client, page_view):
 
 
 def admin_export(admin_client, file_format, query="", model="beaconaggregate"):
-    response = admin_client.post(admin_url("export", model) + query, {"format": format_index(file_format), "resource": "0"})
+    response = admin_client.post(
+        admin_url("export", model) + query, {"format": format_index(file_format), "resource": "0"}
+    )
     assert response.status_code == 200, response.content[:500]
     return b"".join(response.streaming_content)
 
@@ -392,7 +400,9 @@ def test_admin_and_command_export_the_same_file_for_the_same_filter(admin_client
     from_admin = admin_export(admin_client, file_format, query)
     from_command = export(tmp_path, file_format, "--definition", "page_view", "--granularity", "day").read_bytes()
     assert from_admin == from_command
-    assert from_admin.count(b"page_view") == BeaconAggregate.objects.filter(definition=traffic, granularity=G.DAY).count()
+    assert (
+        from_admin.count(b"page_view") == BeaconAggregate.objects.filter(definition=traffic, granularity=G.DAY).count()
+    )
 
 
 def test_admin_export_of_beacon_types_imports_back(admin_client, db):
@@ -420,6 +430,7 @@ def test_last_months_daily_page_views_survive_an_xlsx_trip_through_the_admin(adm
         f"?definition__id__exact={page_view.pk}&granularity__exact=D"
         f"&period_start__year={local.year}&period_start__month={local.month}"
     )
+
     def chart():
         return {
             identifier: queries.series(
@@ -446,15 +457,15 @@ def test_last_months_daily_page_views_survive_an_xlsx_trip_through_the_admin(adm
 def test_json_rows_are_read_one_at_a_time_across_read_boundaries():
     items = [{"event_type": "page_view", "identifier": f"/{n}/" + "é" * (n % 300), "count": n} for n in range(3000)]
     content = json.dumps(items, ensure_ascii=False, indent=1).encode()
-    headers, rows = transfer.rows_read(stream=io.BytesIO(content), file_format="json")
+    headers, rows = formats.rows_read(stream=io.BytesIO(content), file_format="json")
     assert headers == ["event_type", "identifier", "count"]
     assert list(rows) == items
 
 
 @pytest.mark.parametrize("content", [b"{}", b"[1, 2]", b'[{"a": 1} {"b": 2}]', b'[{"a": 1}, {"b": ', b"\xff\xfe"])
 def test_unreadable_json_is_a_file_problem(content):
-    with pytest.raises(transfer.FileProblem):
-        _headers, rows = transfer.rows_read(stream=io.BytesIO(content), file_format="json")
+    with pytest.raises(formats.FileProblem):
+        _headers, rows = formats.rows_read(stream=io.BytesIO(content), file_format="json")
         list(rows)
 
 
@@ -477,11 +488,18 @@ def test_staff_who_may_only_view_counts_can_export_but_not_import(client, django
 def test_export_command_writes_to_standard_output_with_filters(traffic):
     out = io.StringIO()
     call_command(
-        "beacons_export", "--definition", "signup", "--start", "2026-11-01", "--end", "2026-11-02",
-        stdout=out, stderr=io.StringIO(),
-    )  # fmt: skip
+        "beacons_export",
+        "--definition",
+        "signup",
+        "--start",
+        "2026-11-01",
+        "--end",
+        "2026-11-02",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     header, *rows = csv.reader(io.StringIO(out.getvalue()))
-    assert header == list(transfer.AGGREGATE_COLUMNS)
+    assert header == list(formats.AGGREGATE_COLUMNS)
     assert sorted(rows) == [
         ["signup", "", "day", "2026-11-01T00:00:00+00:00", "4"],
         ["signup", "", "hour", "2026-11-01T12:00:00+00:00", "4"],
@@ -517,7 +535,9 @@ def test_admin_import_of_an_unreadable_file_explains_instead_of_failing(admin_cl
     assert BeaconAggregate.objects.count() == 0
 
 
-@pytest.mark.parametrize("name, content", [("in.xlsx", b"not a workbook"), ("in.json", b"[{}, 1]"), ("in.csv", b"\xff\xfe\xfa")])
+@pytest.mark.parametrize(
+    "name, content", [("in.xlsx", b"not a workbook"), ("in.json", b"[{}, 1]"), ("in.csv", b"\xff\xfe\xfa")]
+)
 def test_import_command_refuses_an_unreadable_file(db, tmp_path, name, content):
     path = tmp_path / name
     path.write_bytes(content)
@@ -541,7 +561,7 @@ def xlsx_with_padding(padding: int, count: int = 3) -> bytes:
     (valid XML that deflates ~1000:1: a zip bomb when large)."""
     book = openpyxl.Workbook()
     sheet = book.active
-    sheet.append(list(transfer.AGGREGATE_COLUMNS))
+    sheet.append(list(formats.AGGREGATE_COLUMNS))
     sheet.append(["page_view", "/a", "day", "2026-11-01T00:00:00+00:00", count])
     plain = io.BytesIO()
     book.save(plain)
@@ -597,9 +617,14 @@ def test_an_admin_upload_larger_than_the_limit_is_refused_before_it_is_read(admi
 
 @pytest.mark.parametrize(
     "period_start",
-    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00", "9999-12-31T00:00:00+00:00", "1969-12-31T00:00:00+00:00",
-     "2201-01-01T00:00:00+00:00"],
-)  # fmt: skip
+    [
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:00:00-05:00",
+        "9999-12-31T00:00:00+00:00",
+        "1969-12-31T00:00:00+00:00",
+        "2201-01-01T00:00:00+00:00",
+    ],
+)
 def test_period_starts_outside_1970_to_2200_are_row_errors(page_view, tmp_path, period_start):
     path = write_csv(tmp_path, [["page_view", "/", "day", period_start, "1"]])
     out, err = import_file(path, "merge")
@@ -608,8 +633,13 @@ def test_period_starts_outside_1970_to_2200_are_row_errors(page_view, tmp_path, 
 
 
 def test_period_starts_at_the_edges_of_the_range_import(page_view, tmp_path):
-    path = write_csv(tmp_path, [["page_view", "/", "day", "1970-01-01T00:00:00+00:00", "1"],
-                                ["page_view", "/", "day", "2200-12-31T00:00:00+00:00", "2"]])  # fmt: skip
+    path = write_csv(
+        tmp_path,
+        [
+            ["page_view", "/", "day", "1970-01-01T00:00:00+00:00", "1"],
+            ["page_view", "/", "day", "2200-12-31T00:00:00+00:00", "2"],
+        ],
+    )
     out, err = import_file(path, "merge")
     assert "2 new" in out and BeaconAggregate.objects.count() == 2
 
@@ -639,7 +669,9 @@ def test_an_admin_import_with_a_lone_surrogate_lists_the_row(admin_client, page_
 def test_a_merge_past_the_largest_count_is_a_row_error(page_view, tmp_path, stored):
     day = utc(2026, 11, 1)
     if stored is not None:
-        BeaconAggregate.objects.create(definition=page_view, identifier="/", granularity=G.DAY, period_start=day, count=stored)
+        BeaconAggregate.objects.create(
+            definition=page_view, identifier="/", granularity=G.DAY, period_start=day, count=stored
+        )
     rows = [["page_view", "/", "day", "2026-11-01T00:00:00+00:00", str(imports.MAX_COUNT)]] * 2
     path = write_csv(tmp_path, rows if stored is None else rows[:1])
 
@@ -663,13 +695,17 @@ def test_admin_import_of_a_merge_past_the_largest_count_lists_the_row(admin_clie
 def file_outside_the_upload():
     """A counts file another process left in the temp folder."""
     path = Path(tempfile.gettempdir()) / f"beacons-not-uploaded-{uuid.uuid4().hex}.csv"
-    path.write_text("event_type,identifier,granularity,period_start,count\npage_view,/stolen,day,2026-11-01T00:00:00+00:00,7\n")
+    path.write_text(
+        "event_type,identifier,granularity,period_start,count\npage_view,/stolen,day,2026-11-01T00:00:00+00:00,7\n"
+    )
     yield path
     path.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("forged", ["../../tmp/{name}", "{name}", "{path}"])
-def test_admin_import_confirm_reads_no_file_but_the_one_uploaded(admin_client, page_view, file_outside_the_upload, forged):
+def test_admin_import_confirm_reads_no_file_but_the_one_uploaded(
+    admin_client, page_view, file_outside_the_upload, forged
+):
     content = b"event_type,identifier,granularity,period_start,count\npage_view,/mine,day,2026-11-01T00:00:00+00:00,1\n"
     preview = admin_upload(admin_client, content, "csv")
     form = preview.context["confirm_form"]
@@ -701,9 +737,16 @@ def test_admin_import_confirm_by_another_user_is_refused(admin_client, page_view
 
 
 @pytest.mark.parametrize(
-    "query", ["definition__id__exact=abc", "definition__id__exact=", "no_such_field=1", "period_start__year=9999",
-              "period_start__year=9999&period_start__month=12", "period_start__year=2026&period_start__month=13"],
-)  # fmt: skip
+    "query",
+    [
+        "definition__id__exact=abc",
+        "definition__id__exact=",
+        "no_such_field=1",
+        "period_start__year=9999",
+        "period_start__year=9999&period_start__month=12",
+        "period_start__year=2026&period_start__month=13",
+    ],
+)
 def test_admin_export_with_a_filter_it_cannot_apply_goes_back_to_the_list(admin_client, traffic, query):
     response = admin_client.get(admin_url("export") + "?" + query)
     assert response.status_code == 302
@@ -712,9 +755,16 @@ def test_admin_export_with_a_filter_it_cannot_apply_goes_back_to_the_list(admin_
 
 @pytest.mark.parametrize(
     ("model", "field"),
-    [("beaconaggregate", "period_start"), ("beaconevent", "received_at"), ("droppedhits", "day"), ("errorgroup", "last_seen")],
+    [
+        ("beaconaggregate", "period_start"),
+        ("beaconevent", "received_at"),
+        ("droppedhits", "day"),
+        ("errorgroup", "last_seen"),
+    ],
 )
-@pytest.mark.parametrize("drill_down", ["year=9999", "year=9999&{field}__month=12", "year=9999&{field}__month=12&{field}__day=31"])
+@pytest.mark.parametrize(
+    "drill_down", ["year=9999", "year=9999&{field}__month=12", "year=9999&{field}__month=12&{field}__day=31"]
+)
 def test_admin_lists_answer_a_year_9999_drill_down_without_a_500(admin_client, db, model, field, drill_down):
     response = admin_client.get(admin_url("changelist", model) + f"?{field}__" + drill_down.format(field=field))
     assert response.status_code == 302
@@ -723,11 +773,11 @@ def test_admin_lists_answer_a_year_9999_drill_down_without_a_500(admin_client, d
 
 def test_admin_import_lists_each_bad_row_in_words_not_only_on_hover(admin_client, page_view):
     content = (
-        "event_type,identifier,granularity,period_start,count\n"
-        "page_view,/a,hour,2026-11-01T09:00:00+00:00,3\n"
-        "page_view,/b,hour,2026-11-01T09:30:00+00:00,3\n"
-        "page_view,<i>/c</i>,fortnight,2026-11-01T09:00:00+00:00,-1\n"
-    ).encode()
+        b"event_type,identifier,granularity,period_start,count\n"
+        b"page_view,/a,hour,2026-11-01T09:00:00+00:00,3\n"
+        b"page_view,/b,hour,2026-11-01T09:30:00+00:00,3\n"
+        b"page_view,<i>/c</i>,fortnight,2026-11-01T09:00:00+00:00,-1\n"
+    )
     page = admin_upload(admin_client, content, "csv").content.decode()
     listed = re.search(r'<ul class="import-row-problems">(.*?)</ul>', page, re.S)
     assert listed, "no list of the bad rows"

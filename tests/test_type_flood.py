@@ -66,14 +66,16 @@ def test_admin_lists_filter_by_at_most_fifty_types_and_keep_the_chosen_one(admin
         assert re.search(r'<li class="selected">\s*<a href="[^"]*">Junk 0119</a>', html)
 
 
-def test_dashboard_with_a_thousand_types_reads_at_most_the_listed_ones(admin_client, django_assert_max_num_queries, monkeypatch):
+def test_dashboard_with_a_thousand_types_reads_at_most_the_listed_ones(
+    admin_client, django_assert_max_num_queries, monkeypatch
+):
     flood(1_000)
     built = []
     original = BeaconDefinition.from_db.__func__
     monkeypatch.setattr(BeaconDefinition, "from_db", classmethod(lambda cls, *a: built.append(1) or original(cls, *a)))
     with django_assert_max_num_queries(12):
         html = admin_client.get(reverse("dashboard:index")).content.decode()
-    assert html.count("<option value=\"junk") == TYPE_CHOICES_LIMIT - 2  # page views and errors come first
+    assert html.count('<option value="junk') == TYPE_CHOICES_LIMIT - 2  # page views and errors come first
     assert len(built) <= TYPE_CHOICES_LIMIT
     for name in ["kpis", "series", "top", "breakdown", "live", "identifiers"]:
         built.clear()

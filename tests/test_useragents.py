@@ -14,7 +14,13 @@ IPHONE = (
 
 @pytest.mark.parametrize(
     "user_agent, label",
-    [(FIREFOX, "Firefox 133"), (CHROME, "Chrome 131"), (IPHONE, "Mobile Safari 17"), ("", "Unknown browser"), ("not a browser", "Unknown browser")],
+    [
+        (FIREFOX, "Firefox 133"),
+        (CHROME, "Chrome 131"),
+        (IPHONE, "Mobile Safari 17"),
+        ("", "Unknown browser"),
+        ("not a browser", "Unknown browser"),
+    ],
 )
 def test_browser_label_names_the_family_and_major_version(user_agent, label):
     assert browser_label(user_agent) == label

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from beacons.buckets import bucket_zone
+from beacons.counting.buckets import bucket_zone
 
 OPTION_ERROR_EXIT = 2  # what argparse and most Unix tools exit with for a bad command line
 

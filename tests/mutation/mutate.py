@@ -13,7 +13,7 @@ Changes: ``<``↔``<=``, ``>``↔``>=``, ``==``↔``!=``, ``in``↔``not in``, `
 without a space emptied (codes and names; messages and SQL are left alone), ``return x`` → ``return None``, ``not x`` → ``x``, and a call statement,
 augmented assignment, ``raise``, ``continue`` or ``break`` dropped.
 
-    .venv/bin/python -m tests.mutation.mutate [--module beacons/buckets.py] [--workers 2]
+    .venv/bin/python -m tests.mutation.mutate [--module beacons/counting/buckets.py] [--workers 2]
 """
 
 import argparse
@@ -35,17 +35,53 @@ from tests.mutation import config
 
 ROOT = Path(__file__).resolve().parents[2]
 TREE = ["beacon_site", "beacons", "dashboard", "templates", "static", "tests", "manage.py", "pyproject.toml"]
-PYTEST = ["-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:hypothesispytest", "-m", "not serial and not browser"]
+PYTEST = [
+    "-m",
+    "pytest",
+    "-x",
+    "-q",
+    "-p",
+    "no:randomly",
+    "-p",
+    "no:xdist",
+    "-p",
+    "no:hypothesispytest",
+    "-m",
+    "not serial and not browser",
+]
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/beacons_mutate_{worker}"
 
 SWAPS = {
-    ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
-    ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
-    ast.And: ast.Or, ast.Or: ast.And, ast.Add: ast.Sub, ast.Sub: ast.Add,
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.And: ast.Or,
+    ast.Or: ast.And,
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
 }
 SYMBOLS = {
-    ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.In: "in",
-    ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.And: "and", ast.Or: "or", ast.Add: "+", ast.Sub: "-",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+    ast.And: "and",
+    ast.Or: "or",
+    ast.Add: "+",
+    ast.Sub: "-",
 }
 
 
@@ -68,7 +104,12 @@ def _skipped_constants(tree: ast.AST) -> set[int]:
         for decorator in getattr(node, "decorator_list", []):
             skipped.update(id(part) for part in ast.walk(decorator))
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
             skipped.add(id(body[0].value))
         if isinstance(node, ast.JoinedStr):
             skipped.update(id(part) for part in ast.walk(node))
@@ -86,7 +127,11 @@ def _changes(tree: ast.AST):
             for index, op in enumerate(node.ops):
                 if type(op) in SWAPS:
                     new = SWAPS[type(op)]
-                    yield node, f"{SYMBOLS[type(op)]} → {SYMBOLS[new]}", lambda n, i=index, new=new: n.ops.__setitem__(i, new())
+                    yield (
+                        node,
+                        f"{SYMBOLS[type(op)]} → {SYMBOLS[new]}",
+                        lambda n, i=index, new=new: n.ops.__setitem__(i, new()),
+                    )
         elif isinstance(node, (ast.BoolOp, ast.BinOp)) and type(node.op) in SWAPS:
             new = SWAPS[type(node.op)]
             yield node, f"{SYMBOLS[type(node.op)]} → {SYMBOLS[new]}", lambda n, new=new: setattr(n, "op", new())
@@ -101,14 +146,20 @@ def _changes(tree: ast.AST):
                 yield node, f"{shown!r} → ''", lambda n: setattr(n, "value", "")
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             yield node, "not x → x", None  # applied by the parent rewrite below
-        elif isinstance(node, ast.Return) and node.value is not None and not (
-            isinstance(node.value, ast.Constant) and node.value.value is None
+        elif (
+            isinstance(node, ast.Return)
+            and node.value is not None
+            and not (isinstance(node.value, ast.Constant) and node.value.value is None)
         ):
             yield node, "return x → return None", lambda n: setattr(n, "value", ast.Constant(None))
         elif isinstance(node, (ast.AugAssign, ast.Raise, ast.Continue, ast.Break)) or (
             isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
         ):
-            yield node, f"{type(node).__name__.lower() if not isinstance(node, ast.Expr) else 'call'} statement dropped", "drop"
+            yield (
+                node,
+                f"{type(node).__name__.lower() if not isinstance(node, ast.Expr) else 'call'} statement dropped",
+                "drop",
+            )
 
 
 class _Apply(ast.NodeTransformer):
@@ -185,7 +236,9 @@ def _databases(path: str, worker: int) -> list[str]:
     return ["", POSTGRES_URL.format(worker=worker)] if path in config.POSTGRES else [""]
 
 
-def _run_tests(tree: Path, path: str, worker: int, timeout: float, tests: list[str], extra_env=None) -> tuple[bool, float]:
+def _run_tests(
+    tree: Path, path: str, worker: int, timeout: float, tests: list[str], extra_env=None
+) -> tuple[bool, float]:
     """(passed, seconds); a run over ``timeout`` counts as failed (a hung mutant is killed)."""
     began = time.monotonic()
     env = {**_environment(path, worker), **(extra_env or {})}
@@ -194,8 +247,11 @@ def _run_tests(tree: Path, path: str, worker: int, timeout: float, tests: list[s
     try:
         result = subprocess.run(
             [str(tree / ".venv/bin/python"), *PYTEST, *tests],
-            cwd=tree, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout,
+            cwd=tree,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         return False, time.monotonic() - began
@@ -224,7 +280,11 @@ def run(paths: list[str], workers: int) -> int:
             baseline = 0.0
             for database in _databases(path, worker):  # tests skipped on one database run on the other
                 passed, seconds = _run_tests(
-                    tree, path, worker, 900, ["-p", "tests.mutation.trace_plugin", *config.MODULES[path]],
+                    tree,
+                    path,
+                    worker,
+                    900,
+                    ["-p", "tests.mutation.trace_plugin", *config.MODULES[path]],
                     {"MUTATE_TRACE_FILE": str(tree / path), "MUTATE_TRACE_OUT": str(trace), "DATABASE_URL": database},
                 )
                 if not passed:
@@ -242,8 +302,12 @@ def run(paths: list[str], workers: int) -> int:
 
             forks = {
                 tree: subprocess.Popen(
-                    [str(tree / ".venv/bin/python"), str(tree / "tests/mutation/worker.py")], cwd=tree,
-                    env=_environment(path, worker), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                    [str(tree / ".venv/bin/python"), str(tree / "tests/mutation/worker.py")],
+                    cwd=tree,
+                    env=_environment(path, worker),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
                 )
                 for worker, tree in list(trees.queue)
             }
@@ -270,7 +334,10 @@ def run(paths: list[str], workers: int) -> int:
                 finally:
                     shutil.copy2(ROOT / mutant.path, target)
                     trees.put((worker, tree))
-                print(f"  {'killed  ' if not passed else 'SURVIVED'} {mutant.path}:{mutant.line} {mutant.change}", file=sys.stderr)
+                print(
+                    f"  {'killed  ' if not passed else 'SURVIVED'} {mutant.path}:{mutant.line} {mutant.change}",
+                    file=sys.stderr,
+                )
                 return mutant, not passed
 
             try:

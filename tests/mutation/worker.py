@@ -11,14 +11,27 @@ import sys
 import time
 
 sys.path.insert(0, os.getcwd())
-PRELOADED = ["pytest", "pytest_django", "django", "django.db.models", "django.test", "django.http", "django.forms",
-             "django.contrib.auth.models", "ua_parser", "redis", "psycopg", "plotly.graph_objects", "crawlerdetect"]  # fmt: skip
+PRELOADED = [
+    "pytest",
+    "pytest_django",
+    "django",
+    "django.db.models",
+    "django.test",
+    "django.http",
+    "django.forms",
+    "django.contrib.auth.models",
+    "ua_parser",
+    "redis",
+    "psycopg",
+    "plotly.graph_objects",
+    "crawlerdetect",
+]
 PROJECT = ("beacons", "dashboard", "beacon_site", "tests")
 
 for name in PRELOADED:
     try:
         importlib.import_module(name)
-    except Exception:  # noqa: BLE001 - a library that needs settings loads in the child instead
+    except Exception:
         pass
 for name in [n for n in sys.modules if n.split(".")[0] in PROJECT]:
     del sys.modules[name]

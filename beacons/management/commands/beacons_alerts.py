@@ -1,6 +1,6 @@
 import time
 
-from beacons.alerts import alerts_send_pending
+from beacons.errors.alerts import alerts_send_pending
 from beacons.management.base import BeaconsCommand, duration, plural
 
 

@@ -25,34 +25,110 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from beacons.alerts import alerts_suppressed
-from beacons.buckets import bucket_after, bucket_start, bucket_zone
-from beacons.counting import aggregates_add, aggregates_insert_new, increments_add_hits
-from beacons.maintenance import rows_delete
+from beacons.counting.buckets import bucket_after, bucket_start, bucket_zone
+from beacons.counting.increments import aggregates_add, aggregates_insert_new, increments_add_hits
+from beacons.counting.retention import rows_delete
+from beacons.counting.sinks import get_sink
+from beacons.errors.alerts import alerts_suppressed
+from beacons.ingest.parsing import EventInput
+from beacons.ingest.recording import RequestContext, events_record
 from beacons.management.base import BeaconsCommand, Progress, duration, plural, whole_number
 from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
-from beacons.parsing import EventInput
-from beacons.services import RequestContext, events_record
-from beacons.sinks import get_sink
 
 G = Granularity
 FINE_DAYS = 2  # fine (second/minute) buckets only for the most recent days
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
 # Share of traffic by local hour of day (0-23) and by weekday (Monday first).
-HOURLY = [0.25, 0.18, 0.14, 0.12, 0.12, 0.16, 0.3, 0.55, 0.85, 1.05, 1.15, 1.2,
-          1.15, 1.15, 1.2, 1.15, 1.05, 0.95, 0.85, 0.8, 0.75, 0.65, 0.5, 0.35]  # fmt: skip
+HOURLY = [
+    0.25,
+    0.18,
+    0.14,
+    0.12,
+    0.12,
+    0.16,
+    0.3,
+    0.55,
+    0.85,
+    1.05,
+    1.15,
+    1.2,
+    1.15,
+    1.15,
+    1.2,
+    1.15,
+    1.05,
+    0.95,
+    0.85,
+    0.8,
+    0.75,
+    0.65,
+    0.5,
+    0.35,
+]
 WEEKDAY = [1.0, 1.05, 1.05, 1.0, 0.9, 0.6, 0.55]
 
-MAIN_PAGES = ["/", "/pricing", "/features", "/blog", "/docs", "/signup", "/about", "/customers", "/integrations",
-              "/contact", "/login", "/security", "/changelog", "/careers", "/status", "/privacy", "/terms"]  # fmt: skip
+MAIN_PAGES = [
+    "/",
+    "/pricing",
+    "/features",
+    "/blog",
+    "/docs",
+    "/signup",
+    "/about",
+    "/customers",
+    "/integrations",
+    "/contact",
+    "/login",
+    "/security",
+    "/changelog",
+    "/careers",
+    "/status",
+    "/privacy",
+    "/terms",
+]
 LAUNCHED_PAGE = "/blog/introducing-live-dashboards"
-WORDS = ["getting", "started", "counting", "privacy", "beacons", "dashboards", "errors", "alerts", "teams", "scale",
-         "postgres", "redis", "events", "custom", "pages", "tracking", "without", "cookies", "faster", "sites",
-         "guide", "checklist", "migrate", "export", "import", "grouping", "retention", "reports", "weekly", "api"]  # fmt: skip
+WORDS = [
+    "getting",
+    "started",
+    "counting",
+    "privacy",
+    "beacons",
+    "dashboards",
+    "errors",
+    "alerts",
+    "teams",
+    "scale",
+    "postgres",
+    "redis",
+    "events",
+    "custom",
+    "pages",
+    "tracking",
+    "without",
+    "cookies",
+    "faster",
+    "sites",
+    "guide",
+    "checklist",
+    "migrate",
+    "export",
+    "import",
+    "grouping",
+    "retention",
+    "reports",
+    "weekly",
+    "api",
+]
 DOC_SECTIONS = ["setup", "ingest", "dashboard", "errors", "admin", "api", "operations", "privacy"]
-DOWNLOADS = ["brochure.pdf", "price-list-2026.pdf", "annual-report.pdf", "user-guide.pdf", "datasheet-x200.pdf",
-             "case-study-acme.pdf"]  # fmt: skip
+DOWNLOADS = [
+    "brochure.pdf",
+    "price-list-2026.pdf",
+    "annual-report.pdf",
+    "user-guide.pdf",
+    "datasheet-x200.pdf",
+    "case-study-acme.pdf",
+]
 SIGNUP_PLACES = ["pricing-page", "header", "footer", "blog-sidebar"]
 CUSTOM_TYPES = [
     # slug, name, description, share of page views, identifiers
@@ -61,14 +137,20 @@ CUSTOM_TYPES = [
 ]
 ERRORS = [
     # weight, message, function, file, line
-    (40, "TypeError: Cannot read properties of undefined (reading 'price')", "renderPrice", "/static/js/pricing.js", 88),
+    (
+        40,
+        "TypeError: Cannot read properties of undefined (reading 'price')",
+        "renderPrice",
+        "/static/js/pricing.js",
+        88,
+    ),
     (25, "ReferenceError: gtag is not defined", "trackClick", "/static/js/analytics.js", 12),
     (15, "TypeError: null is not an object (evaluating 'menu.classList')", "toggleMenu", "/static/js/nav.js", 31),
     (10, "SyntaxError: Unexpected token '<' in JSON at position 0", "loadPosts", "/static/js/blog.js", 140),
     (6, "Error: Network request failed", "fetchStatus", "/static/js/status.js", 57),
     (3, "RangeError: Maximum call stack size exceeded", "walkTree", "/static/js/docs-search.js", 203),
     (1, "Uncaught (in promise) AbortError: The user aborted a request.", "saveDraft", "/static/js/editor.js", 19),
-]  # fmt: skip
+]
 
 
 def page_names(*, count: int, rng: random.Random) -> list[str]:
@@ -98,14 +180,22 @@ class Command(BeaconsCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--reset", action="store_true", help="delete every counter, single event and error group first")
-        parser.add_argument("--add", action="store_true", help="add the demo traffic on top of the counts already there")
+        parser.add_argument(
+            "--reset", action="store_true", help="delete every counter, single event and error group first"
+        )
+        parser.add_argument(
+            "--add", action="store_true", help="add the demo traffic on top of the counts already there"
+        )
         parser.add_argument("--if-empty", action="store_true", help="do nothing when page views already have counts")
-        parser.add_argument("--hits", type=whole_number(0), default=400_000, help="page views to generate (default 400,000)")
+        parser.add_argument(
+            "--hits", type=whole_number(0), default=400_000, help="page views to generate (default 400,000)"
+        )
         parser.add_argument("--identifiers", type=whole_number(1), default=200, help="distinct pages (default 200)")
         parser.add_argument("--days", type=whole_number(1), default=365, help="days of history up to now (default 365)")
         parser.add_argument("--errors", type=whole_number(0), default=300, help="JavaScript error events (default 300)")
-        parser.add_argument("--seed", type=whole_number(0), default=2026, help="random seed: the same seed gives the same data")
+        parser.add_argument(
+            "--seed", type=whole_number(0), default=2026, help="random seed: the same seed gives the same data"
+        )
 
     def handle(self, *args, reset, add, if_empty, hits, identifiers, days, errors, seed, **options):
         if sum([reset, add, if_empty]) > 1:
@@ -113,14 +203,24 @@ class Command(BeaconsCommand):
         started = time.monotonic()
         page_view, _ = BeaconDefinition.objects.get_or_create(
             slug="page_view",
-            defaults={"name": "Page views", "kind": BeaconDefinition.Kind.PAGE_VIEW, "granularities": "M,H,D,MO,Y",
-                      "identifier_rule": BeaconDefinition.IdentifierRule.REFERER, "fine_retention_days": 2},
-        )  # fmt: skip
+            defaults={
+                "name": "Page views",
+                "kind": BeaconDefinition.Kind.PAGE_VIEW,
+                "granularities": "M,H,D,MO,Y",
+                "identifier_rule": BeaconDefinition.IdentifierRule.REFERER,
+                "fine_retention_days": 2,
+            },
+        )
         BeaconDefinition.objects.get_or_create(
             slug="error",
-            defaults={"name": "JavaScript errors", "kind": BeaconDefinition.Kind.ERROR, "granularities": "M,H,D,MO",
-                      "identifier_rule": BeaconDefinition.IdentifierRule.REFERER, "keep_raw": True},
-        )  # fmt: skip
+            defaults={
+                "name": "JavaScript errors",
+                "kind": BeaconDefinition.Kind.ERROR,
+                "granularities": "M,H,D,MO",
+                "identifier_rule": BeaconDefinition.IdentifierRule.REFERER,
+                "keep_raw": True,
+            },
+        )
         has_data = BeaconAggregate.objects.filter(definition=page_view).exists()
         if has_data and if_empty:
             self.stdout.write("beacons_demo: page views already have counts; nothing to do (use --reset to start over)")
@@ -136,7 +236,9 @@ class Command(BeaconsCommand):
                 deleted = rows_delete(BeaconAggregate.objects.all())
                 BeaconEvent.objects.all().delete()
                 ErrorGroup.objects.all().delete()
-            self.stdout.write(f"beacons_demo: deleted {plural(deleted, 'counter row')}, all single events and error groups")
+            self.stdout.write(
+                f"beacons_demo: deleted {plural(deleted, 'counter row')}, all single events and error groups"
+            )
 
         if connection.vendor == "sqlite":
             with connection.cursor() as cursor:  # index pages stay in memory while millions of rows go in
@@ -156,19 +258,29 @@ class Command(BeaconsCommand):
         with transaction.atomic():
             with progress(page_view) as shown:
                 rows += traffic_write(
-                    definition=page_view, names=pages, hits=hits, hour_weights=hour_weights, now=now, rng=rng,
+                    definition=page_view,
+                    names=pages,
+                    hits=hits,
+                    hour_weights=hour_weights,
+                    now=now,
+                    rng=rng,
                     launched=(LAUNCHED_PAGE, now - timedelta(days=21)) if identifiers >= 20 else None,
                     on_day=shown.update,
-                )  # fmt: skip
+                )
             for slug, name, description, share, names in CUSTOM_TYPES:
                 definition, _ = BeaconDefinition.objects.get_or_create(
                     slug=slug, defaults={"name": name, "description": description, "kind": BeaconDefinition.Kind.CUSTOM}
                 )
                 with progress(definition) as shown:
                     rows += traffic_write(
-                        definition=definition, names=names, hits=round(hits * share), hour_weights=hour_weights,
-                        now=now, rng=rng, on_day=shown.update,
-                    )  # fmt: skip
+                        definition=definition,
+                        names=names,
+                        hits=round(hits * share),
+                        hour_weights=hour_weights,
+                        now=now,
+                        rng=rng,
+                        on_day=shown.update,
+                    )
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:  # fresh statistics, so the planner uses the right indexes at once
                 cursor.execute(f"ANALYZE {BeaconAggregate._meta.db_table}")
@@ -288,7 +400,9 @@ def traffic_write(
                 for _ in range(n):
                     offset = rng.randrange(seconds)
                     # Hour starts are whole local minutes, so these are the second/minute bucket starts.
-                    buckets = [(g, moment + timedelta(seconds=offset if g == G.SECOND else offset - offset % 60)) for g in fine]
+                    buckets = [
+                        (g, moment + timedelta(seconds=offset if g == G.SECOND else offset - offset % 60)) for g in fine
+                    ]
                     increments_add_hits(day_rows, definition_id=pk, buckets=buckets, hits={identifier: 1})
     if day_rows:
         rows += flush_day()

@@ -48,8 +48,15 @@ class Command(BeaconsCommand):
         parser.add_argument("--username", default="demo")
         parser.add_argument("--reset", action="store_true", help="give the login a new random password")
         parser.add_argument("--host", default=os.environ.get("HOST") or "127.0.0.1", help="for the banner only")
-        parser.add_argument("--port", type=whole_number(1), default=os.environ.get("PORT") or 8000, help="for the banner only")
-        parser.add_argument("--file", type=Path, default=None, help=f"where the password is kept (default: {LOGIN_FILE_NAME} in the project)")
+        parser.add_argument(
+            "--port", type=whole_number(1), default=os.environ.get("PORT") or 8000, help="for the banner only"
+        )
+        parser.add_argument(
+            "--file",
+            type=Path,
+            default=None,
+            help=f"where the password is kept (default: {LOGIN_FILE_NAME} in the project)",
+        )
 
     def handle(self, *args, username, reset, host, port, file, **options):
         path = file or login_file_default()

@@ -4,7 +4,7 @@ import time
 
 from django.core.management.base import CommandError
 
-from beacons.drain import drain_batches_purge, drain_with_retries
+from beacons.counting.drain import drain_batches_purge, drain_with_retries
 from beacons.management.base import BeaconsCommand, Progress, duration, plural, seconds, whole_number
 
 PROGRESS_EVERY = 100_000
@@ -25,9 +25,14 @@ class Command(BeaconsCommand):
             help="Keep draining every --interval seconds until stopped (SIGTERM finishes the pass first); "
             "hourly, also deletes drain records older than 7 days.",
         )
-        parser.add_argument("--interval", type=seconds, default=2.0, help="Seconds between passes with --loop (default 2).")
         parser.add_argument(
-            "--attempts", type=whole_number(1), default=6, help="Without --loop: tries while the database or Redis is down (default 6, ~30 s)."
+            "--interval", type=seconds, default=2.0, help="Seconds between passes with --loop (default 2)."
+        )
+        parser.add_argument(
+            "--attempts",
+            type=whole_number(1),
+            default=6,
+            help="Without --loop: tries while the database or Redis is down (default 6, ~30 s).",
         )
 
     def handle(self, *args, loop, interval, attempts, verbosity, **options):
@@ -66,7 +71,9 @@ class Command(BeaconsCommand):
         except Exception as exc:
             raise CommandError(f"drain failed, counts stay in Redis: {exc}") from exc
         elapsed = duration(time.monotonic() - started)
-        discarded = f"; {plural(result.discarded, 'batch', 'batches')} already written, discarded" if result.discarded else ""
+        discarded = (
+            f"; {plural(result.discarded, 'batch', 'batches')} already written, discarded" if result.discarded else ""
+        )
         if result.batches:
             self.stdout.write(
                 f"drained {plural(result.keys, 'counter')} ({plural(result.hits, 'hit')}) in "

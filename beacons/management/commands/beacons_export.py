@@ -3,10 +3,11 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from beacons import queries, transfer
+from beacons import queries
 from beacons.management.base import BeaconsCommand, Progress, duration, moment, option_error, plural
 from beacons.models import BeaconDefinition
-from beacons.resources import DEFINITION_COLUMNS, BeaconDefinitionResource
+from beacons.transfer import formats
+from beacons.transfer.resources import DEFINITION_COLUMNS, BeaconDefinitionResource
 
 PROGRESS_EVERY = 100_000
 
@@ -15,7 +16,7 @@ def format_choose(file_format: str | None, path: str | None) -> str:
     if file_format:
         return file_format
     suffix = Path(path).suffix.lower().lstrip(".") if path and path != "-" else ""
-    return suffix if suffix in transfer.FORMATS else "csv"
+    return suffix if suffix in formats.FORMATS else "csv"
 
 
 class Command(BeaconsCommand):
@@ -25,10 +26,10 @@ class Command(BeaconsCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--format", choices=transfer.FORMATS, help="default: from --output's extension, else csv")
+        parser.add_argument("--format", choices=formats.FORMATS, help="default: from --output's extension, else csv")
         parser.add_argument("--output", "-o", help="file to write (default: standard output)")
         parser.add_argument("--definition", metavar="SLUG", help="only this event type")
-        parser.add_argument("--granularity", choices=list(transfer.GRANULARITY_CODES), help="only this bucket size")
+        parser.add_argument("--granularity", choices=list(formats.GRANULARITY_CODES), help="only this bucket size")
         parser.add_argument("--start", type=moment, help="period starts from this date/time on (inclusive)")
         parser.add_argument("--end", type=moment, help="period starts before this date/time (exclusive)")
         parser.add_argument("--registry", action="store_true", help="export the beacon types instead of counts")
@@ -50,18 +51,18 @@ class Command(BeaconsCommand):
             if options["definition"]:
                 definitions = definitions.filter(slug=options["definition"])
             rows = BeaconDefinitionResource().rows(queryset=definitions)
-            chunks = transfer.rows_write(headers=DEFINITION_COLUMNS, rows=counted(rows), file_format=file_format)
+            chunks = formats.rows_write(headers=DEFINITION_COLUMNS, rows=counted(rows), file_format=file_format)
         else:
             if options["definition"] and not BeaconDefinition.objects.filter(slug=options["definition"]).exists():
                 raise option_error(f"--definition: no beacon type {options['definition']!r}")
             queryset = queries.aggregates_filter(
                 definition=options["definition"],
-                granularity=transfer.GRANULARITY_CODES.get(options["granularity"] or ""),
+                granularity=formats.GRANULARITY_CODES.get(options["granularity"] or ""),
                 start=options["start"],
                 end=options["end"],
             )
-            rows = transfer.aggregates_rows(queryset=queryset)
-            chunks = transfer.rows_write(headers=transfer.AGGREGATE_COLUMNS, rows=counted(rows), file_format=file_format)
+            rows = formats.aggregates_rows(queryset=queryset)
+            chunks = formats.rows_write(headers=formats.AGGREGATE_COLUMNS, rows=counted(rows), file_format=file_format)
 
         output = options["output"]
         with progress:
@@ -74,7 +75,7 @@ class Command(BeaconsCommand):
     def chunks_write(self, *, chunks: Iterable[bytes], output: str | None, file_format: str) -> None:
         if output and output != "-":
             try:
-                file = open(output, "wb")  # noqa: SIM115 (closed below)
+                file = open(output, "wb")
             except OSError as problem:
                 raise option_error(f"--output: cannot write {output}: {problem.strerror}") from None
             with file:

@@ -2,9 +2,9 @@ import time
 
 from django.core.management.base import CommandError
 
-from beacons import imports, transfer
 from beacons.management.base import BeaconsCommand, Progress, duration, plural
-from beacons.resources import definitions_import
+from beacons.transfer import formats, imports
+from beacons.transfer.resources import definitions_import
 
 from .beacons_export import format_choose
 
@@ -19,7 +19,7 @@ class Command(BeaconsCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="the file to import")
-        parser.add_argument("--format", choices=transfer.FORMATS, help="default: from the file's extension")
+        parser.add_argument("--format", choices=formats.FORMATS, help="default: from the file's extension")
         parser.add_argument("--mode", choices=imports.MODES, required=True, help="merge adds counts; replace sets them")
         parser.add_argument("--dry-run", action="store_true", help="check every row and report, write nothing")
 
@@ -27,22 +27,26 @@ class Command(BeaconsCommand):
         file_format = format_choose(options["format"], file)
         started = time.monotonic()
         try:
-            stream = open(file, "rb")  # noqa: SIM115 (closed below, after the lazy rows are read)
+            stream = open(file, "rb")
         except OSError as problem:
             raise CommandError(f"cannot open {file}: {problem.strerror}", returncode=2) from None
-        self.progress = Progress(stream=self.stderr, unit="rows", every=PROGRESS_EVERY, label="checking" if dry_run else "importing")
+        self.progress = Progress(
+            stream=self.stderr, unit="rows", every=PROGRESS_EVERY, label="checking" if dry_run else "importing"
+        )
         try:
-            headers, rows = transfer.rows_read(stream=stream, file_format=file_format)
+            headers, rows = formats.rows_read(stream=stream, file_format=file_format)
             if "slug" in headers and "period_start" not in headers:
                 new, updated, skipped, failed, problems = self.registry_import(headers, rows, dry_run)
             else:
-                transfer.columns_check(
-                    headers=headers, required=transfer.REQUIRED_AGGREGATE_COLUMNS, columns=transfer.AGGREGATE_COLUMNS
+                formats.columns_check(
+                    headers=headers, required=formats.REQUIRED_AGGREGATE_COLUMNS, columns=formats.AGGREGATE_COLUMNS
                 )
-                summary = imports.aggregates_import(rows=rows, mode=mode, dry_run=dry_run, on_progress=self.progress_report)
+                summary = imports.aggregates_import(
+                    rows=rows, mode=mode, dry_run=dry_run, on_progress=self.progress_report
+                )
                 new, updated, skipped, failed = summary.new, summary.updated, summary.skipped, summary.failed
                 problems = [str(problem) for problem in summary.problems]
-        except transfer.FileProblem as problem:
+        except formats.FileProblem as problem:
             raise CommandError(f"{file}: {problem}; nothing imported") from None
         finally:
             stream.close()
@@ -58,7 +62,9 @@ class Command(BeaconsCommand):
             self.stdout.write(f"checked {plural(total, 'row')} in {elapsed}: {counts}")
             raise CommandError(f"nothing imported: {failed:,} of {plural(total, 'row')} failed")
         if dry_run:
-            self.stdout.write(f"checked {plural(total, 'row')} in {mode} mode in {elapsed}: {counts}; dry run, nothing written")
+            self.stdout.write(
+                f"checked {plural(total, 'row')} in {mode} mode in {elapsed}: {counts}; dry run, nothing written"
+            )
         else:
             self.stdout.write(f"imported {plural(total, 'row')} in {mode} mode in {elapsed}: {counts}")
 

@@ -2,7 +2,7 @@ import time
 
 from django.utils import timezone
 
-from beacons.maintenance import retention_purge
+from beacons.counting.retention import retention_purge
 from beacons.management.base import BeaconsCommand, duration, plural
 
 

@@ -1,6 +1,6 @@
 import time
 
-from beacons.maintenance import aggregates_rebuild
+from beacons.counting.retention import aggregates_rebuild
 from beacons.management.base import BeaconsCommand, Progress, duration, moment, option_error, plural
 from beacons.models import BeaconDefinition
 
@@ -13,7 +13,10 @@ class Command(BeaconsCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--start", required=True, type=moment, help="Date or datetime, in BEACONS_TIME_ZONE unless an offset is given."
+            "--start",
+            required=True,
+            type=moment,
+            help="Date or datetime, in BEACONS_TIME_ZONE unless an offset is given.",
         )
         parser.add_argument("--end", required=True, type=moment, help="Exclusive end, same format.")
         parser.add_argument("--definition", help="Event type slug; default: every type that keeps single events.")

@@ -19,8 +19,8 @@ from import_export.formats.base_formats import CSV, JSON, XLSX
 from import_export.forms import ConfirmImportForm, ExportForm, ImportForm
 from import_export.signals import post_export
 
-from . import transfer
-from .resources import (
+from beacons.transfer import formats
+from beacons.transfer.resources import (
     DEFINITION_COLUMNS,
     BeaconAggregateResource,
     BeaconDefinitionResource,
@@ -39,10 +39,10 @@ IMPORT_FILE_MAX_AGE = 24 * 3600  # seconds an uploaded file may wait for its con
 
 
 class BoundedXLSX(XLSX):
-    """XLSX whose zip directory is checked before the workbook is opened (``transfer.xlsx_size_check``)."""
+    """XLSX whose zip directory is checked before the workbook is opened (``formats.xlsx_size_check``)."""
 
     def create_dataset(self, in_stream):
-        transfer.xlsx_size_check(stream=io.BytesIO(in_stream))
+        formats.xlsx_size_check(stream=io.BytesIO(in_stream))
         return super().create_dataset(in_stream)
 
 
@@ -122,20 +122,20 @@ class TransferAdminMixin(ImportExportMixin):
         example = path(
             "import/example.<str:file_format>",
             self.admin_site.admin_view(self.import_example),
-            name="%s_%s_import_example" % info,
+            name="{}_{}_import_example".format(*info),
         )
         return [example] + super().get_urls()
 
     def import_example(self, request, file_format):
         if not self.has_import_permission(request) or not self.has_view_permission(request):
             raise PermissionDenied
-        if file_format not in transfer.FORMATS:
+        if file_format not in formats.FORMATS:
             raise PermissionDenied
-        chunks = transfer.rows_write(headers=self.columns, rows=self.example_rows(), file_format=file_format)
+        chunks = formats.rows_write(headers=self.columns, rows=self.example_rows(), file_format=file_format)
         return self._file_response(chunks, file_format, f"{self.model._meta.model_name}-example.{file_format}")
 
     def _file_response(self, chunks, file_format, filename):
-        response = StreamingHttpResponse(chunks, content_type=transfer.CONTENT_TYPES[file_format])
+        response = StreamingHttpResponse(chunks, content_type=formats.CONTENT_TYPES[file_format])
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
@@ -165,11 +165,11 @@ class TransferAdminMixin(ImportExportMixin):
             return super().export_action(request)
         except IncorrectLookupParameters:  # a filter value the list cannot apply: the changelist's answer
             info = self.get_model_info()
-            changelist = reverse("admin:%s_%s_changelist" % info, current_app=self.admin_site.name)
+            changelist = reverse("admin:{}_{}_changelist".format(*info), current_app=self.admin_site.name)
             return HttpResponseRedirect(f"{changelist}?{ERROR_FLAG}=1")
 
     def add_data_read_fail_error_to_form(self, form, e):
-        if isinstance(e, transfer.FileProblem):
+        if isinstance(e, formats.FileProblem):
             form.add_error("import_file", f"The file cannot be imported: {e}.")
         else:
             super().add_data_read_fail_error_to_form(form, e)
@@ -189,7 +189,7 @@ class TransferAdminMixin(ImportExportMixin):
 
     def get_import_context_data(self, **kwargs):
         context = super().get_import_context_data(**kwargs)
-        context["example_formats"] = transfer.FORMATS
+        context["example_formats"] = formats.FORMATS
         return context
 
     def process_result(self, result, request):
@@ -197,7 +197,7 @@ class TransferAdminMixin(ImportExportMixin):
             # The file changed or the data moved between preview and confirm: nothing was written.
             messages.error(request, "Nothing was imported: the file no longer passes its checks. Upload it again.")
             info = self.get_model_info()
-            return HttpResponseRedirect(reverse("admin:%s_%s_import" % info, current_app=self.admin_site.name))
+            return HttpResponseRedirect(reverse("admin:{}_{}_import".format(*info), current_app=self.admin_site.name))
         return super().process_result(result, request)
 
 
@@ -206,14 +206,14 @@ class AggregateTransferAdminMixin(TransferAdminMixin):
     import_form_class = AggregateImportForm
     confirm_form_class = AggregateConfirmImportForm
     skip_admin_log = True  # a log entry per counter row would dwarf the log
-    columns = transfer.AGGREGATE_COLUMNS
+    columns = formats.AGGREGATE_COLUMNS
 
     @staticmethod
     def example_rows():
         return aggregates_example()
 
     def export_chunks(self, *, queryset, file_format):
-        return transfer.aggregates_export(queryset=queryset, file_format=file_format)
+        return formats.aggregates_export(queryset=queryset, file_format=file_format)
 
 
 class DefinitionTransferAdminMixin(TransferAdminMixin):

@@ -11,7 +11,7 @@ A sink takes the merged increments of one request.
   counts in memory and is retried.
 - ``redis`` adds them with ``HINCRBY`` to one live hash shared by every process, in one
   round trip (a Lua script, so a request's increments land all or none);
-  ``beacons_drain`` moves them into the database exactly once (see ``beacons.drain``). When
+  ``beacons_drain`` moves them into the database exactly once (see ``beacons.counting.drain``). When
   Redis is unreachable the increments go to the database directly instead (a warning at
   most once a minute), so the request is still counted.
 """
@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
-from .counting import CounterKey, aggregates_add
-from .logs import ThrottledWarning
-from .redis_format import field_encode, live_and_pending_keys
+from beacons.counting.increments import CounterKey, aggregates_add
+from beacons.counting.redis_format import field_encode, live_and_pending_keys
+from beacons.logs import ThrottledWarning
 
 logger = logging.getLogger("beacons")
 
@@ -283,7 +283,9 @@ def get_sink():
             if name == "direct":
                 sink = DirectSink()
             elif name == "memory":
-                sink = MemorySink(flush_seconds=settings.BEACONS_FLUSH_SECONDS, max_keys=settings.BEACONS_FLUSH_MAX_KEYS)
+                sink = MemorySink(
+                    flush_seconds=settings.BEACONS_FLUSH_SECONDS, max_keys=settings.BEACONS_FLUSH_MAX_KEYS
+                )
             elif name == "redis":
                 sink = RedisSink(url=settings.BEACONS_REDIS_URL, prefix=settings.BEACONS_REDIS_PREFIX)
             else:

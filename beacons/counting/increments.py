@@ -9,14 +9,14 @@ never read-modify-write, so concurrent writers cannot lose counts.
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Protocol
 
 from django.db import connection, connections
 
-from .buckets import bucket_start, bucket_zone
-from .models import BeaconAggregate, BeaconDefinition
+from beacons.counting.buckets import bucket_start, bucket_zone
+from beacons.models import BeaconAggregate, BeaconDefinition
 
 # (definition_id, identifier, granularity, period_start as aware UTC datetime)
 CounterKey = tuple[int, str, str, datetime]
@@ -64,7 +64,7 @@ def increments_add_hits(
 @lru_cache(maxsize=256)
 def _bucket_starts_of_second(second: int, granularities: tuple[str, ...], zone) -> tuple[tuple[str, datetime], ...]:
     # Every request within one second shares its bucket starts: worth a cache on the hot path.
-    moment = datetime.fromtimestamp(second, timezone.utc)
+    moment = datetime.fromtimestamp(second, UTC)
     return tuple((granularity, bucket_start(moment, granularity, zone)) for granularity in granularities)
 
 
@@ -187,7 +187,7 @@ def aggregates_add_stream(*, chunks: Iterable[CounterChunk]) -> int:
 
 @lru_cache(maxsize=4096)
 def _moment(epoch: int) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc)
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def _upsert(items: list[tuple[CounterKey, int]], on_conflict: str, using: str | None) -> int:

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain, repeat
 
-from .counting import CounterKey, CounterRow
-from .text import storable_text
+from beacons.counting.increments import CounterKey, CounterRow
+from beacons.text import storable_text
 
 _SEPARATOR = b"|"
 _SEPARATOR_BYTE = ord("|")

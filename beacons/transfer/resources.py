@@ -1,8 +1,8 @@
 """django-import-export resources for counts and beacon types, and the beacon-type file rows
 the ``beacons_export`` / ``beacons_import`` commands share with the admin.
 
-The file formats live in ``beacons.transfer``, the counts import in ``beacons.imports``,
-the admin's import forms and mixins in ``beacons.transfer_admin``.
+The file formats live in ``beacons.transfer.formats``, the counts import in ``beacons.transfer.imports``,
+the admin's import forms and mixins in ``beacons.transfer.admin_forms``.
 """
 
 from collections.abc import Iterator
@@ -15,21 +15,38 @@ from import_export import resources, widgets
 from import_export.fields import Field
 from import_export.results import Error, Result, RowResult
 
-from . import imports, transfer
-from .buckets import bucket_start
-from .models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity, granularities_split
+from beacons.counting.buckets import bucket_start
+from beacons.models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity, granularities_split
+from beacons.transfer import formats, imports
 
 PREVIEW_ROWS = 500  # rows listed on the admin's import preview; the totals cover the whole file
 RESTORED_FORMATS = ("csv", "xlsx")  # formats whose text cells were neutralised against formulas
 
 DEFINITION_COLUMNS = (
-    "slug", "name", "description", "kind", "identifier_rule", "keep_query_string", "granularities",
-    "keep_raw", "raw_retention_days", "fine_retention_days", "is_active",
-    "alert_emails", "alert_on_new", "alert_on_regression", "alert_threshold", "alert_window_minutes",
+    "slug",
+    "name",
+    "description",
+    "kind",
+    "identifier_rule",
+    "keep_query_string",
+    "granularities",
+    "keep_raw",
+    "raw_retention_days",
+    "fine_retention_days",
+    "is_active",
+    "alert_emails",
+    "alert_on_new",
+    "alert_on_regression",
+    "alert_threshold",
+    "alert_window_minutes",
     "alert_cooldown_minutes",
-)  # fmt: skip
+)
 
-IMPORT_TYPES = {"new": RowResult.IMPORT_TYPE_NEW, "update": RowResult.IMPORT_TYPE_UPDATE, "skip": RowResult.IMPORT_TYPE_SKIP}
+IMPORT_TYPES = {
+    "new": RowResult.IMPORT_TYPE_NEW,
+    "update": RowResult.IMPORT_TYPE_UPDATE,
+    "skip": RowResult.IMPORT_TYPE_SKIP,
+}
 
 
 # --- counts -----------------------------------------------------------------------------
@@ -47,8 +64,8 @@ class BeaconAggregateResource(resources.ModelResource):
 
     class Meta:
         model = BeaconAggregate
-        fields = transfer.AGGREGATE_COLUMNS
-        import_order = export_order = transfer.AGGREGATE_COLUMNS
+        fields = formats.AGGREGATE_COLUMNS
+        import_order = export_order = formats.AGGREGATE_COLUMNS
         import_id_fields = ("event_type", "identifier", "granularity", "period_start")
 
     @classmethod
@@ -56,25 +73,25 @@ class BeaconAggregateResource(resources.ModelResource):
         return "Counts"
 
     def dehydrate_granularity(self, aggregate):
-        return transfer.GRANULARITY_LABELS[aggregate.granularity]
+        return formats.GRANULARITY_LABELS[aggregate.granularity]
 
     def dehydrate_period_start(self, aggregate):
-        return transfer.period_start_text(aggregate.period_start)
+        return formats.period_start_text(aggregate.period_start)
 
     def import_data(self, dataset, dry_run=False, raise_errors=False, use_transactions=None, **kwargs):
         """Import ``dataset`` with ``mode`` ("merge" / "replace") and ``file_format`` from kwargs."""
         result = self.get_result_class()()
-        result.diff_headers = list(transfer.AGGREGATE_COLUMNS)
+        result.diff_headers = list(formats.AGGREGATE_COLUMNS)
         result.total_rows = len(dataset)
-        headers = [transfer.header_normalise(h) for h in dataset.headers or []]
+        headers = [formats.header_normalise(h) for h in dataset.headers or []]
         try:
-            transfer.columns_check(
-                headers=headers, required=transfer.REQUIRED_AGGREGATE_COLUMNS, columns=transfer.AGGREGATE_COLUMNS
+            formats.columns_check(
+                headers=headers, required=formats.REQUIRED_AGGREGATE_COLUMNS, columns=formats.AGGREGATE_COLUMNS
             )
-        except transfer.FileProblem as problem:
+        except formats.FileProblem as problem:
             result.append_base_error(Error(problem))
             return result
-        rows = transfer.rows_as_dicts(
+        rows = formats.rows_as_dicts(
             headers=headers, rows=dataset, restore=kwargs.get("file_format") in RESTORED_FORMATS
         )
         summary = imports.aggregates_import(
@@ -119,7 +136,7 @@ def aggregates_example() -> Iterator[list]:
         ("", Granularity.HOUR, hour, 96),
         ("/pricing", Granularity.HOUR, hour, 14),
     ]:
-        yield transfer.aggregate_cells(
+        yield formats.aggregate_cells(
             event_type="page_view", identifier=identifier, granularity=granularity, period_start=start, count=count
         )
 
@@ -132,14 +149,14 @@ class GranularitiesWidget(widgets.Widget):
 
     def clean(self, value, row=None, **kwargs):
         labels = [part.strip().lower() for part in str(value or "").split(",") if part.strip()]
-        unknown = [label for label in labels if label not in transfer.GRANULARITY_CODES]
+        unknown = [label for label in labels if label not in formats.GRANULARITY_CODES]
         if unknown or not labels:
-            raise ValueError(f"use one or more of {', '.join(transfer.GRANULARITY_CODES)}, separated by commas")
-        codes = {transfer.GRANULARITY_CODES[label] for label in labels}
+            raise ValueError(f"use one or more of {', '.join(formats.GRANULARITY_CODES)}, separated by commas")
+        codes = {formats.GRANULARITY_CODES[label] for label in labels}
         return ",".join(code for code in GRANULARITY_ORDER if code in codes)
 
     def render(self, value, obj=None, **kwargs):
-        return ",".join(transfer.GRANULARITY_LABELS[code] for code in granularities_split(value or ""))
+        return ",".join(formats.GRANULARITY_LABELS[code] for code in granularities_split(value or ""))
 
 
 class BeaconDefinitionResource(resources.ModelResource):
@@ -164,9 +181,9 @@ class BeaconDefinitionResource(resources.ModelResource):
     def import_data(self, dataset, dry_run=False, raise_errors=False, use_transactions=None, **kwargs):
         """All or nothing: any invalid row rolls the whole file back."""
         restore = kwargs.get("file_format") in RESTORED_FORMATS
-        headers = [transfer.header_normalise(h) for h in dataset.headers or []]
+        headers = [formats.header_normalise(h) for h in dataset.headers or []]
         cleaned = tablib.Dataset(headers=headers)
-        for row in transfer.rows_as_dicts(headers=headers, rows=dataset, restore=restore):
+        for row in formats.rows_as_dicts(headers=headers, rows=dataset, restore=restore):
             cleaned.append(["" if row[h] is None else row[h] for h in headers])  # XLSX leaves empty text as None
         kwargs["rollback_on_validation_errors"] = True
         return super().import_data(cleaned, dry_run=dry_run, raise_errors=raise_errors, use_transactions=True, **kwargs)
@@ -178,7 +195,7 @@ class BeaconDefinitionResource(resources.ModelResource):
 
 def definitions_export(*, queryset, file_format: str) -> Iterator[bytes]:
     resource = BeaconDefinitionResource()
-    return transfer.rows_write(
+    return formats.rows_write(
         headers=DEFINITION_COLUMNS, rows=resource.rows(queryset=queryset), file_format=file_format
     )
 

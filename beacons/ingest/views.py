@@ -10,15 +10,14 @@ from django.http.request import validate_host
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from . import privacy
-from .limits import minute_count_add
-from .logs import outage_warning
-from .models import DroppedHits
-from .parsing import Rejected, body_to_data, events_from_data
-from .registry import DB_UNREACHABLE, UnknownEventType
-from .services import RequestContext, dropped_add, events_record
-from .text import storable_text
-
+from beacons.ingest import privacy
+from beacons.ingest.parsing import Rejected, body_to_data, events_from_data
+from beacons.ingest.recording import RequestContext, dropped_add, events_record
+from beacons.limits import minute_count_add
+from beacons.logs import outage_warning
+from beacons.models import DroppedHits
+from beacons.registry import DB_UNREACHABLE, UnknownEventType
+from beacons.text import storable_text
 
 TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
@@ -71,7 +70,9 @@ def origin_allowed(request: HttpRequest, origin: str) -> bool:
     if parts == origin_parts(f"{request.scheme}://{request.get_host()}"):
         return True
     host = parts[1]
-    return validate_host(f"[{host}]" if ":" in host else host, settings.ALLOWED_HOSTS)  # ALLOWED_HOSTS spells IPv6 in brackets
+    return validate_host(
+        f"[{host}]" if ":" in host else host, settings.ALLOWED_HOSTS
+    )  # ALLOWED_HOSTS spells IPv6 in brackets
 
 
 def _cors(response: HttpResponse, origin: str) -> HttpResponse:
@@ -107,7 +108,9 @@ def _read_body(request: HttpRequest) -> bytes:
         if declared is None:
             if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
                 if not request.META.get("wsgi.input_terminated"):
-                    raise Rejected(411, "send the body with a Content-Length header (chunked bodies are not read here)", "body")
+                    raise Rejected(
+                        411, "send the body with a Content-Length header (chunked bodies are not read here)", "body"
+                    )
                 raw = _read_bounded(request.META["wsgi.input"], limit + 1)
             else:
                 raw = _read_bounded(request, limit + 1)

@@ -16,7 +16,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from .models import DailySalt
+from beacons.models import DailySalt
 
 _salt_cache: dict[date, str] = {}
 
@@ -65,7 +65,7 @@ def salts_purge(*, today: date) -> int:
 
 def visitor_key(*, ip: str, user_agent: str) -> str:
     message = f"{salt_for_today()}|{ip}|{user_agent}".encode("utf-8", "surrogatepass")
-    return salted_hmac("beacons.privacy.visitor_key", message, algorithm="sha256").hexdigest()[:32]
+    return salted_hmac("beacons.ingest.privacy.visitor_key", message, algorithm="sha256").hexdigest()[:32]
 
 
 def network_of(ip: str) -> str:
@@ -84,7 +84,7 @@ def network_of(ip: str) -> str:
 def network_key(*, ip: str) -> str:
     """A keyed hash of the address's network, for per-network limits (kept only in the cache)."""
     message = f"{salt_for_today()}|{network_of(ip)}".encode("utf-8", "surrogatepass")
-    return salted_hmac("beacons.privacy.network_key", message, algorithm="sha256").hexdigest()[:32]
+    return salted_hmac("beacons.ingest.privacy.network_key", message, algorithm="sha256").hexdigest()[:32]
 
 
 def wants_no_tracking(meta: dict) -> bool:

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.http import QueryDict
 from django.http.multipartparser import MultiPartParser
 
-from .registry import InvalidName, event_type_normalise, identifier_check
-from .text import is_storable_json, is_storable_text
+from beacons.registry import InvalidName, event_type_normalise, identifier_check
+from beacons.text import is_storable_json, is_storable_text
 
 EVENT_ID_MAX_LENGTH = 128
 

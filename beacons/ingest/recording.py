@@ -9,13 +9,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
-from . import privacy
-from .counting import Hit, increments_for
-from .logs import outage_warning
-from .models import BeaconDefinition, BeaconEvent, DroppedHits
-from .parsing import EventInput
-from .registry import DB_UNREACHABLE, definitions_resolve, identifier_resolve
-from .sinks import get_sink
+from beacons.counting.increments import Hit, increments_for
+from beacons.counting.sinks import get_sink
+from beacons.ingest import privacy
+from beacons.ingest.parsing import EventInput
+from beacons.logs import outage_warning
+from beacons.models import BeaconDefinition, BeaconEvent, DroppedHits
+from beacons.registry import DB_UNREACHABLE, definitions_resolve, identifier_resolve
 
 
 def dropped_add(*, reason: str, count: int, day=None) -> None:
@@ -149,10 +149,10 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
 
 
 def raw_events_keep(*, events: list[BeaconEvent], definitions: dict[str, BeaconDefinition]) -> None:
-    from . import errors
+    from beacons.errors import grouping
 
     error_events = [e for e in events if e.definition.kind == BeaconDefinition.Kind.ERROR]
     with transaction.atomic():
         if error_events:
-            errors.error_events_group(events=error_events)
+            grouping.error_events_group(events=error_events)
         BeaconEvent.objects.bulk_create(events)

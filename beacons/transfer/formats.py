@@ -1,8 +1,8 @@
 """File formats for moving counts and beacon types between installations: CSV, JSON and XLSX
 codecs, the counts file's columns, formula neutralising and the XLSX size check.
 
-Used by the admin (through ``beacons.resources``) and by ``beacons_export`` /
-``beacons_import``, so both read and write the same files; ``beacons.imports`` validates
+Used by the admin (through ``beacons.transfer.resources``) and by ``beacons_export`` /
+``beacons_import``, so both read and write the same files; ``beacons.transfer.imports`` validates
 and writes the rows read here.
 
 Counts are identified by their natural key, never by a database id:
@@ -33,9 +33,9 @@ from typing import IO, Any
 from django.conf import settings
 from django.db.models import QuerySet
 
-from .buckets import bucket_zone
-from .models import BeaconAggregate, Granularity
-from .queries import aggregates_by_natural_key
+from beacons.counting.buckets import bucket_zone
+from beacons.models import BeaconAggregate, Granularity
+from beacons.queries import aggregates_by_natural_key
 
 FORMATS = ("csv", "json", "xlsx")
 CONTENT_TYPES = {

@@ -1,13 +1,13 @@
 """Importing counts: validating each row of a counts file, then the merge / replace writes,
 all or nothing.
 
-The rows come from ``beacons.transfer`` (files) or the admin's dataset; event type and
+The rows come from ``beacons.transfer.formats`` (files) or the admin's dataset; event type and
 identifier follow the registry's rules (``beacons.registry``), the same as at ingest.
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from typing import Any
@@ -15,11 +15,17 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from .buckets import bucket_start, bucket_zone
-from .counting import UPSERT_ROWS_PER_STATEMENT, CounterKey, aggregates_add, aggregates_set
-from .models import BeaconAggregate, BeaconDefinition
-from .registry import UnknownEventType, definitions_resolve, event_type_normalise, identifier_check
-from .transfer import AGGREGATE_COLUMNS, GRANULARITY_CODES, GRANULARITY_LABELS, aggregate_cells, period_start_text
+from beacons.counting.buckets import bucket_start, bucket_zone
+from beacons.counting.increments import UPSERT_ROWS_PER_STATEMENT, CounterKey, aggregates_add, aggregates_set
+from beacons.models import BeaconAggregate, BeaconDefinition
+from beacons.registry import UnknownEventType, definitions_resolve, event_type_normalise, identifier_check
+from beacons.transfer.formats import (
+    AGGREGATE_COLUMNS,
+    GRANULARITY_CODES,
+    GRANULARITY_LABELS,
+    aggregate_cells,
+    period_start_text,
+)
 
 MODES = ("merge", "replace")
 MAX_COUNT = 2**63 - 1  # BigIntegerField
@@ -116,7 +122,9 @@ def _parse_count(value: Any) -> int:
             exact = Decimal(str(value).strip())
         except InvalidOperation:
             raise ValueError(f"{_shown(value)} is not a whole number") from None
-        if exact.is_finite() and exact.adjusted() > 18:  # checked before int(): int(Decimal("1e999999999")) takes minutes
+        if (
+            exact.is_finite() and exact.adjusted() > 18
+        ):  # checked before int(): int(Decimal("1e999999999")) takes minutes
             raise ValueError(f"{_shown(value)} is too large")
         if not exact.is_finite() or exact != exact.to_integral_value():
             raise ValueError(f"{_shown(value)} is not a whole number")
@@ -163,12 +171,14 @@ def _parse_period_start(value: Any, granularity: str | None) -> datetime:
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"{_shown(text)} is not an ISO 8601 date and time, e.g. 2026-11-01T00:00:00+00:00") from None
+            raise ValueError(
+                f"{_shown(text)} is not an ISO 8601 date and time, e.g. 2026-11-01T00:00:00+00:00"
+            ) from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{moment.isoformat()} has no UTC offset; write it like 2026-11-01T00:00:00+00:00")
     first, last = PERIOD_START_YEARS
     try:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         moment = None
     if moment is None or not first <= moment.year <= last:
@@ -318,7 +328,9 @@ def aggregates_import(
             for number, values, row in parsed:
                 definition = definitions[row.event_type]
                 if definition is None:
-                    unknown = f"unknown event type {row.event_type!r}: strict mode is on, register it in the admin first"
+                    unknown = (
+                        f"unknown event type {row.event_type!r}: strict mode is on, register it in the admin first"
+                    )
                     summary.fail(number, values, {"event_type": [unknown]})
                 else:
                     valid.append((number, row, definition.id))

@@ -9,13 +9,13 @@ starts on the local hour, so the repeated hour when clocks go back is two bucket
 """
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from .models import Granularity
+from beacons.models import Granularity
 
 G = Granularity
 FIXED_SPANS = {G.SECOND: timedelta(seconds=1), G.MINUTE: timedelta(minutes=1), G.HOUR: timedelta(hours=1)}
@@ -44,7 +44,7 @@ def bucket_start(moment: datetime, granularity: str, tz: ZoneInfo | None = None)
         offset = local.utcoffset()
         local_wall = local.replace(tzinfo=None)
         start_wall = local_wall.replace(minute=0, second=0, microsecond=0)
-        return (start_wall - offset).replace(tzinfo=timezone.utc)
+        return (start_wall - offset).replace(tzinfo=UTC)
     elif granularity == G.DAY:
         start = datetime(local.year, local.month, local.day, tzinfo=tz)
     elif granularity == G.MONTH:
@@ -53,13 +53,13 @@ def bucket_start(moment: datetime, granularity: str, tz: ZoneInfo | None = None)
         start = datetime(local.year, 1, 1, tzinfo=tz)
     else:
         raise ValueError(f"unknown granularity {granularity!r}")
-    return start.astimezone(timezone.utc)
+    return start.astimezone(UTC)
 
 
 def bucket_after(start: datetime, granularity: str, tz: ZoneInfo | None = None) -> datetime:
     """The start of the bucket that follows the one starting at ``start``."""
     if granularity in FIXED_SPANS:
-        return (start + FIXED_SPANS[granularity]).astimezone(timezone.utc)
+        return (start + FIXED_SPANS[granularity]).astimezone(UTC)
     tz = tz or bucket_zone()
     local = start.astimezone(tz)
     if granularity == G.DAY:
@@ -72,7 +72,7 @@ def bucket_after(start: datetime, granularity: str, tz: ZoneInfo | None = None) 
         nxt = datetime(local.year + 1, 1, 1, tzinfo=tz)
     else:
         raise ValueError(f"unknown granularity {granularity!r}")
-    return nxt.astimezone(timezone.utc)
+    return nxt.astimezone(UTC)
 
 
 def bucket_ceiling(moment: datetime, granularity: str, tz: ZoneInfo | None = None) -> datetime:
@@ -102,12 +102,12 @@ def buckets_back(moment: datetime, granularity: str, n: int, tz: ZoneInfo | None
     into the following period. Hours and finer are fixed spans.
     """
     if granularity in FIXED_SPANS:
-        return (moment - n * FIXED_SPANS[granularity]).astimezone(timezone.utc)
+        return (moment - n * FIXED_SPANS[granularity]).astimezone(UTC)
     tz = tz or bucket_zone()
     local = moment.astimezone(tz).replace(tzinfo=None)
     if granularity == G.DAY:
         earlier = local - timedelta(days=n)
-        return earlier.replace(tzinfo=tz).astimezone(timezone.utc)
+        return earlier.replace(tzinfo=tz).astimezone(UTC)
     months = n * (12 if granularity == G.YEAR else 1) if granularity in (G.MONTH, G.YEAR) else None
     if months is None:
         raise ValueError(f"unknown granularity {granularity!r}")
@@ -116,7 +116,7 @@ def buckets_back(moment: datetime, granularity: str, n: int, tz: ZoneInfo | None
     month_start = datetime(year, month + 1, 1)
     following = datetime(year + (month + 1) // 12, (month + 1) % 12 + 1, 1)
     earlier = min(month_start + (local - local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)), following)
-    return earlier.replace(tzinfo=tz).astimezone(timezone.utc)
+    return earlier.replace(tzinfo=tz).astimezone(UTC)
 
 
 def buckets_between(start: datetime, end: datetime, granularity: str, tz: ZoneInfo | None = None) -> Iterator[datetime]:
@@ -132,7 +132,9 @@ def is_aligned(moment: datetime, granularity: str, tz: ZoneInfo | None = None) -
     return bucket_start(moment, granularity, tz) == moment
 
 
-def covering_buckets(start: datetime, end: datetime, allowed: list[str], tz: ZoneInfo | None = None) -> dict[str, list[tuple[datetime, datetime]]]:
+def covering_buckets(
+    start: datetime, end: datetime, allowed: list[str], tz: ZoneInfo | None = None
+) -> dict[str, list[tuple[datetime, datetime]]]:
     """Split [start, end) into the fewest whole buckets of the ``allowed`` granularities.
 
     Returns {granularity: [(first_start, last_start_exclusive), ...]} ranges of bucket
@@ -170,7 +172,13 @@ def minutes_kept_since(*, now: datetime, granularity_codes: list[str], fine_rete
 
 
 def elapsed_cut(
-    *, now: datetime, unit: str, n: int, minutes_since: datetime | None, finest: str = G.HOUR, tz: ZoneInfo | None = None
+    *,
+    now: datetime,
+    unit: str,
+    n: int,
+    minutes_since: datetime | None,
+    finest: str = G.HOUR,
+    tz: ZoneInfo | None = None,
 ) -> tuple[datetime, datetime, str]:
     """Where a running period and the one ``n`` ``unit``s before it are both cut, so the change
     compares equal elapsed parts: (current cut, previous cut, granularity of the cut).

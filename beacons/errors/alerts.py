@@ -1,6 +1,6 @@
 """Error alerts: deciding and claiming at ingest, delivering after the response.
 
-Deciding (``alert_reason``) happens at ingest from what the group upsert of ``beacons.errors``
+Deciding (``alert_reason``) happens at ingest from what the group upsert of ``beacons.errors.grouping``
 answered, with no extra query. A due alert is claimed by one conditional UPDATE that stamps
 ``last_alerted_at`` (the cooldown: at most one alert per group per cooldown, however many
 hits) and queues the reason on the row (``alert_reason``). After the transaction commits,
@@ -9,7 +9,7 @@ whatever is left (a process that stopped, a retry that is due).
 
 Delivery is the ``error_alert`` signal, then each handler in ``BEACONS_ALERT_HANDLERS``
 called as ``handler(alert)`` with the ``Alert`` (the shipped ones are in
-``beacons.alert_handlers``). A handler that raises is logged and retried once,
+``beacons.errors.handlers``). A handler that raises is logged and retried once,
 alone, ``RETRY_SECONDS`` later (or at the next ``beacons_alerts`` run), then given up.
 An alert is taken by one sender before it is sent, so it is sent at most once.
 """
@@ -28,8 +28,8 @@ from django.db import OperationalError, connections, models
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from .models import BeaconDefinition, ErrorGroup
-from .signals import error_alert
+from beacons.models import BeaconDefinition, ErrorGroup
+from beacons.signals import error_alert
 
 logger = logging.getLogger("beacons")
 
@@ -65,17 +65,27 @@ class AlertPolicy:
             on_new=definition.alert_on_new and settings.BEACONS_ALERT_ON_NEW,
             on_regression=definition.alert_on_regression and settings.BEACONS_ALERT_ON_REGRESSION,
             threshold=number(definition.alert_threshold, settings.BEACONS_ALERT_THRESHOLD),
-            window=timedelta(minutes=max(1, number(definition.alert_window_minutes, settings.BEACONS_ALERT_WINDOW_MINUTES))),
-            cooldown=timedelta(minutes=number(definition.alert_cooldown_minutes, settings.BEACONS_ALERT_COOLDOWN_MINUTES)),
-        )  # fmt: skip
+            window=timedelta(
+                minutes=max(1, number(definition.alert_window_minutes, settings.BEACONS_ALERT_WINDOW_MINUTES))
+            ),
+            cooldown=timedelta(
+                minutes=number(definition.alert_cooldown_minutes, settings.BEACONS_ALERT_COOLDOWN_MINUTES)
+            ),
+        )
 
 
 # --- deciding and claiming (called at ingest) -----------------------------------------------
 
 
 def alert_reason(
-    *, policy: AlertPolicy, status: str, last_alerted_at: datetime | None, now: datetime, created: bool,
-    reopened: bool, window_count: int,
+    *,
+    policy: AlertPolicy,
+    status: str,
+    last_alerted_at: datetime | None,
+    now: datetime,
+    created: bool,
+    reopened: bool,
+    window_count: int,
 ) -> str:
     """Why a group just written at ``now`` should alert ("" for no reason): an ignored group never
     does, nor one that alerted within the cooldown; else new, regression, then threshold."""
@@ -274,7 +284,7 @@ class Alert:
 
 def alert_read(*, group: ErrorGroup, reason: str) -> Alert:
     """Everything a handler shows about the alert of ``group`` (two queries, read once per delivery)."""
-    from .queries import error_occurrences, error_pages
+    from beacons.queries import error_occurrences, error_pages
 
     latest = next(iter(error_occurrences(group=group, limit=1)), None)
     meta = latest.meta if latest else {}

@@ -1,7 +1,7 @@
 """The alert handlers that ship: email (to the alert audience) and a JSON webhook.
 
 Each is a dotted path for ``BEACONS_ALERT_HANDLERS``, called as ``handler(alert)`` with a
-``beacons.alerts.Alert`` after the alert is claimed; a handler that raises is retried once.
+``beacons.errors.alerts.Alert`` after the alert is claimed; a handler that raises is retried once.
 """
 
 import json
@@ -15,8 +15,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.serializers.json import DjangoJSONEncoder
 from django.template.loader import render_to_string
 
-from .alerts import Alert
-from .models import BeaconDefinition
+from beacons.errors.alerts import Alert
+from beacons.models import BeaconDefinition
 
 logger = logging.getLogger("beacons")
 
@@ -60,7 +60,7 @@ def alert_recipients(*, definition: BeaconDefinition) -> list[str]:
 
 
 def alert_emails_on() -> bool:
-    return "beacons.alert_handlers.email_handler" in settings.BEACONS_ALERT_HANDLERS
+    return "beacons.errors.handlers.email_handler" in settings.BEACONS_ALERT_HANDLERS
 
 
 def email_handler(alert: Alert) -> None:
@@ -116,5 +116,5 @@ def webhook_handler(alert: Alert) -> None:
         method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "Beacons error alerts"},
     )
-    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310 - URL from settings
+    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
         response.read(65536)

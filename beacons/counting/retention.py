@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
-from .buckets import bucket_ceiling, bucket_start
-from .counting import CounterKey, aggregates_add, increments_add_hits
-from .models import FINE_GRANULARITIES, BeaconAggregate, BeaconDefinition, BeaconEvent, Granularity
-from .privacy import salts_purge
+from beacons.counting.buckets import bucket_ceiling, bucket_start
+from beacons.counting.increments import CounterKey, aggregates_add, increments_add_hits
+from beacons.ingest.privacy import salts_purge
+from beacons.models import FINE_GRANULARITIES, BeaconAggregate, BeaconDefinition, BeaconEvent, Granularity
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,9 @@ def aggregates_rebuild(
                     read += 1
                     if on_events and read % PROGRESS_EVENTS == 0:
                         on_events(PROGRESS_EVENTS)
-                    buckets = [(g, bucket_start(received_at, g)) for g, (lo, hi) in windows.items() if lo <= received_at < hi]
+                    buckets = [
+                        (g, bucket_start(received_at, g)) for g, (lo, hi) in windows.items() if lo <= received_at < hi
+                    ]
                     increments_add_hits(increments, definition_id=definition.pk, buckets=buckets, hits={identifier: 1})
                 if on_events and read % PROGRESS_EVENTS:
                     on_events(read % PROGRESS_EVENTS)

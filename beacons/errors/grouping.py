@@ -14,8 +14,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -23,8 +22,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import alerts
-from .models import BeaconDefinition, BeaconEvent, ErrorGroup
+from beacons.errors import alerts
+from beacons.models import BeaconDefinition, BeaconEvent, ErrorGroup
 
 TITLE_MAX_LENGTH = ErrorGroup._meta.get_field("title").max_length
 CULPRIT_MAX_LENGTH = ErrorGroup._meta.get_field("culprit").max_length
@@ -114,7 +113,9 @@ def error_signature(*, meta: dict) -> Signature:
     culprit = (f"{function} ({file})" if function and file else function or file)[:CULPRIT_MAX_LENGTH]
     override = meta.get("fingerprint")
     key = f"client\n{_text(override)}" if override not in (None, "", []) else f"{title}\n{file}\n{function}"
-    return Signature(hashlib.sha256(key.encode("utf-8", "replace")).hexdigest(), title, culprit, message_one_line(message))
+    return Signature(
+        hashlib.sha256(key.encode("utf-8", "replace")).hexdigest(), title, culprit, message_one_line(message)
+    )
 
 
 @dataclass
@@ -128,13 +129,12 @@ class _Batch:
     message: str  # the latest event's
 
 
-
 def _as_datetime(value) -> datetime | None:
     # RETURNING skips Django's converters: SQLite gives naive UTC (text or datetime), PostgreSQL aware.
     if value is None:
         return None
     moment = value if isinstance(value, datetime) else parse_datetime(value)
-    return moment.replace(tzinfo=dt_timezone.utc) if timezone.is_naive(moment) else moment
+    return moment.replace(tzinfo=UTC) if timezone.is_naive(moment) else moment
 
 
 _TABLE = ErrorGroup._meta.db_table
@@ -179,7 +179,17 @@ def _groups_upsert(*, definition: BeaconDefinition, batches: Sequence[_Batch], w
     for batch in batches:  # sorted by fingerprint: concurrent writers lock rows in the same order
         s = batch.signature
         first, last = adapt(batch.first_seen), adapt(batch.last_seen)
-        params += [definition.pk, s.fingerprint, s.title, batch.message, s.culprit, first, last, len(batch.events), last]
+        params += [
+            definition.pk,
+            s.fingerprint,
+            s.title,
+            batch.message,
+            s.culprit,
+            first,
+            last,
+            len(batch.events),
+            last,
+        ]
         params += [len(batch.events)]
     window_ends_before = adapt(max(b.last_seen for b in batches) - window)
     values = ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s,'unresolved',%s,%s,'',0,'[]')"] * len(batches))
@@ -198,7 +208,7 @@ def error_events_group(*, events: Sequence[BeaconEvent]) -> None:
     One upsert statement per error definition in the batch (one, in practice), plus one
     small UPDATE for a group whose alert is due: at most once per group per cooldown, so
     an error storm costs nothing more. Alerts are queued on the group row and sent after
-    the transaction commits (see ``beacons.alerts``); nothing here sends mail or waits
+    the transaction commits (see ``beacons.errors.alerts``); nothing here sends mail or waits
     on the network.
     """
     by_definition: dict[int, dict[str, _Batch]] = {}
@@ -231,7 +241,10 @@ def error_events_group(*, events: Sequence[BeaconEvent]) -> None:
             if suppressed:
                 continue
             reason = alerts.alert_reason(
-                policy=policy, status=row.status, last_alerted_at=row.last_alerted_at, now=batch.last_seen,
+                policy=policy,
+                status=row.status,
+                last_alerted_at=row.last_alerted_at,
+                now=batch.last_seen,
                 # Counts only grow, so only the insert returns exactly ours.
                 created=row.count == len(batch.events),
                 # This statement reopened the group: it stamped the status change with our time and no user.

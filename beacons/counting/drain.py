@@ -40,10 +40,16 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .counting import aggregates_add_stream
-from .models import DrainBatch
-from .redis_format import FieldsChunk, drain_batch_key, live_and_pending_keys, part_indexes, totals_by_series
-from .sinks import redis_client
+from beacons.counting.increments import aggregates_add_stream
+from beacons.counting.redis_format import (
+    FieldsChunk,
+    drain_batch_key,
+    live_and_pending_keys,
+    part_indexes,
+    totals_by_series,
+)
+from beacons.counting.sinks import redis_client
+from beacons.models import DrainBatch
 
 logger = logging.getLogger("beacons")
 
@@ -78,7 +84,9 @@ def _client(url: str):
     return redis_client(url)
 
 
-def drain_pass(*, client=None, prefix: str | None = None, on_fields: Callable[[int], None] | None = None) -> DrainResult:
+def drain_pass(
+    *, client=None, prefix: str | None = None, on_fields: Callable[[int], None] | None = None
+) -> DrainResult:
     """Finish leftover batches, then move the live hash into the database. See the module docstring.
     ``on_fields(n)`` is told after each ``n`` counters read from Redis (progress display)."""
     client = client or _client(settings.BEACONS_REDIS_URL)

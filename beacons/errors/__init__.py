@@ -1,0 +1,1 @@
+"""Errors: grouping error events, deciding and delivering alerts."""
