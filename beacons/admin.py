@@ -20,7 +20,7 @@ from beacons.models import (
     Granularity,
     granularities_split,
 )
-from beacons.queries import definitions_listed
+from beacons.queries.event_types import definitions_listed
 from beacons.registry import auto_types_budget_left, definitions_cache_clear
 from beacons.transfer.admin_forms import AggregateTransferAdminMixin, DefinitionTransferAdminMixin
 

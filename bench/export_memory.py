@@ -79,10 +79,10 @@ def fill(rows: int) -> list[int]:
 
 
 def export_once(file_format: str, slug: str | None, folder: str, *, traced: bool) -> tuple[int, float, float, float]:
-    from beacons import queries
+    from beacons.queries import exports
     from beacons.transfer import formats
 
-    queryset = queries.aggregates_filter(definition=slug)
+    queryset = exports.aggregates_filter(definition=slug)
     target = Path(folder) / f"out.{file_format}"
     baseline = rss_mb("VmRSS")
     peak_reset()

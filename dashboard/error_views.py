@@ -17,10 +17,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from beacons import queries
 from beacons.errors.grouping import error_group_status_set
 from beacons.errors.handlers import alert_audience, alert_emails_on
 from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, ErrorGroup, Granularity
+from beacons.queries import counters, error_groups, event_types
 from beacons.useragents import browser_label
 
 from . import charts
@@ -101,14 +101,14 @@ def error_list(request):
     form, values = _filters(request.GET)
     now = timezone.now()
     span = RANGE_LENGTHS.get(values["range"])  # None: any time
-    groups = queries.error_groups_filtered(
+    groups = error_groups.error_groups_filtered(
         status="" if values["status"] == "all" else values["status"],
         page=values["page"].strip(),
         since=now - span if span else None,
         order=values["order"],
     )
     page = Paginator(groups, PER_PAGE).get_page(request.GET.get("p"))
-    hourly = queries.error_hourly(
+    hourly = error_groups.error_hourly(
         group_ids=[group.pk for group in page], start=now - timedelta(hours=SPARK_HOURS - 1), end=now
     )
     rows = [(group, hourly_bars(hourly[group.pk])) for group in page]
@@ -117,9 +117,9 @@ def error_list(request):
     context = {"form": form, "values": values, "page_obj": page, "rows": rows, "query": query.urlencode()}
     if request.htmx and request.htmx.target == "error-results":
         return render(request, "dashboard/errors/list.html#results", context)
-    error_types = queries.definitions_listed(kind=BeaconDefinition.Kind.ERROR, limit=ERROR_TYPES_SHOWN)
+    error_types = event_types.definitions_listed(kind=BeaconDefinition.Kind.ERROR, limit=ERROR_TYPES_SHOWN)
     context["page_suggestions"] = (
-        queries.top_identifiers(
+        counters.top_identifiers(
             definitions=error_types, start=now - timedelta(days=PAGE_SUGGESTION_DAYS), end=now, limit=30
         )
         if error_types
@@ -132,7 +132,7 @@ def error_list(request):
 
 def _occurrence_rows(group: ErrorGroup) -> list[dict]:
     rows = []
-    for event in queries.error_occurrences(group=group, limit=OCCURRENCES_SHOWN):
+    for event in error_groups.error_occurrences(group=group, limit=OCCURRENCES_SHOWN):
         meta = event.meta
         rows.append(
             {
@@ -155,15 +155,15 @@ def error_detail(request, pk: int):
     group = get_object_or_404(ErrorGroup.objects.select_related("definition", "status_changed_by"), pk=pk)
     range_key = request.GET.get("range") if request.GET.get("range") in RANGE_LENGTHS else "7d"
     now = timezone.now()
-    points = queries.error_hourly(group_ids=[group.pk], start=now - RANGE_LENGTHS[range_key], end=now)[group.pk]
+    points = error_groups.error_hourly(group_ids=[group.pk], start=now - RANGE_LENGTHS[range_key], end=now)[group.pk]
     context = {
         "group": group,
         "range_key": range_key,
         "ranges": [(key, words) for key, _, words in RANGES],
         "figure": charts.series_figure(name="Occurrences", granularity=Granularity.HOUR, points=points),
         "in_range": sum(count for _, count in points),
-        "pages": queries.error_pages(group=group, limit=20),
-        "browsers": queries.error_browsers(group=group, limit=10),
+        "pages": error_groups.error_pages(group=group, limit=20),
+        "browsers": error_groups.error_browsers(group=group, limit=10),
         "occurrences": _occurrence_rows(group),
         "audience": alert_audience(definition=group.definition),
         "emails_on": alert_emails_on(),

@@ -15,9 +15,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from beacons import queries
 from beacons.counting.buckets import bucket_after, bucket_zone, buckets_between
 from beacons.models import Granularity as G
+from beacons.queries import counters, error_groups, event_types
 from beacons.transfer.formats import cell_neutralise
 
 from . import charts
@@ -37,9 +37,9 @@ def _state_for_request(request, *, choices: bool = True) -> tuple:
     type shown is read, as the one "choice": the same type the page would show."""
     slug = request.GET.get("type", "")[:64]
     if choices:
-        definitions = queries.definitions_listed(limit=TYPE_CHOICES_LIMIT, including=slug)
+        definitions = event_types.definitions_listed(limit=TYPE_CHOICES_LIMIT, including=slug)
     else:
-        chosen = queries.definition_chosen(slug=slug, listed=TYPE_CHOICES_LIMIT)
+        chosen = event_types.definition_chosen(slug=slug, listed=TYPE_CHOICES_LIMIT)
         definitions = [chosen] if chosen else []
     form, state = dashboard_state(params=request.GET, definitions=definitions, now=timezone.now())
     return definitions, form, state
@@ -65,7 +65,7 @@ class SharedReads:
     def points(self) -> list:
         """The chart's buckets: the series panel draws them, the KPI card names the busiest."""
         state = self.state
-        return queries.series(
+        return counters.series(
             definitions=[state.definition],
             granularity=state.granularity,
             start=state.start,
@@ -74,10 +74,10 @@ class SharedReads:
         )
 
     @cached_property
-    def totals(self) -> queries.Totals:
+    def totals(self) -> counters.Totals:
         """The KPI card's total and change (of the chosen page or item, or of all)."""
         state, comparison = self.state, self.state.kpi_comparison
-        return queries.totals(
+        return counters.totals(
             definitions=[state.definition],
             start=state.start,
             end=state.totals_end,
@@ -94,7 +94,7 @@ class SharedReads:
         state = self.state
         if not state.identifier:
             return self.totals.current
-        return queries.totals(definitions=[state.definition], start=state.start, end=state.totals_end).current
+        return counters.totals(definitions=[state.definition], start=state.start, end=state.totals_end).current
 
 
 # --- Panels: each returns its template context (and, for CSV, its rows) -----------------
@@ -146,7 +146,7 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
     previous = None
     if state.compare:
         previous_start, previous_end = state.previous_period
-        previous = queries.series(
+        previous = counters.series(
             definitions=[state.definition],
             granularity=state.granularity,
             start=previous_start,
@@ -185,7 +185,7 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
     )
     matches = []
     if empty and state.identifier:  # say why: no such page in these dates, and which pages do match
-        matches = queries.top_identifiers(
+        matches = counters.top_identifiers(
             definitions=[state.definition], start=state.start, end=state.totals_end, limit=5, contains=state.identifier
         )
     return {
@@ -225,7 +225,7 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
         (comparison.previous_start, comparison.previous_end) if state.compare else (None, None)
     )
     size = None if every_row else state.rows
-    found = queries.identifiers_compared(
+    found = counters.identifiers_compared(
         definitions=[state.definition],
         start=state.start,
         end=state.totals_end,
@@ -296,7 +296,7 @@ SMALL_MULTIPLES_LIMIT = 12  # types drawn one under the other; the busiest ones 
 def breakdown_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
     if not definitions:
         return {"breakdown": None}
-    top = queries.series_of_top_definitions(
+    top = counters.series_of_top_definitions(
         granularity=state.granularity, start=state.start, end=state.chart_end, limit=BREAKDOWN_LIMIT
     )
     named = [
@@ -341,13 +341,13 @@ def _breakdown_csv(state, context):
 
 def live_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
     count = (
-        queries.live_count(definitions=[state.definition], identifier=state.identifier) if state.definition else None
+        counters.live_count(definitions=[state.definition], identifier=state.identifier) if state.definition else None
     )
     return {"live": {"count": count}}
 
 
 def errors_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
-    groups = queries.error_groups_latest(limit=8)
+    groups = error_groups.error_groups_latest(limit=8)
     return {"error_groups": [(group, charts.bucket_label(group.last_seen, G.MINUTE)) for group in groups]}
 
 
@@ -355,7 +355,7 @@ def identifiers_panel(state: DashboardState, definitions, contains: str = "") ->
     """Type-ahead suggestions: the busiest identifiers containing what was typed."""
     if state.definition is None:
         return {"suggestions": []}
-    rows = queries.top_identifiers(
+    rows = counters.top_identifiers(
         definitions=[state.definition],
         start=state.start,
         end=state.totals_end,
@@ -437,7 +437,7 @@ def type_search(request):
     contains what was typed, each a link to the dashboard showing it (the rest of the state kept)."""
     _, _, state = _state_for_request(request, choices=False)
     text = request.GET.get("types", "").strip()[:TYPE_SEARCH_MAX_LENGTH]
-    found = queries.definitions_matching(text=text, limit=TYPE_SEARCH_LIMIT) if text else []
+    found = event_types.definitions_matching(text=text, limit=TYPE_SEARCH_LIMIT) if text else []
     matches = [
         {"name": d.name, "slug": d.slug, "query": state.query_with(type=d.slug, identifier="", page="")} for d in found
     ]

@@ -11,7 +11,7 @@ from django.utils import timezone
 from beacons.counting.buckets import bucket_start
 from beacons.errors.grouping import error_group_status_set, error_signature, message_normalise, top_frame
 from beacons.models import BeaconDefinition, BeaconEvent, ErrorGroup
-from beacons.queries import error_hourly
+from beacons.queries.error_groups import error_hourly
 
 pytestmark = pytest.mark.django_db
 

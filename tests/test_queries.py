@@ -2,10 +2,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from beacons import queries
 from beacons.counting.increments import Hit, aggregates_add, increments_for
 from beacons.models import BeaconDefinition
 from beacons.models import Granularity as G
+from beacons.queries import counters, error_groups
 
 pytestmark = pytest.mark.django_db
 UTC = UTC
@@ -34,7 +34,7 @@ def test_series_is_gap_filled_with_zeros(page_view, django_assert_num_queries):
     record(page_view, "/a", utc(2026, 11, 2, 10), 3)
     record(page_view, "/b", utc(2026, 11, 4, 23), 2)
     with django_assert_num_queries(1):
-        points = queries.series(
+        points = counters.series(
             definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1), end=utc(2026, 11, 6)
         )
     assert points == [
@@ -49,7 +49,7 @@ def test_series_is_gap_filled_with_zeros(page_view, django_assert_num_queries):
 def test_series_for_one_identifier(page_view):
     record(page_view, "/a", utc(2026, 11, 2, 10), 3)
     record(page_view, "/b", utc(2026, 11, 2, 11), 2)
-    points = queries.series(
+    points = counters.series(
         definitions=[page_view],
         granularity=G.HOUR,
         start=utc(2026, 11, 2, 10),
@@ -62,7 +62,7 @@ def test_series_for_one_identifier(page_view):
 def test_series_buckets_follow_the_configured_time_zone(page_view, settings):
     settings.BEACONS_TIME_ZONE = "America/New_York"
     record(page_view, "/", utc(2026, 11, 2, 3))  # still 1 November in New York
-    points = queries.series(
+    points = counters.series(
         definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1, 4), end=utc(2026, 11, 3, 5)
     )
     assert [count for _, count in points] == [1, 0]
@@ -73,7 +73,7 @@ def test_series_buckets_follow_the_configured_time_zone(page_view, settings):
 def test_series_sums_several_definitions(page_view, signup):
     record(page_view, "/", utc(2026, 11, 2), 2)
     record(signup, "footer", utc(2026, 11, 2), 5)
-    points = queries.series(
+    points = counters.series(
         definitions=[page_view, signup], granularity=G.DAY, start=utc(2026, 11, 2), end=utc(2026, 11, 3)
     )
     assert points == [(utc(2026, 11, 2), 7)]
@@ -83,7 +83,7 @@ def test_series_by_definition_splits_per_type(page_view, signup, django_assert_n
     record(page_view, "/", utc(2026, 11, 2), 2)
     record(signup, "footer", utc(2026, 11, 3), 5)
     with django_assert_num_queries(1):
-        split = queries.series_by_definition(
+        split = counters.series_by_definition(
             definitions=[page_view, signup], granularity=G.DAY, start=utc(2026, 11, 2), end=utc(2026, 11, 4)
         )
     assert split[page_view.pk] == [(utc(2026, 11, 2), 2), (utc(2026, 11, 3), 0)]
@@ -96,7 +96,7 @@ def test_top_identifiers_over_a_long_range_rank_by_hits(page_view, django_assert
     record(page_view, "/docs", utc(2026, 11, 20, 8), 4)
     record(page_view, "/old", utc(2025, 12, 31, 23), 50)  # before the range
     with django_assert_num_queries(1):
-        top = queries.top_identifiers(definitions=[page_view], start=utc(2026, 1, 1), end=utc(2026, 11, 23, 14))
+        top = counters.top_identifiers(definitions=[page_view], start=utc(2026, 1, 1), end=utc(2026, 11, 23, 14))
     assert top == [("/pricing", 12), ("/home", 10), ("/docs", 4)]
 
 
@@ -106,7 +106,7 @@ def test_top_identifiers_counts_ragged_edges_exactly_once(page_view):
     record(page_view, "/x", utc(2026, 4, 15))
     record(page_view, "/x", utc(2026, 6, 1, 5))
     record(page_view, "/x", utc(2026, 6, 1, 7))  # after the end
-    top = queries.top_identifiers(definitions=[page_view], start=utc(2026, 3, 31, 22), end=utc(2026, 6, 1, 6))
+    top = counters.top_identifiers(definitions=[page_view], start=utc(2026, 3, 31, 22), end=utc(2026, 6, 1, 6))
     assert top == [("/x", 3)]
 
 
@@ -114,7 +114,7 @@ def test_top_identifiers_filter_and_limit(page_view):
     for i in range(5):
         record(page_view, f"/docs/{i}", utc(2026, 11, 2), i + 1)
     record(page_view, "/blog", utc(2026, 11, 2), 9)
-    top = queries.top_identifiers(
+    top = counters.top_identifiers(
         definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs", limit=2
     )
     assert top == [("/docs/4", 5), ("/docs/3", 4)]
@@ -124,7 +124,7 @@ def test_totals_compare_with_the_previous_period(page_view, django_assert_num_qu
     record(page_view, "/", utc(2026, 11, 5), 30)  # previous week
     record(page_view, "/", utc(2026, 11, 12), 45)  # this week
     with django_assert_num_queries(1):
-        result = queries.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+        result = counters.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
     assert (result.current, result.previous) == (45, 30)
     assert result.change == pytest.approx(0.5)
     assert result.previous_start == utc(2026, 11, 2)
@@ -136,7 +136,7 @@ def test_totals_compare_both_periods_to_the_minute_in_one_query(page_view, djang
     record(page_view, "/", utc(2026, 12, 2, 1, 59), 3)
     record(page_view, "/", utc(2026, 12, 2, 2, 5), 7)  # today's running minute: in the total only
     with django_assert_num_queries(1):
-        result = queries.totals(
+        result = counters.totals(
             definitions=[page_view],
             start=utc(2026, 12, 2),
             end=utc(2026, 12, 2, 3),
@@ -151,13 +151,13 @@ def test_totals_compare_both_periods_to_the_minute_in_one_query(page_view, djang
 
 def test_totals_without_previous_data_has_no_change(page_view):
     record(page_view, "/", utc(2026, 11, 12), 4)
-    result = queries.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+    result = counters.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
     assert result.current == 4 and result.change is None
 
 
 def test_totals_for_an_unaligned_range_up_to_now_include_the_current_hour(page_view):
     record(page_view, "/", utc(2026, 11, 23, 14, 5))
-    result = queries.totals(definitions=[page_view], start=utc(2026, 11, 22, 14, 30), end=utc(2026, 11, 23, 14, 30))
+    result = counters.totals(definitions=[page_view], start=utc(2026, 11, 22, 14, 30), end=utc(2026, 11, 23, 14, 30))
     assert result.current == 1
 
 
@@ -167,11 +167,11 @@ def test_live_count_reads_the_last_five_minutes(page_view, django_assert_num_que
     record(page_view, "/", now - timedelta(minutes=4, seconds=10), 1)
     record(page_view, "/", now - timedelta(minutes=6), 7)
     with django_assert_num_queries(1):
-        assert queries.live_count(definitions=[page_view], now=now) == 4
+        assert counters.live_count(definitions=[page_view], now=now) == 4
 
 
 def test_live_count_is_none_without_minute_buckets(signup):
-    assert queries.live_count(definitions=[signup]) is None
+    assert counters.live_count(definitions=[signup]) is None
 
 
 def test_series_counts_only_the_part_of_an_edge_bucket_inside_the_range(page_view, django_assert_num_queries):
@@ -181,12 +181,12 @@ def test_series_counts_only_the_part_of_an_edge_bucket_inside_the_range(page_vie
     record(page_view, "/", utc(2026, 3, 20, 5), 4)
     record(page_view, "/", utc(2026, 3, 21, 12), 200)  # March, after the range
     with django_assert_num_queries(1):
-        points = queries.series(
+        points = counters.series(
             definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21)
         )
     assert points == [(utc(2026, 1, 1), 1), (utc(2026, 2, 1), 2), (utc(2026, 3, 1), 4)]
     with django_assert_num_queries(1):
-        split = queries.series_by_definition(
+        split = counters.series_by_definition(
             definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21)
         )
     assert split[page_view.pk] == points
@@ -198,7 +198,7 @@ def test_identifiers_compared_gives_each_page_its_change_in_one_query(page_view,
     record(page_view, "/b", utc(2026, 11, 12), 3)
     record(page_view, "/gone", utc(2026, 11, 5), 6)
     with django_assert_num_queries(1):
-        rows = queries.identifiers_compared(
+        rows = counters.identifiers_compared(
             definitions=[page_view],
             start=utc(2026, 11, 9),
             end=utc(2026, 11, 16),
@@ -219,7 +219,7 @@ def test_totals_compare_with_the_previous_period_given(page_view):
     record(page_view, "/", utc(2026, 12, 1, 1), 53)
     record(page_view, "/", utc(2026, 12, 1, 22), 140)
     record(page_view, "/", utc(2026, 12, 2, 1), 50)
-    result = queries.totals(
+    result = counters.totals(
         definitions=[page_view],
         start=utc(2026, 12, 2),
         end=utc(2026, 12, 2, 3),
@@ -233,11 +233,11 @@ def test_live_count_of_one_identifier(page_view):
     now = utc(2026, 11, 23, 14, 30, 20)
     record(page_view, "/a", now, 2)
     record(page_view, "/b", now, 3)
-    assert queries.live_count(definitions=[page_view], identifier="/a", now=now) == 2
+    assert counters.live_count(definitions=[page_view], identifier="/a", now=now) == 2
 
 
 def test_totals_of_an_empty_period_are_zero_with_no_change(page_view):
-    result = queries.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+    result = counters.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
     assert (result.current, result.previous, result.change) == (0, 0, None)
     assert (result.previous_start, result.previous_end) == (utc(2026, 11, 2), utc(2026, 11, 9))
 
@@ -245,14 +245,14 @@ def test_totals_of_an_empty_period_are_zero_with_no_change(page_view):
 def test_totals_change_is_relative_to_the_previous_period(page_view):
     record(page_view, "/", utc(2026, 11, 5), 40)
     record(page_view, "/", utc(2026, 11, 12), 30)
-    result = queries.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+    result = counters.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
     assert result.change == pytest.approx(-0.25)
 
 
 def test_totals_for_one_identifier(page_view):
     record(page_view, "/a", utc(2026, 11, 12), 3)
     record(page_view, "/b", utc(2026, 11, 12), 5)
-    result = queries.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16), identifier="/b")
+    result = counters.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16), identifier="/b")
     assert (result.current, result.previous) == (5, 0)
 
 
@@ -268,7 +268,7 @@ def test_a_type_keeping_only_days_is_summed_over_months_through_totals(daily_onl
     record(daily_only, "/", utc(2026, 10, 15, 12), 3)
     record(daily_only, "/", utc(2026, 11, 30, 23), 4)
     record(daily_only, "/", utc(2026, 12, 1), 100)  # the day after: left out
-    result = queries.totals(definitions=[daily_only], start=utc(2026, 9, 1), end=utc(2026, 12, 1))
+    result = counters.totals(definitions=[daily_only], start=utc(2026, 9, 1), end=utc(2026, 12, 1))
     assert (result.current, result.previous) == (9, 100)
 
 
@@ -277,7 +277,7 @@ def test_a_type_keeping_only_days_is_summed_through_top_identifiers(daily_only):
     record(daily_only, "/b", utc(2026, 10, 15, 12), 3)
     record(daily_only, "/a", utc(2026, 11, 30, 23), 4)
     record(daily_only, "/a", utc(2026, 12, 1), 100)
-    top = queries.top_identifiers(definitions=[daily_only], start=utc(2026, 9, 1), end=utc(2026, 12, 1))
+    top = counters.top_identifiers(definitions=[daily_only], start=utc(2026, 9, 1), end=utc(2026, 12, 1))
     assert top == [("/a", 6), ("/b", 3)]
 
 
@@ -286,14 +286,14 @@ def test_types_with_different_granularities_are_summed_over_what_both_keep(page_
     record(page_view, "/a", utc(2026, 9, 2, 5), 2)
     record(daily_only, "/a", utc(2026, 9, 3, 7), 3)
     definitions = [page_view, daily_only]
-    assert queries.totals(definitions=definitions, start=utc(2026, 9, 1), end=utc(2026, 10, 1)).current == 5
-    assert queries.top_identifiers(definitions=definitions, start=utc(2026, 9, 1), end=utc(2026, 10, 1)) == [("/a", 5)]
+    assert counters.totals(definitions=definitions, start=utc(2026, 9, 1), end=utc(2026, 10, 1)).current == 5
+    assert counters.top_identifiers(definitions=definitions, start=utc(2026, 9, 1), end=utc(2026, 10, 1)) == [("/a", 5)]
 
 
 def test_top_identifiers_lists_ten_by_default_most_first_ties_by_name(page_view):
     for i in range(12):
         record(page_view, f"/p{i:02}", utc(2026, 11, 2), 1 + i // 2)
-    top = queries.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3))
+    top = counters.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3))
     assert top == [
         ("/p10", 6),
         ("/p11", 6),
@@ -311,10 +311,10 @@ def test_top_identifiers_lists_ten_by_default_most_first_ties_by_name(page_view)
 def test_top_identifiers_filter_is_case_insensitive_and_leaves_out_the_total_row(page_view):
     record(page_view, "/Docs/a", utc(2026, 11, 2), 2)
     record(page_view, "/blog", utc(2026, 11, 2), 1)
-    assert queries.top_identifiers(
+    assert counters.top_identifiers(
         definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs"
     ) == [("/Docs/a", 2)]
-    assert queries.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3)) == [
+    assert counters.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3)) == [
         ("/Docs/a", 2),
         ("/blog", 1),
     ]
@@ -322,16 +322,16 @@ def test_top_identifiers_filter_is_case_insensitive_and_leaves_out_the_total_row
 
 def test_top_identifiers_up_to_a_future_end_count_this_years_hits(page_view, monkeypatch):
     now = utc(2026, 11, 23, 14, 30)
-    monkeypatch.setattr(queries.timezone, "now", lambda: now)
+    monkeypatch.setattr(counters.timezone, "now", lambda: now)
     record(page_view, "/a", utc(2026, 10, 24, 9), 2)
     record(page_view, "/a", utc(2026, 11, 23, 14, 5), 1)
     record(page_view, "/a", utc(2026, 10, 23, 23), 50)  # before the range
-    top = queries.top_identifiers(definitions=[page_view], start=utc(2026, 10, 24), end=utc(2026, 11, 24))
+    top = counters.top_identifiers(definitions=[page_view], start=utc(2026, 10, 24), end=utc(2026, 11, 24))
     assert top == [("/a", 3)]
 
 
 def test_live_count_is_zero_when_nothing_happened(page_view):
-    assert queries.live_count(definitions=[page_view], now=utc(2026, 11, 23, 14, 30)) == 0
+    assert counters.live_count(definitions=[page_view], now=utc(2026, 11, 23, 14, 30)) == 0
 
 
 @pytest.fixture
@@ -344,18 +344,18 @@ def test_live_window_starts_at_the_minute_four_minutes_before_now(minutely):
     record(minutely, "/", utc(2026, 11, 23, 14, 26), 3)  # first second of the window
     record(minutely, "/", utc(2026, 11, 23, 14, 25, 59), 7)  # last second before it
     record(minutely, "/", utc(2026, 11, 23, 14, 30, 19), 1)
-    assert queries.live_count(definitions=[minutely], now=now) == 4
-    assert queries.live_count(definitions=[minutely], now=now, minutes=1) == 1
-    assert queries.live_count(definitions=[minutely], now=now, minutes=6) == 11
+    assert counters.live_count(definitions=[minutely], now=now) == 4
+    assert counters.live_count(definitions=[minutely], now=now, minutes=1) == 1
+    assert counters.live_count(definitions=[minutely], now=now, minutes=6) == 11
 
 
 def test_live_count_sums_only_the_types_keeping_minutes_now(minutely, signup, monkeypatch):
     now = utc(2026, 11, 23, 14, 30, 20)
-    monkeypatch.setattr(queries.timezone, "now", lambda: now)
+    monkeypatch.setattr(counters.timezone, "now", lambda: now)
     record(minutely, "/", utc(2026, 11, 23, 14, 29), 2)
     # minute rows left from when sign-ups kept minutes: no longer part of "live now"
     aggregates_add(increments=increments_for(hits=[Hit(signup.pk, (G.MINUTE,), "")] * 5, received_at=now))
-    assert queries.live_count(definitions=[signup, minutely]) == 2
+    assert counters.live_count(definitions=[signup, minutely]) == 2
 
 
 def test_series_starts_at_the_bucket_holding_start_counts_only_its_part_inside_and_leaves_out_end(page_view):
@@ -363,29 +363,10 @@ def test_series_starts_at_the_bucket_holding_start_counts_only_its_part_inside_a
     record(page_view, "/", utc(2026, 11, 1, 23, 40), 3)
     record(page_view, "/", utc(2026, 11, 2, 1), 5)
     record(page_view, "/", utc(2026, 11, 2, 2), 9)
-    got = queries.series(
+    got = counters.series(
         definitions=[page_view], granularity=G.HOUR, start=utc(2026, 11, 1, 23, 30), end=utc(2026, 11, 2, 2)
     )
     assert got == [(utc(2026, 11, 1, 23), 3), (utc(2026, 11, 2), 0), (utc(2026, 11, 2, 1), 5)]
-
-
-@pytest.mark.parametrize(
-    "user_agent, label",
-    [
-        ("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", "Firefox 133"),
-        (
-            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
-            "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
-            "Mobile Safari 17",
-        ),
-        ("curl/8.0", "curl 8"),
-        ("SomeBot", "SomeBot"),
-        ("", "Unknown browser"),
-        ("nothing a parser knows", "Unknown browser"),
-    ],
-)
-def test_browser_label(user_agent, label):
-    assert queries.browser_label(user_agent) == label
 
 
 def test_browser_list_is_most_first_ties_by_name_and_merges_versions_of_one_label(page_view):
@@ -399,24 +380,24 @@ def test_browser_list_is_most_first_ties_by_name_and_merges_versions_of_one_labe
         BeaconEvent.objects.bulk_create(
             [BeaconEvent(definition=page_view, error_group=group, received_at=at, user_agent=user_agent)] * n
         )
-    assert queries.error_browsers(group=group) == [
+    assert error_groups.error_browsers(group=group) == [
         ("Firefox 133", 2),
         ("Opera 9", 2),
         ("curl 8", 2),
         ("Unknown browser", 1),
     ]
-    assert queries.error_browsers(group=group, limit=2) == [("Firefox 133", 2), ("Opera 9", 2)]
+    assert error_groups.error_browsers(group=group, limit=2) == [("Firefox 133", 2), ("Opera 9", 2)]
 
 
 def test_totals_and_top_identifiers_take_definition_ids(page_view):
     record(page_view, "/a", utc(2026, 11, 12), 3)
     ids = [page_view.pk]
-    assert queries.totals(definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)).current == 3
-    assert queries.top_identifiers(definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)) == [("/a", 3)]
+    assert counters.totals(definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)).current == 3
+    assert counters.top_identifiers(definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)) == [("/a", 3)]
 
 
 def test_totals_of_a_type_keeping_minutes_are_read_in_whole_hours(minutely):
     record(minutely, "/", utc(2026, 11, 22, 14, 5), 2)  # in the hour the range starts within
     record(minutely, "/", utc(2026, 11, 22, 13, 59), 7)  # the hour before: left out
-    result = queries.totals(definitions=[minutely], start=utc(2026, 11, 22, 14, 30), end=utc(2026, 11, 23, 14))
+    result = counters.totals(definitions=[minutely], start=utc(2026, 11, 22, 14, 30), end=utc(2026, 11, 23, 14))
     assert result.current == 2

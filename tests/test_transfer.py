@@ -16,11 +16,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from beacons import queries
 from beacons.counting.buckets import bucket_start
 from beacons.counting.increments import Hit, aggregates_add, increments_for
 from beacons.models import BeaconAggregate, BeaconDefinition
 from beacons.models import Granularity as G
+from beacons.queries import counters
 from beacons.transfer import formats, imports
 from beacons.transfer.resources import DEFINITION_COLUMNS
 
@@ -433,7 +433,7 @@ def test_last_months_daily_page_views_survive_an_xlsx_trip_through_the_admin(adm
 
     def chart():
         return {
-            identifier: queries.series(
+            identifier: counters.series(
                 definitions=[page_view], granularity=G.DAY, start=last_month, end=this_month, identifier=identifier
             )
             for identifier in ["", "/page/0", "/page/1", "/page/2", "/page/3"]

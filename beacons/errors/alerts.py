@@ -284,7 +284,7 @@ class Alert:
 
 def alert_read(*, group: ErrorGroup, reason: str) -> Alert:
     """Everything a handler shows about the alert of ``group`` (two queries, read once per delivery)."""
-    from beacons.queries import error_occurrences, error_pages
+    from beacons.queries.error_groups import error_occurrences, error_pages
 
     latest = next(iter(error_occurrences(group=group, limit=1)), None)
     meta = latest.meta if latest else {}

@@ -35,7 +35,7 @@ from django.db.models import QuerySet
 
 from beacons.counting.buckets import bucket_zone
 from beacons.models import BeaconAggregate, Granularity
-from beacons.queries import aggregates_by_natural_key
+from beacons.queries.exports import aggregates_by_natural_key
 
 FORMATS = ("csv", "json", "xlsx")
 CONTENT_TYPES = {

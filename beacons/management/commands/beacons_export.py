@@ -3,9 +3,9 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from beacons import queries
 from beacons.management.base import BeaconsCommand, Progress, duration, moment, option_error, plural
 from beacons.models import BeaconDefinition
+from beacons.queries import exports
 from beacons.transfer import formats
 from beacons.transfer.resources import DEFINITION_COLUMNS, BeaconDefinitionResource
 
@@ -55,7 +55,7 @@ class Command(BeaconsCommand):
         else:
             if options["definition"] and not BeaconDefinition.objects.filter(slug=options["definition"]).exists():
                 raise option_error(f"--definition: no beacon type {options['definition']!r}")
-            queryset = queries.aggregates_filter(
+            queryset = exports.aggregates_filter(
                 definition=options["definition"],
                 granularity=formats.GRANULARITY_CODES.get(options["granularity"] or ""),
                 start=options["start"],

@@ -4,16 +4,15 @@ Every function here runs one query whose cost grows with the number of buckets a
 for, never with the number of hits: totals read the "" identifier row, and sums over long
 ranges read month (or year) rows plus day and hour rows at the ragged edges.
 Datetimes in and out are aware; bucket starts come back in UTC (convert with
-``buckets.bucket_zone()`` for display).
-"""
+``buckets.bucket_zone()`` for display)."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncHour
+from django.db.models import F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from beacons.counting.buckets import (
@@ -24,8 +23,7 @@ from beacons.counting.buckets import (
     buckets_between,
     covering_buckets,
 )
-from beacons.models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
-from beacons.useragents import browser_label
+from beacons.models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity
 
 G = Granularity
 
@@ -374,155 +372,3 @@ def live_count(
         definition_id__in=keeping, identifier=identifier, granularity=G.MINUTE, period_start__gte=since
     ).aggregate(total=Sum("count"))["total"]
     return total or 0
-
-
-def definitions_listed(*, limit: int | None = None, including: str = "", kind: str = "") -> list[BeaconDefinition]:
-    """Registered beacon types (of ``kind``, if given) by name: the dashboard's event-type choices.
-
-    With ``limit``, at most that many: the types registered in the admin before those
-    auto-registered by their first beacon, and always the type whose slug is ``including``
-    (the one a URL asks for), so a flood of auto-registered types cannot swell a page. One
-    query that reads the first rows of the (auto_registered, name, slug) index, never every
-    type; a second one only for an ``including`` type beyond them."""
-    definitions = BeaconDefinition.objects.all()
-    if kind:
-        definitions = definitions.filter(kind=kind)
-    if limit is None:
-        return list(definitions.order_by("name", "slug"))
-    listed = list(definitions.order_by("auto_registered", "name", "slug")[:limit])
-    if including and limit and all(d.slug != including for d in listed):
-        listed = listed[: limit - 1] + list(definitions.filter(slug=including))
-    return sorted(listed, key=lambda d: (d.name, d.slug))
-
-
-def definitions_matching(*, text: str, limit: int) -> list[BeaconDefinition]:
-    """At most ``limit`` types whose name or slug contains ``text`` (any case), those registered
-    in the admin first, then by name: the dashboard's type search. One query."""
-    found = BeaconDefinition.objects.filter(Q(name__icontains=text) | Q(slug__icontains=text))
-    return list(found.order_by("auto_registered", "name", "slug")[:limit])
-
-
-def definition_chosen(*, slug: str, listed: int) -> BeaconDefinition | None:
-    """The type the dashboard shows for ``?type=<slug>`` when its type choices list ``listed``
-    types (``definitions_listed(limit=listed, including=slug)``): that type, else page_view,
-    else the first listed by name. One query by slug, without reading the other choices (a
-    second only when neither exists)."""
-    found = {d.slug: d for d in BeaconDefinition.objects.filter(slug__in=[slug, "page_view"])}
-    if found:
-        return found.get(slug) or found["page_view"]
-    return next(iter(definitions_listed(limit=listed)), None)
-
-
-def error_groups_latest(*, limit: int = 8) -> list[ErrorGroup]:
-    """The most recently seen unresolved error groups with their beacon type, newest first (one query)."""
-    rows = ErrorGroup.objects.select_related("definition").filter(status=ErrorGroup.Status.UNRESOLVED)
-    return list(rows.order_by("-last_seen")[:limit])
-
-
-# --- errors
-# Error reads go over the kept occurrences (BeaconEvent rows) of a few groups, through the
-# (error_group, received_at) index: the group count, its chart and its occurrence list come
-# from rows written in one transaction, so they always agree.
-
-ERROR_ORDERINGS = {"last_seen": "-last_seen", "count": "-count", "first_seen": "-first_seen"}
-BROWSER_USER_AGENTS_READ = 200  # distinct user agents parsed for one group's browser list
-
-
-def error_groups_filtered(
-    *, status: str = "", page: str = "", since: datetime | None = None, order: str = "last_seen"
-) -> QuerySet[ErrorGroup]:
-    """Error groups (with their definition) by status ("" for any), seen since ``since`` and, with
-    ``page``, seen on that page (since ``since``); ordered by last seen, count or first seen, newest/most first."""
-    groups = ErrorGroup.objects.select_related("definition")
-    if status:
-        groups = groups.filter(status=status)
-    if since is not None:
-        groups = groups.filter(last_seen__gte=since)
-    if page:
-        on_page = BeaconEvent.objects.filter(error_group=OuterRef("pk"), identifier=page)
-        if since is not None:
-            on_page = on_page.filter(received_at__gte=since)
-        groups = groups.filter(Exists(on_page))
-    return groups.order_by(ERROR_ORDERINGS.get(order, "-last_seen"), "-pk")
-
-
-def error_hourly(*, group_ids: Iterable[int], start: datetime, end: datetime) -> dict[int, list[tuple[datetime, int]]]:
-    """Occurrences per hour bucket over [start, end) for each group, gap-filled: {group_id: series}. One query."""
-    ids = list(group_ids)
-    start = bucket_start(start, G.HOUR)
-    rows = (
-        BeaconEvent.objects.filter(error_group_id__in=ids, received_at__gte=start, received_at__lt=end)
-        .annotate(hour=TruncHour("received_at", tzinfo=bucket_zone()))
-        .values_list("error_group_id", "hour")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    counts: dict[int, dict[datetime, int]] = {group_id: {} for group_id in ids}
-    for group_id, hour, n in rows:
-        moment = bucket_start(hour, G.HOUR)  # the same UTC bucket start the counters use
-        counts[group_id][moment] = counts[group_id].get(moment, 0) + n
-    moments = list(buckets_between(start, end, G.HOUR))
-    return {group_id: [(m, by_hour.get(m, 0)) for m in moments] for group_id, by_hour in counts.items()}
-
-
-def error_pages(*, group: ErrorGroup, limit: int = 10) -> list[tuple[str, int]]:
-    """The pages the group happened on, with occurrence counts, most first. One query."""
-    rows = (
-        BeaconEvent.objects.filter(error_group=group)
-        .values_list("identifier")
-        .annotate(n=Count("id"))
-        .order_by("-n", "identifier")[:limit]
-    )
-    return list(rows)
-
-
-def error_browsers(*, group: ErrorGroup, limit: int = 10) -> list[tuple[str, int]]:
-    """Browsers ("Firefox 133", "Mobile Safari 17") the group happened in, with counts, most first.
-
-    One query for the most frequent user agents; each is parsed once per process (ua-parser)."""
-    rows = (
-        BeaconEvent.objects.filter(error_group=group)
-        .values_list("user_agent")
-        .annotate(n=Count("id"))
-        .order_by("-n")[:BROWSER_USER_AGENTS_READ]
-    )
-    browsers: dict[str, int] = {}
-    for user_agent, n in rows:
-        label = browser_label(user_agent)
-        browsers[label] = browsers.get(label, 0) + n
-    return sorted(browsers.items(), key=lambda item: (-item[1], item[0]))[:limit]
-
-
-def error_occurrences(*, group: ErrorGroup, limit: int = 50) -> list[BeaconEvent]:
-    """The group's latest occurrences, newest first. One query."""
-    return list(BeaconEvent.objects.filter(error_group=group).order_by("-received_at", "-pk")[:limit])
-
-
-def aggregates_filter(
-    *,
-    definition: str | None = None,
-    granularity: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> QuerySet[BeaconAggregate]:
-    """Counters of one event type (slug) and granularity (code) with period_start in [start, end)."""
-    rows = BeaconAggregate.objects.all()
-    if definition:
-        rows = rows.filter(definition__slug=definition)
-    if granularity:
-        rows = rows.filter(granularity=granularity)
-    if start:
-        rows = rows.filter(period_start__gte=start)
-    if end:
-        rows = rows.filter(period_start__lt=end)
-    return rows
-
-
-def aggregates_by_natural_key(*, queryset: QuerySet[BeaconAggregate]) -> Iterator[tuple[str, str, str, datetime, int]]:
-    """(event type, identifier, granularity code, period_start, count) of each counter of
-    ``queryset``, in storage order, read in chunks (memory stays flat). Two queries: the
-    slugs, then the counters."""
-    slugs = dict(BeaconDefinition.objects.values_list("id", "slug"))
-    values = queryset.order_by("pk").values_list("definition_id", "identifier", "granularity", "period_start", "count")
-    for definition_id, identifier, granularity, start, count in values.iterator(chunk_size=2000):
-        yield slugs[definition_id], identifier, granularity, start, count

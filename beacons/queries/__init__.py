@@ -1,0 +1,1 @@
+"""Every read: counters (series, totals, top pages, live), event types, error groups, exports."""
