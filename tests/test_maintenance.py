@@ -138,3 +138,15 @@ def test_rebuild_windows_are_the_whole_buckets_inside_the_range():
         utc(2026, 10, 1, 1),
         utc(2026, 10, 1, 3),
     )
+
+
+def test_purge_deletes_visitor_salts_older_than_two_days_but_a_dry_run_keeps_them():
+    from beacons.models import DailySalt
+
+    today = dj_timezone.now().date()
+    for age in (0, 2, 3):
+        DailySalt.objects.create(day=today - timedelta(days=age), salt=f"salt-{age}")
+    call_command("beacons_purge", "--dry-run")
+    assert DailySalt.objects.count() == 3
+    call_command("beacons_purge")
+    assert sorted(DailySalt.objects.values_list("day", flat=True)) == [today - timedelta(days=2), today]

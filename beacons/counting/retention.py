@@ -9,7 +9,6 @@ from django.db import transaction
 
 from beacons.counting.buckets import bucket_ceiling, bucket_start
 from beacons.counting.increments import CounterKey, aggregates_add, increments_add_hits
-from beacons.ingest.privacy import salts_purge
 from beacons.models import FINE_GRANULARITIES, BeaconAggregate, BeaconDefinition, BeaconEvent, Granularity
 
 
@@ -39,8 +38,6 @@ def retention_purge(*, now: datetime, dry_run: bool = False) -> list[Removed]:
         # Counts the direct sink wrote for a type in the moment it was being deleted.
         orphans = BeaconAggregate.objects.exclude(definition_id__in=BeaconDefinition.objects.values("pk"))
         removed.append(Removed("(deleted types)", "counts", _delete(orphans, dry_run)))
-        if not dry_run:
-            salts_purge(today=now.date())
     return removed
 
 

@@ -3,6 +3,7 @@ import time
 from django.utils import timezone
 
 from beacons.counting.retention import retention_purge
+from beacons.ingest.privacy import salts_purge
 from beacons.management.base import BeaconsCommand, duration, plural
 
 
@@ -14,7 +15,10 @@ class Command(BeaconsCommand):
 
     def handle(self, *args, dry_run, **options):
         started = time.monotonic()
-        removed = retention_purge(now=timezone.now(), dry_run=dry_run)
+        now = timezone.now()
+        removed = retention_purge(now=now, dry_run=dry_run)
+        if not dry_run:
+            salts_purge(today=now.date())  # also done at ingest, but a site with no traffic must forget its salts too
         verb = "would remove" if dry_run else "removed"
         for item in removed:
             if item.rows:
