@@ -11,7 +11,7 @@ MODULES: dict[str, list[str]] = {
     "beacons/parsing.py": ["tests/test_parsing.py", "tests/test_ingest.py"],
     "beacons/queries.py": ["tests/test_queries.py", "tests/test_errors_views.py"],
     "beacons/counting.py": ["tests/test_counting.py", "tests/test_drain.py"],
-    "dashboard/forms.py": ["tests/test_dashboard.py"],
+    "dashboard/forms.py": ["tests/test_dashboard_forms.py", "tests/test_dashboard_periods.py", "tests/test_dashboard.py"],
 }
 
 # Modules whose mapped tests run on SQLite and then on PostgreSQL (each worker on its own
