@@ -58,6 +58,7 @@ def daily_type():
         ({"range": "custom", "start": "2026-10-07", "end": "2026-10-05"}, utc(2026, 10, 5), utc(2026, 10, 8)),  # swapped
         ({"range": "custom", "start": "1999-12-31", "end": "2000-01-01"}, utc(2000, 1, 1), utc(2000, 1, 2)),  # earliest day
         ({"range": "custom", "start": "2027-12-03", "end": "2027-12-31"}, utc(2027, 12, 3), utc(2027, 12, 4)),  # a year ahead at most
+        ({"range": "custom", "start": "2028-06-01", "end": "2028-06-01"}, utc(2027, 12, 3), utc(2027, 12, 4)),
         ({"range": "custom", "start": "2000-01-01", "end": "2026-12-02"}, utc(2016, 11, 24), utc(2026, 12, 3)),  # 3,660 days before the last at most
     ],
 )
@@ -145,6 +146,50 @@ def test_running_periods_stop_the_title_at_the_running_bucket(range_, title):
     assert state.title == title
 
 
+def test_a_custom_period_that_ended_at_midnight_is_not_running():
+    _, state = resolve(now=utc(2026, 12, 2, 0, 0), range="custom", start="2026-11-30", end="2026-12-01")
+    assert (state.running, state.title) == (False, "Page views per hour, 30 November – 1 December 2026")
+    _, state = resolve(now=utc(2026, 12, 2, 0, 0), range="today")
+    assert (state.running, state.title) == (True, "Page views per hour, 2 December 2026 (so far)")
+
+
+def test_the_dates_in_words_for_the_picker_and_inside_sentences():
+    _, state = resolve(range="today", identifier="/pricing")
+    assert (state.range_label, state.range_phrase) == ("Today", "today so far")
+    assert state.title == "Page views of /pricing per hour, 2 December 2026 (so far)"
+    _, state = resolve(range="7d")
+    assert (state.range_label, state.range_phrase) == ("Last 7 days", "last 7 days")
+    _, state = resolve(range="custom", start="2026-10-01", end="2026-10-31")
+    assert (state.range_label, state.range_phrase) == ("1–31 October 2026", "1–31 October 2026")
+
+
+# --- which event type --------------------------------------------------------------------------
+
+
+def test_without_a_type_page_views_are_shown_whatever_the_order_of_types():
+    signups = daily_type()
+    page_views = BeaconDefinition.objects.get(slug="page_view")
+    _, state = dashboard_state(params={}, definitions=[signups, page_views], now=NOW)
+    assert state.definition == page_views
+    _, state = dashboard_state(params={}, definitions=[signups], now=NOW)
+    assert state.definition == signups
+
+
+def test_with_no_event_types_at_all_the_dashboard_still_resolves():
+    _, state = dashboard_state(params={"range": "today"}, definitions=[], now=NOW)
+    assert (state.definition, state.title) == (None, "Events per hour, 2 December 2026 (so far)")
+
+
+@pytest.mark.parametrize(
+    ("granularities", "per", "offered"),
+    [("Y", "year", ("Y",)), ("MO,Y", "month", ("MO",))],
+)
+def test_a_type_whose_finest_size_is_longer_than_the_dates_shows_that_one(granularities, per, offered):
+    BeaconDefinition.objects.create(slug="coarse", name="Coarse", granularities=granularities)
+    _, state = resolve(type="coarse", range="today")
+    assert (state.per, state.granularities, state.notice) == (per, offered, "")
+
+
 # --- the automatic point size -----------------------------------------------------------------
 
 
@@ -188,6 +233,30 @@ def test_too_many_points_step_to_a_coarser_size_with_a_notice():
     _, state = resolve(range="12m", granularity="H")
     assert state.per == "day"
     assert state.notice == "One point per hour would be too many to read: showing one per day."
+
+
+@pytest.mark.parametrize(
+    ("end", "granularity", "per", "offered", "notice"),
+    [
+        ("2026-03-10", "D", "day", ("D", "MO", "Y"), ""),  # 800 days: 800 points
+        ("2026-03-11", "D", "month", ("MO", "Y"), "One point per day would be too many to read: showing one per month."),
+    ],
+)
+def test_at_most_800_points_per_day(end, granularity, per, offered, notice):
+    _, state = resolve(range="custom", start="2024-01-01", end=end, granularity=granularity)
+    assert (state.per, state.granularities, state.notice) == (per, offered, notice)
+
+
+@pytest.mark.parametrize(
+    ("end", "per", "offered", "notice"),
+    [
+        ("2026-11-02", "hour", ("H", "D", "MO"), ""),  # 33 days: 792 hours
+        ("2026-11-03", "day", ("D", "MO"), "One point per hour would be too many to read: showing one per day."),  # 816
+    ],
+)
+def test_at_most_800_points_per_hour(end, per, offered, notice):
+    _, state = resolve(range="custom", start="2026-10-01", end=end, granularity="H")
+    assert (state.per, state.granularities, state.notice) == (per, offered, notice)
 
 
 @pytest.mark.parametrize(
