@@ -311,3 +311,43 @@ def test_readable_parameters_are_all_kept_and_give_no_notice():
     assert (state.rows, state.sort, state.page, state.scale, state.notice) == (50, "change", 3, "own", "")
     assert state.params == {"type": "page_view", "identifier": "/pricing", "range": "7d", "granularity": "D",
                             "sort": "change", "rows": "50", "scale": "own", "compare": "on"}  # fmt: skip
+
+
+# --- what each period is compared with --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "card", "previous_start", "previous_end", "current_end"),
+    [
+        ({"range": "today"}, "00:00–02:59 yesterday", utc(2026, 12, 1), utc(2026, 12, 1, 2, 59), utc(2026, 12, 2, 2, 59)),
+        (
+            {"range": "24h"}, "30 November 03:00 – 1 December 2026, to 02:59",
+            utc(2026, 11, 30, 3), utc(2026, 12, 1, 2, 59), utc(2026, 12, 2, 2, 59),
+        ),
+        ({"range": "7d"}, "19–25 November 2026, both to 02:00", utc(2026, 11, 19), utc(2026, 11, 25, 2), utc(2026, 12, 2, 2)),
+        ({"range": "30d"}, "4 October – 2 November 2026, both to 02:00", utc(2026, 10, 4), utc(2026, 11, 2, 2), utc(2026, 12, 2, 2)),
+        ({"range": "month"}, "1–2 November 2026, both to 02:00", utc(2026, 11, 1), utc(2026, 11, 2, 2), utc(2026, 12, 2, 2)),
+        ({"range": "12m"}, "1 January – 2 December 2025, both to 02:00", utc(2025, 1, 1), utc(2025, 12, 2, 2), utc(2026, 12, 2, 2)),
+        ({"range": "custom", "start": "2026-10-01", "end": "2026-10-31"}, "31 August – 30 September 2026", utc(2026, 8, 31), utc(2026, 10, 1), None),
+        ({"range": "custom", "start": "2026-09-01", "end": "2026-10-31"}, "2 July – 31 August 2026", utc(2026, 7, 2), utc(2026, 9, 1), None),
+        ({"range": "custom", "start": "2026-12-03", "end": "2026-12-03"}, "the period before", utc(2026, 12, 2), utc(2026, 12, 2), None),
+    ],
+)  # fmt: skip
+def test_each_period_is_compared_with_the_same_span_before_it(params, card, previous_start, previous_end, current_end):
+    _, state = resolve(**params)
+    kpi = state.kpi_comparison
+    assert (kpi.label, kpi.previous_start, kpi.previous_end, kpi.current_end) == (card, previous_start, previous_end, current_end)
+
+
+@pytest.mark.parametrize(
+    ("range_", "label"),
+    [
+        ("today", "00:00–02:59 yesterday"),
+        ("7d", "19–25 November 2026, to 02:59"),
+        ("24h", "30 November – 1 December 2026, to 02:59"),
+        ("12m", "1 January – 2 December 2025, to 02:59"),
+    ],
+)
+def test_the_previous_period_of_a_running_one_in_words(range_, label):
+    _, state = resolve(range=range_)
+    assert state.comparison_label == label
