@@ -95,4 +95,65 @@ SET_ASIDE: list[dict[str, object]] = [
         "text": "if lo >= hi or not levels:",
         "reason": "an empty range (lo == hi) finds no whole bucket at any level either way: no pieces",
     },
+    {
+        "file": "dashboard/forms.py", "function": "_local_midnight", "change": "12 → 13",
+        "text": "return bucket_start(datetime(day.year, day.month, day.day, 12, tzinfo=bucket_zone()), G.DAY)",
+        "reason": "noon or 13:00 lie in the same local day in every zone: the day's midnight is the same",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "_preset_range", "change": "1 → 2",
+        "text": "start = bucket_start(start - timedelta(days=1), G.MONTH)",
+        "reason": "start is a month's first day: 1 or 2 days before it lie in the same previous month",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "_preset_range", "change": "< → <=",
+        "text": "if last_day < first_day:",
+        "reason": "swapping two equal days changes nothing",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "dashboard_state", "change": "> → >=",
+        "text": "coarser = [g for g in choices if CHART_GRANULARITIES.index(g) > CHART_GRANULARITIES.index(wanted)]",
+        "reason": "coarser is read only when the wanted size is not kept, so never among the choices: >= adds nothing",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "_bucket_count", "change": "30 → 31",
+        "text": 'approximate = {"H": timedelta(hours=1), "D": timedelta(days=1), "MO": timedelta(days=30), "Y": timedelta(days=365)}',
+        "reason": "dates are capped at 3,661 days: at most 123 months, far under the 800-point limit either way",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "_bucket_count", "change": "365 → 366",
+        "text": 'approximate = {"H": timedelta(hours=1), "D": timedelta(days=1), "MO": timedelta(days=30), "Y": timedelta(days=365)}',
+        "reason": "dates are capped at 3,661 days: at most 11 years, far under the 800-point limit either way",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "DashboardState.params", "change": "1 → 2",
+        "text": 'values["end"] = (self.end - timedelta(microseconds=1)).astimezone(tz).date().isoformat()',
+        "reason": "end is a whole hour: 1 or 2 µs before it is on the same date",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "dashboard_state", "change": "1 → 2",
+        "text": '"end": (end - timedelta(microseconds=1)).astimezone(tz).date().isoformat(),',
+        "reason": "end is a whole hour: 1 or 2 µs before it is on the same date",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "period_label", "change": "1 → 2",
+        "text": "last = (max(end, start + timedelta(microseconds=1)) - timedelta(microseconds=1)).astimezone(tz)",
+        "reason": "start and end are whole seconds: 1 or 2 µs before end (or after start) is on the same date and hour",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "DashboardState", "change": "'views' → ''",
+        "text": 'sort: str = "views"', "reason": "a default never used: dashboard_state always passes sort",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "DashboardState", "change": "10 → 11",
+        "text": "rows: int = 10", "reason": "a default never used: dashboard_state always passes rows",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "DashboardState", "change": "1 → 2",
+        "text": "page: int = 1", "reason": "a default never used: dashboard_state always passes page",
+    },
+    {
+        "file": "dashboard/forms.py", "function": "DashboardState", "change": "'stacked' → ''",
+        "text": 'scale: str = "stacked"', "reason": "a default never used: dashboard_state always passes scale",
+    },
 ]  # fmt: skip
