@@ -138,12 +138,18 @@ def test_each_period_title_form(params, title):
         ("24h", "Page views per hour, 1–2 December 2026"),
         ("7d", "Page views per day, 26 November – 2 December 2026 (today so far)"),
         ("month", "Page views per day, 1–2 December 2026 (so far)"),
+        ("30d", "Page views per day, 3 November – 2 December 2026 (today so far)"),
         ("12m", "Page views per month, January – December 2026 (this month so far and the 11 whole months before)"),
     ],
 )
 def test_running_periods_stop_the_title_at_the_running_bucket(range_, title):
     _, state = resolve(range=range_)
     assert state.title == title
+
+
+def test_custom_dates_up_to_today_say_today_so_far():
+    _, state = resolve(range="custom", start="2026-11-30", end="2026-12-02")
+    assert state.title == "Page views per hour, 30 November – 2 December 2026 (today so far)"
 
 
 def test_a_custom_period_that_ended_at_midnight_is_not_running():

@@ -156,4 +156,9 @@ SET_ASIDE: list[dict[str, object]] = [
         "file": "dashboard/forms.py", "function": "DashboardState", "change": "'stacked' → ''",
         "text": 'scale: str = "stacked"', "reason": "a default never used: dashboard_state always passes scale",
     },
+    {
+        "file": "dashboard/forms.py", "function": "dashboard_state", "change": "call statement dropped",
+        "text": "form.is_valid()",
+        "reason": "the form is rendered only: its fields validate lazily (form.errors) when the template asks",
+    },
 ]  # fmt: skip
