@@ -318,10 +318,11 @@ def run(paths: list[str], workers: int) -> int:
                 print(f"  {'killed  ' if not passed else 'SURVIVED'} {mutant.path}:{mutant.line} {mutant.change}", file=sys.stderr)
                 return mutant, not passed
 
+            pool = ThreadPoolExecutor(workers)
             try:
-                with ThreadPoolExecutor(workers) as pool:
-                    outcomes = list(pool.map(attempt, mutants))
+                outcomes = list(pool.map(attempt, mutants))
             finally:
+                pool.shutdown(cancel_futures=True)  # Ctrl-C: finish the running mutants, start no more
                 for fork in forks.values():
                     fork.stdin.close()
                     fork.wait()
