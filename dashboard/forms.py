@@ -27,6 +27,8 @@ from beacons.counting.buckets import (
 )
 from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, Granularity
 
+from .periods import comparison_label, cut_comparison_label, period_label
+
 G = Granularity
 PRESETS = [
     ("today", "Today"),
@@ -262,23 +264,6 @@ class DashboardState:
         return phrase
 
 
-def comparison_label(start: datetime, end: datetime, *, now: datetime) -> str:
-    """A previous period in words: "00:00–02:59 yesterday", "1–2 November 2026, to 02:59",
-    "25 October – 23 November 2026"."""
-    tz = bucket_zone()
-    if start >= end:
-        return "the period before"
-    first, last = start.astimezone(tz), (end - timedelta(minutes=1)).astimezone(tz)
-    if is_aligned(end, G.DAY):
-        whole_months = is_aligned(start, G.MONTH) and is_aligned(end, G.MONTH)
-        return period_label(start, end, G.MONTH if whole_months else G.DAY)
-    if first.date() == last.date():
-        today = now.astimezone(tz).date()
-        day = "yesterday" if first.date() == today - timedelta(days=1) else f"on {first.day} {first:%B %Y}"
-        return f"{first:%H:%M}–{last:%H:%M} {day}"
-    return f"{period_label(start, end, G.DAY)}, to {last:%H:%M}"
-
-
 @dataclass(frozen=True)
 class Comparison:
     """The KPI card's change: [previous_start, previous_end) against the current period up to
@@ -289,58 +274,6 @@ class Comparison:
     current_end: datetime | None
     granularity: str
     label: str
-
-
-def cut_comparison_label(start: datetime, end: datetime, cut: datetime, granularity: str, *, now: datetime) -> str:
-    """A previous period cut at the same elapsed point as the current one, in words.
-
-    To the minute: "00:00–02:05 yesterday", "1–2 November 2026, to 02:05". To the hour, where both
-    sides lose the running hour: "yesterday, both to 02:00", "1–2 November 2026, both to 02:00";
-    a shorter month that ends first: "February 2026, this period to 23:00". "" when nothing is
-    comparable yet (00:05 read in whole hours)."""
-    tz = bucket_zone()
-    first, cut_local = start.astimezone(tz), cut.astimezone(tz)
-    last = (max(end, start + timedelta(minutes=1)) - timedelta(minutes=1)).astimezone(tz)
-    yesterday = now.astimezone(tz).date() - timedelta(days=1)
-    wall = f"{end.astimezone(tz):%H:%M}"
-    if end <= start:
-        return ""
-    if is_aligned(start, G.DAY) and is_aligned(end, G.DAY):
-        whole_months = is_aligned(start, G.MONTH) and is_aligned(end, G.MONTH)
-        base = period_label(start, end, G.MONTH if whole_months else G.DAY)
-        if wall == f"{cut_local:%H:%M}":
-            return f"{base}, both in whole days"
-        return f"{base}, this period to {cut_local:%H:%M}"
-    one_day = first.date() == last.date() and is_aligned(start, G.DAY)
-    day = "yesterday" if one_day and first.date() == yesterday else period_label(start, end, G.DAY)
-    if not is_aligned(start, G.DAY):
-        end_local = end.astimezone(tz)  # "to 00:00" is on the day the period ends
-        day = f"{first.day} {first:%B} {first:%H:%M} – {end_local.day} {end_local:%B %Y}"
-    if granularity == G.MINUTE:
-        return f"{first:%H:%M}–{wall} {day}" if one_day else f"{day}, to {wall}"
-    return f"{day}, both to {wall}"
-
-
-def period_label(start: datetime, end: datetime, granularity: str) -> str:
-    """[start, end) in words, in the bucket time zone: "1–30 November 2026", "March 2026"."""
-    tz = bucket_zone()
-    first = start.astimezone(tz)
-    last = (max(end, start + timedelta(microseconds=1)) - timedelta(microseconds=1)).astimezone(tz)
-    if granularity == G.YEAR:
-        return f"{first.year}" if first.year == last.year else f"{first.year}–{last.year}"
-    if granularity == G.MONTH:
-        if (first.year, first.month) == (last.year, last.month):
-            return f"{first:%B %Y}"
-        if first.year == last.year:
-            return f"{first:%B} – {last:%B %Y}"
-        return f"{first:%B %Y} – {last:%B %Y}"
-    if first.date() == last.date():
-        return f"{first.day} {first:%B %Y}"
-    if (first.year, first.month) == (last.year, last.month):
-        return f"{first.day}–{last.day} {last:%B %Y}"
-    if first.year == last.year:
-        return f"{first.day} {first:%B} – {last.day} {last:%B %Y}"
-    return f"{first.day} {first:%B %Y} – {last.day} {last:%B %Y}"
 
 
 def _local_midnight(day: date) -> datetime:

@@ -157,6 +157,23 @@ def test_meta_that_is_not_a_json_object_is_rejected(meta, error):
     assert rejection({"event_type": "signup", "meta": meta}) == (400, {"error": error, "field": "meta"})
 
 
+def test_meta_numbers_with_a_fraction_or_exponent_are_kept_as_sent():
+    assert one({"event_type": "signup", "meta": '{"price": 9.5, "big": 1e300}'}).meta == {"price": 9.5, "big": 1e300}
+
+
+@pytest.mark.parametrize(
+    "meta, error",
+    [
+        ('{"n": 1e999}', "meta is not valid JSON: 1e999 is out of range"),
+        ('{"n": -1e999}', "meta is not valid JSON: -1e999 is out of range"),
+        ('{"n": NaN}', "meta is not valid JSON: NaN is not a JSON number"),
+        ('{"n": -Infinity}', "meta is not valid JSON: -Infinity is not a JSON number"),
+    ],
+)
+def test_meta_numbers_no_json_column_can_store_are_rejected_and_named(meta, error):
+    assert rejection({"event_type": "signup", "meta": meta}) == (400, {"error": error, "field": "meta"})
+
+
 def test_event_id_of_exactly_128_characters_is_accepted_and_129_rejected():
     assert EVENT_ID_MAX_LENGTH == 128
     assert one({"event_type": "signup", "id": "i" * 128}).event_id == "i" * 128

@@ -91,6 +91,8 @@ class Mutant:
     line: int
     change: str
     source: str  # the whole mutated module
+    function: str = ""  # qualified name of the function (or class) it is in, "" at module level
+    text: str = ""  # the changed line, stripped
 
 
 def _skipped_constants(tree: ast.AST) -> set[int]:
@@ -179,17 +181,48 @@ class _Apply(ast.NodeTransformer):
         return self.generic_visit(node)
 
 
+def _enclosing_names(tree: ast.AST) -> dict[int, str]:
+    """Node id → qualified name of the innermost function or class holding it ("" at module level)."""
+    names: dict[int, str] = {}
+
+    def visit(node, name: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = name
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                inner = f"{name}.{child.name}" if name else child.name
+            names[id(child)] = inner
+            visit(child, inner)
+
+    visit(tree, "")
+    return names
+
+
+def mutation_sites(path: str) -> list[tuple[str, str, str, int]]:
+    """(function, stripped line, change, line) of every mutant of ``path``, without building
+    the mutated modules (cheap enough for the suite's check of the set-asides)."""
+    original = (ROOT / path).read_text()
+    lines, tree = original.splitlines(), ast.parse(original)
+    names = _enclosing_names(tree)
+    return [
+        (names.get(id(node), ""), lines[node.lineno - 1].strip(), change, node.lineno)
+        for node, change, _ in _changes(tree)
+    ]
+
+
 def mutants_of(path: str) -> list[Mutant]:
     original = (ROOT / path).read_text()
+    lines = original.splitlines()
     tree = ast.parse(original)
     positions = {id(node): i for i, node in enumerate(ast.walk(tree))}
+    names = _enclosing_names(tree)
     mutants = []
     for node, change, how in list(_changes(tree)):
         clone = copy.deepcopy(tree)
         apply = _Apply(positions[id(node)], how)
         apply.index = {id(n): i for i, n in enumerate(ast.walk(clone))}
         mutated = ast.fix_missing_locations(apply.visit(clone))
-        mutants.append(Mutant(path, node.lineno, change, ast.unparse(mutated)))
+        text = lines[node.lineno - 1].strip()
+        mutants.append(Mutant(path, node.lineno, change, ast.unparse(mutated), names.get(id(node), ""), text))
     return mutants
 
 
@@ -258,11 +291,24 @@ def _run_tests(
     return result.returncode == 0, time.monotonic() - began
 
 
+def _set_aside_key(entry: dict) -> tuple:
+    return entry["file"], entry["function"], entry["text"], entry["change"]
+
+
 def _is_set_aside(mutant: Mutant) -> dict | None:
+    """The SET_ASIDE entry for this mutant: matched on the file, the function, the stripped line
+    and the change, never the line number, so an entry outlives code moving above it."""
     for entry in config.SET_ASIDE:
-        if (entry["file"], entry["line"], entry["change"]) == (mutant.path, mutant.line, mutant.change):
+        if _set_aside_key(entry) == (mutant.path, mutant.function, mutant.text, mutant.change):
             return entry
     return None
+
+
+def stale_set_asides(path: str) -> list[dict]:
+    """Entries for ``path`` that match no mutant any more (the line or its function changed):
+    they must be looked up again or removed, not silently stop applying."""
+    present = {(path, function, text, change) for function, text, change, _ in mutation_sites(path)}
+    return [e for e in config.SET_ASIDE if e["file"] == path and _set_aside_key(e) not in present]
 
 
 def run(paths: list[str], workers: int) -> int:
@@ -298,6 +344,11 @@ def run(paths: list[str], workers: int) -> int:
             timeout = max(3 * baseline, baseline + 20)
             mutants = mutants_of(path)
             print(f"{path}: {len(mutants)} mutants; its tests take {baseline:.0f} s", file=sys.stderr)
+            for entry in stale_set_asides(path):
+                print(
+                    f"  stale set-aside (matches no mutant): {entry['function']}: {entry['text']!r} {entry['change']}",
+                    file=sys.stderr,
+                )
             functions = _outermost_functions(path)
 
             forks = {
@@ -340,10 +391,11 @@ def run(paths: list[str], workers: int) -> int:
                 )
                 return mutant, not passed
 
+            pool = ThreadPoolExecutor(workers)
             try:
-                with ThreadPoolExecutor(workers) as pool:
-                    outcomes = list(pool.map(attempt, mutants))
+                outcomes = list(pool.map(attempt, mutants))
             finally:
+                pool.shutdown(cancel_futures=True)  # Ctrl-C: finish the running mutants, start no more
                 for fork in forks.values():
                     fork.stdin.close()
                     fork.wait()
@@ -365,14 +417,12 @@ def run(paths: list[str], workers: int) -> int:
     print(f"\ntotal {(time.monotonic() - began) / 60:.1f} min on {workers} workers")
     if survivors:
         print("\nSurvivors (no test fails with this change):")
-        lines = {}
         for m in survivors:
-            text = lines.setdefault(m.path, (ROOT / m.path).read_text().splitlines())[m.line - 1].strip()
-            print(f"  {m.path}:{m.line}  {m.change}    | {text[:90]}")
+            print(f"  {m.path}:{m.line} in {m.function or '(module)'}  {m.change}    | {m.text[:90]}")
     if set_aside:
         print("\nSet aside as equivalent (tests/mutation/config.py):")
         for m, entry in set_aside:
-            print(f"  {m.path}:{m.line}  {m.change}    — {entry['reason']}")
+            print(f"  {m.path}:{m.line} in {m.function or '(module)'}  {m.change}    — {entry['reason']}")
     return 0
 
 
@@ -384,10 +434,18 @@ def main() -> int:
     args = parser.parse_args()
     paths = args.module or list(config.MODULES)
     if args.list:
+        stale = []
         for path in paths:
-            for m in mutants_of(path):
-                print(f"{m.path}:{m.line}  {m.change}")
-        return 0
+            mutants = mutants_of(path)
+            for m in mutants:
+                aside = " (set aside)" if _is_set_aside(m) else ""
+                print(f"{m.path}:{m.line} in {m.function or '(module)'}  {m.change}{aside}    | {m.text[:90]}")
+            stale += stale_set_asides(path)
+        for entry in stale:
+            print(
+                f"stale set-aside (matches no mutant): {entry['file']} {entry['function']}: {entry['text']!r} {entry['change']}"
+            )
+        return 1 if stale else 0
     return run(paths, args.workers)
 
 
