@@ -46,6 +46,16 @@ def _registry_defaults(request):
     import_module("beacons.migrations.0002_default_definitions").register_defaults(apps, None)
 
 
+def day_count(slug, identifier=""):
+    """The day counter of a type (and page): 0 when none was written."""
+    from beacons.models import BeaconAggregate, Granularity
+
+    row = BeaconAggregate.objects.filter(
+        definition__slug=slug, identifier=identifier, granularity=Granularity.DAY
+    ).first()
+    return row.count if row else 0
+
+
 @pytest.fixture
 def beacon_client():
     """A test client that looks like a real browser (empty and bot user agents are dropped)."""

@@ -11,18 +11,11 @@ from django.db import DatabaseError
 from django.test import Client
 from django.urls import reverse
 
-from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, DailySalt, DroppedHits, Granularity
+from beacons.models import BeaconDefinition, BeaconEvent, DailySalt, DroppedHits
 
-from .conftest import BROWSER_UA
+from .conftest import BROWSER_UA, day_count
 
 pytestmark = pytest.mark.django_db
-
-
-def day_count(slug, identifier=""):
-    row = BeaconAggregate.objects.filter(
-        definition__slug=slug, identifier=identifier, granularity=Granularity.DAY
-    ).first()
-    return row.count if row else 0
 
 
 def dropped(reason):

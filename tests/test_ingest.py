@@ -3,19 +3,12 @@ import json
 import pytest
 from django.db import connection
 
-from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, DroppedHits, Granularity
+from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, DroppedHits
 from beacons.registry import definitions_cache_clear
 
-from .conftest import BROWSER_UA
+from .conftest import BROWSER_UA, day_count
 
 pytestmark = pytest.mark.django_db
-
-
-def day_count(slug, identifier=""):
-    row = BeaconAggregate.objects.filter(
-        definition__slug=slug, identifier=identifier, granularity=Granularity.DAY
-    ).first()
-    return row.count if row else 0
 
 
 # --- every body form navigator.sendBeacon can send ------------------------------------------
