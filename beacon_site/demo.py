@@ -1,3 +1,5 @@
+"""The /demo/ pages: beacon.js counting a small site, for trying the product."""
+
 from django.http import Http404
 from django.shortcuts import render
 

@@ -1,3 +1,5 @@
+"""The site's static Content-Security-Policy header, built once."""
+
 from django.conf import settings
 
 

@@ -1,3 +1,5 @@
+"""The site's URLs: ingest first (the busiest), the dashboard, the demo, sign-in, the admin."""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path

@@ -1,3 +1,5 @@
+"""The WSGI application (what granian and gunicorn serve)."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application

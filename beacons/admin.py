@@ -1,3 +1,5 @@
+"""The Django admin for the registry, counts, single events, error groups and dropped hits."""
+
 from datetime import timedelta
 
 from django import forms

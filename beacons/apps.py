@@ -1,3 +1,5 @@
+"""The beacons app: registers its system checks when Django starts."""
+
 from django.apps import AppConfig
 
 

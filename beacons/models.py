@@ -1,3 +1,5 @@
+"""The data model: event types (the registry), counters, single events, error groups, salts, drain batches."""
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models

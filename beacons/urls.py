@@ -1,3 +1,5 @@
+"""The ingest URLs: /beacon (body, path and GIF forms)."""
+
 from django.urls import path, re_path
 
 from beacons.ingest import views

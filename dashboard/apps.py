@@ -1,3 +1,5 @@
+"""The dashboard app: staff pages that read the counters through beacons.queries."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""The dashboard's pages, partials, CSVs and error actions."""
+
 from django.urls import path
 
 from . import error_views, views

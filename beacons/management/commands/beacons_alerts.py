@@ -1,3 +1,5 @@
+"""``manage.py beacons_alerts``: send the error alerts that are due (threshold windows, retries)."""
+
 import time
 
 from beacons.errors.alerts import alerts_send_pending

@@ -1,3 +1,5 @@
+"""``manage.py beacons_drain [--loop]``: move the Redis counters into the database exactly once."""
+
 import signal
 import threading
 import time

@@ -1,3 +1,5 @@
+"""``manage.py beacons_export``: counts or event types to a CSV, JSON or XLSX file (the admin's files)."""
+
 import sys
 import time
 from collections.abc import Iterable, Iterator

@@ -1,3 +1,5 @@
+"""``manage.py beacons_import``: counts or event types from a file, all or nothing (the admin's rules)."""
+
 import time
 
 from django.core.management.base import CommandError

@@ -1,3 +1,5 @@
+"""``manage.py beacons_purge``: delete what is past its retention, and visitor salts older than two days."""
+
 import time
 
 from django.utils import timezone

@@ -1,3 +1,5 @@
+"""``manage.py beacons_rebuild``: recount the buckets inside a range from kept single events."""
+
 import time
 
 from beacons.counting.retention import aggregates_rebuild
