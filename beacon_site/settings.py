@@ -117,7 +117,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests use a file, not Django's shared-cache in-memory database: its table locks ignore
     # the busy timeout, so threaded tests (live servers, concurrent ingest) would fail spuriously.
     # One file per process, so parallel and concurrent test runs never share one.
-    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"beacons-test-{os.getpid()}.sqlite3")}
+    # One file per test process; `make mutate` names one per worker instead, so its forked runs reuse it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("BEACONS_TEST_DATABASE")
+        or str(Path(tempfile.gettempdir()) / f"beacons-test-{os.getpid()}.sqlite3")
+    }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # An unreachable database host must fail fast (ingest answers 503), not hang a worker.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)

@@ -257,6 +257,8 @@ def _copy_tree(worker: int) -> Path:
 
 def _environment(path: str, worker: int) -> dict[str, str]:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # a stale .pyc must never stand in for a mutant
+    # One SQLite test database per worker (not per forked run), so the worker's runs reuse it.
+    env["BEACONS_TEST_DATABASE"] = str(Path(tempfile.gettempdir()) / f"beacons-mutate-{worker}.sqlite3")
     env.pop("DATABASE_URL", None)
     if path in config.POSTGRES:
         env["DATABASE_URL"] = POSTGRES_URL.format(worker=worker)
