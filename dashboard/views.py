@@ -383,6 +383,8 @@ CSV_ROWS = {"series": _series_csv, "top": _top_csv, "breakdown": _breakdown_csv}
 def index(request):
     definitions, form, state = _state_for_request(request)
     context = {"form": form, "state": state, "definitions": definitions}
+    # Only when the choices are cut short is there a type the select cannot offer.
+    context["type_search_offered"] = len(definitions) >= TYPE_CHOICES_LIMIT
     context["may_view_errors"] = user_may(request.user, VIEW_ERRORS)
     reads = SharedReads(state)
     for name, panel in PANELS.items():

@@ -88,3 +88,13 @@ def test_error_list_names_a_bounded_number_of_error_types(admin_client):
     flood(ERROR_TYPES_SHOWN + 25, kind=BeaconDefinition.Kind.ERROR)
     html = admin_client.get(reverse("dashboard:errors")).content.decode()
     assert html.count('class="alert-audience') == ERROR_TYPES_SHOWN
+
+
+def test_the_type_search_box_shows_only_when_the_type_list_is_cut_short(admin_client, settings):
+    page = admin_client.get(reverse("dashboard:index")).content.decode()
+    assert 'id="type-search"' not in page  # the two registered types are all in the select
+    BeaconDefinition.objects.bulk_create(
+        BeaconDefinition(slug=f"junk{n:04d}", name=f"Junk {n:04d}", auto_registered=True) for n in range(250)
+    )
+    page = admin_client.get(reverse("dashboard:index")).content.decode()
+    assert 'id="type-search"' in page
