@@ -511,6 +511,10 @@ POLICY = alerts.AlertPolicy(
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
+# What the group upsert answers for a repeat of a known, unresolved, never-alerted error.
+QUIET_UPSERT = {"status": "unresolved", "last_alerted_at": None, "created": False, "reopened": False, "window_count": 1}
+
+
 @pytest.mark.parametrize(
     "facts, expected",
     [
@@ -526,14 +530,7 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
     ],
 )
 def test_alert_reason_decides_from_what_the_upsert_answered(facts, expected):
-    decided = {
-        "status": "unresolved",
-        "last_alerted_at": None,
-        "created": False,
-        "reopened": False,
-        "window_count": 1,
-        **facts,
-    }
+    decided = {**QUIET_UPSERT, **facts}
     assert alerts.alert_reason(policy=POLICY, now=NOW, **decided) == expected
 
 
@@ -542,12 +539,5 @@ def test_alert_reason_honours_a_policy_with_new_and_regression_off():
         on_new=False, on_regression=False, threshold=0, window=timedelta(minutes=5), cooldown=timedelta(0)
     )
     for facts in ({"created": True}, {"reopened": True}, {"window_count": 10**6}):
-        decided = {
-            "status": "unresolved",
-            "last_alerted_at": None,
-            "created": False,
-            "reopened": False,
-            "window_count": 1,
-            **facts,
-        }
+        decided = {**QUIET_UPSERT, **facts}
         assert alerts.alert_reason(policy=quiet, now=NOW, **decided) == ""
