@@ -10,6 +10,7 @@ from beacons.counting.buckets import (
     bucket_end,
     bucket_start,
     bucket_zone,
+    buckets_back,
     buckets_between,
     covering_buckets,
     elapsed_cut,
@@ -164,6 +165,44 @@ def test_elapsed_cut_is_the_minute_while_minute_counters_reach_back_else_the_hou
         utc(2026, 11, 2, 2),
         G.HOUR,
     )
+
+
+def test_elapsed_cut_reads_minutes_when_they_are_kept_from_exactly_the_previous_cuts_hour():
+    now = utc(2026, 12, 2, 2, 5, 40)
+    kept_from_that_hour = utc(2026, 12, 1, 2)  # yesterday 02:00: yesterday's 02:00–02:05 minutes are all kept
+    assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=kept_from_that_hour, tz=UTC)[2] == G.MINUTE
+    assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=kept_from_that_hour + timedelta(seconds=1), tz=UTC)[
+        2
+    ] == G.HOUR
+
+
+def test_elapsed_cut_cuts_at_the_hour_of_the_zone_it_is_given(settings):
+    settings.BEACONS_TIME_ZONE = "UTC"
+    now = utc(2026, 12, 2, 10, 40)  # 16:10 in Kolkata (+05:30): its hour began at 10:30 UTC
+    cut, previous, granularity = elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=None, tz=KOLKATA)
+    assert (cut, previous, granularity) == (utc(2026, 12, 2, 10, 30), utc(2026, 12, 1, 10, 30), G.HOUR)
+
+
+@pytest.mark.parametrize(
+    "moment, granularity, n, earlier",
+    [
+        (utc(2026, 12, 31, 14), G.MONTH, 1, utc(2026, 12, 1)),  # 30-day November ends where December begins
+        (utc(2026, 1, 31, 14), G.MONTH, 1, utc(2025, 12, 31, 14)),  # across the year, no cut needed
+        (utc(2026, 3, 31, 14), G.MONTH, 1, utc(2026, 3, 1)),
+        (utc(2028, 2, 29, 9), G.YEAR, 1, utc(2027, 3, 1)),  # 29 February a year back: the end of February
+        (utc(2026, 12, 2, 3, 4), G.HOUR, 2, utc(2026, 12, 2, 1, 4)),
+        (utc(2026, 12, 2, 3, 4, 5), G.MINUTE, 5, utc(2026, 12, 2, 2, 59, 5)),
+    ],
+)
+def test_buckets_back_is_the_same_wall_time_n_buckets_earlier_cut_at_a_shorter_months_end(
+    moment, granularity, n, earlier
+):
+    assert buckets_back(moment, granularity, n, UTC) == earlier
+
+
+def test_buckets_back_refuses_an_unknown_granularity():
+    with pytest.raises(ValueError, match="unknown granularity"):
+        buckets_back(utc(2026, 12, 2), "W", 1, UTC)
 
 
 @pytest.mark.parametrize(

@@ -337,3 +337,13 @@ def test_multipart_with_more_fields_than_django_allows_is_400(settings):
         400,
         {"error": "multipart body could not be parsed", "field": "body"},
     )
+
+
+def test_a_body_that_is_a_deeply_nested_list_is_refused_for_its_depth_not_its_shape(settings):
+    settings.BEACONS_MAX_JSON_DEPTH = 8
+    deep = "[" * 9 + "]" * 9
+    with pytest.raises(Rejected) as caught:
+        body_to_data(raw=deep.encode(), content_type="application/json", meta={})
+    assert caught.value.as_json() == {"error": "body is nested more than 8 levels deep", "field": "body"}
+    at_the_limit = "[" * 8 + "]" * 8
+    assert body_to_data(raw=at_the_limit.encode(), content_type="application/json", meta={}) == json.loads(at_the_limit)

@@ -5,8 +5,10 @@ at a time; for each change (a mutant) the module's mapped tests run with ``pytes
 A failing run (or one over the time limit) kills the mutant; a passing one means no test
 notices that change. Two workers each run on their own copy of the tree, so the real tree
 is never modified; a worker (``worker.py``) forks a child per mutant from a process that has
-pytest and Django loaded. A first run of the mapped tests records which tests call each
-function (``trace_plugin.py``); a mutant runs only those.
+pytest and Django loaded. A first run of the whole suite records which test runs which line
+(``trace_plugin.py``, coverage.py contexts) and how long each takes; a mutant runs only the
+tests that run its line, fastest first, and first of all the test that killed the last mutant
+of the same function.
 
 Changes: ``<``↔``<=``, ``>``↔``>=``, ``==``↔``!=``, ``in``↔``not in``, ``is``↔``is not``,
 ``and``↔``or``, ``+``↔``-``, integer constant +1, ``True``↔``False``, a string constant
@@ -34,7 +36,6 @@ from queue import Queue
 from tests.mutation import config
 
 ROOT = Path(__file__).resolve().parents[2]
-TREE = ["beacon_site", "beacons", "dashboard", "templates", "static", "tests", "manage.py", "pyproject.toml"]
 PYTEST = [
     "-m",
     "pytest",
@@ -49,7 +50,7 @@ PYTEST = [
     "-m",
     "not serial and not browser",
 ]
-POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/beacons_mutate_{worker}"
+POSTGRES_URL = f"postgres://postgres@127.0.0.1:5432/beacons_mutate_{os.getpid()}_{{worker}}"
 
 SWAPS = {
     ast.Lt: ast.LtE,
@@ -93,6 +94,7 @@ class Mutant:
     source: str  # the whole mutated module
     function: str = ""  # qualified name of the function (or class) it is in, "" at module level
     text: str = ""  # the changed line, stripped
+    end_line: int = 0  # the last line of the changed node
 
 
 def _skipped_constants(tree: ast.AST) -> set[int]:
@@ -222,13 +224,16 @@ def mutants_of(path: str) -> list[Mutant]:
         apply.index = {id(n): i for i, n in enumerate(ast.walk(clone))}
         mutated = ast.fix_missing_locations(apply.visit(clone))
         text = lines[node.lineno - 1].strip()
-        mutants.append(Mutant(path, node.lineno, change, ast.unparse(mutated), names.get(id(node), ""), text))
+        mutants.append(
+            Mutant(path, node.lineno, change, ast.unparse(mutated), names.get(id(node), ""), text, node.end_lineno)
+        )
     return mutants
 
 
-def _outermost_functions(path: str) -> list[tuple[int, int]]:
-    """(first line as in a code object, last line) of every function not nested in another;
-    a mutant inside one runs only the tests that call it."""
+def _outermost_functions(path: str) -> list[tuple[int, int, int]]:
+    """(first line, last line of the header, last line) of every function not nested in
+    another. The header (decorators, signature, argument defaults) runs at import, under no
+    test: a mutant there runs the tests that run the function's body."""
     spans = []
 
     def visit(node, inside: bool) -> None:
@@ -236,7 +241,7 @@ def _outermost_functions(path: str) -> list[tuple[int, int]]:
             is_function = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
             if is_function and not inside:
                 first = min([child.lineno] + [d.lineno for d in child.decorator_list])
-                spans.append((first, child.end_lineno))
+                spans.append((first, child.body[0].lineno - 1, child.end_lineno))
             visit(child, inside or is_function)
 
     visit(ast.parse((ROOT / path).read_text()), False)
@@ -244,24 +249,27 @@ def _outermost_functions(path: str) -> list[tuple[int, int]]:
 
 
 def _copy_tree(worker: int) -> Path:
+    """A copy of what git tracks (tests read the Makefile, .gitignore and bench/ too), in a
+    repository of its own so git-reading tests answer as in the real tree."""
     target = Path(tempfile.mkdtemp(prefix=f"beacons-mutate-{worker}-"))
-    for name in TREE:
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in sorted({line.split("/", 1)[0] for line in tracked.splitlines()}):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
+        elif source.exists():
             shutil.copy2(source, target / name)
     (target / ".venv").symlink_to((ROOT / ".venv").resolve())
+    subprocess.run(["git", "init", "-q"], cwd=target, check=True)
     return target
 
 
-def _environment(path: str, worker: int) -> dict[str, str]:
+def _environment(tree: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # a stale .pyc must never stand in for a mutant
-    # One SQLite test database per worker (not per forked run), so the worker's runs reuse it.
-    env["BEACONS_TEST_DATABASE"] = str(Path(tempfile.gettempdir()) / f"beacons-mutate-{worker}.sqlite3")
+    # One SQLite test database per tree copy (not per forked run), so the worker's runs reuse it
+    # and two mutation runs at once never share one.
+    env["BEACONS_TEST_DATABASE"] = str(tree / "mutate-test.sqlite3")
     env.pop("DATABASE_URL", None)
-    if path in config.POSTGRES:
-        env["DATABASE_URL"] = POSTGRES_URL.format(worker=worker)
     return env
 
 
@@ -271,26 +279,79 @@ def _databases(path: str, worker: int) -> list[str]:
     return ["", POSTGRES_URL.format(worker=worker)] if path in config.POSTGRES else [""]
 
 
-def _run_tests(
-    tree: Path, path: str, worker: int, timeout: float, tests: list[str], extra_env=None
-) -> tuple[bool, float]:
-    """(passed, seconds); a run over ``timeout`` counts as failed (a hung mutant is killed)."""
-    began = time.monotonic()
-    env = {**_environment(path, worker), **(extra_env or {})}
-    if not env.get("DATABASE_URL"):
-        env.pop("DATABASE_URL", None)  # SQLite
-    try:
+@dataclass
+class Trace:
+    """Which tests run each line of each module (by repository path), and each test's seconds."""
+
+    lines: dict[str, dict[int, set[str]]]
+    durations: dict[str, float]
+
+    def tests_of(self, path: str, lines) -> set[str]:
+        by_line = self.lines.get(path, {})
+        return set().union(*(by_line.get(line, set()) for line in lines))
+
+
+def _trace(tree: Path, paths: list[str]) -> Trace | None:
+    """Run the whole suite once (two processes) recording lines and durations; then, for a
+    PostgreSQL module, its test files on PostgreSQL. None when a test fails without a mutant."""
+    out = tree / "mutate-trace"
+    runs = [(["-n", "2", "-m", "not serial and not browser"], "")]
+    runs += [(["-m", "not serial and not browser", *config.POSTGRES[p]], POSTGRES_URL.format(worker="trace"))
+             for p in paths if p in config.POSTGRES]  # fmt: skip
+    trace = Trace({path: {} for path in paths}, {})
+    for arguments, database in runs:
+        env = {
+            **_environment(tree),
+            "MUTATE_TRACE_FILES": os.pathsep.join(str(tree / p) for p in paths),
+            "MUTATE_TRACE_OUT": str(out),
+        }
+        if database:
+            env["DATABASE_URL"] = database
+        for old in tree.glob("mutate-trace.*"):
+            old.unlink()
+        command = [
+            str(tree / ".venv/bin/python"),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-p",
+            "tests.mutation.trace_plugin",
+        ]
         result = subprocess.run(
-            [str(tree / ".venv/bin/python"), *PYTEST, *tests],
+            [*command, "--create-db", *arguments],
             cwd=tree,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=timeout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
-    except subprocess.TimeoutExpired:
-        return False, time.monotonic() - began
-    return result.returncode == 0, time.monotonic() - began
+        if result.returncode != 0:
+            print(result.stdout[-3000:], file=sys.stderr)
+            return None
+        for part in tree.glob("mutate-trace.*"):
+            recorded = json.loads(part.read_text())
+            for path in paths:
+                by_line = trace.lines[path]
+                for line, tests in recorded["lines"].get(str((tree / path).resolve()), {}).items():
+                    by_line.setdefault(int(line), set()).update(tests)
+            for test, seconds in recorded["durations"].items():
+                trace.durations[test] = max(trace.durations.get(test, 0.0), seconds)
+    return trace
+
+
+def _tests_for(mutant: Mutant, trace: Trace, functions: list[tuple[int, int, int]]) -> set[str]:
+    """The tests that run the mutated line. A module-level line and a function's header run at
+    import, under whichever test imported the module first, so for those: the tests that run
+    any line of the module, or of the function's body."""
+    span = next(((first, header, last) for first, header, last in functions if first <= mutant.line <= last), None)
+    if span is None:
+        return trace.tests_of(mutant.path, trace.lines.get(mutant.path, {}))
+    first, header, last = span
+    if mutant.line <= header:
+        return trace.tests_of(mutant.path, range(header + 1, last + 1))
+    return trace.tests_of(mutant.path, range(mutant.line, mutant.end_line + 1))
 
 
 def _set_aside_key(entry: dict) -> tuple:
@@ -313,6 +374,26 @@ def stale_set_asides(path: str) -> list[dict]:
     return [e for e in config.SET_ASIDE if e["file"] == path and _set_aside_key(e) not in present]
 
 
+def _drop_postgres_databases() -> None:
+    """This run's PostgreSQL test databases (named by its process id) are of no use to the next."""
+    import psycopg
+
+    prefix = POSTGRES_URL.rsplit("/", 1)[1].split("{")[0]
+    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
+        names = connection.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"%{prefix}%"]).fetchall()
+        for (name,) in names:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+FIRST_STAGE = 20
+
+
+def _stages(ordered: list[str]) -> list[list[str]]:
+    """The fastest tests first, alone: most mutants fail one of them, and a run that names few
+    tests collects few test files, which costs more than the tests themselves."""
+    return [ordered[:FIRST_STAGE], ordered[FIRST_STAGE:]] if len(ordered) > FIRST_STAGE else [ordered]
+
+
 def run(paths: list[str], workers: int) -> int:
     trees: Queue = Queue()
     for worker in range(workers):
@@ -320,32 +401,29 @@ def run(paths: list[str], workers: int) -> int:
     rows, survivors, set_aside = [], [], []
     began = time.monotonic()
     try:
+        worker, tree = trees.get()
+        trace = _trace(tree, paths)
+        trees.put((worker, tree))
+        if trace is None:
+            print("the suite fails without any mutant; fix it first", file=sys.stderr)
+            return 2
+        print(f"traced the suite in {(time.monotonic() - began) / 60:.1f} min", file=sys.stderr)
+        forks = {
+            tree: subprocess.Popen(
+                [str(tree / ".venv/bin/python"), str(tree / "tests/mutation/worker.py")],
+                cwd=tree,
+                env=_environment(tree),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for worker, tree in list(trees.queue)
+        }
+        killers: dict[tuple[str, str], str] = {}  # (module, function) → the test that last killed a mutant there
         for path in paths:
             module_began = time.monotonic()
-            worker, tree = trees.get()
-            trace = tree / "mutate-trace.json"
-            callers: dict[int, list[str]] = {}
-            baseline = 0.0
-            for database in _databases(path, worker):  # tests skipped on one database run on the other
-                passed, seconds = _run_tests(
-                    tree,
-                    path,
-                    worker,
-                    900,
-                    ["-p", "tests.mutation.trace_plugin", *config.MODULES[path]],
-                    {"MUTATE_TRACE_FILE": str(tree / path), "MUTATE_TRACE_OUT": str(trace), "DATABASE_URL": database},
-                )
-                if not passed:
-                    trees.put((worker, tree))
-                    print(f"{path}: its tests fail without any mutant; fix them first", file=sys.stderr)
-                    return 2
-                baseline = max(baseline, seconds)
-                for line, tests in json.loads(trace.read_text()).items():
-                    callers[int(line)] = sorted(set(callers.get(int(line), [])) | set(tests))
-            trees.put((worker, tree))
-            timeout = max(3 * baseline, baseline + 20)
             mutants = mutants_of(path)
-            print(f"{path}: {len(mutants)} mutants; its tests take {baseline:.0f} s", file=sys.stderr)
+            print(f"{path}: {len(mutants)} mutants", file=sys.stderr)
             for entry in stale_set_asides(path):
                 print(
                     f"  stale set-aside (matches no mutant): {entry['function']}: {entry['text']!r} {entry['change']}",
@@ -353,36 +431,31 @@ def run(paths: list[str], workers: int) -> int:
                 )
             functions = _outermost_functions(path)
 
-            forks = {
-                tree: subprocess.Popen(
-                    [str(tree / ".venv/bin/python"), str(tree / "tests/mutation/worker.py")],
-                    cwd=tree,
-                    env=_environment(path, worker),
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                for worker, tree in list(trees.queue)
-            }
-
             def attempt(mutant: Mutant) -> tuple[Mutant, bool]:
-                function = next((first for first, last in functions if first <= mutant.line <= last), None)
-                tests = config.MODULES[mutant.path] if function is None else callers.get(function, [])
-                if not tests:  # no test calls the function: nothing can notice the change
-                    print(f"  SURVIVED {mutant.path}:{mutant.line} {mutant.change} (no test calls it)", file=sys.stderr)
+                tests = _tests_for(mutant, trace, functions)
+                if not tests:
+                    print(f"  SURVIVED {mutant.path}:{mutant.line} {mutant.change} (no test runs it)", file=sys.stderr)
                     return mutant, False
+                killer = killers.get((mutant.path, mutant.function))
+                ordered = sorted(tests, key=lambda t: (t != killer, trace.durations.get(t, 1.0)))
+                timeout = 3 * sum(trace.durations.get(t, 1.0) for t in ordered) + 30
                 worker, tree = trees.get()
                 target = tree / mutant.path
                 try:
                     target.write_text(mutant.source)
                     fork = forks[tree]
                     passed = True
-                    for database in _databases(mutant.path, worker):  # the next only when the first passed
-                        job = {"args": [*PYTEST[2:], *tests], "timeout": timeout, "database": database}
+                    # The next database, and the next stage, only when everything before passed.
+                    runs = [(db, stage) for db in _databases(mutant.path, worker) for stage in _stages(ordered)]
+                    for database, stage in runs:
+                        job = {"args": [*PYTEST[2:], *stage], "timeout": timeout, "database": database}
                         fork.stdin.write(json.dumps(job) + "\n")
                         fork.stdin.flush()
-                        passed = json.loads(fork.stdout.readline())["passed"]
+                        answer = json.loads(fork.stdout.readline())
+                        passed = answer["passed"]
                         if not passed:
+                            if answer.get("failed"):
+                                killers[(mutant.path, mutant.function)] = answer["failed"]
                             break
                 finally:
                     shutil.copy2(ROOT / mutant.path, target)
@@ -398,9 +471,6 @@ def run(paths: list[str], workers: int) -> int:
                 outcomes = list(pool.map(attempt, mutants))
             finally:
                 pool.shutdown(cancel_futures=True)  # Ctrl-C: finish the running mutants, start no more
-                for fork in forks.values():
-                    fork.stdin.close()
-                    fork.wait()
             live = [m for m, killed in outcomes if not killed]
             aside = [(m, entry) for m in live if (entry := _is_set_aside(m))]
             counted = len(mutants) - len(aside)
@@ -408,15 +478,20 @@ def run(paths: list[str], workers: int) -> int:
             rows.append((path, counted, killed, len(aside), time.monotonic() - module_began))
             survivors += [m for m in live if not _is_set_aside(m)]
             set_aside += aside
+        for fork in forks.values():
+            fork.stdin.close()
+            fork.wait()
     finally:
         while not trees.empty():
             shutil.rmtree(trees.get()[1], ignore_errors=True)
+        if any(path in config.POSTGRES for path in paths):
+            _drop_postgres_databases()
 
     print("\n| module | mutants | killed | score | set aside | time |\n|---|---:|---:|---:|---:|---:|")
     for path, counted, killed, aside, seconds in rows:
         score = 100 * killed / counted if counted else 100
         print(f"| `{path}` | {counted} | {killed} | {score:.0f} % | {aside} | {seconds / 60:.1f} min |")
-    print(f"\ntotal {(time.monotonic() - began) / 60:.1f} min on {workers} workers")
+    print(f"\ntotal {(time.monotonic() - began) / 60:.1f} min on {workers} workers (tracing included)")
     if survivors:
         print("\nSurvivors (no test fails with this change):")
         for m in survivors:

@@ -1,37 +1,46 @@
-"""A pytest plugin for the mutation run: which tests call which function of the mutated module.
+"""A pytest plugin for the mutation run: which tests run which line of the mutated modules,
+and how long each test takes.
 
-Loaded with ``-p tests.mutation.trace_plugin``; ``MUTATE_TRACE_FILE`` names the module's
-file, ``MUTATE_TRACE_OUT`` the JSON written at the end: {"first line of a function": [test ids]}.
+Loaded with ``-p tests.mutation.trace_plugin`` (under xdist, in every worker). coverage.py
+records each line with the test running it as its context; ``MUTATE_TRACE_FILES`` lists the
+modules' files (``os.pathsep``-separated), ``MUTATE_TRACE_OUT`` the JSON written at the end
+(one per xdist worker, suffixed with its name):
+{"lines": {file: {line: [test ids]}}, "durations": {test id: seconds}}.
 """
 
 import json
 import os
-import sys
-import threading
 
+import coverage
 import pytest
 
-_target = os.path.realpath(os.environ.get("MUTATE_TRACE_FILE", ""))
-_calls: dict[int, set[str]] = {}
-_current = {"test": None}
+_files = [os.path.realpath(f) for f in os.environ.get("MUTATE_TRACE_FILES", "").split(os.pathsep) if f]
+_durations: dict[str, float] = {}
+_coverage = coverage.Coverage(data_file=None, include=_files, branch=False, config_file=False)
 
 
-def _profile(frame, event, arg):
-    if event == "call" and _current["test"] and frame.f_code.co_filename == _target:
-        _calls.setdefault(frame.f_code.co_firstlineno, set()).add(_current["test"])
+def pytest_configure(config):
+    _coverage.start()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    _current["test"] = item.nodeid
-    sys.setprofile(_profile)
-    threading.setprofile(_profile)
+    _coverage.switch_context(item.nodeid)
     yield
-    sys.setprofile(None)
-    threading.setprofile(None)
-    _current["test"] = None
+    _coverage.switch_context("")
+
+
+def pytest_runtest_logreport(report):
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
 
 
 def pytest_sessionfinish(session, exitstatus):
-    with open(os.environ["MUTATE_TRACE_OUT"], "w") as out:
-        json.dump({line: sorted(tests) for line, tests in _calls.items()}, out)
+    _coverage.stop()
+    data = _coverage.get_data()
+    lines = {}
+    for path in _files:
+        by_line = data.contexts_by_lineno(path)
+        lines[path] = {line: sorted(c for c in contexts if c) for line, contexts in by_line.items()}
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with open(f"{os.environ['MUTATE_TRACE_OUT']}.{worker}", "w") as out:
+        json.dump({"lines": lines, "durations": _durations}, out)
