@@ -171,9 +171,10 @@ def test_elapsed_cut_reads_minutes_when_they_are_kept_from_exactly_the_previous_
     now = utc(2026, 12, 2, 2, 5, 40)
     kept_from_that_hour = utc(2026, 12, 1, 2)  # yesterday 02:00: yesterday's 02:00–02:05 minutes are all kept
     assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=kept_from_that_hour, tz=UTC)[2] == G.MINUTE
-    assert elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=kept_from_that_hour + timedelta(seconds=1), tz=UTC)[
-        2
-    ] == G.HOUR
+    assert (
+        elapsed_cut(now=now, unit=G.DAY, n=1, minutes_since=kept_from_that_hour + timedelta(seconds=1), tz=UTC)[2]
+        == G.HOUR
+    )
 
 
 def test_elapsed_cut_cuts_at_the_hour_of_the_zone_it_is_given(settings):
