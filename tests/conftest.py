@@ -55,6 +55,12 @@ def first_site():
     return Site.objects.order_by("pk").first()
 
 
+@pytest.fixture
+def site(db):
+    """The first site (the one the migration creates)."""
+    return first_site()
+
+
 def day_count(slug, identifier=""):
     """The day counter of a type (and page): 0 when none was written."""
     from beacons.models import BeaconAggregate, Granularity

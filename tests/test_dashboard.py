@@ -16,6 +16,8 @@ from dashboard import charts
 from dashboard.charts import plotly_text
 from dashboard.forms import PRESETS
 
+from .conftest import first_site
+
 pytestmark = pytest.mark.django_db
 
 G = Granularity
@@ -30,7 +32,7 @@ def page_view():
 
 
 def hits_add(definition, identifier, moment, n=1):
-    hit = Hit(definition.pk, tuple(definition.granularity_codes), identifier)
+    hit = Hit(first_site().pk, definition.pk, tuple(definition.granularity_codes), identifier)
     aggregates_add(increments=increments_for(hits=[hit] * n, received_at=moment))
 
 

@@ -7,6 +7,8 @@ from beacons.models import BeaconDefinition
 from beacons.models import Granularity as G
 from beacons.queries import counters, error_groups
 
+from .conftest import first_site
+
 pytestmark = pytest.mark.django_db
 UTC = UTC
 
@@ -16,7 +18,7 @@ def utc(*args):
 
 
 def record(definition, identifier, at, n=1):
-    hits = [Hit(definition.pk, tuple(definition.granularity_codes), identifier)] * n
+    hits = [Hit(first_site().pk, definition.pk, tuple(definition.granularity_codes), identifier)] * n
     aggregates_add(increments=increments_for(hits=hits, received_at=at))
 
 
@@ -354,7 +356,9 @@ def test_live_count_sums_only_the_types_keeping_minutes_now(minutely, signup, mo
     monkeypatch.setattr(counters.timezone, "now", lambda: now)
     record(minutely, "/", utc(2026, 11, 23, 14, 29), 2)
     # minute rows left from when sign-ups kept minutes: no longer part of "live now"
-    aggregates_add(increments=increments_for(hits=[Hit(signup.pk, (G.MINUTE,), "")] * 5, received_at=now))
+    aggregates_add(
+        increments=increments_for(hits=[Hit(first_site().pk, signup.pk, (G.MINUTE,), "")] * 5, received_at=now)
+    )
     assert counters.live_count(definitions=[signup, minutely]) == 2
 
 

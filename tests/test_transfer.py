@@ -24,6 +24,8 @@ from beacons.queries import counters
 from beacons.transfer import formats, imports
 from beacons.transfer.resources import DEFINITION_COLUMNS
 
+from .conftest import first_site
+
 pytestmark = pytest.mark.django_db
 UTC = UTC
 FORMULAS = ['=HYPERLINK("http://evil","x")', "+1+2", "-3", "@SUM(A1)", "\tTab", "'=quoted", "''+twice", "'plain"]
@@ -35,7 +37,7 @@ def utc(*args):
 
 
 def record(definition, identifier, at, n=1):
-    hits = [Hit(definition.pk, tuple(definition.granularity_codes), identifier)] * n
+    hits = [Hit(first_site().pk, definition.pk, tuple(definition.granularity_codes), identifier)] * n
     aggregates_add(increments=increments_for(hits=hits, received_at=at))
 
 
