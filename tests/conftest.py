@@ -11,12 +11,13 @@ BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Ge
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
-    """Caches that outlive a test (rate limits, dedupe ids, salts, sinks, definitions) start empty."""
-    from beacons import registry
+    """Caches that outlive a test (rate limits, dedupe ids, salts, sinks, definitions, sites) start empty."""
+    from beacons import registry, sites
     from beacons.counting import sinks
     from beacons.ingest import privacy
 
     cache.clear()
+    sites.sites_cache_clear()
     privacy._salt_cache.clear()
     sinks.sinks_reset()
     registry._definitions_cache.clear()
