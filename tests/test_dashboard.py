@@ -461,27 +461,37 @@ def test_with_one_page_chosen_the_card_counts_it_and_shares_stay_of_all_pages(st
 
 
 def test_demo_data_counters_agree_in_every_granularity(settings):
+    from beacons.models import Site
+
     call_command("beacons_demo", hits=5000, identifiers=30, days=40, errors=15, seed=1)
-    for definition in BeaconDefinition.objects.all():
-        rows = BeaconAggregate.objects.filter(definition=definition)
-        totals = {
-            g: rows.filter(identifier="", granularity=g).aggregate(n=Sum("count"))["n"]
-            for g in definition.granularity_codes
-        }
-        fine = {G.SECOND, G.MINUTE}
-        coarse = {g: n for g, n in totals.items() if g not in fine}
-        assert len(set(coarse.values())) == 1, (definition.slug, totals)
-        if definition.slug == "page_view":
-            assert coarse[G.HOUR] == 5000
-        for granularity in definition.granularity_codes:
-            by_identifier = rows.filter(granularity=granularity).exclude(identifier="").aggregate(n=Sum("count"))["n"]
-            assert by_identifier == totals[granularity]
+    shop = Site.objects.get(domain="shop.example.com")  # the second demo site: a quarter of the traffic
+    for site, page_views in ((first_site(), 5000), (shop, 1250)):
+        for definition in BeaconDefinition.objects.all():
+            rows = BeaconAggregate.objects.filter(site=site, definition=definition)
+            totals = {
+                g: rows.filter(identifier="", granularity=g).aggregate(n=Sum("count"))["n"]
+                for g in definition.granularity_codes
+            }
+            fine = {G.SECOND, G.MINUTE}
+            coarse = {g: n for g, n in totals.items() if g not in fine}
+            assert len(set(coarse.values())) == 1, (site.domain, definition.slug, totals)
+            if definition.slug == "page_view":
+                assert coarse[G.HOUR] == page_views
+            for granularity in definition.granularity_codes:
+                by_identifier = (
+                    rows.filter(granularity=granularity).exclude(identifier="").aggregate(n=Sum("count"))["n"]
+                )
+                assert by_identifier == totals[granularity]
+        assert ErrorGroup.objects.filter(site=site).exists()
     # Minute counts cover only the last two days, and match the hours they fall in.
     definition = page_view()
-    minutes = BeaconAggregate.objects.filter(definition=definition, identifier="", granularity=G.MINUTE)
+    minutes = BeaconAggregate.objects.filter(
+        site=first_site(), definition=definition, identifier="", granularity=G.MINUTE
+    )
     first = minutes.order_by("period_start").first().period_start
     assert first >= datetime.now(UTC) - timedelta(days=2, hours=1)
     hours = BeaconAggregate.objects.filter(
+        site=first_site(),
         definition=definition,
         identifier="",
         granularity=G.HOUR,
@@ -503,9 +513,9 @@ def test_demo_if_empty_skips_when_page_views_exist_and_reset_starts_over(capsys)
     assert BeaconAggregate.objects.count() == count
     assert "nothing to do" in capsys.readouterr().out
     call_command("beacons_demo", reset=True, hits=500, identifiers=10, days=5, errors=0)
-    total = BeaconAggregate.objects.filter(definition__slug="page_view", identifier="", granularity=G.DAY).aggregate(
-        n=Sum("count")
-    )["n"]
+    total = BeaconAggregate.objects.filter(
+        site=first_site(), definition__slug="page_view", identifier="", granularity=G.DAY
+    ).aggregate(n=Sum("count"))["n"]
     assert total == 500
 
 
