@@ -1,9 +1,11 @@
-"""The /demo/ pages: beacon.js counting a small site, for trying the product."""
+"""The /demo/ pages: beacon.js counting a small site (and, at /demo/shop, the second demo site), for trying the product."""
 
 from django.http import Http404
 from django.shortcuts import render
 
-DEMO_ROUTES = {"": "Home", "pricing": "Pricing", "spa": "SPA route"}
+from beacons.management.commands.beacons_demo import SHOP_DOMAIN
+
+DEMO_ROUTES = {"": "Home", "pricing": "Pricing", "spa": "SPA route", "shop": "Shop (the second demo site)"}
 
 
 def demo(request, route: str = ""):
@@ -11,4 +13,6 @@ def demo(request, route: str = ""):
     route = route.strip("/")
     if route not in DEMO_ROUTES:
         raise Http404("No such demo page")
-    return render(request, "demo.html", {"route": route, "title": DEMO_ROUTES[route]})
+    # The shop page names its site; the others count for the site of this host (the tag's default).
+    site = SHOP_DOMAIN if route == "shop" else ""
+    return render(request, "demo.html", {"route": route, "title": DEMO_ROUTES[route], "site": site})

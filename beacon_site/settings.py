@@ -243,8 +243,9 @@ BEACONS_MAX_JSON_DEPTH = env_int("BEACONS_MAX_JSON_DEPTH", 8)
 BEACONS_MAX_AUTO_TYPES = env_int("BEACONS_MAX_AUTO_TYPES", 100)
 BEACONS_NEW_TYPES_PER_MINUTE = env_int("BEACONS_NEW_TYPES_PER_MINUTE", 10)
 BEACONS_RESPECT_DNT = env_bool("BEACONS_RESPECT_DNT", True)
-# Origins allowed to send beacons cross-origin, e.g. "https://shop.example.com"; "*" for any.
-# The site's own origin and the hosts in ALLOWED_HOSTS are always allowed.
+# Origins allowed to send beacons for every site, e.g. "https://shop.example.com"; "*" for any.
+# Each site's own origins and extra allowed origins (admin, Sites), this server's own origin and
+# the hosts in ALLOWED_HOSTS are always allowed.
 BEACONS_ALLOWED_ORIGINS = env_list("BEACONS_ALLOWED_ORIGINS")
 # Behind a reverse proxy, the request header holding the visitor's address, e.g.
 # HTTP_X_FORWARDED_FOR (its first entry is used). Empty: REMOTE_ADDR. Never stored.

@@ -1,4 +1,4 @@
-"""The Django admin for the registry, counts, single events, error groups and dropped hits."""
+"""The Django admin for sites, the registry, counts, single events, error groups and dropped hits."""
 
 from datetime import timedelta
 
@@ -20,6 +20,7 @@ from beacons.models import (
     DroppedHits,
     ErrorGroup,
     Granularity,
+    Site,
     granularities_split,
 )
 from beacons.queries.event_types import definitions_listed
@@ -173,23 +174,35 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
         self.message_user(request, f"{changed} event type(s) no longer counting.", messages.SUCCESS)
 
 
+@admin.register(Site)
+class SiteAdmin(ModelAdmin):
+    """A site with counts, single events or error groups cannot be deleted (turn it off instead)."""
+
+    list_display = ["domain", "name", "is_active", "time_zone", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["domain", "name"]
+    filter_horizontal = ["members"]
+    readonly_fields = ["created_at"]
+    fields = ["domain", "name", "is_active", "time_zone", "extra_origins", "members", "created_at"]
+
+
 @admin.register(BeaconAggregate)
 class BeaconAggregateAdmin(AggregateTransferAdminMixin, ModelAdmin):
-    list_display = ["definition", "identifier", "granularity", "period_start", "count"]
-    list_filter = [TypeFilter, "granularity"]
+    list_display = ["site", "definition", "identifier", "granularity", "period_start", "count"]
+    list_filter = ["site", TypeFilter, "granularity"]
     search_fields = ["identifier", "=definition__slug"]
     date_hierarchy = "period_start"
-    list_select_related = ["definition"]
+    list_select_related = ["site", "definition"]
     show_full_result_count = False
 
 
 @admin.register(BeaconEvent)
 class BeaconEventAdmin(ModelAdmin):
-    list_display = ["definition", "identifier", "received_at", "source"]
-    list_filter = [TypeFilter, "source"]
+    list_display = ["site", "definition", "identifier", "received_at", "source"]
+    list_filter = ["site", TypeFilter, "source"]
     search_fields = ["identifier", "=definition__slug"]
     date_hierarchy = "received_at"
-    list_select_related = ["definition"]
+    list_select_related = ["site", "definition"]
     readonly_fields = [f.name for f in BeaconEvent._meta.fields]
     show_full_result_count = False
 
@@ -225,11 +238,11 @@ class DrainBatchAdmin(ModelAdmin):
 class ErrorGroupAdmin(ModelAdmin):
     """Counts and times are written by ingest only; status changes go through the actions, which record who."""
 
-    list_display = ["headline", "definition", "status", "count", "first_seen", "last_seen", "last_alerted_at"]
-    list_filter = ["status", TypeFilter]
+    list_display = ["headline", "site", "definition", "status", "count", "first_seen", "last_seen", "last_alerted_at"]
+    list_filter = ["status", "site", TypeFilter]
     search_fields = ["message", "title", "culprit", "fingerprint", "=definition__slug"]
     date_hierarchy = "last_seen"
-    list_select_related = ["definition"]
+    list_select_related = ["site", "definition"]
     ordering = ["-last_seen"]
     readonly_fields = [f.name for f in ErrorGroup._meta.fields]
     actions = ["mark_resolved", "mark_ignored", "mark_unresolved"]

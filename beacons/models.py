@@ -1,8 +1,18 @@
-"""The data model: event types (the registry), counters, single events, error groups, salts, drain batches."""
+"""The data model: sites, event types (the registry), counters, single events, error groups, salts, drain batches."""
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+
+from beacons.domains import (
+    DOMAIN_MAX_LENGTH,
+    InvalidDomain,
+    default_time_zone,
+    domain_normalise,
+    validate_domain,
+    validate_origins,
+    validate_time_zone,
+)
 
 # A letter or digit first: "..", "." or ".gif" must never become a type (nor a path segment).
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"
@@ -35,6 +45,57 @@ def validate_granularities(value: str) -> None:
     unknown = [code for code in codes if code not in GRANULARITY_ORDER]
     if unknown or not codes:
         raise ValidationError("Choose at least one of: second, minute, hour, day, month, year.")
+
+
+class Site(models.Model):
+    """A domain the product counts for. Counters, single events and error groups belong to one
+    site; the registry of event types is shared by all."""
+
+    domain = models.CharField(
+        max_length=DOMAIN_MAX_LENGTH,
+        unique=True,
+        validators=[validate_domain],
+        help_text="The host name its pages are served from, e.g. shop.example.com (no http://, port or path). "
+        "Beacons name it in their “site” field, or are matched to it by their Origin or Referer.",
+    )
+    name = models.CharField(max_length=120, help_text="What staff see in the site switcher.")
+    time_zone = models.CharField(
+        max_length=64,
+        default=default_time_zone,
+        validators=[validate_time_zone],
+        help_text="An IANA time zone name, e.g. Europe/Berlin. Stored for the site; counters are still bucketed "
+        "in BEACONS_TIME_ZONE for every site.",
+    )
+    extra_origins = models.TextField(
+        "extra allowed origins",
+        blank=True,
+        validators=[validate_origins],
+        help_text="Other web origins whose pages may send beacons for this site, one per line, e.g. "
+        "https://checkout.example.net. The site's own https:// and http:// origins are always allowed.",
+    )
+    is_active = models.BooleanField(
+        "counting", default=True, help_text="Turn off to refuse this site's beacons (403); its counts stay."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="beacon_sites",
+        help_text="Staff who may see this site's dashboard and errors. Superusers see every site.",
+    )
+
+    class Meta:
+        ordering = ["name", "domain"]
+
+    def __str__(self) -> str:
+        return self.name or self.domain
+
+    def clean_fields(self, exclude=None) -> None:
+        try:
+            self.domain = domain_normalise(self.domain)
+        except InvalidDomain:
+            pass  # the field's validator says what is wrong
+        super().clean_fields(exclude=exclude)
 
 
 class BeaconDefinition(models.Model):
@@ -167,7 +228,7 @@ class BeaconDefinition(models.Model):
 
 
 class BeaconAggregate(models.Model):
-    """One counter per (definition, identifier, granularity, bucket).
+    """One counter per (site, definition, identifier, granularity, bucket).
 
     The identifier "" holds the total over all identifiers of the definition.
     Rows are only written through ``beacons.counting.increments``: added to by its upserts (never
@@ -179,6 +240,11 @@ class BeaconAggregate(models.Model):
     # database constraint either: checking it cost a drain ~3 s per million new rows. Django
     # still deletes a definition's counts with it; the drain skips counts of a deleted
     # definition, and ``beacons_purge`` removes any the direct sink wrote meanwhile.
+    # No index and no database constraint, for the definition's reasons. A site with counts
+    # cannot be deleted (turn it off instead): its counts would go with it.
+    site = models.ForeignKey(
+        Site, on_delete=models.PROTECT, related_name="aggregates", db_index=False, db_constraint=False
+    )
     definition = models.ForeignKey(
         BeaconDefinition, on_delete=models.CASCADE, related_name="aggregates", db_index=False, db_constraint=False
     )
@@ -191,23 +257,25 @@ class BeaconAggregate(models.Model):
         verbose_name = "count"
         verbose_name_plural = "counts"
         constraints = [
+            # Site first: every read is of one site, and the site's rows stay together.
             models.UniqueConstraint(
-                fields=["definition", "identifier", "granularity", "period_start"], name="beacon_aggregate_bucket"
+                fields=["site", "definition", "identifier", "granularity", "period_start"],
+                name="beacon_aggregate_site_bucket",
             ),
             models.CheckConstraint(condition=models.Q(count__gte=0), name="beacon_aggregate_count_not_negative"),
         ]
         indexes = [
-            models.Index(fields=["definition", "granularity", "period_start"], name="beacon_agg_def_gran_start"),
-            # Covering (definition_id and count follow the range columns): ranking every type by its
-            # total rows over a period reads only this index, however many types exist.
+            models.Index(fields=["site", "definition", "granularity", "period_start"], name="beacon_agg_site_def_gran"),
+            # Covering (definition_id and count follow the range columns): ranking every type of a
+            # site by its total rows over a period reads only this index, however many types exist.
             models.Index(
-                fields=["identifier", "granularity", "period_start", "definition", "count"],
-                name="beacon_agg_ident_gran_cover",
+                fields=["site", "identifier", "granularity", "period_start", "definition", "count"],
+                name="beacon_agg_site_ident_cover",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.definition_id}:{self.identifier}:{self.granularity}:{self.period_start:%Y-%m-%d %H:%M}"
+        return f"{self.site_id}:{self.definition_id}:{self.identifier}:{self.granularity}:{self.period_start:%Y-%m-%d %H:%M}"
 
 
 class ErrorGroup(models.Model):
@@ -216,6 +284,7 @@ class ErrorGroup(models.Model):
         RESOLVED = "resolved", "Resolved"
         IGNORED = "ignored", "Ignored"
 
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="error_groups", db_index=False)
     definition = models.ForeignKey(BeaconDefinition, on_delete=models.CASCADE, related_name="error_groups")
     fingerprint = models.CharField(max_length=64)
     title = models.CharField(
@@ -246,10 +315,10 @@ class ErrorGroup(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["definition", "fingerprint"], name="error_group_fingerprint"),
+            models.UniqueConstraint(fields=["site", "definition", "fingerprint"], name="error_group_site_fingerprint"),
         ]
         indexes = [
-            models.Index(fields=["status", "last_seen"], name="error_group_status_seen"),
+            models.Index(fields=["site", "status", "last_seen"], name="error_group_site_status_seen"),
             models.Index(
                 fields=["alert_reason"], condition=~models.Q(alert_reason=""), name="error_group_alert_pending"
             ),
@@ -271,6 +340,7 @@ class BeaconEvent(models.Model):
     Never holds an IP address: ``visitor_key`` is a hash with a salt that rotates daily.
     """
 
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="events", db_index=False)
     definition = models.ForeignKey(BeaconDefinition, on_delete=models.CASCADE, related_name="events", db_index=False)
     received_at = models.DateTimeField()
     identifier = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True, default="")
@@ -285,7 +355,7 @@ class BeaconEvent(models.Model):
     class Meta:
         verbose_name = "single event"
         indexes = [
-            models.Index(fields=["definition", "received_at"], name="beacon_event_def_received"),
+            models.Index(fields=["site", "definition", "received_at"], name="beacon_event_site_def_received"),
             models.Index(fields=["error_group", "received_at"], name="beacon_event_group_received"),
         ]
 
@@ -315,6 +385,7 @@ class DroppedHits(models.Model):
     class Reason(models.TextChoices):
         BOT = "bot", "Bot or crawler"
         INACTIVE = "inactive", "Event type switched off"
+        UNKNOWN_SITE = "unknown_site", "Unknown site"
         DUPLICATE = "duplicate", "Duplicate event id"
         OVER_BUDGET = "over_budget", "Unknown type over budget"
 

@@ -44,13 +44,15 @@ def live_hash_fill(*, client, definition_id: int, keys: int) -> None:
 
     from beacons.counting.buckets import bucket_start
     from beacons.counting.redis_format import field_encode, live_and_pending_keys
+    from beacons.models import Site
 
+    site_id = Site.objects.order_by("pk").values_list("pk", flat=True).first()
     live, _ = live_and_pending_keys(PREFIX)
     start = bucket_start(timezone.now(), "H")
     pipe = client.pipeline(transaction=False)
     for offset in range(0, keys, 20_000):
         mapping = {
-            field_encode((definition_id, f"/page/{i}", "H", start)): 1
+            field_encode((site_id, definition_id, f"/page/{i}", "H", start)): 1
             for i in range(offset, min(keys, offset + 20_000))
         }
         pipe.hset(live, mapping=mapping)

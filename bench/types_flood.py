@@ -46,7 +46,7 @@ def main() -> None:
 
     from beacons.counting.increments import Hit, increments_for
     from beacons.counting.sinks import get_sink
-    from beacons.models import BeaconAggregate, BeaconDefinition
+    from beacons.models import BeaconAggregate, BeaconDefinition, Site
 
     setup_test_environment()  # the test client's Host header passes ALLOWED_HOSTS
     call_command("migrate", verbosity=0)
@@ -58,9 +58,10 @@ def main() -> None:
     client = Client()
     client.force_login(user)
     now = timezone.now()
+    site_id = Site.objects.order_by("pk").values_list("pk", flat=True).first()  # the superuser sees it by default
 
     def count(definitions, hits_each: int) -> None:
-        hits = [Hit(d.pk, tuple(d.granularity_codes), "/") for d in definitions for _ in range(hits_each)]
+        hits = [Hit(site_id, d.pk, tuple(d.granularity_codes), "/") for d in definitions for _ in range(hits_each)]
         for start in range(0, len(hits), 20_000):
             get_sink().add(increments_for(hits=hits[start : start + 20_000], received_at=now))
 

@@ -12,8 +12,9 @@ from datetime import timedelta
 
 from django import forms
 from django.core.paginator import Paginator
-from django.http import HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -97,11 +98,12 @@ def hourly_bars(points: list[tuple[object, int]]) -> HourlyBars:
 
 
 @permission_required(VIEW_ERRORS)
-def error_list(request):
+def error_list(request, site):
     form, values = _filters(request.GET)
     now = timezone.now()
     span = RANGE_LENGTHS.get(values["range"])  # None: any time
     groups = error_groups.error_groups_filtered(
+        site=site,
         status="" if values["status"] == "all" else values["status"],
         page=values["page"].strip(),
         since=now - span if span else None,
@@ -120,7 +122,7 @@ def error_list(request):
     error_types = event_types.definitions_listed(kind=BeaconDefinition.Kind.ERROR, limit=ERROR_TYPES_SHOWN)
     context["page_suggestions"] = (
         counters.top_identifiers(
-            definitions=error_types, start=now - timedelta(days=PAGE_SUGGESTION_DAYS), end=now, limit=30
+            site=site, definitions=error_types, start=now - timedelta(days=PAGE_SUGGESTION_DAYS), end=now, limit=30
         )
         if error_types
         else []
@@ -150,9 +152,16 @@ def _as_text(value) -> str:
     return value if isinstance(value, str) else "" if value is None else str(value)
 
 
+def _group_or_404(site, pk: int, related: tuple[str, ...] = ("definition",)) -> ErrorGroup:
+    group = error_groups.error_group_of_site(site=site, pk=pk, related=related)
+    if group is None:
+        raise Http404("No such error on this site.")
+    return group
+
+
 @permission_required(VIEW_ERRORS)
-def error_detail(request, pk: int):
-    group = get_object_or_404(ErrorGroup.objects.select_related("definition", "status_changed_by"), pk=pk)
+def error_detail(request, pk: int, site):
+    group = _group_or_404(site, pk, ("definition", "status_changed_by"))
     range_key = request.GET.get("range") if request.GET.get("range") in RANGE_LENGTHS else "7d"
     now = timezone.now()
     points = error_groups.error_hourly(group_ids=[group.pk], start=now - RANGE_LENGTHS[range_key], end=now)[group.pk]
@@ -173,12 +182,12 @@ def error_detail(request, pk: int):
 
 @require_POST
 @permission_required(CHANGE_ERRORS)
-def error_status(request, pk: int):
-    group = get_object_or_404(ErrorGroup.objects.select_related("definition"), pk=pk)
+def error_status(request, pk: int, site):
+    group = _group_or_404(site, pk)
     status = request.POST.get("status", "")
     if status not in ErrorGroup.Status.values:
         return HttpResponseBadRequest("status must be unresolved, resolved or ignored", content_type="text/plain")
     error_group_status_set(group=group, status=status, user=request.user)
     if request.htmx:
         return render(request, "dashboard/errors/detail.html#status", {"group": group})
-    return redirect("dashboard:error_detail", pk=group.pk)
+    return redirect(f"{reverse('dashboard:error_detail', args=[group.pk])}?{request.site_choice.query}")

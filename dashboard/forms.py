@@ -25,7 +25,7 @@ from beacons.counting.buckets import (
     is_aligned,
     minutes_kept_since,
 )
-from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, Granularity
+from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, Granularity, Site
 
 from .periods import comparison_label, cut_comparison_label, period_label
 
@@ -135,6 +135,7 @@ class DashboardState:
     page: int = 1
     scale: str = "stacked"
     granularities: tuple[str, ...] = ()  # the point sizes offered for these dates
+    site: Site | None = None  # whose counters (None only in tests of the state alone)
 
     @property
     def chart_end(self) -> datetime:
@@ -201,6 +202,7 @@ class DashboardState:
         """The state as GET parameters (what the URL holds and each panel is asked with)."""
         tz = bucket_zone()
         values = {
+            "site": self.site.domain if self.site else "",
             "type": self.definition.slug if self.definition else "",
             "identifier": self.identifier,
             "range": self.preset,
@@ -326,8 +328,11 @@ def offered_granularities(start: datetime, end: datetime, kept: list[str]) -> li
     return [g for g in CHART_GRANULARITIES if g in kept and bucket_after(bucket_ceiling(start, g), g) <= end]
 
 
-def dashboard_state(*, params, definitions: list[BeaconDefinition], now: datetime) -> tuple[FilterForm, DashboardState]:
-    """Resolve GET ``params`` into the form to show and the state to render."""
+def dashboard_state(
+    *, params, definitions: list[BeaconDefinition], now: datetime, site: Site | None = None
+) -> tuple[FilterForm, DashboardState]:
+    """Resolve GET ``params`` into the form to show and the state to render (of ``site``, chosen
+    from ``params`` by the caller, which checked the user may see it)."""
     form = FilterForm(params or None, definitions=definitions)
     values = form.valid_values() if params else {}
     by_slug = {d.slug: d for d in definitions}
@@ -372,6 +377,7 @@ def dashboard_state(*, params, definitions: list[BeaconDefinition], now: datetim
         page=values.get("page") or 1,
         scale=values.get("scale") or "stacked",
         granularities=tuple(g for g in choices if _bucket_count(start, end, g) <= MAX_BUCKETS or g == choices[-1]),
+        site=site,
     )
     # Show the resolved state in the controls (e.g. the dates a preset stands for).
     tz = bucket_zone()

@@ -1,21 +1,29 @@
-"""Who may read and change what on the dashboard: the admin's model permissions, checked in one place.
+"""Who may read and change what on the dashboard: the admin's model permissions and the sites, checked in one place.
 
-Reading counts (every dashboard page, panel, partial and CSV) needs the view permission on
+Every page, partial, CSV and action is of one site, chosen by ``?site=<domain>`` (default: the
+first site the user may see, by name). Staff see the sites they are members of, superusers
+every site; a site the user may not see and an unknown site both answer 404, so a URL does not
+tell whether a site exists. Reading counts (every dashboard page, panel, partial and CSV) needs the view permission on
 counts (``beacons.view_beaconaggregate``, the permission that lets the admin list and export
 them); error details need the view permission on error groups; resolving or ignoring an
 error needs the change permission on error groups. Superusers hold every permission.
 """
 
+from dataclasses import dataclass
 from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.http import urlencode
 
+from beacons.models import Site
+from beacons.queries.sites import sites_visible
+
+SITE_PARAMETER = "site"
 VIEW_COUNTS = "beacons.view_beaconaggregate"
 VIEW_ERRORS = "beacons.view_errorgroup"
 CHANGE_ERRORS = "beacons.change_errorgroup"
@@ -32,8 +40,36 @@ def user_may(user, *permissions: str) -> bool:
     return staff_signed_in(user) and user.has_perms(permissions)
 
 
+@dataclass(frozen=True)
+class SiteChoice:
+    """The site a dashboard request is about, and the ones the switcher offers."""
+
+    current: Site
+    visible: list[Site]
+
+    @property
+    def query(self) -> str:
+        """``site=<domain>``: what every dashboard link carries."""
+        return urlencode({SITE_PARAMETER: self.current.domain})
+
+
+def site_chosen(request) -> SiteChoice:
+    """The site of ``?site=`` among those the user may see, else the first of them (one query).
+    Raises Http404 for a site the user may not see, an unknown one, or a user who may see none."""
+    visible = sites_visible(user=request.user)
+    asked = request.GET.get(SITE_PARAMETER, "").strip().lower()
+    if asked:
+        current = next((site for site in visible if site.domain == asked), None)
+    else:
+        current = visible[0] if visible else None
+    if current is None:
+        raise Http404("No such site, or not one of yours.")
+    return SiteChoice(current, visible)
+
+
 def permission_required(*permissions: str):
-    """Let a view run only for active staff holding every one of ``permissions``.
+    """Let a view run only for active staff holding every one of ``permissions``, for a site they
+    may see: the view gets it as ``site`` (and ``request.site_choice`` holds the switcher's sites).
 
     Not signed in as active staff: a GET is sent to sign in (an htmx request gets 403 and
     an HX-Redirect instead, so a login form never lands inside a chart box); any other
@@ -57,7 +93,8 @@ def permission_required(*permissions: str):
 def _permitted_answer(view, permissions, request, *args, **kwargs):
     user = request.user
     if user_may(user, *permissions):
-        return view(request, *args, **kwargs)
+        request.site_choice = site_chosen(request)
+        return view(request, *args, site=request.site_choice.current, **kwargs)
     if staff_signed_in(user):
         return HttpResponse("Your account may not see or change this.", status=403, content_type="text/plain")
     if request.method not in ("GET", "HEAD"):

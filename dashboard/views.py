@@ -32,16 +32,16 @@ TYPE_CHOICES_LIMIT = 200
 BREAKDOWN_LIMIT = 12
 
 
-def _state_for_request(request, *, choices: bool = True) -> tuple:
-    """The type choices, the filter form and the state. Without ``choices`` (a panel), only the
-    type shown is read, as the one "choice": the same type the page would show."""
+def _state_for_request(request, *, site, choices: bool = True) -> tuple:
+    """The type choices, the filter form and the state of ``site``. Without ``choices`` (a panel),
+    only the type shown is read, as the one "choice": the same type the page would show."""
     slug = request.GET.get("type", "")[:64]
     if choices:
         definitions = event_types.definitions_listed(limit=TYPE_CHOICES_LIMIT, including=slug)
     else:
         chosen = event_types.definition_chosen(slug=slug, listed=TYPE_CHOICES_LIMIT)
         definitions = [chosen] if chosen else []
-    form, state = dashboard_state(params=request.GET, definitions=definitions, now=timezone.now())
+    form, state = dashboard_state(params=request.GET, definitions=definitions, now=timezone.now(), site=site)
     return definitions, form, state
 
 
@@ -66,6 +66,7 @@ class SharedReads:
         """The chart's buckets: the series panel draws them, the KPI card names the busiest."""
         state = self.state
         return counters.series(
+            site=state.site,
             definitions=[state.definition],
             granularity=state.granularity,
             start=state.start,
@@ -78,6 +79,7 @@ class SharedReads:
         """The KPI card's total and change (of the chosen page or item, or of all)."""
         state, comparison = self.state, self.state.kpi_comparison
         return counters.totals(
+            site=state.site,
             definitions=[state.definition],
             start=state.start,
             end=state.totals_end,
@@ -94,7 +96,9 @@ class SharedReads:
         state = self.state
         if not state.identifier:
             return self.totals.current
-        return counters.totals(definitions=[state.definition], start=state.start, end=state.totals_end).current
+        return counters.totals(
+            site=state.site, definitions=[state.definition], start=state.start, end=state.totals_end
+        ).current
 
 
 # --- Panels: each returns its template context (and, for CSV, its rows) -----------------
@@ -147,6 +151,7 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
     if state.compare:
         previous_start, previous_end = state.previous_period
         previous = counters.series(
+            site=state.site,
             definitions=[state.definition],
             granularity=state.granularity,
             start=previous_start,
@@ -186,7 +191,12 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
     matches = []
     if empty and state.identifier:  # say why: no such page in these dates, and which pages do match
         matches = counters.top_identifiers(
-            definitions=[state.definition], start=state.start, end=state.totals_end, limit=5, contains=state.identifier
+            site=state.site,
+            definitions=[state.definition],
+            start=state.start,
+            end=state.totals_end,
+            limit=5,
+            contains=state.identifier,
         )
     return {
         "series": {
@@ -226,6 +236,7 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
     )
     size = None if every_row else state.rows
     found = counters.identifiers_compared(
+        site=state.site,
         definitions=[state.definition],
         start=state.start,
         end=state.totals_end,
@@ -297,7 +308,7 @@ def breakdown_panel(state: DashboardState, definitions, reads: SharedReads) -> d
     if not definitions:
         return {"breakdown": None}
     top = counters.series_of_top_definitions(
-        granularity=state.granularity, start=state.start, end=state.chart_end, limit=BREAKDOWN_LIMIT
+        site=state.site, granularity=state.granularity, start=state.start, end=state.chart_end, limit=BREAKDOWN_LIMIT
     )
     named = [
         (name, slug, [count for _, count in points]) for name, slug, points in top if any(count for _, count in points)
@@ -341,13 +352,15 @@ def _breakdown_csv(state, context):
 
 def live_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
     count = (
-        counters.live_count(definitions=[state.definition], identifier=state.identifier) if state.definition else None
+        counters.live_count(site=state.site, definitions=[state.definition], identifier=state.identifier)
+        if state.definition
+        else None
     )
     return {"live": {"count": count}}
 
 
 def errors_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
-    groups = error_groups.error_groups_latest(limit=8)
+    groups = error_groups.error_groups_latest(site=state.site, limit=8)
     return {"error_groups": [(group, charts.bucket_label(group.last_seen, G.MINUTE)) for group in groups]}
 
 
@@ -356,6 +369,7 @@ def identifiers_panel(state: DashboardState, definitions, contains: str = "") ->
     if state.definition is None:
         return {"suggestions": []}
     rows = counters.top_identifiers(
+        site=state.site,
         definitions=[state.definition],
         start=state.start,
         end=state.totals_end,
@@ -380,8 +394,8 @@ CSV_ROWS = {"series": _series_csv, "top": _top_csv, "breakdown": _breakdown_csv}
 
 
 @permission_required(VIEW_COUNTS)
-def index(request):
-    definitions, form, state = _state_for_request(request)
+def index(request, site):
+    definitions, form, state = _state_for_request(request, site=site)
     context = {"form": form, "state": state, "definitions": definitions}
     # Only when the choices are cut short is there a type the select cannot offer.
     context["type_search_offered"] = len(definitions) >= TYPE_CHOICES_LIMIT
@@ -395,19 +409,19 @@ def index(request):
 
 
 @permission_required(VIEW_COUNTS)
-def panel(request, name: str):
+def panel(request, name: str, site):
     if name == "identifiers":
-        definitions, form, state = _state_for_request(request, choices=False)
+        definitions, form, state = _state_for_request(request, site=site, choices=False)
         context = identifiers_panel(state, definitions, contains=request.GET.get("identifier", "")[:256])
         return render(request, "dashboard/index.html#identifier-options", context)
     if name not in PANELS:
         raise Http404("no such panel")
     if not user_may(request.user, *PANEL_PERMISSIONS.get(name, ())):
         raise PermissionDenied
-    definitions, form, state = _state_for_request(request, choices=False)
+    definitions, form, state = _state_for_request(request, site=site, choices=False)
     context = {"state": state, **PANELS[name](state, definitions, SharedReads(state))}
     if request.GET.get("format") == "csv" and name in CSV_ROWS and context.get(name):
-        return csv_response(rows=CSV_ROWS[name](state, context), filename=f"beacons-{name}.csv")
+        return csv_response(rows=CSV_ROWS[name](state, context), filename=f"beacons-{site.domain}-{name}.csv")
     return render(request, f"dashboard/index.html#{name}", context)
 
 
@@ -434,10 +448,10 @@ TYPE_SEARCH_MAX_LENGTH = 64  # a type's slug is at most 64 characters
 
 
 @permission_required(VIEW_COUNTS)
-def type_search(request):
+def type_search(request, site):
     """Types beyond the listed choices: the first TYPE_SEARCH_LIMIT whose name or event type
     contains what was typed, each a link to the dashboard showing it (the rest of the state kept)."""
-    _, _, state = _state_for_request(request, choices=False)
+    _, _, state = _state_for_request(request, site=site, choices=False)
     text = request.GET.get("types", "").strip()[:TYPE_SEARCH_MAX_LENGTH]
     found = event_types.definitions_matching(text=text, limit=TYPE_SEARCH_LIMIT) if text else []
     matches = [

@@ -11,12 +11,13 @@ BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Ge
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
-    """Caches that outlive a test (rate limits, dedupe ids, salts, sinks, definitions) start empty."""
-    from beacons import registry
+    """Caches that outlive a test (rate limits, dedupe ids, salts, sinks, definitions, sites) start empty."""
+    from beacons import registry, sites
     from beacons.counting import sinks
     from beacons.ingest import privacy
 
     cache.clear()
+    sites.sites_cache_clear()
     privacy._salt_cache.clear()
     sinks.sinks_reset()
     registry._definitions_cache.clear()
@@ -27,7 +28,8 @@ def _fresh_process_state():
 
 @pytest.fixture(autouse=True)
 def _registry_defaults(request):
-    """Tests with a database start with the types the migration registers (page_view, error).
+    """Tests with a database start with the types the migration registers (page_view, error)
+    and the first site.
 
     Transactional tests empty every table when they end, migration rows included, so a
     later test in the same worker would otherwise miss them.
@@ -44,6 +46,20 @@ def _registry_defaults(request):
     from django.apps import apps
 
     import_module("beacons.migrations.0002_default_definitions").register_defaults(apps, None)
+    import_module("beacons.migrations.0013_first_site").first_site_create(apps, None)
+
+
+def first_site():
+    """The site the migration created (every test with a database has it)."""
+    from beacons.models import Site
+
+    return Site.objects.order_by("pk").first()
+
+
+@pytest.fixture
+def site(db):
+    """The first site (the one the migration creates)."""
+    return first_site()
 
 
 def day_count(slug, identifier=""):
@@ -136,16 +152,18 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def make_staff(django_user_model):
-    """An active staff user holding ``permissions`` ("app.codename"); by default every
-    dashboard permission (view counts, view and change error groups)."""
+    """An active staff user holding ``permissions`` ("app.codename"), a member of ``sites``; by
+    default every dashboard permission (view counts, view and change error groups) on the first site."""
     from django.contrib.auth.models import Permission
 
     from dashboard.permissions import CHANGE_ERRORS, VIEW_COUNTS, VIEW_ERRORS
 
-    def _make(username="staffer", permissions=(VIEW_COUNTS, VIEW_ERRORS, CHANGE_ERRORS), **fields):
+    def _make(username="staffer", permissions=(VIEW_COUNTS, VIEW_ERRORS, CHANGE_ERRORS), sites=None, **fields):
+        """``sites``: the sites the user is a member of (default: the first site)."""
         user = django_user_model.objects.create(
             username=username, **{"is_staff": True, **fields}
         )  # no password: hashing is slow
+        user.beacon_sites.set([first_site()] if sites is None else sites)
         for name in permissions:
             app_label, codename = name.split(".")
             user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))

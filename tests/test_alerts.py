@@ -88,12 +88,12 @@ def test_new_error_sends_one_email_after_the_request(send):
     group = ErrorGroup.objects.get()
     assert message.subject == "[Beacons] New error on /checkout: TypeError: x is undefined"
     assert message.to == ["oncall@example.com"]
-    assert f"https://beacons.example/dashboard/errors/{group.pk}/" in message.body
+    assert f"https://beacons.example/dashboard/errors/{group.pk}/?site={group.site.domain}" in message.body
     assert "pay (/static/checkout.js)" in message.body
     assert "1 occurrence in total" in message.body
     html, mimetype = message.alternatives[0]
     assert mimetype == "text/html"
-    assert f'href="https://beacons.example/dashboard/errors/{group.pk}/"' in html
+    assert f'href="https://beacons.example/dashboard/errors/{group.pk}/?site={group.site.domain}"' in html
     assert (group.alert_reason, group.last_alerted_at is not None) == ("", True)
 
 
@@ -361,7 +361,7 @@ def test_webhook_handler_posts_the_alert_as_json(send, webhook_server):
         "TypeError: Item 42 is undefined",
         "TypeError: Item <num> is undefined",
     )
-    assert body["url"] == f"https://beacons.example/dashboard/errors/{group.pk}/"
+    assert body["url"] == f"https://beacons.example/dashboard/errors/{group.pk}/?site={group.site.domain}"
     assert body["group"]["count"] == 1 and body["group"]["culprit"] == "pay (/static/checkout.js)"
     assert body["pages"] == [{"page": "/checkout", "count": 1}]
 

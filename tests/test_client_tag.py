@@ -85,7 +85,7 @@ def test_an_unknown_option_is_a_template_error():
         render("batchsize=3")
 
 
-def test_demo_pages_render_the_tag_and_no_inline_script(client):
+def test_demo_pages_render_the_tag_and_no_inline_script(client, db):
     for path in ("/demo/", "/demo/pricing", "/demo/spa"):
         response = client.get(path)
 

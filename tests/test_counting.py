@@ -24,22 +24,22 @@ from beacons.counting.increments import (
 from beacons.models import BeaconAggregate, BeaconDefinition
 from beacons.models import Granularity as G
 
-from .conftest import BROWSER_UA
+from .conftest import BROWSER_UA, first_site
 
 
-def test_upsert_adds_to_existing_counts(db):
+def test_upsert_adds_to_existing_counts(site):
     definition = BeaconDefinition.objects.get(slug="page_view")
     now = timezone.now()
-    increments = increments_for(hits=[Hit(definition.pk, (G.DAY,), "/a")] * 3, received_at=now)
+    increments = increments_for(hits=[Hit(site.pk, definition.pk, (G.DAY,), "/a")] * 3, received_at=now)
     aggregates_add(increments=increments)
     aggregates_add(increments=increments)
     assert BeaconAggregate.objects.get(identifier="/a").count == 6
     assert BeaconAggregate.objects.get(identifier="").count == 6
 
 
-def test_large_increment_sets_are_split_into_statements(db, django_assert_num_queries):
+def test_large_increment_sets_are_split_into_statements(site, django_assert_num_queries):
     definition = BeaconDefinition.objects.get(slug="page_view")
-    hits = [Hit(definition.pk, (G.DAY,), f"/{i}") for i in range(700)]
+    hits = [Hit(site.pk, definition.pk, (G.DAY,), f"/{i}") for i in range(700)]
     increments = increments_for(hits=hits, received_at=timezone.now())
     with django_assert_num_queries(2):  # 701 keys, 500 per statement
         assert aggregates_add(increments=increments) == 701
@@ -52,25 +52,32 @@ def test_hits_count_under_their_identifier_and_all_under_the_total():
 
     hour, day = datetime(2026, 5, 1, 10, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
     increments = Counter()
-    increments_add_hits(increments, definition_id=3, buckets=[(G.HOUR, hour), (G.DAY, day)], hits={"/a": 2, "/b": 1})
     increments_add_hits(
-        increments, definition_id=3, buckets=[(G.HOUR, hour)], hits={"": 4}
+        increments, site_id=2, definition_id=3, buckets=[(G.HOUR, hour), (G.DAY, day)], hits={"/a": 2, "/b": 1}
+    )
+    increments_add_hits(
+        increments, site_id=2, definition_id=3, buckets=[(G.HOUR, hour)], hits={"": 4}
     )  # no identifier: total only
+    increments_add_hits(increments, site_id=5, definition_id=3, buckets=[(G.HOUR, hour)], hits={"/a": 1})
     assert increments == {
-        (3, "", G.HOUR, hour): 7,
-        (3, "/a", G.HOUR, hour): 2,
-        (3, "/b", G.HOUR, hour): 1,
-        (3, "", G.DAY, day): 3,
-        (3, "/a", G.DAY, day): 2,
-        (3, "/b", G.DAY, day): 1,
+        (2, 3, "", G.HOUR, hour): 7,
+        (2, 3, "/a", G.HOUR, hour): 2,
+        (2, 3, "/b", G.HOUR, hour): 1,
+        (2, 3, "", G.DAY, day): 3,
+        (2, 3, "/a", G.DAY, day): 2,
+        (2, 3, "/b", G.DAY, day): 1,
+        (5, 3, "", G.HOUR, hour): 1,
+        (5, 3, "/a", G.HOUR, hour): 1,
     }
 
 
-def test_inserting_new_counters_refuses_a_stored_key_instead_of_counting_it_twice(db):
+def test_inserting_new_counters_refuses_a_stored_key_instead_of_counting_it_twice(site):
     from django.db import IntegrityError, transaction
 
     definition = BeaconDefinition.objects.get(slug="page_view")
-    increments = increments_for(hits=[Hit(definition.pk, (G.DAY, G.MONTH), "/new")] * 2, received_at=timezone.now())
+    increments = increments_for(
+        hits=[Hit(site.pk, definition.pk, (G.DAY, G.MONTH), "/new")] * 2, received_at=timezone.now()
+    )
     assert aggregates_insert_new(increments=increments) == 4
     assert sorted(BeaconAggregate.objects.values_list("identifier", "count")) == [
         ("", 2),
@@ -151,7 +158,10 @@ def test_losing_the_first_registration_race_uses_the_winners_row(db, monkeypatch
 
 
 def _day_hits(definition, identifiers):
-    return increments_for(hits=[Hit(definition.pk, (G.DAY,), i) for i in identifiers], received_at=timezone.now())
+    site_id = first_site().pk
+    return increments_for(
+        hits=[Hit(site_id, definition.pk, (G.DAY,), i) for i in identifiers], received_at=timezone.now()
+    )
 
 
 @pytest.mark.parametrize("keys, statements", [(500, 1), (501, 2)])
@@ -167,34 +177,38 @@ def test_500_keys_go_in_one_statement_and_501_in_two(db, django_assert_num_queri
 
 def test_a_hit_counts_once_per_granularity_under_its_identifier_and_the_total():
     received_at = datetime(2026, 3, 14, 15, 9, 26, 500000, tzinfo=UTC)
-    hits = [Hit(7, (G.MINUTE, G.DAY), "/a"), Hit(7, (G.MINUTE, G.DAY), "/a"), Hit(7, (G.MINUTE, G.DAY), "")]
+    hits = [Hit(1, 7, (G.MINUTE, G.DAY), "/a"), Hit(1, 7, (G.MINUTE, G.DAY), "/a"), Hit(1, 7, (G.MINUTE, G.DAY), "")]
+    hits.append(Hit(2, 7, (G.DAY,), "/a"))  # another site: its own counters
     assert increments_for(hits=hits, received_at=received_at) == {
-        (7, "", G.MINUTE, datetime(2026, 3, 14, 15, 9, tzinfo=UTC)): 3,
-        (7, "", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 3,
-        (7, "/a", G.MINUTE, datetime(2026, 3, 14, 15, 9, tzinfo=UTC)): 2,
-        (7, "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 2,
+        (1, 7, "", G.MINUTE, datetime(2026, 3, 14, 15, 9, tzinfo=UTC)): 3,
+        (1, 7, "", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 3,
+        (1, 7, "/a", G.MINUTE, datetime(2026, 3, 14, 15, 9, tzinfo=UTC)): 2,
+        (1, 7, "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 2,
+        (2, 7, "", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 1,
+        (2, 7, "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 1,
     }
 
 
-def test_zero_increments_write_no_row(db):
+def test_zero_increments_write_no_row(site):
     definition = BeaconDefinition.objects.get(slug="page_view")
     start = datetime(2026, 3, 14, tzinfo=UTC)
-    increments = {(definition.pk, "/a", G.DAY, start): 0, (definition.pk, "", G.DAY, start): 2}
+    increments = {(site.pk, definition.pk, "/a", G.DAY, start): 0, (site.pk, definition.pk, "", G.DAY, start): 2}
     assert aggregates_add(increments=increments) == 1
     assert list(BeaconAggregate.objects.values_list("identifier", "count")) == [("", 2)]
 
 
-def test_aggregates_set_replaces_stored_counts_and_inserts_missing_ones(db):
+def test_aggregates_set_replaces_stored_counts_and_inserts_missing_ones(site):
     definition = BeaconDefinition.objects.get(slug="page_view")
     start = datetime(2026, 3, 14, tzinfo=UTC)
-    aggregates_add(increments={(definition.pk, "/a", G.DAY, start): 5})
-    assert aggregates_set(counts={(definition.pk, "/a", G.DAY, start): 2, (definition.pk, "/b", G.DAY, start): 3}) == 2
+    aggregates_add(increments={(site.pk, definition.pk, "/a", G.DAY, start): 5})
+    counts = {(site.pk, definition.pk, "/a", G.DAY, start): 2, (site.pk, definition.pk, "/b", G.DAY, start): 3}
+    assert aggregates_set(counts=counts) == 2
     assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"/a": 2, "/b": 3}
 
 
 @dataclass
 class _Chunk:
-    """A ``increments.CounterChunk`` of (definition_id, identifier, granularity, epoch, n) rows."""
+    """A ``increments.CounterChunk`` of (site_id, definition_id, identifier, granularity, epoch, n) rows."""
 
     counter_rows: list
 
@@ -205,37 +219,45 @@ class _Chunk:
         return self.counter_rows
 
     def copy_text(self):
-        return "".join(f"{d}\t{g}\t{e}\t{i}\t{n}\n" for d, i, g, e, n in self.counter_rows).encode()
+        return "".join(f"{s}\t{d}\t{g}\t{e}\t{i}\t{n}\n" for s, d, i, g, e, n in self.counter_rows).encode()
 
 
 def _stream_chunks(definition_id, gone_id):
+    """Six rows of the first site, one of a deleted type and one of a deleted site (both dropped)."""
     day = int(datetime(2026, 3, 14, tzinfo=UTC).timestamp())
+    site_id = first_site().pk
     return [
-        _Chunk([(definition_id, "", G.DAY, day, 2), (definition_id, "/a", G.DAY, day, 2)]),
-        _Chunk([(definition_id, "", G.DAY, day, 1), (gone_id, "", G.DAY, day, 9)]),
-        _Chunk([(definition_id, "/b", G.DAY, day, 1), (definition_id, "", G.DAY, day, 1)]),
+        _Chunk([(site_id, definition_id, "", G.DAY, day, 2), (site_id, definition_id, "/a", G.DAY, day, 2)]),
+        _Chunk(
+            [
+                (site_id, definition_id, "", G.DAY, day, 1),
+                (site_id, gone_id, "", G.DAY, day, 9),
+                (site_id + 1000, definition_id, "", G.DAY, day, 7),
+            ]
+        ),
+        _Chunk([(site_id, definition_id, "/b", G.DAY, day, 1), (site_id, definition_id, "", G.DAY, day, 1)]),
     ]
 
 
-def test_a_stream_adds_every_chunk_drops_deleted_types_and_returns_the_rows_read(db):
+def test_a_stream_adds_every_chunk_drops_deleted_types_and_sites_and_returns_the_rows_read(site):
     definition = BeaconDefinition.objects.get(slug="page_view")
-    aggregates_add(increments={(definition.pk, "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 10})
+    aggregates_add(increments={(site.pk, definition.pk, "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 10})
     with transaction.atomic():
-        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 6
+        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 7
     assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"": 4, "/a": 12, "/b": 1}
     start = BeaconAggregate.objects.get(identifier="").period_start
     assert start == datetime(2026, 3, 14, tzinfo=UTC)
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("per_statement, statements", [(4, 2), (5, 1), (6, 1), (7, 1), (2, 3)])
+@pytest.mark.parametrize("per_statement, statements", [(4, 2), (5, 2), (6, 1), (7, 1), (2, 3)])
 def test_the_postgresql_stream_adds_its_rows_every_rows_per_statement_and_at_the_end(
     db, monkeypatch, per_statement, statements
 ):
     definition = BeaconDefinition.objects.get(slug="page_view")
     monkeypatch.setattr(increments, "STREAM_ROWS_PER_STATEMENT", per_statement)
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 6
+        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 7
     inserts = [
         q["sql"]
         for q in queries.captured_queries
@@ -249,6 +271,6 @@ def test_the_postgresql_stream_adds_its_rows_every_rows_per_statement_and_at_the
 def test_the_postgresql_stream_can_run_twice_in_one_transaction(db):
     definition = BeaconDefinition.objects.get(slug="page_view")
     with transaction.atomic():
-        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 6
-        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 6
+        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 7
+        assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 7
     assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"": 8, "/a": 4, "/b": 2}

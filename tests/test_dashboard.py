@@ -16,6 +16,8 @@ from dashboard import charts
 from dashboard.charts import plotly_text
 from dashboard.forms import PRESETS
 
+from .conftest import first_site
+
 pytestmark = pytest.mark.django_db
 
 G = Granularity
@@ -30,7 +32,7 @@ def page_view():
 
 
 def hits_add(definition, identifier, moment, n=1):
-    hit = Hit(definition.pk, tuple(definition.granularity_codes), identifier)
+    hit = Hit(first_site().pk, definition.pk, tuple(definition.granularity_codes), identifier)
     aggregates_add(increments=increments_for(hits=[hit] * n, received_at=moment))
 
 
@@ -110,7 +112,7 @@ def test_non_staff_sign_in_page_explains_the_account_is_not_staff(client, django
 
 def test_navigation_links_dashboard_errors_admin_and_a_post_logout(staff):
     html = staff.get(reverse("dashboard:index")).content.decode()
-    assert f'href="{reverse("dashboard:errors")}"' in html
+    assert f'href="{reverse("dashboard:errors")}?site={first_site().domain}"' in html
     assert f'href="{reverse("admin:index")}"' in html
     assert re.search(rf'<form class="logout" method="post" action="{reverse("logout")}">', html)
 
@@ -166,7 +168,7 @@ def test_url_state_round_trips_through_the_form_and_panel_links(staff, traffic):
     }
     response = staff.get(reverse("dashboard:index"), params)
     state = response.context["state"]
-    assert state.params == params
+    assert state.params == {"site": first_site().domain, **params}
     form = response.context["form"]
     assert {name: form[name].value() for name in ["type", "identifier", "range", "start", "end", "granularity"]} == {
         key: value for key, value in params.items() if key != "compare"
@@ -278,7 +280,11 @@ def test_top_identifiers_show_share_and_link_to_filter_the_dashboard(staff, traf
         ("/pricing", 3, 27.3),
         ("/docs", 1, 9.1),
     ]
-    assert 'href="/dashboard/?type=page_view&amp;range=30d&amp;identifier=%2Fpricing"' in response.content.decode()
+    site = first_site().domain
+    assert (
+        f'href="/dashboard/?site={site}&amp;type=page_view&amp;range=30d&amp;identifier=%2Fpricing"'
+        in response.content.decode()
+    )
 
 
 def test_breakdown_stacks_every_event_type_over_the_same_buckets(staff, traffic):
@@ -297,6 +303,7 @@ def test_errors_panel_lists_latest_unresolved_groups_linking_to_their_page(staff
     definition = BeaconDefinition.objects.get(slug="error")
     now = datetime.now(UTC)
     group = ErrorGroup.objects.create(
+        site=first_site(),
         definition=definition,
         fingerprint="a",
         title="TypeError: x is undefined",
@@ -305,6 +312,7 @@ def test_errors_panel_lists_latest_unresolved_groups_linking_to_their_page(staff
         count=3,
     )
     ErrorGroup.objects.create(
+        site=first_site(),
         definition=definition,
         fingerprint="b",
         title="Old and fixed",
@@ -314,7 +322,8 @@ def test_errors_panel_lists_latest_unresolved_groups_linking_to_their_page(staff
         status="resolved",
     )
     html = staff.get(reverse("dashboard:panel", args=["errors"])).content.decode()
-    assert f'href="{reverse("dashboard:error_detail", args=[group.pk])}">TypeError: x is undefined</a>' in html
+    detail = f"{reverse('dashboard:error_detail', args=[group.pk])}?site={first_site().domain}"
+    assert f'href="{detail}">TypeError: x is undefined</a>' in html
     assert "Old and fixed" not in html
 
 
@@ -416,8 +425,8 @@ def test_plotly_text_escapes_markup_and_template_placeholders():
 
 # --- query counts: each partial costs a fixed number of queries, whatever the data --------
 
-# Every request: session + user (2) and the registry (1).
-QUERIES = {"kpis": 5, "live": 4, "series": 4, "top": 5, "breakdown": 4, "errors": 4, "identifiers": 4}
+# Every request: session + user (2), the sites the user may see (1) and the registry (1).
+QUERIES = {"kpis": 6, "live": 5, "series": 5, "top": 6, "breakdown": 5, "errors": 5, "identifiers": 5}
 
 
 @pytest.mark.parametrize("name", PANELS)
@@ -426,14 +435,14 @@ def test_each_partial_runs_a_pinned_number_of_queries(staff, traffic, django_ass
         assert staff.get(reverse("dashboard:panel", args=[name]), {"range": "12m"}, **HX).status_code == 200
 
 
-def test_compare_adds_one_query_and_the_whole_page_runs_nine(staff, traffic, django_assert_num_queries):
-    with django_assert_num_queries(5):
+def test_compare_adds_one_query_and_the_whole_page_runs_ten(staff, traffic, django_assert_num_queries):
+    with django_assert_num_queries(6):
         staff.get(reverse("dashboard:panel", args=["series"]), {"compare": "on"}, **HX)
-    # session, user, registry; totals and series once each (shared by the KPI card, the chart
-    # and the busiest pages); live, busiest pages, breakdown, latest errors.
-    with django_assert_num_queries(9):
+    # session, user, sites, registry; totals and series once each (shared by the KPI card, the
+    # chart and the busiest pages); live, busiest pages, breakdown, latest errors.
+    with django_assert_num_queries(10):
         staff.get(reverse("dashboard:index"))
-    with django_assert_num_queries(10):  # one page chosen: the busiest pages' shares still need the total of all
+    with django_assert_num_queries(11):  # one page chosen: the busiest pages' shares still need the total of all
         staff.get(reverse("dashboard:index"), {"identifier": "/pricing"})
 
 
@@ -452,27 +461,37 @@ def test_with_one_page_chosen_the_card_counts_it_and_shares_stay_of_all_pages(st
 
 
 def test_demo_data_counters_agree_in_every_granularity(settings):
+    from beacons.models import Site
+
     call_command("beacons_demo", hits=5000, identifiers=30, days=40, errors=15, seed=1)
-    for definition in BeaconDefinition.objects.all():
-        rows = BeaconAggregate.objects.filter(definition=definition)
-        totals = {
-            g: rows.filter(identifier="", granularity=g).aggregate(n=Sum("count"))["n"]
-            for g in definition.granularity_codes
-        }
-        fine = {G.SECOND, G.MINUTE}
-        coarse = {g: n for g, n in totals.items() if g not in fine}
-        assert len(set(coarse.values())) == 1, (definition.slug, totals)
-        if definition.slug == "page_view":
-            assert coarse[G.HOUR] == 5000
-        for granularity in definition.granularity_codes:
-            by_identifier = rows.filter(granularity=granularity).exclude(identifier="").aggregate(n=Sum("count"))["n"]
-            assert by_identifier == totals[granularity]
+    shop = Site.objects.get(domain="shop.example.com")  # the second demo site: a quarter of the traffic
+    for site, page_views in ((first_site(), 5000), (shop, 1250)):
+        for definition in BeaconDefinition.objects.all():
+            rows = BeaconAggregate.objects.filter(site=site, definition=definition)
+            totals = {
+                g: rows.filter(identifier="", granularity=g).aggregate(n=Sum("count"))["n"]
+                for g in definition.granularity_codes
+            }
+            fine = {G.SECOND, G.MINUTE}
+            coarse = {g: n for g, n in totals.items() if g not in fine}
+            assert len(set(coarse.values())) == 1, (site.domain, definition.slug, totals)
+            if definition.slug == "page_view":
+                assert coarse[G.HOUR] == page_views
+            for granularity in definition.granularity_codes:
+                by_identifier = (
+                    rows.filter(granularity=granularity).exclude(identifier="").aggregate(n=Sum("count"))["n"]
+                )
+                assert by_identifier == totals[granularity]
+        assert ErrorGroup.objects.filter(site=site).exists()
     # Minute counts cover only the last two days, and match the hours they fall in.
     definition = page_view()
-    minutes = BeaconAggregate.objects.filter(definition=definition, identifier="", granularity=G.MINUTE)
+    minutes = BeaconAggregate.objects.filter(
+        site=first_site(), definition=definition, identifier="", granularity=G.MINUTE
+    )
     first = minutes.order_by("period_start").first().period_start
     assert first >= datetime.now(UTC) - timedelta(days=2, hours=1)
     hours = BeaconAggregate.objects.filter(
+        site=first_site(),
         definition=definition,
         identifier="",
         granularity=G.HOUR,
@@ -494,9 +513,9 @@ def test_demo_if_empty_skips_when_page_views_exist_and_reset_starts_over(capsys)
     assert BeaconAggregate.objects.count() == count
     assert "nothing to do" in capsys.readouterr().out
     call_command("beacons_demo", reset=True, hits=500, identifiers=10, days=5, errors=0)
-    total = BeaconAggregate.objects.filter(definition__slug="page_view", identifier="", granularity=G.DAY).aggregate(
-        n=Sum("count")
-    )["n"]
+    total = BeaconAggregate.objects.filter(
+        site=first_site(), definition__slug="page_view", identifier="", granularity=G.DAY
+    ).aggregate(n=Sum("count"))["n"]
     assert total == 500
 
 

@@ -17,6 +17,8 @@ from datetime import UTC
 from django.core.management import call_command
 from django.test import Client
 
+from .conftest import first_site
+
 pytestmark = pytest.mark.browser
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
@@ -130,7 +132,7 @@ def test_no_chart_repeats_a_tick_label_or_lets_a_title_or_date_collide_or_get_cu
 
     # One busy day five weeks ago: six-digit tick labels ("250,000"), the widest a y title must clear.
     page_view = BeaconDefinition.objects.get(slug="page_view")
-    hit = Hit(page_view.pk, tuple(page_view.granularity_codes), "/launch")
+    hit = Hit(first_site().pk, page_view.pk, tuple(page_view.granularity_codes), "/launch")
     busy = increments_for(hits=[hit], received_at=datetime.now(UTC) - timedelta(days=35))
     aggregates_add(increments={key: n * 250_000 for key, n in busy.items()})
     start, end = date.today() - timedelta(days=45), date.today() - timedelta(days=5)

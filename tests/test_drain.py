@@ -128,8 +128,9 @@ def test_drain_command_with_nothing_to_drain_says_so(redis_sink, capsys):
 
 
 def test_hits_from_totals_counts_each_hit_once_across_granularities():
-    # Sums of the "" rows per (definition, granularity): 3 hits of type 1 kept hourly and daily, 2 of type 2.
-    assert hits_from_totals({(1, "H"): 3, (1, "D"): 3, (2, "D"): 2}) == 5
+    # Sums of the "" rows per (site, definition, granularity): 3 hits of type 1 kept hourly and daily,
+    # 2 of type 2, and 4 of type 1 on site 2.
+    assert hits_from_totals({(1, 1, "H"): 3, (1, 1, "D"): 3, (1, 2, "D"): 2, (2, 1, "H"): 4, (2, 1, "D"): 4}) == 9
 
 
 def test_counts_of_a_type_deleted_before_the_drain_are_dropped_and_the_rest_drained(redis_sink, page_views, send):
@@ -227,13 +228,13 @@ def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink
     first = Counter()
     for (field, n), part in zip(fields.items(), redis_format.part_indexes(fields, 2)):
         if part == 0:
-            definition_id, identifier, granularity, epoch, n = field_decode(field, n)
-            first[(definition_id, identifier, granularity, datetime.fromtimestamp(epoch, UTC))] += n
+            site_id, definition_id, identifier, granularity, epoch, n = field_decode(field, n)
+            first[(site_id, definition_id, identifier, granularity, datetime.fromtimestamp(epoch, UTC))] += n
     assert 0 < len(first) < len(fields)
     aggregates_add(increments=first)
     DrainBatch.objects.create(batch_id="big/1-of-2")
     first_hits = sum(
-        n for (_, identifier, granularity, _), n in first.items() if identifier == "" and granularity == "H"
+        n for (_, _, identifier, granularity, _), n in first.items() if identifier == "" and granularity == "H"
     )
 
     result = drain_pass()
@@ -244,7 +245,7 @@ def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink
     assert redis_leftovers(redis_sink, settings) == []
 
 
-def test_undecodable_bytes_in_the_live_hash_never_block_a_drain(redis_sink, page_views, settings):
+def test_undecodable_bytes_in_the_live_hash_never_block_a_drain(redis_sink, page_views, settings, site):
     from django.utils import timezone
 
     from beacons.counting.buckets import bucket_start
@@ -253,7 +254,7 @@ def test_undecodable_bytes_in_the_live_hash_never_block_a_drain(redis_sink, page
     page_views("/fine", 1)
     definition_id = BeaconDefinition.objects.get(slug="page_view").pk
     live, _ = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
-    field = field_encode((definition_id, "/bad", "H", bucket_start(timezone.now(), "H")))
+    field = field_encode((site.pk, definition_id, "/bad", "H", bucket_start(timezone.now(), "H")))
     redis_sink.hset(live, mapping={field.replace(b"/bad", b"/b\xffa\x00d"): 2})  # not what ingest writes
     drain_pass()
     assert hour_total("/fine") == 1

@@ -98,7 +98,7 @@ def test_list_sorts_by_last_seen_count_and_first_seen(staff_client, send, order,
             first_seen=now - timedelta(hours=first_hours_ago), last_seen=now - timedelta(hours=last_hours_ago)
         )
     html = staff_client.get(reverse("dashboard:errors"), {"order": order}).content.decode()
-    assert re.findall(r'<a href="/dashboard/errors/\d+/">([^<]+)</a>', html) == expected
+    assert re.findall(r'<a href="/dashboard/errors/\d+/\?site=[^"]+">([^<]+)</a>', html) == expected
 
 
 def test_list_filters_by_status_page_and_time_range(staff_client, send):
@@ -110,7 +110,10 @@ def test_list_filters_by_status_page_and_time_range(staff_client, send):
 
     def titles(**params):
         return set(
-            re.findall(r'<a href="/dashboard/errors/\d+/">([^<]+)</a>', staff_client.get(url, params).content.decode())
+            re.findall(
+                r'<a href="/dashboard/errors/\d+/\?site=[^"]+">([^<]+)</a>',
+                staff_client.get(url, params).content.decode(),
+            )
         )
 
     assert titles() == {"On checkout", "On cart"}  # unresolved by default
@@ -136,7 +139,7 @@ def test_list_survives_bad_parameters(staff_client, group, params):
 def test_list_query_count_does_not_grow_with_groups(staff_client, send, django_assert_num_queries):
     send({"events": [error(f"Error in {name}", stack="") for name in ("a", "b", "c", "d", "e")]})
     # session, user, paginator count, groups, sparklines, error types, page suggestions
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):  # the sites the user may see: one more
         staff_client.get(reverse("dashboard:errors"))
 
 
@@ -163,7 +166,7 @@ def test_detail_query_count_does_not_grow_with_occurrences(staff_client, send, d
     send({"events": [error(page=f"/p{n}") for n in range(40)]})
     group = ErrorGroup.objects.get()
     # session, user, group, hourly chart, pages, browsers, occurrences
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):  # the sites the user may see: one more
         staff_client.get(reverse("dashboard:error_detail", args=[group.pk]))
 
 
@@ -194,7 +197,8 @@ def test_status_buttons_change_status_via_htmx_and_record_who(staff_client, grou
 
 def test_status_post_without_htmx_redirects_back_to_the_group(staff_client, group):
     response = staff_client.post(reverse("dashboard:error_status", args=[group.pk]), {"status": "resolved"})
-    assert response.status_code == 302 and response["Location"] == reverse("dashboard:error_detail", args=[group.pk])
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('dashboard:error_detail', args=[group.pk])}?site={group.site.domain}"
 
 
 def test_status_post_with_a_bad_status_is_400(staff_client, group):
@@ -318,7 +322,7 @@ def test_done_when_300_copies_and_one_other_error_give_two_groups_two_emails_and
 
 
 def error_link_texts(html: str) -> list[str]:
-    return re.findall(r'<a href="/dashboard/errors/\d+/">([^<]+)</a>', html)
+    return re.findall(r'<a href="/dashboard/errors/\d+/\?site=[^"]+">([^<]+)</a>', html)
 
 
 def test_list_and_detail_title_an_error_by_its_latest_message_not_its_mask(staff_client, send):
@@ -396,14 +400,14 @@ def test_list_and_detail_offer_the_same_spans(staff_client, group):
     )
     assert listed == [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days"), ("all", "Any time")]
     detail = staff_client.get(reverse("dashboard:error_detail", args=[group.pk]), {"range": "30d"}).content.decode()
-    links = re.findall(r'<a href="\?range=(\w+)"( aria-current="true")?>([^<]+)</a>', detail)
+    links = re.findall(r'<a href="\?range=(\w+)&amp;site=[^"]+"( aria-current="true")?>([^<]+)</a>', detail)
     assert links == [("24h", "", "24 hours"), ("7d", "", "7 days"), ("30d", ' aria-current="true"', "30 days")]
     assert "1 in the last 30 days." in detail
 
 
 def test_detail_with_an_unknown_span_shows_seven_days(staff_client, group):
     detail = staff_client.get(reverse("dashboard:error_detail", args=[group.pk]), {"range": "all"}).content.decode()
-    assert '<a href="?range=7d" aria-current="true">7 days</a>' in detail
+    assert f'<a href="?range=7d&amp;site={group.site.domain}" aria-current="true">7 days</a>' in detail
 
 
 def test_occurrences_read_meta_and_name_the_browser(staff_client, send):
@@ -411,7 +415,11 @@ def test_occurrences_read_meta_and_name_the_browser(staff_client, send):
     group = ErrorGroup.objects.get()
     BeaconEventModel = group.occurrences.model
     BeaconEventModel.objects.create(
-        definition=group.definition, received_at=timezone.now(), payload={"meta": "not an object"}, error_group=group
+        site=group.site,
+        definition=group.definition,
+        received_at=timezone.now(),
+        payload={"meta": "not an object"},
+        error_group=group,
     )
     html = staff_client.get(reverse("dashboard:error_detail", args=[group.pk])).content.decode()
     assert "https://shop.example/app.js:3:9" in html and "Firefox 133" in html

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from beacons.models import BeaconDefinition, BeaconEvent, DailySalt, DroppedHits
 
-from .conftest import BROWSER_UA, day_count
+from .conftest import BROWSER_UA, day_count, first_site
 
 pytestmark = pytest.mark.django_db
 
@@ -131,7 +131,9 @@ def test_breakdown_stacks_the_busiest_types_and_sums_the_rest_as_other(admin_cli
     definitions = BeaconDefinition.objects.bulk_create(
         [BeaconDefinition(slug=f"busy{i:02d}", name=f"Busy {i:02d}") for i in range(BREAKDOWN_LIMIT + 3)]
     )
-    hits = [Hit(d.pk, ("H", "D", "MO", "Y"), "x") for i, d in enumerate(definitions) for _ in range(i + 1)]
+    hits = [
+        Hit(first_site().pk, d.pk, ("H", "D", "MO", "Y"), "x") for i, d in enumerate(definitions) for _ in range(i + 1)
+    ]
     get_sink().add(increments_for(hits=hits, received_at=now))
     response = admin_client.get(reverse("dashboard:panel", args=["breakdown"]), {"format": "csv"})
     header = response.content.decode().splitlines()[0].split(",")

@@ -3,7 +3,7 @@ import json
 import pytest
 from django.db import connection
 
-from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, DroppedHits
+from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, DroppedHits, Site
 from beacons.registry import definitions_cache_clear
 
 from .conftest import BROWSER_UA, day_count
@@ -100,7 +100,13 @@ def test_no_session_or_cookie_is_set(send):
 # --- identifiers --------------------------------------------------------------------------
 
 
-def test_page_view_identifier_from_referer_without_query_string(send):
+@pytest.fixture
+def example_site(db):
+    """A site for pages on https://example.com (the referers below)."""
+    return Site.objects.create(domain="example.com", name="Example")
+
+
+def test_page_view_identifier_from_referer_without_query_string(send, example_site):
     send({"event_type": "page_view"}, HTTP_REFERER="https://example.com/pricing?utm_source=x#top")
     assert day_count("page_view", "/pricing") == 1
 
@@ -262,9 +268,9 @@ def test_bots_and_empty_user_agents_are_not_counted_but_tallied(client, user_age
     assert DroppedHits.objects.get(reason="bot").count == 1
 
 
-def test_no_raw_ip_address_is_stored_in_any_table(send):
+def test_no_raw_ip_address_is_stored_in_any_table(send, example_site):
     ip = "203.0.113.77"
-    send({"event_type": "error", "meta": {"message": "boom"}}, REMOTE_ADDR=ip, HTTP_REFERER="https://x.test/p")
+    send({"event_type": "error", "meta": {"message": "boom"}}, REMOTE_ADDR=ip, HTTP_REFERER="https://example.com/p")
     send({"event_type": "page_view", "identifier": "/"}, REMOTE_ADDR=ip)
     assert BeaconEvent.objects.count() == 1
     with connection.cursor() as cursor:
@@ -377,7 +383,7 @@ def test_a_json_body_labelled_as_a_form_is_read_as_json(beacon_client):
     assert day_count("signup", "footer") == 1
 
 
-def test_a_nul_in_the_referer_or_user_agent_is_kept_as_a_replacement_character(send):
+def test_a_nul_in_the_referer_or_user_agent_is_kept_as_a_replacement_character(send, example_site):
     send({"event_type": "page_view"}, HTTP_REFERER="https://example.com/pri\x00cing")
     send({"event_type": "error", "meta": {"message": "boom"}}, HTTP_USER_AGENT=BROWSER_UA + "\x00")
     assert day_count("page_view", "/pri\ufffdcing") == 1

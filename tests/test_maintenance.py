@@ -8,6 +8,8 @@ from beacons.counting.increments import Hit, aggregates_add, increments_for
 from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent
 from beacons.models import Granularity as G
 
+from .conftest import first_site
+
 pytestmark = pytest.mark.django_db
 UTC = UTC
 
@@ -18,9 +20,11 @@ def utc(*args):
 
 def keep_event(definition, identifier, at):
     """What ingest does for a kept hit: count it and store the single event."""
-    hits = [Hit(definition.pk, tuple(definition.granularity_codes), identifier)]
+    hits = [Hit(first_site().pk, definition.pk, tuple(definition.granularity_codes), identifier)]
     aggregates_add(increments=increments_for(hits=hits, received_at=at))
-    BeaconEvent.objects.create(definition=definition, identifier=identifier, received_at=at, payload={})
+    BeaconEvent.objects.create(
+        site=first_site(), definition=definition, identifier=identifier, received_at=at, payload={}
+    )
 
 
 def snapshot(definition):
@@ -103,12 +107,16 @@ def test_purge_removes_counts_left_by_a_deleted_type(capsys):
     kept = BeaconDefinition.objects.get(slug="page_view")
     for definition in (gone, kept):
         aggregates_add(
-            increments=increments_for(hits=[Hit(definition.pk, ("H",), "/x")], received_at=dj_timezone.now())
+            increments=increments_for(
+                hits=[Hit(first_site().pk, definition.pk, ("H",), "/x")], received_at=dj_timezone.now()
+            )
         )
     gone_id = gone.pk
     gone.delete()
     # What the direct sink can write in the moment a type is deleted (it read the type from its cache).
-    aggregates_add(increments=increments_for(hits=[Hit(gone_id, ("H",), "/x")], received_at=dj_timezone.now()))
+    aggregates_add(
+        increments=increments_for(hits=[Hit(first_site().pk, gone_id, ("H",), "/x")], received_at=dj_timezone.now())
+    )
     call_command("beacons_purge")
     assert "(deleted types): removed 2 counts row(s)" in capsys.readouterr().out
     assert not BeaconAggregate.objects.filter(definition_id=gone_id).exists()

@@ -13,6 +13,8 @@ from beacons.errors import alerts
 from beacons.models import BeaconDefinition, ErrorGroup
 from dashboard.permissions import CHANGE_ERRORS, VIEW_COUNTS, VIEW_ERRORS
 
+from .conftest import first_site
+
 pytestmark = pytest.mark.django_db
 
 ROLES = {
@@ -43,7 +45,7 @@ SECRET_ERROR = "TypeError: card 4111 declined"
 def data(django_user_model, send, settings):
     settings.BEACONS_RATE_LIMIT = 0
     page_view = BeaconDefinition.objects.get(slug="page_view")
-    hit = Hit(page_view.pk, tuple(page_view.granularity_codes), SECRET_PAGE)
+    hit = Hit(first_site().pk, page_view.pk, tuple(page_view.granularity_codes), SECRET_PAGE)
     aggregates_add(increments=increments_for(hits=[hit] * 3, received_at=datetime.now(UTC)))
     send({"event_type": "error", "identifier": "/checkout", "meta": {"message": SECRET_ERROR, "stack": SECRET_ERROR}})
     alerts.alerts_wait()

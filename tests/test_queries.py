@@ -7,16 +7,27 @@ from beacons.models import BeaconDefinition
 from beacons.models import Granularity as G
 from beacons.queries import counters, error_groups
 
+from .conftest import first_site
+
 pytestmark = pytest.mark.django_db
 UTC = UTC
+
+
+SITE = 0  # the first site's id, set for each test (a query inside a pinned block would count)
+
+
+@pytest.fixture(autouse=True)
+def _site_id(site):
+    global SITE
+    SITE = site.pk
 
 
 def utc(*args):
     return datetime(*args, tzinfo=UTC)
 
 
-def record(definition, identifier, at, n=1):
-    hits = [Hit(definition.pk, tuple(definition.granularity_codes), identifier)] * n
+def record(definition, identifier, at, n=1, site=None):
+    hits = [Hit((site or first_site()).pk, definition.pk, tuple(definition.granularity_codes), identifier)] * n
     aggregates_add(increments=increments_for(hits=hits, received_at=at))
 
 
@@ -35,7 +46,7 @@ def test_series_is_gap_filled_with_zeros(page_view, django_assert_num_queries):
     record(page_view, "/b", utc(2026, 11, 4, 23), 2)
     with django_assert_num_queries(1):
         points = counters.series(
-            definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1), end=utc(2026, 11, 6)
+            site=SITE, definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1), end=utc(2026, 11, 6)
         )
     assert points == [
         (utc(2026, 11, 1), 0),
@@ -50,6 +61,7 @@ def test_series_for_one_identifier(page_view):
     record(page_view, "/a", utc(2026, 11, 2, 10), 3)
     record(page_view, "/b", utc(2026, 11, 2, 11), 2)
     points = counters.series(
+        site=SITE,
         definitions=[page_view],
         granularity=G.HOUR,
         start=utc(2026, 11, 2, 10),
@@ -63,7 +75,7 @@ def test_series_buckets_follow_the_configured_time_zone(page_view, settings):
     settings.BEACONS_TIME_ZONE = "America/New_York"
     record(page_view, "/", utc(2026, 11, 2, 3))  # still 1 November in New York
     points = counters.series(
-        definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1, 4), end=utc(2026, 11, 3, 5)
+        site=SITE, definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1, 4), end=utc(2026, 11, 3, 5)
     )
     assert [count for _, count in points] == [1, 0]
     assert points[0][0] == utc(2026, 11, 1, 4)  # local midnight, EDT
@@ -74,7 +86,7 @@ def test_series_sums_several_definitions(page_view, signup):
     record(page_view, "/", utc(2026, 11, 2), 2)
     record(signup, "footer", utc(2026, 11, 2), 5)
     points = counters.series(
-        definitions=[page_view, signup], granularity=G.DAY, start=utc(2026, 11, 2), end=utc(2026, 11, 3)
+        site=SITE, definitions=[page_view, signup], granularity=G.DAY, start=utc(2026, 11, 2), end=utc(2026, 11, 3)
     )
     assert points == [(utc(2026, 11, 2), 7)]
 
@@ -84,7 +96,7 @@ def test_series_by_definition_splits_per_type(page_view, signup, django_assert_n
     record(signup, "footer", utc(2026, 11, 3), 5)
     with django_assert_num_queries(1):
         split = counters.series_by_definition(
-            definitions=[page_view, signup], granularity=G.DAY, start=utc(2026, 11, 2), end=utc(2026, 11, 4)
+            site=SITE, definitions=[page_view, signup], granularity=G.DAY, start=utc(2026, 11, 2), end=utc(2026, 11, 4)
         )
     assert split[page_view.pk] == [(utc(2026, 11, 2), 2), (utc(2026, 11, 3), 0)]
     assert split[signup.pk] == [(utc(2026, 11, 2), 0), (utc(2026, 11, 3), 5)]
@@ -96,7 +108,9 @@ def test_top_identifiers_over_a_long_range_rank_by_hits(page_view, django_assert
     record(page_view, "/docs", utc(2026, 11, 20, 8), 4)
     record(page_view, "/old", utc(2025, 12, 31, 23), 50)  # before the range
     with django_assert_num_queries(1):
-        top = counters.top_identifiers(definitions=[page_view], start=utc(2026, 1, 1), end=utc(2026, 11, 23, 14))
+        top = counters.top_identifiers(
+            site=SITE, definitions=[page_view], start=utc(2026, 1, 1), end=utc(2026, 11, 23, 14)
+        )
     assert top == [("/pricing", 12), ("/home", 10), ("/docs", 4)]
 
 
@@ -106,7 +120,9 @@ def test_top_identifiers_counts_ragged_edges_exactly_once(page_view):
     record(page_view, "/x", utc(2026, 4, 15))
     record(page_view, "/x", utc(2026, 6, 1, 5))
     record(page_view, "/x", utc(2026, 6, 1, 7))  # after the end
-    top = counters.top_identifiers(definitions=[page_view], start=utc(2026, 3, 31, 22), end=utc(2026, 6, 1, 6))
+    top = counters.top_identifiers(
+        site=SITE, definitions=[page_view], start=utc(2026, 3, 31, 22), end=utc(2026, 6, 1, 6)
+    )
     assert top == [("/x", 3)]
 
 
@@ -115,7 +131,7 @@ def test_top_identifiers_filter_and_limit(page_view):
         record(page_view, f"/docs/{i}", utc(2026, 11, 2), i + 1)
     record(page_view, "/blog", utc(2026, 11, 2), 9)
     top = counters.top_identifiers(
-        definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs", limit=2
+        site=SITE, definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs", limit=2
     )
     assert top == [("/docs/4", 5), ("/docs/3", 4)]
 
@@ -124,7 +140,7 @@ def test_totals_compare_with_the_previous_period(page_view, django_assert_num_qu
     record(page_view, "/", utc(2026, 11, 5), 30)  # previous week
     record(page_view, "/", utc(2026, 11, 12), 45)  # this week
     with django_assert_num_queries(1):
-        result = counters.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+        result = counters.totals(site=SITE, definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
     assert (result.current, result.previous) == (45, 30)
     assert result.change == pytest.approx(0.5)
     assert result.previous_start == utc(2026, 11, 2)
@@ -137,6 +153,7 @@ def test_totals_compare_both_periods_to_the_minute_in_one_query(page_view, djang
     record(page_view, "/", utc(2026, 12, 2, 2, 5), 7)  # today's running minute: in the total only
     with django_assert_num_queries(1):
         result = counters.totals(
+            site=SITE,
             definitions=[page_view],
             start=utc(2026, 12, 2),
             end=utc(2026, 12, 2, 3),
@@ -151,13 +168,15 @@ def test_totals_compare_both_periods_to_the_minute_in_one_query(page_view, djang
 
 def test_totals_without_previous_data_has_no_change(page_view):
     record(page_view, "/", utc(2026, 11, 12), 4)
-    result = counters.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+    result = counters.totals(site=SITE, definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
     assert result.current == 4 and result.change is None
 
 
 def test_totals_for_an_unaligned_range_up_to_now_include_the_current_hour(page_view):
     record(page_view, "/", utc(2026, 11, 23, 14, 5))
-    result = counters.totals(definitions=[page_view], start=utc(2026, 11, 22, 14, 30), end=utc(2026, 11, 23, 14, 30))
+    result = counters.totals(
+        site=SITE, definitions=[page_view], start=utc(2026, 11, 22, 14, 30), end=utc(2026, 11, 23, 14, 30)
+    )
     assert result.current == 1
 
 
@@ -167,11 +186,11 @@ def test_live_count_reads_the_last_five_minutes(page_view, django_assert_num_que
     record(page_view, "/", now - timedelta(minutes=4, seconds=10), 1)
     record(page_view, "/", now - timedelta(minutes=6), 7)
     with django_assert_num_queries(1):
-        assert counters.live_count(definitions=[page_view], now=now) == 4
+        assert counters.live_count(site=SITE, definitions=[page_view], now=now) == 4
 
 
 def test_live_count_is_none_without_minute_buckets(signup):
-    assert counters.live_count(definitions=[signup]) is None
+    assert counters.live_count(site=SITE, definitions=[signup]) is None
 
 
 def test_series_counts_only_the_part_of_an_edge_bucket_inside_the_range(page_view, django_assert_num_queries):
@@ -182,12 +201,12 @@ def test_series_counts_only_the_part_of_an_edge_bucket_inside_the_range(page_vie
     record(page_view, "/", utc(2026, 3, 21, 12), 200)  # March, after the range
     with django_assert_num_queries(1):
         points = counters.series(
-            definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21)
+            site=SITE, definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21)
         )
     assert points == [(utc(2026, 1, 1), 1), (utc(2026, 2, 1), 2), (utc(2026, 3, 1), 4)]
     with django_assert_num_queries(1):
         split = counters.series_by_definition(
-            definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21)
+            site=SITE, definitions=[page_view], granularity=G.MONTH, start=utc(2026, 1, 15), end=utc(2026, 3, 21)
         )
     assert split[page_view.pk] == points
 
@@ -199,6 +218,7 @@ def test_identifiers_compared_gives_each_page_its_change_in_one_query(page_view,
     record(page_view, "/gone", utc(2026, 11, 5), 6)
     with django_assert_num_queries(1):
         rows = counters.identifiers_compared(
+            site=SITE,
             definitions=[page_view],
             start=utc(2026, 11, 9),
             end=utc(2026, 11, 16),
@@ -220,6 +240,7 @@ def test_totals_compare_with_the_previous_period_given(page_view):
     record(page_view, "/", utc(2026, 12, 1, 22), 140)
     record(page_view, "/", utc(2026, 12, 2, 1), 50)
     result = counters.totals(
+        site=SITE,
         definitions=[page_view],
         start=utc(2026, 12, 2),
         end=utc(2026, 12, 2, 3),
@@ -233,11 +254,11 @@ def test_live_count_of_one_identifier(page_view):
     now = utc(2026, 11, 23, 14, 30, 20)
     record(page_view, "/a", now, 2)
     record(page_view, "/b", now, 3)
-    assert counters.live_count(definitions=[page_view], identifier="/a", now=now) == 2
+    assert counters.live_count(site=SITE, definitions=[page_view], identifier="/a", now=now) == 2
 
 
 def test_totals_of_an_empty_period_are_zero_with_no_change(page_view):
-    result = counters.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+    result = counters.totals(site=SITE, definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
     assert (result.current, result.previous, result.change) == (0, 0, None)
     assert (result.previous_start, result.previous_end) == (utc(2026, 11, 2), utc(2026, 11, 9))
 
@@ -245,14 +266,16 @@ def test_totals_of_an_empty_period_are_zero_with_no_change(page_view):
 def test_totals_change_is_relative_to_the_previous_period(page_view):
     record(page_view, "/", utc(2026, 11, 5), 40)
     record(page_view, "/", utc(2026, 11, 12), 30)
-    result = counters.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
+    result = counters.totals(site=SITE, definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
     assert result.change == pytest.approx(-0.25)
 
 
 def test_totals_for_one_identifier(page_view):
     record(page_view, "/a", utc(2026, 11, 12), 3)
     record(page_view, "/b", utc(2026, 11, 12), 5)
-    result = counters.totals(definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16), identifier="/b")
+    result = counters.totals(
+        site=SITE, definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16), identifier="/b"
+    )
     assert (result.current, result.previous) == (5, 0)
 
 
@@ -268,7 +291,7 @@ def test_a_type_keeping_only_days_is_summed_over_months_through_totals(daily_onl
     record(daily_only, "/", utc(2026, 10, 15, 12), 3)
     record(daily_only, "/", utc(2026, 11, 30, 23), 4)
     record(daily_only, "/", utc(2026, 12, 1), 100)  # the day after: left out
-    result = counters.totals(definitions=[daily_only], start=utc(2026, 9, 1), end=utc(2026, 12, 1))
+    result = counters.totals(site=SITE, definitions=[daily_only], start=utc(2026, 9, 1), end=utc(2026, 12, 1))
     assert (result.current, result.previous) == (9, 100)
 
 
@@ -277,7 +300,7 @@ def test_a_type_keeping_only_days_is_summed_through_top_identifiers(daily_only):
     record(daily_only, "/b", utc(2026, 10, 15, 12), 3)
     record(daily_only, "/a", utc(2026, 11, 30, 23), 4)
     record(daily_only, "/a", utc(2026, 12, 1), 100)
-    top = counters.top_identifiers(definitions=[daily_only], start=utc(2026, 9, 1), end=utc(2026, 12, 1))
+    top = counters.top_identifiers(site=SITE, definitions=[daily_only], start=utc(2026, 9, 1), end=utc(2026, 12, 1))
     assert top == [("/a", 6), ("/b", 3)]
 
 
@@ -286,14 +309,16 @@ def test_types_with_different_granularities_are_summed_over_what_both_keep(page_
     record(page_view, "/a", utc(2026, 9, 2, 5), 2)
     record(daily_only, "/a", utc(2026, 9, 3, 7), 3)
     definitions = [page_view, daily_only]
-    assert counters.totals(definitions=definitions, start=utc(2026, 9, 1), end=utc(2026, 10, 1)).current == 5
-    assert counters.top_identifiers(definitions=definitions, start=utc(2026, 9, 1), end=utc(2026, 10, 1)) == [("/a", 5)]
+    assert counters.totals(site=SITE, definitions=definitions, start=utc(2026, 9, 1), end=utc(2026, 10, 1)).current == 5
+    assert counters.top_identifiers(
+        site=SITE, definitions=definitions, start=utc(2026, 9, 1), end=utc(2026, 10, 1)
+    ) == [("/a", 5)]
 
 
 def test_top_identifiers_lists_ten_by_default_most_first_ties_by_name(page_view):
     for i in range(12):
         record(page_view, f"/p{i:02}", utc(2026, 11, 2), 1 + i // 2)
-    top = counters.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3))
+    top = counters.top_identifiers(site=SITE, definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3))
     assert top == [
         ("/p10", 6),
         ("/p11", 6),
@@ -312,9 +337,11 @@ def test_top_identifiers_filter_is_case_insensitive_and_leaves_out_the_total_row
     record(page_view, "/Docs/a", utc(2026, 11, 2), 2)
     record(page_view, "/blog", utc(2026, 11, 2), 1)
     assert counters.top_identifiers(
-        definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs"
+        site=SITE, definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3), contains="docs"
     ) == [("/Docs/a", 2)]
-    assert counters.top_identifiers(definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3)) == [
+    assert counters.top_identifiers(
+        site=SITE, definitions=[page_view], start=utc(2026, 11, 1), end=utc(2026, 11, 3)
+    ) == [
         ("/Docs/a", 2),
         ("/blog", 1),
     ]
@@ -326,12 +353,12 @@ def test_top_identifiers_up_to_a_future_end_count_this_years_hits(page_view, mon
     record(page_view, "/a", utc(2026, 10, 24, 9), 2)
     record(page_view, "/a", utc(2026, 11, 23, 14, 5), 1)
     record(page_view, "/a", utc(2026, 10, 23, 23), 50)  # before the range
-    top = counters.top_identifiers(definitions=[page_view], start=utc(2026, 10, 24), end=utc(2026, 11, 24))
+    top = counters.top_identifiers(site=SITE, definitions=[page_view], start=utc(2026, 10, 24), end=utc(2026, 11, 24))
     assert top == [("/a", 3)]
 
 
 def test_live_count_is_zero_when_nothing_happened(page_view):
-    assert counters.live_count(definitions=[page_view], now=utc(2026, 11, 23, 14, 30)) == 0
+    assert counters.live_count(site=SITE, definitions=[page_view], now=utc(2026, 11, 23, 14, 30)) == 0
 
 
 @pytest.fixture
@@ -344,9 +371,9 @@ def test_live_window_starts_at_the_minute_four_minutes_before_now(minutely):
     record(minutely, "/", utc(2026, 11, 23, 14, 26), 3)  # first second of the window
     record(minutely, "/", utc(2026, 11, 23, 14, 25, 59), 7)  # last second before it
     record(minutely, "/", utc(2026, 11, 23, 14, 30, 19), 1)
-    assert counters.live_count(definitions=[minutely], now=now) == 4
-    assert counters.live_count(definitions=[minutely], now=now, minutes=1) == 1
-    assert counters.live_count(definitions=[minutely], now=now, minutes=6) == 11
+    assert counters.live_count(site=SITE, definitions=[minutely], now=now) == 4
+    assert counters.live_count(site=SITE, definitions=[minutely], now=now, minutes=1) == 1
+    assert counters.live_count(site=SITE, definitions=[minutely], now=now, minutes=6) == 11
 
 
 def test_live_count_sums_only_the_types_keeping_minutes_now(minutely, signup, monkeypatch):
@@ -354,8 +381,10 @@ def test_live_count_sums_only_the_types_keeping_minutes_now(minutely, signup, mo
     monkeypatch.setattr(counters.timezone, "now", lambda: now)
     record(minutely, "/", utc(2026, 11, 23, 14, 29), 2)
     # minute rows left from when sign-ups kept minutes: no longer part of "live now"
-    aggregates_add(increments=increments_for(hits=[Hit(signup.pk, (G.MINUTE,), "")] * 5, received_at=now))
-    assert counters.live_count(definitions=[signup, minutely]) == 2
+    aggregates_add(
+        increments=increments_for(hits=[Hit(first_site().pk, signup.pk, (G.MINUTE,), "")] * 5, received_at=now)
+    )
+    assert counters.live_count(site=SITE, definitions=[signup, minutely]) == 2
 
 
 def test_series_starts_at_the_bucket_holding_start_counts_only_its_part_inside_and_leaves_out_end(page_view):
@@ -364,7 +393,7 @@ def test_series_starts_at_the_bucket_holding_start_counts_only_its_part_inside_a
     record(page_view, "/", utc(2026, 11, 2, 1), 5)
     record(page_view, "/", utc(2026, 11, 2, 2), 9)
     got = counters.series(
-        definitions=[page_view], granularity=G.HOUR, start=utc(2026, 11, 1, 23, 30), end=utc(2026, 11, 2, 2)
+        site=SITE, definitions=[page_view], granularity=G.HOUR, start=utc(2026, 11, 1, 23, 30), end=utc(2026, 11, 2, 2)
     )
     assert got == [(utc(2026, 11, 1, 23), 3), (utc(2026, 11, 2), 0), (utc(2026, 11, 2, 1), 5)]
 
@@ -375,10 +404,13 @@ def test_browser_list_is_most_first_ties_by_name_and_merges_versions_of_one_labe
     firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
     firefox_other_os = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
     at = utc(2026, 11, 2)
-    group = ErrorGroup.objects.create(definition=page_view, fingerprint="f", title="E", first_seen=at, last_seen=at)
+    group = ErrorGroup.objects.create(
+        site_id=SITE, definition=page_view, fingerprint="f", title="E", first_seen=at, last_seen=at
+    )
     for user_agent, n in [("curl/8.0", 2), (firefox, 1), (firefox_other_os, 1), ("Opera/9.80", 2), ("", 1)]:
         BeaconEvent.objects.bulk_create(
-            [BeaconEvent(definition=page_view, error_group=group, received_at=at, user_agent=user_agent)] * n
+            [BeaconEvent(site_id=SITE, definition=page_view, error_group=group, received_at=at, user_agent=user_agent)]
+            * n
         )
     assert error_groups.error_browsers(group=group) == [
         ("Firefox 133", 2),
@@ -392,12 +424,34 @@ def test_browser_list_is_most_first_ties_by_name_and_merges_versions_of_one_labe
 def test_totals_and_top_identifiers_take_definition_ids(page_view):
     record(page_view, "/a", utc(2026, 11, 12), 3)
     ids = [page_view.pk]
-    assert counters.totals(definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)).current == 3
-    assert counters.top_identifiers(definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)) == [("/a", 3)]
+    assert counters.totals(site=SITE, definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)).current == 3
+    assert counters.top_identifiers(site=SITE, definitions=ids, start=utc(2026, 11, 9), end=utc(2026, 11, 16)) == [
+        ("/a", 3)
+    ]
 
 
 def test_totals_of_a_type_keeping_minutes_are_read_in_whole_hours(minutely):
     record(minutely, "/", utc(2026, 11, 22, 14, 5), 2)  # in the hour the range starts within
     record(minutely, "/", utc(2026, 11, 22, 13, 59), 7)  # the hour before: left out
-    result = counters.totals(definitions=[minutely], start=utc(2026, 11, 22, 14, 30), end=utc(2026, 11, 23, 14))
+    result = counters.totals(
+        site=SITE, definitions=[minutely], start=utc(2026, 11, 22, 14, 30), end=utc(2026, 11, 23, 14)
+    )
     assert result.current == 2
+
+
+def test_every_read_counts_only_its_own_sites_counters(page_view):
+    from beacons.models import Site
+
+    other = Site.objects.create(domain="other.example.com", name="Other")
+    record(page_view, "/a", utc(2026, 11, 12, 10), 3)
+    record(page_view, "/a", utc(2026, 11, 12, 10), 5, site=other)
+    record(page_view, "/b", utc(2026, 11, 12, 10), 7, site=other)
+    span = {"start": utc(2026, 11, 9), "end": utc(2026, 11, 16)}
+    for site, total, pages in ((SITE, 3, [("/a", 3)]), (other, 12, [("/b", 7), ("/a", 5)])):
+        assert counters.totals(site=site, definitions=[page_view], **span).current == total
+        assert counters.top_identifiers(site=site, definitions=[page_view], **span) == pages
+        assert (
+            sum(n for _, n in counters.series(site=site, definitions=[page_view], granularity=G.DAY, **span)) == total
+        )
+        [(_, _, points)] = counters.series_of_top_definitions(site=site, granularity=G.DAY, limit=5, **span)
+        assert sum(n for _, n in points) == total

@@ -9,12 +9,14 @@ from django.utils import timezone
 from beacons.counting.increments import Hit, aggregates_add, increments_for
 from beacons.models import BeaconDefinition
 
+from .conftest import first_site
+
 pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/beacons/beacondefinition/"
 
 
 def record(definition, at, n):
-    hits = [Hit(definition.pk, tuple(definition.granularity_codes), "/x")] * n
+    hits = [Hit(first_site().pk, definition.pk, tuple(definition.granularity_codes), "/x")] * n
     aggregates_add(increments=increments_for(hits=hits, received_at=at))
 
 

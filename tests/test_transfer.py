@@ -24,6 +24,8 @@ from beacons.queries import counters
 from beacons.transfer import formats, imports
 from beacons.transfer.resources import DEFINITION_COLUMNS
 
+from .conftest import first_site
+
 pytestmark = pytest.mark.django_db
 UTC = UTC
 FORMULAS = ['=HYPERLINK("http://evil","x")', "+1+2", "-3", "@SUM(A1)", "\tTab", "'=quoted", "''+twice", "'plain"]
@@ -35,7 +37,7 @@ def utc(*args):
 
 
 def record(definition, identifier, at, n=1):
-    hits = [Hit(definition.pk, tuple(definition.granularity_codes), identifier)] * n
+    hits = [Hit(first_site().pk, definition.pk, tuple(definition.granularity_codes), identifier)] * n
     aggregates_add(increments=increments_for(hits=hits, received_at=at))
 
 
@@ -60,11 +62,15 @@ def import_file(path, mode, *args):
     return out.getvalue(), err.getvalue()
 
 
+# Files written before sites had no site column: they still import, into the first site.
+COLUMNS_WITHOUT_SITE = formats.AGGREGATE_COLUMNS[1:]
+
+
 def write_csv(tmp_path, rows, name="in.csv"):
     path = tmp_path / name
     with open(path, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
-        writer.writerow(formats.AGGREGATE_COLUMNS)
+        writer.writerow(COLUMNS_WITHOUT_SITE)
         writer.writerows(rows)
     return path
 
@@ -243,7 +249,7 @@ def test_period_starts_are_written_and_read_in_the_beacons_time_zone(page_view, 
 
 def test_formula_identifiers_are_neutralised_in_csv_cells(traffic, tmp_path):
     rows = list(csv.reader(io.StringIO(export(tmp_path, "csv").read_text(encoding="utf-8"))))
-    identifiers = {row[1] for row in rows[1:]}
+    identifiers = {row[2] for row in rows[1:]}
     assert "'" + FORMULAS[0] in identifiers
     assert "''=quoted" in identifiers and "'''+twice" in identifiers and "'plain" in identifiers
     assert not any(cell[:1] in "=+-@\t\r" and cell for row in rows for cell in row)
@@ -252,7 +258,7 @@ def test_formula_identifiers_are_neutralised_in_csv_cells(traffic, tmp_path):
 
 def test_formula_identifiers_are_text_cells_in_xlsx(traffic, tmp_path):
     sheet = openpyxl.load_workbook(export(tmp_path, "xlsx")).active
-    cells = [row[1] for row in sheet.iter_rows(min_row=2)]
+    cells = [row[2] for row in sheet.iter_rows(min_row=2)]
     assert all(cell.data_type != "f" for cell in cells)
     assert "'" + FORMULAS[0] in {cell.value for cell in cells}
     assert set(UNICODE) <= {cell.value for cell in cells}
@@ -373,7 +379,7 @@ def test_admin_import_page_offers_mode_and_example_files(admin_client, db):
     assert 'name="mode"' in page and "replace" in page
     example = admin_client.get(reverse("admin:beacons_beaconaggregate_import_example", args=["csv"]))
     content = b"".join(example.streaming_content)
-    assert content.startswith(b"event_type,identifier,granularity,period_start,count")
+    assert content.startswith(b"site,event_type,identifier,granularity,period_start,count")
     preview = admin_upload(admin_client, content, "csv")
     assert "4 new" in preview.content.decode()
 
@@ -434,7 +440,12 @@ def test_last_months_daily_page_views_survive_an_xlsx_trip_through_the_admin(adm
     def chart():
         return {
             identifier: counters.series(
-                definitions=[page_view], granularity=G.DAY, start=last_month, end=this_month, identifier=identifier
+                site=first_site(),
+                definitions=[page_view],
+                granularity=G.DAY,
+                start=last_month,
+                end=this_month,
+                identifier=identifier,
             )
             for identifier in ["", "/page/0", "/page/1", "/page/2", "/page/3"]
         }
@@ -442,7 +453,7 @@ def test_last_months_daily_page_views_survive_an_xlsx_trip_through_the_admin(adm
     expected = chart()
     content = admin_export(admin_client, "xlsx", query)
     sheet = openpyxl.load_workbook(io.BytesIO(content)).active
-    assert {row[2] for row in sheet.iter_rows(min_row=2, values_only=True)} == {"day"}
+    assert {row[3] for row in sheet.iter_rows(min_row=2, values_only=True)} == {"day"}
 
     BeaconAggregate.objects.all().delete()
     preview = admin_upload(admin_client, content, "xlsx", mode="replace")
@@ -482,7 +493,7 @@ def test_staff_who_may_only_view_counts_can_export_but_not_import(client, django
     user.user_permissions.add(Permission.objects.get(codename="view_beaconaggregate"))
     client.force_login(user)
     assert client.get(admin_url("import")).status_code == 403
-    assert admin_export(client, "csv").startswith(b"event_type,")
+    assert admin_export(client, "csv").startswith(b"site,event_type,")
 
 
 def test_export_command_writes_to_standard_output_with_filters(traffic):
@@ -500,11 +511,12 @@ def test_export_command_writes_to_standard_output_with_filters(traffic):
     )
     header, *rows = csv.reader(io.StringIO(out.getvalue()))
     assert header == list(formats.AGGREGATE_COLUMNS)
+    site = first_site().domain
     assert sorted(rows) == [
-        ["signup", "", "day", "2026-11-01T00:00:00+00:00", "4"],
-        ["signup", "", "hour", "2026-11-01T12:00:00+00:00", "4"],
-        ["signup", "newsletter", "day", "2026-11-01T00:00:00+00:00", "4"],
-        ["signup", "newsletter", "hour", "2026-11-01T12:00:00+00:00", "4"],
+        [site, "signup", "", "day", "2026-11-01T00:00:00+00:00", "4"],
+        [site, "signup", "", "hour", "2026-11-01T12:00:00+00:00", "4"],
+        [site, "signup", "newsletter", "day", "2026-11-01T00:00:00+00:00", "4"],
+        [site, "signup", "newsletter", "hour", "2026-11-01T12:00:00+00:00", "4"],
     ]
 
 
@@ -561,7 +573,7 @@ def xlsx_with_padding(padding: int, count: int = 3) -> bytes:
     (valid XML that deflates ~1000:1: a zip bomb when large)."""
     book = openpyxl.Workbook()
     sheet = book.active
-    sheet.append(list(formats.AGGREGATE_COLUMNS))
+    sheet.append(list(COLUMNS_WITHOUT_SITE))
     sheet.append(["page_view", "/a", "day", "2026-11-01T00:00:00+00:00", count])
     plain = io.BytesIO()
     book.save(plain)
@@ -670,7 +682,7 @@ def test_a_merge_past_the_largest_count_is_a_row_error(page_view, tmp_path, stor
     day = utc(2026, 11, 1)
     if stored is not None:
         BeaconAggregate.objects.create(
-            definition=page_view, identifier="/", granularity=G.DAY, period_start=day, count=stored
+            site=first_site(), definition=page_view, identifier="/", granularity=G.DAY, period_start=day, count=stored
         )
     rows = [["page_view", "/", "day", "2026-11-01T00:00:00+00:00", str(imports.MAX_COUNT)]] * 2
     path = write_csv(tmp_path, rows if stored is None else rows[:1])
@@ -792,3 +804,52 @@ def test_admin_import_lists_each_bad_row_in_words_not_only_on_hover(admin_client
 def test_admin_import_explains_merge_and_replace_with_an_example(admin_client, db):
     page = " ".join(admin_client.get(admin_url("import")).content.decode().split())
     assert "Merge makes it 150" in page and "replace makes it 30" in page
+
+
+# --- sites ------------------------------------------------------------------------------
+
+
+def test_counts_export_and_import_by_site_domain_and_a_file_without_sites_lands_in_the_first(page_view, tmp_path):
+    from beacons.models import Site
+
+    shop = Site.objects.create(domain="shop.example.com", name="Shop")
+    rows = [
+        ["shop.example.com", "page_view", "/cart", "day", "2026-11-01T00:00:00+00:00", "5"],
+        ["", "page_view", "/cart", "day", "2026-11-01T00:00:00+00:00", "2"],  # blank: the first site
+        ["SHOP.example.com", "page_view", "/cart", "day", "2026-11-01T00:00:00+00:00", "1"],
+    ]
+    path = tmp_path / "sites.csv"
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([formats.AGGREGATE_COLUMNS, *rows])
+    out, err = import_file(path, "merge")
+    assert "2 new, 1 updated" in out, err
+    stored = {
+        (row.site.domain, row.count)
+        for row in BeaconAggregate.objects.filter(identifier="/cart").select_related("site")
+    }
+    assert stored == {("shop.example.com", 6), (first_site().domain, 2)}
+    legacy = write_csv(tmp_path, [["page_view", "/old", "day", "2026-11-01T00:00:00+00:00", "3"]], name="old.csv")
+    import_file(legacy, "merge")
+    assert BeaconAggregate.objects.get(identifier="/old").site == first_site()
+
+    out = io.StringIO()
+    call_command("beacons_export", "--site", shop.domain, stdout=out, stderr=io.StringIO())
+    header, *exported = csv.reader(io.StringIO(out.getvalue()))
+    assert exported == [["shop.example.com", "page_view", "/cart", "day", "2026-11-01T00:00:00+00:00", "6"]]
+    with pytest.raises(CommandError, match="no site"):
+        call_command("beacons_export", "--site", "nope.example.com", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_an_unknown_or_malformed_site_is_a_row_error_and_nothing_is_written(page_view, tmp_path):
+    rows = [
+        ["blog.example.com", "page_view", "/", "day", "2026-11-01T00:00:00+00:00", "5"],
+        ["https://x.example/", "page_view", "/", "day", "2026-11-01T00:00:00+00:00", "5"],
+        ["", "page_view", "/", "day", "2026-11-01T00:00:00+00:00", "5"],
+    ]
+    path = tmp_path / "bad-sites.csv"
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([formats.AGGREGATE_COLUMNS, *rows])
+    out, err = import_file(path, "merge")
+    assert "row 1: site: unknown site 'blog.example.com'" in err
+    assert "row 2: site:" in err and "without http://" in err
+    assert not BeaconAggregate.objects.exists()

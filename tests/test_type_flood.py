@@ -11,6 +11,8 @@ from beacons.models import BeaconDefinition
 from dashboard.error_views import ERROR_TYPES_SHOWN
 from dashboard.views import TYPE_CHOICES_LIMIT, TYPE_SEARCH_LIMIT
 
+from .conftest import first_site
+
 pytestmark = pytest.mark.django_db
 
 
@@ -27,7 +29,7 @@ def test_type_search_finds_types_beyond_the_listed_choices_at_most_twenty(admin_
     html = admin_client.get(reverse("dashboard:type_search"), {"types": "JUNK02", "range": "7d"}).content.decode()
     assert html.count("<li>") == TYPE_SEARCH_LIMIT
     assert "Junk 0200" in html and "Junk 0219" in html and "Junk 0220" not in html
-    assert "?type=junk0200&amp;range=7d" in html  # the dashboard showing it, the dates kept
+    assert "&amp;type=junk0200&amp;range=7d" in html  # the dashboard showing it, the dates kept
     html = admin_client.get(reverse("dashboard:type_search"), {"types": "junk0249"}).content.decode()
     assert html.count("<li>") == 1 and "<code>junk0249</code>" in html
 
@@ -49,6 +51,7 @@ def test_type_search_checks_the_dashboard_permission(client, django_user_model, 
         user = django_user_model.objects.create_user("u", password="pw", is_staff=who != "non_staff")
         if who == "staff_view":
             user.user_permissions.add(Permission.objects.get(codename="view_beaconaggregate"))
+            user.beacon_sites.add(first_site())  # a member of the site it asks about
         client.force_login(user)
     response = client.get(reverse("dashboard:type_search"), {"types": "secret"})
     assert response.status_code == status

@@ -144,7 +144,7 @@ def batch_part_ids(batch_id: str, keys: int) -> list[str]:
 @dataclass
 class _PartTally:
     keys: int = 0
-    totals: Counter = field(default_factory=Counter)  # (definition_id, granularity) -> hits in its "" rows
+    totals: Counter = field(default_factory=Counter)  # (site_id, definition_id, granularity) -> hits in its "" rows
 
     def add(self, chunk: FieldsChunk) -> None:
         self.keys += len(chunk)
@@ -262,13 +262,13 @@ def drain_batches_purge(*, older_than: timedelta = timedelta(days=7), client=Non
     return deleted
 
 
-def hits_from_totals(totals: Mapping[tuple[int, str], int]) -> int:
-    """Hits behind a batch, from the sums of its "" rows per (definition_id, granularity): each
-    hit adds 1 to its definition's "" row in every granularity the definition keeps."""
-    per_definition: dict[int, int] = {}
-    for (definition_id, _granularity), n in totals.items():
-        per_definition[definition_id] = max(per_definition.get(definition_id, 0), n)
-    return sum(per_definition.values())
+def hits_from_totals(totals: Mapping[tuple[int, int, str], int]) -> int:
+    """Hits behind a batch, from the sums of its "" rows per (site_id, definition_id, granularity):
+    each hit adds 1 to its site's and definition's "" row in every granularity the definition keeps."""
+    per_series: dict[tuple[int, int], int] = {}
+    for (site_id, definition_id, _granularity), n in totals.items():
+        per_series[(site_id, definition_id)] = max(per_series.get((site_id, definition_id), 0), n)
+    return sum(per_series.values())
 
 
 def drain_with_retries(

@@ -1,6 +1,6 @@
 """The Redis counter format: key names, the field of a counter, its decoding, COPY text and drain part.
 
-A counter lives in the live hash as one field, ``definition_id|granularity|epoch seconds|identifier``
+A counter lives in the live hash as one field, ``site_id|definition_id|granularity|epoch seconds|identifier``
 (the identifier goes last as it may hold ``|``), whose value is the count. The sinks write it,
 the drain reads it back; nothing else knows the layout.
 """
@@ -16,6 +16,7 @@ from beacons.text import storable_text
 
 _SEPARATOR = b"|"
 _SEPARATOR_BYTE = ord("|")
+_KEY_SEPARATORS = 4  # the ones before the identifier, which may hold more
 _COPY_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"))
 
 
@@ -32,21 +33,23 @@ def drain_batch_key(prefix: str, batch_id: str) -> str:
 
 def field_encode(key: CounterKey) -> bytes:
     """The hash field of a counter key."""
-    definition_id, identifier, granularity, start = key
-    return f"{definition_id}|{granularity}|{int(start.timestamp())}|{identifier}".encode("utf-8", "surrogatepass")
+    site_id, definition_id, identifier, granularity, start = key
+    return f"{site_id}|{definition_id}|{granularity}|{int(start.timestamp())}|{identifier}".encode(
+        "utf-8", "surrogatepass"
+    )
 
 
 def field_decode(field: bytes, n: bytes | int) -> CounterRow:
-    """Inverse of ``field_encode``, with the count: (definition_id, identifier, granularity,
+    """Inverse of ``field_encode``, with the count: (site_id, definition_id, identifier, granularity,
     epoch seconds, n). Undecodable bytes and NUL (never written by ingest, and refused by
     PostgreSQL) become U+FFFD rather than block a drain."""
-    definition_id, granularity, epoch, identifier = field.split(_SEPARATOR, 3)
-    return int(definition_id), storable_text(identifier), granularity.decode(), int(epoch), int(n)
+    site_id, definition_id, granularity, epoch, identifier = field.split(_SEPARATOR, _KEY_SEPARATORS)
+    return int(site_id), int(definition_id), storable_text(identifier), granularity.decode(), int(epoch), int(n)
 
 
 def copy_text(fields: list[bytes], counts: list[bytes]) -> bytes:
-    """Fields and their counts as lines of PostgreSQL's text ``COPY``: definition_id, granularity,
-    epoch, identifier, count, tab-separated.
+    """Fields and their counts as lines of PostgreSQL's text ``COPY``: site_id, definition_id,
+    granularity, epoch, identifier, count, tab-separated.
 
     A drain sends millions of these, so the work is a few passes over the whole chunk rather
     than per field: escaping, and checking the text is UTF-8 without NUL (always so for what
@@ -65,10 +68,10 @@ def copy_text(fields: list[bytes], counts: list[bytes]) -> bytes:
     for char, escaped in _COPY_ESCAPES:
         if char in blob:
             blob = blob.replace(char, escaped)
-    if blob.count(_SEPARATOR) == 3 * len(fields):
+    if blob.count(_SEPARATOR) == _KEY_SEPARATORS * len(fields):
         columns = blob.replace(_SEPARATOR, b"\t").split(b"\x00")
-    else:  # some identifier holds "|": only the first three of a field are separators
-        columns = [f.replace(_SEPARATOR, b"\t", 3) for f in blob.split(b"\x00")]
+    else:  # some identifier holds "|": only the first four of a field are separators
+        columns = [f.replace(_SEPARATOR, b"\t", _KEY_SEPARATORS) for f in blob.split(b"\x00")]
     return b"".join(chain.from_iterable(zip(columns, repeat(b"\t"), counts, repeat(b"\n"))))
 
 
@@ -81,13 +84,14 @@ def part_indexes(fields: Iterable[bytes], parts: int) -> list[int]:
     return [0 if f[-1] == _SEPARATOR_BYTE else crc32(f) % parts for f in fields]
 
 
-def totals_by_series(pairs: Iterable[tuple[bytes, bytes]]) -> Counter[tuple[int, str]]:
-    """The counts of the "" total fields among (field, count) pairs, summed per (definition_id,
-    granularity). A total field is the one whose identifier, after the third ``|``, is empty."""
-    totals: Counter[tuple[int, str]] = Counter()
-    for field, n in [(f, n) for f, n in pairs if f[-1] == _SEPARATOR_BYTE and f.count(_SEPARATOR) == 3]:
-        definition_id, granularity, _epoch, _identifier = field.split(_SEPARATOR, 3)
-        totals[(int(definition_id), granularity.decode())] += int(n)
+def totals_by_series(pairs: Iterable[tuple[bytes, bytes]]) -> Counter[tuple[int, int, str]]:
+    """The counts of the "" total fields among (field, count) pairs, summed per (site_id,
+    definition_id, granularity). A total field is the one whose identifier, after the fourth
+    ``|``, is empty."""
+    totals: Counter[tuple[int, int, str]] = Counter()
+    for field, n in [(f, n) for f, n in pairs if f[-1] == _SEPARATOR_BYTE and f.count(_SEPARATOR) == _KEY_SEPARATORS]:
+        site_id, definition_id, granularity, _epoch, _identifier = field.split(_SEPARATOR, _KEY_SEPARATORS)
+        totals[(int(site_id), int(definition_id), granularity.decode())] += int(n)
     return totals
 
 

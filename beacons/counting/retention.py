@@ -9,7 +9,7 @@ from django.db import transaction
 
 from beacons.counting.buckets import bucket_ceiling, bucket_start
 from beacons.counting.increments import CounterKey, aggregates_add, increments_add_hits
-from beacons.models import FINE_GRANULARITIES, BeaconAggregate, BeaconDefinition, BeaconEvent, Granularity
+from beacons.models import FINE_GRANULARITIES, BeaconAggregate, BeaconDefinition, BeaconEvent, Granularity, Site
 
 
 @dataclass(frozen=True)
@@ -24,17 +24,33 @@ def retention_purge(*, now: datetime, dry_run: bool = False) -> list[Removed]:
     ``fine_retention_days``. Hour and coarser counts are never purged."""
     removed: list[Removed] = []
     with transaction.atomic():
+        # The indexes start with the site: one statement per site reads only what it deletes.
+        site_ids = list(Site.objects.order_by("pk").values_list("pk", flat=True))
         for definition in BeaconDefinition.objects.order_by("slug"):
-            events = BeaconEvent.objects.filter(
-                definition=definition, received_at__lt=now - timedelta(days=definition.raw_retention_days)
+            raw_cutoff = now - timedelta(days=definition.raw_retention_days)
+            events = sum(
+                _delete(
+                    BeaconEvent.objects.filter(site_id=site_id, definition=definition, received_at__lt=raw_cutoff),
+                    dry_run,
+                )
+                for site_id in site_ids
             )
-            removed.append(Removed(definition.slug, "single events", _delete(events, dry_run)))
+            removed.append(Removed(definition.slug, "single events", events))
             fine_cutoff = now - timedelta(days=definition.fine_retention_days)
             for granularity in sorted(FINE_GRANULARITIES):
-                rows = BeaconAggregate.objects.filter(
-                    definition=definition, granularity=granularity, period_start__lt=fine_cutoff
+                rows = sum(
+                    _delete(
+                        BeaconAggregate.objects.filter(
+                            site_id=site_id,
+                            definition=definition,
+                            granularity=granularity,
+                            period_start__lt=fine_cutoff,
+                        ),
+                        dry_run,
+                    )
+                    for site_id in site_ids
                 )
-                removed.append(Removed(definition.slug, Granularity(granularity).label, _delete(rows, dry_run)))
+                removed.append(Removed(definition.slug, Granularity(granularity).label, rows))
         # Counts the direct sink wrote for a type in the moment it was being deleted.
         orphans = BeaconAggregate.objects.exclude(definition_id__in=BeaconDefinition.objects.values("pk"))
         removed.append(Removed("(deleted types)", "counts", _delete(orphans, dry_run)))
@@ -82,6 +98,7 @@ def aggregates_rebuild(
     each time ``n`` more single events have been read (progress display).
     """
     written: dict[str, int] = {}
+    site_ids = list(Site.objects.order_by("pk").values_list("pk", flat=True))  # every read below starts with the site
     with transaction.atomic():
         for definition in definitions:
             if not definition.keep_raw:
@@ -89,19 +106,25 @@ def aggregates_rebuild(
             windows = {g: whole_buckets(start, end, g) for g in definition.granularity_codes}
             windows = {g: (lo, hi) for g, (lo, hi) in windows.items() if lo < hi}
             increments: Counter[CounterKey] = Counter()
-            for granularity, (lo, hi) in windows.items():
-                rows_delete(
-                    BeaconAggregate.objects.filter(
-                        definition=definition, granularity=granularity, period_start__gte=lo, period_start__lt=hi
+            read = 0
+            for site_id in site_ids:
+                for granularity, (lo, hi) in windows.items():
+                    rows_delete(
+                        BeaconAggregate.objects.filter(
+                            site_id=site_id,
+                            definition=definition,
+                            granularity=granularity,
+                            period_start__gte=lo,
+                            period_start__lt=hi,
+                        )
                     )
-                )
-            if windows:
+                if not windows:
+                    continue
                 lo_all = min(lo for lo, _ in windows.values())
                 hi_all = max(hi for _, hi in windows.values())
                 events = BeaconEvent.objects.filter(
-                    definition=definition, received_at__gte=lo_all, received_at__lt=hi_all
+                    site_id=site_id, definition=definition, received_at__gte=lo_all, received_at__lt=hi_all
                 ).values_list("identifier", "received_at")
-                read = 0
                 for identifier, received_at in events.iterator(chunk_size=5000):
                     read += 1
                     if on_events and read % PROGRESS_EVENTS == 0:
@@ -109,8 +132,10 @@ def aggregates_rebuild(
                     buckets = [
                         (g, bucket_start(received_at, g)) for g, (lo, hi) in windows.items() if lo <= received_at < hi
                     ]
-                    increments_add_hits(increments, definition_id=definition.pk, buckets=buckets, hits={identifier: 1})
-                if on_events and read % PROGRESS_EVENTS:
-                    on_events(read % PROGRESS_EVENTS)
+                    increments_add_hits(
+                        increments, site_id=site_id, definition_id=definition.pk, buckets=buckets, hits={identifier: 1}
+                    )
+            if on_events and read % PROGRESS_EVENTS:
+                on_events(read % PROGRESS_EVENTS)
             written[definition.slug] = aggregates_add(increments=increments)
     return written

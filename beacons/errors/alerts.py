@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import OperationalError, connections, models
 from django.urls import NoReverseMatch, reverse
+from django.utils.http import urlencode
 from django.utils.module_loading import import_string
 
 from beacons.models import BeaconDefinition, ErrorGroup
@@ -204,7 +205,7 @@ def alerts_send_pending(*, group_ids: Iterable[int] | None = None) -> AlertRun:
     Safe to run from several processes at once: a sender takes each alert (clears its
     queued reason) before sending it.
     """
-    pending = ErrorGroup.objects.select_related("definition").exclude(alert_reason="").order_by("pk")
+    pending = ErrorGroup.objects.select_related("site", "definition").exclude(alert_reason="").order_by("pk")
     if group_ids is not None:
         pending = pending.filter(pk__in=list(group_ids))
     run = AlertRun()
@@ -258,9 +259,9 @@ def one_line(text: object, limit: int) -> str:
 
 
 def group_url(group: ErrorGroup) -> str:
-    """The absolute address of the group's page on the staff dashboard (admin if no dashboard)."""
+    """The absolute address of the group's page on the staff dashboard, on its site (admin if no dashboard)."""
     try:
-        path = reverse("dashboard:error_detail", args=[group.pk])
+        path = reverse("dashboard:error_detail", args=[group.pk]) + "?" + urlencode({"site": group.site.domain})
     except NoReverseMatch:
         path = reverse("admin:beacons_errorgroup_change", args=[group.pk])
     return settings.BEACONS_BASE_URL.rstrip("/") + path

@@ -140,10 +140,10 @@ def _as_datetime(value) -> datetime | None:
 _TABLE = ErrorGroup._meta.db_table
 _RESOLVED = ErrorGroup.Status.RESOLVED.value
 _UPSERT = f"""
-INSERT INTO {_TABLE} AS g (definition_id, fingerprint, title, message, culprit, first_seen, last_seen, count, status,
+INSERT INTO {_TABLE} AS g (site_id, definition_id, fingerprint, title, message, culprit, first_seen, last_seen, count, status,
     window_started_at, window_count, alert_reason, alert_attempts, alert_failed_handlers)
 VALUES {{values}}
-ON CONFLICT (definition_id, fingerprint) DO UPDATE SET
+ON CONFLICT (site_id, definition_id, fingerprint) DO UPDATE SET
     count = g.count + EXCLUDED.count,
     message = CASE WHEN EXCLUDED.last_seen >= g.last_seen THEN EXCLUDED.message ELSE g.message END,
     first_seen = CASE WHEN EXCLUDED.first_seen < g.first_seen THEN EXCLUDED.first_seen ELSE g.first_seen END,
@@ -172,14 +172,17 @@ class _Upserted:
     window_count: int
 
 
-def _groups_upsert(*, definition: BeaconDefinition, batches: Sequence[_Batch], window: timedelta) -> list[_Upserted]:
-    """Add each batch to its group (created on first sight; a resolved group reopens) in one statement."""
+def _groups_upsert(
+    *, site_id: int, definition: BeaconDefinition, batches: Sequence[_Batch], window: timedelta
+) -> list[_Upserted]:
+    """Add each batch to its group of the site (created on first sight; a resolved group reopens) in one statement."""
     adapt = connection.ops.adapt_datetimefield_value
     params: list = []
     for batch in batches:  # sorted by fingerprint: concurrent writers lock rows in the same order
         s = batch.signature
         first, last = adapt(batch.first_seen), adapt(batch.last_seen)
         params += [
+            site_id,
             definition.pk,
             s.fingerprint,
             s.title,
@@ -192,7 +195,7 @@ def _groups_upsert(*, definition: BeaconDefinition, batches: Sequence[_Batch], w
         ]
         params += [len(batch.events)]
     window_ends_before = adapt(max(b.last_seen for b in batches) - window)
-    values = ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s,'unresolved',%s,%s,'',0,'[]')"] * len(batches))
+    values = ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s,%s,'unresolved',%s,%s,'',0,'[]')"] * len(batches))
     with connection.cursor() as cursor:
         cursor.execute(_UPSERT.format(values=values), [*params, window_ends_before, window_ends_before])
         rows = cursor.fetchall()
@@ -205,18 +208,18 @@ def _groups_upsert(*, definition: BeaconDefinition, batches: Sequence[_Batch], w
 def error_events_group(*, events: Sequence[BeaconEvent]) -> None:
     """Attach each (unsaved) error event to its ErrorGroup; call inside the transaction that saves them.
 
-    One upsert statement per error definition in the batch (one, in practice), plus one
+    One upsert statement per site and error definition in the batch (one, in practice), plus one
     small UPDATE for a group whose alert is due: at most once per group per cooldown, so
     an error storm costs nothing more. Alerts are queued on the group row and sent after
     the transaction commits (see ``beacons.errors.alerts``); nothing here sends mail or waits
     on the network.
     """
-    by_definition: dict[int, dict[str, _Batch]] = {}
+    by_series: dict[tuple[int, int], dict[str, _Batch]] = {}  # (site_id, definition_id): batches
     definitions: dict[int, BeaconDefinition] = {}
     for event in events:
         signature = error_signature(meta=event.meta)
         definitions[event.definition.pk] = event.definition
-        batches = by_definition.setdefault(event.definition.pk, {})
+        batches = by_series.setdefault((event.site_id, event.definition.pk), {})
         batch = batches.get(signature.fingerprint)
         if batch is None:
             batches[signature.fingerprint] = _Batch(
@@ -230,11 +233,11 @@ def error_events_group(*, events: Sequence[BeaconEvent]) -> None:
 
     due: dict[tuple[str, datetime, timedelta], list[int]] = {}  # (reason, now, cooldown): group ids
     suppressed = alerts.alerts_are_suppressed()
-    for definition_id, batches_by_fingerprint in by_definition.items():
+    for (site_id, definition_id), batches_by_fingerprint in sorted(by_series.items()):
         definition = definitions[definition_id]
         policy = alerts.AlertPolicy.for_definition(definition)
         batches = [batches_by_fingerprint[key] for key in sorted(batches_by_fingerprint)]
-        for row in _groups_upsert(definition=definition, batches=batches, window=policy.window):
+        for row in _groups_upsert(site_id=site_id, definition=definition, batches=batches, window=policy.window):
             batch = batches_by_fingerprint[row.fingerprint]
             for event in batch.events:
                 event.error_group_id = row.id

@@ -34,13 +34,13 @@ def dropped_add(*, reason: str, count: int, day=None) -> None:
         outage_warning("dropped-hits tally (%s +%d) lost, database unreachable: %s", reason, count, exc)
 
 
-def _event_id_claim(event: EventInput, definition: BeaconDefinition, *, claimed: list[str]) -> bool:
+def _event_id_claim(event: EventInput, definition: BeaconDefinition, *, site_id: int, claimed: list[str]) -> bool:
     """False for an event id seen before; a new one is remembered, and its key added to ``claimed``
     (True too for an event without an id, or when the cache is down)."""
     if not event.event_id:
         return True
     digest = hashlib.sha256(event.event_id.encode()).hexdigest()[:32]
-    key = f"beacons:dedupe:{definition.id}:{digest}"
+    key = f"beacons:dedupe:{site_id}:{definition.id}:{digest}"
     try:
         first = cache.add(key, 1, timeout=settings.BEACONS_DEDUPE_SECONDS)
     except Exception as exc:  # a shared cache (CACHE_URL) that is down: count rather than lose the hit
@@ -61,6 +61,7 @@ def _dedupe_release(*, keys: list[str]) -> None:
 
 @dataclass
 class RequestContext:
+    site_id: int
     received_at: datetime
     user_agent: str
     referer: str
@@ -85,7 +86,8 @@ class RequestContext:
 
 
 def events_record(*, events: list[EventInput], context: RequestContext) -> int:
-    """Count validated events and keep raw copies where the definition asks; returns how many counted.
+    """Count validated events for the context's site and keep raw copies where the definition asks;
+    returns how many counted.
 
     Inactive types, unknown types over the auto-registration budget and repeated event ids
     are dropped silently (tallied in DroppedHits). Raises ``registry.UnknownEventType`` in
@@ -107,17 +109,18 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
         if not definition.is_active:
             inactive += 1
             continue
-        if not _event_id_claim(event, definition, claimed=claimed):
+        if not _event_id_claim(event, definition, site_id=context.site_id, claimed=claimed):
             duplicates += 1
             continue
         identifier = identifier_resolve(definition=definition, sent=event.identifier, referer=context.referer)
-        hits.append(Hit(definition.id, tuple(definition.granularity_codes), identifier))
+        hits.append(Hit(context.site_id, definition.id, tuple(definition.granularity_codes), identifier))
         if definition.keep_raw:
             payload = {"meta": event.meta} if event.meta else {}
             if event.event_id:
                 payload["id"] = event.event_id
             raw.append(
                 BeaconEvent(
+                    site_id=context.site_id,
                     definition=definition,
                     received_at=context.received_at,
                     identifier=identifier,

@@ -2,11 +2,9 @@
 
 import base64
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.http.request import validate_host
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
@@ -17,6 +15,7 @@ from beacons.limits import minute_count_add
 from beacons.logs import outage_warning
 from beacons.models import DroppedHits
 from beacons.registry import DB_UNREACHABLE, UnknownEventType
+from beacons.sites import SiteEntry, SiteRefused, origin_allowed_for, origin_allowed_somewhere, site_for_beacon
 from beacons.text import storable_text
 
 TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -36,43 +35,8 @@ def is_bot(user_agent: str) -> bool:
     return bool(_crawler_detect and _crawler_detect.isCrawler(user_agent))
 
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def origin_parts(origin: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) of a web origin, or None when it is not one (another scheme, a
-    path, credentials, a port out of range, ``null``)."""
-    try:
-        parts = urlsplit(origin)
-        port = parts.port
-    except ValueError:  # a port that is not a number or out of 0–65535, a bad IPv6 literal
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.hostname or parts.username is not None or parts.password is not None:
-        return None
-    if parts.path or parts.query or parts.fragment:
-        return None
-    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
-
-
-def origin_allowed(request: HttpRequest, origin: str) -> bool:
-    """A web origin (http or https, a valid port) whose scheme, host and port match an entry
-    of BEACONS_ALLOWED_ORIGINS or the site's own origin, or whose host is in ALLOWED_HOSTS
-    (the site's own names, on any port: a front-end dev server on localhost:3000)."""
-    allowed = settings.BEACONS_ALLOWED_ORIGINS
-    if "*" in allowed:
-        return True
-    parts = origin_parts(origin)
-    if parts is None:
-        return False
-    if any(parts == origin_parts(entry) for entry in allowed):
-        return True
-    if parts == origin_parts(f"{request.scheme}://{request.get_host()}"):
-        return True
-    host = parts[1]
-    return validate_host(
-        f"[{host}]" if ":" in host else host, settings.ALLOWED_HOSTS
-    )  # ALLOWED_HOSTS spells IPv6 in brackets
+def _own_origin(request: HttpRequest) -> str:
+    return f"{request.scheme}://{request.get_host()}"
 
 
 def _cors(response: HttpResponse, origin: str) -> HttpResponse:
@@ -151,15 +115,39 @@ def _rate_limited(context: RequestContext, events: int) -> str:
     return ""
 
 
-def _request_events_record(request: HttpRequest, *, event_type=None, identifier=None, source: str, data=None) -> None:
-    """Count a request's events: bots are dropped (tallied), then parsing, the rate limit and
-    recording. Raises ``Rejected`` with the HTTP status for anything refused."""
+def _site_decide(request: HttpRequest, *, named: object, events: int) -> SiteEntry:
+    """The site the request's events count for (``sites.site_for_beacon``), checked against its
+    Origin. An unknown or inactive site is refused with 403 and its events tallied as dropped."""
+    origin = request.META.get("HTTP_ORIGIN", "")
+    own_origin = _own_origin(request)
+    try:
+        site = site_for_beacon(
+            named=named, origin=origin, referer=request.META.get("HTTP_REFERER", ""), own_origin=own_origin
+        )
+    except SiteRefused as refused:
+        if refused.status == 403:
+            dropped_add(reason=DroppedHits.Reason.UNKNOWN_SITE, count=events)
+        raise Rejected(refused.status, str(refused), "site") from None
+    if origin and not origin_allowed_for(site, origin, own_origin=own_origin):
+        raise Rejected(403, f"origin {origin[:200]} may not send beacons for {site.domain}", "origin")
+    return site
+
+
+def _request_events_record(
+    request: HttpRequest, *, event_type=None, identifier=None, source: str, data=None, site_named=None
+) -> None:
+    """Count a request's events: bots are dropped (tallied), then parsing, the site, the rate
+    limit and recording. Raises ``Rejected`` with the HTTP status for anything refused."""
     user_agent = request.META.get("HTTP_USER_AGENT", "")
     if is_bot(user_agent):
         dropped_add(reason=DroppedHits.Reason.BOT, count=1)
         return None
     events = events_from_data(data if data is not None else {}, event_type=event_type, identifier=identifier)
+    if site_named is None and isinstance(data, dict):
+        site_named = data.get("site")
+    site = _site_decide(request, named=site_named, events=len(events))
     context = RequestContext(
+        site_id=site.id,
         received_at=timezone.now(),
         # Header text is latin-1 decoded and could carry NULs, which PostgreSQL refuses: each becomes U+FFFD.
         user_agent=storable_text(user_agent),
@@ -181,8 +169,11 @@ def _request_events_record(request: HttpRequest, *, event_type=None, identifier=
 def beacon_collect(request: HttpRequest, event_type: str | None = None, identifier: str | None = None) -> HttpResponse:
     """POST /beacon (JSON, text/plain JSON, or a form) and POST /beacon/<type>/<identifier>."""
     origin = request.META.get("HTTP_ORIGIN", "")
-    if origin and not origin_allowed(request, origin):
-        return JsonResponse({"error": f"origin {origin} may not send beacons here", "field": "origin"}, status=403)
+    try:
+        if origin and not origin_allowed_somewhere(origin, own_origin=_own_origin(request)):
+            return JsonResponse({"error": f"origin {origin} may not send beacons here", "field": "origin"}, status=403)
+    except DB_UNREACHABLE:  # the sites are read once per process and then cached: a first request in an outage
+        return _unavailable(origin)
     if request.method == "OPTIONS":
         response = _cors(HttpResponse(status=204), origin)
         response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
@@ -206,12 +197,16 @@ def beacon_collect(request: HttpRequest, event_type: str | None = None, identifi
         _request_events_record(request, event_type=event_type, identifier=identifier, source=source, data=data)
     except Rejected as problem:
         return _reject(problem, origin)
-    except DB_UNREACHABLE:  # the direct sink (or a type not yet cached) needs the database
-        outage_warning("beacon not counted: database unreachable", exc_info=True)
-        response = _reject(Rejected(503, "storage is unavailable, retry later"), origin)
-        response["Retry-After"] = "5"
-        return response
+    except DB_UNREACHABLE:  # the direct sink (or a type or the sites not yet cached) needs the database
+        return _unavailable(origin)
     return _cors(HttpResponse(status=204), origin)
+
+
+def _unavailable(origin: str) -> JsonResponse:
+    outage_warning("beacon not counted: database unreachable", exc_info=True)
+    response = _reject(Rejected(503, "storage is unavailable, retry later"), origin)
+    response["Retry-After"] = "5"
+    return response
 
 
 def _source_name(content_type: str) -> str:
@@ -226,14 +221,20 @@ def _source_name(content_type: str) -> str:
 
 @csrf_exempt  # it never changes state on a POST, PUT or DELETE: those get 405, not a CSRF page
 def beacon_gif(request: HttpRequest, event_type: str) -> HttpResponse:
-    """GET /beacon/<type>.gif?i=<identifier>: a 1×1 GIF for <noscript> and email opens."""
+    """GET /beacon/<type>.gif?i=<identifier>&site=<domain>: a 1×1 GIF for <noscript> and email opens."""
     if request.method not in ("GET", "HEAD"):
         response = JsonResponse({"error": "use GET for the image beacon", "field": "method"}, status=405)
         response["Allow"] = "GET, HEAD"
         return response
     if settings.BEACONS_ENABLED and request.method == "GET":
         try:
-            _request_events_record(request, event_type=event_type, identifier=request.GET.get("i"), source="gif")
+            _request_events_record(
+                request,
+                event_type=event_type,
+                identifier=request.GET.get("i"),
+                source="gif",
+                site_named=request.GET.get("site"),
+            )
         except Rejected as problem:
             return _reject(problem)
         except DB_UNREACHABLE:  # still answer the image: a broken picture helps nobody

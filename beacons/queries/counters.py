@@ -1,4 +1,4 @@
-"""Reads over the counters: the only way the dashboard, exports and APIs see the data.
+"""Reads over the counters of one site: the only way the dashboard, exports and APIs see the data.
 
 Every function here runs one query whose cost grows with the number of buckets asked
 for, never with the number of hits: totals read the "" identifier row, and sums over long
@@ -23,9 +23,14 @@ from beacons.counting.buckets import (
     buckets_between,
     covering_buckets,
 )
-from beacons.models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity
+from beacons.models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity, Site
 
 G = Granularity
+
+
+def site_id_of(site: Site | int) -> int:
+    """Every read is of one site: a ``Site`` or its id."""
+    return site if isinstance(site, int) else site.pk
 
 
 def _ids(definitions: Iterable[BeaconDefinition | int]) -> list[int]:
@@ -49,13 +54,20 @@ def align_range(start: datetime, end: datetime, granularity: str) -> tuple[datet
 
 
 def _bucket_counts(
-    *, ids: list[int], allowed: list[str], granularity: str, start: datetime, end: datetime, identifier: str = ""
+    *,
+    site: Site | int,
+    ids: list[int],
+    allowed: list[str],
+    granularity: str,
+    start: datetime,
+    end: datetime,
+    identifier: str = "",
 ) -> QuerySet:
     """Rows (definition_id, granularity, period_start, total) that add up to each bucket's part
     inside [start, end): whole buckets read their own row, a bucket cut by ``start`` or ``end``
     is summed from the finer rows inside the cut (its part of the period, not the whole bucket)."""
     first_whole, last_whole = bucket_ceiling(start, granularity), bucket_start(end, granularity)
-    scope = {"definition_id__in": ids, "identifier": identifier}
+    scope = {"site_id": site_id_of(site), "definition_id__in": ids, "identifier": identifier}
     finer = [g for g in allowed if GRANULARITY_ORDER.index(g) < GRANULARITY_ORDER.index(granularity)]
     if first_whole < last_whole:
         condition = Q(granularity=granularity, period_start__gte=first_whole, period_start__lt=last_whole, **scope)
@@ -75,6 +87,7 @@ def _bucket_counts(
 
 def series(
     *,
+    site: Site | int,
     definitions: Iterable[BeaconDefinition | int],
     granularity: str,
     start: datetime,
@@ -89,6 +102,7 @@ def series(
     definitions = list(definitions)
     counts: dict[datetime, int] = {}
     rows = _bucket_counts(
+        site=site,
         ids=_ids(definitions),
         allowed=_common_granularities(definitions),
         granularity=granularity,
@@ -103,7 +117,12 @@ def series(
 
 
 def series_by_definition(
-    *, definitions: Iterable[BeaconDefinition | int], granularity: str, start: datetime, end: datetime
+    *,
+    site: Site | int,
+    definitions: Iterable[BeaconDefinition | int],
+    granularity: str,
+    start: datetime,
+    end: datetime,
 ) -> dict[int, list[tuple[datetime, int]]]:
     """Per-definition totals per bucket over [start, end), gap-filled: {definition_id: series}.
 
@@ -112,7 +131,7 @@ def series_by_definition(
     ids = _ids(definitions)
     counts: dict[int, dict[datetime, int]] = {definition_id: {} for definition_id in ids}
     rows = _bucket_counts(
-        ids=ids, allowed=_common_granularities(definitions), granularity=granularity, start=start, end=end
+        site=site, ids=ids, allowed=_common_granularities(definitions), granularity=granularity, start=start, end=end
     )
     for definition_id, row_granularity, moment, total in rows:
         bucket = moment if row_granularity == granularity else bucket_start(moment, granularity)
@@ -125,14 +144,14 @@ OTHER_TYPES = "Other types"
 
 
 def series_of_top_definitions(
-    *, granularity: str, start: datetime, end: datetime, limit: int
+    *, site: Site | int, granularity: str, start: datetime, end: datetime, limit: int
 ) -> list[tuple[str, str, list[tuple[datetime, int]]]]:
     """Totals per bucket over [start, end) of the ``limit`` types counted most in that range
     (by name), then one "Other types" series summing all the rest: [(name, slug, series)],
     the slug "" for "Other types".
 
-    One statement: the range's total rows (``identifier=""``) are read from the covering
-    (identifier, granularity, period_start, definition, count) index, once to rank the types
+    One statement: the site's total rows (``identifier=""``) in the range are read from the covering
+    (site, identifier, granularity, period_start, definition, count) index, once to rank the types
     and once to sum them per bucket into the busiest ones and the rest; only the ``limit``
     busiest are joined to their names. Types with nothing counted in the range are left out,
     and "Other types" when it counted none.
@@ -141,7 +160,7 @@ def series_of_top_definitions(
     sql = f"""
         WITH scope AS (
             SELECT definition_id, period_start, count FROM {table}
-            WHERE identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
+            WHERE site_id = %s AND identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
         ),
         top AS (SELECT definition_id FROM scope GROUP BY definition_id ORDER BY SUM(count) DESC, definition_id LIMIT %s),
         named AS (SELECT id, name, slug FROM {definitions} WHERE id IN (SELECT definition_id FROM top)),
@@ -154,7 +173,7 @@ def series_of_top_definitions(
     """
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
-        cursor.execute(sql, [granularity, adapt(bucket_start(start, granularity)), adapt(end), limit])
+        cursor.execute(sql, [site_id_of(site), granularity, adapt(bucket_start(start, granularity)), adapt(end), limit])
         rows = cursor.fetchall()
     counts: dict[tuple[str, int], dict[datetime, int]] = {}
     slugs: dict[int, str] = {}
@@ -175,7 +194,7 @@ def series_of_top_definitions(
 
 
 def _covering_q(start: datetime, end: datetime, allowed: list[str], *, minutes: bool = False, **scope) -> Q:
-    # ``scope`` (e.g. definition_id__in, identifier) is repeated in every branch, so each
+    # ``scope`` (e.g. site_id, definition_id__in, identifier) is repeated in every branch, so each
     # branch is one index range scan (SQLite's MULTI-INDEX OR, PostgreSQL's BitmapOr)
     # instead of a scan over all of a definition's rows filtered afterwards. Minute rows are
     # read only when asked (``minutes``): they are purged after a few days.
@@ -205,6 +224,7 @@ def _through_now(end: datetime) -> datetime:
 
 def top_identifiers(
     *,
+    site: Site | int,
     definitions: Iterable[BeaconDefinition],
     start: datetime,
     end: datetime,
@@ -212,7 +232,9 @@ def top_identifiers(
     contains: str = "",
 ) -> list[tuple[str, int]]:
     """The identifiers with the most hits over [start, end), most first (ties by name)."""
-    rows = identifiers_compared(definitions=definitions, start=start, end=end, limit=limit, contains=contains)
+    rows = identifiers_compared(
+        site=site, definitions=definitions, start=start, end=end, limit=limit, contains=contains
+    )
     return [(row.identifier, row.count) for row in rows]
 
 
@@ -240,6 +262,7 @@ IDENTIFIER_ORDERS = {"count": ("-current", "identifier"), "change": ("-change", 
 
 def identifiers_compared(
     *,
+    site: Site | int,
     definitions: Iterable[BeaconDefinition],
     start: datetime,
     end: datetime,
@@ -262,7 +285,7 @@ def identifiers_compared(
     stopped); without one, only identifiers counted in [start, end)."""
     definitions = list(definitions)
     allowed = _common_granularities(definitions)
-    scope = {"definition_id__in": _ids(definitions)}
+    scope = {"site_id": site_id_of(site), "definition_id__in": _ids(definitions)}
     current = _covering_q(start, _through_now(end), allowed, **scope)
     compare = previous_start is not None and previous_end is not None
     condition = current
@@ -318,6 +341,7 @@ class Totals:
 
 def totals(
     *,
+    site: Site | int,
     definitions: Iterable[BeaconDefinition],
     start: datetime,
     end: datetime,
@@ -338,7 +362,7 @@ def totals(
     allowed = _common_granularities(definitions)
     if previous_start is None or previous_end is None:
         previous_start, previous_end = start - (end - start), start
-    scope = {"definition_id__in": _ids(definitions), "identifier": identifier}
+    scope = {"site_id": site_id_of(site), "definition_id__in": _ids(definitions), "identifier": identifier}
     minutes = cut_granularity == G.MINUTE
     current = _covering_q(start, end, allowed, **scope)
     previous = _covering_q(previous_start, previous_end, allowed, minutes=minutes, **scope)
@@ -356,7 +380,12 @@ def totals(
 
 
 def live_count(
-    *, definitions: Iterable[BeaconDefinition], identifier: str = "", minutes: int = 5, now: datetime | None = None
+    *,
+    site: Site | int,
+    definitions: Iterable[BeaconDefinition],
+    identifier: str = "",
+    minutes: int = 5,
+    now: datetime | None = None,
 ) -> int | None:
     """Hits (of ``identifier``, or all) in the last ``minutes`` minutes (the current minute
     included), from minute buckets.
@@ -369,6 +398,10 @@ def live_count(
     now = now or timezone.now()
     since = bucket_start(now - timedelta(minutes=minutes - 1), G.MINUTE)
     total = BeaconAggregate.objects.filter(
-        definition_id__in=keeping, identifier=identifier, granularity=G.MINUTE, period_start__gte=since
+        site_id=site_id_of(site),
+        definition_id__in=keeping,
+        identifier=identifier,
+        granularity=G.MINUTE,
+        period_start__gte=since,
     ).aggregate(total=Sum("count"))["total"]
     return total or 0

@@ -1,4 +1,7 @@
-"""Reads of error groups and their kept occurrences, for the error pages and alert mails."""
+"""Reads of error groups and their kept occurrences, for the error pages and alert mails.
+
+Lists are of one site; the reads of one group (its pages, browsers, occurrences) go by the group,
+which belongs to one site."""
 
 from collections.abc import Iterable
 from datetime import datetime
@@ -11,14 +14,17 @@ from beacons.counting.buckets import (
     bucket_zone,
     buckets_between,
 )
-from beacons.models import BeaconEvent, ErrorGroup
+from beacons.models import BeaconEvent, ErrorGroup, Site
 from beacons.models import Granularity as G
+from beacons.queries.counters import site_id_of
 from beacons.useragents import browser_label
 
 
-def error_groups_latest(*, limit: int = 8) -> list[ErrorGroup]:
-    """The most recently seen unresolved error groups with their beacon type, newest first (one query)."""
-    rows = ErrorGroup.objects.select_related("definition").filter(status=ErrorGroup.Status.UNRESOLVED)
+def error_groups_latest(*, site: Site | int, limit: int = 8) -> list[ErrorGroup]:
+    """The site's most recently seen unresolved error groups with their beacon type, newest first (one query)."""
+    rows = ErrorGroup.objects.select_related("definition").filter(
+        site_id=site_id_of(site), status=ErrorGroup.Status.UNRESOLVED
+    )
     return list(rows.order_by("-last_seen")[:limit])
 
 
@@ -29,11 +35,11 @@ BROWSER_USER_AGENTS_READ = 200  # distinct user agents parsed for one group's br
 
 
 def error_groups_filtered(
-    *, status: str = "", page: str = "", since: datetime | None = None, order: str = "last_seen"
+    *, site: Site | int, status: str = "", page: str = "", since: datetime | None = None, order: str = "last_seen"
 ) -> QuerySet[ErrorGroup]:
-    """Error groups (with their definition) by status ("" for any), seen since ``since`` and, with
+    """The site's error groups (with their definition) by status ("" for any), seen since ``since`` and, with
     ``page``, seen on that page (since ``since``); ordered by last seen, count or first seen, newest/most first."""
-    groups = ErrorGroup.objects.select_related("definition")
+    groups = ErrorGroup.objects.select_related("definition").filter(site_id=site_id_of(site))
     if status:
         groups = groups.filter(status=status)
     if since is not None:
@@ -44,6 +50,11 @@ def error_groups_filtered(
             on_page = on_page.filter(received_at__gte=since)
         groups = groups.filter(Exists(on_page))
     return groups.order_by(ERROR_ORDERINGS.get(order, "-last_seen"), "-pk")
+
+
+def error_group_of_site(*, site: Site | int, pk: int, related: tuple[str, ...] = ("definition",)) -> ErrorGroup | None:
+    """The site's error group ``pk`` (with ``related`` joined), or None: another site's, or none."""
+    return ErrorGroup.objects.select_related(*related).filter(site_id=site_id_of(site), pk=pk).first()
 
 
 def error_hourly(*, group_ids: Iterable[int], start: datetime, end: datetime) -> dict[int, list[tuple[datetime, int]]]:

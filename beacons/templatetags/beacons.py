@@ -11,6 +11,8 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import escape, format_html, format_html_join
 
+from beacons.sites import request_site_domain
+
 register = template.Library()
 
 # Tag keyword -> the data- attribute beacon.js reads (defaults live in beacon.js and the README).
@@ -27,6 +29,7 @@ OPTIONS = {
     "require_consent": "data-require-consent",
     "consent_cookie": "data-consent-cookie",
     "debug": "data-debug",
+    "site": "data-site",
 }
 DEFAULT_SRC = "beacons/beacon.min.js"
 
@@ -37,14 +40,15 @@ def _attribute_value(value) -> str:
     return escape(str(value))  # always, even a value marked safe: it lands inside an attribute
 
 
-@register.simple_tag
-def beacon_script(src: str = DEFAULT_SRC, **options) -> str:
+@register.simple_tag(takes_context=True)
+def beacon_script(context, src: str = DEFAULT_SRC, **options) -> str:
     """The deferred script tag for beacon.js.
 
     ``src``: a static path (default the minified client; ``"beacons/beacon.js"`` for the readable
     one) or an absolute URL / root-relative path used as is. ``endpoint`` defaults to this site's
-    ``beacons:collect`` URL. Options whose value is None or "" (a missing template variable) are left
-    out, so beacon.js's default applies.
+    ``beacons:collect`` URL. ``site`` defaults to the site of the current request's host when one is
+    registered, so its beacons count there whatever page sends them. Options whose value is None or
+    "" (a missing template variable) are left out, so beacon.js's default applies.
     """
     unknown = sorted(set(options) - OPTIONS.keys())
     if unknown:
@@ -53,6 +57,11 @@ def beacon_script(src: str = DEFAULT_SRC, **options) -> str:
         )
     given = {name: value for name, value in options.items() if value is not None and value != ""}
     given.setdefault("endpoint", reverse("beacons:collect"))
+    if "site" not in given:
+        request = context.get("request")
+        site = request_site_domain(request) if request is not None else ""
+        if site:
+            given["site"] = site
     src = str(src or DEFAULT_SRC)
     url = src if src.startswith(("/", "http://", "https://")) else static(src)
     attributes = format_html_join(

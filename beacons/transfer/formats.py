@@ -7,9 +7,10 @@ and writes the rows read here.
 
 Counts are identified by their natural key, never by a database id:
 
-    event_type, identifier, granularity, period_start, count
+    site, event_type, identifier, granularity, period_start, count
 
-``granularity`` is the readable name (``hour``, ``day``, …), ``period_start`` is ISO 8601
+``site`` is the site's domain; a file without the column (or an empty cell) imports into the
+first site. ``granularity`` is the readable name (``hour``, ``day``, …), ``period_start`` is ISO 8601
 with its UTC offset, written in ``BEACONS_TIME_ZONE``. The empty identifier is the total
 over all identifiers of that event type.
 
@@ -43,8 +44,9 @@ CONTENT_TYPES = {
     "json": "application/json",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-AGGREGATE_COLUMNS = ("event_type", "identifier", "granularity", "period_start", "count")
-REQUIRED_AGGREGATE_COLUMNS = ("event_type", "granularity", "period_start", "count")  # identifier may be left out
+AGGREGATE_COLUMNS = ("site", "event_type", "identifier", "granularity", "period_start", "count")
+# site and identifier may be left out (the first site, the total)
+REQUIRED_AGGREGATE_COLUMNS = ("event_type", "granularity", "period_start", "count")
 GRANULARITY_LABELS = dict(Granularity.choices)  # code -> "hour"
 GRANULARITY_CODES = {label: code for code, label in Granularity.choices}  # "hour" -> code
 
@@ -75,9 +77,11 @@ def period_start_text(moment: datetime) -> str:
     return moment.astimezone(bucket_zone()).isoformat()
 
 
-def aggregate_cells(*, event_type: str, identifier: str, granularity: str, period_start: datetime, count: int) -> list:
+def aggregate_cells(
+    *, site: str, event_type: str, identifier: str, granularity: str, period_start: datetime, count: int
+) -> list:
     """One file row for a counter, in ``AGGREGATE_COLUMNS`` order."""
-    return [event_type, identifier, GRANULARITY_LABELS[granularity], period_start_text(period_start), count]
+    return [site, event_type, identifier, GRANULARITY_LABELS[granularity], period_start_text(period_start), count]
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -85,9 +89,14 @@ def aggregate_cells(*, event_type: str, identifier: str, granularity: str, perio
 
 def aggregates_rows(*, queryset: QuerySet[BeaconAggregate]) -> Iterator[list]:
     """File rows for the counters of ``queryset``, in storage order (memory stays flat)."""
-    for event_type, identifier, granularity, start, count in aggregates_by_natural_key(queryset=queryset):
+    for site, event_type, identifier, granularity, start, count in aggregates_by_natural_key(queryset=queryset):
         yield aggregate_cells(
-            event_type=event_type, identifier=identifier, granularity=granularity, period_start=start, count=count
+            site=site,
+            event_type=event_type,
+            identifier=identifier,
+            granularity=granularity,
+            period_start=start,
+            count=count,
         )
 
 

@@ -17,8 +17,10 @@ from django.db import DatabaseError, connection, transaction
 
 from beacons.counting.buckets import bucket_start, bucket_zone
 from beacons.counting.increments import UPSERT_ROWS_PER_STATEMENT, CounterKey, aggregates_add, aggregates_set
+from beacons.domains import InvalidDomain, domain_normalise
 from beacons.models import BeaconAggregate, BeaconDefinition
 from beacons.registry import UnknownEventType, definitions_resolve, event_type_normalise, identifier_check
+from beacons.sites import sites_cache_clear, sites_cached
 from beacons.transfer.formats import (
     AGGREGATE_COLUMNS,
     GRANULARITY_CODES,
@@ -39,6 +41,7 @@ PROBLEMS_KEPT = 200  # failed rows reported in detail; the rest are only counted
 
 @dataclass(frozen=True)
 class AggregateRow:
+    site: str  # domain; "" for the first site
     event_type: str
     identifier: str
     granularity: str  # code
@@ -47,6 +50,7 @@ class AggregateRow:
 
     def cells(self) -> list:
         return aggregate_cells(
+            site=self.site,
             event_type=self.event_type,
             identifier=self.identifier,
             granularity=self.granularity,
@@ -150,6 +154,16 @@ def _parse_identifier(value: Any) -> str:
     return identifier_check(str(value))
 
 
+def _parse_site(value: Any) -> str:
+    """A site's domain, or "" (blank: the first site). Whether it exists is checked with the chunk."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ""
+    try:
+        return domain_normalise(str(value))
+    except InvalidDomain as problem:
+        raise ValueError(str(problem)) from None
+
+
 def _parse_event_type(value: Any) -> str:
     return event_type_normalise(str(value) if value is not None else "")
 
@@ -199,6 +213,7 @@ def aggregate_row_parse(values: Mapping[str, Any]) -> AggregateRow:
     errors: dict[str, list[str]] = {}
     parsed: dict[str, Any] = {}
     steps: list[tuple[str, Callable[[Any], Any]]] = [
+        ("site", _parse_site),
         ("event_type", _parse_event_type),
         ("identifier", _parse_identifier),
         ("granularity", _parse_granularity),
@@ -235,13 +250,14 @@ def _counts_stored(keys: Sequence[CounterKey]) -> dict[CounterKey, int]:
         return {}
     adapt = connection.ops.adapt_datetimefield_value
     params: list = []
-    for n, (definition_id, identifier, granularity, start) in enumerate(keys):
-        params += [n, definition_id, identifier, granularity, adapt(start)]
-    values = ",".join(["(%s,%s,%s,%s,%s)"] * len(keys))
+    for n, (site_id, definition_id, identifier, granularity, start) in enumerate(keys):
+        params += [n, site_id, definition_id, identifier, granularity, adapt(start)]
+    values = ",".join(["(%s,%s,%s,%s,%s,%s)"] * len(keys))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH wanted(n, d, i, g, s) AS (VALUES {values}) "
-            f"SELECT wanted.n, a.count FROM wanted JOIN {_TABLE} a ON a.definition_id = wanted.d "
+            f"WITH wanted(n, site, d, i, g, s) AS (VALUES {values}) "
+            f"SELECT wanted.n, a.count FROM wanted JOIN {_TABLE} a ON a.site_id = wanted.site "
+            f"AND a.definition_id = wanted.d "
             f"AND a.identifier = wanted.i AND a.granularity = wanted.g AND a.period_start = wanted.s",
             params,
         )
@@ -249,14 +265,20 @@ def _counts_stored(keys: Sequence[CounterKey]) -> dict[CounterKey, int]:
 
 
 def _chunk_write(
-    rows: list[tuple[int, AggregateRow, int]], *, mode: str, summary: ImportSummary, preview_limit: int
+    rows: list[tuple[int, AggregateRow, int, int]], *, mode: str, summary: ImportSummary, preview_limit: int
 ) -> None:
-    """Classify and write one chunk: one lookup query and one upsert statement."""
-    keys = list({(definition_id, r.identifier, r.granularity, r.period_start): None for _, r, definition_id in rows})
+    """Classify and write one chunk of (row number, row, site id, definition id): one lookup query
+    and one upsert statement."""
+    keys = list(
+        {
+            (site_id, definition_id, r.identifier, r.granularity, r.period_start): None
+            for _, r, site_id, definition_id in rows
+        }
+    )
     stored = _counts_stored(keys)
     after: dict[CounterKey, int] = dict(stored)
-    for number, row, definition_id in rows:
-        key = (definition_id, row.identifier, row.granularity, row.period_start)
+    for number, row, site_id, definition_id in rows:
+        key = (site_id, definition_id, row.identifier, row.granularity, row.period_start)
         before = after.get(key)
         if mode == "merge":
             if (before or 0) + row.count > MAX_COUNT:
@@ -296,7 +318,8 @@ def aggregates_import(
 ) -> ImportSummary:
     """Import counter rows (dicts keyed by ``AGGREGATE_COLUMNS``) all or nothing.
 
-    ``merge`` adds each row's count to its bucket (with the ingest upsert); ``replace``
+    A row's ``site`` is a site's domain (blank or left out: the first site); an unknown site is
+    a row error. ``merge`` adds each row's count to its bucket (with the ingest upsert); ``replace``
     sets the bucket to the row's count (the last row wins when a bucket repeats). Buckets
     not in the file are untouched. Unknown event types are registered as at ingest, or
     are row errors in strict mode.
@@ -311,6 +334,11 @@ def aggregates_import(
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     summary = ImportSummary(mode=mode, dry_run=dry_run)
     definitions: dict[str, BeaconDefinition | None] = {}
+    sites_cache_clear()  # a site added a moment ago in another process counts too
+    sites = sites_cached()
+    site_ids = {domain: entry.id for domain, entry in sites.by_domain.items()}
+    if sites.default is not None:
+        site_ids[""] = sites.default.id
     numbered = enumerate(rows, 1)
     with transaction.atomic():
         while chunk := list(islice(numbered, CHUNK_ROWS)):
@@ -324,16 +352,19 @@ def aggregates_import(
                 except RowInvalid as invalid:
                     summary.fail(number, values, invalid.errors)
             _definitions_learn(definitions, {row.event_type for _, _, row in parsed})
-            valid: list[tuple[int, AggregateRow, int]] = []
+            valid: list[tuple[int, AggregateRow, int, int]] = []
             for number, values, row in parsed:
                 definition = definitions[row.event_type]
-                if definition is None:
+                site_id = site_ids.get(row.site)
+                if site_id is None:
+                    summary.fail(number, values, {"site": [f"unknown site {row.site!r}: add it in the admin first"]})
+                elif definition is None:
                     unknown = (
                         f"unknown event type {row.event_type!r}: strict mode is on, register it in the admin first"
                     )
                     summary.fail(number, values, {"event_type": [unknown]})
                 else:
-                    valid.append((number, row, definition.id))
+                    valid.append((number, row, site_id, definition.id))
             try:
                 with transaction.atomic():
                     _chunk_write(valid, mode=mode, summary=summary, preview_limit=preview_limit)

@@ -17,6 +17,7 @@ from import_export.results import Error, Result, RowResult
 
 from beacons.counting.buckets import bucket_start
 from beacons.models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity, granularities_split
+from beacons.sites import sites_cached
 from beacons.transfer import formats, imports
 
 PREVIEW_ROWS = 500  # rows listed on the admin's import preview; the totals cover the whole file
@@ -56,6 +57,7 @@ class BeaconAggregateResource(resources.ModelResource):
     """Counters by natural key. Import goes through ``imports.aggregates_import`` (bulk upserts,
     all or nothing), not the row-by-row model saves of a plain ModelResource."""
 
+    site = Field(attribute="site__domain", column_name="site")
     event_type = Field(attribute="definition__slug", column_name="event_type")
     identifier = Field(attribute="identifier", column_name="identifier")
     granularity = Field(attribute="granularity", column_name="granularity")
@@ -66,7 +68,7 @@ class BeaconAggregateResource(resources.ModelResource):
         model = BeaconAggregate
         fields = formats.AGGREGATE_COLUMNS
         import_order = export_order = formats.AGGREGATE_COLUMNS
-        import_id_fields = ("event_type", "identifier", "granularity", "period_start")
+        import_id_fields = ("site", "event_type", "identifier", "granularity", "period_start")
 
     @classmethod
     def get_display_name(cls):
@@ -128,6 +130,8 @@ def _displayable(value):
 
 def aggregates_example() -> Iterator[list]:
     """Rows of the example file offered on the import page."""
+    first = sites_cached().default
+    first_site_domain = first.domain if first else ""
     yesterday = bucket_start(timezone.now() - timedelta(days=1), Granularity.DAY)
     hour = bucket_start(yesterday + timedelta(hours=9), Granularity.HOUR)
     for identifier, granularity, start, count in [
@@ -137,7 +141,12 @@ def aggregates_example() -> Iterator[list]:
         ("/pricing", Granularity.HOUR, hour, 14),
     ]:
         yield formats.aggregate_cells(
-            event_type="page_view", identifier=identifier, granularity=granularity, period_start=start, count=count
+            site=first_site_domain,
+            event_type="page_view",
+            identifier=identifier,
+            granularity=granularity,
+            period_start=start,
+            count=count,
         )
 
 

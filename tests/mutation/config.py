@@ -63,7 +63,7 @@ SET_ASIDE: list[dict[str, object]] = [
     },
     {
         "file": "beacons/queries/error_groups.py", "function": "error_groups_filtered", "change": "'last_seen' → ''",
-        "text": '*, status: str = "", page: str = "", since: datetime | None = None, order: str = "last_seen"',
+        "text": '*, site: Site | int, status: str = "", page: str = "", since: datetime | None = None, order: str = "last_seen"',
         "reason": "the default order '' falls back to -last_seen, as 'last_seen' does",
     },
     {

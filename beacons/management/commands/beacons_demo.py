@@ -1,4 +1,8 @@
-"""A realistic year of traffic, so the dashboard has something to show on a fresh clone.
+"""A realistic year of traffic on two sites, so the dashboard has something to show on a fresh clone.
+
+The first site (the one the migrations created) gets the traffic asked for; a second site,
+``shop.example.com``, gets a quarter of the page views over its own pages and a quarter of the errors, so the site switcher has
+something to switch to.
 
 Page views over ~200 pages with Zipf-like popularity, daily and weekly rhythm, a growth
 trend, a few campaign spikes and a page launched three weeks ago; two custom events
@@ -33,9 +37,12 @@ from beacons.errors.alerts import alerts_suppressed
 from beacons.ingest.parsing import EventInput
 from beacons.ingest.recording import RequestContext, events_record
 from beacons.management.base import BeaconsCommand, Progress, duration, plural, whole_number
-from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity
+from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, ErrorGroup, Granularity, Site
+from beacons.sites import sites_cache_clear
 
 G = Granularity
+SHOP_DOMAIN = "shop.example.com"  # the second demo site
+SHOP_SHARE = 0.25  # of the first site's traffic and errors
 FINE_DAYS = 2  # fine (second/minute) buckets only for the most recent days
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
@@ -243,54 +250,89 @@ class Command(BeaconsCommand):
         if connection.vendor == "sqlite":
             with connection.cursor() as cursor:  # index pages stay in memory while millions of rows go in
                 cursor.execute("PRAGMA cache_size = -262144")
+        sites = demo_sites()
         rng = random.Random(seed)
         now = timezone.now()
         start = bucket_start(now - timedelta(days=days), G.HOUR)
         hour_weights = traffic_shape(start=start, now=now, rng=rng)
         pages = page_names(count=identifiers, rng=rng)
+        shop_pages = [f"/shop{page}" for page in page_names(count=max(1, identifiers // 2), rng=rng)]
         rows = 0
         day_count = len({bucket_start(moment, G.DAY) for moment, _ in hour_weights})
 
-        def progress(definition: BeaconDefinition) -> Progress:
-            label = f"writing {definition.name.lower()}"
+        def progress(site: Site, definition: BeaconDefinition) -> Progress:
+            label = f"writing {definition.name.lower()} of {site.domain}"
             return Progress(stream=self.stderr, unit="days", every=100, total=day_count, label=label)
 
+        shop_errors = round(errors * SHOP_SHARE)  # the errors asked for, shared between the two sites
+        plans = [
+            (sites[0], pages, hits, errors - shop_errors),
+            (sites[1], shop_pages, round(hits * SHOP_SHARE), shop_errors),
+        ]
         with transaction.atomic():
-            with progress(page_view) as shown:
-                rows += traffic_write(
-                    definition=page_view,
-                    names=pages,
-                    hits=hits,
-                    hour_weights=hour_weights,
-                    now=now,
-                    rng=rng,
-                    launched=(LAUNCHED_PAGE, now - timedelta(days=21)) if identifiers >= 20 else None,
-                    on_day=shown.update,
-                )
-            for slug, name, description, share, names in CUSTOM_TYPES:
-                definition, _ = BeaconDefinition.objects.get_or_create(
-                    slug=slug, defaults={"name": name, "description": description, "kind": BeaconDefinition.Kind.CUSTOM}
-                )
-                with progress(definition) as shown:
+            for site, site_pages, site_hits, _ in plans:
+                with progress(site, page_view) as shown:
                     rows += traffic_write(
-                        definition=definition,
-                        names=names,
-                        hits=round(hits * share),
+                        site=site,
+                        definition=page_view,
+                        names=site_pages,
+                        hits=site_hits,
                         hour_weights=hour_weights,
                         now=now,
                         rng=rng,
+                        launched=(LAUNCHED_PAGE, now - timedelta(days=21))
+                        if identifiers >= 20 and site == sites[0]
+                        else None,
                         on_day=shown.update,
                     )
+                for slug, name, description, share, names in CUSTOM_TYPES:
+                    definition, _ = BeaconDefinition.objects.get_or_create(
+                        slug=slug,
+                        defaults={"name": name, "description": description, "kind": BeaconDefinition.Kind.CUSTOM},
+                    )
+                    with progress(site, definition) as shown:
+                        rows += traffic_write(
+                            site=site,
+                            definition=definition,
+                            names=names,
+                            hits=round(site_hits * share),
+                            hour_weights=hour_weights,
+                            now=now,
+                            rng=rng,
+                            on_day=shown.update,
+                        )
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:  # fresh statistics, so the planner uses the right indexes at once
                 cursor.execute(f"ANALYZE {BeaconAggregate._meta.db_table}")
+        counted = 0
         with Progress(stream=self.stderr, unit="errors", every=100, total=errors, label="sending errors") as shown:
-            counted = errors_send(count=errors, now=now, pages=pages[:40], rng=rng, on_error=shown.update)
+            for site, site_pages, _, site_errors in plans:
+                counted += errors_send(
+                    site=site,
+                    count=site_errors,
+                    now=now,
+                    pages=site_pages[:40],
+                    rng=rng,
+                    on_error=shown.update,
+                )
         self.stdout.write(
-            f"beacons_demo: {plural(hits, 'page view')} over {plural(days, 'day')} and {plural(identifiers, 'page')}, "
+            f"beacons_demo: {plural(hits, 'page view')} over {plural(days, 'day')} and {plural(identifiers, 'page')} "
+            f"on {sites[0].domain}, a quarter of that on {sites[1].domain}, "
             f"custom events and {plural(counted, 'error')}: {plural(rows, 'counter row')} written in "
             f"{duration(time.monotonic() - started)}"
         )
+
+
+def demo_sites() -> tuple[Site, Site]:
+    """The first site (created by the migrations; again here if a flush removed it) and the shop."""
+    from beacons.domains import first_site_domain
+
+    first = Site.objects.order_by("pk").first()
+    if first is None:
+        first = Site.objects.create(domain=first_site_domain(), name=first_site_domain())
+    shop, _ = Site.objects.get_or_create(domain=SHOP_DOMAIN, defaults={"name": "Shop (demo)"})
+    sites_cache_clear()
+    return first, shop
 
 
 def traffic_shape(*, start: datetime, now: datetime, rng: random.Random) -> list[tuple[datetime, float]]:
@@ -326,6 +368,7 @@ def traffic_shape(*, start: datetime, now: datetime, rng: random.Random) -> list
 
 def traffic_write(
     *,
+    site: Site,
     definition: BeaconDefinition,
     names: list[str],
     hits: int,
@@ -335,7 +378,7 @@ def traffic_write(
     launched: tuple[str, datetime] | None = None,
     on_day: Callable[[], None] | None = None,
 ) -> int:
-    """Generate ``hits`` for ``definition`` spread over ``hour_weights`` and write every
+    """Generate ``hits`` of ``site`` for ``definition`` spread over ``hour_weights`` and write every
     granularity it keeps, one local day at a time. Returns the counter rows written."""
     kept = set(definition.granularity_codes)
     fine = [g for g in (G.SECOND, G.MINUTE) if g in kept]
@@ -361,7 +404,7 @@ def traffic_write(
 
     # A definition without counters yet takes plain bulk inserts (COPY on PostgreSQL): every
     # key below is written once, so there is nothing to add to. Otherwise, the one upsert.
-    new = not BeaconAggregate.objects.filter(definition=definition).exists()
+    new = not BeaconAggregate.objects.filter(site=site, definition=definition).exists()
     write = aggregates_insert_new if new else aggregates_add
 
     def flush_day() -> int:
@@ -372,7 +415,7 @@ def traffic_write(
         return written
 
     last_hour = hour_weights[-1][0] if hour_weights else None
-    pk = definition.pk
+    pk, site_id = definition.pk, site.pk
     fine_from = bucket_start(fine_since, G.HOUR)
     for moment, weight in hour_weights:
         this_day = bucket_start(moment, G.DAY)
@@ -391,8 +434,8 @@ def traffic_write(
         if per_identifier:
             cum = after_launch if launched and moment >= launched[1] else before_launch
             hits_by_identifier = Counter(names[i] for i in rng.choices(indexes, cum_weights=cum, k=count))
-        increments_add_hits(day_rows, definition_id=pk, buckets=by_day, hits=hits_by_identifier)
-        increments_add_hits(long_lived, definition_id=pk, buckets=by_month, hits=hits_by_identifier)
+        increments_add_hits(day_rows, site_id=site_id, definition_id=pk, buckets=by_day, hits=hits_by_identifier)
+        increments_add_hits(long_lived, site_id=site_id, definition_id=pk, buckets=by_month, hits=hits_by_identifier)
         if fine and moment >= fine_from:
             # Each hit gets a random second of its hour (of the part elapsed, for the current hour).
             seconds = max(1, min(3600, int((now - moment).total_seconds()) + 1))
@@ -403,7 +446,9 @@ def traffic_write(
                     buckets = [
                         (g, moment + timedelta(seconds=offset if g == G.SECOND else offset - offset % 60)) for g in fine
                     ]
-                    increments_add_hits(day_rows, definition_id=pk, buckets=buckets, hits={identifier: 1})
+                    increments_add_hits(
+                        day_rows, site_id=site_id, definition_id=pk, buckets=buckets, hits={identifier: 1}
+                    )
     if day_rows:
         rows += flush_day()
     rows += write(increments=long_lived)
@@ -411,9 +456,15 @@ def traffic_write(
 
 
 def errors_send(
-    *, count: int, now: datetime, pages: list[str], rng: random.Random, on_error: Callable[[], None] | None = None
+    *,
+    site: Site,
+    count: int,
+    now: datetime,
+    pages: list[str],
+    rng: random.Random,
+    on_error: Callable[[], None] | None = None,
 ) -> int:
-    """Send ``count`` JavaScript errors from the last two weeks through the ingest path."""
+    """Send ``count`` JavaScript errors of ``site`` from the last two weeks through the ingest path."""
     kinds = [entry[1:] for entry in ERRORS]
     weights = [entry[0] for entry in ERRORS]
     moments = sorted(now - timedelta(seconds=rng.triangular(0, 14 * 86400, 0)) for _ in range(count))
@@ -433,7 +484,7 @@ def errors_send(
             }
             counted += events_record(
                 events=[EventInput(event_type="error", identifier=page, meta=meta)],
-                context=RequestContext(received_at=moment, user_agent=UA, referer="", source="demo"),
+                context=RequestContext(site_id=site.pk, received_at=moment, user_agent=UA, referer="", source="demo"),
             )
             if on_error:
                 on_error()

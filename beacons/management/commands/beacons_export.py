@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from beacons.management.base import BeaconsCommand, Progress, duration, moment, option_error, plural
-from beacons.models import BeaconDefinition
+from beacons.models import BeaconDefinition, Site
 from beacons.queries import exports
 from beacons.transfer import formats
 from beacons.transfer.resources import DEFINITION_COLUMNS, BeaconDefinitionResource
@@ -23,13 +23,14 @@ def format_choose(file_format: str | None, path: str | None) -> str:
 
 class Command(BeaconsCommand):
     help = (
-        "Export counts (event_type, identifier, granularity, period_start, count) as CSV, JSON or XLSX, "
+        "Export counts (site, event_type, identifier, granularity, period_start, count) as CSV, JSON or XLSX, "
         "streaming; or, with --registry, the beacon types."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--format", choices=formats.FORMATS, help="default: from --output's extension, else csv")
         parser.add_argument("--output", "-o", help="file to write (default: standard output)")
+        parser.add_argument("--site", metavar="DOMAIN", help="only this site's counts (default: every site)")
         parser.add_argument("--definition", metavar="SLUG", help="only this event type")
         parser.add_argument("--granularity", choices=list(formats.GRANULARITY_CODES), help="only this bucket size")
         parser.add_argument("--start", type=moment, help="period starts from this date/time on (inclusive)")
@@ -57,7 +58,11 @@ class Command(BeaconsCommand):
         else:
             if options["definition"] and not BeaconDefinition.objects.filter(slug=options["definition"]).exists():
                 raise option_error(f"--definition: no beacon type {options['definition']!r}")
+            site = (options["site"] or "").strip().lower()
+            if site and not Site.objects.filter(domain=site).exists():
+                raise option_error(f"--site: no site {options['site']!r}")
             queryset = exports.aggregates_filter(
+                site=site or None,
                 definition=options["definition"],
                 granularity=formats.GRANULARITY_CODES.get(options["granularity"] or ""),
                 start=options["start"],

@@ -7,6 +7,8 @@
  *     {"event_type": "page_view", "identifier": "/pricing"}
  * or a batch of at most 50 events and 32,000 bytes
  *     {"events": [{"event_type": "download_click", "identifier": "brochure.pdf"}, ...]}
+ * and, with data-site="shop.example.com", "site": "shop.example.com" in the body (the site counting
+ * it; without it the server goes by the Origin and Referer headers).
  * The events:
  *   page_view   identifier: location.pathname (+ location.search with data-query-string,
  *               + location.hash with data-hash), once on load and once per route change
@@ -51,6 +53,7 @@
   var requireConsent = option("requireConsent", false);
   var consentCookie = option("consentCookie", "beacon_consent");
   var debug = option("debug", false);
+  var site = option("site", "");
   var doNotTrack =
     option("respectDoNotTrack", true) &&
     (navigator.doNotTrack == "1" || window.doNotTrack == "1" || !!navigator.globalPrivacyControl);
@@ -122,7 +125,9 @@
 
   // sendBeacon survives the page closing; text/plain is CORS-safelisted, so no preflight.
   function post(events) {
-    var body = JSON.stringify(events.length == 1 ? events[0] : { events: events });
+    var payload = events.length == 1 ? events[0] : { events: events };
+    if (site) payload.site = site;
+    var body = JSON.stringify(payload);
     log("send", body);
     try {
       if (navigator.sendBeacon(endpoint, new Blob([body], { type: "text/plain" }))) return;
