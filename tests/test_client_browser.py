@@ -20,9 +20,10 @@ os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 from django.db.models import Sum
 
-from beacons.models import BeaconAggregate, BeaconEvent, Granularity
+from beacons.models import BeaconAggregate, BeaconEvent, Granularity, Site
+from beacons.sites import sites_cache_clear
 
-from .conftest import BROWSER_UA
+from .conftest import BROWSER_UA, first_site
 
 pytestmark = pytest.mark.browser
 
@@ -402,3 +403,32 @@ def test_a_hash_routed_app_counts_each_hash_route_once(context, other_origin, se
     assert count("page_view", "/hash_router.html#/") == 1
     assert count("page_view", "/hash_router.html#/cart") == 1
     assert count("page_view") == 2
+
+
+def site_count(site, event_type: str, identifier: str = "") -> int:
+    rows = BeaconAggregate.objects.filter(
+        site=site, definition__slug=event_type, identifier=identifier, granularity=Granularity.DAY
+    )
+    return rows.aggregate(total=Sum("count"))["total"] or 0
+
+
+def test_two_sites_count_separately_from_pages_on_their_own_origins(context, other_origin, settings):
+    """The same page served from two host names (two sites): each visit counts for its own site
+    only, decided by the page's origin, as a site's own pages send it."""
+    settings.ALLOWED_HOSTS = ["testserver", "localhost"]
+    port = other_origin.rsplit(":", 1)[1]
+    blog = first_site()
+    Site.objects.filter(pk=blog.pk).update(domain="127.0.0.1", extra_origins=other_origin)
+    shop = Site.objects.create(domain="shop.localhost", name="Shop", extra_origins=f"http://localhost:{port}")
+    ignored = Site.objects.create(domain="ignored.test", name="Not visited")
+    sites_cache_clear()  # the update above sends no signal
+
+    context.new_page().goto(f"{other_origin}/shop.html")
+    for _ in range(2):
+        context.new_page().goto(f"http://localhost:{port}/shop.html")
+
+    wait_until(lambda: site_count(blog, "page_view", "/shop.html") == 1, "the 127.0.0.1 page view")
+    wait_until(lambda: site_count(shop, "page_view", "/shop.html") == 2, "the localhost page views")
+    assert site_count(blog, "page_view") == 1
+    assert site_count(shop, "page_view") == 2
+    assert site_count(ignored, "page_view") == 0
