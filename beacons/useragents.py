@@ -15,7 +15,6 @@ class UserAgentNames:
     browser_major: str = ""  # "133"
     os: str = ""  # "Windows", "Mac OS X", "iOS", "Android"
     device: str = ""  # "iPhone", "iPad", "Samsung SM-S918B", "Generic Tablet"
-    device_brand: str = ""  # "Apple", "Samsung", "Generic_Android_Tablet"
 
 
 def _known(family: str | None) -> str:
@@ -37,7 +36,6 @@ def user_agent_names(user_agent: str) -> UserAgentNames:
         browser_major=(browser and browser.major) or "",
         os=_known(os and os.family),
         device=_known(device and device.family),
-        device_brand=(device and device.brand) or "",
     )
 
 

@@ -12,7 +12,8 @@ MODULES: dict[str, list[str]] = {
     "beacons/queries/counters.py": ["tests/test_queries.py", "tests/test_dashboard.py"],
     "beacons/queries/error_groups.py": ["tests/test_queries.py", "tests/test_errors_views.py", "tests/test_alerts.py"],
     "beacons/counting/increments.py": ["tests/test_counting.py", "tests/test_drain.py"],
-    "beacons/useragents.py": ["tests/test_useragents.py"],
+    "beacons/useragents.py": ["tests/test_useragents.py", "tests/test_extraction.py"],
+    "beacons/ingest/extraction.py": ["tests/test_extraction.py"],
     "dashboard/periods.py": ["tests/test_dashboard_forms.py", "tests/test_dashboard_periods.py"],
     "dashboard/forms.py": [
         "tests/test_dashboard_forms.py",
@@ -68,8 +69,8 @@ SET_ASIDE: list[dict[str, object]] = [
         "reason": "the default order '' falls back to -last_seen, as 'last_seen' does",
     },
     {
-        "file": "beacons/useragents.py", "function": "browser_label", "change": "'Other' → ''",
-        "text": 'if parsed is None or parsed.family == "Other":',
+        "file": "beacons/useragents.py", "function": "_known", "change": "'Other' → ''",
+        "text": 'return "" if family in (None, "Other") else family',
         "reason": "ua-parser 1.x (pyproject: >=1.0) answers None, never the family 'Other', for an unknown agent",
     },
     {
