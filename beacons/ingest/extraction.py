@@ -123,10 +123,17 @@ def _referrer_source(referrer: str, *, site_domain: str, page_url: str) -> str:
     host = _url_host(text)
     if host is None:
         return UNKNOWN
-    own = {_registrable(own_host) for own_host in (_host_normalise(site_domain), _url_host(page_url)) if own_host}
-    if _registrable(host) in own:
+    registrable = _registrable(host)
+    if registrable == _site_registrable(site_domain) or (
+        page_url and registrable == _registrable(_url_host(page_url) or "")
+    ):
         return DIRECT
     return _host_source(host)
+
+
+@lru_cache(maxsize=64)  # a few sites, asked on every hit
+def _site_registrable(site_domain: str) -> str:
+    return _registrable(_host_normalise(site_domain)) or "\0"  # "\0" equals no host: an empty site matches none
 
 
 _HOST_LABELS = re.compile(r"[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)*")
@@ -171,6 +178,7 @@ def _public_suffixes():
     return PublicSuffixList()
 
 
+@lru_cache(maxsize=4096)  # referrers come from few sites; a Public Suffix List walk costs ~2 µs
 def _registrable(host: str) -> str:
     """The part of a host a person registers ("bbc.co.uk" of "news.bbc.co.uk"): the unit of
     "same site", as browsers use it. An IP address, "localhost" or a bare suffix is itself."""
@@ -387,21 +395,27 @@ def country_of(ip: str) -> str:
     unknown (private, reserved, not an address). From the operator's MaxMind or DB-IP file
     when GEOIP_PATH is set and readable (Django's GeoIP2, which needs the ``geoip2`` package),
     else from the Regional Internet Registries' data that ``iptocc`` ships."""
-    address = _address_text(ip)
-    if not address:
-        return ""
     reader = _geoip2_reader(str(getattr(settings, "GEOIP_PATH", "") or ""))
-    if reader is not None:
-        if not ipaddress.ip_address(address).is_global:
-            return ""
-        try:
-            code = reader.country_code(address)
-        except Exception:  # AddressNotFoundError, a damaged file: unknown, never a failed hit
-            return ""
-    else:
+    if reader is None:
         from iptocc import country_code
 
-        code = country_code(address)
+        text = ip[:_ADDRESS_MAX_LENGTH]
+        code = country_code(text) if text.isascii() else None  # most arrive plain: no parse first
+        if code is None:  # or a port, brackets, an IPv4-mapped form, junk: read it as an address
+            address = _address_text(ip)
+            code = country_code(address) if address else None
+        return _country_code_checked(code)
+    address = _address_text(ip)
+    if not address or not ipaddress.ip_address(address).is_global:
+        return ""
+    try:
+        code = reader.country_code(address)
+    except Exception:  # AddressNotFoundError, a damaged file: unknown, never a failed hit
+        return ""
+    return _country_code_checked(code)
+
+
+def _country_code_checked(code: str | None) -> str:
     return code.upper() if code and len(code) == 2 and code.isascii() and code.isalpha() else ""
 
 
