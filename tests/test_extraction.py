@@ -27,6 +27,13 @@ from beacons.ingest.extraction import (
 SITE = "example.com"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Each test parses for itself: a value cached by an earlier test would hide what this one runs."""
+    for cached in (extraction._registrable, extraction._site_registrable, extraction._device_of, country_name):
+        cached.cache_clear()
+
+
 def source(referrer: str, *, site_domain: str = SITE, **options) -> str:
     return source_of(referrer, site_domain=site_domain, **options)
 
@@ -60,6 +67,110 @@ def source(referrer: str, *, site_domain: str = SITE, **options) -> str:
 )
 def test_search_engines_and_social_sites_are_named(referrer, name):
     assert source(referrer) == name
+
+
+# Every name the tables give, spelled out here: a name dropped or mistyped there fails here.
+@pytest.mark.parametrize(
+    "referrer, name",
+    [
+        ("https://mail.google.com/", "Gmail"),
+        ("https://duckduckgo.com/", "DuckDuckGo"),
+        ("https://ecosia.org/", "Ecosia"),
+        ("https://search.brave.com/", "Brave Search"),
+        ("https://startpage.com/", "Startpage"),
+        ("https://qwant.com/", "Qwant"),
+        ("https://kagi.com/", "Kagi"),
+        ("https://baidu.com/", "Baidu"),
+        ("https://naver.com/", "Naver"),
+        ("https://seznam.cz/", "Seznam"),
+        ("https://chatgpt.com/", "ChatGPT"),
+        ("https://chat.openai.com/", "ChatGPT"),
+        ("https://perplexity.ai/", "Perplexity"),
+        ("https://facebook.com/", "Facebook"),
+        ("https://fb.com/", "Facebook"),
+        ("https://fb.me/", "Facebook"),
+        ("https://messenger.com/", "Messenger"),
+        ("https://instagram.com/", "Instagram"),
+        ("https://threads.net/", "Threads"),
+        ("https://threads.com/", "Threads"),
+        ("https://twitter.com/", "Twitter"),
+        ("https://x.com/", "Twitter"),
+        ("https://t.co/", "Twitter"),
+        ("https://linkedin.com/", "LinkedIn"),
+        ("https://lnkd.in/", "LinkedIn"),
+        ("https://reddit.com/", "Reddit"),
+        ("https://youtube.com/", "YouTube"),
+        ("https://youtu.be/", "YouTube"),
+        ("https://news.ycombinator.com/", "Hacker News"),
+        ("https://bsky.app/", "Bluesky"),
+        ("https://mastodon.social/", "Mastodon"),
+        ("https://pinterest.com/", "Pinterest"),
+        ("https://tiktok.com/", "TikTok"),
+        ("https://vk.com/", "VK"),
+        ("https://quora.com/", "Quora"),
+        ("https://wikipedia.org/", "Wikipedia"),
+        ("https://github.com/", "GitHub"),
+        ("https://stackoverflow.com/", "Stack Overflow"),
+        ("https://medium.com/", "Medium"),
+        ("https://producthunt.com/", "Product Hunt"),
+        ("https://slack.com/", "Slack"),
+        ("https://discord.com/", "Discord"),
+        ("https://t.me/", "Telegram"),
+        ("https://web.telegram.org/", "Telegram"),
+        ("https://web.whatsapp.com/", "WhatsApp"),
+        ("https://outlook.live.com/", "Outlook"),
+        ("https://outlook.office.com/", "Outlook"),
+    ],
+)
+def test_every_named_site_is_recognised_from_its_referrer(referrer, name):
+    assert source(referrer) == name
+
+
+@pytest.mark.parametrize(
+    "brand, name", [("google", "Google"), ("yahoo", "Yahoo"), ("yandex", "Yandex"), ("bing", "Bing")]
+)
+def test_brands_are_named_on_their_country_domains(brand, name):
+    assert source(f"https://www.{brand}.com/") == source(f"https://{brand}.com.tr/x") == name
+
+
+@pytest.mark.parametrize(
+    "package, name",
+    [
+        ("com.google.android.gm", "Gmail"),
+        ("com.google.android.googlequicksearchbox", "Google"),
+        ("com.google.android.youtube", "YouTube"),
+        ("com.facebook.katana", "Facebook"),
+        ("com.facebook.orca", "Messenger"),
+        ("com.instagram.android", "Instagram"),
+        ("com.twitter.android", "Twitter"),
+        ("com.linkedin.android", "LinkedIn"),
+        ("com.reddit.frontpage", "Reddit"),
+        ("com.slack", "Slack"),
+        ("com.discord", "Discord"),
+        ("org.telegram.messenger", "Telegram"),
+        ("com.whatsapp", "WhatsApp"),
+        ("com.microsoft.office.outlook", "Outlook"),
+    ],
+)
+def test_every_named_android_app_is_recognised(package, name):
+    assert source(f"android-app://{package}/") == name
+
+
+@pytest.mark.parametrize(
+    "word, name",
+    [
+        ("fb", "Facebook"),
+        ("ig", "Instagram"),
+        ("x", "Twitter"),
+        ("tw", "Twitter"),
+        ("li", "LinkedIn"),
+        ("yt", "YouTube"),
+        ("hn", "Hacker News"),
+        ("ddg", "DuckDuckGo"),
+    ],
+)
+def test_short_tags_people_write_name_the_site(word, name):
+    assert source("", campaign={"utm_source": word}) == name
 
 
 @pytest.mark.parametrize(
@@ -164,6 +275,23 @@ def test_a_host_of_253_characters_is_a_host_and_is_shown_cut_to_the_value_limit(
     assert source(f"https://{host}/") == host[:120]
 
 
+def test_a_referrer_is_read_up_to_its_2048th_character():
+    padding = " " * (2048 - len("https://t.co"))
+    assert source(padding + "https://t.co") == "Twitter"
+    assert source(padding + " https://t.co") == "t.c"
+
+
+def test_an_unreadable_site_domain_matches_no_referrer():
+    assert source("https://t.co/", site_domain="not:an:address") == "Twitter"
+    assert source("https://t.co/", site_domain="") == "Twitter"
+
+
+def test_ipv6_sites_are_the_same_site_as_their_own_address():
+    assert source("http://[::1]:8000/", site_domain="::1") == DIRECT
+    assert source("http://[2001:db8::1]/", site_domain="2001:db8::1") == DIRECT
+    assert source("http://[2001:db8::2]/", site_domain="[2001:db8::1]:443") == "2001:db8::2"
+
+
 def test_a_64_kb_referrer_is_read_from_its_start():
     assert source("https://news.ycombinator.com/item?id=" + "1" * 65536) == "Hacker News"
     assert source("x" * 3000 + "https://news.ycombinator.com/") == UNKNOWN
@@ -173,6 +301,7 @@ def test_a_64_kb_referrer_is_read_from_its_start():
     "page_url, shown",
     [
         ("https://example.com/?utm_source=newsletter", "newsletter"),
+        ("https://example.com/?utm_source=Newsletter", "Newsletter"),  # as written when no name matches
         ("https://example.com/?utm_source=Spring%20Mailing", "Spring Mailing"),
         ("https://example.com/?utm_source=google", "Google"),
         ("https://example.com/?utm_source=GOOGLE", "Google"),
@@ -273,7 +402,8 @@ def test_a_page_url_is_read_up_to_2048_characters():
         ("x" * 120, "x" * 120),
         ("x" * 121, "x" * 120),
         ("x" * 119 + " y", "x" * 119),
-        (10**119, "1" + "0" * 119),
+        (10**120 - 1, "9" * 120),
+        (-(10**119) + 1, "-" + "9" * 119),
     ],
 )
 def test_property_values_become_clean_text(raw, value):
@@ -282,10 +412,15 @@ def test_property_values_become_clean_text(raw, value):
 
 @pytest.mark.parametrize(
     "raw",
-    [None, "", "   ", "\x00\x01", {}, {"a": 1}, [], ["a"], float("nan"), float("inf"), float("-inf"), 10**200, b"x"],
+    [None, "", "   ", "\x00\x01", {}, {"a": 1}, [], ["a"], float("nan"), float("inf"), float("-inf"), b"x"]
+    + [10**120, -(10**119)],  # a number longer than a value is left out, not cut into another number
 )
 def test_property_values_that_are_not_text_or_numbers_or_are_blank_are_none(raw):
     assert property_value(raw) is None
+
+
+def test_a_number_too_long_to_print_is_left_out_without_printing_it():
+    assert property_value(10**5000) is None  # str() refuses more than 4300 digits
 
 
 def test_clean_text_works_on_at_most_four_times_its_limit():
@@ -413,7 +548,8 @@ def test_each_user_agent_is_parsed_once_and_the_cache_keeps_only_cut_keys():
         ("", ""),
         ("not an address", ""),
         ("8.8.8.8.8", ""),
-        (" " * 100 + "8.8.8.8", ""),  # read from its first 64 characters
+        (" " * 57 + "8.8.8.8", "US"),  # 64 characters: read whole
+        (" " * 58 + "8.8.8.8", ""),  # read from its first 64 characters
     ],
 )
 def test_country_of_an_address(ip, country):
@@ -474,6 +610,7 @@ def test_an_unreadable_geoip_path_falls_back_to_the_shipped_data_with_one_warnin
         caplog.records[0].getMessage()
     ]
     assert "/nowhere/GeoLite2-Country.mmdb" in caplog.records[0].getMessage()
+    assert caplog.records[0].name == "beacons"
     extraction._geoip2_reader.cache_clear()
 
 
@@ -543,6 +680,9 @@ def test_a_configured_header_that_is_missing_leaves_the_socket_address(settings)
 
 def test_a_huge_forwarded_header_is_read_from_its_first_kilobyte(settings):
     settings.BEACONS_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    padding = " " * (1024 - len("198.51.100.1,6.6.6.6"))
+    assert client_ip(request_from(HTTP_X_FORWARDED_FOR="198.51.100.1," + padding + "6.6.6.6")) == "6.6.6.6"
+    assert client_ip(request_from(HTTP_X_FORWARDED_FOR="198.51.100.1, " + padding + "6.6.6.6")) == "203.0.113.9"
     assert client_ip(request_from(HTTP_X_FORWARDED_FOR="198.51.100.1," + " " * 5000 + "6.6.6.6")) == "198.51.100.1"
 
 

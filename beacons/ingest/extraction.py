@@ -54,7 +54,7 @@ def property_value(raw: object) -> str | None:
     if isinstance(raw, bool):
         text = "true" if raw else "false"
     elif isinstance(raw, int):
-        if raw.bit_length() > 400:  # ~120 digits: str() of a huge int is slow, then refused
+        if not -(10**119) < raw < 10**120:  # longer than a value: cutting it would show another number
             return None
         text = str(raw)
     elif isinstance(raw, float):
@@ -133,7 +133,7 @@ def _referrer_source(referrer: str, *, site_domain: str, page_url: str) -> str:
 
 @lru_cache(maxsize=64)  # a few sites, asked on every hit
 def _site_registrable(site_domain: str) -> str:
-    return _registrable(_host_normalise(site_domain)) or "\0"  # "\0" equals no host: an empty site matches none
+    return _registrable(_host_normalise(site_domain))  # "" for no site: no referrer's registrable domain is ""
 
 
 _HOST_LABELS = re.compile(r"[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)*")
@@ -145,7 +145,7 @@ def _host_normalise(host: str) -> str:
     host = host.strip().lower().rstrip(".")
     if host.startswith("[") or host.count(":") > 1:
         return _address_text(host)
-    host = host.split(":", 1)[0]
+    host = host.partition(":")[0]
     if host.startswith("www."):
         host = host[4:]
     if len(host) > _HOST_MAX_LENGTH or not _HOST_LABELS.fullmatch(host):
@@ -158,7 +158,7 @@ def _url_host(url: str) -> str | None:
     send a referrer); None when ``url`` is not one."""
     text = url[:REFERRER_MAX_LENGTH].strip()
     if "://" not in text:
-        if ":" in text.split("/", 1)[0]:  # another scheme ("javascript:", "about:blank")
+        if ":" in text.partition("/")[0]:  # another scheme ("javascript:", "about:blank")
             return None
         text = "http://" + text
     try:
@@ -182,7 +182,7 @@ def _public_suffixes():
 def _registrable(host: str) -> str:
     """The part of a host a person registers ("bbc.co.uk" of "news.bbc.co.uk"): the unit of
     "same site", as browsers use it. An IP address, "localhost" or a bare suffix is itself."""
-    if ":" in host or host.replace(".", "").isdigit():
+    if ":" in host or host.replace(".", "").isdigit():  # the list would call "0.1" the domain of 10.0.0.1
         return host
     return _public_suffixes().privatesuffix(host) or host
 
@@ -192,7 +192,7 @@ def _host_source(host: str) -> str:
     if name:
         return name
     registrable = _registrable(host)
-    name = _SOURCE_BY_HOST.get(registrable) or _SOURCE_BY_BRAND.get(registrable.split(".", 1)[0])
+    name = _SOURCE_BY_HOST.get(registrable) or _SOURCE_BY_BRAND.get(registrable.partition(".")[0])
     return name or host[:VALUE_MAX_LENGTH]
 
 
@@ -202,7 +202,7 @@ _ANDROID_PACKAGE = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
 def _app_source(rest: str) -> str:
     """``android-app://com.google.android.gm/`` (what Chrome on Android sends for a link opened
     from an app): the app's name when known, else its package name."""
-    package = rest.split("/", 1)[0].strip().lower()
+    package = rest.partition("/")[0].strip().lower()
     if not _ANDROID_PACKAGE.fullmatch(package[:VALUE_MAX_LENGTH]):
         return UNKNOWN
     return _SOURCE_BY_APP.get(package, package)
@@ -210,12 +210,10 @@ def _app_source(rest: str) -> str:
 
 # Hosts and registrable domains named by what staff call them. A registrable domain covers
 # its subdomains (m.facebook.com, l.instagram.com); an exact host wins over its domain.
+# Google, Bing, Yahoo and Yandex are named by _SOURCE_BY_BRAND, on every country domain.
 _SOURCE_BY_HOST = {
-    "google.com": "Google",
     "mail.google.com": "Gmail",
-    "bing.com": "Bing",
     "duckduckgo.com": "DuckDuckGo",
-    "search.yahoo.com": "Yahoo",
     "ecosia.org": "Ecosia",
     "search.brave.com": "Brave Search",
     "startpage.com": "Startpage",
@@ -357,9 +355,9 @@ def _address_text(text: str) -> str:
     without a port or brackets; an IPv4 address mapped into IPv6 as IPv4; "" when none."""
     text = text[:_ADDRESS_MAX_LENGTH].strip()
     if text.startswith("["):
-        text = text[1:].split("]", 1)[0]
+        text = text[1:].partition("]")[0]
     elif text.count(":") == 1:
-        text = text.split(":", 1)[0]
+        text = text.partition(":")[0]
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -380,7 +378,8 @@ def client_ip(request: HttpRequest) -> str:
     meta = request.META
     header = settings.BEACONS_CLIENT_IP_HEADER
     if header and meta.get(header):
-        entries = [entry for entry in meta[header][:_FORWARDED_MAX_LENGTH].split(",") if entry.strip()]
+        entries = [entry.strip() for entry in meta[header][:_FORWARDED_MAX_LENGTH].split(",")]
+        entries = [entry for entry in entries if entry]
         if entries:
             proxies = max(1, settings.BEACONS_CLIENT_IP_PROXY_COUNT)
             chosen = _address_text(entries[max(0, len(entries) - proxies)])
