@@ -247,9 +247,12 @@ BEACONS_RESPECT_DNT = env_bool("BEACONS_RESPECT_DNT", True)
 # Each site's own origins and extra allowed origins (admin, Sites), this server's own origin and
 # the hosts in ALLOWED_HOSTS are always allowed.
 BEACONS_ALLOWED_ORIGINS = env_list("BEACONS_ALLOWED_ORIGINS")
-# Behind a reverse proxy, the request header holding the visitor's address, e.g.
-# HTTP_X_FORWARDED_FOR (its first entry is used). Empty: REMOTE_ADDR. Never stored.
+# Behind a reverse proxy, the request header holding the visitor's address, as Django's META
+# names it, e.g. HTTP_X_FORWARDED_FOR or HTTP_X_REAL_IP. Empty: REMOTE_ADDR. Never stored.
 BEACONS_CLIENT_IP_HEADER = os.environ.get("BEACONS_CLIENT_IP_HEADER", "")
+# How many proxies in front append to that header: the address used is this many entries from
+# its right end (entries further left were written by the client and can be forged).
+BEACONS_CLIENT_IP_PROXY_COUNT = env_int("BEACONS_CLIENT_IP_PROXY_COUNT", 1)
 BEACONS_RATE_LIMIT = env_int("BEACONS_RATE_LIMIT", 600)  # events per visitor per minute; 0 = off
 # Events per network (IPv4 /24, IPv6 /64) per minute, whatever the user agents; 0 = off.
 # Several visitors share a network (an office behind one address), hence 5 visitors' worth.

@@ -432,3 +432,27 @@ def test_two_sites_count_separately_from_pages_on_their_own_origins(context, oth
     assert site_count(blog, "page_view") == 1
     assert site_count(shop, "page_view") == 2
     assert site_count(ignored, "page_view") == 0
+
+
+def test_page_views_carry_the_referrer_and_campaign_tags_even_when_the_query_is_left_out(
+    context, other_origin, settings
+):
+    settings.BEACONS_ALLOWED_ORIGINS = [other_origin]
+    context.add_init_script(SPY_ON_SEND_BEACON)
+    page = context.new_page()
+    page.goto(
+        f"{other_origin}/shop.html?utm_source=newsletter&utm_medium=email&utm_campaign=Spring+Sale&ref=&x=1",
+        referer="https://news.ycombinator.com/item?id=1",
+    )
+
+    wait_for_count("page_view", "/shop.html", 1)  # the identifier leaves the query string out
+    wait_until(lambda: any('"page_view"' in body for body in page.evaluate("() => window.sentBodies")), "the body")
+    [view] = [json.loads(b) for b in page.evaluate("() => window.sentBodies") if '"page_view"' in b]
+    assert view == {
+        "event_type": "page_view",
+        "identifier": "/shop.html",
+        "referrer": "https://news.ycombinator.com/item?id=1",
+        "utm_source": "newsletter",
+        "utm_medium": "email",
+        "utm_campaign": "Spring Sale",
+    }

@@ -27,6 +27,12 @@ event_like = st.fixed_dictionaries(
         "identifier": any_text | json_values,
         "meta": st.dictionaries(st.text(max_size=20), json_values, max_size=5) | json_values,
         "id": any_text | json_values,
+        "referrer": any_text | json_values | st.text(min_size=2040, max_size=2100),
+        "r": any_text | json_values,
+        "utm_source": any_text | json_values,
+        "utm_medium": any_text | json_values,
+        "utm_campaign": any_text | json_values | st.text(min_size=118, max_size=130),
+        "ref": any_text | json_values,
     },
 )
 bodies = st.one_of(
@@ -35,9 +41,9 @@ bodies = st.one_of(
     json_values.map(lambda v: json.dumps(v).encode()),
     event_like.map(lambda v: json.dumps(v).encode()),
     st.lists(event_like, max_size=60).map(lambda events: json.dumps({"events": events}).encode()),
-    st.dictionaries(st.sampled_from(["event_type", "identifier", "meta", "id"]), st.text(max_size=50)).map(
-        lambda d: "&".join(f"{k}={v}" for k, v in d.items()).encode("utf-8", "surrogatepass")
-    ),
+    st.dictionaries(
+        st.sampled_from(["event_type", "identifier", "meta", "id", "referrer", "utm_source"]), st.text(max_size=50)
+    ).map(lambda d: "&".join(f"{k}={v}" for k, v in d.items()).encode("utf-8", "surrogatepass")),
 )
 content_types = st.sampled_from(
     [

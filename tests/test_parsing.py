@@ -347,3 +347,90 @@ def test_a_body_that_is_a_deeply_nested_list_is_refused_for_its_depth_not_its_sh
     assert caught.value.as_json() == {"error": "body is nested more than 8 levels deep", "field": "body"}
     at_the_limit = "[" * 8 + "]" * 8
     assert body_to_data(raw=at_the_limit.encode(), content_type="application/json", meta={}) == json.loads(at_the_limit)
+
+
+def test_referrer_and_campaign_tags_are_carried_on_the_event():
+    event = one(
+        {
+            "event_type": "page_view",
+            "referrer": " https://news.ycombinator.com/ ",
+            "utm_source": "newsletter",
+            "utm_medium": "email",
+            "utm_campaign": "spring",
+            "ref": "friend",
+        }
+    )
+    assert event.referrer == "https://news.ycombinator.com/"
+    assert event.campaign == {
+        "utm_source": "newsletter",
+        "utm_medium": "email",
+        "utm_campaign": "spring",
+        "ref": "friend",
+    }
+
+
+def test_plausibles_r_field_is_the_referrer_and_referrer_wins_over_it():
+    assert one({"event_type": "page_view", "r": "https://t.co/x"}).referrer == "https://t.co/x"
+    assert one({"event_type": "page_view", "r": "https://t.co/x", "referrer": "https://bsky.app/"}).referrer == (
+        "https://bsky.app/"
+    )
+
+
+def test_an_event_without_them_has_no_referrer_and_no_campaign():
+    event = one({"event_type": "page_view"})
+    assert (event.referrer, event.campaign) == ("", {})
+
+
+def test_a_referrer_of_2048_characters_is_kept_and_a_longer_one_cut_never_refused():
+    at_limit = "https://example.org/" + "p" * 2028
+    assert one({"event_type": "page_view", "referrer": at_limit}).referrer == at_limit
+    assert one({"event_type": "page_view", "referrer": at_limit + "tail"}).referrer == at_limit
+
+
+def test_campaign_tags_are_cut_to_120_characters_never_refused():
+    event = one({"event_type": "page_view", "utm_campaign": "c" * 121, "utm_medium": "m" * 120})
+    assert event.campaign == {"utm_campaign": "c" * 120, "utm_medium": "m" * 120}
+
+
+@pytest.mark.parametrize("value", [5, ["https://a.example/"], {"u": 1}, None, True])
+def test_a_referrer_that_is_not_text_is_dropped_and_the_event_kept(value):
+    assert one({"event_type": "page_view", "referrer": value}).referrer == ""
+
+
+def test_campaign_tags_that_are_not_text_are_dropped_numbers_become_text_and_controls_go():
+    event = one(
+        {
+            "event_type": "page_view",
+            "utm_source": {"a": 1},
+            "utm_medium": ["email"],
+            "utm_campaign": 2026,
+            "ref": "  ",
+        }
+    )
+    assert event.campaign == {"utm_campaign": "2026"}
+    assert one(
+        {"event_type": "page_view", "utm_source": "news\x00\nletter", "referrer": "https://a.example/\x00\ud800"}
+    ).campaign == {"utm_source": "news letter"}
+
+
+def test_a_referrer_with_control_characters_or_lone_surrogates_is_cleaned_not_refused():
+    event = one({"event_type": "page_view", "referrer": "https://a.example/\x00\ud800x\ny"})
+    assert event.referrer == "https://a.example/x y"
+
+
+def test_each_event_of_a_batch_carries_its_own_referrer_and_tags():
+    events = events_from_data(
+        {
+            "events": [
+                {"event_type": "page_view", "referrer": "https://t.co/", "utm_source": "a"},
+                {"event_type": "signup"},
+            ]
+        }
+    )
+    assert [(e.referrer, e.campaign) for e in events] == [("https://t.co/", {"utm_source": "a"}), ("", {})]
+
+
+def test_form_bodies_carry_the_referrer_and_tags_too():
+    data = decoded(b"event_type=page_view&referrer=https%3A%2F%2Ft.co%2Fx&utm_medium=email", FORM)
+    event = one(data)
+    assert (event.referrer, event.campaign) == ("https://t.co/x", {"utm_medium": "email"})

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.http import QueryDict
 from django.http.multipartparser import MultiPartParser
 
+from beacons.ingest.extraction import CAMPAIGN_PARAMETERS, REFERRER_MAX_LENGTH, clean_text, property_value
 from beacons.registry import InvalidName, event_type_normalise, identifier_check
 from beacons.text import is_storable_json, is_storable_text
 
@@ -41,6 +42,8 @@ class EventInput:
     identifier: str | None = None  # None: not sent, derive it by the definition's rule
     meta: dict = field(default_factory=dict)
     event_id: str | None = None
+    referrer: str = ""  # the page's document.referrer, for the source dimension; "" when not sent
+    campaign: dict[str, str] = field(default_factory=dict)  # utm_source, utm_medium, utm_campaign, ref
 
 
 class _Invalid(Exception):
@@ -152,6 +155,20 @@ def normalise_event_id(value: Any) -> str | None:
     return text or None
 
 
+def normalise_referrer(data: dict) -> str:
+    """``referrer`` (or Plausible's ``r``) as clean text cut to REFERRER_MAX_LENGTH; anything
+    but text is dropped. These fields only refine a breakdown: a bad one never costs the hit."""
+    value = data.get("referrer", data.get("r"))
+    return clean_text(value, limit=REFERRER_MAX_LENGTH) if isinstance(value, str) else ""
+
+
+def normalise_campaign(data: dict) -> dict[str, str]:
+    """The campaign parameters sent beside the event, each a dimension value (clean text cut to
+    120 characters); absent, blank, or not text or a number: left out."""
+    values = {name: property_value(data.get(name)) for name in CAMPAIGN_PARAMETERS}
+    return {name: value for name, value in values.items() if value}
+
+
 def event_from_mapping(data: Any, *, event_type: str | None = None, identifier: str | None = None) -> EventInput:
     """Validate one event object; ``event_type``/``identifier`` from the URL win over the body."""
     if not isinstance(data, dict):
@@ -161,6 +178,8 @@ def event_from_mapping(data: Any, *, event_type: str | None = None, identifier: 
         identifier=normalise_identifier(identifier if identifier is not None else data.get("identifier")),
         meta=normalise_meta(data.get("meta")),
         event_id=normalise_event_id(data.get("id")),
+        referrer=normalise_referrer(data),
+        campaign=normalise_campaign(data),
     )
 
 

@@ -21,13 +21,6 @@ from beacons.models import DailySalt
 _salt_cache: dict[date, str] = {}
 
 
-def client_ip(meta: dict) -> str:
-    header = settings.BEACONS_CLIENT_IP_HEADER
-    if header and meta.get(header):
-        return meta[header].split(",")[0].strip()
-    return meta.get("REMOTE_ADDR", "")
-
-
 def salt_for_today() -> str:
     today = timezone.now().date()
     salt = _salt_cache.get(today)

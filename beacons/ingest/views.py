@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from beacons.ingest import privacy
+from beacons.ingest.extraction import client_ip
 from beacons.ingest.parsing import Rejected, body_to_data, events_from_data
 from beacons.ingest.recording import RequestContext, dropped_add, events_record
 from beacons.limits import minute_count_add
@@ -153,7 +154,7 @@ def _request_events_record(
         user_agent=storable_text(user_agent),
         referer=storable_text(request.META.get("HTTP_REFERER", "")),
         source=source,
-        ip=privacy.client_ip(request.META),
+        ip=client_ip(request),
         tracked=not privacy.wants_no_tracking(request.META),
     )
     exceeded = _rate_limited(context, len(events))

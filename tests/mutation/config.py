@@ -10,6 +10,7 @@ files that are traced and run again on PostgreSQL.
 MODULES: list[str] = [
     "beacons/counting/buckets.py",
     "beacons/counting/increments.py",
+    "beacons/ingest/extraction.py",
     "beacons/ingest/parsing.py",
     "beacons/queries/counters.py",
     "beacons/queries/error_groups.py",
@@ -67,8 +68,8 @@ SET_ASIDE: list[dict[str, object]] = [
         "reason": "the default order '' falls back to -last_seen, as 'last_seen' does",
     },
     {
-        "file": "beacons/useragents.py", "function": "browser_label", "change": "'Other' → ''",
-        "text": 'if parsed is None or parsed.family == "Other":',
+        "file": "beacons/useragents.py", "function": "_known", "change": "'Other' → ''",
+        "text": 'return "" if family in (None, "Other") else family',
         "reason": "ua-parser 1.x (pyproject: >=1.0) answers None, never the family 'Other', for an unknown agent",
     },
     {

@@ -13,14 +13,17 @@
  *   page_view   identifier: location.pathname (+ location.search with data-query-string,
  *               + location.hash with data-hash), once on load and once per route change
  *               (history.pushState / replaceState / popstate / hashchange); never twice in a row
- *               for the same route.
+ *               for the same route. Beside it, for the source and campaign breakdowns:
+ *               referrer (document.referrer, cut to 2048 characters) and the page's
+ *               utm_source, utm_medium, utm_campaign and ref query parameters (each cut to 120),
+ *               even when the identifier leaves the query string out.
  *   error       identifier: the same page path; meta: {message, source, line, col, stack} from
  *               window "error" and "unhandledrejection" events and beacons.error() (stack cut to
  *               1 KB; the same error at most 5 times per page).
  *   your own    beacons.track(type, identifier, meta) and clicks on elements with data-beacon="type"
  *               (identifier from data-beacon-id).
- * It sets no cookie, writes no localStorage, and adds no visitor id, screen size or referrer of its
- * own (the browser sends its usual User-Agent, Origin and Referer headers). With Do-Not-Track or
+ * It sets no cookie, writes no localStorage, and adds no visitor id or screen size (the browser
+ * sends its usual User-Agent, Origin and Referer headers). With Do-Not-Track or
  * Global Privacy Control on (data-respect-do-not-track, default true), or while consent is required
  * and not given (data-require-consent, data-consent-cookie), it sends nothing at all.
  * It never throws into the page and never reports its own failures.
@@ -84,13 +87,14 @@
     return !!value && !/^(0|false|no|denied)?(;|$)/i.test(value);
   }
 
-  function enqueue(type, identifier, meta, sendNow) {
+  function enqueue(type, identifier, meta, sendNow, fields) {
     if (doNotTrack) return log("off (Do Not Track)", type);
     if (requireConsent && !consented()) return log("off (no consent)", type);
     type = String(type).trim().toLowerCase();
     if (!/^[a-z0-9_.:-]{1,64}$/.test(type)) return log("bad type", type);
     var event = { event_type: type };
     if (identifier != null && identifier !== "") event.identifier = clip(identifier, 256);
+    for (var name in fields) event[name] = fields[name];
     if (meta != null) {
       var json = JSON.stringify(meta) || "";
       // A bad meta would make the server refuse the whole batch: drop the meta, keep the count.
@@ -155,11 +159,22 @@
     return location.pathname + (keepQuery ? location.search : "") + (keepHash ? location.hash : "");
   }
 
+  // Where the visit came from; the server names the site and reads the campaign tags.
+  function arrival() {
+    var fields = {};
+    var query = new URLSearchParams(location.search);
+    if (document.referrer) fields.referrer = clip(document.referrer, 2048);
+    ["utm_source", "utm_medium", "utm_campaign", "ref"].forEach(function (name) {
+      if (query.get(name)) fields[name] = clip(query.get(name), 120);
+    });
+    return fields;
+  }
+
   function pageView() {
     var current = route();
     if (current == lastRoute) return;
     lastRoute = current;
-    enqueue("page_view", current, null, directPageViews);
+    enqueue("page_view", current, null, directPageViews, arrival());
   }
 
   function reportError(error, extra, where) {
