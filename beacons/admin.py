@@ -110,7 +110,7 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "slug", "kind", "description", "is_active"]}),
         ("What is counted", {"fields": ["identifier_rule", "keep_query_string", "granularities"]}),
-        ("Keeping data", {"fields": ["keep_raw", "raw_retention_days", "fine_retention_days"]}),
+        ("Keeping data", {"fields": ["keep_raw", "raw_retention_days", "fine_retention_days", "hour_retention_days"]}),
         (
             "Error alerts (JavaScript errors only)",
             {
@@ -188,8 +188,8 @@ class SiteAdmin(ModelAdmin):
 
 @admin.register(BeaconAggregate)
 class BeaconAggregateAdmin(AggregateTransferAdminMixin, ModelAdmin):
-    list_display = ["site", "definition", "identifier", "granularity", "period_start", "count"]
-    list_filter = ["site", TypeFilter, "granularity"]
+    list_display = ["site", "definition", "dimension", "identifier", "granularity", "period_start", "count"]
+    list_filter = ["site", TypeFilter, "dimension", "granularity"]
     search_fields = ["identifier", "=definition__slug"]
     date_hierarchy = "period_start"
     list_select_related = ["site", "definition"]

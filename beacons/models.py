@@ -173,6 +173,14 @@ class BeaconDefinition(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Second and minute counts older than this are deleted; hour, day, month and year counts stay.",
     )
+    hour_retention_days = models.PositiveIntegerField(
+        "keep hour counts per page and per value for (days)",
+        default=92,
+        validators=[MinValueValidator(1)],
+        help_text="Hour counts of single pages (and of sources, browsers and other values) older than this are "
+        "deleted; their days, months and years stay, and so do the hour totals. 92 days keeps the "
+        "“30 days by hour” view of one page complete.",
+    )
     is_active = models.BooleanField(
         "counting", default=True, help_text="Turn off to ignore this event type without changing any website."
     )
@@ -227,10 +235,17 @@ class BeaconDefinition(models.Model):
         return [code for code in GRANULARITY_ORDER if code in codes]
 
 
-class BeaconAggregate(models.Model):
-    """One counter per (site, definition, identifier, granularity, bucket).
+DIMENSION_MAX_LENGTH = 40  # "prop:" and a property key of at most 32 characters, with room to spare
+IDENTIFIER_DIMENSION = ""  # the identifier axis: value = identifier, and value "" = the total
 
-    The identifier "" holds the total over all identifiers of the definition.
+
+class BeaconAggregate(models.Model):
+    """One counter per (site, definition, dimension, value, granularity, bucket).
+
+    ``dimension`` "" is the identifier axis: ``identifier`` is the identifier (a page, a file),
+    and the identifier "" holds the total over all of them. Any other dimension (``source``,
+    ``browser``, ``country``, ``prop:plan``, …; see ``beacons.dimensions``) keeps one row per value
+    of it, the value in the ``identifier`` column; its values add up to the hits that had one.
     Rows are only written through ``beacons.counting.increments``: added to by its upserts (never
     read-modify-write), set by imports in replace mode, or inserted once when their keys are
     known to be new (the demo's first fill). Retention and rebuilding delete them.
@@ -248,7 +263,14 @@ class BeaconAggregate(models.Model):
     definition = models.ForeignKey(
         BeaconDefinition, on_delete=models.CASCADE, related_name="aggregates", db_index=False, db_constraint=False
     )
-    identifier = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True, default="")
+    # The readable code itself, not a number: dimension rows are a few percent of all rows, and
+    # the identifier rows (nearly all) store "" in one byte.
+    dimension = models.CharField(max_length=DIMENSION_MAX_LENGTH, blank=True, default=IDENTIFIER_DIMENSION)
+    # The identifier, or the dimension's value. Kept under its first name: files, the admin
+    # and most reads are about identifiers. Storing texts once and referencing them by id
+    # measured 20% smaller rows (bench/counter_storage.py) but costs a lookup on every write
+    # and a join on every read; the partial index below saved more.
+    identifier = models.CharField("value", max_length=IDENTIFIER_MAX_LENGTH, blank=True, default="")
     granularity = models.CharField(max_length=2, choices=Granularity.choices)
     period_start = models.DateTimeField()
     count = models.BigIntegerField(default=0)
@@ -259,23 +281,30 @@ class BeaconAggregate(models.Model):
         constraints = [
             # Site first: every read is of one site, and the site's rows stay together.
             models.UniqueConstraint(
-                fields=["site", "definition", "identifier", "granularity", "period_start"],
-                name="beacon_aggregate_site_bucket",
+                fields=["site", "definition", "dimension", "identifier", "granularity", "period_start"],
+                name="beacon_aggregate_site_key",
             ),
             models.CheckConstraint(condition=models.Q(count__gte=0), name="beacon_aggregate_count_not_negative"),
         ]
         indexes = [
-            models.Index(fields=["site", "definition", "granularity", "period_start"], name="beacon_agg_site_def_gran"),
-            # Covering (definition_id and count follow the range columns): ranking every type of a
-            # site by its total rows over a period reads only this index, however many types exist.
+            # Ranges of one axis: the top identifiers, or a breakdown, over a period.
             models.Index(
-                fields=["site", "identifier", "granularity", "period_start", "definition", "count"],
-                name="beacon_agg_site_ident_cover",
+                fields=["site", "definition", "dimension", "granularity", "period_start"],
+                name="beacon_agg_site_def_dim_gran",
+            ),
+            # Covering (definition_id and count follow the range columns), over the total rows
+            # only: ranking every type of a site by its totals over a period reads only this
+            # small index, however many types, identifiers and values exist.
+            models.Index(
+                fields=["site", "granularity", "period_start", "definition", "count"],
+                condition=models.Q(dimension="", identifier=""),
+                name="beacon_agg_site_totals_cover",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.site_id}:{self.definition_id}:{self.identifier}:{self.granularity}:{self.period_start:%Y-%m-%d %H:%M}"
+        axis = f"{self.dimension}={self.identifier}" if self.dimension else self.identifier
+        return f"{self.site_id}:{self.definition_id}:{axis}:{self.granularity}:{self.period_start:%Y-%m-%d %H:%M}"
 
 
 class ErrorGroup(models.Model):
@@ -399,6 +428,26 @@ class DroppedHits(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} {self.get_reason_display().lower()} on {self.day}"
+
+
+class DroppedValues(models.Model):
+    """Hits whose dimension value counted as "(other)": their (site, type, dimension) already had
+    ``BEACONS_MAX_VALUES_PER_DIMENSION`` distinct values that day. Tallied per day."""
+
+    day = models.DateField()
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+", db_index=False)
+    definition = models.ForeignKey(BeaconDefinition, on_delete=models.CASCADE, related_name="+", db_index=False)
+    dimension = models.CharField(max_length=DIMENSION_MAX_LENGTH)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "dropped values"
+        constraints = [
+            models.UniqueConstraint(fields=["day", "site", "definition", "dimension"], name="dropped_values_day_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} values of {self.dimension} counted as (other) on {self.day}"
 
 
 class DrainBatch(models.Model):

@@ -64,6 +64,7 @@ def test_granularities_are_checkboxes_and_save_in_order(admin_client):
             "granularities": ["Y", "H", "D"],
             "raw_retention_days": 30,
             "fine_retention_days": 7,
+            "hour_retention_days": 92,
             "is_active": "on",
             "alert_on_new": "on",
         },
@@ -83,6 +84,7 @@ def test_invalid_slug_is_refused_with_a_message(admin_client):
             "granularities": ["D"],
             "raw_retention_days": 30,
             "fine_retention_days": 7,
+            "hour_retention_days": 92,
         },
     )
     assert response.status_code == 200
@@ -121,6 +123,7 @@ def test_add_beacon_type_starts_with_hour_day_month_year_ticked_and_saves_first_
         "granularities": ticked,
         "raw_retention_days": "30",
         "fine_retention_days": "7",
+        "hour_retention_days": "92",
         "alert_emails": "",
         "alert_on_new": "on",
         "alert_on_regression": "on",

@@ -62,12 +62,13 @@ def _bucket_counts(
     start: datetime,
     end: datetime,
     identifier: str = "",
+    dimension: str = "",
 ) -> QuerySet:
     """Rows (definition_id, granularity, period_start, total) that add up to each bucket's part
     inside [start, end): whole buckets read their own row, a bucket cut by ``start`` or ``end``
     is summed from the finer rows inside the cut (its part of the period, not the whole bucket)."""
     first_whole, last_whole = bucket_ceiling(start, granularity), bucket_start(end, granularity)
-    scope = {"site_id": site_id_of(site), "definition_id__in": ids, "identifier": identifier}
+    scope = {"site_id": site_id_of(site), "definition_id__in": ids, "dimension": dimension, "identifier": identifier}
     finer = [g for g in allowed if GRANULARITY_ORDER.index(g) < GRANULARITY_ORDER.index(granularity)]
     if first_whole < last_whole:
         condition = Q(granularity=granularity, period_start__gte=first_whole, period_start__lt=last_whole, **scope)
@@ -151,7 +152,7 @@ def series_of_top_definitions(
     the slug "" for "Other types".
 
     One statement: the site's total rows (``identifier=""``) in the range are read from the covering
-    (site, identifier, granularity, period_start, definition, count) index, once to rank the types
+    (site, granularity, period_start, definition, count) index of the total rows, once to rank the types
     and once to sum them per bucket into the busiest ones and the rest; only the ``limit``
     busiest are joined to their names. Types with nothing counted in the range are left out,
     and "Other types" when it counted none.
@@ -160,7 +161,7 @@ def series_of_top_definitions(
     sql = f"""
         WITH scope AS (
             SELECT definition_id, period_start, count FROM {table}
-            WHERE site_id = %s AND identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
+            WHERE site_id = %s AND dimension = '' AND identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
         ),
         top AS (SELECT definition_id FROM scope GROUP BY definition_id ORDER BY SUM(count) DESC, definition_id LIMIT %s),
         named AS (SELECT id, name, slug FROM {definitions} WHERE id IN (SELECT definition_id FROM top)),
@@ -285,7 +286,7 @@ def identifiers_compared(
     stopped); without one, only identifiers counted in [start, end)."""
     definitions = list(definitions)
     allowed = _common_granularities(definitions)
-    scope = {"site_id": site_id_of(site), "definition_id__in": _ids(definitions)}
+    scope = {"site_id": site_id_of(site), "definition_id__in": _ids(definitions), "dimension": ""}
     current = _covering_q(start, _through_now(end), allowed, **scope)
     compare = previous_start is not None and previous_end is not None
     condition = current
@@ -362,7 +363,12 @@ def totals(
     allowed = _common_granularities(definitions)
     if previous_start is None or previous_end is None:
         previous_start, previous_end = start - (end - start), start
-    scope = {"site_id": site_id_of(site), "definition_id__in": _ids(definitions), "identifier": identifier}
+    scope = {
+        "site_id": site_id_of(site),
+        "definition_id__in": _ids(definitions),
+        "dimension": "",
+        "identifier": identifier,
+    }
     minutes = cut_granularity == G.MINUTE
     current = _covering_q(start, end, allowed, **scope)
     previous = _covering_q(previous_start, previous_end, allowed, minutes=minutes, **scope)
@@ -400,6 +406,7 @@ def live_count(
     total = BeaconAggregate.objects.filter(
         site_id=site_id_of(site),
         definition_id__in=keeping,
+        dimension="",
         identifier=identifier,
         granularity=G.MINUTE,
         period_start__gte=since,
