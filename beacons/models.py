@@ -47,6 +47,43 @@ def validate_granularities(value: str) -> None:
         raise ValidationError("Choose at least one of: second, minute, hour, day, month, year.")
 
 
+def dimensions_split(value: str) -> list[str]:
+    """The codes of a comma-separated ``dimensions`` or ``property_keys`` value, as written."""
+    return [code.strip() for code in value.split(",") if code.strip()]
+
+
+def validate_dimensions(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    from beacons.dimensions import BUILT_IN
+
+    unknown = [code for code in dimensions_split(value) if code not in BUILT_IN]
+    if unknown:
+        raise ValidationError(f"Unknown dimensions: {', '.join(unknown)[:200]}. Choose from: {', '.join(BUILT_IN)}.")
+
+
+def validate_property_keys(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    from beacons.dimensions import MAX_PROPERTY_KEYS, InvalidDimension, property_key_check
+
+    keys = dimensions_split(value)
+    if len(keys) > MAX_PROPERTY_KEYS:
+        raise ValidationError(f"At most {MAX_PROPERTY_KEYS} properties per event type.")
+    for key in keys:
+        try:
+            property_key_check(key)
+        except InvalidDimension as problem:
+            raise ValidationError(str(problem)) from None
+
+
+def default_dimensions(kind: str) -> str:
+    """The built-in dimensions a new type keeps: all for page views, none for the other kinds."""
+    from beacons.dimensions import BUILT_IN
+
+    return ",".join(BUILT_IN) if kind == "page_view" else ""
+
+
 class Site(models.Model):
     """A domain the product counts for. Counters, single events and error groups belong to one
     site; the registry of event types is shared by all."""
@@ -156,6 +193,31 @@ class BeaconDefinition(models.Model):
         help_text="How finely counts are kept. Hour, day, month and year suit most needs; seconds and minutes "
         "cost more storage and are only kept for a few days (see below).",
     )
+    dimensions = models.CharField(
+        "breakdowns",
+        max_length=128,
+        blank=True,
+        default="",
+        validators=[validate_dimensions],
+        help_text="Also count by where visitors came from, what they use and where they are. Page views keep "
+        "them all by default, other types none. Each one adds a few rows per day.",
+    )
+    property_keys = models.CharField(
+        "properties",
+        max_length=(32 + 1) * 10,
+        blank=True,
+        default="",
+        validators=[validate_property_keys],
+        help_text="Names of values sent in the beacon's meta to count separately, separated by commas, e.g. "
+        "plan, method: meta.plan = “pro” counts under property “plan”, value “pro”. At most 10; "
+        "letters, digits, _ and - only.",
+    )
+    dimensions_by_hour = models.BooleanField(
+        "breakdowns by hour",
+        default=False,
+        help_text="Keep the breakdowns above per hour too (kept for the hour retention below). Off: per day, "
+        "month and year.",
+    )
     keep_raw = models.BooleanField(
         "keep each event",
         default=False,
@@ -233,6 +295,24 @@ class BeaconDefinition(models.Model):
     def granularity_codes(self) -> list[str]:
         codes = set(granularities_split(self.granularities))
         return [code for code in GRANULARITY_ORDER if code in codes]
+
+    @property
+    def dimension_granularity_codes(self) -> list[str]:
+        """Where its dimension values count: the day, month and year it keeps, and the hour when asked."""
+        wanted = {Granularity.DAY, Granularity.MONTH, Granularity.YEAR}
+        if self.dimensions_by_hour:
+            wanted.add(Granularity.HOUR)
+        return [code for code in self.granularity_codes if code in wanted]
+
+    @property
+    def dimension_codes(self) -> list[str]:
+        """The dimensions it keeps counters for: the built-in ones ticked, then ``prop:<key>`` per property."""
+        from beacons.dimensions import BUILT_IN, property_dimension
+
+        ticked = set(dimensions_split(self.dimensions))
+        return [code for code in BUILT_IN if code in ticked] + [
+            property_dimension(key) for key in dimensions_split(self.property_keys)
+        ]
 
 
 DIMENSION_MAX_LENGTH = 40  # "prop:" and a property key of at most 32 characters, with room to spare
