@@ -279,3 +279,23 @@ def test_the_postgresql_stream_can_run_twice_in_one_transaction(db):
         assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 7
         assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 7
     assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"": 8, "/a": 4, "/b": 2}
+
+
+def test_a_stream_carries_dimension_rows_under_their_dimension(site):
+    """Both paths: COPY on PostgreSQL ("<granularity>/<dimension>" split in SQL), rows elsewhere."""
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    day = int(datetime(2026, 3, 14, tzinfo=UTC).timestamp())
+    chunks = [
+        _Chunk(
+            [
+                (site.pk, definition.pk, "", "", G.DAY, day, 3),
+                (site.pk, definition.pk, "prop:plan", "pro", G.DAY, day, 2),
+                (site.pk, definition.pk, "country", "DE", G.MONTH, day, 1),
+            ]
+        ),
+        _Chunk([(site.pk, definition.pk, "prop:plan", "pro", G.DAY, day, 1)]),
+    ]
+    with transaction.atomic():
+        assert aggregates_add_stream(chunks=chunks) == 4
+    stored = BeaconAggregate.objects.values_list("dimension", "identifier", "granularity", "count")
+    assert sorted(stored) == [("", "", G.DAY, 3), ("country", "DE", G.MONTH, 1), ("prop:plan", "pro", G.DAY, 3)]

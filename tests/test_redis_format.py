@@ -77,3 +77,22 @@ def test_a_chunk_of_pairs_gives_rows_and_copy_text_of_the_same_counters():
     assert (len(chunk), chunk.rows()) == (1, [(5, 4, "", "/x", "H", EPOCH, 6)])
     assert chunk.copy_text() == f"5\t4\tH\t{EPOCH}\t/x\t6\n".encode()
     assert FieldsChunk([]).copy_text() == b""
+
+
+def test_a_dimension_field_names_its_dimension_after_the_granularity_and_decodes_back():
+    key = (5, 7, "prop:plan", "pro|max", "D", HOUR)
+    assert field_encode(key) == f"5|7|D/prop:plan|{EPOCH}|pro|max".encode()
+    assert field_decode(field_encode(key), b"2") == (5, 7, "prop:plan", "pro|max", "D", EPOCH, 2)
+
+
+def test_an_identifier_field_is_the_same_as_before_dimensions_so_old_fields_drain():
+    assert field_encode((5, 7, "", "/a", "H", HOUR)) == f"5|7|H|{EPOCH}|/a".encode()
+
+
+def test_dimension_fields_are_never_totals_and_copy_with_their_dimension():
+    pairs = [(field_encode((5, 1, "", "", "D", HOUR)), b"4"), (field_encode((5, 1, "source", "x|", "D", HOUR)), b"9")]
+    assert totals_by_series(pairs) == {(5, 1, "D"): 4}
+    fields, counts = zip(*pairs)
+    assert copy_text(list(fields), list(counts)) == (
+        f"5\t1\tD\t{EPOCH}\t\t4\n".encode() + f"5\t1\tD/source\t{EPOCH}\tx|\t9\n".encode()
+    )

@@ -10,6 +10,9 @@ files that are traced and run again on PostgreSQL.
 MODULES: list[str] = [
     "beacons/counting/buckets.py",
     "beacons/counting/increments.py",
+    "beacons/counting/value_cap.py",
+    "beacons/dimensions.py",
+    "beacons/ingest/dimensions.py",
     "beacons/ingest/parsing.py",
     "beacons/queries/counters.py",
     "beacons/queries/error_groups.py",
