@@ -21,7 +21,9 @@ MODULES: list[str] = [
     "dashboard/forms.py",
 ]
 
-POSTGRES: dict[str, list[str]] = {"beacons/counting/increments.py": ["tests/test_counting.py", "tests/test_drain.py"]}
+POSTGRES: dict[str, list[str]] = {
+    "beacons/counting/increments.py": ["tests/test_counting.py", "tests/test_drain.py", "tests/test_dimensions.py"]
+}
 
 # Equivalent mutants: no test can tell them from the code (same observable behaviour).
 # Each entry: file, function (qualified, e.g. "covering_buckets.cover"; "" at module level),
