@@ -859,3 +859,61 @@ def test_an_unknown_or_malformed_site_is_a_row_error_and_nothing_is_written(page
     assert "row 1: site: unknown site 'blog.example.com'" in err
     assert "row 2: site:" in err and "without http://" in err
     assert not BeaconAggregate.objects.exists()
+
+
+# --- dimensions ---------------------------------------------------------------------------------
+
+
+def _dimension_rows(page_view):
+    day = utc(2026, 11, 1)
+    aggregates_add(
+        increments={
+            (first_site().pk, page_view.pk, "source", "google.com", G.DAY, day): 5,
+            (first_site().pk, page_view.pk, "prop:plan", "=pro", G.DAY, day): 2,
+            (first_site().pk, page_view.pk, "", "google.com", G.DAY, day): 1,  # an identifier of the same text
+        }
+    )
+
+
+@pytest.mark.parametrize("file_format", formats.FORMATS)
+def test_dimension_counts_round_trip_under_their_dimension(page_view, tmp_path, file_format):
+    _dimension_rows(page_view)
+    before = snapshot()
+    path = export(tmp_path, file_format)
+    BeaconAggregate.objects.all().delete()
+    out, err = import_file(path, "replace")
+    assert "3 new, 0 updated, 0 skipped, 0 failed" in out, err
+    assert snapshot() == before
+
+
+def test_an_export_names_each_counters_dimension(page_view, tmp_path):
+    _dimension_rows(page_view)
+    header, *rows = csv.reader(io.StringIO(export(tmp_path, "csv").read_text(encoding="utf-8")))
+    assert header == list(formats.AGGREGATE_COLUMNS)
+    dimension, identifier = header.index("dimension"), IDENTIFIER_COLUMN
+    assert sorted((row[dimension], row[identifier]) for row in rows) == [
+        ("", "google.com"),
+        ("prop:plan", "'=pro"),  # a formula-like value is neutralised like any identifier
+        ("source", "google.com"),
+    ]
+
+
+def test_a_file_with_a_dimension_column_merges_into_that_dimension_and_a_bad_code_is_a_row_error(page_view, tmp_path):
+    rows = [
+        ["", "page_view", "country", "DE", "day", "2026-11-01T00:00:00+00:00", "4"],
+        ["", "page_view", "", "/", "day", "2026-11-01T00:00:00+00:00", "1"],
+        ["", "page_view", "colour", "red", "day", "2026-11-01T00:00:00+00:00", "1"],
+        ["", "page_view", "prop:has space", "x", "day", "2026-11-01T00:00:00+00:00", "1"],
+    ]
+    path = tmp_path / "dimensions.csv"
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([formats.AGGREGATE_COLUMNS, *rows])
+    out, err = import_file(path, "merge")
+    assert "row 3: dimension: 'colour' is not a dimension" in err
+    assert "row 4: dimension:" in err and "is not a property name" in err
+    assert not BeaconAggregate.objects.exists()  # all or nothing
+    path.write_text(path.read_text(encoding="utf-8").rsplit("\n", 3)[0] + "\n", encoding="utf-8")
+    out, err = import_file(path, "merge")
+    assert "2 new" in out, err
+    assert BeaconAggregate.objects.get(dimension="country").identifier == "DE"
+    assert BeaconAggregate.objects.get(dimension="").identifier == "/"
