@@ -325,3 +325,14 @@ def test_demo_page_views_come_from_sources_browsers_and_countries_and_sign_ups_h
     plans = values(signup, "prop:plan")
     signups = counters.totals(site=first_site(), definitions=[signup], start=period["start"], end=period["end"])
     assert set(plans) <= {"free", "pro", "team", "enterprise"} and sum(plans.values()) == signups.current > 0
+
+
+def test_demo_shares_of_a_day_are_whole_hits_adding_up_to_the_day():
+    import random
+
+    from beacons.management.commands.beacons_demo import DIMENSION_VALUES, dimension_shares
+
+    shares = dimension_shares(dimensions=DIMENSION_VALUES, hits=6_389, rng=random.Random(3))
+    assert {type(n) for n in shares.values()} == {int}  # PostgreSQL's COPY refuses "3.0" for a count
+    assert sum(n for (code, _), n in shares.items() if code == "browser") == 6_389
+    assert 0 < sum(n for (code, _), n in shares.items() if code == "utm_medium") < 6_389
