@@ -72,8 +72,18 @@ def child(args) -> None:
         call_command(
             "beacons_demo", reset=True, hits=args.hits, identifiers=args.identifiers, days=365, stdout=sys.stderr
         )
+        # The table as retention keeps it: hour rows of single pages and values for hour_retention_days.
+        call_command("beacons_purge", stdout=sys.stderr)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:  # autovacuum is off here; FULL: as if the purged rows never were
+                cursor.execute(f"VACUUM (FULL, ANALYZE) {BeaconAggregate._meta.db_table}")
         build_seconds = time.monotonic() - started
     rows = BeaconAggregate.objects.count()
+    table_bytes = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_total_relation_size(%s)", [BeaconAggregate._meta.db_table])
+            table_bytes = cursor.fetchone()[0]
 
     setup_test_environment()
     user, _ = get_user_model().objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
@@ -93,7 +103,17 @@ def child(args) -> None:
             assert response.status_code == 200, (label, response.status_code)
             queries = len(captured)
         results.append({"label": label, "median_ms": statistics.median(timings), "queries": queries})
-    print(json.dumps({"vendor": connection.vendor, "rows": rows, "build_seconds": build_seconds, "results": results}))
+    print(
+        json.dumps(
+            {
+                "vendor": connection.vendor,
+                "rows": rows,
+                "table_bytes": table_bytes,
+                "build_seconds": build_seconds,
+                "results": results,
+            }
+        )
+    )
 
 
 def postgres_database_ensure() -> None:
@@ -143,7 +163,8 @@ def main() -> None:
         reports[backend] = json.loads(output.strip().splitlines()[-1])
         report = reports[backend]
         built = f"built in {report['build_seconds']:.0f} s" if report["build_seconds"] else "reused"
-        print(f"   {report['rows']:,} counter rows ({built})", flush=True)
+        size = f", {report['table_bytes'] / 1e6:,.0f} MB with indexes" if report.get("table_bytes") else ""
+        print(f"   {report['rows']:,} counter rows{size} ({built})", flush=True)
 
     backends = list(reports)
     header = f"{'panel':<26}" + "".join(f"{b + ' median ms':>22}{'queries':>9}" for b in backends)
