@@ -52,7 +52,7 @@ def live_hash_fill(*, client, definition_id: int, keys: int) -> None:
     pipe = client.pipeline(transaction=False)
     for offset in range(0, keys, 20_000):
         mapping = {
-            field_encode((site_id, definition_id, f"/page/{i}", "H", start)): 1
+            field_encode((site_id, definition_id, "", f"/page/{i}", "H", start)): 1
             for i in range(offset, min(keys, offset + 20_000))
         }
         pipe.hset(live, mapping=mapping)
@@ -66,9 +66,10 @@ def reference_run(*, definition_id: int, keys: int, database_url: str, parts: in
     then again as updates. No Redis and no Python in the timed part."""
     import psycopg
 
-    from beacons.models import BeaconAggregate
+    from beacons.models import BeaconAggregate, Site
 
     table = BeaconAggregate._meta.db_table
+    site_id = Site.objects.order_by("pk").values_list("pk", flat=True).first()
     epoch = int(time.time()) // 3600 * 3600
     lines = [f"{definition_id}\tH\t{epoch}\t/reference/{i}\t1\n" for i in range(keys)]
     shares = [lines[index::parts] for index in range(parts)]
@@ -87,10 +88,10 @@ def reference_run(*, definition_id: int, keys: int, database_url: str, parts: in
         def upsert(connection) -> None:
             barrier.wait()
             connection.execute(
-                f"INSERT INTO {table} (definition_id, identifier, granularity, period_start, count) "
-                "SELECT definition_id, identifier, granularity, to_timestamp(epoch), count FROM reference_rows "
-                "ORDER BY definition_id, identifier, granularity, epoch "
-                "ON CONFLICT (definition_id, identifier, granularity, period_start) "
+                f"INSERT INTO {table} (site_id, definition_id, dimension, identifier, granularity, period_start, count) "
+                f"SELECT {site_id}, definition_id, '', identifier, granularity, to_timestamp(epoch), count "
+                "FROM reference_rows ORDER BY definition_id, identifier, granularity, epoch "
+                "ON CONFLICT (site_id, definition_id, dimension, identifier, granularity, period_start) "
                 f"DO UPDATE SET count = {table}.count + EXCLUDED.count"
             )
             connection.commit()

@@ -54,22 +54,24 @@ def setup(folder: str) -> None:
 def fill(rows: int) -> list[int]:
     from django.db import connection, transaction
 
-    from beacons.models import BeaconAggregate, BeaconDefinition
+    from beacons.models import BeaconAggregate, BeaconDefinition, Site
 
     ids = [BeaconDefinition.objects.create(slug=f"type_{n}", name=f"Type {n}").pk for n in range(TYPES)]
     base = datetime(2024, 1, 1, tzinfo=UTC)
     adapt = connection.ops.adapt_datetimefield_value
     sql = (
-        f"INSERT INTO {BeaconAggregate._meta.db_table} (definition_id, identifier, granularity, period_start, count) "
-        "VALUES (%s, %s, %s, %s, %s)"
+        f"INSERT INTO {BeaconAggregate._meta.db_table} "
+        "(site_id, definition_id, dimension, identifier, granularity, period_start, count) "
+        "VALUES (%s, %s, '', %s, %s, %s, %s)"
     )
+    site_id = Site.objects.order_by("pk").values_list("pk", flat=True).first()
     per_type = rows // TYPES
     with transaction.atomic(), connection.cursor() as cursor:
         for definition_id in ids:
             batch = []
             for i in range(per_type):
                 start = base + timedelta(hours=i // 100)
-                batch.append((definition_id, f"/page/{i % 100}", "H", adapt(start), i % 97 + 1))
+                batch.append((site_id, definition_id, f"/page/{i % 100}", "H", adapt(start), i % 97 + 1))
                 if len(batch) == 10_000:
                     cursor.executemany(sql, batch)
                     batch = []
