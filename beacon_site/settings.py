@@ -242,6 +242,9 @@ BEACONS_MAX_JSON_DEPTH = env_int("BEACONS_MAX_JSON_DEPTH", 8)
 # network; beyond it unknown types are dropped (tallied as "unknown type over budget").
 BEACONS_MAX_AUTO_TYPES = env_int("BEACONS_MAX_AUTO_TYPES", 100)
 BEACONS_NEW_TYPES_PER_MINUTE = env_int("BEACONS_NEW_TYPES_PER_MINUTE", 10)
+# Distinct values one dimension (source, country, a custom property...) of one type and site may
+# count per day; beyond it new values count as "(other)" (tallied in "dropped values").
+BEACONS_MAX_VALUES_PER_DIMENSION = env_int("BEACONS_MAX_VALUES_PER_DIMENSION", 1000)
 BEACONS_RESPECT_DNT = env_bool("BEACONS_RESPECT_DNT", True)
 # Origins allowed to send beacons for every site, e.g. "https://shop.example.com"; "*" for any.
 # Each site's own origins and extra allowed origins (admin, Sites), this server's own origin and

@@ -11,6 +11,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from beacons.counting.buckets import bucket_start
+from beacons.dimensions import BUILT_IN
 from beacons.models import (
     DEFAULT_GRANULARITIES,
     BeaconAggregate,
@@ -18,9 +19,12 @@ from beacons.models import (
     BeaconEvent,
     DrainBatch,
     DroppedHits,
+    DroppedValues,
     ErrorGroup,
     Granularity,
     Site,
+    default_dimensions,
+    dimensions_split,
     granularities_split,
 )
 from beacons.queries.event_types import definitions_listed
@@ -86,6 +90,19 @@ class GranularitiesField(forms.MultipleChoiceField):
         return ",".join(code for code in Granularity.values if code in codes)
 
 
+class DimensionsField(forms.MultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def prepare_value(self, value):
+        if isinstance(value, str):
+            return dimensions_split(value)
+        return value
+
+    def clean(self, value):
+        codes = super().clean(value)
+        return ",".join(code for code in BUILT_IN if code in codes)
+
+
 class BeaconDefinitionForm(forms.ModelForm):
     granularities = GranularitiesField(
         label="Time buckets",
@@ -93,10 +110,27 @@ class BeaconDefinitionForm(forms.ModelForm):
         initial=DEFAULT_GRANULARITIES,  # a declared field does not take the model default by itself
         help_text=BeaconDefinition._meta.get_field("granularities").help_text,
     )
+    dimensions = DimensionsField(
+        label="Breakdowns",
+        choices=list(BUILT_IN.items()),
+        required=False,
+        initial=list(BUILT_IN),
+        help_text=BeaconDefinition._meta.get_field("dimensions").help_text,
+    )
 
     class Meta:
         model = BeaconDefinition
         fields = "__all__"  # noqa: DJ007 (the ModelAdmin's fieldsets choose and order the fields shown)
+
+    def clean_property_keys(self):
+        return ",".join(dimensions_split(self.cleaned_data.get("property_keys") or ""))
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance._state.adding and "dimensions" not in self.changed_data:
+            # Left as offered: the default of the kind chosen (page views all, others none).
+            cleaned["dimensions"] = default_dimensions(cleaned.get("kind") or "")
+        return cleaned
 
 
 @admin.register(BeaconDefinition)
@@ -110,7 +144,8 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "slug", "kind", "description", "is_active"]}),
         ("What is counted", {"fields": ["identifier_rule", "keep_query_string", "granularities"]}),
-        ("Keeping data", {"fields": ["keep_raw", "raw_retention_days", "fine_retention_days"]}),
+        ("Breakdowns", {"fields": ["dimensions", "property_keys", "dimensions_by_hour"]}),
+        ("Keeping data", {"fields": ["keep_raw", "raw_retention_days", "fine_retention_days", "hour_retention_days"]}),
         (
             "Error alerts (JavaScript errors only)",
             {
@@ -133,7 +168,7 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
         now = timezone.now()
         today = bucket_start(now, Granularity.DAY)
         week = bucket_start(now - timedelta(days=6), Granularity.DAY)
-        total_hours = Q(aggregates__identifier="", aggregates__granularity=Granularity.HOUR)
+        total_hours = Q(aggregates__dimension="", aggregates__identifier="", aggregates__granularity=Granularity.HOUR)
         return (
             super()
             .get_queryset(request)
@@ -188,8 +223,8 @@ class SiteAdmin(ModelAdmin):
 
 @admin.register(BeaconAggregate)
 class BeaconAggregateAdmin(AggregateTransferAdminMixin, ModelAdmin):
-    list_display = ["site", "definition", "identifier", "granularity", "period_start", "count"]
-    list_filter = ["site", TypeFilter, "granularity"]
+    list_display = ["site", "definition", "dimension", "identifier", "granularity", "period_start", "count"]
+    list_filter = ["site", TypeFilter, "dimension", "granularity"]
     search_fields = ["identifier", "=definition__slug"]
     date_hierarchy = "period_start"
     list_select_related = ["site", "definition"]
@@ -215,6 +250,22 @@ class DroppedHitsAdmin(ModelAdmin):
     list_display = ["day", "reason", "count"]
     list_filter = ["reason"]
     date_hierarchy = "day"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DroppedValues)
+class DroppedValuesAdmin(ModelAdmin):
+    """Hits whose dimension value counted as “(other)”: the day's cap of distinct values was reached."""
+
+    list_display = ["day", "site", "definition", "dimension", "count"]
+    list_filter = ["site", TypeFilter, "dimension"]
+    date_hierarchy = "day"
+    list_select_related = ["site", "definition"]
 
     def has_add_permission(self, request):
         return False

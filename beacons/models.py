@@ -47,6 +47,43 @@ def validate_granularities(value: str) -> None:
         raise ValidationError("Choose at least one of: second, minute, hour, day, month, year.")
 
 
+def dimensions_split(value: str) -> list[str]:
+    """The codes of a comma-separated ``dimensions`` or ``property_keys`` value, as written."""
+    return [code.strip() for code in value.split(",") if code.strip()]
+
+
+def validate_dimensions(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    from beacons.dimensions import BUILT_IN
+
+    unknown = [code for code in dimensions_split(value) if code not in BUILT_IN]
+    if unknown:
+        raise ValidationError(f"Unknown dimensions: {', '.join(unknown)[:200]}. Choose from: {', '.join(BUILT_IN)}.")
+
+
+def validate_property_keys(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    from beacons.dimensions import MAX_PROPERTY_KEYS, InvalidDimension, property_key_check
+
+    keys = dimensions_split(value)
+    if len(keys) > MAX_PROPERTY_KEYS:
+        raise ValidationError(f"At most {MAX_PROPERTY_KEYS} properties per event type.")
+    for key in keys:
+        try:
+            property_key_check(key)
+        except InvalidDimension as problem:
+            raise ValidationError(str(problem)) from None
+
+
+def default_dimensions(kind: str) -> str:
+    """The built-in dimensions a new type keeps: all for page views, none for the other kinds."""
+    from beacons.dimensions import BUILT_IN
+
+    return ",".join(BUILT_IN) if kind == "page_view" else ""
+
+
 class Site(models.Model):
     """A domain the product counts for. Counters, single events and error groups belong to one
     site; the registry of event types is shared by all."""
@@ -156,6 +193,31 @@ class BeaconDefinition(models.Model):
         help_text="How finely counts are kept. Hour, day, month and year suit most needs; seconds and minutes "
         "cost more storage and are only kept for a few days (see below).",
     )
+    dimensions = models.CharField(
+        "breakdowns",
+        max_length=128,
+        blank=True,
+        default="",
+        validators=[validate_dimensions],
+        help_text="Also count by where visitors came from, what they use and where they are. Page views keep "
+        "them all by default, other types none. Each one adds a few rows per day.",
+    )
+    property_keys = models.CharField(
+        "properties",
+        max_length=(32 + 1) * 10,
+        blank=True,
+        default="",
+        validators=[validate_property_keys],
+        help_text="Names of values sent in the beacon's meta to count separately, separated by commas, e.g. "
+        "plan, method: meta.plan = “pro” counts under property “plan”, value “pro”. At most 10; "
+        "letters, digits, _ and - only.",
+    )
+    dimensions_by_hour = models.BooleanField(
+        "breakdowns by hour",
+        default=False,
+        help_text="Keep the breakdowns above per hour too (kept for the hour retention below). Off: per day, "
+        "month and year.",
+    )
     keep_raw = models.BooleanField(
         "keep each event",
         default=False,
@@ -172,6 +234,14 @@ class BeaconDefinition(models.Model):
         default=7,
         validators=[MinValueValidator(1)],
         help_text="Second and minute counts older than this are deleted; hour, day, month and year counts stay.",
+    )
+    hour_retention_days = models.PositiveIntegerField(
+        "keep hour counts per page and per value for (days)",
+        default=92,
+        validators=[MinValueValidator(1)],
+        help_text="Hour counts of single pages (and of sources, browsers and other values) older than this are "
+        "deleted; their days, months and years stay, and so do the hour totals. 92 days keeps the "
+        "“30 days by hour” view of one page complete.",
     )
     is_active = models.BooleanField(
         "counting", default=True, help_text="Turn off to ignore this event type without changing any website."
@@ -226,11 +296,36 @@ class BeaconDefinition(models.Model):
         codes = set(granularities_split(self.granularities))
         return [code for code in GRANULARITY_ORDER if code in codes]
 
+    @property
+    def dimension_granularity_codes(self) -> list[str]:
+        """Where its dimension values count: the day, month and year it keeps, and the hour when asked."""
+        wanted = {Granularity.DAY, Granularity.MONTH, Granularity.YEAR}
+        if self.dimensions_by_hour:
+            wanted.add(Granularity.HOUR)
+        return [code for code in self.granularity_codes if code in wanted]
+
+    @property
+    def dimension_codes(self) -> list[str]:
+        """The dimensions it keeps counters for: the built-in ones ticked, then ``prop:<key>`` per property."""
+        from beacons.dimensions import BUILT_IN, property_dimension
+
+        ticked = set(dimensions_split(self.dimensions))
+        return [code for code in BUILT_IN if code in ticked] + [
+            property_dimension(key) for key in dimensions_split(self.property_keys)
+        ]
+
+
+DIMENSION_MAX_LENGTH = 40  # "prop:" and a property key of at most 32 characters, with room to spare
+IDENTIFIER_DIMENSION = ""  # the identifier axis: value = identifier, and value "" = the total
+
 
 class BeaconAggregate(models.Model):
-    """One counter per (site, definition, identifier, granularity, bucket).
+    """One counter per (site, definition, dimension, value, granularity, bucket).
 
-    The identifier "" holds the total over all identifiers of the definition.
+    ``dimension`` "" is the identifier axis: ``identifier`` is the identifier (a page, a file),
+    and the identifier "" holds the total over all of them. Any other dimension (``source``,
+    ``browser``, ``country``, ``prop:plan``, …; see ``beacons.dimensions``) keeps one row per value
+    of it, the value in the ``identifier`` column; its values add up to the hits that had one.
     Rows are only written through ``beacons.counting.increments``: added to by its upserts (never
     read-modify-write), set by imports in replace mode, or inserted once when their keys are
     known to be new (the demo's first fill). Retention and rebuilding delete them.
@@ -248,7 +343,14 @@ class BeaconAggregate(models.Model):
     definition = models.ForeignKey(
         BeaconDefinition, on_delete=models.CASCADE, related_name="aggregates", db_index=False, db_constraint=False
     )
-    identifier = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True, default="")
+    # The readable code itself, not a number: dimension rows are a few percent of all rows, and
+    # the identifier rows (nearly all) store "" in one byte.
+    dimension = models.CharField(max_length=DIMENSION_MAX_LENGTH, blank=True, default=IDENTIFIER_DIMENSION)
+    # The identifier, or the dimension's value. Kept under its first name: files, the admin
+    # and most reads are about identifiers. Storing texts once and referencing them by id
+    # measured 20% smaller rows (bench/counter_storage.py) but costs a lookup on every write
+    # and a join on every read; the partial index below saved more.
+    identifier = models.CharField("value", max_length=IDENTIFIER_MAX_LENGTH, blank=True, default="")
     granularity = models.CharField(max_length=2, choices=Granularity.choices)
     period_start = models.DateTimeField()
     count = models.BigIntegerField(default=0)
@@ -259,23 +361,30 @@ class BeaconAggregate(models.Model):
         constraints = [
             # Site first: every read is of one site, and the site's rows stay together.
             models.UniqueConstraint(
-                fields=["site", "definition", "identifier", "granularity", "period_start"],
-                name="beacon_aggregate_site_bucket",
+                fields=["site", "definition", "dimension", "identifier", "granularity", "period_start"],
+                name="beacon_aggregate_site_key",
             ),
             models.CheckConstraint(condition=models.Q(count__gte=0), name="beacon_aggregate_count_not_negative"),
         ]
         indexes = [
-            models.Index(fields=["site", "definition", "granularity", "period_start"], name="beacon_agg_site_def_gran"),
-            # Covering (definition_id and count follow the range columns): ranking every type of a
-            # site by its total rows over a period reads only this index, however many types exist.
+            # Ranges of one axis: the top identifiers, or a breakdown, over a period.
             models.Index(
-                fields=["site", "identifier", "granularity", "period_start", "definition", "count"],
-                name="beacon_agg_site_ident_cover",
+                fields=["site", "definition", "dimension", "granularity", "period_start"],
+                name="beacon_agg_site_def_dim_gran",
+            ),
+            # Covering (definition_id and count follow the range columns), over the total rows
+            # only: ranking every type of a site by its totals over a period reads only this
+            # small index, however many types, identifiers and values exist.
+            models.Index(
+                fields=["site", "granularity", "period_start", "definition", "count"],
+                condition=models.Q(dimension="", identifier=""),
+                name="beacon_agg_site_totals_cover",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.site_id}:{self.definition_id}:{self.identifier}:{self.granularity}:{self.period_start:%Y-%m-%d %H:%M}"
+        axis = f"{self.dimension}={self.identifier}" if self.dimension else self.identifier
+        return f"{self.site_id}:{self.definition_id}:{axis}:{self.granularity}:{self.period_start:%Y-%m-%d %H:%M}"
 
 
 class ErrorGroup(models.Model):
@@ -399,6 +508,26 @@ class DroppedHits(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} {self.get_reason_display().lower()} on {self.day}"
+
+
+class DroppedValues(models.Model):
+    """Hits whose dimension value counted as "(other)": their (site, type, dimension) already had
+    ``BEACONS_MAX_VALUES_PER_DIMENSION`` distinct values that day. Tallied per day."""
+
+    day = models.DateField()
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+", db_index=False)
+    definition = models.ForeignKey(BeaconDefinition, on_delete=models.CASCADE, related_name="+", db_index=False)
+    dimension = models.CharField(max_length=DIMENSION_MAX_LENGTH)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "dropped values"
+        constraints = [
+            models.UniqueConstraint(fields=["day", "site", "definition", "dimension"], name="dropped_values_day_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} values of {self.dimension} counted as (other) on {self.day}"
 
 
 class DrainBatch(models.Model):

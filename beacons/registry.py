@@ -36,6 +36,9 @@ DEFINITION_FIELDS = (
     "identifier_rule",
     "keep_query_string",
     "granularities",
+    "dimensions",
+    "property_keys",
+    "dimensions_by_hour",
     "keep_raw",
     "is_active",
     # error alert policy, decided at ingest without another query (beacons.errors.grouping)

@@ -171,7 +171,7 @@ def postgres_database_drop(url: str) -> None:
 COUNTED_SQL = (
     "SELECT COALESCE(SUM(a.count), 0) FROM beacons_beaconaggregate a "
     "JOIN beacons_beacondefinition d ON d.id = a.definition_id "
-    "WHERE d.slug = {p} AND a.identifier = '' AND a.granularity = 'H'"
+    "WHERE d.slug = {p} AND a.dimension = '' AND a.identifier = '' AND a.granularity = 'H'"
 )
 
 

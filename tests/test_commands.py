@@ -294,3 +294,34 @@ def test_demo_login_file_is_ignored_by_git():
 def test_demo_page_links_to_the_dashboard(client):
     html = client.get(reverse("demo")).content.decode()
     assert f'<a href="{reverse("dashboard:index")}">Dashboard</a>' in html
+
+
+def test_demo_page_views_come_from_sources_browsers_and_countries_and_sign_ups_have_a_plan():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from beacons.models import BeaconDefinition
+    from beacons.queries import counters
+
+    run("beacons_demo", **SMALL_DEMO)
+    page_view = BeaconDefinition.objects.get(slug="page_view")
+    now = timezone.now()
+    period = {"site": first_site(), "start": now - timedelta(days=10), "end": now + timedelta(days=1), "limit": None}
+
+    def values(definition, dimension):
+        return {
+            row.value: row.count for row in counters.breakdown(definition=definition, dimension=dimension, **period)
+        }
+
+    total = counters.totals(site=first_site(), definitions=[page_view], start=period["start"], end=period["end"])
+    for dimension in ("source", "browser", "os", "device", "country"):  # every hit has one of each
+        assert sum(values(page_view, dimension).values()) == total.current == 500
+    assert {"Google", "Direct / none", "Hacker News"} <= set(values(page_view, "source"))
+    assert set(values(page_view, "device")) <= {"desktop", "mobile", "tablet"}
+    assert all(re.fullmatch(r"[A-Z]{2}|\(unknown\)", code) for code in values(page_view, "country"))
+    assert 0 < sum(values(page_view, "utm_campaign").values()) < 500  # only campaign links carry one
+    signup = BeaconDefinition.objects.get(slug="signup")
+    plans = values(signup, "prop:plan")
+    signups = counters.totals(site=first_site(), definitions=[signup], start=period["start"], end=period["end"])
+    assert set(plans) <= {"free", "pro", "team", "enterprise"} and sum(plans.values()) == signups.current > 0

@@ -60,14 +60,14 @@ def test_hits_count_under_their_identifier_and_all_under_the_total():
     )  # no identifier: total only
     increments_add_hits(increments, site_id=5, definition_id=3, buckets=[(G.HOUR, hour)], hits={"/a": 1})
     assert increments == {
-        (2, 3, "", G.HOUR, hour): 7,
-        (2, 3, "/a", G.HOUR, hour): 2,
-        (2, 3, "/b", G.HOUR, hour): 1,
-        (2, 3, "", G.DAY, day): 3,
-        (2, 3, "/a", G.DAY, day): 2,
-        (2, 3, "/b", G.DAY, day): 1,
-        (5, 3, "", G.HOUR, hour): 1,
-        (5, 3, "/a", G.HOUR, hour): 1,
+        (2, 3, "", "", G.HOUR, hour): 7,
+        (2, 3, "", "/a", G.HOUR, hour): 2,
+        (2, 3, "", "/b", G.HOUR, hour): 1,
+        (2, 3, "", "", G.DAY, day): 3,
+        (2, 3, "", "/a", G.DAY, day): 2,
+        (2, 3, "", "/b", G.DAY, day): 1,
+        (5, 3, "", "", G.HOUR, hour): 1,
+        (5, 3, "", "/a", G.HOUR, hour): 1,
     }
 
 
@@ -180,19 +180,22 @@ def test_a_hit_counts_once_per_granularity_under_its_identifier_and_the_total():
     hits = [Hit(1, 7, (G.MINUTE, G.DAY), "/a"), Hit(1, 7, (G.MINUTE, G.DAY), "/a"), Hit(1, 7, (G.MINUTE, G.DAY), "")]
     hits.append(Hit(2, 7, (G.DAY,), "/a"))  # another site: its own counters
     assert increments_for(hits=hits, received_at=received_at) == {
-        (1, 7, "", G.MINUTE, datetime(2026, 3, 14, 15, 9, tzinfo=UTC)): 3,
-        (1, 7, "", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 3,
-        (1, 7, "/a", G.MINUTE, datetime(2026, 3, 14, 15, 9, tzinfo=UTC)): 2,
-        (1, 7, "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 2,
-        (2, 7, "", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 1,
-        (2, 7, "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 1,
+        (1, 7, "", "", G.MINUTE, datetime(2026, 3, 14, 15, 9, tzinfo=UTC)): 3,
+        (1, 7, "", "", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 3,
+        (1, 7, "", "/a", G.MINUTE, datetime(2026, 3, 14, 15, 9, tzinfo=UTC)): 2,
+        (1, 7, "", "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 2,
+        (2, 7, "", "", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 1,
+        (2, 7, "", "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 1,
     }
 
 
 def test_zero_increments_write_no_row(site):
     definition = BeaconDefinition.objects.get(slug="page_view")
     start = datetime(2026, 3, 14, tzinfo=UTC)
-    increments = {(site.pk, definition.pk, "/a", G.DAY, start): 0, (site.pk, definition.pk, "", G.DAY, start): 2}
+    increments = {
+        (site.pk, definition.pk, "", "/a", G.DAY, start): 0,
+        (site.pk, definition.pk, "", "", G.DAY, start): 2,
+    }
     assert aggregates_add(increments=increments) == 1
     assert list(BeaconAggregate.objects.values_list("identifier", "count")) == [("", 2)]
 
@@ -200,15 +203,15 @@ def test_zero_increments_write_no_row(site):
 def test_aggregates_set_replaces_stored_counts_and_inserts_missing_ones(site):
     definition = BeaconDefinition.objects.get(slug="page_view")
     start = datetime(2026, 3, 14, tzinfo=UTC)
-    aggregates_add(increments={(site.pk, definition.pk, "/a", G.DAY, start): 5})
-    counts = {(site.pk, definition.pk, "/a", G.DAY, start): 2, (site.pk, definition.pk, "/b", G.DAY, start): 3}
+    aggregates_add(increments={(site.pk, definition.pk, "", "/a", G.DAY, start): 5})
+    counts = {(site.pk, definition.pk, "", "/a", G.DAY, start): 2, (site.pk, definition.pk, "", "/b", G.DAY, start): 3}
     assert aggregates_set(counts=counts) == 2
     assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"/a": 2, "/b": 3}
 
 
 @dataclass
 class _Chunk:
-    """A ``increments.CounterChunk`` of (site_id, definition_id, identifier, granularity, epoch, n) rows."""
+    """A ``increments.CounterChunk`` of (site_id, definition_id, dimension, identifier, granularity, epoch, n) rows."""
 
     counter_rows: list
 
@@ -219,7 +222,9 @@ class _Chunk:
         return self.counter_rows
 
     def copy_text(self):
-        return "".join(f"{s}\t{d}\t{g}\t{e}\t{i}\t{n}\n" for s, d, i, g, e, n in self.counter_rows).encode()
+        return "".join(
+            f"{s}\t{d}\t{g}{'/' + dim if dim else ''}\t{e}\t{i}\t{n}\n" for s, d, dim, i, g, e, n in self.counter_rows
+        ).encode()
 
 
 def _stream_chunks(definition_id, gone_id):
@@ -227,21 +232,21 @@ def _stream_chunks(definition_id, gone_id):
     day = int(datetime(2026, 3, 14, tzinfo=UTC).timestamp())
     site_id = first_site().pk
     return [
-        _Chunk([(site_id, definition_id, "", G.DAY, day, 2), (site_id, definition_id, "/a", G.DAY, day, 2)]),
+        _Chunk([(site_id, definition_id, "", "", G.DAY, day, 2), (site_id, definition_id, "", "/a", G.DAY, day, 2)]),
         _Chunk(
             [
-                (site_id, definition_id, "", G.DAY, day, 1),
-                (site_id, gone_id, "", G.DAY, day, 9),
-                (site_id + 1000, definition_id, "", G.DAY, day, 7),
+                (site_id, definition_id, "", "", G.DAY, day, 1),
+                (site_id, gone_id, "", "", G.DAY, day, 9),
+                (site_id + 1000, definition_id, "", "", G.DAY, day, 7),
             ]
         ),
-        _Chunk([(site_id, definition_id, "/b", G.DAY, day, 1), (site_id, definition_id, "", G.DAY, day, 1)]),
+        _Chunk([(site_id, definition_id, "", "/b", G.DAY, day, 1), (site_id, definition_id, "", "", G.DAY, day, 1)]),
     ]
 
 
 def test_a_stream_adds_every_chunk_drops_deleted_types_and_sites_and_returns_the_rows_read(site):
     definition = BeaconDefinition.objects.get(slug="page_view")
-    aggregates_add(increments={(site.pk, definition.pk, "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 10})
+    aggregates_add(increments={(site.pk, definition.pk, "", "/a", G.DAY, datetime(2026, 3, 14, tzinfo=UTC)): 10})
     with transaction.atomic():
         assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 7
     assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"": 4, "/a": 12, "/b": 1}
@@ -274,3 +279,23 @@ def test_the_postgresql_stream_can_run_twice_in_one_transaction(db):
         assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 7
         assert aggregates_add_stream(chunks=_stream_chunks(definition.pk, definition.pk + 1000)) == 7
     assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"": 8, "/a": 4, "/b": 2}
+
+
+def test_a_stream_carries_dimension_rows_under_their_dimension(site):
+    """Both paths: COPY on PostgreSQL ("<granularity>/<dimension>" split in SQL), rows elsewhere."""
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    day = int(datetime(2026, 3, 14, tzinfo=UTC).timestamp())
+    chunks = [
+        _Chunk(
+            [
+                (site.pk, definition.pk, "", "", G.DAY, day, 3),
+                (site.pk, definition.pk, "prop:plan", "pro", G.DAY, day, 2),
+                (site.pk, definition.pk, "country", "DE", G.MONTH, day, 1),
+            ]
+        ),
+        _Chunk([(site.pk, definition.pk, "prop:plan", "pro", G.DAY, day, 1)]),
+    ]
+    with transaction.atomic():
+        assert aggregates_add_stream(chunks=chunks) == 4
+    stored = BeaconAggregate.objects.values_list("dimension", "identifier", "granularity", "count")
+    assert sorted(stored) == [("", "", G.DAY, 3), ("country", "DE", G.MONTH, 1), ("prop:plan", "pro", G.DAY, 3)]

@@ -228,13 +228,13 @@ def test_a_large_batch_is_written_in_parallel_parts_each_exactly_once(redis_sink
     first = Counter()
     for (field, n), part in zip(fields.items(), redis_format.part_indexes(fields, 2)):
         if part == 0:
-            site_id, definition_id, identifier, granularity, epoch, n = field_decode(field, n)
-            first[(site_id, definition_id, identifier, granularity, datetime.fromtimestamp(epoch, UTC))] += n
+            site_id, definition_id, dimension, identifier, granularity, epoch, n = field_decode(field, n)
+            first[(site_id, definition_id, dimension, identifier, granularity, datetime.fromtimestamp(epoch, UTC))] += n
     assert 0 < len(first) < len(fields)
     aggregates_add(increments=first)
     DrainBatch.objects.create(batch_id="big/1-of-2")
     first_hits = sum(
-        n for (_, _, identifier, granularity, _), n in first.items() if identifier == "" and granularity == "H"
+        n for (_, _, _, identifier, granularity, _), n in first.items() if identifier == "" and granularity == "H"
     )
 
     result = drain_pass()
@@ -254,7 +254,7 @@ def test_undecodable_bytes_in_the_live_hash_never_block_a_drain(redis_sink, page
     page_views("/fine", 1)
     definition_id = BeaconDefinition.objects.get(slug="page_view").pk
     live, _ = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
-    field = field_encode((site.pk, definition_id, "/bad", "H", bucket_start(timezone.now(), "H")))
+    field = field_encode((site.pk, definition_id, "", "/bad", "H", bucket_start(timezone.now(), "H")))
     redis_sink.hset(live, mapping={field.replace(b"/bad", b"/b\xffa\x00d"): 2})  # not what ingest writes
     drain_pass()
     assert hour_total("/fine") == 1

@@ -23,7 +23,7 @@ def database_down(*args, **kwargs):
 def live_hits(client, settings, identifier):
     live, _ = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
     stored = (field_decode(f, n) for f, n in client.hgetall(live).items())
-    return sum(n for _, _, ident, granularity, _, n in stored if ident == identifier and granularity == "H")
+    return sum(n for _, _, _, ident, granularity, _, n in stored if ident == identifier and granularity == "H")
 
 
 @pytest.mark.redis

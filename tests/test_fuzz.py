@@ -2,6 +2,7 @@
 rejected request counts nothing."""
 
 import json
+import unicodedata
 
 import pytest
 from django.test import Client
@@ -180,3 +181,46 @@ def test_hostile_bodies_never_answer_500_and_count_nothing_when_rejected(small_t
         assert "error" in response.json()
         assert _counted() == before
     assert BeaconDefinition.objects.filter(auto_registered=True).count() <= small_type_budget
+
+
+# --- dimension values: attacker-controlled text counted under its own name -------------------
+
+
+@pytest.fixture
+def typed_properties(settings):
+    from beacons.models import BeaconDefinition
+
+    settings.BEACONS_MAX_VALUES_PER_DIMENSION = 5  # the cap is reached within a few examples
+    return BeaconDefinition.objects.create(
+        slug="checkout", name="Checkouts", granularities="H,D", property_keys="plan,method", dimensions_by_hour=True
+    )
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    values=st.lists(st.fixed_dictionaries({}, optional={"plan": json_values, "method": any_text}), max_size=5),
+    sink=st.sampled_from(["direct", "memory"]),
+)
+def test_dimension_values_never_answer_500_and_are_stored_clean_and_short(typed_properties, settings, values, sink):
+    from beacons.counting.sinks import sinks_flush, sinks_reset
+    from beacons.dimensions import VALUE_MAX_LENGTH
+    from beacons.models import BeaconAggregate
+
+    settings.BEACONS_SINK = sink
+    sinks_reset()
+    events = [{"event_type": "checkout", "meta": meta} for meta in values]
+    response = Client(HTTP_USER_AGENT=BROWSER_UA).post(
+        "/beacon", data=json.dumps({"events": events}), content_type="application/json"
+    )
+    assert response.status_code in {204, 400, 413, 422, 429}
+    sinks_flush()
+    stored = BeaconAggregate.objects.filter(definition=typed_properties).exclude(dimension="")
+    for value in stored.values_list("identifier", flat=True):
+        assert value and len(value) <= VALUE_MAX_LENGTH and value == value.strip()
+        assert not {unicodedata.category(c) for c in value} & {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+    per_day = stored.filter(granularity="D").values("dimension", "period_start").distinct()
+    for key in per_day:
+        distinct = stored.filter(granularity="D", **key).exclude(identifier="(other)").count()
+        assert distinct <= settings.BEACONS_MAX_VALUES_PER_DIMENSION

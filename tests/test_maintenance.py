@@ -4,7 +4,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone as dj_timezone
 
-from beacons.counting.increments import Hit, aggregates_add, increments_for
+from beacons.counting.buckets import bucket_start
+from beacons.counting.increments import Hit, aggregates_add, dimension_values_for, increments_for
 from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent
 from beacons.models import Granularity as G
 
@@ -158,3 +159,56 @@ def test_purge_deletes_visitor_salts_older_than_two_days_but_a_dry_run_keeps_the
     assert DailySalt.objects.count() == 3
     call_command("beacons_purge")
     assert sorted(DailySalt.objects.values_list("day", flat=True)) == [today - timedelta(days=2), today]
+
+
+def _counted(definition, at, *, identifier="/page", dimensions=None):
+    hit = Hit(
+        first_site().pk,
+        definition.pk,
+        tuple(definition.granularity_codes),
+        identifier,
+        dimensions or {},
+        tuple(definition.granularity_codes),
+    )
+    increments = increments_for(hits=[hit], received_at=at)
+    for value in dimension_values_for(hits=[hit], received_at=at):
+        for key in value.keys():
+            increments[key] += 1
+    aggregates_add(increments=increments)
+
+
+def test_purge_removes_hour_rows_of_pages_and_values_past_their_retention_keeping_totals_and_days(capsys):
+    page_view = BeaconDefinition.objects.get(slug="page_view")
+    page_view.hour_retention_days = 30
+    page_view.save()
+    now = dj_timezone.now()
+    _counted(page_view, now - timedelta(days=31), dimensions={"browser": "Firefox"})
+    _counted(page_view, now - timedelta(days=29), dimensions={"browser": "Firefox"})
+
+    call_command("beacons_purge")
+
+    hours = BeaconAggregate.objects.filter(definition=page_view, granularity=G.HOUR)
+    assert sorted(hours.values_list("dimension", "identifier", "period_start")) == sorted(
+        [
+            ("", "", bucket_start(now - timedelta(days=31), G.HOUR)),  # the hour total stays
+            ("", "", bucket_start(now - timedelta(days=29), G.HOUR)),
+            ("", "/page", bucket_start(now - timedelta(days=29), G.HOUR)),
+            ("browser", "Firefox", bucket_start(now - timedelta(days=29), G.HOUR)),
+        ]
+    )
+    days = BeaconAggregate.objects.filter(definition=page_view, granularity=G.DAY, identifier="/page")
+    assert sum(days.values_list("count", flat=True)) == 2  # the old hour lives on in its day
+    assert "page_view: removed 2 hour (per page or value) row(s)" in capsys.readouterr().out
+
+
+def test_rebuild_leaves_dimension_counts_alone(error_definition):
+    at = utc(2026, 10, 3, 10, 5)
+    keep_event(error_definition, "/a", at)
+    _counted(error_definition, at, identifier="", dimensions={"browser": "Firefox"})
+    call_command("beacons_rebuild", "--start", "2026-10-01", "--end", "2026-11-01")
+    assert (
+        BeaconAggregate.objects.filter(definition=error_definition, dimension="browser", granularity=G.DAY)
+        .get(identifier="Firefox")
+        .count
+        == 1
+    )

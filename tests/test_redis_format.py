@@ -21,15 +21,16 @@ def test_every_key_of_a_prefix_shares_one_cluster_hash_tag():
 
 
 def test_a_field_puts_the_identifier_last_and_decodes_back():
-    key = (5, 7, "/a|b", "H", HOUR)
+    key = (5, 7, "", "/a|b", "H", HOUR)
     assert field_encode(key) == f"5|7|H|{EPOCH}|/a|b".encode()
-    assert field_decode(field_encode(key), b"3") == (5, 7, "/a|b", "H", EPOCH, 3)
+    assert field_decode(field_encode(key), b"3") == (5, 7, "", "/a|b", "H", EPOCH, 3)
 
 
 def test_undecodable_bytes_and_nul_in_a_field_decode_as_replacement_characters():
     assert field_decode(f"5|7|H|{EPOCH}|/b\xffa\x00d".encode("latin-1"), 2) == (
         5,
         7,
+        "",
         "/b\ufffda\ufffdd",
         "H",
         EPOCH,
@@ -39,20 +40,20 @@ def test_undecodable_bytes_and_nul_in_a_field_decode_as_replacement_characters()
 
 def test_only_fields_with_an_empty_identifier_are_totals():
     pairs = [
-        (field_encode((5, 1, "", "H", HOUR)), b"5"),
-        (field_encode((5, 1, "", "D", HOUR)), b"5"),
-        (field_encode((5, 1, "/page", "H", HOUR)), b"4"),
-        (field_encode((5, 1, "ends-in|", "H", HOUR)), b"100"),
-        (field_encode((5, 1, "|", "H", HOUR)), b"200"),
-        (field_encode((5, 2, "", "H", HOUR)), b"1"),
-        (field_encode((6, 1, "", "H", HOUR)), b"8"),
+        (field_encode((5, 1, "", "", "H", HOUR)), b"5"),
+        (field_encode((5, 1, "", "", "D", HOUR)), b"5"),
+        (field_encode((5, 1, "", "/page", "H", HOUR)), b"4"),
+        (field_encode((5, 1, "", "ends-in|", "H", HOUR)), b"100"),
+        (field_encode((5, 1, "", "|", "H", HOUR)), b"200"),
+        (field_encode((5, 2, "", "", "H", HOUR)), b"1"),
+        (field_encode((6, 1, "", "", "H", HOUR)), b"8"),
     ]
     assert totals_by_series(pairs) == {(5, 1, "H"): 5, (5, 1, "D"): 5, (5, 2, "H"): 1, (6, 1, "H"): 8}
 
 
 def test_every_total_field_is_drained_in_the_first_part():
-    totals = [field_encode((5, d, "", g, HOUR)) for d in range(1, 40) for g in ("H", "D", "MO")]
-    identified = [field_encode((5, d, f"/page/{i}", "H", HOUR)) for d in range(1, 4) for i in range(60)]
+    totals = [field_encode((5, d, "", "", g, HOUR)) for d in range(1, 40) for g in ("H", "D", "MO")]
+    identified = [field_encode((5, d, "", f"/page/{i}", "H", HOUR)) for d in range(1, 4) for i in range(60)]
     assert part_indexes(totals, 3) == [0] * len(totals)
     spread = part_indexes(identified, 3)
     assert set(spread) == {0, 1, 2}
@@ -60,7 +61,7 @@ def test_every_total_field_is_drained_in_the_first_part():
 
 
 def test_copy_text_escapes_copy_specials_and_keeps_pipes_inside_identifiers():
-    fields = [field_encode((5, 1, "/plain", "H", HOUR)), field_encode((5, 1, "/t\tb\\n|x", "D", HOUR))]
+    fields = [field_encode((5, 1, "", "/plain", "H", HOUR)), field_encode((5, 1, "", "/t\tb\\n|x", "D", HOUR))]
     assert copy_text(fields, [b"2", b"9"]) == (
         f"5\t1\tH\t{EPOCH}\t/plain\t2\n".encode() + f"5\t1\tD\t{EPOCH}\t/t\\tb\\\\n|x\t9\n".encode()
     )
@@ -72,7 +73,26 @@ def test_copy_text_of_bad_bytes_matches_their_decoding():
 
 
 def test_a_chunk_of_pairs_gives_rows_and_copy_text_of_the_same_counters():
-    chunk = FieldsChunk([(field_encode((5, 4, "/x", "H", HOUR)), b"6")])
-    assert (len(chunk), chunk.rows()) == (1, [(5, 4, "/x", "H", EPOCH, 6)])
+    chunk = FieldsChunk([(field_encode((5, 4, "", "/x", "H", HOUR)), b"6")])
+    assert (len(chunk), chunk.rows()) == (1, [(5, 4, "", "/x", "H", EPOCH, 6)])
     assert chunk.copy_text() == f"5\t4\tH\t{EPOCH}\t/x\t6\n".encode()
     assert FieldsChunk([]).copy_text() == b""
+
+
+def test_a_dimension_field_names_its_dimension_after_the_granularity_and_decodes_back():
+    key = (5, 7, "prop:plan", "pro|max", "D", HOUR)
+    assert field_encode(key) == f"5|7|D/prop:plan|{EPOCH}|pro|max".encode()
+    assert field_decode(field_encode(key), b"2") == (5, 7, "prop:plan", "pro|max", "D", EPOCH, 2)
+
+
+def test_an_identifier_field_is_the_same_as_before_dimensions_so_old_fields_drain():
+    assert field_encode((5, 7, "", "/a", "H", HOUR)) == f"5|7|H|{EPOCH}|/a".encode()
+
+
+def test_dimension_fields_are_never_totals_and_copy_with_their_dimension():
+    pairs = [(field_encode((5, 1, "", "", "D", HOUR)), b"4"), (field_encode((5, 1, "source", "x|", "D", HOUR)), b"9")]
+    assert totals_by_series(pairs) == {(5, 1, "D"): 4}
+    fields, counts = zip(*pairs)
+    assert copy_text(list(fields), list(counts)) == (
+        f"5\t1\tD\t{EPOCH}\t\t4\n".encode() + f"5\t1\tD/source\t{EPOCH}\tx|\t9\n".encode()
+    )

@@ -64,6 +64,7 @@ def test_granularities_are_checkboxes_and_save_in_order(admin_client):
             "granularities": ["Y", "H", "D"],
             "raw_retention_days": 30,
             "fine_retention_days": 7,
+            "hour_retention_days": 92,
             "is_active": "on",
             "alert_on_new": "on",
         },
@@ -83,6 +84,7 @@ def test_invalid_slug_is_refused_with_a_message(admin_client):
             "granularities": ["D"],
             "raw_retention_days": 30,
             "fine_retention_days": 7,
+            "hour_retention_days": 92,
         },
     )
     assert response.status_code == 200
@@ -121,6 +123,7 @@ def test_add_beacon_type_starts_with_hour_day_month_year_ticked_and_saves_first_
         "granularities": ticked,
         "raw_retention_days": "30",
         "fine_retention_days": "7",
+        "hour_retention_days": "92",
         "alert_emails": "",
         "alert_on_new": "on",
         "alert_on_regression": "on",
@@ -154,3 +157,69 @@ def test_the_admin_calls_the_registry_event_types(admin_client):
     ids = [str(pk) for pk in BeaconDefinition.objects.values_list("pk", flat=True)[:2]]
     response = admin_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": ids}, follow=True)
     assert "2 event type(s) no longer counting." in response.content.decode()
+
+
+def _add_form(**fields):
+    return {
+        "name": "Sign-ups",
+        "slug": "signup",
+        "kind": "custom",
+        "identifier_rule": "payload",
+        "granularities": ["H", "D", "MO", "Y"],
+        "raw_retention_days": 30,
+        "fine_retention_days": 7,
+        "hour_retention_days": 92,
+        "is_active": "on",
+        **fields,
+    }
+
+
+ALL_BUILT_IN = ["source", "utm_medium", "utm_campaign", "browser", "os", "device", "country"]
+
+
+@pytest.mark.parametrize("kind, expected", [("page_view", ",".join(ALL_BUILT_IN)), ("custom", ""), ("action", "")])
+def test_breakdowns_left_as_offered_are_all_for_page_views_and_none_for_other_kinds(admin_client, kind, expected):
+    page = admin_client.get(f"{CHANGELIST}add/").content.decode()
+    assert 'type="checkbox" name="dimensions" value="country"' in page
+    response = admin_client.post(f"{CHANGELIST}add/", _add_form(kind=kind, dimensions=ALL_BUILT_IN))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert BeaconDefinition.objects.get(slug="signup").dimensions == expected
+
+
+def test_breakdowns_chosen_in_the_admin_are_kept_in_a_fixed_order(admin_client):
+    response = admin_client.post(f"{CHANGELIST}add/", _add_form(dimensions=["country", "browser"]))
+    assert response.status_code == 302
+    definition = BeaconDefinition.objects.get(slug="signup")
+    assert definition.dimensions == "browser,country"
+    assert definition.dimension_codes == ["browser", "country"]
+
+
+def test_declared_properties_become_dimensions_counted_per_day_month_and_year_unless_hourly(admin_client):
+    response = admin_client.post(f"{CHANGELIST}add/", _add_form(property_keys=" plan , method,"))
+    assert response.status_code == 302
+    definition = BeaconDefinition.objects.get(slug="signup")
+    assert definition.property_keys == "plan,method"
+    assert definition.dimension_codes == ["prop:plan", "prop:method"]
+    assert definition.dimension_granularity_codes == ["D", "MO", "Y"]
+    definition.dimensions_by_hour = True
+    assert definition.dimension_granularity_codes == ["H", "D", "MO", "Y"]
+
+
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        ("plan,has space", "is not a property name"),
+        ("plan/tier", "is not a property name"),
+        (",".join(f"p{i}" for i in range(11)), "At most 10 properties"),
+    ],
+)
+def test_bad_or_too_many_property_names_are_refused_with_a_message(admin_client, keys, message):
+    response = admin_client.post(f"{CHANGELIST}add/", _add_form(property_keys=keys))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not BeaconDefinition.objects.filter(slug="signup").exists()
+
+
+def test_the_migrated_page_view_type_keeps_every_built_in_dimension():
+    assert BeaconDefinition.objects.get(slug="page_view").dimension_codes == ALL_BUILT_IN
+    assert BeaconDefinition.objects.get(slug="error").dimension_codes == []

@@ -89,7 +89,7 @@ def test_memory_sink_is_flushed_at_shutdown(send, memory_sink):
 def test_memory_sink_counts_every_increment_from_many_threads(memory_sink):
     sink = memory_sink()
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    key = (1, "/t", "H", start)
+    key = (1, 1, "", "/t", "H", start)
 
     def add_many():
         for _ in range(2000):
@@ -131,8 +131,8 @@ def test_memory_sink_writes_every_flush_interval(send, settings):
 
 
 def test_counter_field_round_trips_identifiers_with_separators_and_unicode():
-    key = (3, 42, "/a|b|c/ünï/😀", "MO", datetime(2026, 3, 1, tzinfo=UTC))
-    assert field_decode(field_encode(key), b"7") == (3, 42, "/a|b|c/ünï/😀", "MO", int(key[4].timestamp()), 7)
+    key = (3, 42, "", "/a|b|c/ünï/😀", "MO", datetime(2026, 3, 1, tzinfo=UTC))
+    assert field_decode(field_encode(key), b"7") == (3, 42, "", "/a|b|c/ünï/😀", "MO", int(key[5].timestamp()), 7)
 
 
 @pytest.mark.redis
@@ -142,7 +142,9 @@ def test_redis_sink_counts_into_the_live_hash_not_the_database(send, settings, r
     assert hour_total("page_view", "/r") == 0
     live, _ = live_and_pending_keys(redis_prefix)
     stored = [field_decode(f, n) for f, n in get_sink().client.hgetall(live).items()]
-    hour_counts = {identifier: n for _, _, identifier, granularity, _, n in stored if granularity == Granularity.HOUR}
+    hour_counts = {
+        identifier: n for _, _, _, identifier, granularity, _, n in stored if granularity == Granularity.HOUR
+    }
     assert hour_counts == {"": 3, "/r": 3}
 
 
@@ -179,7 +181,7 @@ def test_unreachable_redis_falls_back_to_the_database_and_warns_once(send, setti
 def test_redis_sink_counts_every_increment_from_many_threads(settings, redis_prefix):
     settings.BEACONS_SINK = "redis"
     sink = get_sink()
-    key = (1, 1, "/threads", "H", datetime(2026, 1, 1, tzinfo=UTC))
+    key = (1, 1, "", "/threads", "H", datetime(2026, 1, 1, tzinfo=UTC))
     errors = []
 
     def add_many():
@@ -205,13 +207,13 @@ def _in_flight_write(sink, monkeypatch, *, fail_combined: bool):
     write = sink._write
     calls = []
 
-    def slow_write(increments):
+    def slow_write(increments, values):
         calls.append(dict(increments))
         if len(calls) == 1:
             time.sleep(0.3)
         elif fail_combined:
             raise RuntimeError("storage down")
-        write(increments)
+        write(increments, values)
 
     monkeypatch.setattr(sink, "_write", slow_write)
     return calls
@@ -243,7 +245,7 @@ def test_requests_waiting_on_a_redis_write_are_combined_into_one_round_trip(sett
     settings.BEACONS_SINK = "redis"
     sink = get_sink()
     calls = _in_flight_write(sink, monkeypatch, fail_combined=False)
-    keys = [(1, 1, f"/combined/{i}", "H", datetime(2026, 1, 1, tzinfo=UTC)) for i in range(6)]
+    keys = [(1, 1, "", f"/combined/{i}", "H", datetime(2026, 1, 1, tzinfo=UTC)) for i in range(6)]
     outcomes = _add_from_threads(sink, keys)
     live, _ = live_and_pending_keys(redis_prefix)
     assert outcomes == {key: "written" for key in keys}
@@ -257,7 +259,7 @@ def test_a_failed_combined_write_fails_every_request_in_it(settings, redis_prefi
     settings.BEACONS_SINK = "redis"
     sink = get_sink()
     _in_flight_write(sink, monkeypatch, fail_combined=True)
-    keys = [(1, 1, f"/lost/{i}", "H", datetime(2026, 1, 1, tzinfo=UTC)) for i in range(4)]
+    keys = [(1, 1, "", f"/lost/{i}", "H", datetime(2026, 1, 1, tzinfo=UTC)) for i in range(4)]
     outcomes = _add_from_threads(sink, keys)
     live, _ = live_and_pending_keys(redis_prefix)
     assert outcomes[keys[0]] == "written"
@@ -273,7 +275,7 @@ def test_redis_sink_counts_on_after_redis_forgets_its_script(send, settings, red
     assert send({"event_type": "page_view", "identifier": "/after"}).status_code == 204
     live, _ = live_and_pending_keys(redis_prefix)
     stored = [field_decode(f, n) for f, n in get_sink().client.hgetall(live).items()]
-    assert {identifier for _, _, identifier, granularity, _, _ in stored if granularity == Granularity.HOUR} == {
+    assert {identifier for _, _, _, identifier, granularity, _, _ in stored if granularity == Granularity.HOUR} == {
         "",
         "/before",
         "/after",

@@ -43,7 +43,9 @@ def record(definition, identifier, at, n=1):
 
 def snapshot():
     return sorted(
-        BeaconAggregate.objects.values_list("definition__slug", "identifier", "granularity", "period_start", "count")
+        BeaconAggregate.objects.values_list(
+            "definition__slug", "identifier", "granularity", "period_start", "dimension", "count"
+        )
     )
 
 
@@ -62,8 +64,11 @@ def import_file(path, mode, *args):
     return out.getvalue(), err.getvalue()
 
 
-# Files written before sites had no site column: they still import, into the first site.
-COLUMNS_WITHOUT_SITE = formats.AGGREGATE_COLUMNS[1:]
+# Files written before dimensions had no dimension column: they still import, as identifiers.
+COLUMNS_BEFORE_DIMENSIONS = ("site", "event_type", "identifier", "granularity", "period_start", "count")
+# Files written before sites had no site column either: they still import, into the first site.
+COLUMNS_WITHOUT_SITE = COLUMNS_BEFORE_DIMENSIONS[1:]
+IDENTIFIER_COLUMN = formats.AGGREGATE_COLUMNS.index("identifier")
 
 
 def write_csv(tmp_path, rows, name="in.csv"):
@@ -249,7 +254,7 @@ def test_period_starts_are_written_and_read_in_the_beacons_time_zone(page_view, 
 
 def test_formula_identifiers_are_neutralised_in_csv_cells(traffic, tmp_path):
     rows = list(csv.reader(io.StringIO(export(tmp_path, "csv").read_text(encoding="utf-8"))))
-    identifiers = {row[2] for row in rows[1:]}
+    identifiers = {row[IDENTIFIER_COLUMN] for row in rows[1:]}
     assert "'" + FORMULAS[0] in identifiers
     assert "''=quoted" in identifiers and "'''+twice" in identifiers and "'plain" in identifiers
     assert not any(cell[:1] in "=+-@\t\r" and cell for row in rows for cell in row)
@@ -258,7 +263,7 @@ def test_formula_identifiers_are_neutralised_in_csv_cells(traffic, tmp_path):
 
 def test_formula_identifiers_are_text_cells_in_xlsx(traffic, tmp_path):
     sheet = openpyxl.load_workbook(export(tmp_path, "xlsx")).active
-    cells = [row[2] for row in sheet.iter_rows(min_row=2)]
+    cells = [row[IDENTIFIER_COLUMN] for row in sheet.iter_rows(min_row=2)]
     assert all(cell.data_type != "f" for cell in cells)
     assert "'" + FORMULAS[0] in {cell.value for cell in cells}
     assert set(UNICODE) <= {cell.value for cell in cells}
@@ -379,7 +384,7 @@ def test_admin_import_page_offers_mode_and_example_files(admin_client, db):
     assert 'name="mode"' in page and "replace" in page
     example = admin_client.get(reverse("admin:beacons_beaconaggregate_import_example", args=["csv"]))
     content = b"".join(example.streaming_content)
-    assert content.startswith(b"site,event_type,identifier,granularity,period_start,count")
+    assert content.startswith(b"site,event_type,dimension,identifier,granularity,period_start,count")
     preview = admin_upload(admin_client, content, "csv")
     assert "4 new" in preview.content.decode()
 
@@ -453,7 +458,8 @@ def test_last_months_daily_page_views_survive_an_xlsx_trip_through_the_admin(adm
     expected = chart()
     content = admin_export(admin_client, "xlsx", query)
     sheet = openpyxl.load_workbook(io.BytesIO(content)).active
-    assert {row[3] for row in sheet.iter_rows(min_row=2, values_only=True)} == {"day"}
+    granularity = formats.AGGREGATE_COLUMNS.index("granularity")
+    assert {row[granularity] for row in sheet.iter_rows(min_row=2, values_only=True)} == {"day"}
 
     BeaconAggregate.objects.all().delete()
     preview = admin_upload(admin_client, content, "xlsx", mode="replace")
@@ -513,10 +519,10 @@ def test_export_command_writes_to_standard_output_with_filters(traffic):
     assert header == list(formats.AGGREGATE_COLUMNS)
     site = first_site().domain
     assert sorted(rows) == [
-        [site, "signup", "", "day", "2026-11-01T00:00:00+00:00", "4"],
-        [site, "signup", "", "hour", "2026-11-01T12:00:00+00:00", "4"],
-        [site, "signup", "newsletter", "day", "2026-11-01T00:00:00+00:00", "4"],
-        [site, "signup", "newsletter", "hour", "2026-11-01T12:00:00+00:00", "4"],
+        [site, "signup", "", "", "day", "2026-11-01T00:00:00+00:00", "4"],
+        [site, "signup", "", "", "hour", "2026-11-01T12:00:00+00:00", "4"],
+        [site, "signup", "", "newsletter", "day", "2026-11-01T00:00:00+00:00", "4"],
+        [site, "signup", "", "newsletter", "hour", "2026-11-01T12:00:00+00:00", "4"],
     ]
 
 
@@ -820,7 +826,7 @@ def test_counts_export_and_import_by_site_domain_and_a_file_without_sites_lands_
     ]
     path = tmp_path / "sites.csv"
     with open(path, "w", newline="", encoding="utf-8") as file:
-        csv.writer(file).writerows([formats.AGGREGATE_COLUMNS, *rows])
+        csv.writer(file).writerows([COLUMNS_BEFORE_DIMENSIONS, *rows])
     out, err = import_file(path, "merge")
     assert "2 new, 1 updated" in out, err
     stored = {
@@ -835,7 +841,7 @@ def test_counts_export_and_import_by_site_domain_and_a_file_without_sites_lands_
     out = io.StringIO()
     call_command("beacons_export", "--site", shop.domain, stdout=out, stderr=io.StringIO())
     header, *exported = csv.reader(io.StringIO(out.getvalue()))
-    assert exported == [["shop.example.com", "page_view", "/cart", "day", "2026-11-01T00:00:00+00:00", "6"]]
+    assert exported == [["shop.example.com", "page_view", "", "/cart", "day", "2026-11-01T00:00:00+00:00", "6"]]
     with pytest.raises(CommandError, match="no site"):
         call_command("beacons_export", "--site", "nope.example.com", stdout=io.StringIO(), stderr=io.StringIO())
 
@@ -848,8 +854,66 @@ def test_an_unknown_or_malformed_site_is_a_row_error_and_nothing_is_written(page
     ]
     path = tmp_path / "bad-sites.csv"
     with open(path, "w", newline="", encoding="utf-8") as file:
-        csv.writer(file).writerows([formats.AGGREGATE_COLUMNS, *rows])
+        csv.writer(file).writerows([COLUMNS_BEFORE_DIMENSIONS, *rows])
     out, err = import_file(path, "merge")
     assert "row 1: site: unknown site 'blog.example.com'" in err
     assert "row 2: site:" in err and "without http://" in err
     assert not BeaconAggregate.objects.exists()
+
+
+# --- dimensions ---------------------------------------------------------------------------------
+
+
+def _dimension_rows(page_view):
+    day = utc(2026, 11, 1)
+    aggregates_add(
+        increments={
+            (first_site().pk, page_view.pk, "source", "google.com", G.DAY, day): 5,
+            (first_site().pk, page_view.pk, "prop:plan", "=pro", G.DAY, day): 2,
+            (first_site().pk, page_view.pk, "", "google.com", G.DAY, day): 1,  # an identifier of the same text
+        }
+    )
+
+
+@pytest.mark.parametrize("file_format", formats.FORMATS)
+def test_dimension_counts_round_trip_under_their_dimension(page_view, tmp_path, file_format):
+    _dimension_rows(page_view)
+    before = snapshot()
+    path = export(tmp_path, file_format)
+    BeaconAggregate.objects.all().delete()
+    out, err = import_file(path, "replace")
+    assert "3 new, 0 updated, 0 skipped, 0 failed" in out, err
+    assert snapshot() == before
+
+
+def test_an_export_names_each_counters_dimension(page_view, tmp_path):
+    _dimension_rows(page_view)
+    header, *rows = csv.reader(io.StringIO(export(tmp_path, "csv").read_text(encoding="utf-8")))
+    assert header == list(formats.AGGREGATE_COLUMNS)
+    dimension, identifier = header.index("dimension"), IDENTIFIER_COLUMN
+    assert sorted((row[dimension], row[identifier]) for row in rows) == [
+        ("", "google.com"),
+        ("prop:plan", "'=pro"),  # a formula-like value is neutralised like any identifier
+        ("source", "google.com"),
+    ]
+
+
+def test_a_file_with_a_dimension_column_merges_into_that_dimension_and_a_bad_code_is_a_row_error(page_view, tmp_path):
+    rows = [
+        ["", "page_view", "country", "DE", "day", "2026-11-01T00:00:00+00:00", "4"],
+        ["", "page_view", "", "/", "day", "2026-11-01T00:00:00+00:00", "1"],
+        ["", "page_view", "colour", "red", "day", "2026-11-01T00:00:00+00:00", "1"],
+        ["", "page_view", "prop:has space", "x", "day", "2026-11-01T00:00:00+00:00", "1"],
+    ]
+    path = tmp_path / "dimensions.csv"
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([formats.AGGREGATE_COLUMNS, *rows])
+    out, err = import_file(path, "merge")
+    assert "row 3: dimension: 'colour' is not a dimension" in err
+    assert "row 4: dimension:" in err and "is not a property name" in err
+    assert not BeaconAggregate.objects.exists()  # all or nothing
+    path.write_text(path.read_text(encoding="utf-8").rsplit("\n", 3)[0] + "\n", encoding="utf-8")
+    out, err = import_file(path, "merge")
+    assert "2 new" in out, err
+    assert BeaconAggregate.objects.get(dimension="country").identifier == "DE"
+    assert BeaconAggregate.objects.get(dimension="").identifier == "/"

@@ -1,14 +1,16 @@
 """Counter increments and the statements that write them (every counter write goes through here).
 
 A hit becomes one increment per granularity its definition keeps, for its identifier and
-for the "" total row of its site (``increments_add_hits``). Increments of a request (or a drained batch)
+for the "" total row of its site (``increments_add_hits``), and one per granularity its
+definition keeps dimensions in for each dimension value it carries (``dimension_values_for``:
+those go through the per-day cap of ``beacons.counting.value_cap`` first). Increments of a request (or a drained batch)
 are merged by key and written with the database's native upsert, adding to the stored count:
 never read-modify-write, so concurrent writers cannot lose counts.
 """
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Protocol
@@ -16,15 +18,17 @@ from typing import Protocol
 from django.db import connection, connections
 
 from beacons.counting.buckets import bucket_start, bucket_zone
-from beacons.models import BeaconAggregate, BeaconDefinition, Site
+from beacons.models import BeaconAggregate, BeaconDefinition, Granularity, Site
 
-# (site_id, definition_id, identifier, granularity, period_start as aware UTC datetime)
-CounterKey = tuple[int, int, str, str, datetime]
-_COLUMNS = "site_id, definition_id, identifier, granularity, period_start, count"
-_KEY_COLUMNS = "site_id, definition_id, identifier, granularity, period_start"
+# (site_id, definition_id, dimension, identifier or value, granularity, period_start as aware UTC datetime):
+# the order of the table's unique key. Dimension "" is the identifier axis.
+CounterKey = tuple[int, int, str, str, str, datetime]
+_COLUMNS = "site_id, definition_id, dimension, identifier, granularity, period_start, count"
+_KEY_COLUMNS = "site_id, definition_id, dimension, identifier, granularity, period_start"
 
 _TABLE = BeaconAggregate._meta.db_table
-UPSERT_ROWS_PER_STATEMENT = 500  # keeps parameters (6 a row) under SQLite's 32,766-variable limit
+UPSERT_ROWS_PER_STATEMENT = 500  # keeps parameters (7 a row) under SQLite's 32,766-variable limit
+OTHER_VALUE = "(other)"  # what a dimension value beyond the day's cap counts as
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +37,32 @@ class Hit:
     definition_id: int
     granularities: tuple[str, ...]
     identifier: str
+    dimensions: Mapping[str, str] = field(default_factory=dict)  # dimension code -> value (never "")
+    dimension_granularities: tuple[str, ...] = ()  # where its dimension values count
+
+
+@dataclass(frozen=True, slots=True)
+class DimensionValue:
+    """One dimension value of hits received in one second, counted in each of ``buckets`` unless
+    the (site, definition, dimension, ``day``) already holds the most distinct values allowed:
+    then it counts as ``OTHER_VALUE``. ``day`` is the start of the day bucket it falls in."""
+
+    site_id: int
+    definition_id: int
+    dimension: str
+    value: str
+    day: datetime
+    buckets: tuple[tuple[str, datetime], ...]
+
+    def keys(self, value: str | None = None) -> list[CounterKey]:
+        """Its counter keys, under its own value or ``value``."""
+        value = self.value if value is None else value
+        return [(self.site_id, self.definition_id, self.dimension, value, g, start) for g, start in self.buckets]
 
 
 def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[CounterKey]:
-    """Fold hits received at one moment into merged counter increments."""
+    """Fold hits received at one moment into merged counter increments of the identifier axis
+    (their dimension values: ``dimension_values_for``)."""
     second = int(received_at.timestamp())
     zone = bucket_zone()
     increments: Counter[CounterKey] = Counter()
@@ -46,6 +72,22 @@ def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[Cou
             increments, site_id=hit.site_id, definition_id=hit.definition_id, buckets=buckets, hits={hit.identifier: 1}
         )
     return increments
+
+
+def dimension_values_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[DimensionValue]:
+    """The dimension values of hits received at one moment, merged: {value: hits}. Values of
+    ``OTHER_VALUE`` itself are included (they pass the cap as they are)."""
+    second = int(received_at.timestamp())
+    zone = bucket_zone()
+    values: Counter[DimensionValue] = Counter()
+    for hit in hits:
+        if not hit.dimensions or not hit.dimension_granularities:
+            continue
+        buckets = _bucket_starts_of_second(second, hit.dimension_granularities, zone)
+        day = _bucket_starts_of_second(second, (Granularity.DAY,), zone)[0][1]
+        for dimension, value in hit.dimensions.items():
+            values[DimensionValue(hit.site_id, hit.definition_id, dimension, value, day, buckets)] += 1
+    return values
 
 
 def increments_add_hits(
@@ -61,10 +103,25 @@ def increments_add_hits(
     total gets them all (hits without an identifier count only there)."""
     total = sum(hits.values())
     for granularity, start in buckets:
-        increments[(site_id, definition_id, "", granularity, start)] += total
+        increments[(site_id, definition_id, "", "", granularity, start)] += total
         for identifier, n in hits.items():
             if identifier:
-                increments[(site_id, definition_id, identifier, granularity, start)] += n
+                increments[(site_id, definition_id, "", identifier, granularity, start)] += n
+
+
+def increments_add_values(
+    increments: Counter[CounterKey],
+    *,
+    site_id: int,
+    definition_id: int,
+    buckets: Iterable[tuple[str, datetime]],
+    values: Mapping[tuple[str, str], int],
+) -> None:
+    """Add ``values`` ({(dimension, value): hits}) of one site and definition to ``increments`` in each of
+    ``buckets``, with no cap (the demo's own values, imports)."""
+    for granularity, start in buckets:
+        for (dimension, value), n in values.items():
+            increments[(site_id, definition_id, dimension, value, granularity, start)] += n
 
 
 @lru_cache(maxsize=256)
@@ -108,14 +165,14 @@ def aggregates_insert_new(*, increments: Mapping[CounterKey, int]) -> int:
                 if start not in adapted:
                     adapted[start] = connection.ops.adapt_datetimefield_value(start)
             cursor.executemany(
-                f"INSERT INTO {_TABLE} ({columns}) VALUES (%s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO {_TABLE} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 sorted((*key, adapted[start], n) for (*key, start), n in increments.items()),
             )
     return len(increments)
 
 
-# A drained counter: (site_id, definition_id, identifier, granularity, period_start as epoch seconds, n)
-CounterRow = tuple[int, int, str, str, int, int]
+# A drained counter: (site_id, definition_id, dimension, identifier, granularity, period_start as epoch seconds, n)
+CounterRow = tuple[int, int, str, str, str, int, int]
 # One sorted statement walks the aggregate indexes once, in order; several smaller ones each
 # walk the whole key range again: 100,000-row statements made a 1M-key drain 10-25% slower.
 STREAM_ROWS_PER_STATEMENT = 1_000_000
@@ -123,7 +180,8 @@ STREAM_ROWS_PER_STATEMENT = 1_000_000
 
 class CounterChunk(Protocol):
     """Counters in two shapes: rows, or the lines of a text ``COPY`` of (site_id, definition_id,
-    granularity, epoch, identifier, count), which PostgreSQL takes far faster."""
+    granularity, epoch, identifier, count), which PostgreSQL takes far faster. The granularity
+    column of a dimension's counter is ``<granularity>/<dimension>`` (see ``redis_format``)."""
 
     def __len__(self) -> int: ...
     def rows(self) -> Iterable[CounterRow]: ...
@@ -148,10 +206,10 @@ def aggregates_add_stream(*, chunks: Iterable[CounterChunk]) -> int:
         rows = 0
         for chunk in chunks:
             increments: Counter[CounterKey] = Counter()
-            for site_id, definition_id, identifier, granularity, epoch, n in chunk.rows():
+            for site_id, definition_id, dimension, identifier, granularity, epoch, n in chunk.rows():
                 rows += 1
                 if definition_id in existing and site_id in sites:
-                    increments[(site_id, definition_id, identifier, granularity, _moment(epoch))] += n
+                    increments[(site_id, definition_id, dimension, identifier, granularity, _moment(epoch))] += n
             aggregates_add(increments=increments)
         return rows
     with connection.cursor() as cursor:
@@ -166,12 +224,14 @@ def aggregates_add_stream(*, chunks: Iterable[CounterChunk]) -> int:
         )
 
         def add_copied() -> None:
+            # The granularity column holds "<granularity>/<dimension>" for a dimension's counter.
             cursor.execute(
                 f"INSERT INTO {_TABLE} ({_COLUMNS}) "
-                "SELECT site_id, definition_id, identifier, granularity, to_timestamp(epoch), sum(count)::bigint "
+                "SELECT site_id, definition_id, split_part(granularity, '/', 2), identifier, "
+                "split_part(granularity, '/', 1), to_timestamp(epoch), sum(count)::bigint "
                 "FROM beacons_stream_rows WHERE definition_id = ANY(%s) AND site_id = ANY(%s) "
                 "GROUP BY site_id, definition_id, identifier, granularity, epoch "
-                "ORDER BY site_id, definition_id, identifier, granularity, epoch "
+                "ORDER BY 1, 2, 3, 4, 5, 6 "
                 f"ON CONFLICT ({_KEY_COLUMNS}) "
                 f"DO UPDATE SET count = {_TABLE}.count + EXCLUDED.count",
                 [sorted(existing), sorted(sites)],
@@ -204,9 +264,9 @@ def _upsert(items: list[tuple[CounterKey, int]], on_conflict: str, using: str | 
         for offset in range(0, len(items), UPSERT_ROWS_PER_STATEMENT):
             statement_items = items[offset : offset + UPSERT_ROWS_PER_STATEMENT]
             params: list = []
-            for (site_id, definition_id, identifier, granularity, start), n in statement_items:
-                params += [site_id, definition_id, identifier, granularity, adapt(start), n]
-            values = ",".join(["(%s,%s,%s,%s,%s,%s)"] * len(statement_items))
+            for (site_id, definition_id, dimension, identifier, granularity, start), n in statement_items:
+                params += [site_id, definition_id, dimension, identifier, granularity, adapt(start), n]
+            values = ",".join(["(%s,%s,%s,%s,%s,%s,%s)"] * len(statement_items))
             cursor.execute(
                 f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES {values} "
                 f"ON CONFLICT ({_KEY_COLUMNS}) DO UPDATE SET {on_conflict}",

@@ -1,20 +1,28 @@
 """The Redis counter format: key names, the field of a counter, its decoding, COPY text and drain part.
 
 A counter lives in the live hash as one field, ``site_id|definition_id|granularity|epoch seconds|identifier``
-(the identifier goes last as it may hold ``|``), whose value is the count. The sinks write it,
-the drain reads it back; nothing else knows the layout.
+(the identifier goes last as it may hold ``|``), whose value is the count. A dimension's counter
+names its dimension after the granularity: ``site_id|definition_id|granularity/dimension|epoch|value``
+(dimension codes hold no ``/`` nor ``|``). Identifier fields are thus the same as before dimensions
+existed, so fields written by an older process drain unchanged. The sinks write it, the drain
+reads it back; nothing else knows the layout.
+
+Dimension values are capped per day (``beacons.counting.value_cap``): the distinct values seen
+are a Redis set per (site, definition, dimension, day), ``value_set_key``.
 """
 
 import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import chain, repeat
 
 from beacons.counting.increments import CounterKey, CounterRow
 from beacons.text import storable_text
 
 _SEPARATOR = b"|"
+_DIMENSION_SEPARATOR = "/"
 _SEPARATOR_BYTE = ord("|")
 _KEY_SEPARATORS = 4  # the ones before the identifier, which may hold more
 _COPY_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"))
@@ -31,25 +39,34 @@ def drain_batch_key(prefix: str, batch_id: str) -> str:
     return f"{{{prefix}}}:batch:{batch_id}"
 
 
+def value_set_key(prefix: str, *, site_id: int, definition_id: int, dimension: str, day: datetime) -> str:
+    """The set of a day's distinct values of one dimension (same Cluster slot as the live hash)."""
+    return f"{{{prefix}}}:values:{site_id}:{definition_id}:{dimension}:{int(day.timestamp())}"
+
+
 def field_encode(key: CounterKey) -> bytes:
     """The hash field of a counter key."""
-    site_id, definition_id, identifier, granularity, start = key
+    site_id, definition_id, dimension, identifier, granularity, start = key
+    if dimension:
+        granularity = f"{granularity}{_DIMENSION_SEPARATOR}{dimension}"
     return f"{site_id}|{definition_id}|{granularity}|{int(start.timestamp())}|{identifier}".encode(
         "utf-8", "surrogatepass"
     )
 
 
 def field_decode(field: bytes, n: bytes | int) -> CounterRow:
-    """Inverse of ``field_encode``, with the count: (site_id, definition_id, identifier, granularity,
-    epoch seconds, n). Undecodable bytes and NUL (never written by ingest, and refused by
+    """Inverse of ``field_encode``, with the count: (site_id, definition_id, dimension, identifier,
+    granularity, epoch seconds, n). Undecodable bytes and NUL (never written by ingest, and refused by
     PostgreSQL) become U+FFFD rather than block a drain."""
     site_id, definition_id, granularity, epoch, identifier = field.split(_SEPARATOR, _KEY_SEPARATORS)
-    return int(site_id), int(definition_id), storable_text(identifier), granularity.decode(), int(epoch), int(n)
+    granularity, _, dimension = storable_text(granularity).partition(_DIMENSION_SEPARATOR)
+    return int(site_id), int(definition_id), dimension, storable_text(identifier), granularity, int(epoch), int(n)
 
 
 def copy_text(fields: list[bytes], counts: list[bytes]) -> bytes:
     """Fields and their counts as lines of PostgreSQL's text ``COPY``: site_id, definition_id,
-    granularity, epoch, identifier, count, tab-separated.
+    granularity (``granularity/dimension`` for a dimension's counter), epoch, identifier, count,
+    tab-separated.
 
     A drain sends millions of these, so the work is a few passes over the whole chunk rather
     than per field: escaping, and checking the text is UTF-8 without NUL (always so for what
@@ -86,12 +103,13 @@ def part_indexes(fields: Iterable[bytes], parts: int) -> list[int]:
 
 def totals_by_series(pairs: Iterable[tuple[bytes, bytes]]) -> Counter[tuple[int, int, str]]:
     """The counts of the "" total fields among (field, count) pairs, summed per (site_id,
-    definition_id, granularity). A total field is the one whose identifier, after the fourth
-    ``|``, is empty."""
+    definition_id, granularity). A total field is an identifier field (no dimension) whose
+    identifier, after the fourth ``|``, is empty."""
     totals: Counter[tuple[int, int, str]] = Counter()
     for field, n in [(f, n) for f, n in pairs if f[-1] == _SEPARATOR_BYTE and f.count(_SEPARATOR) == _KEY_SEPARATORS]:
         site_id, definition_id, granularity, _epoch, _identifier = field.split(_SEPARATOR, _KEY_SEPARATORS)
-        totals[(int(site_id), int(definition_id), granularity.decode())] += int(n)
+        if _DIMENSION_SEPARATOR.encode() not in granularity:
+            totals[(int(site_id), int(definition_id), granularity.decode())] += int(n)
     return totals
 
 

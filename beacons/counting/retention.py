@@ -19,9 +19,14 @@ class Removed:
     rows: int
 
 
+HOUR_ROWS_PER_VALUE = "hour (per page or value)"
+
+
 def retention_purge(*, now: datetime, dry_run: bool = False) -> list[Removed]:
-    """Delete single events past their type's retention and second/minute counts past
-    ``fine_retention_days``. Hour and coarser counts are never purged."""
+    """Delete single events past their type's retention, second/minute counts past
+    ``fine_retention_days``, and the hour counts of single identifiers and dimension values past
+    ``hour_retention_days`` (their days, months and years stay, and so do the hour totals). Day
+    and coarser counts are never purged."""
     removed: list[Removed] = []
     with transaction.atomic():
         # The indexes start with the site: one statement per site reads only what it deletes.
@@ -51,6 +56,16 @@ def retention_purge(*, now: datetime, dry_run: bool = False) -> list[Removed]:
                     for site_id in site_ids
                 )
                 removed.append(Removed(definition.slug, Granularity(granularity).label, rows))
+            hour_cutoff = now - timedelta(days=definition.hour_retention_days)
+            hour_rows = 0
+            for site_id in site_ids:
+                old_hours = BeaconAggregate.objects.filter(
+                    site_id=site_id, definition=definition, granularity=Granularity.HOUR, period_start__lt=hour_cutoff
+                )
+                # Two statements, each a range of the (site, definition, dimension, granularity, period) index.
+                hour_rows += _delete(old_hours.filter(dimension="").exclude(identifier=""), dry_run)
+                hour_rows += _delete(old_hours.filter(dimension__gt=""), dry_run)
+            removed.append(Removed(definition.slug, HOUR_ROWS_PER_VALUE, hour_rows))
         # Counts the direct sink wrote for a type in the moment it was being deleted.
         orphans = BeaconAggregate.objects.exclude(definition_id__in=BeaconDefinition.objects.values("pk"))
         removed.append(Removed("(deleted types)", "counts", _delete(orphans, dry_run)))
@@ -93,7 +108,8 @@ def aggregates_rebuild(
 
     Buckets only partly inside the range are left alone (their other part may hold hits
     whose single events are gone). Idempotent: running it twice gives the same counts.
-    Hits that kept no single event (Do-Not-Track visitors) are not in the result.
+    Hits that kept no single event (Do-Not-Track visitors) are not in the result. Only the
+    identifier counters are rebuilt: dimension counters (sources, properties…) are left as they are.
     Returns the number of counter keys written per definition slug. ``on_events(n)`` is told
     each time ``n`` more single events have been read (progress display).
     """
@@ -113,6 +129,7 @@ def aggregates_rebuild(
                         BeaconAggregate.objects.filter(
                             site_id=site_id,
                             definition=definition,
+                            dimension="",
                             granularity=granularity,
                             period_start__gte=lo,
                             period_start__lt=hi,

@@ -1,6 +1,8 @@
 """Where counter increments go: chosen by ``BEACONS_SINK``.
 
-A sink takes the merged increments of one request.
+A sink takes the merged increments of one request, and its dimension values, which count under
+their own value or, beyond the day's cap of distinct values, as "(other)" (see
+``beacons.counting.value_cap``).
 
 - ``direct`` writes them at once with one upsert statement.
 - ``memory`` merges them by key in this process and writes them every
@@ -28,8 +30,9 @@ from collections.abc import Mapping
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
-from beacons.counting.increments import CounterKey, aggregates_add
-from beacons.counting.redis_format import field_encode, live_and_pending_keys
+from beacons.counting.increments import OTHER_VALUE, CounterKey, DimensionValue, aggregates_add
+from beacons.counting.redis_format import field_encode, live_and_pending_keys, value_set_key
+from beacons.counting.value_cap import CapKey, ValueCap, cap_key, values_dropped_add, values_limit
 from beacons.logs import ThrottledWarning
 
 logger = logging.getLogger("beacons")
@@ -38,11 +41,25 @@ WARN_EVERY_SECONDS = 60
 REDIS_RETRY_AFTER_SECONDS = 1.0  # after a failure, skip Redis this long instead of paying a connect per request
 
 
+VALUE_SET_SECONDS = 2 * 86400  # a day's set of distinct values outlives its day (and a time zone's offset)
+NO_VALUES: Mapping[DimensionValue, int] = {}
+
+
 class DirectSink:
     name = "direct"
 
-    def add(self, increments: Mapping[CounterKey, int]) -> None:
+    def __init__(self):
+        self.cap = ValueCap()
+
+    def add(self, increments: Mapping[CounterKey, int], values: Mapping[DimensionValue, int] = NO_VALUES) -> None:
+        """One upsert of ``increments`` and of ``values`` (capped)."""
+        over: Counter[CapKey] = Counter()
+        if values:
+            admitted, over = self.cap.admit(values)
+            admitted.update(increments)
+            increments = admitted
         aggregates_add(increments=increments)
+        values_dropped_add(over=over)
 
     def flush(self) -> int:
         return 0
@@ -66,11 +83,18 @@ class MemorySink:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._warn = ThrottledWarning(WARN_EVERY_SECONDS)
+        self.cap = ValueCap()
 
-    def add(self, increments: Mapping[CounterKey, int]) -> None:
+    def add(self, increments: Mapping[CounterKey, int], values: Mapping[DimensionValue, int] = NO_VALUES) -> None:
+        over: Counter[CapKey] = Counter()
+        if values:
+            admitted, over = self.cap.admit(values)
         with self._lock:
             self._pending.update(increments)
+            if values:
+                self._pending.update(admitted)
             full = len(self._pending) >= self.max_keys
+        values_dropped_add(over=over)
         if self._thread is None:
             self._start()
         if full:
@@ -138,10 +162,35 @@ def redis_client(url: str):
     return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2.0, health_check_interval=30)
 
 
-# KEYS[1]: the live hash; ARGV: field, increment, field, increment, ...
-_HINCRBY_MANY = """
-for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
+# KEYS[1]: the live hash; KEYS[2..]: the set of distinct values of each capped value's day.
+# ARGV: plain pairs p, the cap, the sets' lifetime (s); p (field, increment) pairs; then per
+# capped value: the value, its increment, its fields k, and k (field, "(other)" field) pairs.
+# Returns the position (from 1) of each capped value that counted as "(other)".
+_COUNT = """
+local hash, plain, cap, ttl = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local i = 4
+for _ = 1, plain do
+  redis.call('HINCRBY', hash, ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local over = {}
+for g = 2, #KEYS do
+  local member, n, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  local counted = redis.call('SISMEMBER', KEYS[g], member) == 1
+  if not counted and redis.call('SCARD', KEYS[g]) < cap then
+    redis.call('SADD', KEYS[g], member)
+    redis.call('EXPIRE', KEYS[g], ttl)
+    counted = true
+  end
+  local offset = 1
+  if counted then offset = 0 else over[#over + 1] = g - 1 end
+  for _ = 1, k do
+    redis.call('HINCRBY', hash, ARGV[i + offset], n)
+    i = i + 2
+  end
+end
+return over
 """
 
 
@@ -160,10 +209,11 @@ class RedisSink:
 
     def __init__(self, *, url: str, prefix: str):
         self.client = redis_client(url)
+        self.prefix = prefix
         self.live_key, _ = live_and_pending_keys(prefix)
         # One EVALSHA: one round trip, applied all or none, and half the client-side cost of
         # MULTI + n HINCRBY + EXEC in redis-py.
-        self._hincrby_many = self.client.register_script(_HINCRBY_MANY)
+        self._count_script = self.client.register_script(_COUNT)
         # Only one thread writes at a time (see add), so it owns one connection and talks to
         # it directly: redis-py's pool, retry and reply-callback layers cost ~70 µs of CPU
         # per call, as much as the rest of a request's counting.
@@ -174,21 +224,23 @@ class RedisSink:
         self._write_done = threading.Condition()
         self._writing = False
         self._waiting_increments: Counter[CounterKey] = Counter()
+        self._waiting_values: Counter[DimensionValue] = Counter()
         self._pending_writes: list[_PendingWrite] = []
 
-    def add(self, increments: Mapping[CounterKey, int]) -> None:
-        """Returns once ``increments`` are in Redis (or, Redis being down, in the database).
+    def add(self, increments: Mapping[CounterKey, int], values: Mapping[DimensionValue, int] = NO_VALUES) -> None:
+        """Returns once ``increments`` and ``values`` are in Redis (or, Redis being down, in the database).
 
         Requests of one process that arrive while a write is in flight are combined: the
         next thread to write takes everything waiting, so under load one round trip carries
         many requests' increments, and no request returns (answers 204) before its own
         increments were acknowledged.
         """
-        if not increments:
+        if not increments and not values:
             return
         own_write = _PendingWrite()
         with self._write_done:
             self._waiting_increments.update(increments)
+            self._waiting_values.update(values)
             self._pending_writes.append(own_write)
             while not own_write.done and self._writing:
                 self._write_done.wait()
@@ -197,11 +249,11 @@ class RedisSink:
                     raise own_write.error  # nothing of it was written: the request must not answer 204
                 return
             self._writing = True
-            combined, carried = self._waiting_increments, self._pending_writes
-            self._waiting_increments, self._pending_writes = Counter(), []
+            combined, combined_values, carried = self._waiting_increments, self._waiting_values, self._pending_writes
+            self._waiting_increments, self._waiting_values, self._pending_writes = Counter(), Counter(), []
         error = None
         try:
-            self._write(combined)
+            self._write(combined, combined_values)
         except BaseException as exc:
             error = exc
             raise
@@ -212,40 +264,64 @@ class RedisSink:
                 self._writing = False
                 self._write_done.notify_all()
 
-    def _write(self, increments: Mapping[CounterKey, int]) -> None:
+    def _write(self, increments: Mapping[CounterKey, int], values: Mapping[DimensionValue, int]) -> None:
         import redis
 
         if time.monotonic() >= self._skip_until:
-            args: list = []
-            for key, n in increments.items():
+            plain = dict(increments)
+            capped: list[tuple[DimensionValue, int]] = []
+            for value, n in values.items():
+                if value.value == OTHER_VALUE:  # nothing to cap: counts as it is
+                    for key in value.keys():
+                        plain[key] = plain.get(key, 0) + n
+                else:
+                    capped.append((value, n))
+            keys = [self.live_key]
+            args: list = [len(plain), values_limit(), VALUE_SET_SECONDS]
+            for key, n in plain.items():
                 args += (field_encode(key), n)
+            for value, n in capped:
+                site_id, definition_id, dimension, day = cap_key(value)
+                keys.append(
+                    value_set_key(
+                        self.prefix, site_id=site_id, definition_id=definition_id, dimension=dimension, day=day
+                    )
+                )
+                args += (value.value.encode("utf-8", "surrogatepass"), n, len(value.buckets))
+                for key, other in zip(value.keys(), value.keys(OTHER_VALUE)):
+                    args += (field_encode(key), field_encode(other))
             try:
-                self._hincrby(args)
-                return
+                over_positions = self._count(keys, args)
             except redis.RedisError as exc:
                 # A timeout after the script reached Redis is the one case this can count twice; a
                 # refused or reset connection never ran it.
                 self._skip_until = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
                 self._warn("redis sink: Redis unreachable, writing counts to the database directly: %s", exc)
-        self.fallback.add(increments)
+            else:
+                over: Counter[CapKey] = Counter()
+                for position in over_positions:
+                    value, n = capped[position - 1]
+                    over[cap_key(value)] += n
+                values_dropped_add(over=over)
+                return
+        self.fallback.add(increments, values)
 
-    def _hincrby(self, args: list) -> None:
+    def _count(self, keys: list, args: list) -> list[int]:
         import redis
 
         connection = self._connection
         if connection is None:
             connection = self._connection = self.client.connection_pool.make_connection()
-        command = connection.pack_command("EVALSHA", self._hincrby_many.sha, 1, self.live_key, *args)
+        command = connection.pack_command("EVALSHA", self._count_script.sha, len(keys), *keys, *args)
         try:
             for attempt in (1, 2):
                 connection.send_packed_command(command, check_health=False)
                 try:
-                    connection.read_response()
-                    return
+                    return connection.read_response()
                 except redis.exceptions.NoScriptError:  # a restarted Redis has forgotten the script
                     if attempt == 2:
                         raise
-                    self.client.script_load(_HINCRBY_MANY)
+                    self.client.script_load(_COUNT)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             connection.disconnect()  # reconnected at the next write
             raise

@@ -9,9 +9,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
-from beacons.counting.increments import Hit, increments_for
+from beacons.counting.increments import Hit, dimension_values_for, increments_for
 from beacons.counting.sinks import get_sink
 from beacons.ingest import privacy
+from beacons.ingest.dimensions import dimensions_of
 from beacons.ingest.parsing import EventInput
 from beacons.logs import outage_warning
 from beacons.models import BeaconDefinition, BeaconEvent, DroppedHits
@@ -94,7 +95,8 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
     strict mode, before anything is counted. Raw events are inserted first, in one
     statement; the counter increments of all events go to the sink in one call (one
     statement for the direct sink) only after that succeeded, so a request whose events
-    cannot be stored counts nothing.
+    cannot be stored counts nothing. Each hit counts its dimension values too (``dimensions_of``),
+    in the same sink call.
     """
     definitions = definitions_resolve(slugs={event.event_type for event in events}, registrant=context)
     hits: list[Hit] = []
@@ -113,7 +115,16 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
             duplicates += 1
             continue
         identifier = identifier_resolve(definition=definition, sent=event.identifier, referer=context.referer)
-        hits.append(Hit(context.site_id, definition.id, tuple(definition.granularity_codes), identifier))
+        hits.append(
+            Hit(
+                context.site_id,
+                definition.id,
+                tuple(definition.granularity_codes),
+                identifier,
+                dimensions_of(definition=definition, event=event, request_facts=context),
+                tuple(definition.dimension_granularity_codes),
+            )
+        )
         if definition.keep_raw:
             payload = {"meta": event.meta} if event.meta else {}
             if event.event_id:
@@ -137,7 +148,10 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
             except DB_UNREACHABLE as exc:  # back-pressure: the counts are kept, single events go first
                 outage_warning("%d single event(s) dropped, database unreachable: %s", len(raw), exc)
         if hits:
-            get_sink().add(increments_for(hits=hits, received_at=context.received_at))
+            get_sink().add(
+                increments_for(hits=hits, received_at=context.received_at),
+                dimension_values_for(hits=hits, received_at=context.received_at),
+            )
     except BaseException:
         if claimed:
             _dedupe_release(keys=claimed)

@@ -9,6 +9,7 @@ Datetimes in and out are aware; bucket starts come back in UTC (convert with
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from django.db import connection
 from django.db.models import F, Q, QuerySet, Sum
@@ -37,13 +38,14 @@ def _ids(definitions: Iterable[BeaconDefinition | int]) -> list[int]:
     return [d if isinstance(d, int) else d.pk for d in definitions]
 
 
-def _common_granularities(definitions: Iterable[BeaconDefinition | int]) -> list[str]:
+def _common_granularities(definitions: Iterable[BeaconDefinition | int], dimension: str = "") -> list[str]:
+    """The granularities every one of ``definitions`` keeps counters of ``dimension`` in."""
     objects = [d for d in definitions if isinstance(d, BeaconDefinition)]
     if not objects:
-        return [G.HOUR, G.DAY, G.MONTH, G.YEAR]
+        return [G.HOUR, G.DAY, G.MONTH, G.YEAR] if not dimension else [G.DAY, G.MONTH, G.YEAR]
     common = set(GRANULARITY_ORDER)
     for definition in objects:
-        common &= set(definition.granularity_codes)
+        common &= set(definition.dimension_granularity_codes if dimension else definition.granularity_codes)
     return [g for g in GRANULARITY_ORDER if g in common]
 
 
@@ -62,12 +64,13 @@ def _bucket_counts(
     start: datetime,
     end: datetime,
     identifier: str = "",
+    dimension: str = "",
 ) -> QuerySet:
     """Rows (definition_id, granularity, period_start, total) that add up to each bucket's part
     inside [start, end): whole buckets read their own row, a bucket cut by ``start`` or ``end``
     is summed from the finer rows inside the cut (its part of the period, not the whole bucket)."""
     first_whole, last_whole = bucket_ceiling(start, granularity), bucket_start(end, granularity)
-    scope = {"site_id": site_id_of(site), "definition_id__in": ids, "identifier": identifier}
+    scope = {"site_id": site_id_of(site), "definition_id__in": ids, "dimension": dimension, "identifier": identifier}
     finer = [g for g in allowed if GRANULARITY_ORDER.index(g) < GRANULARITY_ORDER.index(granularity)]
     if first_whole < last_whole:
         condition = Q(granularity=granularity, period_start__gte=first_whole, period_start__lt=last_whole, **scope)
@@ -93,22 +96,27 @@ def series(
     start: datetime,
     end: datetime,
     identifier: str = "",
+    dimension: str = "",
 ) -> list[tuple[datetime, int]]:
     """Counts per bucket over [start, end), gap-filled with zeros, oldest first. One query.
 
     ``identifier=""`` gives the total of each definition; several definitions are summed. A
-    bucket only partly inside [start, end) counts only that part (to the hour).
+    bucket only partly inside [start, end) counts only that part (to the hour). With a
+    ``dimension``, ``identifier`` is its value ("page views from google.com": ``dimension="source",
+    identifier="google.com"``); dimensions are kept per day and coarser unless the type keeps
+    them per hour, so their buckets cut by [start, end) count whole days.
     """
     definitions = list(definitions)
     counts: dict[datetime, int] = {}
     rows = _bucket_counts(
         site=site,
         ids=_ids(definitions),
-        allowed=_common_granularities(definitions),
+        allowed=_common_granularities(definitions, dimension),
         granularity=granularity,
         start=start,
         end=end,
         identifier=identifier,
+        dimension=dimension,
     )
     for _, row_granularity, moment, total in rows:
         bucket = moment if row_granularity == granularity else bucket_start(moment, granularity)
@@ -151,7 +159,7 @@ def series_of_top_definitions(
     the slug "" for "Other types".
 
     One statement: the site's total rows (``identifier=""``) in the range are read from the covering
-    (site, identifier, granularity, period_start, definition, count) index, once to rank the types
+    (site, granularity, period_start, definition, count) index of the total rows, once to rank the types
     and once to sum them per bucket into the busiest ones and the rest; only the ``limit``
     busiest are joined to their names. Types with nothing counted in the range are left out,
     and "Other types" when it counted none.
@@ -160,7 +168,7 @@ def series_of_top_definitions(
     sql = f"""
         WITH scope AS (
             SELECT definition_id, period_start, count FROM {table}
-            WHERE site_id = %s AND identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
+            WHERE site_id = %s AND dimension = '' AND identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
         ),
         top AS (SELECT definition_id FROM scope GROUP BY definition_id ORDER BY SUM(count) DESC, definition_id LIMIT %s),
         named AS (SELECT id, name, slug FROM {definitions} WHERE id IN (SELECT definition_id FROM top)),
@@ -274,18 +282,20 @@ def identifiers_compared(
     contains: str = "",
     compared_end: datetime | None = None,
     cut_granularity: str = G.HOUR,
+    dimension: str = "",
 ) -> list[IdentifierRow]:
     """Identifiers with their hits over [start, end) and, given ``previous_start``/``previous_end``,
     over that earlier period too, in one query. Ordered by ``order`` ("count": most first;
     "change": most grown first, ties by count then name); ``limit=None`` for every row. A
     running period passes ``compared_end`` as ``totals`` does: the change then compares
-    [start, compared_end) with the previous period, read to ``cut_granularity``.
+    [start, compared_end) with the previous period, read to ``cut_granularity``. With a
+    ``dimension``, the rows are its values instead of identifiers.
 
     With a previous period, identifiers counted only then are included (count 0: a page that
     stopped); without one, only identifiers counted in [start, end)."""
     definitions = list(definitions)
-    allowed = _common_granularities(definitions)
-    scope = {"site_id": site_id_of(site), "definition_id__in": _ids(definitions)}
+    allowed = _common_granularities(definitions, dimension)
+    scope = {"site_id": site_id_of(site), "definition_id__in": _ids(definitions), "dimension": dimension}
     current = _covering_q(start, _through_now(end), allowed, **scope)
     compare = previous_start is not None and previous_end is not None
     condition = current
@@ -350,6 +360,7 @@ def totals(
     previous_end: datetime | None = None,
     compared_end: datetime | None = None,
     cut_granularity: str = G.HOUR,
+    dimension: str = "",
 ) -> Totals:
     """Hits over [start, end) and over [previous_start, previous_end), in one query.
 
@@ -357,12 +368,17 @@ def totals(
     period passes ``compared_end`` (and a ``previous_end`` of the same elapsed length, see
     ``buckets.elapsed_cut``): the change then compares [start, compared_end) with the previous
     period, read to the minute when ``cut_granularity`` is minute, while ``current`` still
-    counts all of [start, end)."""
+    counts all of [start, end). With a ``dimension``, ``identifier`` is its value."""
     definitions = list(definitions)
-    allowed = _common_granularities(definitions)
+    allowed = _common_granularities(definitions, dimension)
     if previous_start is None or previous_end is None:
         previous_start, previous_end = start - (end - start), start
-    scope = {"site_id": site_id_of(site), "definition_id__in": _ids(definitions), "identifier": identifier}
+    scope = {
+        "site_id": site_id_of(site),
+        "definition_id__in": _ids(definitions),
+        "dimension": dimension,
+        "identifier": identifier,
+    }
     minutes = cut_granularity == G.MINUTE
     current = _covering_q(start, end, allowed, **scope)
     previous = _covering_q(previous_start, previous_end, allowed, minutes=minutes, **scope)
@@ -400,8 +416,102 @@ def live_count(
     total = BeaconAggregate.objects.filter(
         site_id=site_id_of(site),
         definition_id__in=keeping,
+        dimension="",
         identifier=identifier,
         granularity=G.MINUTE,
         period_start__gte=since,
     ).aggregate(total=Sum("count"))["total"]
     return total or 0
+
+
+# --- breakdowns -------------------------------------------------------------------------------
+
+
+class ComparedPeriod(Protocol):
+    """The period a breakdown's change is measured against: the dashboard's ``Comparison``
+    (``DashboardState.kpi_comparison``), so breakdowns, top pages and KPI cards share one rule."""
+
+    previous_start: datetime
+    previous_end: datetime
+    current_end: datetime | None  # a running period: the current part compared (None: all of it)
+    granularity: str  # what the cut is read to
+
+
+@dataclass(frozen=True)
+class BreakdownRow(IdentifierRow):
+    share: float | None = None  # of the type's hits in the period; None when it had none
+
+    @property
+    def value(self) -> str:
+        return self.identifier
+
+
+def breakdown(
+    *,
+    site: Site | int,
+    definition: BeaconDefinition,
+    dimension: str,
+    start: datetime,
+    end: datetime,
+    limit: int | None = 10,
+    compare: ComparedPeriod | None = None,
+    order: str = "count",
+) -> list[BreakdownRow]:
+    """The values of ``dimension`` with the most hits over [start, end), most first: each with its
+    count, its share of the type's hits in the period, and (given ``compare``) its change on
+    that period. Two queries: the values (``identifiers_compared``) and the total.
+
+    Shares are of every hit, so the values of a dimension not every hit has (a custom
+    property) add up to less than 1. Raises ``DimensionNotKept`` for a dimension the type
+    has no counters of."""
+    if dimension not in definition.dimension_codes:
+        raise DimensionNotKept(dimension)
+    previous_start = compare.previous_start if compare else None
+    previous_end = compare.previous_end if compare else None
+    rows = identifiers_compared(
+        site=site,
+        definitions=[definition],
+        start=start,
+        end=end,
+        previous_start=previous_start,
+        previous_end=previous_end,
+        compared_end=compare.current_end if compare else None,
+        cut_granularity=compare.granularity if compare else G.HOUR,
+        order=order,
+        limit=limit,
+        dimension=dimension,
+    )
+    total = totals(site=site, definitions=[definition], start=start, end=end, previous_start=start, previous_end=start)
+    total = total.current
+    return [
+        BreakdownRow(row.identifier, row.count, row.previous, row.compared, row.count / total if total else None)
+        for row in rows
+    ]
+
+
+class DimensionNotKept(ValueError):
+    """No counter holds this dimension of this type (not ticked, or not a dimension at all)."""
+
+
+@dataclass(frozen=True)
+class CounterFilter:
+    """What a filtered read reads: the ``dimension`` (``""``: identifiers) and its ``value`` (the
+    identifier, "" for all), and whether a page asked for was left out."""
+
+    dimension: str = ""
+    value: str = ""
+    pages_ignored: bool = False  # a page and a dimension value were asked for: this reads all pages
+
+
+def counter_filter(
+    *, definition: BeaconDefinition, identifier: str = "", dimension: str = "", value: str = ""
+) -> CounterFilter:
+    """The counters that answer "``identifier`` and/or ``dimension`` = ``value``". Counters are kept per
+    page and per dimension value, never per page and value together: asked for both, the value
+    wins and ``pages_ignored`` says that every page is counted (the dashboard shows it). Raises
+    ``DimensionNotKept`` for a dimension the type has no counters of."""
+    if not (dimension and value):
+        return CounterFilter("", identifier)
+    if dimension not in definition.dimension_codes:
+        raise DimensionNotKept(dimension)
+    return CounterFilter(dimension, value, pages_ignored=bool(identifier))

@@ -34,14 +34,14 @@ def aggregates_filter(
 
 def aggregates_by_natural_key(
     *, queryset: QuerySet[BeaconAggregate]
-) -> Iterator[tuple[str, str, str, str, datetime, int]]:
-    """(site domain, event type, identifier, granularity code, period_start, count) of each counter
+) -> Iterator[tuple[str, str, str, str, str, datetime, int]]:
+    """(site domain, event type, dimension, identifier, granularity code, period_start, count) of each counter
     of ``queryset``, in storage order, read in chunks (memory stays flat). Three queries: the
     domains, the slugs, then the counters."""
     domains = dict(Site.objects.values_list("id", "domain"))
     slugs = dict(BeaconDefinition.objects.values_list("id", "slug"))
     values = queryset.order_by("pk").values_list(
-        "site_id", "definition_id", "identifier", "granularity", "period_start", "count"
+        "site_id", "definition_id", "dimension", "identifier", "granularity", "period_start", "count"
     )
-    for site_id, definition_id, identifier, granularity, start, count in values.iterator(chunk_size=2000):
-        yield domains[site_id], slugs[definition_id], identifier, granularity, start, count
+    for site_id, definition_id, dimension, identifier, granularity, start, count in values.iterator(chunk_size=2000):
+        yield domains[site_id], slugs[definition_id], dimension, identifier, granularity, start, count

@@ -7,10 +7,12 @@ and writes the rows read here.
 
 Counts are identified by their natural key, never by a database id:
 
-    site, event_type, identifier, granularity, period_start, count
+    site, event_type, dimension, identifier, granularity, period_start, count
 
 ``site`` is the site's domain; a file without the column (or an empty cell) imports into the
-first site. ``granularity`` is the readable name (``hour``, ``day``, …), ``period_start`` is ISO 8601
+first site. ``dimension`` is a dimension code (``source``, ``prop:plan``, …; see
+``beacons.dimensions``) whose value is in ``identifier``; a file without the column (or an empty
+cell) holds identifiers (the dimension ""). ``granularity`` is the readable name (``hour``, ``day``, …), ``period_start`` is ISO 8601
 with its UTC offset, written in ``BEACONS_TIME_ZONE``. The empty identifier is the total
 over all identifiers of that event type.
 
@@ -44,8 +46,8 @@ CONTENT_TYPES = {
     "json": "application/json",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-AGGREGATE_COLUMNS = ("site", "event_type", "identifier", "granularity", "period_start", "count")
-# site and identifier may be left out (the first site, the total)
+AGGREGATE_COLUMNS = ("site", "event_type", "dimension", "identifier", "granularity", "period_start", "count")
+# site, dimension and identifier may be left out (the first site, the identifier axis, the total)
 REQUIRED_AGGREGATE_COLUMNS = ("event_type", "granularity", "period_start", "count")
 GRANULARITY_LABELS = dict(Granularity.choices)  # code -> "hour"
 GRANULARITY_CODES = {label: code for code, label in Granularity.choices}  # "hour" -> code
@@ -78,10 +80,25 @@ def period_start_text(moment: datetime) -> str:
 
 
 def aggregate_cells(
-    *, site: str, event_type: str, identifier: str, granularity: str, period_start: datetime, count: int
+    *,
+    site: str,
+    event_type: str,
+    dimension: str = "",
+    identifier: str,
+    granularity: str,
+    period_start: datetime,
+    count: int,
 ) -> list:
     """One file row for a counter, in ``AGGREGATE_COLUMNS`` order."""
-    return [site, event_type, identifier, GRANULARITY_LABELS[granularity], period_start_text(period_start), count]
+    return [
+        site,
+        event_type,
+        dimension,
+        identifier,
+        GRANULARITY_LABELS[granularity],
+        period_start_text(period_start),
+        count,
+    ]
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -89,10 +106,13 @@ def aggregate_cells(
 
 def aggregates_rows(*, queryset: QuerySet[BeaconAggregate]) -> Iterator[list]:
     """File rows for the counters of ``queryset``, in storage order (memory stays flat)."""
-    for site, event_type, identifier, granularity, start, count in aggregates_by_natural_key(queryset=queryset):
+    for site, event_type, dimension, identifier, granularity, start, count in aggregates_by_natural_key(
+        queryset=queryset
+    ):
         yield aggregate_cells(
             site=site,
             event_type=event_type,
+            dimension=dimension,
             identifier=identifier,
             granularity=granularity,
             period_start=start,

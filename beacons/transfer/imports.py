@@ -17,6 +17,7 @@ from django.db import DatabaseError, connection, transaction
 
 from beacons.counting.buckets import bucket_start, bucket_zone
 from beacons.counting.increments import UPSERT_ROWS_PER_STATEMENT, CounterKey, aggregates_add, aggregates_set
+from beacons.dimensions import InvalidDimension, dimension_check
 from beacons.domains import InvalidDomain, domain_normalise
 from beacons.models import BeaconAggregate, BeaconDefinition
 from beacons.registry import UnknownEventType, definitions_resolve, event_type_normalise, identifier_check
@@ -47,11 +48,13 @@ class AggregateRow:
     granularity: str  # code
     period_start: datetime  # aware, UTC
     count: int
+    dimension: str = ""  # the identifier axis
 
     def cells(self) -> list:
         return aggregate_cells(
             site=self.site,
             event_type=self.event_type,
+            dimension=self.dimension,
             identifier=self.identifier,
             granularity=self.granularity,
             period_start=self.period_start,
@@ -154,6 +157,16 @@ def _parse_identifier(value: Any) -> str:
     return identifier_check(str(value))
 
 
+def _parse_dimension(value: Any) -> str:
+    """A dimension code, or "" (blank: the identifier axis)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ""
+    try:
+        return dimension_check(str(value).strip())
+    except InvalidDimension as problem:
+        raise ValueError(str(problem)) from None
+
+
 def _parse_site(value: Any) -> str:
     """A site's domain, or "" (blank: the first site). Whether it exists is checked with the chunk."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -215,6 +228,7 @@ def aggregate_row_parse(values: Mapping[str, Any]) -> AggregateRow:
     steps: list[tuple[str, Callable[[Any], Any]]] = [
         ("site", _parse_site),
         ("event_type", _parse_event_type),
+        ("dimension", _parse_dimension),
         ("identifier", _parse_identifier),
         ("granularity", _parse_granularity),
         ("period_start", lambda v: _parse_period_start(v, parsed.get("granularity"))),
@@ -250,14 +264,14 @@ def _counts_stored(keys: Sequence[CounterKey]) -> dict[CounterKey, int]:
         return {}
     adapt = connection.ops.adapt_datetimefield_value
     params: list = []
-    for n, (site_id, definition_id, identifier, granularity, start) in enumerate(keys):
-        params += [n, site_id, definition_id, identifier, granularity, adapt(start)]
-    values = ",".join(["(%s,%s,%s,%s,%s,%s)"] * len(keys))
+    for n, (site_id, definition_id, dimension, identifier, granularity, start) in enumerate(keys):
+        params += [n, site_id, definition_id, dimension, identifier, granularity, adapt(start)]
+    values = ",".join(["(%s,%s,%s,%s,%s,%s,%s)"] * len(keys))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH wanted(n, site, d, i, g, s) AS (VALUES {values}) "
+            f"WITH wanted(n, site, d, dim, i, g, s) AS (VALUES {values}) "
             f"SELECT wanted.n, a.count FROM wanted JOIN {_TABLE} a ON a.site_id = wanted.site "
-            f"AND a.definition_id = wanted.d "
+            f"AND a.definition_id = wanted.d AND a.dimension = wanted.dim "
             f"AND a.identifier = wanted.i AND a.granularity = wanted.g AND a.period_start = wanted.s",
             params,
         )
@@ -271,14 +285,14 @@ def _chunk_write(
     and one upsert statement."""
     keys = list(
         {
-            (site_id, definition_id, r.identifier, r.granularity, r.period_start): None
+            (site_id, definition_id, r.dimension, r.identifier, r.granularity, r.period_start): None
             for _, r, site_id, definition_id in rows
         }
     )
     stored = _counts_stored(keys)
     after: dict[CounterKey, int] = dict(stored)
     for number, row, site_id, definition_id in rows:
-        key = (site_id, definition_id, row.identifier, row.granularity, row.period_start)
+        key = (site_id, definition_id, row.dimension, row.identifier, row.granularity, row.period_start)
         before = after.get(key)
         if mode == "merge":
             if (before or 0) + row.count > MAX_COUNT:

@@ -31,9 +31,13 @@ DEFINITION_COLUMNS = (
     "identifier_rule",
     "keep_query_string",
     "granularities",
+    "dimensions",
+    "property_keys",
+    "dimensions_by_hour",
     "keep_raw",
     "raw_retention_days",
     "fine_retention_days",
+    "hour_retention_days",
     "is_active",
     "alert_emails",
     "alert_on_new",
@@ -59,6 +63,7 @@ class BeaconAggregateResource(resources.ModelResource):
 
     site = Field(attribute="site__domain", column_name="site")
     event_type = Field(attribute="definition__slug", column_name="event_type")
+    dimension = Field(attribute="dimension", column_name="dimension")
     identifier = Field(attribute="identifier", column_name="identifier")
     granularity = Field(attribute="granularity", column_name="granularity")
     period_start = Field(attribute="period_start", column_name="period_start")
@@ -68,7 +73,7 @@ class BeaconAggregateResource(resources.ModelResource):
         model = BeaconAggregate
         fields = formats.AGGREGATE_COLUMNS
         import_order = export_order = formats.AGGREGATE_COLUMNS
-        import_id_fields = ("site", "event_type", "identifier", "granularity", "period_start")
+        import_id_fields = ("site", "event_type", "dimension", "identifier", "granularity", "period_start")
 
     @classmethod
     def get_display_name(cls):

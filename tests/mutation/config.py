@@ -10,6 +10,9 @@ files that are traced and run again on PostgreSQL.
 MODULES: list[str] = [
     "beacons/counting/buckets.py",
     "beacons/counting/increments.py",
+    "beacons/counting/value_cap.py",
+    "beacons/dimensions.py",
+    "beacons/ingest/dimensions.py",
     "beacons/ingest/extraction.py",
     "beacons/ingest/parsing.py",
     "beacons/queries/counters.py",
@@ -19,7 +22,9 @@ MODULES: list[str] = [
     "dashboard/forms.py",
 ]
 
-POSTGRES: dict[str, list[str]] = {"beacons/counting/increments.py": ["tests/test_counting.py", "tests/test_drain.py"]}
+POSTGRES: dict[str, list[str]] = {
+    "beacons/counting/increments.py": ["tests/test_counting.py", "tests/test_drain.py", "tests/test_dimensions.py"]
+}
 
 # Equivalent mutants: no test can tell them from the code (same observable behaviour).
 # Each entry: file, function (qualified, e.g. "covering_buckets.cover"; "" at module level),

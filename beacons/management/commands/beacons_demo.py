@@ -6,8 +6,10 @@ something to switch to.
 
 Page views over ~200 pages with Zipf-like popularity, daily and weekly rhythm, a growth
 trend, a few campaign spikes and a page launched three weeks ago; two custom events
-(brochure downloads, sign-ups); and a few hundred JavaScript errors sent through the real
+(brochure downloads, sign-ups with their plan); and a few hundred JavaScript errors sent through the real
 ingest path (``events_record``) so they are grouped like live ones, with alerts muted.
+Page views are broken down by source, campaign, browser, operating system, device type and
+country (``DIMENSION_VALUES``), each day's hits shared among the values with some daily noise.
 
 Counters are generated per hour, then rolled up, so every granularity a definition keeps
 (and the "" total row) adds up to exactly the hits generated. Second/minute counters are
@@ -30,7 +32,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from beacons.counting.buckets import bucket_after, bucket_start, bucket_zone
-from beacons.counting.increments import aggregates_add, aggregates_insert_new, increments_add_hits
+from beacons.counting.increments import (
+    aggregates_add,
+    aggregates_insert_new,
+    increments_add_hits,
+    increments_add_values,
+)
 from beacons.counting.retention import rows_delete
 from beacons.counting.sinks import get_sink
 from beacons.errors.alerts import alerts_suppressed
@@ -138,10 +145,87 @@ DOWNLOADS = [
 ]
 SIGNUP_PLACES = ["pricing-page", "header", "footer", "blog-sidebar"]
 CUSTOM_TYPES = [
-    # slug, name, description, share of page views, identifiers
-    ("download_click", "Brochure downloads", "Clicks on a download link, per file.", 0.04, DOWNLOADS),
-    ("signup", "Sign-ups", "Completed sign-up forms, per place the form was opened from.", 0.006, SIGNUP_PLACES),
+    # slug, name, description, share of page views, identifiers, declared property keys
+    ("download_click", "Brochure downloads", "Clicks on a download link, per file.", 0.04, DOWNLOADS, ""),
+    (
+        "signup",
+        "Sign-ups",
+        "Completed sign-up forms, per place the form was opened from.",
+        0.006,
+        SIGNUP_PLACES,
+        "plan",
+    ),
 ]
+# Each dimension's values and their weights; None: hits without a value (no utm parameter).
+DIMENSION_VALUES: dict[str, list[tuple[str | None, float]]] = {
+    "source": [
+        ("Google", 38),
+        ("Direct / none", 25),
+        ("newsletter", 7),
+        ("Bing", 4),
+        ("DuckDuckGo", 3),
+        ("Hacker News", 5),
+        ("Twitter", 4),
+        ("LinkedIn", 3),
+        ("Reddit", 3),
+        ("GitHub", 2),
+        ("Facebook", 2),
+        ("news.example.org", 1.5),
+        ("blog.example.net", 1),
+        ("Ecosia", 0.5),
+        ("stackoverflow.com", 1),
+    ],
+    "utm_medium": [(None, 84), ("email", 8), ("social", 5), ("cpc", 3)],
+    "utm_campaign": [(None, 84), ("weekly-digest", 7), ("spring-launch", 5), ("black-friday", 2), ("webinar", 2)],
+    "browser": [
+        ("Chrome", 62),
+        ("Safari", 19),
+        ("Edge", 6),
+        ("Firefox", 6),
+        ("Samsung Internet", 3),
+        ("Opera", 2),
+        ("Chrome Mobile WebView", 1),
+        ("(unknown)", 1),
+    ],
+    "os": [
+        ("Windows", 33),
+        ("Android", 28),
+        ("iOS", 18),
+        ("Mac OS X", 14),
+        ("Linux", 4),
+        ("Chrome OS", 1),
+        ("(unknown)", 2),
+    ],
+    "device": [("desktop", 52), ("mobile", 44), ("tablet", 4)],
+    "country": [
+        ("US", 28),
+        ("DE", 9),
+        ("GB", 8),
+        ("FR", 6),
+        ("IN", 6),
+        ("CA", 4),
+        ("NL", 3),
+        ("BR", 3),
+        ("ES", 3),
+        ("IT", 3),
+        ("JP", 2),
+        ("AU", 2),
+        ("SE", 2),
+        ("PL", 2),
+        ("CH", 1.5),
+        ("AT", 1.5),
+        ("BE", 1),
+        ("DK", 1),
+        ("IE", 1),
+        ("MX", 1),
+        ("SG", 1),
+        ("ZA", 0.5),
+        ("NG", 0.5),
+        ("KR", 0.5),
+        ("(unknown)", 1),
+    ],
+    "prop:plan": [("free", 60), ("pro", 30), ("team", 9), ("enterprise", 1)],
+}
 ERRORS = [
     # weight, message, function, file, line
     (
@@ -285,11 +369,19 @@ class Command(BeaconsCommand):
                         else None,
                         on_day=shown.update,
                     )
-                for slug, name, description, share, names in CUSTOM_TYPES:
+                for slug, name, description, share, names, property_keys in CUSTOM_TYPES:
                     definition, _ = BeaconDefinition.objects.get_or_create(
                         slug=slug,
-                        defaults={"name": name, "description": description, "kind": BeaconDefinition.Kind.CUSTOM},
+                        defaults={
+                            "name": name,
+                            "description": description,
+                            "kind": BeaconDefinition.Kind.CUSTOM,
+                            "property_keys": property_keys,
+                        },
                     )
+                    if property_keys and not definition.property_keys:  # a demo type from before properties
+                        definition.property_keys = property_keys
+                        definition.save(update_fields=["property_keys"])
                     with progress(site, definition) as shown:
                         rows += traffic_write(
                             site=site,
@@ -406,8 +498,25 @@ def traffic_write(
     # key below is written once, so there is nothing to add to. Otherwise, the one upsert.
     new = not BeaconAggregate.objects.filter(site=site, definition=definition).exists()
     write = aggregates_insert_new if new else aggregates_add
+    dimensions = {code: DIMENSION_VALUES[code] for code in definition.dimension_codes if code in DIMENSION_VALUES}
+    dimension_granularities = definition.dimension_granularity_codes
+    day_hits = 0
+
+    def add_day_dimensions() -> None:
+        """Share the day's hits among each dimension's values, per day, month and year (the demo keeps
+        no hourly breakdowns)."""
+        if not dimensions or not day_hits or day is None:
+            return
+        values = dimension_shares(dimensions=dimensions, hits=day_hits, rng=rng)
+        by_day = [(g, bucket_start(day, g)) for g in dimension_granularities if g == G.DAY]
+        by_month = [(g, bucket_start(day, g)) for g in dimension_granularities if g in (G.MONTH, G.YEAR)]
+        increments_add_values(day_rows, site_id=site_id, definition_id=pk, buckets=by_day, values=values)
+        increments_add_values(long_lived, site_id=site_id, definition_id=pk, buckets=by_month, values=values)
 
     def flush_day() -> int:
+        nonlocal day_hits
+        add_day_dimensions()
+        day_hits = 0
         written = write(increments=day_rows)
         day_rows.clear()
         if on_day:
@@ -426,6 +535,7 @@ def traffic_write(
         expected += hits * weight / total_weight
         count = (hits if moment == last_hour else min(hits, round(expected))) - assigned
         assigned += count
+        day_hits += count
         if not count:
             continue
         by_day = [(g, bucket_start(moment, g)) for g in (G.HOUR, G.DAY) if g in kept]
@@ -453,6 +563,26 @@ def traffic_write(
         rows += flush_day()
     rows += write(increments=long_lived)
     return rows
+
+
+def dimension_shares(
+    *, dimensions: dict[str, list[tuple[str | None, float]]], hits: int, rng: random.Random
+) -> Counter[tuple[str, str]]:
+    """``hits`` shared among each dimension's values by weight, each weight varied a little (±15%)
+    per call; the shares of one dimension add up to ``hits`` (those of ``None``, no value, are
+    left out). {(dimension, value): hits}."""
+    shares: Counter[tuple[str, str]] = Counter()
+    for code, weighted in dimensions.items():
+        weights = [weight * rng.uniform(0.85, 1.15) for _, weight in weighted]
+        total = sum(weights)
+        expected = assigned = 0.0
+        for (value, _), weight in zip(weighted, weights):
+            expected += hits * weight / total
+            n = round(expected) - assigned
+            assigned += n
+            if n and value is not None:
+                shares[(code, value)] += n
+    return shares
 
 
 def errors_send(

@@ -1,0 +1,154 @@
+"""Dimensions at ingest: which values a hit carries, and how every sink and the drain count them."""
+
+import pytest
+from django.db.models import Sum
+
+from beacons.counting.drain import drain_pass
+from beacons.counting.redis_format import field_decode, live_and_pending_keys
+from beacons.counting.sinks import get_sink, sinks_flush
+from beacons.ingest.dimensions import dimensions_of, property_value
+from beacons.ingest.parsing import EventInput
+from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
+
+G = Granularity
+
+
+@pytest.fixture
+def signup(db):
+    return BeaconDefinition.objects.create(
+        slug="signup", name="Sign-ups", granularities="H,D,MO,Y", property_keys="plan,method"
+    )
+
+
+def counted(definition, dimension, granularity=G.DAY):
+    """{value: hits} of one dimension of ``definition``, summed over its buckets of ``granularity``."""
+    rows = BeaconAggregate.objects.filter(definition=definition, dimension=dimension, granularity=granularity)
+    return dict(rows.values_list("identifier").annotate(n=Sum("count")).values_list("identifier", "n"))
+
+
+def total(definition, granularity=G.DAY):
+    rows = BeaconAggregate.objects.filter(definition=definition, dimension="", identifier="", granularity=granularity)
+    return rows.aggregate(n=Sum("count"))["n"] or 0
+
+
+# --- the values of one event --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, value",
+    [
+        ("  pro  ", "pro"),
+        ("pro\x00\n\tplus", "proplus"),
+        ("\u202eevil\u200b", "evil"),  # a bidi override and a zero-width space
+        ("x" * 500, "x" * 120),
+        (" " + "y" * 119 + "  z", "y" * 119),  # cut, then trimmed again
+        (42, "42"),
+        (2.5, "2.5"),
+        (True, "true"),
+        ("", ""),
+        ("   ", ""),
+        ("\x01\x02", ""),
+        (None, ""),
+        ({"tier": "pro"}, ""),
+        (["pro"], ""),
+        ("Ünïcödé 😀", "Ünïcödé 😀"),
+    ],
+)
+def test_a_property_value_is_trimmed_cleaned_and_cut_and_objects_count_nothing(raw, value):
+    assert property_value(raw) == value
+
+
+def test_only_declared_properties_with_a_value_become_dimensions(signup):
+    event = EventInput("signup", meta={"plan": " pro ", "method": {"nested": 1}, "coupon": "SPRING"})
+    assert dimensions_of(definition=signup, event=event, request_facts=None) == {"prop:plan": "pro"}
+
+
+def test_a_type_without_dimensions_carries_none():
+    definition = BeaconDefinition(slug="plain", granularities="D")
+    assert (
+        dimensions_of(definition=definition, event=EventInput("plain", meta={"plan": "pro"}), request_facts=None) == {}
+    )
+
+
+# --- counting them ------------------------------------------------------------------------------
+
+
+def test_a_property_counts_per_day_month_and_year_but_not_per_hour_by_default(send, signup):
+    for plan in ["pro", "pro", "free"]:
+        assert send({"event_type": "signup", "meta": {"plan": plan}}).status_code == 204
+    assert send({"event_type": "signup", "meta": {"coupon": "x"}}).status_code == 204  # no plan: only the total
+    for granularity in (G.DAY, G.MONTH, G.YEAR):
+        assert counted(signup, "prop:plan", granularity) == {"pro": 2, "free": 1}
+    assert counted(signup, "prop:plan", G.HOUR) == {}
+    assert total(signup) == 4
+
+
+def test_hourly_breakdowns_when_the_type_asks(send, signup):
+    signup.dimensions_by_hour = True
+    signup.save()
+    assert send({"event_type": "signup", "meta": {"plan": "pro"}}).status_code == 204
+    assert counted(signup, "prop:plan", G.HOUR) == {"pro": 1}
+
+
+def test_a_request_with_dimensions_still_writes_its_counts_in_one_statement(send, signup, django_assert_num_queries):
+    assert send({"event_type": "signup", "meta": {"plan": "warm-up"}}).status_code == 204  # caches the type
+    # A dimension's first value of the day reads the values it already has (the cap); later ones do not.
+    with django_assert_num_queries(2):
+        assert send({"event_type": "signup", "meta": {"plan": "warm-up", "method": "warm-up"}}).status_code == 204
+    with django_assert_num_queries(1):
+        events = [{"event_type": "signup", "meta": {"plan": "pro", "method": f"m{i}"}} for i in range(3)]
+        assert send({"events": events}).status_code == 204
+    assert counted(signup, "prop:method") == {"warm-up": 1, "m0": 1, "m1": 1, "m2": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_memory_sink_counts_dimension_values_at_its_flush(send, settings, signup):
+    settings.BEACONS_SINK = "memory"
+    settings.BEACONS_FLUSH_SECONDS = 3600
+    assert send({"event_type": "signup", "meta": {"plan": "pro"}}).status_code == 204
+    assert counted(signup, "prop:plan") == {}
+    sinks_flush()
+    assert counted(signup, "prop:plan") == {"pro": 1}
+
+
+@pytest.mark.redis
+def test_the_redis_sink_writes_dimension_values_in_the_same_round_trip(send, redis_sink, settings, signup, monkeypatch):
+    assert send({"event_type": "signup", "meta": {"plan": "warm-up"}}).status_code == 204  # loads the script
+    sink = get_sink()
+    sent = []
+    connection = sink._connection
+    original = type(connection).send_packed_command
+    monkeypatch.setattr(
+        type(connection), "send_packed_command", lambda self, *a, **k: (sent.append(1), original(self, *a, **k))[1]
+    )
+    assert send({"event_type": "signup", "meta": {"plan": "pro", "method": "google"}}).status_code == 204
+    assert len(sent) == 1
+    live, _ = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
+    stored = [field_decode(f, n) for f, n in redis_sink.hgetall(live).items()]
+    day_rows = {(dimension, value): n for _, _, dimension, value, g, _, n in stored if g == G.DAY}
+    assert day_rows == {
+        ("", ""): 2,
+        ("prop:plan", "warm-up"): 1,
+        ("prop:plan", "pro"): 1,
+        ("prop:method", "google"): 1,
+    }
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)  # parts are written by other threads' connections
+@pytest.mark.parametrize("parts", [1, 2])
+def test_the_drain_carries_dimension_values_exactly_once(send, redis_sink, settings, signup, monkeypatch, parts):
+    from beacons.counting import drain
+
+    if parts == 2:
+        monkeypatch.setattr(drain, "PARALLEL_MIN_KEYS", 1)
+        settings.BEACONS_DRAIN_WORKERS = 2
+    awkward = "a|b\\c|"  # the field separator and COPY's escape character inside a value
+    for plan in ["pro", "pro", awkward]:
+        assert send({"event_type": "signup", "meta": {"plan": plan}}).status_code == 204
+    result = drain_pass()
+    assert result.hits == 3  # dimension rows are not hits
+    assert drain_pass().batches == 0
+    for granularity in (G.DAY, G.MONTH, G.YEAR):
+        assert counted(signup, "prop:plan", granularity) == {"pro": 2, awkward: 1}
+    assert total(signup) == 3

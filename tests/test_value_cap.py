@@ -1,0 +1,116 @@
+"""The per-day cap on distinct dimension values: one script cannot fill the counter table."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db.models import Sum
+
+from beacons.counting.drain import drain_pass
+from beacons.counting.increments import OTHER_VALUE, DimensionValue, Hit, dimension_values_for
+from beacons.counting.sinks import RedisSink, sinks_reset
+from beacons.counting.value_cap import ValueCap
+from beacons.models import BeaconAggregate, BeaconDefinition, DroppedValues, Granularity
+
+from .conftest import first_site
+
+G = Granularity
+BATCH = 50  # BEACONS_MAX_BATCH
+
+
+@pytest.fixture
+def signup(db, settings):
+    settings.BEACONS_RATE_LIMIT = settings.BEACONS_NETWORK_RATE_LIMIT = 0  # one script sends it all
+    return BeaconDefinition.objects.create(
+        slug="signup", name="Sign-ups", granularities="H,D,MO,Y", property_keys="plan"
+    )
+
+
+def send_plans(send, plans):
+    for offset in range(0, len(plans), BATCH):
+        events = [{"event_type": "signup", "meta": {"plan": plan}} for plan in plans[offset : offset + BATCH]]
+        assert send({"events": events}).status_code == 204
+
+
+def day_values(definition, dimension="prop:plan"):
+    rows = BeaconAggregate.objects.filter(definition=definition, dimension=dimension, granularity=G.DAY)
+    return dict(rows.values_list("identifier", "count"))
+
+
+def day_total(definition):
+    rows = BeaconAggregate.objects.filter(definition=definition, dimension="", identifier="", granularity=G.DAY)
+    return rows.aggregate(n=Sum("count"))["n"]
+
+
+def dropped(definition):
+    return DroppedValues.objects.filter(definition=definition).aggregate(n=Sum("count"))["n"] or 0
+
+
+def test_a_script_sending_50000_distinct_values_leaves_1000_values_and_other(send, signup):
+    send_plans(send, [f"plan-{i}" for i in range(50_000)])
+    values = day_values(signup)
+    assert len(values) == 1_001 and values[OTHER_VALUE] == 49_000
+    assert sum(values.values()) == 50_000
+    assert day_total(signup) == 50_000  # the total counts every hit
+    assert dropped(signup) == 49_000
+    month = BeaconAggregate.objects.filter(definition=signup, dimension="prop:plan", granularity=G.MONTH)
+    assert month.count() == 1_001  # every granularity of a value follows the day's decision
+
+
+@pytest.mark.redis
+def test_the_redis_sink_holds_the_cap_and_the_drain_stores_it(send, redis_sink, signup):
+    send_plans(send, [f"plan-{i}" for i in range(50_000)])
+    drain_pass()
+    values = day_values(signup)
+    assert len(values) == 1_001 and values[OTHER_VALUE] == 49_000
+    assert day_total(signup) == 50_000
+    assert dropped(signup) == 49_000
+
+
+def test_values_already_counted_today_keep_counting_under_their_name_after_the_cap(send, signup, settings):
+    settings.BEACONS_MAX_VALUES_PER_DIMENSION = 2
+    send_plans(send, ["free", "pro", "team", "free", "pro", OTHER_VALUE])
+    assert day_values(signup) == {"free": 2, "pro": 2, OTHER_VALUE: 2}  # "(other)" itself takes no place
+    assert dropped(signup) == 1
+
+
+def test_a_new_process_reads_the_values_stored_today_and_keeps_the_cap(send, signup, settings):
+    settings.BEACONS_MAX_VALUES_PER_DIMENSION = 3
+    send_plans(send, ["a", "b", "c"])
+    sinks_reset()  # another process: it knows nothing but what is stored
+    send_plans(send, ["d", "a"])
+    assert day_values(signup) == {"a": 2, "b": 1, "c": 1, OTHER_VALUE: 1}
+
+
+@pytest.mark.redis
+def test_two_processes_share_one_cap_through_redis(send, redis_sink, signup, settings):
+    settings.BEACONS_MAX_VALUES_PER_DIMENSION = 3
+    send_plans(send, ["a", "b"])
+    other_process = RedisSink(url=settings.BEACONS_REDIS_URL, prefix=settings.BEACONS_REDIS_PREFIX)
+    hits = [Hit(first_site().pk, signup.pk, (), "", {"prop:plan": plan}, (G.DAY,)) for plan in ("c", "d", "e")]
+    other_process.add({}, dimension_values_for(hits=hits, received_at=datetime.now(UTC)))
+    other_process.close()
+    send_plans(send, ["f", "a"])
+    drain_pass()
+    assert day_values(signup) == {"a": 2, "b": 1, "c": 1, OTHER_VALUE: 3}
+
+
+def test_the_cap_counts_each_day_apart(settings):
+    settings.BEACONS_MAX_VALUES_PER_DIMENSION = 3
+    cap = ValueCap()
+    today = datetime(2026, 3, 14, tzinfo=UTC)
+    admitted = []
+    for day, names in ((today, ["v0", "v1", "v2", "v3"]), (today + timedelta(days=1), ["v4", "v5", "v6"])):
+        cap._seen[(1, 2, "prop:plan", day)] = set()  # nothing stored that day (no query)
+        values = {DimensionValue(1, 2, "prop:plan", name, day, ((G.DAY, day),)): 1 for name in names}
+        counts, over = cap.admit(values)
+        admitted.append((sorted(key[3] for key in counts), sum(over.values())))
+    assert admitted == [(["(other)", "v0", "v1", "v2"], 1), (["v4", "v5", "v6"], 0)]
+
+
+@pytest.mark.redis
+def test_with_redis_down_values_go_to_the_database_under_the_same_cap(send, signup, settings, redis_sink):
+    settings.BEACONS_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    settings.BEACONS_MAX_VALUES_PER_DIMENSION = 2
+    send_plans(send, ["a", "b", "c"])
+    assert day_values(signup) == {"a": 1, "b": 1, OTHER_VALUE: 1}
+    assert dropped(signup) == 1
