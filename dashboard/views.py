@@ -454,11 +454,12 @@ def dimension_breakdown_panel(name: str, state: DashboardState, reads: SharedRea
         dimension=chosen,
         start=state.start,
         end=state.totals_end,
-        limit=None if every_row else BREAKDOWN_ROWS,
+        limit=None if every_row else BREAKDOWN_ROWS + 1,
         compare=state.kpi_comparison if state.compare else None,
         total=reads.total_of_all,
     )
-    for row in found:
+    panel["more"] = not every_row and len(found) > BREAKDOWN_ROWS
+    for row in found[: None if every_row else BREAKDOWN_ROWS]:
         text, flag = value_shown(chosen, row.value)
         ratio = row.change_ratio
         panel["rows"].append(

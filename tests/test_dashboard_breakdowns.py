@@ -101,6 +101,8 @@ def test_a_csv_has_every_row_with_the_country_name_and_neutralised_formulas(staf
     assert send({"event_type": "page_view", "identifier": "/", "utm_source": HOSTILE}).status_code == 204
     page = staff.get(reverse("dashboard:index"))
     assert len(page.context["sources"]["rows"]) == 10
+    assert "The 10 most counted; the CSV has every one." in page.content.decode()
+    assert "All 3." in page.content.decode()  # the three countries
     response = staff.get(reverse("dashboard:panel", args=["sources"]), {"format": "csv", "compare": "on"})
     assert response["Content-Disposition"].startswith("attachment")
     table = list(csv.reader(io.StringIO(response.content.decode())))
@@ -124,6 +126,7 @@ def test_clicking_a_row_filters_the_cards_and_chart_and_a_chip_removes_it(staff,
     assert "filtered by Source: Google" in html
     assert "All pages of every visitor: counters do not combine a page with Source: Google." in html
     assert "counters do not combine browser with Source: Google" in html
+    assert "Every type, not filtered by Source: Google." in html
     assert "Page views with Source: Google per day" in html
     chip = re.search(r'<a class="chip" href="([^"]+)"[^>]*title="Remove the filter"', html).group(1)
     assert staff.get(chip.replace("&amp;", "&")).context["kpis"]["total"] == 6
