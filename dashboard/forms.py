@@ -25,7 +25,9 @@ from beacons.counting.buckets import (
     is_aligned,
     minutes_kept_since,
 )
-from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, Granularity, Site
+from beacons.dimensions import VALUE_MAX_LENGTH, InvalidDimension, dimension_check, dimension_label
+from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, Granularity, Site, dimensions_split
+from beacons.queries.counters import DimensionNotKept, counter_filter
 
 from .periods import comparison_label, cut_comparison_label, period_label
 
@@ -61,6 +63,9 @@ TOP_SORTS = [("views", "Most views"), ("change", "Biggest change")]
 TOP_SIZES = [(10, "10"), (50, "50"), (100, "100")]
 TOP_MAX_PAGE = 10_000
 SCALES = [("stacked", "Stacked"), ("own", "Each type on its own scale")]
+# The tabs of the breakdown panels: (dimension code, tab label), the first one the default.
+SOURCE_TABS = [("source", "Sources"), ("utm_campaign", "Campaigns"), ("utm_medium", "Media")]
+DEVICE_TABS = [("browser", "Browsers"), ("os", "Operating systems"), ("device", "Device types")]
 
 
 class TypeSelect(forms.Select):
@@ -97,6 +102,17 @@ class FilterForm(forms.Form):
     rows = forms.TypedChoiceField(label="Rows", choices=TOP_SIZES, coerce=int, required=False)
     page = forms.IntegerField(label="Page", min_value=1, max_value=TOP_MAX_PAGE, required=False)
     scale = forms.ChoiceField(label="Scale", choices=SCALES, required=False)
+    sources = forms.ChoiceField(label="Sources tab", choices=SOURCE_TABS, required=False)
+    devices = forms.ChoiceField(label="Devices tab", choices=DEVICE_TABS, required=False)
+    property = forms.CharField(label="Property tab", max_length=64, required=False)
+    dim = forms.CharField(label="Filter dimension", max_length=64, required=False)
+    value = forms.CharField(label="Filter value", max_length=VALUE_MAX_LENGTH, required=False, strip=False)
+
+    def clean_dim(self) -> str:
+        try:
+            return dimension_check(self.cleaned_data["dim"])
+        except InvalidDimension as problem:
+            raise forms.ValidationError(str(problem)) from None
 
     def __init__(self, data=None, *, definitions: list[BeaconDefinition], granularities: list[str] | None = None):
         super().__init__(data)
@@ -136,6 +152,22 @@ class DashboardState:
     scale: str = "stacked"
     granularities: tuple[str, ...] = ()  # the point sizes offered for these dates
     site: Site | None = None  # whose counters (None only in tests of the state alone)
+    dimension: str = ""  # the dimension filter ("" for none): every visitor with ``value`` of it
+    value: str = ""
+    pages_ignored: bool = False  # a page and a dimension value were asked for: the value over all pages
+    sources_tab: str = SOURCE_TABS[0][0]
+    devices_tab: str = DEVICE_TABS[0][0]
+    property_tab: str = ""  # a declared property key of the type ("" when it declares none)
+
+    @property
+    def counter_value(self) -> str:
+        """What the filtered reads read on the ``dimension`` axis: the dimension value, else the page ("" for all)."""
+        return self.value if self.dimension else self.identifier
+
+    @property
+    def filter_label(self) -> str:
+        """ "Source: Google" (plain text; templates escape it), "" without a dimension filter."""
+        return f"{dimension_label(self.dimension)}: {self.value}" if self.dimension else ""
 
     @property
     def chart_end(self) -> datetime:
@@ -210,6 +242,11 @@ class DashboardState:
             "sort": self.sort if self.sort != "views" else "",
             "rows": str(self.rows) if self.rows != 10 else "",
             "scale": self.scale if self.scale != "stacked" else "",
+            "sources": self.sources_tab if self.sources_tab != SOURCE_TABS[0][0] else "",
+            "devices": self.devices_tab if self.devices_tab != DEVICE_TABS[0][0] else "",
+            "property": self.property_tab if self.property_tab != self.first_property else "",
+            "dim": self.dimension,
+            "value": self.value if self.dimension else "",
         }
         if self.preset == "custom":
             values["start"] = self.start.astimezone(tz).date().isoformat()
@@ -217,6 +254,11 @@ class DashboardState:
         if self.compare:
             values["compare"] = "on"
         return {key: value for key, value in values.items() if value}
+
+    @property
+    def first_property(self) -> str:
+        keys = dimensions_split(self.definition.property_keys) if self.definition else []
+        return keys[0] if keys else ""
 
     @property
     def query(self) -> str:
@@ -231,6 +273,8 @@ class DashboardState:
     def subject(self) -> str:
         """ "Page views" or "Page views of /pricing" (plain text; templates escape it)."""
         name = self.definition.name if self.definition else "Events"
+        if self.dimension:
+            return f"{name} with {self.filter_label}"
         return f"{name} of {self.identifier}" if self.identifier else name
 
     @property
@@ -342,7 +386,10 @@ def dashboard_state(
     preset = values.get("range") or ("custom" if values.get("start") or values.get("end") else DEFAULT_PRESET)
     start, end = _preset_range(preset, now, values.get("start"), values.get("end"))
 
+    dimension, value, pages_ignored, filter_notice = _dimension_filter(values, form, definition)
     kept = definition.granularity_codes if definition else CHART_GRANULARITIES
+    if dimension:  # the value's counters: per day and coarser unless the type keeps them per hour
+        kept = definition.dimension_granularity_codes
     choices = (
         offered_granularities(start, end, kept) or [g for g in CHART_GRANULARITIES if g in kept][:1] or [G.DAY.value]
     )
@@ -350,7 +397,8 @@ def dashboard_state(
     finer_or_equal = [g for g in choices if CHART_GRANULARITIES.index(g) <= CHART_GRANULARITIES.index(wanted)]
     coarser = [g for g in choices if CHART_GRANULARITIES.index(g) > CHART_GRANULARITIES.index(wanted)]
     granularity = (coarser[0] if wanted not in kept and coarser else None) or (finer_or_equal or choices)[-1]
-    notice = "Part of this address was not understood and has been reset." if form.errors else ""
+    understood = not (set(form.errors) - {"dim", "value"})
+    notice = filter_notice or ("" if understood else "Part of this address was not understood and has been reset.")
     if values.get("granularity") and granularity != wanted:
         if wanted not in kept:
             notice = f"{definition} keeps no counts per {GRANULARITY_NOUNS[wanted]}: showing one point per {GRANULARITY_NOUNS[granularity]}."
@@ -378,6 +426,12 @@ def dashboard_state(
         scale=values.get("scale") or "stacked",
         granularities=tuple(g for g in choices if _bucket_count(start, end, g) <= MAX_BUCKETS or g == choices[-1]),
         site=site,
+        dimension=dimension,
+        value=value,
+        pages_ignored=pages_ignored,
+        sources_tab=values.get("sources") or SOURCE_TABS[0][0],
+        devices_tab=values.get("devices") or DEVICE_TABS[0][0],
+        property_tab=_property_tab(values.get("property") or "", definition),
     )
     # Show the resolved state in the controls (e.g. the dates a preset stands for).
     tz = bucket_zone()
@@ -392,6 +446,30 @@ def dashboard_state(
     )
     form.is_valid()
     return form, state
+
+
+def _dimension_filter(values: dict, form: FilterForm, definition) -> tuple[str, str, bool, str]:
+    """(dimension, value, pages_ignored, notice) of the ``dim`` and ``value`` parameters: a filter
+    that cannot be read (an unknown dimension, an over-long value, a dimension the type does not
+    keep) is dropped, and the notice says so."""
+    if "dim" in form.errors or "value" in form.errors:
+        return "", "", False, "The filter in this address was not understood and has been removed."
+    dimension, value = values.get("dim") or "", (values.get("value") or "").strip()
+    if not (dimension and value) or definition is None:
+        return "", "", False, ""
+    try:
+        chosen = counter_filter(
+            definition=definition, identifier=values.get("identifier") or "", dimension=dimension, value=value
+        )
+    except DimensionNotKept:
+        return "", "", False, f"{definition} keeps no {dimension_label(dimension)} counts: showing all of them."
+    return chosen.dimension, chosen.value, chosen.pages_ignored, ""
+
+
+def _property_tab(asked: str, definition) -> str:
+    """The property the Properties panel shows: the one asked for when the type declares it, else its first."""
+    keys = dimensions_split(definition.property_keys) if definition else []
+    return asked if asked in keys else (keys[0] if keys else "")
 
 
 def _bucket_count(start: datetime, end: datetime, granularity: str) -> int:

@@ -16,12 +16,15 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from beacons.counting.buckets import bucket_after, bucket_zone, buckets_between
+from beacons.dimensions import dimension_label, property_dimension
+from beacons.ingest.extraction import UNKNOWN, country_flag, country_name
 from beacons.models import Granularity as G
+from beacons.models import dimensions_split
 from beacons.queries import counters, error_groups, event_types
 from beacons.transfer.formats import cell_neutralise
 
 from . import charts
-from .forms import SCALES, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
+from .forms import DEVICE_TABS, SCALES, SOURCE_TABS, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
 from .permissions import PANEL_PERMISSIONS, VIEW_COUNTS, VIEW_ERRORS, permission_required, user_may
 
 SUGGESTION_LIMIT = 20
@@ -71,7 +74,8 @@ class SharedReads:
             granularity=state.granularity,
             start=state.start,
             end=state.chart_end,
-            identifier=state.identifier,
+            identifier=state.counter_value,
+            dimension=state.dimension,
         )
 
     @cached_property
@@ -83,7 +87,8 @@ class SharedReads:
             definitions=[state.definition],
             start=state.start,
             end=state.totals_end,
-            identifier=state.identifier,
+            identifier=state.counter_value,
+            dimension=state.dimension,
             previous_start=comparison.previous_start,
             previous_end=comparison.previous_end,
             compared_end=comparison.current_end,
@@ -92,9 +97,10 @@ class SharedReads:
 
     @cached_property
     def total_of_all(self) -> int:
-        """Hits of every page or item in the dates: the busiest pages' shares are of this."""
+        """Hits of every page or item in the dates: the shares of the busiest pages and of every
+        breakdown are of this."""
         state = self.state
-        if not state.identifier:
+        if not state.counter_value:
             return self.totals.current
         return counters.totals(
             site=state.site, definitions=[state.definition], start=state.start, end=state.totals_end
@@ -156,7 +162,8 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
             granularity=state.granularity,
             start=previous_start,
             end=previous_end,
-            identifier=state.identifier,
+            identifier=state.counter_value,
+            dimension=state.dimension,
         )[: len(points)]
     notes = _partial_notes(state, [moment for moment, _ in points])
     rows = []
@@ -189,7 +196,9 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
         ),
     )
     matches = []
-    if empty and state.identifier:  # say why: no such page in these dates, and which pages do match
+    if (
+        empty and state.identifier and not state.dimension
+    ):  # say why: no such page in these dates, and which pages do match
         matches = counters.top_identifiers(
             site=state.site,
             definitions=[state.definition],
@@ -379,15 +388,145 @@ def identifiers_panel(state: DashboardState, definitions, contains: str = "") ->
     return {"suggestions": [identifier for identifier, _ in rows]}
 
 
+# --- Breakdown panels: a dimension's values, one tab per dimension -----------------------------
+
+BREAKDOWN_ROWS = 10  # values a breakdown panel lists; its CSV has every one
+
+
+def _breakdown_tabs(name: str, state: DashboardState) -> list[tuple[str, str, str]]:
+    """(dimension code, tab label, the tab's parameter value) of panel ``name``."""
+    if name == "sources":
+        return [(code, label, code) for code, label in SOURCE_TABS]
+    if name == "devices":
+        return [(code, label, code) for code, label in DEVICE_TABS]
+    if name == "countries":
+        return [("country", "Countries", "")]
+    keys = dimensions_split(state.definition.property_keys) if state.definition else []
+    return [(property_dimension(key), key, key) for key in keys]
+
+
+TAB_PARAMETERS = {"sources": "sources", "devices": "devices", "properties": "property"}
+CHOSEN_TABS = {
+    "sources": lambda state: state.sources_tab,
+    "devices": lambda state: state.devices_tab,
+    "countries": lambda state: "country",
+    "properties": lambda state: property_dimension(state.property_tab) if state.property_tab else "",
+}
+BREAKDOWN_TITLES = {"sources": "Sources", "devices": "Devices", "countries": "Countries", "properties": "Properties"}
+
+
+def value_shown(dimension: str, value: str) -> tuple[str, str]:
+    """(text, flag) staff read for a dimension value: a country's name and flag, else the value itself."""
+    if dimension == "country":
+        return (UNKNOWN, "") if value == UNKNOWN else (country_name(value), country_flag(value))
+    return value, ""
+
+
+def dimension_breakdown_panel(name: str, state: DashboardState, reads: SharedReads, *, every_row: bool = False) -> dict:
+    """The values of the chosen tab's dimension with their count, share of the type's hits and (with
+    Compare) change; or, when the type keeps no such counters, only what to tick in the registry."""
+    if state.definition is None:
+        return {name: None}
+    chosen = CHOSEN_TABS[name](state)
+    parameter = TAB_PARAMETERS.get(name)
+    tabs = [
+        {
+            "label": label,
+            "query": state.query_with(**{parameter: value}) if parameter else state.query,
+            "current": code == chosen,
+        }
+        for code, label, value in _breakdown_tabs(name, state)
+    ]
+    panel = {
+        "name": name,
+        "title": BREAKDOWN_TITLES[name],
+        "tabs": tabs if len(tabs) > 1 else [],
+        "dimension": chosen,
+        "label": dimension_label(chosen) if chosen else "",
+        "kept": bool(chosen) and chosen in state.definition.dimension_codes,
+        "rows": [],
+    }
+    if not panel["kept"]:
+        return {name: panel}
+    found = counters.breakdown(
+        site=state.site,
+        definition=state.definition,
+        dimension=chosen,
+        start=state.start,
+        end=state.totals_end,
+        limit=None if every_row else BREAKDOWN_ROWS + 1,
+        compare=state.kpi_comparison if state.compare else None,
+        total=reads.total_of_all,
+    )
+    panel["more"] = not every_row and len(found) > BREAKDOWN_ROWS
+    for row in found[: None if every_row else BREAKDOWN_ROWS]:
+        text, flag = value_shown(chosen, row.value)
+        ratio = row.change_ratio
+        panel["rows"].append(
+            {
+                "value": row.value,
+                "text": text,
+                "flag": flag,
+                "count": row.count,
+                "share": round(100 * row.share, 1) if row.share is not None else 0,
+                "previous": row.previous,
+                "change": row.change,
+                "change_percent": None if ratio is None else round(ratio * 100),
+                "query": state.query_with(dim=chosen, value=row.value, page=""),
+                "selected": state.dimension == chosen and state.value == row.value,
+            }
+        )
+    panel["total"] = reads.total_of_all
+    panel["compared_label"] = state.kpi_comparison.label or "the period before (nothing comparable yet)"
+    return {name: panel}
+
+
+def _breakdown_panel_csv(name: str):
+    def rows(state, context):
+        panel = dimension_breakdown_panel(name, state, SharedReads(state), every_row=True)[name]
+        country = panel["dimension"] == "country"
+        header = [f"{state.definition.name}: {panel['label']}", *(["country"] if country else [])]
+        header += ["count", "share of total (%)"]
+        if state.compare:
+            header += ["period before", "change", "change (%)"]
+        body = [
+            [row["value"], *([row["text"]] if country else []), row["count"], row["share"]]
+            + (
+                [row["previous"], row["change"], "" if row["change_percent"] is None else row["change_percent"]]
+                if state.compare
+                else []
+            )
+            for row in panel["rows"]
+        ]
+        return [header, *body]
+
+    return rows
+
+
+def _breakdown_panel_view(name: str):
+    def panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
+        return dimension_breakdown_panel(name, state, reads)
+
+    return panel
+
+
+BREAKDOWN_PANELS = ["sources", "devices", "countries", "properties"]
+
 PANELS = {
     "kpis": kpis_panel,
     "live": live_panel,
     "series": series_panel,
     "top": top_panel,
     "breakdown": breakdown_panel,
+    **{name: _breakdown_panel_view(name) for name in BREAKDOWN_PANELS},
     "errors": errors_panel,
 }
-CSV_ROWS = {"series": _series_csv, "top": _top_csv, "breakdown": _breakdown_csv}
+CSV_ROWS = {
+    "series": _series_csv,
+    "top": _top_csv,
+    "breakdown": _breakdown_csv,
+    **{name: _breakdown_panel_csv(name) for name in BREAKDOWN_PANELS},
+}
 
 
 # --- Views --------------------------------------------------------------------------------

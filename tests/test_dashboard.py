@@ -21,8 +21,9 @@ from .conftest import first_site
 pytestmark = pytest.mark.django_db
 
 G = Granularity
-PANELS = ["kpis", "live", "series", "top", "breakdown", "errors", "identifiers"]
-CSV_PANELS = ["series", "top", "breakdown"]
+BREAKDOWN_PANELS = ["sources", "devices", "countries", "properties"]
+PANELS = ["kpis", "live", "series", "top", "breakdown", "errors", "identifiers", *BREAKDOWN_PANELS]
+CSV_PANELS = ["series", "top", "breakdown", *BREAKDOWN_PANELS]
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</script><script>alert(1)</script>"]
 HX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_CURRENT_URL": "http://testserver/dashboard/?range=7d"}
 
@@ -426,7 +427,11 @@ def test_plotly_text_escapes_markup_and_template_placeholders():
 # --- query counts: each partial costs a fixed number of queries, whatever the data --------
 
 # Every request: session + user (2), the sites the user may see (1) and the registry (1).
-QUERIES = {"kpis": 6, "live": 5, "series": 5, "top": 6, "breakdown": 5, "errors": 5, "identifiers": 5}
+# A breakdown panel: the type's total (its shares) and its values; Properties of page views none (they declare none).
+QUERIES = {
+    **{"kpis": 6, "live": 5, "series": 5, "top": 6, "breakdown": 5, "errors": 5, "identifiers": 5},
+    **{"sources": 6, "devices": 6, "countries": 6, "properties": 4},
+}
 
 
 @pytest.mark.parametrize("name", PANELS)
@@ -435,14 +440,15 @@ def test_each_partial_runs_a_pinned_number_of_queries(staff, traffic, django_ass
         assert staff.get(reverse("dashboard:panel", args=[name]), {"range": "12m"}, **HX).status_code == 200
 
 
-def test_compare_adds_one_query_and_the_whole_page_runs_ten(staff, traffic, django_assert_num_queries):
+def test_compare_adds_one_query_and_the_whole_page_runs_thirteen(staff, traffic, django_assert_num_queries):
     with django_assert_num_queries(6):
         staff.get(reverse("dashboard:panel", args=["series"]), {"compare": "on"}, **HX)
     # session, user, sites, registry; totals and series once each (shared by the KPI card, the
-    # chart and the busiest pages); live, busiest pages, breakdown, latest errors.
-    with django_assert_num_queries(10):
+    # chart and the busiest pages); live, busiest pages, breakdown, latest errors; the values of
+    # sources, devices and countries (their shares are of the total already read).
+    with django_assert_num_queries(13):
         staff.get(reverse("dashboard:index"))
-    with django_assert_num_queries(11):  # one page chosen: the busiest pages' shares still need the total of all
+    with django_assert_num_queries(14):  # one page chosen: the busiest pages' shares still need the total of all
         staff.get(reverse("dashboard:index"), {"identifier": "/pricing"})
 
 
@@ -479,7 +485,9 @@ def test_demo_data_counters_agree_in_every_granularity(settings):
                 assert coarse[G.HOUR] == page_views
             for granularity in definition.granularity_codes:
                 by_identifier = (
-                    rows.filter(granularity=granularity).exclude(identifier="").aggregate(n=Sum("count"))["n"]
+                    rows.filter(granularity=granularity, dimension="")
+                    .exclude(identifier="")
+                    .aggregate(n=Sum("count"))["n"]
                 )
                 assert by_identifier == totals[granularity]
         assert ErrorGroup.objects.filter(site=site).exists()

@@ -152,3 +152,92 @@ def test_the_drain_carries_dimension_values_exactly_once(send, redis_sink, setti
     for granularity in (G.DAY, G.MONTH, G.YEAR):
         assert counted(signup, "prop:plan", granularity) == {"pro": 2, awkward: 1}
     assert total(signup) == 3
+
+
+# --- built-in dimensions, through the real ingest view -----------------------------------------
+
+IPHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+
+@pytest.fixture
+def page_view(db):
+    return BeaconDefinition.objects.get(slug="page_view")
+
+
+def test_a_campaign_tag_on_the_page_wins_over_a_search_referrer(send, page_view):
+    body = {"event_type": "page_view", "identifier": "/", "referrer": "https://www.google.com/search?q=beacons"}
+    page = "http://testserver/landing?utm_source=newsletter&utm_medium=email&utm_campaign=spring"
+    assert send(body, HTTP_REFERER=page).status_code == 204
+    assert send(body).status_code == 204  # no tag: the referrer names the source
+    assert counted(page_view, "source") == {"newsletter": 1, "Google": 1}
+    assert counted(page_view, "utm_medium") == {"email": 1}
+    assert counted(page_view, "utm_campaign") == {"spring": 1}
+
+
+def test_campaign_tags_sent_beside_the_event_win_over_the_page_url(send, page_view):
+    body = {"event_type": "page_view", "identifier": "/", "utm_source": "fb", "utm_campaign": "sale"}
+    assert send(body, HTTP_REFERER="http://testserver/?utm_source=newsletter&utm_campaign=spring").status_code == 204
+    assert counted(page_view, "source") == {"Facebook": 1}
+    assert counted(page_view, "utm_campaign") == {"sale": 1}
+
+
+def test_a_referrer_from_the_site_itself_is_direct(send, page_view, site):
+    assert (
+        send({"event_type": "page_view", "identifier": "/b", "referrer": f"https://{site.domain}/a"}).status_code == 204
+    )
+    assert counted(page_view, "source") == {"Direct / none": 1}
+
+
+def test_an_iphone_counts_as_mobile_safari_on_ios(send, page_view):
+    assert send({"event_type": "page_view", "identifier": "/"}, HTTP_USER_AGENT=IPHONE_UA).status_code == 204
+    assert counted(page_view, "device") == {"mobile": 1}
+    assert counted(page_view, "os") == {"iOS": 1}
+    assert counted(page_view, "browser") == {"Mobile Safari": 1}
+
+
+def test_a_known_address_counts_under_its_country_and_a_private_one_as_unknown(send, page_view):
+    assert send({"event_type": "page_view", "identifier": "/"}, REMOTE_ADDR="81.2.69.142").status_code == 204
+    assert send({"event_type": "page_view", "identifier": "/"}, REMOTE_ADDR="10.1.2.3").status_code == 204
+    assert counted(page_view, "country") == {"GB": 1, "(unknown)": 1}
+    stored = BeaconAggregate.objects.values_list("identifier", flat=True)
+    assert not any("81.2.69" in value or "10.1.2" in value for value in stored)
+
+
+def test_a_custom_type_counts_its_declared_property_and_no_built_in_dimension(send, signup):
+    body = {"event_type": "signup", "meta": {"plan": "pro"}, "referrer": "https://news.ycombinator.com/"}
+    assert send(body, HTTP_USER_AGENT=IPHONE_UA).status_code == 204
+    assert set(BeaconAggregate.objects.filter(definition=signup).values_list("dimension", flat=True)) == {
+        "",
+        "prop:plan",
+    }
+    assert counted(signup, "prop:plan") == {"pro": 1}
+
+
+@pytest.mark.parametrize(
+    "referrer, user_agent",
+    [
+        ("javascript:alert(1)", "\x00\x01garbage"),
+        ("http://[::1/", "Mozilla/5.0 (" + "A" * 5000),
+        ("https://" + "a." * 2000 + "com", "😀" * 300),
+        ("\u202e<script>", "Mozilla/5.0 (compatible; unknown)"),
+    ],
+)
+def test_garbage_referrers_and_user_agents_count_as_unknown_never_fail(send, page_view, referrer, user_agent):
+    body = {"event_type": "page_view", "identifier": "/", "referrer": referrer}
+    assert send(body, HTTP_USER_AGENT=user_agent, REMOTE_ADDR="not an address").status_code == 204
+    assert counted(page_view, "source") == {"(unknown)": 1}
+    assert counted(page_view, "country") == {"(unknown)": 1}
+    for code in ("browser", "os", "device", "source", "country"):
+        assert all(len(value) <= 120 for value in counted(page_view, code))
+
+
+def test_a_type_that_keeps_no_built_in_dimension_never_parses_the_user_agent(send, signup, monkeypatch):
+    from beacons.ingest import extraction
+
+    monkeypatch.setattr(extraction, "device_of", lambda ua: pytest.fail("parsed"))
+    monkeypatch.setattr(extraction, "country_of", lambda ip: pytest.fail("looked up"))
+    monkeypatch.setattr(extraction, "source_of", lambda *a, **k: pytest.fail("named"))
+    assert send({"event_type": "signup", "meta": {"plan": "pro"}}).status_code == 204

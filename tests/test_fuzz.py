@@ -224,3 +224,31 @@ def test_dimension_values_never_answer_500_and_are_stored_clean_and_short(typed_
     for key in per_day:
         distinct = stored.filter(granularity="D", **key).exclude(identifier="(other)").count()
         assert distinct <= settings.BEACONS_MAX_VALUES_PER_DIMENSION
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    referrer=any_text | st.text(min_size=2040, max_size=2100),
+    utm_source=any_text,
+    page=st.none() | header_values,
+    user_agent=header_values.filter(lambda ua: ua.strip()) | st.just(BROWSER_UA),
+    address=st.sampled_from(["81.2.69.142", "::ffff:8.8.8.8", "10.0.0.1", "junk"]) | header_values,
+)
+def test_built_in_dimensions_of_any_request_are_stored_clean_and_short(
+    db, referrer, utm_source, page, user_agent, address
+):
+    from beacons.dimensions import VALUE_MAX_LENGTH
+    from beacons.models import BeaconAggregate
+
+    headers = {"HTTP_USER_AGENT": user_agent, "REMOTE_ADDR": address}
+    if page is not None:
+        headers["HTTP_REFERER"] = page
+    body = {"event_type": "page_view", "identifier": "/", "referrer": referrer, "utm_source": utm_source}
+    response = Client().post("/beacon", data=json.dumps(body), content_type="application/json", **headers)
+    assert response.status_code in {204, 400, 403, 422, 429}
+    stored = BeaconAggregate.objects.exclude(dimension="").values_list("identifier", flat=True)
+    for value in stored:
+        assert value and len(value) <= VALUE_MAX_LENGTH and value == value.strip()
+        assert not {unicodedata.category(c) for c in value} & {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}

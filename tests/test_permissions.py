@@ -24,11 +24,15 @@ ROLES = {
     "staff who may view": dict(permissions=(VIEW_COUNTS, VIEW_ERRORS)),
     "staff who may change": dict(permissions=(VIEW_COUNTS, VIEW_ERRORS, CHANGE_ERRORS)),
 }
+BREAKDOWN_PANELS = ["sources", "devices", "countries", "properties"]
 COUNT_URLS = [
     "/dashboard/",
     "/dashboard/?range=7d&granularity=hour",
-    *(f"/dashboard/panel/{name}/" for name in ["kpis", "live", "series", "top", "breakdown", "identifiers"]),
-    *(f"/dashboard/panel/{name}/?format=csv" for name in ["series", "top", "breakdown"]),
+    *(
+        f"/dashboard/panel/{name}/"
+        for name in ["kpis", "live", "series", "top", "breakdown", "identifiers", *BREAKDOWN_PANELS]
+    ),
+    *(f"/dashboard/panel/{name}/?format=csv" for name in ["series", "top", "breakdown", *BREAKDOWN_PANELS]),
 ]
 ERROR_URLS = [
     "/dashboard/panel/errors/",

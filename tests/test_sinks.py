@@ -60,8 +60,10 @@ def test_memory_sink_buffers_until_flushed_then_writes_exact_counts(send, memory
 
 def test_memory_sink_merges_repeated_keys(send, memory_sink):
     page_views(send, "/same", 4)
-    granularities = len(BeaconDefinition.objects.get(slug="page_view").granularity_codes)
-    assert memory_sink().pending() == 2 * granularities  # "/same" and the total, once each
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    granularities, by_value = len(definition.granularity_codes), len(definition.dimension_granularity_codes)
+    # "/same" and the total, and its source, browser, os, device and country, once each
+    assert memory_sink().pending() == 2 * granularities + 5 * by_value
 
 
 def test_memory_sink_keeps_counts_when_a_flush_fails(send, memory_sink, monkeypatch):

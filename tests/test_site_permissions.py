@@ -14,11 +14,16 @@ from .conftest import first_site
 
 pytestmark = pytest.mark.django_db
 
+BREAKDOWN_PANELS = ["sources", "devices", "countries", "properties"]
 URLS = [
     "/dashboard/",
     "/dashboard/?range=7d",
-    *(f"/dashboard/panel/{name}/" for name in ["kpis", "live", "series", "top", "breakdown", "identifiers", "errors"]),
-    *(f"/dashboard/panel/{name}/?format=csv" for name in ["series", "top", "breakdown"]),
+    "/dashboard/?dim=source&value=shop-secret-source",
+    *(
+        f"/dashboard/panel/{name}/"
+        for name in ["kpis", "live", "series", "top", "breakdown", "identifiers", *BREAKDOWN_PANELS, "errors"]
+    ),
+    *(f"/dashboard/panel/{name}/?format=csv" for name in ["series", "top", "breakdown", *BREAKDOWN_PANELS]),
     "/dashboard/types/?types=page",
     "/dashboard/errors/",
     "/dashboard/errors/?status=all",
@@ -123,6 +128,18 @@ def test_without_a_site_in_the_url_the_first_site_the_user_may_see_is_shown(make
     assert response.context["state"].site == shop
     assert response.context["kpis"]["total"] == 4
     assert SHOP_PAGE in response.content.decode()
+
+
+def test_each_site_breaks_down_only_its_own_visits(make_staff, shop, send):
+    body = {"event_type": "page_view", "identifier": "/", "utm_source": "shop-secret-source", "site": shop.domain}
+    assert send(body).status_code == 204
+    root = login(make_staff("root", is_superuser=True))
+    for url in ["/dashboard/", "/dashboard/panel/sources/", "/dashboard/panel/sources/?format=csv"]:
+        separator = "&" if "?" in url else "?"
+        assert "shop-secret-source" not in root.get(f"{url}{separator}site={first_site().domain}").content.decode()
+        assert "shop-secret-source" in root.get(f"{url}{separator}site={shop.domain}").content.decode()
+    filtered = root.get("/dashboard/", {"site": shop.domain, "dim": "source", "value": "shop-secret-source"})
+    assert filtered.context["kpis"]["total"] == 1
 
 
 def test_each_site_shows_only_its_own_counts_and_errors(make_staff, shop):

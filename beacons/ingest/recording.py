@@ -67,6 +67,7 @@ class RequestContext:
     user_agent: str
     referer: str
     source: str
+    site_domain: str = ""  # the site's host name: a referrer from it is no source ("Direct / none")
     ip: str = field(default="", repr=False)  # never in a log line or an error report
     tracked: bool = False  # False: the visitor asked not to be tracked (DNT/GPC), or no visitor at all
 

@@ -149,6 +149,7 @@ def _request_events_record(
     site = _site_decide(request, named=site_named, events=len(events))
     context = RequestContext(
         site_id=site.id,
+        site_domain=site.domain,
         received_at=timezone.now(),
         # Header text is latin-1 decoded and could carry NULs, which PostgreSQL refuses: each becomes U+FFFD.
         user_agent=storable_text(user_agent),

@@ -456,10 +456,12 @@ def breakdown(
     limit: int | None = 10,
     compare: ComparedPeriod | None = None,
     order: str = "count",
+    total: int | None = None,
 ) -> list[BreakdownRow]:
     """The values of ``dimension`` with the most hits over [start, end), most first: each with its
     count, its share of the type's hits in the period, and (given ``compare``) its change on
-    that period. Two queries: the values (``identifiers_compared``) and the total.
+    that period. Two queries: the values (``identifiers_compared``) and the total, one when the
+    caller passes the type's ``total`` over [start, end) it has read already.
 
     Shares are of every hit, so the values of a dimension not every hit has (a custom
     property) add up to less than 1. Raises ``DimensionNotKept`` for a dimension the type
@@ -481,8 +483,10 @@ def breakdown(
         limit=limit,
         dimension=dimension,
     )
-    total = totals(site=site, definitions=[definition], start=start, end=end, previous_start=start, previous_end=start)
-    total = total.current
+    if total is None:
+        total = totals(
+            site=site, definitions=[definition], start=start, end=end, previous_start=start, previous_end=start
+        ).current
     return [
         BreakdownRow(row.identifier, row.count, row.previous, row.compared, row.count / total if total else None)
         for row in rows

@@ -575,7 +575,7 @@ def dimension_shares(
     for code, weighted in dimensions.items():
         weights = [weight * rng.uniform(0.85, 1.15) for _, weight in weighted]
         total = sum(weights)
-        expected, assigned = 0.0, 0
+        expected, assigned = 0.0, 0  # whole hits: PostgreSQL's COPY refuses "37.0" for a count
         for (value, _), weight in zip(weighted, weights):
             expected += hits * weight / total
             n = round(expected) - assigned
