@@ -81,9 +81,7 @@ class TypeSelect(forms.Select):
 
 class FilterForm(forms.Form):
     type = forms.ChoiceField(label="Event type", required=False, widget=TypeSelect)
-    identifier = forms.CharField(
-        required=False, max_length=IDENTIFIER_MAX_LENGTH, strip=True
-    )  # its input is in the template
+    identifier = forms.CharField(required=False, max_length=IDENTIFIER_MAX_LENGTH, strip=True)  # input in the template
     range = forms.ChoiceField(label="Dates", choices=PRESETS, required=False)
     start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
