@@ -60,7 +60,7 @@ RUNNING_NOTES = {
     "custom": "today so far",
 }
 TOP_SORTS = [("views", "Most views"), ("change", "Biggest change")]
-TOP_SIZES = [(10, "10"), (50, "50"), (100, "100")]
+TOP_SIZES = [10, 50, 100]  # rows of the busiest pages; the first is the default
 TOP_MAX_PAGE = 10_000
 SCALES = [("stacked", "Stacked"), ("own", "Each type on its own scale")]
 # The tabs of the breakdown panels: (dimension code, tab label), the first one the default.
@@ -86,22 +86,17 @@ class TypeSelect(forms.Select):
 
 class FilterForm(forms.Form):
     type = forms.ChoiceField(label="Event type", required=False, widget=TypeSelect)
-    identifier = forms.CharField(
-        label="Page or item",
-        required=False,
-        max_length=IDENTIFIER_MAX_LENGTH,
-        strip=True,
-        widget=forms.TextInput(attrs={"list": "identifier-options", "placeholder": "All", "autocomplete": "off"}),
-    )
+    identifier = forms.CharField(required=False, max_length=IDENTIFIER_MAX_LENGTH, strip=True)  # input in the template
     range = forms.ChoiceField(label="Dates", choices=PRESETS, required=False)
     start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    granularity = forms.ChoiceField(label="Per", choices=GRANULARITY_CHOICES, required=False)
-    compare = forms.BooleanField(label="Compare with the previous period", required=False)
-    sort = forms.ChoiceField(label="Sort pages by", choices=TOP_SORTS, required=False)
-    rows = forms.TypedChoiceField(label="Rows", choices=TOP_SIZES, coerce=int, required=False)
-    page = forms.IntegerField(label="Page", min_value=1, max_value=TOP_MAX_PAGE, required=False)
-    scale = forms.ChoiceField(label="Scale", choices=SCALES, required=False)
+    granularity = forms.ChoiceField(label="One point per", choices=GRANULARITY_CHOICES, required=False)
+    compare = forms.BooleanField(label="Compare with the period before", required=False)
+    # Not controls of the form: the busiest pages' and the breakdown's links set these.
+    sort = forms.ChoiceField(choices=TOP_SORTS, required=False)
+    rows = forms.TypedChoiceField(choices=[(size, size) for size in TOP_SIZES], coerce=int, required=False)
+    page = forms.IntegerField(min_value=1, max_value=TOP_MAX_PAGE, required=False)
+    scale = forms.ChoiceField(choices=SCALES, required=False)
     sources = forms.ChoiceField(label="Sources tab", choices=SOURCE_TABS, required=False)
     devices = forms.ChoiceField(label="Devices tab", choices=DEVICE_TABS, required=False)
     property = forms.CharField(label="Property tab", max_length=64, required=False)
@@ -128,7 +123,7 @@ class FilterForm(forms.Form):
         return {name: value for name, value in self.cleaned_data.items() if name not in self.errors}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DashboardState:
     """What the dashboard shows: one event type (optionally one identifier) over [start, end).
 
@@ -145,11 +140,11 @@ class DashboardState:
     end: datetime  # exclusive
     now: datetime
     compare: bool
+    sort: str  # "views" or "change"
+    rows: int
+    page: int
+    scale: str  # "stacked" or "own"
     notice: str = ""
-    sort: str = "views"
-    rows: int = 10
-    page: int = 1
-    scale: str = "stacked"
     granularities: tuple[str, ...] = ()  # the point sizes offered for these dates
     site: Site | None = None  # whose counters (None only in tests of the state alone)
     dimension: str = ""  # the dimension filter ("" for none): every visitor with ``value`` of it
@@ -240,7 +235,7 @@ class DashboardState:
             "range": self.preset,
             "granularity": self.chosen_granularity,
             "sort": self.sort if self.sort != "views" else "",
-            "rows": str(self.rows) if self.rows != 10 else "",
+            "rows": str(self.rows) if self.rows != TOP_SIZES[0] else "",
             "scale": self.scale if self.scale != "stacked" else "",
             "sources": self.sources_tab if self.sources_tab != SOURCE_TABS[0][0] else "",
             "devices": self.devices_tab if self.devices_tab != DEVICE_TABS[0][0] else "",
@@ -421,7 +416,7 @@ def dashboard_state(
         compare=bool(values.get("compare")),
         notice=notice,
         sort=values.get("sort") or "views",
-        rows=values.get("rows") or 10,
+        rows=values.get("rows") or TOP_SIZES[0],
         page=values.get("page") or 1,
         scale=values.get("scale") or "stacked",
         granularities=tuple(g for g in choices if _bucket_count(start, end, g) <= MAX_BUCKETS or g == choices[-1]),
@@ -444,7 +439,6 @@ def dashboard_state(
         definitions=definitions,
         granularities=list(state.granularities),
     )
-    form.is_valid()
     return form, state
 
 

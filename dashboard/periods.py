@@ -30,13 +30,13 @@ def cut_comparison_label(start: datetime, end: datetime, cut: datetime, granular
     sides lose the running hour: "yesterday, both to 02:00", "1–2 November 2026, both to 02:00";
     a shorter month that ends first: "February 2026, this period to 23:00". "" when nothing is
     comparable yet (00:05 read in whole hours)."""
-    tz = bucket_zone()
-    first, cut_local = start.astimezone(tz), cut.astimezone(tz)
-    last = (max(end, start + timedelta(minutes=1)) - timedelta(minutes=1)).astimezone(tz)
-    yesterday = now.astimezone(tz).date() - timedelta(days=1)
-    wall = f"{end.astimezone(tz):%H:%M}"
     if end <= start:
         return ""
+    tz = bucket_zone()
+    first, cut_local = start.astimezone(tz), cut.astimezone(tz)
+    last = (end - timedelta(minutes=1)).astimezone(tz)  # ends are whole minutes
+    yesterday = now.astimezone(tz).date() - timedelta(days=1)
+    wall = f"{end.astimezone(tz):%H:%M}"
     if is_aligned(start, G.DAY) and is_aligned(end, G.DAY):
         whole_months = is_aligned(start, G.MONTH) and is_aligned(end, G.MONTH)
         base = period_label(start, end, G.MONTH if whole_months else G.DAY)

@@ -89,8 +89,7 @@ class SharedReads:
             end=state.totals_end,
             identifier=state.counter_value,
             dimension=state.dimension,
-            previous_start=comparison.previous_start,
-            previous_end=comparison.previous_end,
+            previous_period=(comparison.previous_start, comparison.previous_end),
             compared_end=comparison.current_end,
             cut_granularity=comparison.granularity,
         )
@@ -240,17 +239,13 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
     if state.definition is None:
         return {"top": None}
     comparison = state.kpi_comparison
-    previous_start, previous_end = (
-        (comparison.previous_start, comparison.previous_end) if state.compare else (None, None)
-    )
     size = None if every_row else state.rows
     found = counters.identifiers_compared(
         site=state.site,
         definitions=[state.definition],
         start=state.start,
         end=state.totals_end,
-        previous_start=previous_start,
-        previous_end=previous_end,
+        previous_period=(comparison.previous_start, comparison.previous_end) if state.compare else None,
         compared_end=comparison.current_end,
         cut_granularity=comparison.granularity,
         order="change" if state.sort == "change" else "count",
@@ -284,7 +279,9 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
             "next_query": state.query_with(page=state.page + 1) if more else "",
             "previous_query": state.query_with(page=state.page - 1 if state.page > 2 else "") if state.page > 1 else "",
             "compared_label": comparison.label or "the period before (nothing comparable yet)",
-            "sizes": [(size, state.query_with(rows=size if size != 10 else "", page="")) for size, _ in TOP_SIZES],
+            "sizes": [
+                (size, state.query_with(rows=size if size != TOP_SIZES[0] else "", page="")) for size in TOP_SIZES
+            ],
             "sorts": [
                 (value, label, state.query_with(sort=value if value != "views" else "", page=""))
                 for value, label in TOP_SORTS

@@ -288,6 +288,57 @@ def test_top_identifiers_show_share_and_link_to_filter_the_dashboard(staff, traf
     )
 
 
+def controls(html: str, opening: str) -> list[tuple[str, bool, str]]:
+    """The links of one row of table controls: (text, marked current, query)."""
+    span = re.search(rf"{re.escape(opening)}(.*?)</span>", html, re.S).group(1)
+    return [
+        (text, bool(current), query.replace("&amp;", "&"))
+        for query, current, text in re.findall(
+            r'<a href="/dashboard/\?([^"]*)"[^>]*?( aria-current="true")?>([^<]+)</a>', span
+        )
+    ]
+
+
+def test_busiest_pages_show_10_rows_most_viewed_first_unless_asked_otherwise(staff, traffic):
+    html = staff.get(reverse("dashboard:index"), {"range": "7d", "compare": "on"}).content.decode()
+    rows = controls(html, "<span>Rows ")
+    assert [(text, current) for text, current, _ in rows] == [("10", True), ("50", False), ("100", False)]
+    assert "rows=" not in rows[0][2] and "rows=50" in rows[1][2] and "rows=100" in rows[2][2]
+    sorts = controls(html, "<span>Sort by ")
+    assert [(text, current) for text, current, _ in sorts] == [("most views", True), ("biggest change", False)]
+    assert "sort=" not in sorts[0][2] and "sort=change" in sorts[1][2]
+    html = staff.get(reverse("dashboard:index"), {"range": "7d", "compare": "on", "rows": "50", "sort": "change"})
+    html = html.content.decode()
+    assert [current for _, current, _ in controls(html, "<span>Rows ")] == [False, True, False]
+    assert [current for _, current, _ in controls(html, "<span>Sort by ")] == [False, True]
+
+
+def test_breakdown_is_stacked_unless_each_type_is_asked_on_its_own_scale(staff, traffic):
+    html = staff.get(reverse("dashboard:index"), {"range": "7d"}).content.decode()
+    scales = controls(html, '<span class="table-controls">')
+    assert [(text, current) for text, current, _ in scales] == [
+        ("Stacked", True),
+        ("Each type on its own scale", False),
+    ]
+    assert "scale=" not in scales[0][2] and "scale=own" in scales[1][2]
+
+
+def test_the_filters_are_labelled_and_the_dates_are_date_pickers(staff, traffic):
+    html = staff.get(reverse("dashboard:index")).content.decode()
+    form = re.search(r'<form id="filters".*?</form>', html, re.S).group(0)
+    assert re.findall(r'<label for="id_\w+">([^<]+)</label>', form) == [
+        "Event type",
+        "Page",
+        "Dates",
+        "From",
+        "To",
+        "One point per",
+        "Compare with the period before",
+    ]
+    for name in ("start", "end"):
+        assert re.search(rf'<input type="date" name="{name}"', form)
+
+
 def test_breakdown_stacks_every_event_type_over_the_same_buckets(staff, traffic):
     downloads = BeaconDefinition.objects.create(slug="download_click", name="Brochure downloads")
     hits_add(downloads, "brochure.pdf", datetime.now(UTC), 4)

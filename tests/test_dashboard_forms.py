@@ -182,12 +182,20 @@ def test_a_custom_period_that_ended_at_midnight_is_not_running():
     assert (state.running, state.title) == (True, "Page views per hour, 2 December 2026 (so far)")
 
 
+def test_dates_not_begun_yet_draw_nothing_and_their_title_names_the_day_they_begin():
+    _, state = resolve(range="custom", start="2026-12-10", end="2026-12-12")
+    assert (state.running, state.chart_end) == (False, utc(2026, 12, 10))
+    assert state.title == "Page views per hour, 10 December 2026"
+
+
 def test_the_dates_in_words_for_the_picker_and_inside_sentences():
     _, state = resolve(range="today", identifier="/pricing")
     assert (state.range_label, state.range_phrase) == ("Today", "today so far")
     assert state.title == "Page views of /pricing per hour, 2 December 2026 (so far)"
     _, state = resolve(range="7d")
     assert (state.range_label, state.range_phrase) == ("Last 7 days", "last 7 days")
+    _, state = resolve(range="month")
+    assert (state.range_label, state.range_phrase) == ("This month", "this month so far")
     _, state = resolve(range="custom", start="2026-10-01", end="2026-10-31")
     assert (state.range_label, state.range_phrase) == ("1–31 October 2026", "1–31 October 2026")
 
@@ -294,6 +302,12 @@ def test_at_most_800_points_per_hour(end, per, offered, notice):
     assert (state.per, state.granularities, state.notice) == (per, offered, notice)
 
 
+def test_over_ten_years_a_type_keeping_hours_and_days_offers_days_too_many_points_or_not():
+    BeaconDefinition.objects.create(slug="hourly", name="Hourly", granularities="H,D")
+    _, state = resolve(type="hourly", range="custom", start="2017-01-01", end="2026-12-01")
+    assert (state.per, state.granularities, state.notice) == ("day", ("D",), "")
+
+
 @pytest.mark.parametrize(
     ("params", "offered"),
     [
@@ -339,6 +353,17 @@ def test_an_unreadable_parameter_falls_back_alone_and_the_rest_is_kept(bad, kept
     assert {name: getattr(state, name) for name in kept} == kept
 
 
+def test_the_defaults_written_out_are_read_without_a_notice():
+    _, state = resolve(range="7d", sort="views", rows="10", page="1", scale="stacked")
+    assert (state.sort, state.rows, state.page, state.scale, state.notice) == ("views", 10, 1, "stacked", "")
+    assert state.params == {"type": "page_view", "range": "7d"}
+
+
+def test_a_link_without_dates_shows_the_last_30_days_without_a_notice():
+    _, state = resolve(type="page_view", compare="on")
+    assert (state.preset, state.compare, state.notice) == ("30d", True, "")
+
+
 def test_readable_parameters_are_all_kept_and_give_no_notice():
     _, state = resolve(type="page_view", identifier=" /pricing ", range="7d", granularity="D", compare="on", rows="50",
                        sort="change", page="3", scale="own")  # fmt: skip
@@ -377,6 +402,21 @@ def test_each_period_is_compared_with_the_same_span_before_it(params, card, prev
         previous_end,
         current_end,
     )
+
+
+def test_the_last_24_hours_are_compared_with_the_24_hours_before_across_a_clock_change(settings):
+    settings.BEACONS_TIME_ZONE = "Europe/Berlin"
+    _, state = resolve(now=utc(2026, 3, 30, 8, 30), range="24h")  # 10:30 CEST, the day after clocks went forward
+    assert (state.start, state.end) == (utc(2026, 3, 29, 9), utc(2026, 3, 30, 9))
+    assert state.previous_period == (utc(2026, 3, 28, 9), utc(2026, 3, 29, 9))  # 10:00 CET: 24 hours, not a day
+    assert state.kpi_comparison.label == "28 March 10:00 – 29 March 2026, to 10:30"
+
+
+def test_the_last_12_months_over_a_leap_day_are_compared_with_the_same_months_a_year_before():
+    _, state = resolve(now=utc(2028, 3, 2, 2, 59), range="12m")
+    assert (state.start, state.end) == (utc(2027, 4, 1), utc(2028, 4, 1))  # 366 days
+    assert state.previous_period[0] == utc(2026, 4, 1)
+    assert state.kpi_comparison.label == "1 April 2026 – 2 March 2027, both to 02:00"
 
 
 @pytest.mark.parametrize(

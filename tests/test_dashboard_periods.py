@@ -108,6 +108,15 @@ def test_today_at_0205_without_minutes_compares_both_days_to_0200(staff, clock):
     assert "▲ up 20% vs yesterday, both to 02:00 (10)" in note_text(response.content.decode())
 
 
+def test_today_with_nothing_before_the_running_hour_is_down_100_percent(staff, clock):
+    clock(utc(2026, 12, 2, 2, 5))
+    hits_add(downloads(), "/", utc(2026, 12, 1, 1, 30), 10)
+    hits_add(downloads(), "/", utc(2026, 12, 2, 2, 1), 5)  # the running hour: in the total, not in the change
+    response = dashboard(staff, type="download", range="today")
+    assert kpi_card(response) == (5, 10, -100)
+    assert "▼ down 100% vs yesterday, both to 02:00 (10)" in note_text(response.content.decode())
+
+
 def test_minutes_kept_for_less_than_the_comparison_reaches_back_compare_whole_hours(staff, clock):
     clock(utc(2026, 12, 2, 2, 5))
     BeaconDefinition.objects.filter(slug="page_view").update(fine_retention_days=1)
@@ -153,6 +162,48 @@ def test_a_type_kept_per_day_compares_whole_days_only(staff, clock):
     assert "compared from 3 December 2026 00:00, when the first whole day is counted" in note_text(
         response.content.decode()
     )
+
+
+def test_today_at_0001_is_compared_with_the_first_minute_of_yesterday(staff, clock):
+    clock(utc(2026, 12, 2, 0, 1))
+    hits_add(page_view(), "/", utc(2026, 12, 1, 0, 0, 30), 4)
+    hits_add(page_view(), "/", utc(2026, 12, 1, 0, 1), 40)  # yesterday's second minute: not comparable yet
+    hits_add(page_view(), "/", utc(2026, 12, 2, 0, 0, 10), 5)
+    response = dashboard(staff, range="today")
+    assert kpi_card(response) == (5, 4, 25)
+    assert "vs 00:00–00:01 yesterday (4)" in note_text(response.content.decode())
+
+
+def test_seven_days_with_minutes_kept_long_enough_are_compared_to_the_minute(staff, clock):
+    clock(utc(2026, 12, 2, 2, 5))
+    BeaconDefinition.objects.filter(slug="page_view").update(fine_retention_days=30)
+    hits_add(page_view(), "/", utc(2026, 11, 25, 2, 4), 4)  # the last minute before 02:05, 7 days back
+    hits_add(page_view(), "/", utc(2026, 11, 25, 2, 5), 40)
+    hits_add(page_view(), "/", utc(2026, 12, 1, 9), 5)
+    response = dashboard(staff, range="7d")
+    assert kpi_card(response) == (5, 4, 25)
+    assert "vs 19–25 November 2026, to 02:05 (4)" in note_text(response.content.decode())
+
+
+def test_this_month_on_its_first_day_is_compared_with_the_first_day_of_last_month_by_date(staff, clock):
+    clock(utc(2026, 12, 1, 10, 5))
+    hits_add(page_view(), "/", utc(2026, 11, 1, 9), 4)
+    hits_add(page_view(), "/", utc(2026, 11, 1, 10, 1), 40)  # November's 10:00 hour: today's is not over
+    hits_add(page_view(), "/", utc(2026, 12, 1, 9), 5)
+    response = dashboard(staff, range="month")
+    assert kpi_card(response) == (5, 4, 25)
+    assert "vs 1 November 2026, both to 10:00 (4)" in note_text(response.content.decode())  # not "yesterday"
+
+
+def test_this_month_of_a_type_kept_per_day_is_compared_with_the_same_whole_days_of_last_month(staff, clock):
+    clock(utc(2026, 12, 3, 14, 5))
+    daily = BeaconDefinition.objects.create(slug="signup", name="Sign-ups", granularities="D,MO,Y")
+    hits_add(daily, "", utc(2026, 11, 2, 9), 4)
+    hits_add(daily, "", utc(2026, 11, 3, 9), 40)  # the 3rd: today is not over
+    hits_add(daily, "", utc(2026, 12, 1, 9), 5)
+    response = dashboard(staff, type="signup", range="month")
+    assert kpi_card(response) == (5, 4, 25)
+    assert "vs 1–2 November 2026, both in whole days (4)" in note_text(response.content.decode())
 
 
 def test_today_at_2359_is_compared_with_yesterday_to_2359(staff, clock):
@@ -386,6 +437,18 @@ def test_busiest_pages_change_compares_the_same_elapsed_minutes_as_the_kpi_card(
         staff.get(reverse("dashboard:panel", args=["top"]), {"range": "today", "compare": "on", "format": "csv"})
     )
     assert csv_row[1:] == ["15", "100.0", "10", "5", "50"]
+
+
+def test_busiest_pages_change_without_minutes_compares_both_days_to_the_hour_as_the_kpi_card(staff, clock):
+    clock(utc(2026, 12, 2, 2, 5))
+    hits_add(downloads(), "/a", utc(2026, 12, 1, 1, 30), 10)
+    hits_add(downloads(), "/a", utc(2026, 12, 1, 2, 3), 100)  # yesterday's 02:00 hour: today's is not over
+    hits_add(downloads(), "/a", utc(2026, 12, 2, 1, 10), 12)
+    hits_add(downloads(), "/a", utc(2026, 12, 2, 2, 1), 5)  # counted, not compared
+    response = dashboard(staff, type="download", range="today", compare="on")
+    (row,) = response.context["top"]["rows"]
+    assert (row["count"], row["previous"], row["change"], row["change_percent"]) == (17, 10, 2, 20)
+    assert kpi_card(response) == (17, 10, 20)
 
 
 def test_busiest_pages_sort_by_change_and_page_through_10_50_100(staff, sixty_pages):

@@ -157,8 +157,7 @@ def test_totals_compare_both_periods_to_the_minute_in_one_query(page_view, djang
             definitions=[page_view],
             start=utc(2026, 12, 2),
             end=utc(2026, 12, 2, 3),
-            previous_start=utc(2026, 12, 1),
-            previous_end=utc(2026, 12, 1, 2, 5),
+            previous_period=(utc(2026, 12, 1), utc(2026, 12, 1, 2, 5)),
             compared_end=utc(2026, 12, 2, 2, 5),
             cut_granularity=G.MINUTE,
         )
@@ -222,8 +221,7 @@ def test_identifiers_compared_gives_each_page_its_change_in_one_query(page_view,
             definitions=[page_view],
             start=utc(2026, 11, 9),
             end=utc(2026, 11, 16),
-            previous_start=utc(2026, 11, 2),
-            previous_end=utc(2026, 11, 9),
+            previous_period=(utc(2026, 11, 2), utc(2026, 11, 9)),
             order="change",
             limit=None,
         )
@@ -244,8 +242,7 @@ def test_totals_compare_with_the_previous_period_given(page_view):
         definitions=[page_view],
         start=utc(2026, 12, 2),
         end=utc(2026, 12, 2, 3),
-        previous_start=utc(2026, 12, 1),
-        previous_end=utc(2026, 12, 1, 3),
+        previous_period=(utc(2026, 12, 1), utc(2026, 12, 1, 3)),
     )
     assert (result.current, result.previous) == (50, 53)
 
@@ -412,13 +409,30 @@ def test_browser_list_is_most_first_ties_by_name_and_merges_versions_of_one_labe
             [BeaconEvent(site_id=SITE, definition=page_view, error_group=group, received_at=at, user_agent=user_agent)]
             * n
         )
-    assert error_groups.error_browsers(group=group) == [
+    assert error_groups.error_browsers(group=group, limit=10) == [
         ("Firefox 133", 2),
         ("Opera 9", 2),
         ("curl 8", 2),
         ("Unknown browser", 1),
     ]
     assert error_groups.error_browsers(group=group, limit=2) == [("Firefox 133", 2), ("Opera 9", 2)]
+
+
+def test_browser_list_reads_only_the_200_most_frequent_user_agents(page_view):
+    from beacons.models import BeaconEvent, ErrorGroup
+
+    at = utc(2026, 11, 2)
+    group = ErrorGroup.objects.create(
+        site_id=SITE, definition=page_view, fingerprint="f", title="E", first_seen=at, last_seen=at
+    )
+    frequent = [f"Mozilla/5.0 (X11; Linux x86_64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0" for v in range(100, 300)]
+    BeaconEvent.objects.bulk_create(
+        BeaconEvent(site_id=SITE, definition=page_view, error_group=group, received_at=at, user_agent=user_agent)
+        for user_agent in [*frequent, *frequent, "Opera/9.80"]  # 200 agents twice, the 201st once
+    )
+    browsers = error_groups.error_browsers(group=group, limit=300)
+    assert len(browsers) == 200 and ("Opera 9", 1) not in browsers
+    assert browsers[:2] == [("Firefox 100", 2), ("Firefox 101", 2)]
 
 
 def test_totals_and_top_identifiers_take_definition_ids(page_view):

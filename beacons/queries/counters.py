@@ -274,17 +274,16 @@ def identifiers_compared(
     definitions: Iterable[BeaconDefinition],
     start: datetime,
     end: datetime,
-    previous_start: datetime | None = None,
-    previous_end: datetime | None = None,
+    previous_period: tuple[datetime, datetime] | None = None,
     order: str = "count",
-    limit: int | None = 10,
+    limit: int | None,
     offset: int = 0,
     contains: str = "",
     compared_end: datetime | None = None,
     cut_granularity: str = G.HOUR,
     dimension: str = "",
 ) -> list[IdentifierRow]:
-    """Identifiers with their hits over [start, end) and, given ``previous_start``/``previous_end``,
+    """Identifiers with their hits over [start, end) and, given ``previous_period`` (its start and end),
     over that earlier period too, in one query. Ordered by ``order`` ("count": most first;
     "change": most grown first, ties by count then name); ``limit=None`` for every row. A
     running period passes ``compared_end`` as ``totals`` does: the change then compares
@@ -297,12 +296,12 @@ def identifiers_compared(
     allowed = _common_granularities(definitions, dimension)
     scope = {"site_id": site_id_of(site), "definition_id__in": _ids(definitions), "dimension": dimension}
     current = _covering_q(start, _through_now(end), allowed, **scope)
-    compare = previous_start is not None and previous_end is not None
+    compare = previous_period is not None
     condition = current
     minutes = cut_granularity == G.MINUTE
     compared = current
     if compare:
-        previous = _covering_q(previous_start, previous_end, allowed, minutes=minutes, **scope)
+        previous = _covering_q(*previous_period, allowed, minutes=minutes, **scope)
         condition = current | previous
         if compared_end is not None:
             compared = _covering_q(start, compared_end, allowed, minutes=minutes, **scope)
@@ -356,23 +355,21 @@ def totals(
     start: datetime,
     end: datetime,
     identifier: str = "",
-    previous_start: datetime | None = None,
-    previous_end: datetime | None = None,
+    previous_period: tuple[datetime, datetime] | None = None,
     compared_end: datetime | None = None,
     cut_granularity: str = G.HOUR,
     dimension: str = "",
 ) -> Totals:
-    """Hits over [start, end) and over [previous_start, previous_end), in one query.
+    """Hits over [start, end) and over ``previous_period`` (its start and end), in one query.
 
     The previous period defaults to the one of equal length just before ``start``. A running
-    period passes ``compared_end`` (and a ``previous_end`` of the same elapsed length, see
+    period passes ``compared_end`` (and a previous end of the same elapsed length, see
     ``buckets.elapsed_cut``): the change then compares [start, compared_end) with the previous
     period, read to the minute when ``cut_granularity`` is minute, while ``current`` still
     counts all of [start, end). With a ``dimension``, ``identifier`` is its value."""
     definitions = list(definitions)
     allowed = _common_granularities(definitions, dimension)
-    if previous_start is None or previous_end is None:
-        previous_start, previous_end = start - (end - start), start
+    previous_start, previous_end = previous_period or (start - (end - start), start)
     scope = {
         "site_id": site_id_of(site),
         "definition_id__in": _ids(definitions),
@@ -468,15 +465,12 @@ def breakdown(
     has no counters of."""
     if dimension not in definition.dimension_codes:
         raise DimensionNotKept(dimension)
-    previous_start = compare.previous_start if compare else None
-    previous_end = compare.previous_end if compare else None
     rows = identifiers_compared(
         site=site,
         definitions=[definition],
         start=start,
         end=end,
-        previous_start=previous_start,
-        previous_end=previous_end,
+        previous_period=(compare.previous_start, compare.previous_end) if compare else None,
         compared_end=compare.current_end if compare else None,
         cut_granularity=compare.granularity if compare else G.HOUR,
         order=order,
@@ -485,7 +479,7 @@ def breakdown(
     )
     if total is None:
         total = totals(
-            site=site, definitions=[definition], start=start, end=end, previous_start=start, previous_end=start
+            site=site, definitions=[definition], start=start, end=end, previous_period=(start, start)
         ).current
     return [
         BreakdownRow(row.identifier, row.count, row.previous, row.compared, row.count / total if total else None)

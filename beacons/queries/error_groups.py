@@ -20,7 +20,7 @@ from beacons.queries.counters import site_id_of
 from beacons.useragents import browser_label
 
 
-def error_groups_latest(*, site: Site | int, limit: int = 8) -> list[ErrorGroup]:
+def error_groups_latest(*, site: Site | int, limit: int) -> list[ErrorGroup]:
     """The site's most recently seen unresolved error groups with their beacon type, newest first (one query)."""
     rows = ErrorGroup.objects.select_related("definition").filter(
         site_id=site_id_of(site), status=ErrorGroup.Status.UNRESOLVED
@@ -35,10 +35,11 @@ BROWSER_USER_AGENTS_READ = 200  # distinct user agents parsed for one group's br
 
 
 def error_groups_filtered(
-    *, site: Site | int, status: str = "", page: str = "", since: datetime | None = None, order: str = "last_seen"
+    *, site: Site | int, status: str = "", page: str = "", since: datetime | None = None, order: str
 ) -> QuerySet[ErrorGroup]:
     """The site's error groups (with their definition) by status ("" for any), seen since ``since`` and, with
-    ``page``, seen on that page (since ``since``); ordered by last seen, count or first seen, newest/most first."""
+    ``page``, seen on that page (since ``since``); ordered by ``order``, a key of ``ERROR_ORDERINGS`` (the list's
+    form offers only those), newest/most first."""
     groups = ErrorGroup.objects.select_related("definition").filter(site_id=site_id_of(site))
     if status:
         groups = groups.filter(status=status)
@@ -49,10 +50,10 @@ def error_groups_filtered(
         if since is not None:
             on_page = on_page.filter(received_at__gte=since)
         groups = groups.filter(Exists(on_page))
-    return groups.order_by(ERROR_ORDERINGS.get(order, "-last_seen"), "-pk")
+    return groups.order_by(ERROR_ORDERINGS[order], "-pk")
 
 
-def error_group_of_site(*, site: Site | int, pk: int, related: tuple[str, ...] = ("definition",)) -> ErrorGroup | None:
+def error_group_of_site(*, site: Site | int, pk: int, related: tuple[str, ...]) -> ErrorGroup | None:
     """The site's error group ``pk`` (with ``related`` joined), or None: another site's, or none."""
     return ErrorGroup.objects.select_related(*related).filter(site_id=site_id_of(site), pk=pk).first()
 
@@ -76,7 +77,7 @@ def error_hourly(*, group_ids: Iterable[int], start: datetime, end: datetime) ->
     return {group_id: [(m, by_hour.get(m, 0)) for m in moments] for group_id, by_hour in counts.items()}
 
 
-def error_pages(*, group: ErrorGroup, limit: int = 10) -> list[tuple[str, int]]:
+def error_pages(*, group: ErrorGroup, limit: int) -> list[tuple[str, int]]:
     """The pages the group happened on, with occurrence counts, most first. One query."""
     rows = (
         BeaconEvent.objects.filter(error_group=group)
@@ -87,7 +88,7 @@ def error_pages(*, group: ErrorGroup, limit: int = 10) -> list[tuple[str, int]]:
     return list(rows)
 
 
-def error_browsers(*, group: ErrorGroup, limit: int = 10) -> list[tuple[str, int]]:
+def error_browsers(*, group: ErrorGroup, limit: int) -> list[tuple[str, int]]:
     """Browsers ("Firefox 133", "Mobile Safari 17") the group happened in, with counts, most first.
 
     One query for the most frequent user agents; each is parsed once per process (ua-parser)."""
@@ -104,6 +105,6 @@ def error_browsers(*, group: ErrorGroup, limit: int = 10) -> list[tuple[str, int
     return sorted(browsers.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
-def error_occurrences(*, group: ErrorGroup, limit: int = 50) -> list[BeaconEvent]:
+def error_occurrences(*, group: ErrorGroup, limit: int) -> list[BeaconEvent]:
     """The group's latest occurrences, newest first. One query."""
     return list(BeaconEvent.objects.filter(error_group=group).order_by("-received_at", "-pk")[:limit])

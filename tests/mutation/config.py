@@ -63,14 +63,26 @@ SET_ASIDE: list[dict[str, object]] = [
         "reason": "an end exactly at now moved to the year's end sums the same: no counter starts after now",
     },
     {
-        "file": "beacons/queries/error_groups.py", "function": "", "change": "'last_seen' → ''",
-        "text": 'ERROR_ORDERINGS = {"last_seen": "-last_seen", "count": "-count", "first_seen": "-first_seen"}',
-        "reason": "an unknown order falls back to -last_seen, the value this key maps to",
+        "file": "beacons/queries/counters.py", "function": "_bucket_counts", "change": "< → <=",
+        "text": "if first_whole < last_whole:",
+        "reason": "when equal, the whole-bucket range is empty and the edges [start, x) and [x, end) read the rows"
+        " [start, end) does: x is a bucket boundary, so no finer bucket straddles it",
     },
     {
-        "file": "beacons/queries/error_groups.py", "function": "error_groups_filtered", "change": "'last_seen' → ''",
-        "text": '*, site: Site | int, status: str = "", page: str = "", since: datetime | None = None, order: str = "last_seen"',
-        "reason": "the default order '' falls back to -last_seen, as 'last_seen' does",
+        "file": "beacons/queries/counters.py", "function": "_bucket_counts", "change": "< → <=",
+        "text": "if lo < hi:",
+        "reason": "lo == hi only at a bucket boundary (an edge of no width: no rows) or when start == end,"
+        " where no bucket is returned at all",
+    },
+    {
+        "file": "beacons/queries/counters.py", "function": "identifiers_compared", "change": "'count' → ''",
+        "text": 'order: str = "count",',
+        "reason": 'only "change" orders by change: any other order, "" included, is by count',
+    },
+    {
+        "file": "dashboard/periods.py", "function": "cut_comparison_label", "change": "return x → return None",
+        "text": 'return ""',
+        "reason": "its callers read only its truth (`if comparison.label`, `comparison.label or ...`): None and '' are both false",
     },
     {
         "file": "beacons/useragents.py", "function": "_known", "change": "'Other' → ''",
@@ -136,26 +148,5 @@ SET_ASIDE: list[dict[str, object]] = [
         "file": "dashboard/periods.py", "function": "period_label", "change": "1 → 2",
         "text": "last = (max(end, start + timedelta(microseconds=1)) - timedelta(microseconds=1)).astimezone(tz)",
         "reason": "start and end are whole seconds: 1 or 2 µs before end (or after start) is on the same date and hour",
-    },
-    {
-        "file": "dashboard/forms.py", "function": "DashboardState", "change": "'views' → ''",
-        "text": 'sort: str = "views"', "reason": "a default never used: dashboard_state always passes sort",
-    },
-    {
-        "file": "dashboard/forms.py", "function": "DashboardState", "change": "10 → 11",
-        "text": "rows: int = 10", "reason": "a default never used: dashboard_state always passes rows",
-    },
-    {
-        "file": "dashboard/forms.py", "function": "DashboardState", "change": "1 → 2",
-        "text": "page: int = 1", "reason": "a default never used: dashboard_state always passes page",
-    },
-    {
-        "file": "dashboard/forms.py", "function": "DashboardState", "change": "'stacked' → ''",
-        "text": 'scale: str = "stacked"', "reason": "a default never used: dashboard_state always passes scale",
-    },
-    {
-        "file": "dashboard/forms.py", "function": "dashboard_state", "change": "call statement dropped",
-        "text": "form.is_valid()",
-        "reason": "the form is rendered only: its fields validate lazily (form.errors) when the template asks",
     },
 ]  # fmt: skip
