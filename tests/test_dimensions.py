@@ -6,7 +6,8 @@ from django.db.models import Sum
 from beacons.counting.drain import drain_pass
 from beacons.counting.redis_format import field_decode, live_and_pending_keys
 from beacons.counting.sinks import get_sink, sinks_flush
-from beacons.ingest.dimensions import dimensions_of, property_value
+from beacons.ingest.dimensions import dimensions_of
+from beacons.ingest.extraction import property_value
 from beacons.ingest.parsing import EventInput
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
 
@@ -38,7 +39,7 @@ def total(definition, granularity=G.DAY):
     "raw, value",
     [
         ("  pro  ", "pro"),
-        ("pro\x00\n\tplus", "proplus"),
+        ("pro\x00\n\tplus", "pro plus"),
         ("\u202eevil\u200b", "evil"),  # a bidi override and a zero-width space
         ("x" * 500, "x" * 120),
         (" " + "y" * 119 + "  z", "y" * 119),  # cut, then trimmed again
@@ -55,7 +56,7 @@ def total(definition, granularity=G.DAY):
     ],
 )
 def test_a_property_value_is_trimmed_cleaned_and_cut_and_objects_count_nothing(raw, value):
-    assert property_value(raw) == value
+    assert (property_value(raw) or "") == value
 
 
 def test_only_declared_properties_with_a_value_become_dimensions(signup):

@@ -796,3 +796,9 @@ def test_any_property_value_is_clean_text_or_none(raw):
 def test_any_country_code_gives_a_name_and_a_flag_or_nothing(code):
     assert country_name(code)
     assert len(country_flag(code)) in (0, 2)
+
+
+@pytest.mark.parametrize("hidden", ["\u200b", "\u200e", "\u200f", "\u2060", "\ufeff", "\xad"])
+def test_invisible_characters_cannot_make_two_values_look_the_same(hidden):
+    assert property_value(f"pro{hidden}") == "pro"
+    assert clean_text(f"Goo{hidden}gle") == "Google"

@@ -6,17 +6,12 @@ for dimensions the type keeps; the per-day cap on distinct values is applied lat
 values are counted (``beacons.counting.value_cap``).
 """
 
-import unicodedata
 from typing import Any
 
-from beacons.dimensions import PROPERTY_PREFIX, VALUE_MAX_LENGTH
+from beacons.dimensions import PROPERTY_PREFIX
 from beacons.ingest import extraction
 from beacons.ingest.parsing import EventInput
 from beacons.models import BeaconDefinition
-
-# Control, format (bidi overrides, zero-width), surrogate, private use, unassigned, line and paragraph separators.
-_DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
-
 
 _CAMPAIGN_CODES = {"source", "utm_medium", "utm_campaign"}
 _DEVICE_CODES = {"browser", "os", "device"}
@@ -38,9 +33,10 @@ def dimensions_of(*, definition: BeaconDefinition, event: EventInput, request_fa
     - country: the visitor's address (``extraction.country_of``), "(unknown)" when it has none;
       the address is only looked up, never part of what is returned.
 
-    Custom properties come from ``event.meta[<declared key>]``: text, numbers and booleans count
-    (trimmed, control characters removed, cut to ``VALUE_MAX_LENGTH``); objects, arrays, null
-    and what is empty afterwards count nothing.
+    Custom properties come from ``event.meta[<declared key>]``. Every value goes through
+    ``extraction.property_value``: text, numbers and booleans count (trimmed, control characters
+    removed, cut to ``VALUE_MAX_LENGTH``); objects, arrays, null and what is empty afterwards
+    count nothing.
     """
     kept = definition.dimension_codes
     if not kept:
@@ -58,7 +54,7 @@ def dimensions_of(*, definition: BeaconDefinition, event: EventInput, request_fa
         if code.startswith(PROPERTY_PREFIX):
             values[code] = event.meta.get(code.removeprefix(PROPERTY_PREFIX))
     # Every value, extracted or sent, is made storable by the same rule.
-    cleaned = {code: property_value(value) for code, value in values.items() if code in wanted}
+    cleaned = {code: extraction.property_value(value) for code, value in values.items() if code in wanted}
     return {code: value for code, value in cleaned.items() if value}
 
 
@@ -71,21 +67,3 @@ def _campaign_values(event: EventInput, request_facts: Any, wanted: set[str]) ->
             event.referrer, site_domain=request_facts.site_domain, page_url=page_url, campaign=campaign
         )
     return values
-
-
-def property_value(raw: Any) -> str:
-    """The value a custom property counts under, or "" when it counts nothing."""
-    if isinstance(raw, bool):
-        text = "true" if raw else "false"
-    elif isinstance(raw, (int, float)):
-        try:
-            text = str(raw)
-        except ValueError:  # an integer beyond Python's digit limit for str()
-            return ""
-    elif isinstance(raw, str):
-        text = raw
-    else:  # None, objects and arrays
-        return ""
-    if not text.isprintable():  # the common case (plain text) skips the per-character pass
-        text = "".join(char for char in text if unicodedata.category(char) not in _DROPPED_CATEGORIES)
-    return text.strip()[:VALUE_MAX_LENGTH].strip()

@@ -21,13 +21,13 @@ from urllib.parse import parse_qsl, urlsplit
 from django.conf import settings
 from django.http import HttpRequest
 
+from beacons.dimensions import VALUE_MAX_LENGTH
 from beacons.useragents import USER_AGENT_MAX_LENGTH, user_agent_names
 
 logger = logging.getLogger("beacons")
 
 DIRECT = "Direct / none"
 UNKNOWN = "(unknown)"
-VALUE_MAX_LENGTH = 120  # a dimension value: a source, campaign, browser, property value
 REFERRER_MAX_LENGTH = 2048
 PAGE_URL_MAX_LENGTH = 2048
 CAMPAIGN_PARAMETERS = ("utm_source", "utm_medium", "utm_campaign", "ref")
@@ -35,10 +35,12 @@ _HOST_MAX_LENGTH = 253
 _ADDRESS_MAX_LENGTH = 64  # the longest IPv6 text with a zone and a port is shorter
 _FORWARDED_MAX_LENGTH = 1024
 
-# Text that would break a table cell or a log line, or that no database stores: C0 and C1
-# controls, lone surrogates, and the bidirectional overrides that reorder what follows them.
 _LINE_BREAKS = re.compile("[\t\n\v\f\r\x1c-\x1f\x85\u2028\u2029]+")
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+# Text that would break a table cell or a log line, or that no database stores (C0 and C1
+# controls, lone surrogates), bidi overrides that reorder what follows them, and invisible
+# format characters (zero-width spaces, direction marks, the byte-order mark, soft hyphens; the
+# joiners stay: emoji and Persian text need them): a value shown to staff must look like what it is.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\xad\ud800-\udfff\u200b\u200e\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
 
 def clean_text(raw: str, *, limit: int = VALUE_MAX_LENGTH) -> str:
