@@ -434,3 +434,18 @@ def test_form_bodies_carry_the_referrer_and_tags_too():
     data = decoded(b"event_type=page_view&referrer=https%3A%2F%2Ft.co%2Fx&utm_medium=email", FORM)
     event = one(data)
     assert (event.referrer, event.campaign) == ("https://t.co/x", {"utm_medium": "email"})
+
+
+def test_a_batch_entry_that_is_a_deep_list_and_a_long_field_name_are_named_in_the_error(settings):
+    settings.BEACONS_MAX_JSON_DEPTH = 8
+    too_deep = json.loads("[" * 9 + "]" * 9)
+    batch = json.dumps({"events": [{"event_type": "ok"}, too_deep]}).encode()
+    with pytest.raises(Rejected) as caught:
+        body_to_data(raw=batch, content_type="application/json", meta={})
+    assert caught.value.as_json() == {"error": "events[1] is nested more than 8 levels deep", "field": "events[1]"}
+
+    long_name = "k" * 100
+    body = json.dumps({"event_type": "ok", long_name: too_deep}).encode()
+    with pytest.raises(Rejected) as caught:
+        body_to_data(raw=body, content_type="application/json", meta={})
+    assert caught.value.field == "k" * 64  # a field name is cut before it is echoed
