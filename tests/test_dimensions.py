@@ -64,6 +64,14 @@ def test_only_declared_properties_with_a_value_become_dimensions(signup):
     assert dimensions_of(definition=signup, event=event, request_facts=None) == {"prop:plan": "pro"}
 
 
+def test_a_type_keeping_no_day_month_or_year_carries_no_dimension_values():
+    hourly = BeaconDefinition(slug="hourly", granularities="M,H", property_keys="plan")
+    event = EventInput("hourly", meta={"plan": "pro"})
+    assert dimensions_of(definition=hourly, event=event, request_facts=None) == {}
+    hourly.dimensions_by_hour = True
+    assert dimensions_of(definition=hourly, event=event, request_facts=None) == {"prop:plan": "pro"}
+
+
 def test_a_type_without_dimensions_carries_none():
     definition = BeaconDefinition(slug="plain", granularities="D")
     assert (

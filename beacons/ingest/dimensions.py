@@ -39,7 +39,7 @@ def dimensions_of(*, definition: BeaconDefinition, event: EventInput, request_fa
     count nothing.
     """
     kept = definition.dimension_codes
-    if not kept:
+    if not kept or not definition.dimension_granularity_codes:  # nowhere to count them: no work, no cap
         return {}
     values: dict[str, str] = {}
     wanted = set(kept)
