@@ -99,9 +99,11 @@ class FilterForm(forms.Form):
     scale = forms.ChoiceField(choices=SCALES, required=False)
     sources = forms.ChoiceField(label="Sources tab", choices=SOURCE_TABS, required=False)
     devices = forms.ChoiceField(label="Devices tab", choices=DEVICE_TABS, required=False)
-    property = forms.CharField(label="Property tab", max_length=64, required=False)
-    dim = forms.CharField(label="Filter dimension", max_length=64, required=False)
-    value = forms.CharField(label="Filter value", max_length=VALUE_MAX_LENGTH, required=False, strip=False)
+    # Read only when the type declares it (``_property_tab``) or when it names a dimension
+    # (``clean_dim``): their lengths are bounded by those rules.
+    property = forms.CharField(label="Property tab", required=False)
+    dim = forms.CharField(label="Filter dimension", required=False)
+    value = forms.CharField(label="Filter value", max_length=VALUE_MAX_LENGTH, required=False)
 
     def clean_dim(self) -> str:
         try:
@@ -448,7 +450,7 @@ def _dimension_filter(values: dict, form: FilterForm, definition) -> tuple[str, 
     keep) is dropped, and the notice says so."""
     if "dim" in form.errors or "value" in form.errors:
         return "", "", False, "The filter in this address was not understood and has been removed."
-    dimension, value = values.get("dim") or "", (values.get("value") or "").strip()
+    dimension, value = values.get("dim") or "", values.get("value") or ""
     if not (dimension and value) or definition is None:
         return "", "", False, ""
     try:

@@ -49,7 +49,7 @@ def test_a_breakdown_lists_values_by_hits_with_their_share_of_the_period_in_two_
     site = first_site()
     with django_assert_num_queries(2):
         rows = counters.breakdown(
-            site=site, definition=page_view, dimension="source", start=MARCH, end=MARCH + timedelta(days=7)
+            site=site, definition=page_view, dimension="source", start=MARCH, end=MARCH + timedelta(days=7), limit=10
         )
     assert [(row.value, row.count, round(row.share, 2)) for row in rows] == [
         ("google.com", 6, 0.6),
@@ -82,6 +82,7 @@ def test_a_breakdown_compares_with_the_period_the_dashboard_compares_with(page_v
             dimension="source",
             start=MARCH,
             end=MARCH + timedelta(days=7),
+            limit=None,
             compare=previous,
         )
     assert [(row.value, row.count, row.previous, row.change) for row in rows] == [
@@ -95,9 +96,11 @@ def test_a_breakdown_compares_with_the_period_the_dashboard_compares_with(page_v
 def test_a_breakdown_of_a_dimension_the_type_does_not_keep_says_so(page_view):
     error = BeaconDefinition.objects.get(slug="error")
     with pytest.raises(counters.DimensionNotKept):
-        counters.breakdown(site=first_site(), definition=error, dimension="source", start=MARCH, end=MARCH)
+        counters.breakdown(site=first_site(), definition=error, dimension="source", start=MARCH, end=MARCH, limit=10)
     with pytest.raises(counters.DimensionNotKept):
-        counters.breakdown(site=first_site(), definition=page_view, dimension="prop:plan", start=MARCH, end=MARCH)
+        counters.breakdown(
+            site=first_site(), definition=page_view, dimension="prop:plan", start=MARCH, end=MARCH, limit=10
+        )
 
 
 def test_the_series_of_one_value_counts_page_views_from_it_per_day_in_one_query(page_view, django_assert_num_queries):

@@ -67,6 +67,9 @@ def test_tabs_are_links_that_show_another_dimension_with_or_without_htmx(staff, 
     page = staff.get(reverse("dashboard:index"))
     assert 'href="/dashboard/?site=' in page.content.decode()
     assert "sources=utm_campaign" in page.content.decode() and "devices=device" in page.content.decode()
+    navs = re.findall(r'<nav class="table-controls tabs".*?</nav>', page.content.decode())
+    tabs = [label for nav in navs for label in re.findall(r">([^<]+)</a>", nav)]
+    assert tabs == ["Sources", "Campaigns", "Media", "Browsers", "Operating systems", "Device types"]
     campaigns = staff.get(reverse("dashboard:index"), {"sources": "utm_campaign", "devices": "device"})
     assert rows_of(campaigns, "sources") == [("spring", 2)]
     assert rows_of(campaigns, "devices") == [("desktop", 4), ("mobile", 2)]

@@ -431,3 +431,59 @@ def test_the_last_12_months_over_a_leap_day_are_compared_with_the_same_months_a_
 def test_the_previous_period_of_a_running_one_in_words(range_, label):
     _, state = resolve(range=range_)
     assert state.comparison_label == label
+
+
+# --- the breakdown tabs and the dimension filter in the address ------------------------------
+
+
+def typed_with_properties():
+    return BeaconDefinition.objects.create(
+        slug="signup", name="Sign-ups", property_keys="plan,method", dimensions="source,browser,os"
+    )
+
+
+def test_the_tabs_and_a_filter_chosen_are_kept_in_the_address():
+    typed_with_properties()
+    _, state = resolve(type="signup", sources="utm_campaign", devices="os", property="method", dim="source",
+                       value=" Google ")  # fmt: skip
+    assert (state.sources_tab, state.devices_tab, state.property_tab) == ("utm_campaign", "os", "method")
+    assert (state.dimension, state.value, state.notice) == ("source", "Google", "")
+    assert state.params == {"type": "signup", "range": "30d", "sources": "utm_campaign", "devices": "os",
+                            "property": "method", "dim": "source", "value": "Google"}  # fmt: skip
+
+
+def test_the_first_tabs_are_left_out_of_the_address():
+    typed_with_properties()
+    _, state = resolve(type="signup", sources="source", devices="browser", property="plan")
+    assert (state.sources_tab, state.devices_tab, state.property_tab) == ("source", "browser", "plan")
+    assert state.params == {"type": "signup", "range": "30d"}
+
+
+@pytest.mark.parametrize("asked", ["nonsense", "x" * 5000, ""])
+def test_a_property_the_type_does_not_declare_shows_its_first_without_a_notice(asked):
+    typed_with_properties()
+    _, state = resolve(type="signup", property=asked)
+    assert (state.property_tab, state.notice) == ("plan", "")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"dim": "source"}, {"value": "Google"}, {"dim": "source", "value": "   "}, {"dim": "", "value": "Google"}],
+)
+def test_half_a_filter_is_no_filter_and_no_notice(params):
+    _, state = resolve(type="page_view", **params)
+    assert (state.dimension, state.value, state.notice) == ("", "", "")
+    assert "dim" not in state.params and "value" not in state.params
+
+
+def test_a_filter_without_any_event_type_is_no_filter():
+    BeaconDefinition.objects.all().delete()
+    _, state = resolve(dim="source", value="Google")
+    assert (state.definition, state.dimension, state.value) == (None, "", "")
+
+
+@pytest.mark.parametrize(("dim", "notice"), [("prop:" + "k" * 5000, True), ("source", False)])
+def test_an_overlong_dimension_is_not_read(dim, notice):
+    _, state = resolve(type="page_view", dim=dim, value="Google")
+    assert state.dimension == ("" if notice else "source")
+    assert bool(state.notice) == notice

@@ -444,6 +444,16 @@ def test_totals_and_top_identifiers_take_definition_ids(page_view):
     ]
 
 
+def test_definition_ids_read_the_hours_of_pages(page_view):
+    """A bare id says nothing of what its type keeps: its pages are read per hour."""
+    record(page_view, "/a", utc(2026, 11, 12, 14), 3)
+    record(page_view, "/a", utc(2026, 11, 12, 20), 2)  # the same day, after the hours asked
+    hours = counters.totals(
+        site=SITE, definitions=[page_view.pk], start=utc(2026, 11, 12, 12), end=utc(2026, 11, 12, 18)
+    )
+    assert hours.current == 3
+
+
 def test_totals_of_a_type_keeping_minutes_are_read_in_whole_hours(minutely):
     record(minutely, "/", utc(2026, 11, 22, 14, 5), 2)  # in the hour the range starts within
     record(minutely, "/", utc(2026, 11, 22, 13, 59), 7)  # the hour before: left out

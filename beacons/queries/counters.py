@@ -450,9 +450,8 @@ def breakdown(
     dimension: str,
     start: datetime,
     end: datetime,
-    limit: int | None = 10,
+    limit: int | None,
     compare: ComparedPeriod | None = None,
-    order: str = "count",
     total: int | None = None,
 ) -> list[BreakdownRow]:
     """The values of ``dimension`` with the most hits over [start, end), most first: each with its
@@ -473,7 +472,7 @@ def breakdown(
         previous_period=(compare.previous_start, compare.previous_end) if compare else None,
         compared_end=compare.current_end if compare else None,
         cut_granularity=compare.granularity if compare else G.HOUR,
-        order=order,
+        order="count",
         limit=limit,
         dimension=dimension,
     )
