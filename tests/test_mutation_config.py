@@ -37,3 +37,16 @@ def test_a_set_aside_applies_wherever_its_line_moves_and_only_in_its_function(tm
     (tmp_path / "m.py").write_text(code.replace("def second(x):\n    return x + 1", "def second(x):\n    return x + 2"))
     assert set_aside_lines() == []
     assert mutate.stale_set_asides("m.py") == [entry]
+
+
+def test_the_tests_that_failed_are_read_from_pytests_summary():
+    from tests.mutation.mutate import _failed_tests
+
+    output = (
+        "=========================== short test summary info ============================\n"
+        "FAILED tests/test_slow_clients.py::test_trickle - AssertionError: late\n"
+        "ERROR tests/test_a.py::test_b[x-1]\n"
+        "1 failed, 1 error, 2097 passed in 12.0s\n"
+    )
+    assert _failed_tests(output) == ["tests/test_slow_clients.py::test_trickle", "tests/test_a.py::test_b[x-1]"]
+    assert _failed_tests("2097 passed in 12.0s\n") == []
