@@ -8,6 +8,8 @@ import pytest
 
 from bench.servers import BROWSER_UA, Server, hits_counted, manage
 
+pytestmark = pytest.mark.serial  # wall-clock deadlines: a loaded machine (the parallel suite) misses them
+
 BEACON = b'{"event_type":"page_view","identifier":"/prompt"}'
 
 
