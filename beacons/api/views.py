@@ -147,7 +147,12 @@ def _unauthenticated(request, exc):
 @api.exception_handler(ValidationError)
 def _invalid(request, exc: ValidationError):
     first = exc.errors[0] if exc.errors else {}
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "payload")]
+    # pydantic names the branch of a union in the location ("date_range.literal['day',…]"): not a field
+    location = [
+        str(part)
+        for part in first.get("loc", ())
+        if part not in ("body", "query", "path", "payload") and "[" not in str(part)
+    ]
     field = ".".join(location)
     message = str(first.get("msg", "invalid"))[:200]
     return _error(request, 400, f"{field}: {message}" if field else message, field)
@@ -155,6 +160,8 @@ def _invalid(request, exc: ValidationError):
 
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
+    if isinstance(exc.__cause__, ApiError):  # ninja wraps what the body parser raises
+        return _api_error(request, exc.__cause__)
     return _error(request, exc.status_code, str(exc)[:200], "body" if exc.status_code == 400 else "")
 
 
