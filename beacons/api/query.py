@@ -128,6 +128,7 @@ class Ask:
         self.counter_filter: Filter | None = None  # a filter read from the value's counters
         self._filters(question.filters)
         self.compare = question.compare
+        self.figures_read: dict[tuple[int, ...], dict[tuple, Figure]] = {}  # by the ids of the types read
 
     # --- resolving -----------------------------------------------------------------------
 
@@ -277,6 +278,13 @@ def counter_figures(ask: Ask, definitions: list[BeaconDefinition]) -> dict[tuple
     panels (visit:…, event:props:…) and type choice (event:type, one KPI card per type)."""
     if not definitions:
         return {}
+    read = tuple(d.pk for d in definitions)
+    if read not in ask.figures_read:  # events and pageviews of page views read the same counters once
+        ask.figures_read[read] = _counter_figures(ask, definitions)
+    return ask.figures_read[read]
+
+
+def _counter_figures(ask: Ask, definitions: list[BeaconDefinition]) -> dict[tuple, Figure]:
     if ask.by_type:
         figures = {(d.slug,): _total_figure(ask, [d]) for d in definitions}
         return {key: figure for key, figure in figures.items() if figure.value or figure.previous}
