@@ -354,3 +354,38 @@ def test_csv_of_each_endpoint_has_the_json_figures_and_neutralised_formulas(clie
         response = client.get(f"{base}/{endpoint}", {"format": "csv"}, **headers)
         assert response.status_code == 200
         assert response["Content-Type"].startswith("text/csv"), endpoint
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 10, 24, 22, 5, tzinfo=UTC),  # 00:05 in Berlin on the day the clocks go back
+        datetime(2026, 3, 29, 1, 30, tzinfo=UTC),  # 03:30 in Berlin, just after the clocks went forward
+        datetime(2026, 11, 30, 22, 59, tzinfo=UTC),  # 23:59 in Berlin on the last day of a month
+    ],
+    ids=["0005-dst-end", "dst-start", "2359-month-end"],
+)
+def test_periods_at_awkward_moments_in_another_time_zone_equal_the_dashboard(
+    client, staff, key, settings, monkeypatch, moment
+):
+    settings.BEACONS_TIME_ZONE = "Europe/Berlin"
+    monkeypatch.setattr(django_timezone, "now", lambda: moment)
+    call_command(
+        "beacons_demo", "--hits", "1500", "--days", "40", "--errors", "0", "--identifiers", "10", "--seed", "3"
+    )
+    for date_range, params in PERIODS[:6]:
+        answer = ask(client, key, metrics=["events"], date_range=date_range, include={"comparison": "previous_period"})
+        kpis = panel(staff, "kpis", **params)["kpis"]
+        [row] = answer["results"]
+        assert (row["metrics"], row["comparison"]["metrics"], row["comparison"]["change"]) == (
+            [kpis["total"]],
+            [kpis["previous"]],
+            [kpis["change_percent"]],
+        ), date_range
+        assert answer["query"]["period"]["time_zone"] == "Europe/Berlin"
+    hours = ask(client, key, metrics=["events"], date_range="day", dimensions=["time:hour"])
+    chart = panel(staff, "series", range="today", granularity=G.HOUR.value)["series"]["rows"]
+    assert [(row["dimensions"][0], row["metrics"][0]) for row in hours["results"]] == [
+        (row["moment"].isoformat(), row["count"]) for row in chart
+    ]
+    assert hours["results"][0]["dimensions"][0].endswith(("+01:00", "+02:00"))

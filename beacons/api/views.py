@@ -11,6 +11,7 @@ site outside the key's scope (or unknown: the answer does not tell which), 413 b
 from datetime import date
 from typing import Annotated, Any, Literal
 
+import pydantic
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -329,9 +330,8 @@ def _wrapped(request, domain: str, *, name: str, **fields):
     site = _site(request, domain)
     try:
         body = QueryIn(site=site.domain, **fields)
-    except Exception as problem:  # pydantic's ValidationError: the same 400 as a bad POST body
-        errors = getattr(problem, "errors", lambda: [])()
-        raise ValidationError(errors) from None
+    except pydantic.ValidationError as problem:  # the same 400 as a bad POST body
+        raise ValidationError(problem.errors()) from None
     return _answer(request, body, name=name, site=site)
 
 
