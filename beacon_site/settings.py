@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "import_export",
+    "ninja",  # the stats API; listed so its docs page loads Swagger UI from our static files, not a CDN
     "beacons",
     "dashboard",
 ]
@@ -256,6 +257,8 @@ BEACONS_CLIENT_IP_HEADER = os.environ.get("BEACONS_CLIENT_IP_HEADER", "")
 # How many proxies in front append to that header: the address used is this many entries from
 # its right end (entries further left were written by the client and can be forged).
 BEACONS_CLIENT_IP_PROXY_COUNT = env_int("BEACONS_CLIENT_IP_PROXY_COUNT", 1)
+# Stats API requests per key per minute (answered 429 with Retry-After beyond it); 0 = off.
+BEACONS_API_RATE_PER_MINUTE = env_int("BEACONS_API_RATE_PER_MINUTE", 600)
 BEACONS_RATE_LIMIT = env_int("BEACONS_RATE_LIMIT", 600)  # events per visitor per minute; 0 = off
 # Events per network (IPv4 /24, IPv6 /64) per minute, whatever the user agents; 0 = off.
 # Several visitors share a network (an office behind one address), hence 5 visitors' worth.

@@ -1,4 +1,4 @@
-"""The site's URLs: ingest first (the busiest), the dashboard, the demo, sign-in, the admin."""
+"""The site's URLs: ingest first (the busiest), the dashboard, the stats API, the demo, sign-in, the admin."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from beacon_site import demo
+from beacons.api.views import api
 
 admin.site.site_header = "Beacons administration"
 admin.site.site_title = "Beacons"
@@ -16,6 +17,7 @@ urlpatterns = [
     path("", include("beacons.urls")),  # first: the busiest URLs by far
     path("", RedirectView.as_view(pattern_name="dashboard:index", permanent=False)),
     path("dashboard/", include("dashboard.urls")),
+    path("api/v1/", api.urls),
     path("demo/", demo.demo, name="demo"),
     path("demo/<path:route>", demo.demo, name="demo_route"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

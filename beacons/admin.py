@@ -1,4 +1,4 @@
-"""The Django admin for sites, the registry, counts, single events, error groups and dropped hits."""
+"""The Django admin for sites, the registry, counts, single events, error groups, dropped hits and API keys."""
 
 from datetime import timedelta
 
@@ -8,12 +8,15 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, Sum
+from django.shortcuts import render
 from django.utils import timezone
 
+from beacons.api.keys import api_key_secret_set
 from beacons.counting.buckets import bucket_start
 from beacons.dimensions import BUILT_IN
 from beacons.models import (
     DEFAULT_GRANULARITIES,
+    ApiKey,
     BeaconAggregate,
     BeaconDefinition,
     BeaconEvent,
@@ -324,3 +327,59 @@ class ErrorGroupAdmin(ModelAdmin):
     @admin.action(description="Reopen the selected errors", permissions=["change"])
     def mark_unresolved(self, request, queryset):
         self._status_set(request, queryset, ErrorGroup.Status.UNRESOLVED)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ModelAdmin):
+    """Keys of the stats API. The key itself is shown once, on the page after it is created; only its
+    prefix and hash are stored. Untick "active" (or use the action) to revoke one."""
+
+    list_display = [
+        "name",
+        "prefix",
+        "is_active",
+        "site_list",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["is_active"]
+    search_fields = ["name", "prefix"]
+    filter_horizontal = ["sites"]
+    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by").prefetch_related("sites")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "sites"]
+        return ["name", "prefix", "sites", "is_active", "created_by", "created_at", "last_used_at", "revoked_at"]
+
+    @admin.display(description="sites")
+    def site_list(self, obj) -> str:
+        return ", ".join(site.domain for site in obj.sites.all()) or "none"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+            request.api_key_shown = api_key_secret_set(obj)
+        elif "is_active" in form.changed_data:
+            obj.revoked_at = None if obj.is_active else timezone.now()
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        response = render(
+            request,
+            "admin/beacons/apikey/created.html",
+            {**self.admin_site.each_context(request), "api_key": obj, "key": request.api_key_shown, "opts": self.opts},
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    @admin.action(description="Revoke the selected API keys", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = queryset.filter(is_active=True).update(is_active=False, revoked_at=timezone.now())
+        self.message_user(request, f"{revoked} API key(s) revoked.", messages.SUCCESS)

@@ -543,3 +543,31 @@ class DrainBatch(models.Model):
 
     def __str__(self) -> str:
         return f"drain batch {self.batch_id}"
+
+
+class ApiKey(models.Model):
+    """A key that reads the stats API for the sites it is scoped to (none when empty).
+
+    Only ``prefix`` (shown, and how a key is found) and the SHA-256 of the whole key are stored: the
+    key itself is shown once, when it is created (``beacons.api.keys.api_key_create``)."""
+
+    name = models.CharField(max_length=120, help_text="What the key is for, e.g. “weekly report script”.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    sites = models.ManyToManyField(
+        Site, blank=True, related_name="api_keys", help_text="The sites this key may read. None: it reads nothing."
+    )
+    is_active = models.BooleanField("active", default=True, help_text="Untick to revoke the key: it answers 401.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

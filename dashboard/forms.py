@@ -6,27 +6,17 @@ its default on its own and the rest of the state is kept.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django import forms
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
 
-from beacons.counting.buckets import (
-    bucket_after,
-    bucket_before,
-    bucket_ceiling,
-    bucket_end,
-    bucket_start,
-    bucket_zone,
-    buckets_back,
-    elapsed_cut,
-    is_aligned,
-    minutes_kept_since,
-)
+from beacons.counting.buckets import bucket_after, bucket_before, bucket_ceiling, bucket_zone, is_aligned
 from beacons.dimensions import VALUE_MAX_LENGTH, InvalidDimension, dimension_check, dimension_label
 from beacons.models import IDENTIFIER_MAX_LENGTH, BeaconDefinition, Granularity, Site, dimensions_split
+from beacons.periods import DEFAULT_PRESET, PERIOD_GRANULARITIES, Period, preset_range
 from beacons.queries.counters import DimensionNotKept, counter_filter
 
 from .periods import comparison_label, cut_comparison_label, period_label
@@ -42,13 +32,10 @@ PRESETS = [
     ("custom", "Custom dates"),
 ]
 PRESET_LABELS = dict(PRESETS)
-DEFAULT_PRESET = "30d"
-CHART_GRANULARITIES = [G.HOUR.value, G.DAY.value, G.MONTH.value, G.YEAR.value]  # finest first
+CHART_GRANULARITIES = PERIOD_GRANULARITIES  # finest first
 GRANULARITY_NOUNS = {code: G(code).label for code in CHART_GRANULARITIES}  # "hour", "day", …
 GRANULARITY_CHOICES = [("", "Automatic"), *((code, noun.capitalize()) for code, noun in GRANULARITY_NOUNS.items())]
 MAX_BUCKETS = 800  # more points than this is unreadable on a chart: use a coarser bucket
-MAX_CUSTOM_DAYS = 366 * 10
-EARLIEST_DAY = date(2000, 1, 1)
 # What a period still running is called in words, and how far back its comparison lies
 # (the same span, in whole units of the local calendar).
 RUNNING_NOTES = {
@@ -167,39 +154,35 @@ class DashboardState:
         return f"{dimension_label(self.dimension)}: {self.value}" if self.dimension else ""
 
     @property
+    def period(self) -> Period:
+        """The dates as the shared period rule sees them (``beacons.periods``)."""
+        return Period(preset=self.preset, start=self.start, end=self.end, now=self.now)
+
+    @property
     def chart_end(self) -> datetime:
         """Charts stop after the bucket holding ``now``: no flat line of future zeros."""
-        return max(self.start, min(self.end, bucket_end(self.now, self.granularity)))
+        return self.period.chart_end(self.granularity)
 
     @property
     def totals_end(self) -> datetime:
         """Totals stop at the end of the current hour (counters are read to the hour)."""
-        return max(self.start, min(self.end, bucket_end(self.now, G.HOUR)))
+        return self.period.totals_end
 
     @property
     def running(self) -> bool:
         """The dates include now: the last part is still being counted."""
-        return self.start <= self.now < self.end
+        return self.period.running
 
     @property
     def span(self) -> tuple[str, int]:
         """The period's length in whole local-calendar units: (granularity code, how many)."""
-        if self.preset == "24h":
-            return G.HOUR, 24
-        if self.preset == "month":
-            return G.MONTH, 1
-        if self.preset == "12m":
-            return G.YEAR, 1
-        tz = bucket_zone()
-        return G.DAY, (self.end.astimezone(tz).date() - self.start.astimezone(tz).date()).days
+        return self.period.span
 
     @property
     def previous_period(self) -> tuple[datetime, datetime]:
         """What the period is compared with: the same span just before it; for a running period,
         only the same elapsed part ("today to 02:59" vs "yesterday to 02:59")."""
-        unit, n = self.span
-        previous_start = buckets_back(self.start, unit, n)
-        return previous_start, min(buckets_back(self.totals_end, unit, n), self.start)
+        return self.period.previous_period
 
     @property
     def comparison_label(self) -> str:
@@ -207,24 +190,19 @@ class DashboardState:
 
     @property
     def kpi_comparison(self) -> "Comparison":
-        """What the change on the KPI card compares: for a running period both periods cut at
-        the same elapsed point (``buckets.elapsed_cut``), else the whole previous period."""
-        previous_start, previous_end = self.previous_period
-        if not self.running or self.definition is None:
-            return Comparison(
-                previous_start, previous_end, None, G.HOUR, comparison_label(previous_start, previous_end, now=self.now)
-            )
-        unit, n = self.span
-        since = minutes_kept_since(
-            now=self.now,
-            granularity_codes=self.definition.granularity_codes,
-            fine_retention_days=self.definition.fine_retention_days,
+        """What the change on the KPI card compares (``Period.comparison``), with its words."""
+        definition = self.definition
+        cut = self.period.comparison(
+            granularity_codes=definition.granularity_codes if definition else None,
+            fine_retention_days=definition.fine_retention_days if definition else 0,
         )
-        finest = next((g for g in self.definition.granularity_codes if g in CHART_GRANULARITIES), G.YEAR)
-        cut, previous_cut, granularity = elapsed_cut(now=self.now, unit=unit, n=n, minutes_since=since, finest=finest)
-        cut, previous_cut = max(cut, self.start), max(min(previous_cut, self.start), previous_start)
-        label = cut_comparison_label(previous_start, previous_cut, cut, granularity, now=self.now)
-        return Comparison(previous_start, previous_cut, cut, granularity, label)
+        if cut.current_end is None:
+            label = comparison_label(cut.previous_start, cut.previous_end, now=self.now)
+        else:
+            label = cut_comparison_label(
+                cut.previous_start, cut.previous_end, cut.current_end, cut.granularity, now=self.now
+            )
+        return Comparison(cut.previous_start, cut.previous_end, cut.current_end, cut.granularity, label)
 
     @property
     def params(self) -> dict[str, str]:
@@ -319,39 +297,6 @@ class Comparison:
     label: str
 
 
-def _local_midnight(day: date) -> datetime:
-    return bucket_start(datetime(day.year, day.month, day.day, 12, tzinfo=bucket_zone()), G.DAY)
-
-
-def _preset_range(
-    preset: str, now: datetime, start_day: date | None, end_day: date | None
-) -> tuple[datetime, datetime]:
-    today = now.astimezone(bucket_zone()).date()
-    tomorrow = _local_midnight(today + timedelta(days=1))
-    if preset == "today":
-        return _local_midnight(today), tomorrow
-    if preset == "24h":
-        hour_end = bucket_end(now, G.HOUR)
-        return hour_end - timedelta(hours=24), hour_end
-    if preset == "7d":
-        return _local_midnight(today - timedelta(days=6)), tomorrow
-    if preset == "month":
-        return bucket_start(now, G.MONTH), bucket_end(now, G.MONTH)
-    if preset == "12m":
-        start = bucket_start(now, G.MONTH)
-        for _ in range(11):
-            start = bucket_before(start, G.MONTH)
-        return start, bucket_end(now, G.MONTH)
-    if preset == "custom":
-        first_day = min(max(start_day or today - timedelta(days=29), EARLIEST_DAY), today + timedelta(days=366))
-        last_day = min(max(end_day or today, EARLIEST_DAY), today + timedelta(days=366))
-        if last_day < first_day:
-            first_day, last_day = last_day, first_day
-        first_day = max(first_day, last_day - timedelta(days=MAX_CUSTOM_DAYS))
-        return _local_midnight(first_day), _local_midnight(last_day + timedelta(days=1))
-    return _local_midnight(today - timedelta(days=29)), tomorrow  # 30d
-
-
 def _automatic_granularity(start: datetime, end: datetime) -> str:
     span = end - start
     if span <= timedelta(days=3):
@@ -381,7 +326,7 @@ def dashboard_state(
         by_slug.get(values.get("type") or "") or by_slug.get("page_view") or (definitions[0] if definitions else None)
     )
     preset = values.get("range") or ("custom" if values.get("start") or values.get("end") else DEFAULT_PRESET)
-    start, end = _preset_range(preset, now, values.get("start"), values.get("end"))
+    start, end = preset_range(preset, now, values.get("start"), values.get("end"))
 
     dimension, value, pages_ignored, filter_notice = _dimension_filter(values, form, definition)
     kept = definition.granularity_codes if definition else CHART_GRANULARITIES

@@ -6,22 +6,21 @@ renders one panel (the live counter polls it) and, with ``?format=csv``, downloa
 the numbers that panel shows. Data comes only from ``beacons.queries``.
 """
 
-import csv
 from functools import cached_property
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.http import urlencode
 
 from beacons.counting.buckets import bucket_after, bucket_zone, buckets_between
 from beacons.dimensions import dimension_label, property_dimension
+from beacons.downloads import csv_response
 from beacons.ingest.extraction import UNKNOWN, country_flag, country_name
 from beacons.models import Granularity as G
 from beacons.models import dimensions_split
 from beacons.queries import counters, error_groups, event_types
-from beacons.transfer.formats import cell_neutralise
 
 from . import charts
 from .forms import DEVICE_TABS, SCALES, SOURCE_TABS, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
@@ -567,16 +566,6 @@ def data_table(headings: list[str], rows) -> dict:
     cells = [[(f"{value:,}", True) if isinstance(value, int) else (value, False) for value in row] for row in rows]
     numeric = [is_number for _, is_number in cells[0]] if cells else [False] * len(headings)
     return {"headings": list(zip(headings, numeric)), "rows": cells}
-
-
-def csv_response(*, rows, filename: str) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    writer = csv.writer(response)
-    for row in rows:
-        writer.writerow([cell_neutralise(value) if isinstance(value, str) else value for value in row])
-    return response
 
 
 TYPE_SEARCH_LIMIT = 20  # types a type search answers with, however many match

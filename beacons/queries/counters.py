@@ -512,3 +512,11 @@ def counter_filter(
     if dimension not in definition.dimension_codes:
         raise DimensionNotKept(dimension)
     return CounterFilter(dimension, value, pages_ignored=bool(identifier))
+
+
+def first_counted(*, site: Site | int) -> datetime | None:
+    """The start of the site's earliest day bucket of any type (else of any bucket), None when nothing
+    was counted: where "all" of a site's counts begins. One query (two when no type keeps days)."""
+    rows = BeaconAggregate.objects.filter(site_id=site_id_of(site), dimension="", identifier="")
+    found = rows.filter(granularity=G.DAY).order_by("period_start").values_list("period_start", flat=True).first()
+    return found or rows.order_by("period_start").values_list("period_start", flat=True).first()

@@ -40,3 +40,8 @@ def definition_chosen(*, slug: str, listed: int) -> BeaconDefinition | None:
     if found:
         return found.get(slug) or found["page_view"]
     return next(iter(definitions_listed(limit=listed)), None)
+
+
+def definition_of(*, slug: str) -> BeaconDefinition | None:
+    """The type whose event type is ``slug``, or None. One query."""
+    return BeaconDefinition.objects.filter(slug=slug).first()

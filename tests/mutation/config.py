@@ -15,6 +15,7 @@ MODULES: list[str] = [
     "beacons/ingest/dimensions.py",
     "beacons/ingest/extraction.py",
     "beacons/ingest/parsing.py",
+    "beacons/periods.py",
     "beacons/queries/counters.py",
     "beacons/queries/error_groups.py",
     "beacons/useragents.py",
@@ -120,12 +121,12 @@ SET_ASIDE: list[dict[str, object]] = [
         "reason": "an empty range (lo == hi) finds no whole bucket at any level either way: no pieces",
     },
     {
-        "file": "dashboard/forms.py", "function": "_local_midnight", "change": "12 → 13",
+        "file": "beacons/periods.py", "function": "local_midnight", "change": "12 → 13",
         "text": "return bucket_start(datetime(day.year, day.month, day.day, 12, tzinfo=bucket_zone()), G.DAY)",
         "reason": "noon or 13:00 lie in the same local day in every zone: the day's midnight is the same",
     },
     {
-        "file": "dashboard/forms.py", "function": "_preset_range", "change": "< → <=",
+        "file": "beacons/periods.py", "function": "preset_range", "change": "< → <=",
         "text": "if last_day < first_day:",
         "reason": "swapping two equal days changes nothing",
     },

@@ -1,0 +1,1 @@
+"""The stats API: keys, the query language over ``beacons.queries``, and its HTTP endpoints."""
