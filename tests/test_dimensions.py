@@ -4,7 +4,7 @@ import pytest
 from django.db.models import Sum
 
 from beacons.counting.drain import drain_pass
-from beacons.counting.redis_format import counter_rows, field_decode, live_and_pending_keys
+from beacons.counting.redis_format import counter_rows, live_and_pending_keys
 from beacons.counting.sinks import get_sink, sinks_flush
 from beacons.ingest.dimensions import dimensions_of
 from beacons.ingest.extraction import property_value

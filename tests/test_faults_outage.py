@@ -8,7 +8,7 @@ import pytest
 from django.db import OperationalError
 
 from beacons import registry
-from beacons.counting.redis_format import counter_rows, field_decode, live_and_pending_keys
+from beacons.counting.redis_format import counter_rows, live_and_pending_keys
 from beacons.counting.sinks import get_sink
 from beacons.ingest import privacy, recording
 from beacons.models import BeaconAggregate, BeaconEvent

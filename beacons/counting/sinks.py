@@ -2,7 +2,8 @@
 
 A sink takes the merged increments of one request, and its dimension values, which count under
 their own value or, beyond the day's cap of distinct values, as "(other)" (see
-``beacons.counting.value_cap``).
+``beacons.counting.value_cap``), and its visitors per sketch key (``sketches.Visitors``; a
+dimension value's visitors follow the cap's decision for its counter).
 
 - ``direct`` writes them at once with one upsert statement.
 - ``memory`` merges them by key in this process and writes them every
