@@ -373,3 +373,17 @@ def test_purge_removes_old_minute_and_hour_visitor_sketches_and_keeps_days(send,
     assert old == {G.DAY, G.MONTH}
     assert VisitorSketch.objects.filter(granularity=G.MINUTE, period_start__gte=NOON + timedelta(days=400)).exists()
     assert "page_view: removed 1 visitors per minute row(s)" in capsys.readouterr().out
+
+
+@pytest.mark.redis
+def test_the_redis_sink_keeps_visitors_of_a_value_sent_without_its_counter(settings, redis_sink):
+    from beacons.counting.increments import DimensionValue
+    from beacons.counting.sinks import get_sink
+    from beacons.counting.sketches import Visitors
+
+    site, page_view = first_site(), page_view_definition()
+    day = NOON.replace(hour=0)
+    value = DimensionValue(site.pk, page_view.pk, "browser", "Lynx", day, ((G.DAY, day),))
+    get_sink().add({}, {}, Visitors(values={value: {visitor_token("a" * 32), visitor_token("b" * 32)}}))
+    drain_pass()
+    assert day_visitors("Lynx", dimension="browser") == 2

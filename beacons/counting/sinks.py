@@ -277,7 +277,7 @@ class RedisSink:
         many requests' increments, and no request returns (answers 204) before its own
         increments were acknowledged.
         """
-        if not increments and not values:
+        if not increments and not values and not visitors:
             return
         own_write = _PendingWrite()
         with self._write_done:
