@@ -264,6 +264,12 @@ BEACONS_RATE_LIMIT = env_int("BEACONS_RATE_LIMIT", 600)  # events per visitor pe
 # Several visitors share a network (an office behind one address), hence 5 visitors' worth.
 BEACONS_NETWORK_RATE_LIMIT = env_int("BEACONS_NETWORK_RATE_LIMIT", 3000)
 BEACONS_DEDUPE_SECONDS = env_int("BEACONS_DEDUPE_SECONDS", 86400)
+# Count signed-in users as themselves (stable across days) rather than by the day's visitor hash:
+# {% beacon_script %} then sends a signed, keyed hash of the user id (never the id).
+BEACONS_IDENTIFY_USERS = env_bool("BEACONS_IDENTIFY_USERS", False)
+# The key of that hash and its signature; "" derives one from SECRET_KEY. Changing it makes every
+# signed-in user a new visitor.
+BEACONS_IDENTIFY_SECRET = os.environ.get("BEACONS_IDENTIFY_SECRET", "")
 # Largest import an admin upload may be, and an XLSX file may unpack to (the sum of the
 # sizes in its zip directory): a 1 MB XLSX can hold a 1 GiB sheet.
 BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES = env_int("BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES", 64 * 1024 * 1024)

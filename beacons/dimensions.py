@@ -17,7 +17,12 @@ BUILT_IN = {
     "os": "Operating system",
     "device": "Device type",
     "country": "Country",
+    "identity": "Signed in or anonymous",
 }
+# The values of "identity": whom a hit came from (``beacons.ingest.identity``).
+SIGNED_IN = "signed_in"  # a signed-in user, known by a keyed hash of the user id
+ANONYMOUS = "anonymous"  # a visitor known by the day's salted hash of address and browser
+UNTRACKED = "untracked"  # Do-Not-Track / Global Privacy Control: a page view, but no visitor
 PROPERTY_PREFIX = "prop:"
 PROPERTY_KEY_MAX_LENGTH = 32
 PROPERTY_KEY_PATTERN = re.compile(rf"[A-Za-z_][A-Za-z0-9_-]{{0,{PROPERTY_KEY_MAX_LENGTH - 1}}}")

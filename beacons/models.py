@@ -387,6 +387,38 @@ class BeaconAggregate(models.Model):
         return f"{self.site_id}:{self.definition_id}:{axis}:{self.granularity}:{self.period_start:%Y-%m-%d %H:%M}"
 
 
+class VisitorSketch(models.Model):
+    """The unique visitors of one counter key, as a mergeable cardinality sketch (Apache
+    DataSketches HLL, see ``beacons.counting.sketches``): a period's unique visitors are the merge
+    of the sketches of the buckets that tile it. Same key as ``BeaconAggregate``; the sketch bytes
+    are the same on every database. Rows are only written through ``beacons.counting.sketches``
+    (read-merge-write under a row lock, so concurrent writers lose no visitor)."""
+
+    # No database constraints, for ``BeaconAggregate``'s reasons (its drain skips deleted types too).
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    definition = models.ForeignKey(
+        BeaconDefinition, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    dimension = models.CharField(max_length=DIMENSION_MAX_LENGTH, blank=True, default=IDENTIFIER_DIMENSION)
+    identifier = models.CharField("value", max_length=IDENTIFIER_MAX_LENGTH, blank=True, default="")
+    granularity = models.CharField(max_length=2, choices=Granularity.choices)
+    period_start = models.DateTimeField()
+    sketch = models.BinaryField(default=b"")  # b"": no visitor yet
+
+    class Meta:
+        verbose_name = "visitor sketch"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site", "definition", "dimension", "identifier", "granularity", "period_start"],
+                name="visitor_sketch_site_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        axis = f"{self.dimension}={self.identifier}" if self.dimension else self.identifier
+        return f"{self.site_id}:{self.definition_id}:{axis}:{self.granularity}:{self.period_start:%Y-%m-%d %H:%M}"
+
+
 class ErrorGroup(models.Model):
     class Status(models.TextChoices):
         UNRESOLVED = "unresolved", "Unresolved"

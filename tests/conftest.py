@@ -48,6 +48,7 @@ def _registry_defaults(request):
     import_module("beacons.migrations.0002_default_definitions").register_defaults(apps, None)
     import_module("beacons.migrations.0013_first_site").first_site_create(apps, None)
     import_module("beacons.migrations.0016_definition_dimensions").page_views_keep_every_dimension(apps, None)
+    import_module("beacons.migrations.0017_visitor_sketch").page_views_count_identity(apps, None)
 
 
 def first_site():

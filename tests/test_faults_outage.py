@@ -8,7 +8,7 @@ import pytest
 from django.db import OperationalError
 
 from beacons import registry
-from beacons.counting.redis_format import field_decode, live_and_pending_keys
+from beacons.counting.redis_format import counter_rows, live_and_pending_keys
 from beacons.counting.sinks import get_sink
 from beacons.ingest import privacy, recording
 from beacons.models import BeaconAggregate, BeaconEvent
@@ -22,7 +22,7 @@ def database_down(*args, **kwargs):
 
 def live_hits(client, settings, identifier):
     live, _ = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
-    stored = (field_decode(f, n) for f, n in client.hgetall(live).items())
+    stored = counter_rows(client.hgetall(live))
     return sum(n for _, _, _, ident, granularity, _, n in stored if ident == identifier and granularity == "H")
 
 

@@ -174,7 +174,7 @@ def _add_form(**fields):
     }
 
 
-ALL_BUILT_IN = ["source", "utm_medium", "utm_campaign", "browser", "os", "device", "country"]
+ALL_BUILT_IN = ["source", "utm_medium", "utm_campaign", "browser", "os", "device", "country", "identity"]
 
 
 @pytest.mark.parametrize("kind, expected", [("page_view", ",".join(ALL_BUILT_IN)), ("custom", ""), ("action", "")])

@@ -9,7 +9,7 @@ from django.db import OperationalError
 from django.db.models import Sum
 
 from beacons.counting import sinks
-from beacons.counting.redis_format import field_decode, field_encode, live_and_pending_keys
+from beacons.counting.redis_format import counter_rows, field_decode, field_encode, live_and_pending_keys
 from beacons.counting.sinks import get_sink, sinks_flush
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
 
@@ -62,8 +62,9 @@ def test_memory_sink_merges_repeated_keys(send, memory_sink):
     page_views(send, "/same", 4)
     definition = BeaconDefinition.objects.get(slug="page_view")
     granularities, by_value = len(definition.granularity_codes), len(definition.dimension_granularity_codes)
-    # "/same" and the total, and its source, browser, os, device and country, once each
-    assert memory_sink().pending() == 2 * granularities + 5 * by_value
+    # "/same" and the total, and its source, browser, os, device, country and identity, once each;
+    # and their visitor sketches: the total per minute, hour, day and month, the rest per day and month
+    assert memory_sink().pending() == 2 * granularities + 6 * by_value + 4 + 2 + 6 * 2
 
 
 def test_memory_sink_keeps_counts_when_a_flush_fails(send, memory_sink, monkeypatch):
@@ -143,7 +144,7 @@ def test_redis_sink_counts_into_the_live_hash_not_the_database(send, settings, r
     page_views(send, "/r", 3)
     assert hour_total("page_view", "/r") == 0
     live, _ = live_and_pending_keys(redis_prefix)
-    stored = [field_decode(f, n) for f, n in get_sink().client.hgetall(live).items()]
+    stored = counter_rows(get_sink().client.hgetall(live))
     hour_counts = {
         identifier: n for _, _, _, identifier, granularity, _, n in stored if granularity == Granularity.HOUR
     }
@@ -209,13 +210,13 @@ def _in_flight_write(sink, monkeypatch, *, fail_combined: bool):
     write = sink._write
     calls = []
 
-    def slow_write(increments, values):
+    def slow_write(increments, values, visitors):
         calls.append(dict(increments))
         if len(calls) == 1:
             time.sleep(0.3)
         elif fail_combined:
             raise RuntimeError("storage down")
-        write(increments, values)
+        write(increments, values, visitors)
 
     monkeypatch.setattr(sink, "_write", slow_write)
     return calls
@@ -276,7 +277,7 @@ def test_redis_sink_counts_on_after_redis_forgets_its_script(send, settings, red
     get_sink().client.script_flush()  # what a Redis restart does
     assert send({"event_type": "page_view", "identifier": "/after"}).status_code == 204
     live, _ = live_and_pending_keys(redis_prefix)
-    stored = [field_decode(f, n) for f, n in get_sink().client.hgetall(live).items()]
+    stored = counter_rows(get_sink().client.hgetall(live))
     assert {identifier for _, _, _, identifier, granularity, _, _ in stored if granularity == Granularity.HOUR} == {
         "",
         "/before",

@@ -8,7 +8,8 @@ One pass (``drain_pass``):
 2. One Lua script (atomic) ``RENAMENX``-es the live hash to ``{prefix}:batch:<id>`` and adds
    the id to the pending set. Ingest starts a fresh live hash at once.
 3. The batch is read in ``HSCAN`` chunks and, in ONE transaction, ``DrainBatch(batch_id)`` is
-   inserted and every count is upserted (``counting.aggregates_add_stream``). A batch of ``PARALLEL_MIN_KEYS`` or more is split into parts written by parallel
+   inserted and every count is upserted (``counting.aggregates_add_stream``), and the batch's
+   visitors are merged into their sketches (``sketches.sketches_add``). A batch of ``PARALLEL_MIN_KEYS`` or more is split into parts written by parallel
    transactions, each with its own ``DrainBatch`` row (``batch_part_ids``).
 4. After the commit the batch key is deleted and the id leaves the pending set.
 
@@ -43,12 +44,15 @@ from django.utils import timezone
 from beacons.counting.increments import aggregates_add_stream
 from beacons.counting.redis_format import (
     FieldsChunk,
+    chunk_split,
     drain_batch_key,
     live_and_pending_keys,
     part_indexes,
     totals_by_series,
+    visitor_tokens,
 )
 from beacons.counting.sinks import redis_client
+from beacons.counting.sketches import sketches_add
 from beacons.models import DrainBatch
 
 logger = logging.getLogger("beacons")
@@ -165,16 +169,18 @@ def _batch_chunks(
         if not seen.isdisjoint(fields):
             fields = {f: n for f, n in fields.items() if f not in seen}
         seen.update(fields)
-        pairs = list(fields.items())
+        read = len(fields)
+        pairs, visitors = chunk_split(list(fields.items()))
         if parts == 1:
-            chunk = [FieldsChunk(pairs)]
+            chunk = [FieldsChunk(pairs, visitors)]
         else:
-            indexes = part_indexes(fields, parts)
+            indexes = part_indexes((f for f, _ in pairs), parts)
             chunk = [FieldsChunk([pair for pair, i in zip(pairs, indexes) if i == part]) for part in range(parts)]
+            chunk[0].visitors = visitors  # a batch's visitors are merged by its first part's transaction
         for tally, part in zip(tallies, chunk):
             tally.add(part)
         if on_fields:
-            on_fields(len(pairs))
+            on_fields(read)
         yield chunk
         if cursor == 0:
             return
@@ -182,10 +188,18 @@ def _batch_chunks(
 
 def _part_write(part_id: str, chunks: Iterable[FieldsChunk], tally: _PartTally) -> bool:
     """One part in one transaction; False when another drain committed it first."""
+    visitor_fields: list[bytes] = []
+
+    def counters_of(chunks: Iterable[FieldsChunk]) -> Iterator[FieldsChunk]:
+        for chunk in chunks:
+            visitor_fields.extend(chunk.visitors)
+            yield chunk
+
     try:
         with transaction.atomic():
             record = DrainBatch.objects.create(batch_id=part_id)  # first: a concurrent drain of this part waits here
-            aggregates_add_stream(chunks=chunks)
+            aggregates_add_stream(chunks=counters_of(chunks))
+            sketches_add(tokens=visitor_tokens(visitor_fields), existing_only=True)
             record.keys, record.hits = tally.keys, hits_from_totals(tally.totals)  # complete once the stream is read
             record.save(update_fields=["keys", "hits"])
             _crash_point("in_transaction")

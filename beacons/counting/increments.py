@@ -67,7 +67,7 @@ def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[Cou
     zone = bucket_zone()
     increments: Counter[CounterKey] = Counter()
     for hit in hits:
-        buckets = _bucket_starts_of_second(second, hit.granularities, zone)
+        buckets = bucket_starts_of_second(second, hit.granularities, zone)
         increments_add_hits(
             increments, site_id=hit.site_id, definition_id=hit.definition_id, buckets=buckets, hits={hit.identifier: 1}
         )
@@ -83,8 +83,8 @@ def dimension_values_for(*, hits: Iterable[Hit], received_at: datetime) -> Count
     for hit in hits:
         if not hit.dimensions or not hit.dimension_granularities:
             continue
-        buckets = _bucket_starts_of_second(second, hit.dimension_granularities, zone)
-        day = _bucket_starts_of_second(second, (Granularity.DAY,), zone)[0][1]
+        buckets = bucket_starts_of_second(second, hit.dimension_granularities, zone)
+        day = bucket_starts_of_second(second, (Granularity.DAY,), zone)[0][1]
         for dimension, value in hit.dimensions.items():
             values[DimensionValue(hit.site_id, hit.definition_id, dimension, value, day, buckets)] += 1
     return values
@@ -125,7 +125,7 @@ def increments_add_values(
 
 
 @lru_cache(maxsize=256)
-def _bucket_starts_of_second(second: int, granularities: tuple[str, ...], zone) -> tuple[tuple[str, datetime], ...]:
+def bucket_starts_of_second(second: int, granularities: tuple[str, ...], zone) -> tuple[tuple[str, datetime], ...]:
     # Every request within one second shares its bucket starts: worth a cache on the hot path.
     moment = datetime.fromtimestamp(second, UTC)
     return tuple((granularity, bucket_start(moment, granularity, zone)) for granularity in granularities)

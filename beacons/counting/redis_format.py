@@ -7,21 +7,29 @@ names its dimension after the granularity: ``site_id|definition_id|granularity/d
 existed, so fields written by an older process drain unchanged. The sinks write it, the drain
 reads it back; nothing else knows the layout.
 
+A visitor of a sketch key is a field of its own in the same hash, ``~<token>|`` followed by the
+counter field of the key (``visitor_field_encode``), value 1: a visitor seen twice between two
+drains is one field, and the drain moves visitors with the counts of the same batch. Counter
+fields start with a digit, so the drain tells them apart by the first byte (``chunk_split``).
+
 Dimension values are capped per day (``beacons.counting.value_cap``): the distinct values seen
 are a Redis set per (site, definition, dimension, day), ``value_set_key``.
 """
 
+import dataclasses
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import chain, repeat
 
 from beacons.counting.increments import CounterKey, CounterRow
 from beacons.text import storable_text
 
 _SEPARATOR = b"|"
+_VISITOR_MARK = b"~"
+_TOKEN_OFFSET = 1 << 63  # tokens are signed 64-bit; written as 16 unsigned hex digits
 _DIMENSION_SEPARATOR = "/"
 _SEPARATOR_BYTE = ord("|")
 _KEY_SEPARATORS = 4  # the ones before the identifier, which may hold more
@@ -61,6 +69,42 @@ def field_decode(field: bytes, n: bytes | int) -> CounterRow:
     site_id, definition_id, granularity, epoch, identifier = field.split(_SEPARATOR, _KEY_SEPARATORS)
     granularity, _, dimension = storable_text(granularity).partition(_DIMENSION_SEPARATOR)
     return int(site_id), int(definition_id), dimension, storable_text(identifier), granularity, int(epoch), int(n)
+
+
+def visitor_field_encode(key: CounterKey, token: int) -> bytes:
+    """The hash field saying the visitor ``token`` is in the sketch of ``key``."""
+    return b"~%016x|" % (token + _TOKEN_OFFSET) + field_encode(key)
+
+
+def visitor_field_decode(field: bytes) -> tuple[CounterKey, int]:
+    """Inverse of ``visitor_field_encode``: (sketch key, token)."""
+    token, counter = field[1:].split(_SEPARATOR, 1)
+    site_id, definition_id, dimension, identifier, granularity, epoch, _ = field_decode(counter, 0)
+    key = (site_id, definition_id, dimension, identifier, granularity, datetime.fromtimestamp(epoch, UTC))
+    return key, int(token, 16) - _TOKEN_OFFSET
+
+
+def visitor_tokens(fields: Iterable[bytes]) -> dict[CounterKey, set[int]]:
+    """Visitor fields (``visitor_field_encode``) gathered per sketch key."""
+    tokens: dict[CounterKey, set[int]] = {}
+    for field in fields:
+        key, token = visitor_field_decode(field)
+        tokens.setdefault(key, set()).add(token)
+    return tokens
+
+
+def chunk_split(pairs: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+    """(counter pairs, visitor fields) of pairs read from a hash."""
+    if not any(f[:1] == _VISITOR_MARK for f, _ in pairs):
+        return pairs, []
+    counters = [(f, n) for f, n in pairs if f[:1] != _VISITOR_MARK]
+    return counters, [f for f, _ in pairs if f[:1] == _VISITOR_MARK]
+
+
+def counter_rows(fields: Mapping[bytes, bytes]) -> list[CounterRow]:
+    """The counters of a hash read whole (``HGETALL``), decoded; its visitor fields left out."""
+    counters, _ = chunk_split(list(fields.items()))
+    return [field_decode(f, n) for f, n in counters]
 
 
 def copy_text(fields: list[bytes], counts: list[bytes]) -> bytes:
@@ -118,6 +162,7 @@ class FieldsChunk:
     """(field, count) pairs read from a hash: a ``counting.CounterChunk``."""
 
     pairs: list[tuple[bytes, bytes]]
+    visitors: list[bytes] = dataclasses.field(default_factory=list)  # visitor fields, merged into sketches
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -9,7 +9,15 @@ from django.db import transaction
 
 from beacons.counting.buckets import bucket_ceiling, bucket_start
 from beacons.counting.increments import CounterKey, aggregates_add, increments_add_hits
-from beacons.models import FINE_GRANULARITIES, BeaconAggregate, BeaconDefinition, BeaconEvent, Granularity, Site
+from beacons.models import (
+    FINE_GRANULARITIES,
+    BeaconAggregate,
+    BeaconDefinition,
+    BeaconEvent,
+    Granularity,
+    Site,
+    VisitorSketch,
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,8 @@ def retention_purge(*, now: datetime, dry_run: bool = False) -> list[Removed]:
     """Delete single events past their type's retention, second/minute counts past
     ``fine_retention_days``, and the hour counts of single identifiers and dimension values past
     ``hour_retention_days`` (their days, months and years stay, and so do the hour totals). Day
-    and coarser counts are never purged."""
+    and coarser counts are never purged. Visitor sketches per minute go with the fine counts, per
+    hour with the hour counts."""
     removed: list[Removed] = []
     with transaction.atomic():
         # The indexes start with the site: one statement per site reads only what it deletes.
@@ -66,6 +75,18 @@ def retention_purge(*, now: datetime, dry_run: bool = False) -> list[Removed]:
                 hour_rows += _delete(old_hours.filter(dimension="").exclude(identifier=""), dry_run)
                 hour_rows += _delete(old_hours.filter(dimension__gt=""), dry_run)
             removed.append(Removed(definition.slug, HOUR_ROWS_PER_VALUE, hour_rows))
+            # Visitor sketches: the site total's minutes ("live now") and hours go with the counters'.
+            for granularity, cutoff in ((Granularity.MINUTE, fine_cutoff), (Granularity.HOUR, hour_cutoff)):
+                rows = sum(
+                    _delete(
+                        VisitorSketch.objects.filter(
+                            site_id=site_id, definition=definition, granularity=granularity, period_start__lt=cutoff
+                        ),
+                        dry_run,
+                    )
+                    for site_id in site_ids
+                )
+                removed.append(Removed(definition.slug, f"visitors per {Granularity(granularity).label}", rows))
         # Counts the direct sink wrote for a type in the moment it was being deleted.
         orphans = BeaconAggregate.objects.exclude(definition_id__in=BeaconDefinition.objects.values("pk"))
         removed.append(Removed("(deleted types)", "counts", _delete(orphans, dry_run)))

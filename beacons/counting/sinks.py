@@ -2,7 +2,8 @@
 
 A sink takes the merged increments of one request, and its dimension values, which count under
 their own value or, beyond the day's cap of distinct values, as "(other)" (see
-``beacons.counting.value_cap``).
+``beacons.counting.value_cap``), and its visitors per sketch key (``sketches.Visitors``; a
+dimension value's visitors follow the cap's decision for its counter).
 
 - ``direct`` writes them at once with one upsert statement.
 - ``memory`` merges them by key in this process and writes them every
@@ -31,7 +32,8 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
 from beacons.counting.increments import OTHER_VALUE, CounterKey, DimensionValue, aggregates_add
-from beacons.counting.redis_format import field_encode, live_and_pending_keys, value_set_key
+from beacons.counting.redis_format import field_encode, live_and_pending_keys, value_set_key, visitor_field_encode
+from beacons.counting.sketches import NO_VISITORS, Visitors, sketches_add, visitors_resolve
 from beacons.counting.value_cap import CapKey, ValueCap, cap_key, values_dropped_add, values_limit
 from beacons.logs import ThrottledWarning
 
@@ -51,14 +53,25 @@ class DirectSink:
     def __init__(self):
         self.cap = ValueCap()
 
-    def add(self, increments: Mapping[CounterKey, int], values: Mapping[DimensionValue, int] = NO_VALUES) -> None:
-        """One upsert of ``increments`` and of ``values`` (capped)."""
+    def add(
+        self,
+        increments: Mapping[CounterKey, int],
+        values: Mapping[DimensionValue, int] = NO_VALUES,
+        visitors: Visitors = NO_VISITORS,
+    ) -> None:
+        """One upsert of ``increments`` and of ``values`` (capped); with ``visitors``, their sketches
+        are merged in the same transaction."""
         over: Counter[CapKey] = Counter()
         if values:
             admitted, over = self.cap.admit(values)
             admitted.update(increments)
             increments = admitted
-        aggregates_add(increments=increments)
+        if visitors:
+            with transaction.atomic():
+                aggregates_add(increments=increments)
+                sketches_add(tokens=visitors_resolve(visitors, value_of=self.cap.value_for))
+        else:
+            aggregates_add(increments=increments)
         values_dropped_add(over=over)
 
     def flush(self) -> int:
@@ -77,7 +90,8 @@ class MemorySink:
         self.flush_seconds = flush_seconds
         self.max_keys = max_keys
         self._pending: Counter[CounterKey] = Counter()
-        self._lock = threading.Lock()  # guards _pending
+        self._pending_visitors: dict[CounterKey, set[int]] = {}  # sketch key -> visitor tokens
+        self._lock = threading.Lock()  # guards _pending and _pending_visitors
         self._flush_lock = threading.Lock()  # one flush at a time, so a failed flush is merged back in order
         self._wake = threading.Event()
         self._closed = False
@@ -85,15 +99,23 @@ class MemorySink:
         self._warn = ThrottledWarning(WARN_EVERY_SECONDS)
         self.cap = ValueCap()
 
-    def add(self, increments: Mapping[CounterKey, int], values: Mapping[DimensionValue, int] = NO_VALUES) -> None:
+    def add(
+        self,
+        increments: Mapping[CounterKey, int],
+        values: Mapping[DimensionValue, int] = NO_VALUES,
+        visitors: Visitors = NO_VISITORS,
+    ) -> None:
         over: Counter[CapKey] = Counter()
         if values:
             admitted, over = self.cap.admit(values)
+        tokens = visitors_resolve(visitors, value_of=self.cap.value_for) if visitors else {}
         with self._lock:
             self._pending.update(increments)
             if values:
                 self._pending.update(admitted)
-            full = len(self._pending) >= self.max_keys
+            for key, key_tokens in tokens.items():
+                self._pending_visitors.setdefault(key, set()).update(key_tokens)
+            full = len(self._pending) + len(self._pending_visitors) >= self.max_keys
         values_dropped_add(over=over)
         if self._thread is None:
             self._start()
@@ -102,7 +124,7 @@ class MemorySink:
 
     def pending(self) -> int:
         with self._lock:
-            return len(self._pending)
+            return len(self._pending) + len(self._pending_visitors)
 
     def flush(self) -> int:
         """Write everything buffered now, in one transaction; returns the keys written.
@@ -113,14 +135,17 @@ class MemorySink:
         with self._flush_lock:
             with self._lock:
                 taken, self._pending = self._pending, Counter()
-            if not taken:
+                taken_visitors, self._pending_visitors = self._pending_visitors, {}
+            if not taken and not taken_visitors:
                 return 0
             try:
                 with transaction.atomic():
-                    return aggregates_add(increments=taken)
+                    return aggregates_add(increments=taken) + sketches_add(tokens=taken_visitors)
             except BaseException:
                 with self._lock:
                     self._pending.update(taken)
+                    for key, tokens in taken_visitors.items():
+                        self._pending_visitors.setdefault(key, set()).update(tokens)
                 raise
 
     def close(self) -> None:
@@ -163,20 +188,26 @@ def redis_client(url: str):
 
 
 # KEYS[1]: the live hash; KEYS[2..]: the set of distinct values of each capped value's day.
-# ARGV: plain pairs p, the cap, the sets' lifetime (s); p (field, increment) pairs; then per
-# capped value: the value, its increment, its fields k, and k (field, "(other)" field) pairs.
+# ARGV: plain pairs p, the cap, the sets' lifetime (s), visitor fields v; p (field, increment)
+# pairs; v visitor fields (set to 1); then per capped value: the value, its increment, its
+# fields k, its visitor fields m, k (field, "(other)" field) pairs and m such visitor pairs.
 # Returns the position (from 1) of each capped value that counted as "(other)".
 _COUNT = """
 local hash, plain, cap, ttl = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local i = 4
+local seen = tonumber(ARGV[4])
+local i = 5
 for _ = 1, plain do
   redis.call('HINCRBY', hash, ARGV[i], ARGV[i + 1])
   i = i + 2
 end
+for _ = 1, seen do
+  redis.call('HSET', hash, ARGV[i], 1)
+  i = i + 1
+end
 local over = {}
 for g = 2, #KEYS do
-  local member, n, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
+  local member, n, k, m = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  i = i + 4
   local counted = redis.call('SISMEMBER', KEYS[g], member) == 1
   if not counted and redis.call('SCARD', KEYS[g]) < cap then
     redis.call('SADD', KEYS[g], member)
@@ -187,6 +218,10 @@ for g = 2, #KEYS do
   if counted then offset = 0 else over[#over + 1] = g - 1 end
   for _ = 1, k do
     redis.call('HINCRBY', hash, ARGV[i + offset], n)
+    i = i + 2
+  end
+  for _ = 1, m do
+    redis.call('HSET', hash, ARGV[i + offset], 1)
     i = i + 2
   end
 end
@@ -225,22 +260,30 @@ class RedisSink:
         self._writing = False
         self._waiting_increments: Counter[CounterKey] = Counter()
         self._waiting_values: Counter[DimensionValue] = Counter()
+        self._waiting_visitors = Visitors()
         self._pending_writes: list[_PendingWrite] = []
 
-    def add(self, increments: Mapping[CounterKey, int], values: Mapping[DimensionValue, int] = NO_VALUES) -> None:
-        """Returns once ``increments`` and ``values`` are in Redis (or, Redis being down, in the database).
+    def add(
+        self,
+        increments: Mapping[CounterKey, int],
+        values: Mapping[DimensionValue, int] = NO_VALUES,
+        visitors: Visitors = NO_VISITORS,
+    ) -> None:
+        """Returns once ``increments``, ``values`` and ``visitors`` are in Redis (or, Redis being
+        down, in the database), all in the same round trip.
 
         Requests of one process that arrive while a write is in flight are combined: the
         next thread to write takes everything waiting, so under load one round trip carries
         many requests' increments, and no request returns (answers 204) before its own
         increments were acknowledged.
         """
-        if not increments and not values:
+        if not increments and not values and not visitors:
             return
         own_write = _PendingWrite()
         with self._write_done:
             self._waiting_increments.update(increments)
             self._waiting_values.update(values)
+            self._waiting_visitors.update(visitors)
             self._pending_writes.append(own_write)
             while not own_write.done and self._writing:
                 self._write_done.wait()
@@ -250,10 +293,12 @@ class RedisSink:
                 return
             self._writing = True
             combined, combined_values, carried = self._waiting_increments, self._waiting_values, self._pending_writes
+            combined_visitors = self._waiting_visitors
             self._waiting_increments, self._waiting_values, self._pending_writes = Counter(), Counter(), []
+            self._waiting_visitors = Visitors()
         error = None
         try:
-            self._write(combined, combined_values)
+            self._write(combined, combined_values, combined_visitors)
         except BaseException as exc:
             error = exc
             raise
@@ -264,7 +309,9 @@ class RedisSink:
                 self._writing = False
                 self._write_done.notify_all()
 
-    def _write(self, increments: Mapping[CounterKey, int], values: Mapping[DimensionValue, int]) -> None:
+    def _write(
+        self, increments: Mapping[CounterKey, int], values: Mapping[DimensionValue, int], visitors: Visitors
+    ) -> None:
         import redis
 
         if time.monotonic() >= self._skip_until:
@@ -276,20 +323,31 @@ class RedisSink:
                         plain[key] = plain.get(key, 0) + n
                 else:
                     capped.append((value, n))
+            seen, capped_seen = _visitor_fields(visitors)
             keys = [self.live_key]
-            args: list = [len(plain), values_limit(), VALUE_SET_SECONDS]
+            args: list = [len(plain), values_limit(), VALUE_SET_SECONDS, len(seen)]
             for key, n in plain.items():
                 args += (field_encode(key), n)
-            for value, n in capped:
+            args += seen
+            # A value's visitors go with its first counter entry; visitors of a value without one
+            # (never from ingest) are an entry with no counter.
+            entries = list(capped)
+            for (site_id, definition_id, dimension, day), text in capped_seen.keys() - {
+                (cap_key(value), value.value) for value, _ in capped
+            }:
+                entries.append((DimensionValue(site_id, definition_id, dimension, text, day, ()), 0))
+            for value, n in entries:
                 site_id, definition_id, dimension, day = cap_key(value)
                 keys.append(
                     value_set_key(
                         self.prefix, site_id=site_id, definition_id=definition_id, dimension=dimension, day=day
                     )
                 )
-                args += (value.value.encode("utf-8", "surrogatepass"), n, len(value.buckets))
+                visitor_pairs = capped_seen.pop((cap_key(value), value.value), [])
+                args += (value.value.encode("utf-8", "surrogatepass"), n, len(value.buckets), len(visitor_pairs) // 2)
                 for key, other in zip(value.keys(), value.keys(OTHER_VALUE)):
                     args += (field_encode(key), field_encode(other))
+                args += visitor_pairs
             try:
                 over_positions = self._count(keys, args)
             except redis.RedisError as exc:
@@ -300,11 +358,12 @@ class RedisSink:
             else:
                 over: Counter[CapKey] = Counter()
                 for position in over_positions:
-                    value, n = capped[position - 1]
-                    over[cap_key(value)] += n
+                    if position <= len(capped):  # the entries after them are visitors alone: no hit
+                        value, n = capped[position - 1]
+                        over[cap_key(value)] += n
                 values_dropped_add(over=over)
                 return
-        self.fallback.add(increments, values)
+        self.fallback.add(increments, values, visitors)
 
     def _count(self, keys: list, args: list) -> list[int]:
         import redis
@@ -333,6 +392,22 @@ class RedisSink:
         if self._connection is not None:
             self._connection.disconnect()
         self.client.close()
+
+
+def _visitor_fields(visitors: Visitors) -> tuple[list[bytes], dict[tuple[CapKey, str], list[bytes]]]:
+    """The Redis fields of ``visitors``: those written as they are, and per capped dimension value
+    its (own field, "(other)" field) pairs, one of each pair chosen by the cap in the script."""
+    seen = [visitor_field_encode(key, token) for key, tokens in visitors.keys.items() for token in tokens]
+    capped: dict[tuple[CapKey, str], list[bytes]] = {}
+    for value, tokens in visitors.values.items():
+        if value.value == OTHER_VALUE:
+            seen += [visitor_field_encode(key, token) for key in value.keys() for token in tokens]
+            continue
+        pairs = capped.setdefault((cap_key(value), value.value), [])
+        for own, other in zip(value.keys(), value.keys(OTHER_VALUE)):
+            for token in tokens:
+                pairs += (visitor_field_encode(own, token), visitor_field_encode(other, token))
+    return seen, capped
 
 
 # --- Choosing the sink ------------------------------------------------------------------

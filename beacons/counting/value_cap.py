@@ -49,18 +49,22 @@ class ValueCap:
     def admit(self, values: Mapping[DimensionValue, int]) -> tuple[Counter[CounterKey], Counter[CapKey]]:
         """The increments of ``values``, each under its own value or, beyond the cap, ``OTHER_VALUE``;
         and the hits that went to ``OTHER_VALUE`` per cap key."""
-        limit = values_limit()
         increments: Counter[CounterKey] = Counter()
         over: Counter[CapKey] = Counter()
         for value, n in values.items():
-            if value.value == OTHER_VALUE or self._admitted(cap_key(value), value.value, limit):
-                keys = value.keys()
-            else:
-                keys = value.keys(OTHER_VALUE)
+            counted_as = self.value_for(value)
+            if counted_as == OTHER_VALUE and value.value != OTHER_VALUE:
                 over[cap_key(value)] += n
-            for key in keys:
+            for key in value.keys(counted_as):
                 increments[key] += n
         return increments, over
+
+    def value_for(self, value: DimensionValue) -> str:
+        """What ``value`` counts as: itself, or ``OTHER_VALUE`` beyond the day's cap. Asked again
+        for a value already decided, the same answer (its visitors follow its counter)."""
+        if value.value == OTHER_VALUE or self._admitted(cap_key(value), value.value, values_limit()):
+            return value.value
+        return OTHER_VALUE
 
     def _admitted(self, key: CapKey, value: str, limit: int) -> bool:
         with self._lock:

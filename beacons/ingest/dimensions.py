@@ -33,6 +33,9 @@ def dimensions_of(*, definition: BeaconDefinition, event: EventInput, request_fa
     - country: the visitor's address (``extraction.country_of``), "(unknown)" when it has none;
       the address is only looked up, never part of what is returned.
 
+    - identity: signed in, anonymous, or untracked (Do-Not-Track: a page view without a visitor),
+      from ``RequestContext.identity``.
+
     Custom properties come from ``event.meta[<declared key>]``. Every value goes through
     ``extraction.property_value``: text, numbers and booleans count (trimmed, control characters
     removed, cut to ``VALUE_MAX_LENGTH``); objects, arrays, null and what is empty afterwards
@@ -48,6 +51,8 @@ def dimensions_of(*, definition: BeaconDefinition, event: EventInput, request_fa
     if wanted & _DEVICE_CODES:
         browser, os, device = extraction.device_of(request_facts.user_agent)
         values.update({code: value for code, value in (("browser", browser), ("os", os), ("device", device))})
+    if "identity" in wanted:
+        values["identity"] = request_facts.identity
     if "country" in wanted:
         values["country"] = extraction.country_of(request_facts.ip) or extraction.UNKNOWN
     for code in kept:

@@ -11,6 +11,8 @@ from django.db import connection, transaction
 
 from beacons.counting.increments import Hit, dimension_values_for, increments_for
 from beacons.counting.sinks import get_sink
+from beacons.counting.sketches import Visitors, visitor_keys_for
+from beacons.dimensions import ANONYMOUS, SIGNED_IN, UNTRACKED
 from beacons.ingest import privacy
 from beacons.ingest.dimensions import dimensions_of
 from beacons.ingest.parsing import EventInput
@@ -70,6 +72,7 @@ class RequestContext:
     site_domain: str = ""  # the site's host name: a referrer from it is no source ("Direct / none")
     ip: str = field(default="", repr=False)  # never in a log line or an error report
     tracked: bool = False  # False: the visitor asked not to be tracked (DNT/GPC), or no visitor at all
+    signed_visitor: str = ""  # a signed-in user's keyed hash, checked (``identity.signed_visitor``); "" for none
 
     @cached_property
     def visitor_hash(self) -> str:
@@ -83,8 +86,19 @@ class RequestContext:
 
     @property
     def visitor_key(self) -> str:
-        """What a kept single event stores: "" for a visitor who asked not to be tracked."""
-        return self.visitor_hash if self.tracked else ""
+        """Who the visitor is, the one identity every visitor count uses (and a kept single event
+        stores): a signed-in user's keyed hash, the same every day, else the day's salted hash;
+        "" for a visitor who asked not to be tracked (Do-Not-Track wins over signing in)."""
+        if not self.tracked:
+            return ""
+        return self.signed_visitor or self.visitor_hash
+
+    @property
+    def identity(self) -> str:
+        """The ``identity`` dimension's value of the request's hits."""
+        if not self.tracked:
+            return UNTRACKED
+        return SIGNED_IN if self.signed_visitor else ANONYMOUS
 
 
 def events_record(*, events: list[EventInput], context: RequestContext) -> int:
@@ -97,7 +111,7 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
     statement; the counter increments of all events go to the sink in one call (one
     statement for the direct sink) only after that succeeded, so a request whose events
     cannot be stored counts nothing. Each hit counts its dimension values too (``dimensions_of``),
-    in the same sink call.
+    and its visitor (``_visitors_of``), in the same sink call.
     """
     definitions = definitions_resolve(slugs={event.event_type for event in events}, registrant=context)
     hits: list[Hit] = []
@@ -152,6 +166,7 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
             get_sink().add(
                 increments_for(hits=hits, received_at=context.received_at),
                 dimension_values_for(hits=hits, received_at=context.received_at),
+                _visitors_of(hits=hits, context=context),
             )
     except BaseException:
         if claimed:
@@ -164,6 +179,11 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
     if duplicates:
         dropped_add(reason=DroppedHits.Reason.DUPLICATE, count=duplicates)
     return len(hits)
+
+
+def _visitors_of(*, hits: list[Hit], context: RequestContext) -> Visitors:
+    """The sketch keys the hits' visitor counts in (none for an untracked visitor): unique visitors."""
+    return visitor_keys_for(hits=hits, received_at=context.received_at, visitor_key=context.visitor_key)
 
 
 def raw_events_keep(*, events: list[BeaconEvent], definitions: dict[str, BeaconDefinition]) -> None:

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from beacons.ingest import privacy
+from beacons.ingest import identity, privacy
 from beacons.ingest.extraction import client_ip
 from beacons.ingest.parsing import Rejected, body_to_data, events_from_data
 from beacons.ingest.recording import RequestContext, dropped_add, events_record
@@ -157,6 +157,7 @@ def _request_events_record(
         source=source,
         ip=client_ip(request),
         tracked=not privacy.wants_no_tracking(request.META),
+        signed_visitor=identity.signed_visitor(data.get("uid") if isinstance(data, dict) else None),
     )
     exceeded = _rate_limited(context, len(events))
     if exceeded:

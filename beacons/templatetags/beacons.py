@@ -7,10 +7,12 @@ Every value is HTML-escaped; an unknown option is a template error, so a typo is
 """
 
 from django import template
+from django.conf import settings
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import escape, format_html, format_html_join
 
+from beacons.ingest import identity
 from beacons.sites import request_site_domain
 
 register = template.Library()
@@ -47,7 +49,8 @@ def beacon_script(context, src: str = DEFAULT_SRC, **options) -> str:
     ``src``: a static path (default the minified client; ``"beacons/beacon.js"`` for the readable
     one) or an absolute URL / root-relative path used as is. ``endpoint`` defaults to this site's
     ``beacons:collect`` URL. ``site`` defaults to the site of the current request's host when one is
-    registered, so its beacons count there whatever page sends them. Options whose value is None or
+    registered, so its beacons count there whatever page sends them. With ``BEACONS_IDENTIFY_USERS``, a
+    signed-in user's page also carries ``data-uid`` (see ``beacons.ingest.identity``). Options whose value is None or
     "" (a missing template variable) are left out, so beacon.js's default applies.
     """
     unknown = sorted(set(options) - OPTIONS.keys())
@@ -64,7 +67,20 @@ def beacon_script(context, src: str = DEFAULT_SRC, **options) -> str:
             given["site"] = site
     src = str(src or DEFAULT_SRC)
     url = src if src.startswith(("/", "http://", "https://")) else static(src)
-    attributes = format_html_join(
-        "", ' {}="{}"', ((attr, _attribute_value(given[name])) for name, attr in OPTIONS.items() if name in given)
-    )
+    pairs = [(attr, _attribute_value(given[name])) for name, attr in OPTIONS.items() if name in given]
+    uid = _signed_in_uid(context.get("request"))
+    if uid:
+        pairs.append(("data-uid", uid))
+    attributes = format_html_join("", ' {}="{}"', pairs)
     return format_html('<script defer src="{}"{}></script>', escape(url), attributes)
+
+
+def _signed_in_uid(request) -> str:
+    """With ``BEACONS_IDENTIFY_USERS``, a signed-in user's token (``identity.user_token``: a signed
+    keyed hash of the user id, never the id), so their beacons count them as the same visitor every day."""
+    if not settings.BEACONS_IDENTIFY_USERS or request is None:
+        return ""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return ""
+    return identity.user_token(user.pk)

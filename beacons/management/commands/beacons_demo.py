@@ -197,6 +197,7 @@ DIMENSION_VALUES: dict[str, list[tuple[str | None, float]]] = {
         ("(unknown)", 2),
     ],
     "device": [("desktop", 52), ("mobile", 44), ("tablet", 4)],
+    "identity": [("anonymous", 82), ("signed_in", 14), ("untracked", 4)],  # untracked: Do-Not-Track views
     "country": [
         ("US", 28),
         ("DE", 9),

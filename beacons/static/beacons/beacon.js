@@ -8,7 +8,8 @@
  * or a batch of at most 50 events and 32,000 bytes
  *     {"events": [{"event_type": "download_click", "identifier": "brochure.pdf"}, ...]}
  * and, with data-site="shop.example.com", "site": "shop.example.com" in the body (the site counting
- * it; without it the server goes by the Origin and Referer headers).
+ * it; without it the server goes by the Origin and Referer headers), and "uid" when the page carries
+ * data-uid (the server sets it for a signed-in user with BEACONS_IDENTIFY_USERS on).
  * The events:
  *   page_view   identifier: location.pathname (+ location.search with data-query-string,
  *               + location.hash with data-hash), once on load and once per route change
@@ -57,6 +58,7 @@
   var consentCookie = option("consentCookie", "beacon_consent");
   var debug = option("debug", false);
   var site = option("site", "");
+  var uid = option("uid", ""); // a signed-in user's signed, keyed hash (data-uid), never the user id
   var doNotTrack =
     option("respectDoNotTrack", true) &&
     (navigator.doNotTrack == "1" || window.doNotTrack == "1" || !!navigator.globalPrivacyControl);
@@ -131,6 +133,7 @@
   function post(events) {
     var payload = events.length == 1 ? events[0] : { events: events };
     if (site) payload.site = site;
+    if (uid) payload.uid = uid;
     var body = JSON.stringify(payload);
     log("send", body);
     try {

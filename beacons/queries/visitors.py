@@ -1,0 +1,216 @@
+"""Reads of unique visitors of one site: merges of the visitor sketches of the buckets that tile a period.
+
+A period is tiled by the coarsest sketch buckets that fit it (``counters._covering_q``, the
+counters' own tiling: months, then days at the ragged edges, then hours for the site total), and
+their sketches are merged, so a 12-month figure reads about 12 rows per definition however many
+visitors came. A period not aligned to the finest kept granularity is widened to it (a page's
+visitors are kept per day: "today until now" counts the whole day so far).
+
+A figure is exact while the merged sketch still lists its visitors' hashes (up to a few thousand
+visitors); beyond, it is an estimate within ~1.4 % (one standard error ~0.8 %; see
+``beacons.counting.sketches``). ``VisitorCount.estimate`` says which.
+
+Anonymous visitors are the day's salted hash: one who comes back on another day is a new visitor
+in a weekly or monthly figure (as in Plausible); signed-in users (``BEACONS_IDENTIFY_USERS``) are
+the same visitor every day.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from beacons.counting.buckets import bucket_after, bucket_start, buckets_between
+from beacons.counting.sketches import TOTAL_GRANULARITIES, VALUE_GRANULARITIES, Merge
+from beacons.dimensions import SIGNED_IN, UNTRACKED
+from beacons.models import GRANULARITY_ORDER, BeaconDefinition, Granularity, Site, VisitorSketch
+from beacons.queries.counters import DimensionNotKept, _covering_q, identifiers_compared, site_id_of, totals
+
+G = Granularity
+IDENTITY = "identity"
+
+
+class SketchesNotKept(ValueError):
+    """No visitor sketch answers this: the types keep none of this axis, or none this fine."""
+
+
+@dataclass(frozen=True)
+class VisitorCount:
+    visitors: int
+    estimate: bool  # False: exact (the merged sketch still lists every visitor's hash)
+
+
+@dataclass(frozen=True)
+class ValueVisitors:
+    value: str  # the identifier, or the dimension's value
+    views: int  # hits over the period
+    visitors: VisitorCount
+
+
+def sketch_granularities(
+    definitions: Iterable[BeaconDefinition], *, per_value: bool = False, dimension: str = ""
+) -> list[str]:
+    """The granularities, finest first, every one of ``definitions`` keeps visitor sketches in for
+    the site total, each identifier (``per_value``), or a dimension's values (never the minute: see ``live_visitors``)."""
+    common = set(GRANULARITY_ORDER)
+    for definition in definitions:
+        if dimension:
+            if dimension not in definition.dimension_codes:
+                raise DimensionNotKept(dimension)
+            kept = set(definition.dimension_granularity_codes) & set(VALUE_GRANULARITIES)
+        elif per_value:
+            kept = set(definition.granularity_codes) & set(VALUE_GRANULARITIES)
+        else:
+            kept = set(definition.granularity_codes) & (set(TOTAL_GRANULARITIES) - {G.MINUTE})
+        common &= kept
+    if not common:
+        raise SketchesNotKept("no visitor sketches are kept for these types")
+    return [g for g in GRANULARITY_ORDER if g in common]
+
+
+def _scope(site: Site | int, definitions: list[BeaconDefinition], dimension: str) -> dict:
+    return {"site_id": site_id_of(site), "definition_id__in": [d.pk for d in definitions], "dimension": dimension}
+
+
+def _count(merge: Merge) -> VisitorCount:
+    return VisitorCount(merge.estimate(), merge.is_estimate())
+
+
+def visitors(
+    *,
+    site: Site | int,
+    definitions: Iterable[BeaconDefinition],
+    start: datetime,
+    end: datetime,
+    identifier: str = "",
+    dimension: str = "",
+) -> VisitorCount:
+    """Unique visitors over [start, end): of the site total, of ``identifier`` (a page), or, with a
+    ``dimension``, of its value ``identifier`` ("visitors from google.com": ``dimension="source",
+    identifier="google.com"``). Several definitions: a visitor of any of them, once. One query."""
+    definitions = list(definitions)
+    allowed = sketch_granularities(definitions, per_value=bool(identifier), dimension=dimension)
+    condition = _covering_q(start, end, allowed, identifier=identifier, **_scope(site, definitions, dimension))
+    merge = Merge()
+    for sketch in VisitorSketch.objects.filter(condition).values_list("sketch", flat=True):
+        merge.add(sketch)
+    return _count(merge)
+
+
+def visitors_series(
+    *,
+    site: Site | int,
+    definitions: Iterable[BeaconDefinition],
+    granularity: str,
+    start: datetime,
+    end: datetime,
+    identifier: str = "",
+    dimension: str = "",
+) -> list[tuple[datetime, VisitorCount]]:
+    """Unique visitors of each ``granularity`` bucket over [start, end), oldest first (each bucket's
+    own figure: they do not add up to the period's). One query. Raises ``SketchesNotKept`` for a
+    granularity finer than the sketches kept (pages and values: per day)."""
+    definitions = list(definitions)
+    allowed = sketch_granularities(definitions, per_value=bool(identifier), dimension=dimension)
+    if GRANULARITY_ORDER.index(granularity) < GRANULARITY_ORDER.index(allowed[0]):
+        raise SketchesNotKept(f"visitors are kept per {G(allowed[0]).label} here, not per {G(granularity).label}")
+    scope = {"identifier": identifier, **_scope(site, definitions, dimension)}
+    buckets = list(buckets_between(start, end, granularity))
+    condition = Q(pk__in=[])
+    for bucket in buckets:
+        condition |= _covering_q(max(bucket, start), min(bucket_after(bucket, granularity), end), allowed, **scope)
+    merges = {bucket: Merge() for bucket in buckets}
+    rows = VisitorSketch.objects.filter(condition).values_list("period_start", "sketch")
+    for period_start, sketch in rows:
+        bucket = bucket_start(period_start, granularity)
+        if bucket in merges:
+            merges[bucket].add(sketch)
+    return [(bucket, _count(merge)) for bucket, merge in merges.items()]
+
+
+def visitors_by_value(
+    *,
+    site: Site | int,
+    definition: BeaconDefinition,
+    start: datetime,
+    end: datetime,
+    dimension: str = "",
+    limit: int = 10,
+) -> list[ValueVisitors]:
+    """The values of ``dimension`` (``""``: the identifiers, pages) with the most hits over
+    [start, end), most first, each with its unique visitors beside. Two queries."""
+    allowed = sketch_granularities([definition], per_value=True, dimension=dimension)
+    rows = identifiers_compared(
+        site=site, definitions=[definition], start=start, end=end, limit=limit, dimension=dimension
+    )
+    merges = {row.identifier: Merge() for row in rows}
+    if merges:
+        condition = _covering_q(start, end, allowed, **_scope(site, [definition], dimension)) & Q(
+            identifier__in=list(merges)
+        )
+        for value, sketch in VisitorSketch.objects.filter(condition).values_list("identifier", "sketch"):
+            merges[value].add(sketch)
+    return [ValueVisitors(row.identifier, row.count, _count(merges[row.identifier])) for row in rows]
+
+
+def live_visitors(
+    *, site: Site | int, definitions: Iterable[BeaconDefinition], minutes: int = 5, now: datetime | None = None
+) -> VisitorCount | None:
+    """Unique visitors in the last ``minutes`` minutes (the current minute included), from the site
+    total's minute sketches (purged with the minute counters). None when no definition keeps minutes."""
+    keeping = [d.pk for d in definitions if G.MINUTE in d.granularity_codes]
+    if not keeping:
+        return None
+    now = now or timezone.now()
+    since = bucket_start(now - timedelta(minutes=minutes - 1), G.MINUTE)
+    merge = Merge()
+    rows = VisitorSketch.objects.filter(
+        site_id=site_id_of(site),
+        definition_id__in=keeping,
+        dimension="",
+        identifier="",
+        granularity=G.MINUTE,
+        period_start__gte=since,
+    ).values_list("sketch", flat=True)
+    for sketch in rows:
+        merge.add(sketch)
+    return _count(merge)
+
+
+def untracked_views(
+    *, site: Site | int, definitions: Iterable[BeaconDefinition], start: datetime, end: datetime
+) -> int | None:
+    """Hits over [start, end) without a visitor key (Do-Not-Track / Global Privacy Control): counted
+    as hits, never as visitors. None when none of ``definitions`` keeps the identity breakdown."""
+    keeping = [d for d in definitions if IDENTITY in d.dimension_codes]
+    if not keeping:
+        return None
+    return totals(
+        site=site, definitions=keeping, start=start, end=end, dimension=IDENTITY, identifier=UNTRACKED
+    ).current
+
+
+@dataclass(frozen=True)
+class SignedInShare:
+    signed_in: VisitorCount
+    all: VisitorCount
+
+    @property
+    def share(self) -> float | None:
+        """Signed-in ÷ all visitors (the conversion rate), or None without visitors."""
+        return min(1.0, self.signed_in.visitors / self.all.visitors) if self.all.visitors else None
+
+
+def signed_in_share(
+    *, site: Site | int, definitions: Iterable[BeaconDefinition], start: datetime, end: datetime
+) -> SignedInShare:
+    """Signed-in visitors beside all visitors over [start, end): the share is seed 004's conversion
+    rate. A visitor who signs in during a visit is an anonymous visitor before and a signed-in one
+    after, so counts in "all" twice that day (the hashes cannot be linked: that is their point). Raises ``DimensionNotKept`` when a definition keeps no identity breakdown."""
+    definitions = list(definitions)
+    signed_in = visitors(
+        site=site, definitions=definitions, start=start, end=end, dimension=IDENTITY, identifier=SIGNED_IN
+    )
+    return SignedInShare(signed_in, visitors(site=site, definitions=definitions, start=start, end=end))
