@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("beacons", "0016_definition_dimensions"),
+        ("beacons", "0017_visitor_sketch"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
