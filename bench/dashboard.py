@@ -185,6 +185,8 @@ def measure(args, *, backend: str, hits: int) -> dict:
         f"   {report['rows']:,} counter rows ({report['dimension_rows']:,} of dimension values){size} ({built})",
         flush=True,
     )
+    # Each size's figures at once, so a long run that is stopped keeps what it measured.
+    print("   " + ", ".join(f"{r['label']} {r['median_ms']:.1f}" for r in report["results"]), flush=True)
     return report
 
 
