@@ -46,7 +46,7 @@ def zone_of_site(time_zone: str) -> ZoneInfo:
     return _zone(settings.BEACONS_TIME_ZONE)
 
 
-def bucket_zone(site: "Site | int | None" = None) -> ZoneInfo:
+def bucket_zone(site: Site | int | None = None) -> ZoneInfo:
     """The zone buckets are aligned in: that of ``site`` (a Site, or a site id read from the
     cached sites), else that of the site ``site_zone_active`` entered, else BEACONS_TIME_ZONE."""
     if site is None:
@@ -59,7 +59,7 @@ def bucket_zone(site: "Site | int | None" = None) -> ZoneInfo:
 
 
 @contextmanager
-def site_zone_active(site: "Site | int") -> Iterator[ZoneInfo]:
+def site_zone_active(site: Site | int) -> Iterator[ZoneInfo]:
     """Within it, buckets without an explicit ``tz`` are aligned in ``site``'s zone."""
     token = _active_zone.set(bucket_zone(site))
     try:
