@@ -1,6 +1,6 @@
 """Each site's buckets and dashboard periods are in its own time zone (fixed clock at awkward moments)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from django.urls import reverse
@@ -8,7 +8,8 @@ from django.utils import timezone as django_timezone
 
 from beacons.counting.buckets import bucket_zone
 from beacons.counting.increments import Hit, aggregates_add, increments_for
-from beacons.models import BeaconAggregate, BeaconDefinition, Site
+from beacons.counting.value_cap import values_dropped_add
+from beacons.models import BeaconAggregate, BeaconDefinition, DroppedValues, Site
 from beacons.models import Granularity as G
 from beacons.transfer.imports import RowInvalid, aggregate_row_parse
 
@@ -122,3 +123,16 @@ def test_an_imported_day_must_start_at_its_sites_midnight(tokyo):
     with pytest.raises(RowInvalid) as problem:
         aggregate_row_parse({**row, "period_start": "2026-12-03T00:00:00+00:00"})
     assert "in Asia/Tokyo; that day starts at 2026-12-03T00:00:00+09:00" in str(problem.value.errors["period_start"])
+
+
+def test_values_over_the_cap_are_tallied_on_their_sites_day(tokyo):
+    first_site_zone("UTC")
+    definition = page_view()
+    values_dropped_add(
+        over={
+            (tokyo.pk, definition.pk, "source", utc(2026, 12, 2, 15)): 4,  # 3 December in Tokyo
+            (first_site().pk, definition.pk, "source", utc(2026, 12, 2)): 2,
+        }
+    )
+    tallied = {(row.site_id, row.day): row.count for row in DroppedValues.objects.all()}
+    assert tallied == {(tokyo.pk, date(2026, 12, 3)): 4, (first_site().pk, date(2026, 12, 2)): 2}
