@@ -212,16 +212,44 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
         self.message_user(request, f"{changed} event type(s) no longer counting.", messages.SUCCESS)
 
 
+class SiteForm(forms.ModelForm):
+    class Meta:
+        model = Site
+        fields = ["domain", "name", "is_active", "time_zone", "extra_origins", "members"]
+        help_texts = {
+            "time_zone": "An IANA time zone name, e.g. Europe/Berlin: the site's days, months and years start at "
+            "midnight there, and its dashboard periods (Today, This month…) follow it. Changing it does not move "
+            "counts already made: days counted before the change keep the old zone's edges.",
+        }
+
+
+MEMBERS_LISTED = 3  # names the site list shows before "and N more"
+
+
 @admin.register(Site)
 class SiteAdmin(ModelAdmin):
     """A site with counts, single events or error groups cannot be deleted (turn it off instead)."""
 
-    list_display = ["domain", "name", "is_active", "time_zone", "created_at"]
+    form = SiteForm
+    list_display = ["domain", "name", "is_active", "time_zone", "members_listed", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["domain", "name"]
     filter_horizontal = ["members"]
     readonly_fields = ["created_at"]
     fields = ["domain", "name", "is_active", "time_zone", "extra_origins", "members", "created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("members")
+
+    @admin.display(description="members")
+    def members_listed(self, site: Site) -> str:
+        """Who may see it besides superusers: a few usernames and how many more (escaped by the admin)."""
+        names = sorted(user.get_username() for user in site.members.all())
+        if not names:
+            return "none (superusers only)"
+        shown = ", ".join(names[:MEMBERS_LISTED])
+        more = len(names) - MEMBERS_LISTED
+        return f"{shown} and {more} more" if more > 0 else shown
 
 
 @admin.register(BeaconAggregate)

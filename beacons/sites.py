@@ -33,12 +33,14 @@ class SiteEntry:
     domain: str
     is_active: bool
     origins: frozenset[Origin]  # its own https:// and http:// origins and its extra allowed origins
+    time_zone: str = ""  # its buckets' zone name, as stored ("" → BEACONS_TIME_ZONE)
 
 
 @dataclass
 class _Sites:
     loaded_at: float
     by_domain: dict[str, SiteEntry]
+    by_id: dict[int, SiteEntry] = field(default_factory=dict)
     by_origin: dict[Origin, list[SiteEntry]] = field(default_factory=dict)  # every site an origin may send for
     default: SiteEntry | None = None  # the oldest site: the one the first migration created
 
@@ -66,16 +68,21 @@ def _site_changed(sender, **kwargs) -> None:
     sites_cache_clear()
 
 
-def _entry(domain: str, pk: int, is_active: bool, extra_origins: str) -> SiteEntry:
+def _entry(domain: str, pk: int, is_active: bool, extra_origins: str, time_zone: str) -> SiteEntry:
     own = {(scheme, domain, port) for scheme, port in DEFAULT_PORTS.items()}
     extra = {parts for parts in map(origin_parts, origins_split(extra_origins)) if parts is not None}
-    return SiteEntry(pk, domain, is_active, frozenset(own | extra))
+    return SiteEntry(pk, domain, is_active, frozenset(own | extra), time_zone)
 
 
 def _sites_load(now: float) -> _Sites:
-    rows = Site.objects.order_by("pk").values_list("domain", "pk", "is_active", "extra_origins")
+    rows = Site.objects.order_by("pk").values_list("domain", "pk", "is_active", "extra_origins", "time_zone")
     entries = [_entry(*row) for row in rows]
-    loaded = _Sites(now, {entry.domain: entry for entry in entries}, default=entries[0] if entries else None)
+    loaded = _Sites(
+        now,
+        {entry.domain: entry for entry in entries},
+        by_id={entry.id: entry for entry in entries},
+        default=entries[0] if entries else None,
+    )
     for entry in entries:
         for origin in entry.origins:
             loaded.by_origin.setdefault(origin, []).append(entry)
@@ -97,6 +104,12 @@ def sites_cached() -> _Sites:
         cached.loaded_at = now - SITES_CACHE_SECONDS + SITES_RETRY_SECONDS  # ask again in a few seconds
         _cached = cached
     return _cached
+
+
+def site_time_zone(site_id: int) -> str:
+    """The stored time zone name of site ``site_id`` ("" for a site this process does not know)."""
+    entry = sites_cached().by_id.get(site_id)
+    return entry.time_zone if entry is not None else ""
 
 
 def origin_allowed_everywhere(parts: Origin, *, own_origin: str) -> bool:

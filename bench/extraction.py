@@ -1,6 +1,7 @@
 """CPU cost of each dimension extractor per call, cold (first sight of a value) and cached.
 
     .venv/bin/python -m bench.extraction
+    .venv/bin/python -m bench.extraction --per-hit   # per hit of bench.ingest's request mix (it prints this)
 
 Prints microseconds per call (median of five rounds, single thread) and what a process loads
 for them. "cold" parses distinct inputs each time (a user agent the cache has not seen, a new
@@ -16,6 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beacon_site.settings")
 os.environ.setdefault("DEBUG", "1")  # the settings want a SECRET_KEY otherwise; nothing here serves
+os.environ.setdefault("BEACONS_CLIENT_IP_HEADER", "HTTP_X_FORWARDED_FOR")  # as bench.ingest runs the server
 
 import django
 
@@ -69,7 +71,67 @@ def once_ms(function) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def request_mix(count: int) -> list[tuple]:
+    """(event, request facts, request) of ``count`` hits as ``bench/wrk_beacons.lua`` sends them."""
+    from types import SimpleNamespace
+
+    from beacons.ingest.parsing import EventInput
+
+    referrers = [
+        "https://www.google.com/",
+        "",
+        "https://news.ycombinator.com/item?id=42",
+        "",
+        "https://blog.someone.org/a-post",
+    ]
+    referrers += ["", "", ""]
+    factory = RequestFactory()
+    mix = []
+    for n in range(1, count + 1):
+        campaign = {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "spring"} if n % 8 == 0 else {}
+        event = EventInput(
+            event_type="page_view", identifier=f"/page/{n % 500}", referrer=referrers[n % 8], campaign=campaign
+        )
+        k = n % 1000
+        address = f"{20 + k % 180}.{(k * 7) % 256}.{(k * 13) % 256}.{1 + k % 250}"
+        request = factory.post("/beacon", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=address)
+        facts = SimpleNamespace(
+            site_domain="127.0.0.1", user_agent=USER_AGENTS[n % len(USER_AGENTS)], referer="", ip=address
+        )
+        mix.append((event, facts, request))
+    return mix
+
+
+def per_hit() -> int:
+    """µs of CPU per hit for each extractor, and for all of ``dimensions_of``, on the ingest bench's mix."""
+    from beacons.dimensions import BUILT_IN
+    from beacons.ingest.dimensions import _campaign_values, dimensions_of
+    from beacons.models import BeaconDefinition
+
+    definition = BeaconDefinition(slug="page_view", dimensions=",".join(BUILT_IN))
+    mix = request_mix(5000)
+    wanted = set(BUILT_IN)
+    for event, facts, _ in mix[:1000]:  # warm: data loaded, the five user agents cached
+        dimensions_of(definition=definition, event=event, request_facts=facts)
+    rows = [
+        ("client address (client_ip, X-Forwarded-For)", lambda hit: client_ip(hit[2])),
+        ("source, utm_medium, utm_campaign", lambda hit: _campaign_values(hit[0], hit[1], wanted)),
+        ("browser, os, device (user agent, cached)", lambda hit: device_of(hit[1].user_agent)),
+        ("country (iptocc)", lambda hit: country_of(hit[1].ip)),
+        (
+            "all of dimensions_of (+ value cleaning)",
+            lambda hit: dimensions_of(definition=definition, event=hit[0], request_facts=hit[1]),
+        ),
+    ]
+    print(f"  {'extractor':<46}{'µs per hit':>11}")
+    for label, function in rows:
+        print(f"  {label:<46}{per_call_us(function, mix):>11.2f}")
+    return 0
+
+
 def main() -> int:
+    if "--per-hit" in sys.argv[1:]:
+        return per_hit()
     rng = random.Random(14)
     print(f"Python {sys.version.split()[0]}; µs per call, median of {ROUNDS} rounds\n")
     print(f"{'first call (loads its data)':<44}{'ms':>10}")

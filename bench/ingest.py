@@ -11,9 +11,17 @@ ceiling first in each. Reported per setup: median events/s, p50 and p99 latency;
 hits counted in the database (after a clean stop and, for redis, ``beacons_drain``) equal
 the 204 answers the server gave — exactly, in every round.
 
+Requests look like page views of real browsers (``bench/wrk_beacons.lua``: five user agents, a
+thousand client addresses in X-Forwarded-For, search referrers and campaign tags on some). The
+setups "breakdowns on" count them under a type that keeps every built-in dimension, so each
+hit runs every extractor (source from referrer and utm, browser/OS/device from the user agent,
+country from the address) and writes its dimension counters; the others under a type that keeps
+none. Afterwards the CPU cost per hit of each extractor on the same mix is printed
+(``bench.extraction --per-hit``, one process, no server).
+
 Needs PostgreSQL on 127.0.0.1:5432 (database ``beacons_bench`` is created; BENCH_DATABASE_URL
-for another) and Redis on
-127.0.0.1:6379 (prefix ``beacons-bench-ingest``); SQLite goes to a temporary file.
+for another) and Redis on 127.0.0.1:6379 (prefix ``beacons-bench-ingest``, BENCH_REDIS_PREFIX
+for another); SQLite goes to a temporary file.
 """
 
 import argparse
@@ -33,7 +41,7 @@ from .servers import ROOT, Server, hits_counted, manage, postgres_database_creat
 
 POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/beacons_bench")
 REDIS_URL = "redis://127.0.0.1:6379/0"
-REDIS_PREFIX = "beacons-bench-ingest"
+REDIS_PREFIX = os.environ.get("BENCH_REDIS_PREFIX", "beacons-bench-ingest")
 WRK_SCRIPT = ROOT / "bench" / "wrk_beacons.lua"
 WARM_UP_SECONDS = 2
 
@@ -44,6 +52,7 @@ class Scenario:
     sink: str
     database: str  # "sqlite" | "postgres"
     path: str = "/beacon"
+    breakdowns: bool = False  # the type keeps every built-in dimension: every extractor runs
 
 
 INGEST_SCENARIOS = [
@@ -52,7 +61,16 @@ INGEST_SCENARIOS = [
     Scenario("direct sink, PostgreSQL", "direct", "postgres"),
     Scenario("memory sink, PostgreSQL", "memory", "postgres"),
     Scenario("redis sink, PostgreSQL", "redis", "postgres"),
+    Scenario("direct sink, PostgreSQL, breakdowns on", "direct", "postgres", breakdowns=True),
+    Scenario("redis sink, PostgreSQL, breakdowns on", "redis", "postgres", breakdowns=True),
 ]
+REDIS_WITH_BREAKDOWNS = INGEST_SCENARIOS[-1].label
+BREAKDOWNS_TARGET = 0.5  # of the ceiling, for the redis sink with breakdowns on
+# Registers the type beforehand, keeping every built-in dimension (an auto-registered type keeps none).
+TYPE_WITH_BREAKDOWNS = (
+    "import sys; from beacons.dimensions import BUILT_IN; from beacons.models import BeaconDefinition; "
+    "BeaconDefinition.objects.create(slug=sys.argv[-1], name=sys.argv[-1], dimensions=','.join(BUILT_IN))"
+)
 
 
 @dataclass
@@ -115,7 +133,15 @@ def scenario_run(
         "BEACONS_NETWORK_RATE_LIMIT": "0",  # ... on one network
         "BENCH_STATUS_DIR": str(status_dir),
         "ALLOWED_HOSTS": "127.0.0.1",
+        "BEACONS_CLIENT_IP_HEADER": "HTTP_X_FORWARDED_FOR",  # the load generator's addresses, for countries
     }
+    if scenario.breakdowns:
+        subprocess.run(
+            [sys.executable, "-c", f"import django; django.setup(); {TYPE_WITH_BREAKDOWNS}", event_type],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            check=True,
+        )
     server = Server(env=env, kind=kind, log_path=workdir / f"{kind}-{event_type}.log").start()
     try:
         # Warm-up, not measured: first requests open database connections and load the
@@ -170,6 +196,13 @@ def table_print(rounds: list[list[Measured]], title: str) -> None:
     sys.stdout.flush()
 
 
+def breakdowns_verdict(rounds: list[list[Measured]]) -> None:
+    index = [row.label for row in rounds[0]].index(REDIS_WITH_BREAKDOWNS)
+    ratio = median(measured[index].events_per_second / measured[0].events_per_second for measured in rounds)
+    verdict = "meets" if ratio >= BREAKDOWNS_TARGET else "misses"
+    print(f"\nredis sink with breakdowns on: {ratio:.2f} of the ceiling ({verdict} the target {BREAKDOWNS_TARGET})")
+
+
 def databases_prepare(workdir: Path) -> dict[str, str]:
     sqlite_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
     postgres_database_create(POSTGRES_URL)
@@ -205,6 +238,16 @@ def main(argv: list[str] | None = None) -> int:
             title = f"{kind}, 2 workers, {args.connections} connections, {args.seconds} s per run, median of {args.rounds} rounds"
             table_print(rounds, title)
             exact &= all(row.counted in (None, row.answered_204) for measured in rounds for row in measured)
+            if not args.servers:
+                breakdowns_verdict(rounds)
+        extractors = subprocess.run(
+            [sys.executable, "-m", "bench.extraction", "--per-hit"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        print("\nCPU per hit of each extractor, on the requests' mix (bench.extraction --per-hit):\n" + extractors)
         print(f"\n({time.monotonic() - started:.0f} s in all; logs in {workdir})")
         return 0 if exact else 1
     finally:

@@ -1,6 +1,20 @@
--- POST one beacon per request (identifiers cycle over 500 pages) and tally response statuses.
--- wrk -s bench/wrk_beacons.lua URL -- <event_type> [path]
+-- POST one beacon per request and tally response statuses. Requests look like real page views:
+-- identifiers cycle over 500 pages, user agents over 5 browsers, X-Forwarded-For over 1,000
+-- public addresses (read when BEACONS_CLIENT_IP_HEADER names it); one in 4 sends a search
+-- referrer, one in 8 campaign tags. What is extracted depends on the type's breakdowns.
+-- wrk -s bench/wrk_beacons.lua URL -- <event_type>
 local threads = {}
+
+local agents = {
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+  "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+  "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:133.0) Gecko/20100101 Firefox/133.0",
+  "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.6723.102 Mobile Safari/537.36",
+}
+local referrers = {
+  "https://www.google.com/", "", "https://news.ycombinator.com/item?id=42", "", "https://blog.someone.org/a-post", "", "", "",
+}
 
 function setup(thread)
   table.insert(threads, thread)
@@ -11,14 +25,26 @@ function init(args)
   counter = 0
   event_type = args[1] or "page_view"
   wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
-  wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 end
 
 function request()
   counter = counter + 1
-  local body = string.format('{"event_type":"%s","identifier":"/page/%d"}', event_type, counter % 500)
-  return wrk.format(nil, nil, nil, body)
+  local extra = ""
+  local referrer = referrers[counter % #referrers + 1]
+  if referrer ~= "" then
+    extra = string.format(',"referrer":"%s"', referrer)
+  end
+  if counter % 8 == 0 then
+    extra = extra .. ',"utm_source":"newsletter","utm_medium":"email","utm_campaign":"spring"'
+  end
+  local body = string.format('{"event_type":"%s","identifier":"/page/%d"%s}', event_type, counter % 500, extra)
+  local n = counter % 1000
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["User-Agent"] = agents[counter % #agents + 1],
+    ["X-Forwarded-For"] = string.format("%d.%d.%d.%d", 20 + n % 180, (n * 7) % 256, (n * 13) % 256, 1 + n % 250),
+  }
+  return wrk.format(nil, nil, headers, body)
 end
 
 function response(status, headers, body)

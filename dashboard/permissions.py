@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.http import urlencode
 
+from beacons.counting.buckets import site_zone_active
 from beacons.models import Site
 from beacons.queries.sites import sites_visible
 
@@ -94,7 +95,9 @@ def _permitted_answer(view, permissions, request, *args, **kwargs):
     user = request.user
     if user_may(user, *permissions):
         request.site_choice = site_chosen(request)
-        return view(request, *args, site=request.site_choice.current, **kwargs)
+        site = request.site_choice.current
+        with site_zone_active(site):  # its days, periods and axes are in the site's time zone
+            return view(request, *args, site=site, **kwargs)
     if staff_signed_in(user):
         return HttpResponse("Your account may not see or change this.", status=403, content_type="text/plain")
     if request.method not in ("GET", "HEAD"):

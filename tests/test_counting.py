@@ -175,7 +175,7 @@ def test_500_keys_go_in_one_statement_and_501_in_two(db, django_assert_num_queri
     assert BeaconAggregate.objects.get(identifier="").count == keys - 1
 
 
-def test_a_hit_counts_once_per_granularity_under_its_identifier_and_the_total():
+def test_a_hit_counts_once_per_granularity_under_its_identifier_and_the_total(db):
     received_at = datetime(2026, 3, 14, 15, 9, 26, 500000, tzinfo=UTC)
     hits = [Hit(1, 7, (G.MINUTE, G.DAY), "/a"), Hit(1, 7, (G.MINUTE, G.DAY), "/a"), Hit(1, 7, (G.MINUTE, G.DAY), "")]
     hits.append(Hit(2, 7, (G.DAY,), "/a"))  # another site: its own counters

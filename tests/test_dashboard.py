@@ -16,7 +16,7 @@ from dashboard import charts
 from dashboard.charts import plotly_text
 from dashboard.forms import PRESETS
 
-from .conftest import first_site
+from .conftest import first_site, first_site_zone
 
 pytestmark = pytest.mark.django_db
 
@@ -238,8 +238,8 @@ def test_series_is_gap_filled_with_zeros(staff):
     assert trace["y"] == [2, 0, 5, 0]
 
 
-def test_time_axis_is_in_the_configured_time_zone(staff, settings):
-    settings.BEACONS_TIME_ZONE = "America/New_York"
+def test_time_axis_is_in_the_sites_time_zone(staff):
+    first_site_zone("America/New_York")
     # 03:30 UTC on 10 March is 23:30 on 9 March in New York.
     hits_add(page_view(), "/", datetime(2026, 3, 10, 3, 30, tzinfo=UTC), 7)
     response = staff.get(

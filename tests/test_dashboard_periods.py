@@ -17,6 +17,7 @@ from beacons.models import BeaconDefinition
 from dashboard import charts
 from dashboard.forms import dashboard_state
 
+from .conftest import first_site_zone
 from .test_dashboard import csv_rows, figure_in, hits_add, page_view
 
 pytestmark = pytest.mark.django_db
@@ -253,8 +254,8 @@ def test_on_the_last_day_of_a_month_the_shorter_month_before_counts_whole_agains
     assert "vs February 2026, this period to 23:00 (7)" in note_text(response.content.decode())
 
 
-def test_today_on_the_day_clocks_go_forward_compares_the_same_wall_clock_minute(staff, clock, settings):
-    settings.BEACONS_TIME_ZONE = "Europe/Berlin"
+def test_today_on_the_day_clocks_go_forward_compares_the_same_wall_clock_minute(staff, clock):
+    first_site_zone("Europe/Berlin")
     clock(utc(2026, 3, 29, 8, 30))  # 10:30 CEST on the 23-hour day
     hits_add(page_view(), "/", utc(2026, 3, 28, 9, 20), 4)  # 10:20 CET yesterday
     hits_add(page_view(), "/", utc(2026, 3, 28, 9, 40), 6)  # 10:40 CET yesterday: later than now
@@ -264,8 +265,8 @@ def test_today_on_the_day_clocks_go_forward_compares_the_same_wall_clock_minute(
     assert "vs 00:00–10:30 yesterday (4)" in note_text(response.content.decode())
 
 
-def test_today_on_the_day_clocks_go_forward_without_minutes_compares_the_same_wall_clock_hours(staff, clock, settings):
-    settings.BEACONS_TIME_ZONE = "Europe/Berlin"
+def test_today_on_the_day_clocks_go_forward_without_minutes_compares_the_same_wall_clock_hours(staff, clock):
+    first_site_zone("Europe/Berlin")
     clock(utc(2026, 3, 29, 8, 30))  # 10:30 CEST
     hits_add(downloads(), "/", utc(2026, 3, 28, 8, 30), 4)  # 09:30 CET yesterday
     hits_add(downloads(), "/", utc(2026, 3, 28, 9, 10), 6)  # 10:10 CET yesterday: today's 10:00 hour runs
@@ -276,8 +277,8 @@ def test_today_on_the_day_clocks_go_forward_without_minutes_compares_the_same_wa
     assert "vs yesterday, both to 10:00 (4)" in note_text(response.content.decode())
 
 
-def test_today_on_the_day_clocks_go_forward_draws_the_hours_that_exist(staff, clock, settings):
-    settings.BEACONS_TIME_ZONE = "Europe/Berlin"
+def test_today_on_the_day_clocks_go_forward_draws_the_hours_that_exist(staff, clock):
+    first_site_zone("Europe/Berlin")
     clock(utc(2026, 3, 29, 8, 30))
     hits_add(page_view(), "/", utc(2026, 3, 29, 0, 30), 2)
     response = dashboard(staff, range="today")

@@ -6,6 +6,7 @@ from django.db.models import Sum
 from beacons.counting.drain import drain_pass
 from beacons.counting.redis_format import counter_rows, live_and_pending_keys
 from beacons.counting.sinks import get_sink, sinks_flush
+from beacons.dimensions import VALUE_MAX_LENGTH
 from beacons.ingest.dimensions import dimensions_of
 from beacons.ingest.extraction import property_value
 from beacons.ingest.parsing import EventInput
@@ -192,6 +193,34 @@ def test_campaign_tags_sent_beside_the_event_win_over_the_page_url(send, page_vi
     assert send(body, HTTP_REFERER="http://testserver/?utm_source=newsletter&utm_campaign=spring").status_code == 204
     assert counted(page_view, "source") == {"Facebook": 1}
     assert counted(page_view, "utm_campaign") == {"sale": 1}
+
+
+def test_the_image_beacon_counts_the_referrer_and_campaign_it_is_given(beacon_client, page_view):
+    opened = beacon_client.get(
+        "/beacon/page_view.gif",
+        {"i": "/mail", "utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "<b>winter</b>"},
+    )
+    assert opened.status_code == 200 and opened["Content-Type"] == "image/gif"
+    assert (
+        beacon_client.get("/beacon/page_view.gif", {"i": "/", "r": "https://www.google.com/search?q=x"}).status_code
+        == 200
+    )
+    assert (
+        beacon_client.get("/beacon/page_view.gif", {"i": "/", "referrer": "https://news.ycombinator.com/"}).status_code
+        == 200
+    )
+    assert counted(page_view, "source") == {"newsletter": 1, "Google": 1, "Hacker News": 1}
+    assert counted(page_view, "utm_medium") == {"email": 1}
+    assert counted(page_view, "utm_campaign") == {"<b>winter</b>": 1}
+
+
+def test_the_image_beacon_cuts_a_long_campaign_and_still_answers_the_image_for_garbage(beacon_client, page_view):
+    query = "i=/&utm_campaign=" + "x" * 5000 + "&referrer=" + "%00" * 10 + "&utm_medium=%ff%fe"
+    response = beacon_client.get("/beacon/page_view.gif?" + query)
+    assert response.status_code == 200 and response["Content-Type"] == "image/gif"
+    [(campaign, n)] = counted(page_view, "utm_campaign").items()
+    assert n == 1 and len(campaign) == VALUE_MAX_LENGTH
+    assert counted(page_view, "source") == {"Direct / none": 1}
 
 
 def test_a_referrer_from_the_site_itself_is_direct(send, page_view, site):

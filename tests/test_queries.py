@@ -7,7 +7,7 @@ from beacons.models import BeaconDefinition
 from beacons.models import Granularity as G
 from beacons.queries import counters, error_groups
 
-from .conftest import first_site
+from .conftest import first_site, first_site_zone
 
 pytestmark = pytest.mark.django_db
 UTC = UTC
@@ -71,8 +71,8 @@ def test_series_for_one_identifier(page_view):
     assert points == [(utc(2026, 11, 2, 10), 0), (utc(2026, 11, 2, 11), 2)]
 
 
-def test_series_buckets_follow_the_configured_time_zone(page_view, settings):
-    settings.BEACONS_TIME_ZONE = "America/New_York"
+def test_series_buckets_follow_the_sites_time_zone(page_view):
+    first_site_zone("America/New_York")
     record(page_view, "/", utc(2026, 11, 2, 3))  # still 1 November in New York
     points = counters.series(
         site=SITE, definitions=[page_view], granularity=G.DAY, start=utc(2026, 11, 1, 4), end=utc(2026, 11, 3, 5)

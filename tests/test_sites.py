@@ -92,6 +92,28 @@ def test_the_admin_lists_searches_and_adds_sites(admin_client, django_user_model
     assert admin_client.get(f"/admin/beacons/site/{site.pk}/change/").status_code == 200
 
 
+def test_the_site_list_names_its_members_escaped_and_says_when_there_are_none(
+    admin_client, django_user_model, django_assert_max_num_queries
+):
+    names = ["dora", "<b>eve</b>", "bob", "carl", "al"]
+    users = [django_user_model.objects.create(username=name, is_staff=True) for name in names]
+    blog = Site.objects.create(domain="blog.example.com", name="Blog")
+    blog.members.set(users)
+    Site.objects.create(domain="empty.example.com", name="Nobody's")
+    for n in range(10):
+        Site.objects.create(domain=f"s{n}.example.com", name=f"Site {n}").members.set(users[:1])
+    with django_assert_max_num_queries(8):  # members are read in one query, however many sites
+        listing = admin_client.get("/admin/beacons/site/").content.decode()
+    assert "&lt;b&gt;eve&lt;/b&gt;, al, bob and 2 more" in listing  # sorted, first three named
+    assert "<b>eve</b>" not in listing
+    assert "none (superusers only)" in listing
+
+
+def test_the_site_form_warns_that_a_new_time_zone_does_not_move_counted_days(admin_client, site):
+    page = admin_client.get(f"/admin/beacons/site/{site.pk}/change/").content.decode()
+    assert "does not move counts already made" in page
+
+
 # --- ingest: which site a beacon counts for ---------------------------------------------
 
 

@@ -24,7 +24,7 @@ from beacons.queries import counters
 from beacons.transfer import formats, imports
 from beacons.transfer.resources import DEFINITION_COLUMNS
 
-from .conftest import first_site
+from .conftest import first_site, first_site_zone
 
 pytestmark = pytest.mark.django_db
 UTC = UTC
@@ -231,8 +231,8 @@ def test_offset_file_day_that_is_not_a_site_day_is_rejected(page_view, tmp_path)
     assert BeaconAggregate.objects.count() == 0
 
 
-def test_period_starts_are_written_and_read_in_the_beacons_time_zone(page_view, tmp_path, settings):
-    settings.BEACONS_TIME_ZONE = "Europe/London"
+def test_period_starts_are_written_and_read_in_the_sites_time_zone(page_view, tmp_path):
+    first_site_zone("Europe/London")
     record(page_view, "/", utc(2026, 7, 1, 12), 2)  # summer: days start at 23:00 UTC
     record(page_view, "/", utc(2026, 12, 1, 12), 3)  # winter: at 00:00 UTC
     before = snapshot()

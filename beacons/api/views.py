@@ -33,6 +33,7 @@ from beacons.api.query import (
     definition_checked,
     query_answer,
 )
+from beacons.counting.buckets import site_zone_active
 from beacons.downloads import csv_response
 from beacons.ingest.parsing import json_parse, nesting_within
 from beacons.limits import minute_count_add
@@ -272,7 +273,8 @@ def _answer(request, body: QueryIn, *, name: str, site: Site | None = None):
         compare=bool(body.include and body.include.comparison),
         event_type=body.event_type,
     )
-    answer = query_answer(question, now=timezone.now())
+    with site_zone_active(question.site):  # the presets' days and the buckets are the site's
+        answer = query_answer(question, now=timezone.now())
     if _wants_csv(request):
         return _csv(rows=_csv_rows(answer), filename=f"beacons-{question.site.domain}-{name}.csv")
     return answer

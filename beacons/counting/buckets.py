@@ -3,31 +3,69 @@
 Floor: ``bucket_start``; ceiling: ``bucket_ceiling``; the bucket after or before one:
 ``bucket_after`` / ``bucket_before``; the end of the bucket holding a moment: ``bucket_end``.
 
-Buckets are aligned in ``BEACONS_TIME_ZONE`` (a day is a local calendar day, across DST
-changes: 23 or 25 hours). Seconds, minutes and hours are absolute spans; an hour bucket
-starts on the local hour, so the repeated hour when clocks go back is two buckets.
+Buckets are aligned in their site's time zone (``bucket_zone``: ``Site.time_zone``, empty or
+unreadable → ``BEACONS_TIME_ZONE``; a day is a local calendar day, across DST changes: 23 or 25
+hours). Seconds, minutes and hours are absolute spans; an hour bucket starts on the local hour,
+so the repeated hour when clocks go back is two buckets.
+
+Code that counts hits of several sites asks ``bucket_zone(site_id)`` per hit and passes the zone on;
+code that works for one site at a time (a dashboard request, a demo or rebuild of one site) enters
+``site_zone_active(site)``, and every function here without a ``tz`` then uses that site's zone.
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 
-from beacons.models import Granularity
+from beacons.models import Granularity, Site
 
 G = Granularity
 FIXED_SPANS = {G.SECOND: timedelta(seconds=1), G.MINUTE: timedelta(minutes=1), G.HOUR: timedelta(hours=1)}
 
 
-@lru_cache(maxsize=8)
+_active_zone: ContextVar[ZoneInfo | None] = ContextVar("bucket_zone", default=None)
+
+
+@lru_cache(maxsize=64)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def bucket_zone() -> ZoneInfo:
+def zone_of_site(time_zone: str) -> ZoneInfo:
+    """The zone a site's buckets are aligned in, from its ``time_zone`` field."""
+    if time_zone:
+        try:
+            return _zone(time_zone)
+        except (ZoneInfoNotFoundError, ValueError):  # a name the validator never let through (a raw UPDATE)
+            pass
     return _zone(settings.BEACONS_TIME_ZONE)
+
+
+def bucket_zone(site: Site | int | None = None) -> ZoneInfo:
+    """The zone buckets are aligned in: that of ``site`` (a Site, or a site id read from the
+    cached sites), else that of the site ``site_zone_active`` entered, else BEACONS_TIME_ZONE."""
+    if site is None:
+        return _active_zone.get() or _zone(settings.BEACONS_TIME_ZONE)
+    if isinstance(site, int):
+        from beacons.sites import site_time_zone
+
+        return zone_of_site(site_time_zone(site))
+    return zone_of_site(site.time_zone)
+
+
+@contextmanager
+def site_zone_active(site: Site | int) -> Iterator[ZoneInfo]:
+    """Within it, buckets without an explicit ``tz`` are aligned in ``site``'s zone."""
+    token = _active_zone.set(bucket_zone(site))
+    try:
+        yield _active_zone.get()
+    finally:
+        _active_zone.reset(token)
 
 
 def bucket_start(moment: datetime, granularity: str, tz: ZoneInfo | None = None) -> datetime:

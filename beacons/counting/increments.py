@@ -1,6 +1,7 @@
 """Counter increments and the statements that write them (every counter write goes through here).
 
-A hit becomes one increment per granularity its definition keeps, for its identifier and
+A hit becomes one increment per granularity its definition keeps (buckets in its site's time
+zone), for its identifier and
 for the "" total row of its site (``increments_add_hits``), and one per granularity its
 definition keeps dimensions in for each dimension value it carries (``dimension_values_for``:
 those go through the per-day cap of ``beacons.counting.value_cap`` first). Increments of a request (or a drained batch)
@@ -64,10 +65,9 @@ def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[Cou
     """Fold hits received at one moment into merged counter increments of the identifier axis
     (their dimension values: ``dimension_values_for``)."""
     second = int(received_at.timestamp())
-    zone = bucket_zone()
     increments: Counter[CounterKey] = Counter()
     for hit in hits:
-        buckets = bucket_starts_of_second(second, hit.granularities, zone)
+        buckets = bucket_starts_of_second(second, hit.granularities, bucket_zone(hit.site_id))
         increments_add_hits(
             increments, site_id=hit.site_id, definition_id=hit.definition_id, buckets=buckets, hits={hit.identifier: 1}
         )
@@ -78,11 +78,11 @@ def dimension_values_for(*, hits: Iterable[Hit], received_at: datetime) -> Count
     """The dimension values of hits received at one moment, merged: {value: hits}. Values of
     ``OTHER_VALUE`` itself are included (they pass the cap as they are)."""
     second = int(received_at.timestamp())
-    zone = bucket_zone()
     values: Counter[DimensionValue] = Counter()
     for hit in hits:
         if not hit.dimensions or not hit.dimension_granularities:
             continue
+        zone = bucket_zone(hit.site_id)
         buckets = bucket_starts_of_second(second, hit.dimension_granularities, zone)
         day = bucket_starts_of_second(second, (Granularity.DAY,), zone)[0][1]
         for dimension, value in hit.dimensions.items():

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
-from beacons.counting.buckets import bucket_ceiling, bucket_start
+from beacons.counting.buckets import bucket_ceiling, bucket_start, bucket_zone
 from beacons.counting.increments import CounterKey, aggregates_add, increments_add_hits
 from beacons.models import (
     FINE_GRANULARITIES,
@@ -110,9 +110,9 @@ def rows_delete(queryset) -> int:
     return deleted
 
 
-def whole_buckets(start: datetime, end: datetime, granularity: str) -> tuple[datetime, datetime]:
+def whole_buckets(start: datetime, end: datetime, granularity: str, tz=None) -> tuple[datetime, datetime]:
     """[first, last) bucket starts of the buckets lying wholly inside [start, end)."""
-    return bucket_ceiling(start, granularity), bucket_start(end, granularity)
+    return bucket_ceiling(start, granularity, tz), bucket_start(end, granularity, tz)
 
 
 PROGRESS_EVENTS = 5000  # single events read between two progress reports of a rebuild
@@ -140,11 +140,12 @@ def aggregates_rebuild(
         for definition in definitions:
             if not definition.keep_raw:
                 continue
-            windows = {g: whole_buckets(start, end, g) for g in definition.granularity_codes}
-            windows = {g: (lo, hi) for g, (lo, hi) in windows.items() if lo < hi}
             increments: Counter[CounterKey] = Counter()
             read = 0
             for site_id in site_ids:
+                zone = bucket_zone(site_id)  # each site's own buckets
+                windows = {g: whole_buckets(start, end, g, zone) for g in definition.granularity_codes}
+                windows = {g: (lo, hi) for g, (lo, hi) in windows.items() if lo < hi}
                 for granularity, (lo, hi) in windows.items():
                     rows_delete(
                         BeaconAggregate.objects.filter(
@@ -168,7 +169,9 @@ def aggregates_rebuild(
                     if on_events and read % PROGRESS_EVENTS == 0:
                         on_events(PROGRESS_EVENTS)
                     buckets = [
-                        (g, bucket_start(received_at, g)) for g, (lo, hi) in windows.items() if lo <= received_at < hi
+                        (g, bucket_start(received_at, g, zone))
+                        for g, (lo, hi) in windows.items()
+                        if lo <= received_at < hi
                     ]
                     increments_add_hits(
                         increments, site_id=site_id, definition_id=definition.pk, buckets=buckets, hits={identifier: 1}

@@ -87,8 +87,8 @@ def visitor_keys_for(*, hits: Iterable[Hit], received_at: datetime, visitor_key:
         return visitors
     token = visitor_token(visitor_key)
     second = int(received_at.timestamp())
-    zone = bucket_zone()
     for hit in hits:
+        zone = bucket_zone(hit.site_id)
         total = [g for g in TOTAL_GRANULARITIES if g in hit.granularities]
         for granularity, start in bucket_starts_of_second(second, tuple(total), zone):
             visitors.keys.setdefault((hit.site_id, hit.definition_id, "", "", granularity, start), set()).add(token)

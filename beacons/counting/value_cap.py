@@ -106,12 +106,10 @@ def values_dropped_add(*, over: Mapping[CapKey, int]) -> None:
     if not over:
         return
     table = DroppedValues._meta.db_table
-    zone = bucket_zone()
     rows: Counter[tuple] = Counter()
     for (site_id, definition_id, dimension, day), n in over.items():
-        rows[
-            (connection.ops.adapt_datefield_value(day.astimezone(zone).date()), site_id, definition_id, dimension)
-        ] += n
+        local_day = day.astimezone(bucket_zone(site_id)).date()
+        rows[(connection.ops.adapt_datefield_value(local_day), site_id, definition_id, dimension)] += n
     params: list = []
     for key, n in sorted(rows.items()):
         params += [*key, n]

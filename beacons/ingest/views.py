@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from beacons.ingest import identity, privacy
-from beacons.ingest.extraction import client_ip
+from beacons.ingest.extraction import CAMPAIGN_PARAMETERS, client_ip
 from beacons.ingest.parsing import Rejected, body_to_data, events_from_data
 from beacons.ingest.recording import RequestContext, dropped_add, events_record
 from beacons.limits import minute_count_add
@@ -19,6 +19,8 @@ from beacons.registry import DB_UNREACHABLE, UnknownEventType
 from beacons.sites import SiteEntry, SiteRefused, origin_allowed_for, origin_allowed_somewhere, site_for_beacon
 from beacons.text import storable_text
 
+# Query parameters of the image beacon read as the same fields of a JSON event (each cut there).
+GIF_EVENT_PARAMETERS = ("referrer", "r", *CAMPAIGN_PARAMETERS)
 TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 try:
@@ -224,7 +226,9 @@ def _source_name(content_type: str) -> str:
 
 @csrf_exempt  # it never changes state on a POST, PUT or DELETE: those get 405, not a CSRF page
 def beacon_gif(request: HttpRequest, event_type: str) -> HttpResponse:
-    """GET /beacon/<type>.gif?i=<identifier>&site=<domain>: a 1×1 GIF for <noscript> and email opens."""
+    """GET /beacon/<type>.gif?i=<identifier>&site=<domain>: a 1×1 GIF for <noscript> and email opens.
+    ``referrer`` (or ``r``), ``utm_source``, ``utm_medium``, ``utm_campaign`` and ``ref`` count as
+    they do beside a JSON event (an email client sends no Referer: the link names its campaign)."""
     if request.method not in ("GET", "HEAD"):
         response = JsonResponse({"error": "use GET for the image beacon", "field": "method"}, status=405)
         response["Allow"] = "GET, HEAD"
@@ -236,6 +240,7 @@ def beacon_gif(request: HttpRequest, event_type: str) -> HttpResponse:
                 event_type=event_type,
                 identifier=request.GET.get("i"),
                 source="gif",
+                data={name: request.GET[name] for name in GIF_EVENT_PARAMETERS if name in request.GET},
                 site_named=request.GET.get("site"),
             )
         except Rejected as problem:

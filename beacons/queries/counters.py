@@ -4,11 +4,12 @@ Every function here runs one query whose cost grows with the number of buckets a
 for, never with the number of hits: totals read the "" identifier row, and sums over long
 ranges read month (or year) rows plus day and hour rows at the ragged edges.
 Datetimes in and out are aware; bucket starts come back in UTC (convert with
-``buckets.bucket_zone()`` for display)."""
+``buckets.bucket_zone()`` for display). Each read aligns its buckets in its site's time zone."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import wraps
 from typing import Protocol
 
 from django.db import connection
@@ -23,10 +24,22 @@ from beacons.counting.buckets import (
     bucket_zone,
     buckets_between,
     covering_buckets,
+    site_zone_active,
 )
 from beacons.models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity, Site
 
 G = Granularity
+
+
+def in_site_zone(read):
+    """``read`` with its buckets (days, months, ragged edges) in the time zone of its ``site``."""
+
+    @wraps(read)
+    def wrapper(*args, site, **kwargs):
+        with site_zone_active(site):
+            return read(*args, site=site, **kwargs)
+
+    return wrapper
 
 
 def site_id_of(site: Site | int) -> int:
@@ -88,6 +101,7 @@ def _bucket_counts(
     )
 
 
+@in_site_zone
 def series(
     *,
     site: Site | int,
@@ -124,6 +138,7 @@ def series(
     return [(moment, counts.get(moment, 0)) for moment in buckets_between(start, end, granularity)]
 
 
+@in_site_zone
 def series_by_definition(
     *,
     site: Site | int,
@@ -151,6 +166,7 @@ def series_by_definition(
 OTHER_TYPES = "Other types"
 
 
+@in_site_zone
 def series_of_top_definitions(
     *, site: Site | int, granularity: str, start: datetime, end: datetime, limit: int
 ) -> list[tuple[str, str, list[tuple[datetime, int]]]]:
@@ -230,6 +246,7 @@ def _through_now(end: datetime) -> datetime:
     return max(end, bucket_end(now, G.YEAR))
 
 
+@in_site_zone
 def top_identifiers(
     *,
     site: Site | int,
@@ -268,6 +285,7 @@ class IdentifierRow:
 IDENTIFIER_ORDERS = {"count": ("-current", "identifier"), "change": ("-change", "-current", "identifier")}
 
 
+@in_site_zone
 def identifiers_compared(
     *,
     site: Site | int,
@@ -348,6 +366,7 @@ class Totals:
         return (current - self.previous) / self.previous
 
 
+@in_site_zone
 def totals(
     *,
     site: Site | int,
@@ -392,6 +411,7 @@ def totals(
     return Totals(rows["current"] or 0, rows["previous"] or 0, previous_start, previous_end, compared_total)
 
 
+@in_site_zone
 def live_count(
     *,
     site: Site | int,
@@ -443,6 +463,7 @@ class BreakdownRow(IdentifierRow):
         return self.identifier
 
 
+@in_site_zone
 def breakdown(
     *,
     site: Site | int,

@@ -26,7 +26,14 @@ from beacons.counting.buckets import bucket_after, bucket_start, buckets_between
 from beacons.counting.sketches import TOTAL_GRANULARITIES, VALUE_GRANULARITIES, Merge
 from beacons.dimensions import SIGNED_IN, UNTRACKED
 from beacons.models import GRANULARITY_ORDER, BeaconDefinition, Granularity, Site, VisitorSketch
-from beacons.queries.counters import DimensionNotKept, _covering_q, identifiers_compared, site_id_of, totals
+from beacons.queries.counters import (
+    DimensionNotKept,
+    _covering_q,
+    identifiers_compared,
+    in_site_zone,
+    site_id_of,
+    totals,
+)
 
 G = Granularity
 IDENTITY = "identity"
@@ -78,6 +85,7 @@ def _count(merge: Merge) -> VisitorCount:
     return VisitorCount(merge.estimate(), merge.is_estimate())
 
 
+@in_site_zone
 def visitors(
     *,
     site: Site | int,
@@ -99,6 +107,7 @@ def visitors(
     return _count(merge)
 
 
+@in_site_zone
 def visitors_series(
     *,
     site: Site | int,
@@ -130,6 +139,7 @@ def visitors_series(
     return [(bucket, _count(merge)) for bucket, merge in merges.items()]
 
 
+@in_site_zone
 def visitors_by_value(
     *,
     site: Site | int,
@@ -155,6 +165,7 @@ def visitors_by_value(
     return [ValueVisitors(row.identifier, row.count, _count(merges[row.identifier])) for row in rows]
 
 
+@in_site_zone
 def live_visitors(
     *, site: Site | int, definitions: Iterable[BeaconDefinition], minutes: int = 5, now: datetime | None = None
 ) -> VisitorCount | None:
@@ -179,6 +190,7 @@ def live_visitors(
     return _count(merge)
 
 
+@in_site_zone
 def untracked_views(
     *, site: Site | int, definitions: Iterable[BeaconDefinition], start: datetime, end: datetime
 ) -> int | None:
@@ -203,6 +215,7 @@ class SignedInShare:
         return min(1.0, self.signed_in.visitors / self.all.visitors) if self.all.visitors else None
 
 
+@in_site_zone
 def signed_in_share(
     *, site: Site | int, definitions: Iterable[BeaconDefinition], start: datetime, end: datetime
 ) -> SignedInShare:

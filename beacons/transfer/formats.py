@@ -32,6 +32,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -39,6 +40,7 @@ from django.db.models import QuerySet
 from beacons.counting.buckets import bucket_zone
 from beacons.models import BeaconAggregate, Granularity
 from beacons.queries.exports import aggregates_by_natural_key
+from beacons.sites import sites_cached
 
 FORMATS = ("csv", "json", "xlsx")
 CONTENT_TYPES = {
@@ -75,8 +77,16 @@ def cell_restore(value: Any) -> Any:
     return value
 
 
-def period_start_text(moment: datetime) -> str:
-    return moment.astimezone(bucket_zone()).isoformat()
+def site_zone_of_domain(domain: str) -> ZoneInfo:
+    """The bucket zone of the site a file row names ("": the first site; an unknown one: BEACONS_TIME_ZONE)."""
+    sites = sites_cached()
+    entry = sites.by_domain.get(domain) if domain else sites.default
+    return bucket_zone(entry.id) if entry is not None else bucket_zone()
+
+
+def period_start_text(moment: datetime, tz: ZoneInfo | None = None) -> str:
+    """A bucket start with its local offset, in ``tz`` (that of the counter's site)."""
+    return moment.astimezone(tz or bucket_zone()).isoformat()
 
 
 def aggregate_cells(
@@ -96,7 +106,7 @@ def aggregate_cells(
         dimension,
         identifier,
         GRANULARITY_LABELS[granularity],
-        period_start_text(period_start),
+        period_start_text(period_start, site_zone_of_domain(site)),
         count,
     ]
 

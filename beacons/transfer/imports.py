@@ -12,10 +12,9 @@ from decimal import Decimal, InvalidOperation
 from itertools import islice
 from typing import Any
 
-from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from beacons.counting.buckets import bucket_start, bucket_zone
+from beacons.counting.buckets import bucket_start
 from beacons.counting.increments import UPSERT_ROWS_PER_STATEMENT, CounterKey, aggregates_add, aggregates_set
 from beacons.dimensions import InvalidDimension, dimension_check
 from beacons.domains import InvalidDomain, domain_normalise
@@ -28,6 +27,7 @@ from beacons.transfer.formats import (
     GRANULARITY_LABELS,
     aggregate_cells,
     period_start_text,
+    site_zone_of_domain,
 )
 
 MODES = ("merge", "replace")
@@ -188,7 +188,7 @@ def _parse_granularity(value: Any) -> str:
     return GRANULARITY_CODES[label]
 
 
-def _parse_period_start(value: Any, granularity: str | None) -> datetime:
+def _parse_period_start(value: Any, granularity: str | None, site: str = "") -> datetime:
     if isinstance(value, datetime):
         moment = value
     else:
@@ -211,12 +211,13 @@ def _parse_period_start(value: Any, granularity: str | None) -> datetime:
     if moment is None or not first <= moment.year <= last:
         raise ValueError(f"{_shown(str(value))} is outside the years {first}–{last}")
     if granularity is not None:
-        start = bucket_start(moment, granularity)
+        zone = site_zone_of_domain(site)  # the site's buckets
+        start = bucket_start(moment, granularity, zone)
         if start != moment:
             label = GRANULARITY_LABELS[granularity]
             raise ValueError(
-                f"{moment.astimezone(bucket_zone()).isoformat()} is not the start of its {label} in "
-                f"{settings.BEACONS_TIME_ZONE}; that {label} starts at {period_start_text(start)}"
+                f"{period_start_text(moment, zone)} is not the start of its {label} in "
+                f"{zone.key}; that {label} starts at {period_start_text(start, zone)}"
             )
     return moment
 
@@ -231,7 +232,7 @@ def aggregate_row_parse(values: Mapping[str, Any]) -> AggregateRow:
         ("dimension", _parse_dimension),
         ("identifier", _parse_identifier),
         ("granularity", _parse_granularity),
-        ("period_start", lambda v: _parse_period_start(v, parsed.get("granularity"))),
+        ("period_start", lambda v: _parse_period_start(v, parsed.get("granularity"), parsed.get("site", ""))),
         ("count", _parse_count),
     ]
     for column, parse in steps:

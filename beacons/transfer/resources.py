@@ -15,7 +15,7 @@ from import_export import resources, widgets
 from import_export.fields import Field
 from import_export.results import Error, Result, RowResult
 
-from beacons.counting.buckets import bucket_start
+from beacons.counting.buckets import bucket_start, bucket_zone
 from beacons.models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity, granularities_split
 from beacons.sites import sites_cached
 from beacons.transfer import formats, imports
@@ -83,7 +83,7 @@ class BeaconAggregateResource(resources.ModelResource):
         return formats.GRANULARITY_LABELS[aggregate.granularity]
 
     def dehydrate_period_start(self, aggregate):
-        return formats.period_start_text(aggregate.period_start)
+        return formats.period_start_text(aggregate.period_start, bucket_zone(aggregate.site_id))
 
     def import_data(self, dataset, dry_run=False, raise_errors=False, use_transactions=None, **kwargs):
         """Import ``dataset`` with ``mode`` ("merge" / "replace") and ``file_format`` from kwargs."""

@@ -31,7 +31,7 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from beacons.counting.buckets import bucket_after, bucket_start, bucket_zone
+from beacons.counting.buckets import bucket_after, bucket_start, bucket_zone, site_zone_active
 from beacons.counting.increments import (
     aggregates_add,
     aggregates_insert_new,
@@ -356,44 +356,45 @@ class Command(BeaconsCommand):
         ]
         with transaction.atomic():
             for site, site_pages, site_hits, _ in plans:
-                with progress(site, page_view) as shown:
-                    rows += traffic_write(
-                        site=site,
-                        definition=page_view,
-                        names=site_pages,
-                        hits=site_hits,
-                        hour_weights=hour_weights,
-                        now=now,
-                        rng=rng,
-                        launched=(LAUNCHED_PAGE, now - timedelta(days=21))
-                        if identifiers >= 20 and site == sites[0]
-                        else None,
-                        on_day=shown.update,
-                    )
-                for slug, name, description, share, names, property_keys in CUSTOM_TYPES:
-                    definition, _ = BeaconDefinition.objects.get_or_create(
-                        slug=slug,
-                        defaults={
-                            "name": name,
-                            "description": description,
-                            "kind": BeaconDefinition.Kind.CUSTOM,
-                            "property_keys": property_keys,
-                        },
-                    )
-                    if property_keys and not definition.property_keys:  # a demo type from before properties
-                        definition.property_keys = property_keys
-                        definition.save(update_fields=["property_keys"])
-                    with progress(site, definition) as shown:
+                with site_zone_active(site):  # the site's days, months and years
+                    with progress(site, page_view) as shown:
                         rows += traffic_write(
                             site=site,
-                            definition=definition,
-                            names=names,
-                            hits=round(site_hits * share),
+                            definition=page_view,
+                            names=site_pages,
+                            hits=site_hits,
                             hour_weights=hour_weights,
                             now=now,
                             rng=rng,
+                            launched=(LAUNCHED_PAGE, now - timedelta(days=21))
+                            if identifiers >= 20 and site == sites[0]
+                            else None,
                             on_day=shown.update,
                         )
+                    for slug, name, description, share, names, property_keys in CUSTOM_TYPES:
+                        definition, _ = BeaconDefinition.objects.get_or_create(
+                            slug=slug,
+                            defaults={
+                                "name": name,
+                                "description": description,
+                                "kind": BeaconDefinition.Kind.CUSTOM,
+                                "property_keys": property_keys,
+                            },
+                        )
+                        if property_keys and not definition.property_keys:  # a demo type from before properties
+                            definition.property_keys = property_keys
+                            definition.save(update_fields=["property_keys"])
+                        with progress(site, definition) as shown:
+                            rows += traffic_write(
+                                site=site,
+                                definition=definition,
+                                names=names,
+                                hits=round(site_hits * share),
+                                hour_weights=hour_weights,
+                                now=now,
+                                rng=rng,
+                                on_day=shown.update,
+                            )
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:  # fresh statistics, so the planner uses the right indexes at once
                 cursor.execute(f"ANALYZE {BeaconAggregate._meta.db_table}")
