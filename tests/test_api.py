@@ -15,7 +15,7 @@ from beacons.api.keys import api_key_create
 from beacons.models import BeaconDefinition
 from beacons.models import Granularity as G
 
-from .conftest import first_site
+from .conftest import first_site, first_site_zone
 
 pytestmark = pytest.mark.django_db
 
@@ -366,9 +366,9 @@ def test_csv_of_each_endpoint_has_the_json_figures_and_neutralised_formulas(clie
     ids=["0005-dst-end", "dst-start", "2359-month-end"],
 )
 def test_periods_at_awkward_moments_in_another_time_zone_equal_the_dashboard(
-    client, staff, key, settings, monkeypatch, moment
+    client, staff, key, monkeypatch, moment
 ):
-    settings.BEACONS_TIME_ZONE = "Europe/Berlin"
+    first_site_zone("Europe/Berlin")
     monkeypatch.setattr(django_timezone, "now", lambda: moment)
     call_command(
         "beacons_demo", "--hits", "1500", "--days", "40", "--errors", "0", "--identifiers", "10", "--seed", "3"
