@@ -261,6 +261,8 @@ BEACONS_RATE_LIMIT = env_int("BEACONS_RATE_LIMIT", 600)  # events per visitor pe
 # Several visitors share a network (an office behind one address), hence 5 visitors' worth.
 BEACONS_NETWORK_RATE_LIMIT = env_int("BEACONS_NETWORK_RATE_LIMIT", 3000)
 BEACONS_DEDUPE_SECONDS = env_int("BEACONS_DEDUPE_SECONDS", 86400)
+# A visitor's page views with no gap longer than this are one visit (beacons.ingest.sessions).
+BEACONS_VISIT_GAP_SECONDS = env_int("BEACONS_VISIT_GAP_SECONDS", 1800)
 # Largest import an admin upload may be, and an XLSX file may unpack to (the sum of the
 # sizes in its zip directory): a 1 MB XLSX can hold a 1 GiB sheet.
 BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES = env_int("BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES", 64 * 1024 * 1024)

@@ -86,8 +86,19 @@ def test_every_kept_granularity_is_incremented_once(send):
 
 
 def test_ingest_writes_counters_in_one_statement(send, django_assert_num_queries):
-    send({"event_type": "page_view", "identifier": "/warm"})  # salt created
+    send({"event_type": "page_view", "identifier": "/warm"}, HTTP_DNT="1")  # salt created
     with django_assert_num_queries(1):  # one upsert: page_view's definition is cached since the warm-up
+        response = send(
+            {"events": [{"event_type": "page_view", "identifier": f"/{i}"} for i in range(20)]}, HTTP_DNT="1"
+        )
+    assert response.status_code == 204
+
+
+def test_page_views_inside_a_visit_write_one_upsert_and_one_subtraction(send, django_assert_num_queries):
+    send({"event_type": "page_view", "identifier": "/warm"})  # salt, visit types, their values of today
+    send({"event_type": "page_view", "identifier": "/warm-2"})
+    # savepoint, upsert, the subtraction of the visit's exit and bounce moves, release
+    with django_assert_num_queries(4):
         response = send({"events": [{"event_type": "page_view", "identifier": f"/{i}"} for i in range(20)]})
     assert response.status_code == 204
 

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 
 from beacons.counting.increments import Hit, dimension_values_for, increments_for
 from beacons.counting.sinks import get_sink
-from beacons.ingest import privacy
+from beacons.ingest import privacy, sessions
 from beacons.ingest.dimensions import dimensions_of
 from beacons.ingest.parsing import EventInput
 from beacons.logs import outage_warning
@@ -104,6 +104,7 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
     raw: list[BeaconEvent] = []
     inactive = duplicates = over_budget = 0
     claimed: list[str] = []
+    page_view_ids = {d.id for d in definitions.values() if d.kind == BeaconDefinition.Kind.PAGE_VIEW}
     for event in events:
         definition = definitions.get(event.event_type)
         if definition is None:
@@ -149,10 +150,20 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
             except DB_UNREACHABLE as exc:  # back-pressure: the counts are kept, single events go first
                 outage_warning("%d single event(s) dropped, database unreachable: %s", len(raw), exc)
         if hits:
-            get_sink().add(
-                increments_for(hits=hits, received_at=context.received_at),
-                dimension_values_for(hits=hits, received_at=context.received_at),
-            )
+            increments = increments_for(hits=hits, received_at=context.received_at)
+            values = dimension_values_for(hits=hits, received_at=context.received_at)
+            # Visits (beacons.ingest.sessions): adjustments of the visitor's visit, in the same sink call.
+            page_views = [hit for hit in hits if hit.definition_id in page_view_ids]
+            if page_views:
+                sessions.visits_adjust(
+                    page_views=page_views,
+                    site_id=context.site_id,
+                    visitor_key=context.visitor_key,
+                    received_at=context.received_at,
+                    increments=increments,
+                    values=values,
+                )
+            get_sink().add(increments, values)
     except BaseException:
         if claimed:
             _dedupe_release(keys=claimed)
