@@ -12,32 +12,16 @@ from hypothesis import strategies as st
 
 from beacons.counting.drain import drain_pass
 from beacons.counting.sinks import get_sink
-from beacons.ingest.parsing import EventInput
-from beacons.ingest.recording import RequestContext, events_record
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
 from beacons.registry import SYSTEM_DEFINITIONS, VisitSlug, auto_types_budget_left
 
 from .conftest import first_site
+from .conftest import page_view_at as page_view
 
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 VISIT_SLUGS = (VisitSlug.VISITS, VisitSlug.BOUNCES, VisitSlug.SECONDS, VisitSlug.PAGES, VisitSlug.EXITS)
-
-
-def page_view(at: datetime, page: str, *, visitor: str = "v1", event_type: str = "page_view", source: str = ""):
-    """One page view of ``visitor`` at ``at`` through the ingest's recording (the sink of the settings)."""
-    context = RequestContext(
-        site_id=first_site().pk,
-        received_at=at,
-        user_agent="Mozilla/5.0 Chrome/131.0",
-        referer="",
-        source="beacon",
-        tracked=bool(visitor),
-    )
-    context.__dict__["visitor_hash"] = visitor  # the key the other helper's rules give; here: fixed
-    event = EventInput(event_type=event_type, identifier=page, campaign={"utm_source": source} if source else {})
-    return events_record(events=[event], context=context)
 
 
 def counts(slug: str, granularity: str = Granularity.HOUR, dimension: str = "") -> dict[tuple[str, datetime], int]:
@@ -278,3 +262,65 @@ def test_a_negative_adjustment_whose_counter_is_missing_is_floored_at_zero_not_r
     aggregates_add(increments={key: -5, key[:3] + ("/never",) + key[4:]: -1})
     assert total("page_view", "/gone") == 0
     assert not BeaconAggregate.objects.filter(identifier="/never").exists()
+
+
+# --- staff cannot break the reserved types ----------------------------------------------------------
+
+
+def test_the_admin_hides_reserved_types_and_refuses_their_slugs(admin_client):
+    page_view(T0, "/a")
+    visits = BeaconDefinition.objects.get(slug=VisitSlug.VISITS)
+    listing = admin_client.get("/admin/beacons/beacondefinition/")
+    assert listing.status_code == 200 and VisitSlug.VISITS not in listing.content.decode()
+    assert admin_client.get(f"/admin/beacons/beacondefinition/{visits.pk}/change/").status_code == 302  # not found
+    delete = admin_client.post(f"/admin/beacons/beacondefinition/{visits.pk}/delete/", {"post": "yes"})
+    assert delete.status_code == 302 and BeaconDefinition.objects.filter(pk=visits.pk).exists()
+    admin_client.post(
+        "/admin/beacons/beacondefinition/",
+        {"action": "deactivate", "_selected_action": [visits.pk]},
+    )
+    assert BeaconDefinition.objects.get(pk=visits.pk).is_active
+    added = admin_client.post(
+        "/admin/beacons/beacondefinition/add/",
+        {
+            "name": "Fake",
+            "slug": "beacons:fake",
+            "kind": "custom",
+            "identifier_rule": "payload",
+            "granularities": ["D"],
+        },
+    )
+    assert "are Beacons' own" in added.context["adminform"].form.errors["slug"][0]
+    assert not BeaconDefinition.objects.filter(slug="beacons:fake").exists()
+
+
+def test_registry_files_neither_export_nor_import_reserved_types():
+    from beacons.transfer.resources import BeaconDefinitionResource, definitions_import
+
+    page_view(T0, "/a")
+    exported = [row[0] for row in BeaconDefinitionResource().rows(queryset=BeaconDefinition.objects.all())]
+    assert "page_view" in exported and not [slug for slug in exported if slug.startswith("beacons:")]
+    result = definitions_import(
+        rows=iter([{"slug": VisitSlug.VISITS, "name": "Hacked", "granularities": "day"}]),
+        headers=["slug", "name", "granularities"],
+        dry_run=False,
+    )
+    assert result.has_validation_errors() or result.has_errors()
+    assert BeaconDefinition.objects.get(slug=VisitSlug.VISITS).name == "Visits"
+
+
+def test_the_dashboard_lists_no_reserved_type(site):
+    from beacons.queries import counters, event_types
+
+    page_view(T0, "/a")
+    assert not [d for d in event_types.definitions_listed() if d.slug.startswith("beacons:")]
+    assert not event_types.definitions_matching(text="visit", limit=10)
+    assert event_types.definition_chosen(slug=VisitSlug.VISITS, listed=10).slug == "page_view"
+    top = counters.series_of_top_definitions(
+        site=site,
+        granularity=Granularity.DAY,
+        start=T0.replace(hour=0),
+        end=T0.replace(hour=0) + timedelta(days=1),
+        limit=12,
+    )
+    assert [slug for _, slug, _ in top] == ["page_view"]
