@@ -38,15 +38,17 @@ request that fails after its state was written (503) has moved the visit on with
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
 
 from beacons.counting.increments import CounterKey, DimensionValue, Hit, dimension_values_for, increments_for
 from beacons.logs import outage_warning
-from beacons.models import BeaconDefinition
+from beacons.models import FINE_GRANULARITIES, BeaconDefinition
 from beacons.registry import DB_UNREACHABLE, VisitSlug, system_definitions_resolve
 
+QUARTER_HOUR = 900
 # (start, entry page, last page, page views, last seen, entry dimension values): epoch seconds
 VisitState = tuple[int, str, str, int, int, tuple[tuple[str, str], ...]]
 
@@ -132,15 +134,23 @@ def _visit_extended(
 
 
 def _adjustment(site_id: int, definition: BeaconDefinition, identifier: str, dimensions, count: int) -> Hit:
+    granularities, dimension_granularities = _codes(definition.granularities, definition.dimensions_by_hour)
     return Hit(
         site_id,
         definition.id,
-        tuple(definition.granularity_codes),
+        granularities,
         identifier,
         dimensions,
-        tuple(definition.dimension_granularity_codes) if dimensions else (),
+        dimension_granularities if dimensions else (),
         count,
     )
+
+
+@lru_cache(maxsize=64)
+def _codes(granularities: str, dimensions_by_hour: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A visit type's granularities and those of its dimension values (per request, they cost more than the rest)."""
+    definition = BeaconDefinition(granularities=granularities, dimensions_by_hour=dimensions_by_hour)
+    return tuple(definition.granularity_codes), tuple(definition.dimension_granularity_codes)
 
 
 def _adjustments_add(
@@ -152,7 +162,10 @@ def _adjustments_add(
     for start, hit in adjustments:
         by_start.setdefault(start, []).append(hit)
     for start, hits in by_start.items():
-        moment = datetime.fromtimestamp(start, UTC)
+        # Visit types keep hours and coarser, whose starts are whole quarter hours in UTC in every
+        # time zone: one moment per quarter hour lets visits share the cached bucket starts.
+        coarse = all(FINE_GRANULARITIES.isdisjoint(hit.granularities) for hit in hits)
+        moment = datetime.fromtimestamp(start - start % QUARTER_HOUR if coarse else start, UTC)
         for key, n in increments_for(hits=hits, received_at=moment).items():
             if n:
                 increments[key] += n
