@@ -270,6 +270,8 @@ BEACONS_IDENTIFY_USERS = env_bool("BEACONS_IDENTIFY_USERS", False)
 # The key of that hash and its signature; "" derives one from SECRET_KEY. Changing it makes every
 # signed-in user a new visitor.
 BEACONS_IDENTIFY_SECRET = os.environ.get("BEACONS_IDENTIFY_SECRET", "")
+# A visitor's page views with no gap longer than this are one visit (beacons.ingest.sessions).
+BEACONS_VISIT_GAP_SECONDS = env_int("BEACONS_VISIT_GAP_SECONDS", 1800)
 # Largest import an admin upload may be, and an XLSX file may unpack to (the sum of the
 # sizes in its zip directory): a 1 MB XLSX can hold a 1 GiB sheet.
 BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES = env_int("BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES", 64 * 1024 * 1024)

@@ -31,7 +31,7 @@ from beacons.models import (
     granularities_split,
 )
 from beacons.queries.event_types import definitions_listed
-from beacons.registry import auto_types_budget_left, definitions_cache_clear
+from beacons.registry import RESERVED_PREFIX, auto_types_budget_left, definitions_cache_clear, is_reserved
 from beacons.transfer.admin_forms import AggregateTransferAdminMixin, DefinitionTransferAdminMixin
 
 
@@ -128,6 +128,12 @@ class BeaconDefinitionForm(forms.ModelForm):
     def clean_property_keys(self):
         return ",".join(dimensions_split(self.cleaned_data.get("property_keys") or ""))
 
+    def clean_slug(self):
+        slug = self.cleaned_data.get("slug") or ""
+        if is_reserved(slug):
+            raise forms.ValidationError(f"Event types starting with “{RESERVED_PREFIX}” are Beacons' own (visits).")
+        return slug
+
     def clean(self):
         cleaned = super().clean()
         if self.instance._state.adding and "dimensions" not in self.changed_data:
@@ -175,6 +181,7 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
         return (
             super()
             .get_queryset(request)
+            .exclude(slug__startswith=RESERVED_PREFIX)  # Beacons' own visit types: not edited, deleted or paused
             .annotate(
                 _hits_today=Sum("aggregates__count", filter=total_hours & Q(aggregates__period_start__gte=today)),
                 _hits_week=Sum("aggregates__count", filter=total_hours & Q(aggregates__period_start__gte=week)),

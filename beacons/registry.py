@@ -20,7 +20,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from beacons.limits import minute_count_add
-from beacons.models import IDENTIFIER_MAX_LENGTH, SLUG_PATTERN, BeaconDefinition
+from beacons.models import IDENTIFIER_MAX_LENGTH, SLUG_PATTERN, BeaconDefinition, default_dimensions
 from beacons.text import is_storable_text
 
 logger = logging.getLogger("beacons")
@@ -56,6 +56,37 @@ class Registrant(Protocol):
     received_at: datetime
     visitor_hash: str
     network_hash: str
+
+
+# Event types Beacons counts itself (visits, bounces, …: ``beacons.ingest.sessions``). Their slugs
+# start with this prefix: clients may not send them, admins may not register or edit them,
+# and they use no auto-registration budget.
+RESERVED_PREFIX = "beacons:"
+
+
+class VisitSlug:
+    """The reserved types that hold visit metrics, each counted in the bucket where the visit started."""
+
+    VISITS = "beacons:visits"  # per entry page and entry dimension value
+    BOUNCES = "beacons:bounces"  # visits of one page view, same axes
+    SECONDS = "beacons:visit_seconds"  # first to last page view, same axes
+    PAGES = "beacons:visit_pages"  # page views inside visits, same axes
+    EXITS = "beacons:exits"  # per exit page (identifier axis only)
+
+
+# slug -> name staff see
+SYSTEM_DEFINITIONS = {
+    VisitSlug.VISITS: "Visits",
+    VisitSlug.BOUNCES: "Bounces",
+    VisitSlug.SECONDS: "Visit seconds",
+    VisitSlug.PAGES: "Pages viewed in visits",
+    VisitSlug.EXITS: "Exits",
+}
+
+
+def is_reserved(slug: str) -> bool:
+    """True for a slug only Beacons itself may count under."""
+    return slug.startswith(RESERVED_PREFIX)
 
 
 class InvalidName(ValueError):
@@ -161,6 +192,12 @@ def _definitions_load_or_register(*, slugs: set[str], registrant: Registrant | N
     missing = sorted(slugs - found.keys())
     if not missing:
         return found
+    system = [slug for slug in missing if slug in SYSTEM_DEFINITIONS]
+    if system:
+        found.update(_system_definitions_create(slugs=system))
+        missing = [slug for slug in missing if slug not in SYSTEM_DEFINITIONS]
+        if not missing:
+            return found
     if settings.BEACONS_STRICT:
         raise UnknownEventType(missing[0])
     if registrant is not None:
@@ -179,6 +216,30 @@ def _definitions_load_or_register(*, slugs: set[str], registrant: Registrant | N
     found.update({d.slug: d for d in BeaconDefinition.objects.filter(slug__in=missing).only(*DEFINITION_FIELDS)})
     logger.info("auto-registered beacon types: %s", ", ".join(missing))
     return found
+
+
+def _system_definitions_create(*, slugs: list[str]) -> dict[str, BeaconDefinition]:
+    """Register reserved types on first use (in strict mode too, outside the budget): hour, day,
+    month and year, in every built-in dimension, as page views keep them."""
+    BeaconDefinition.objects.bulk_create(
+        [
+            BeaconDefinition(
+                slug=slug,
+                name=SYSTEM_DEFINITIONS[slug],
+                description="Counted by Beacons from page views; cannot be sent or edited.",
+                identifier_rule=BeaconDefinition.IdentifierRule.PAYLOAD,
+                dimensions="" if slug == VisitSlug.EXITS else default_dimensions(BeaconDefinition.Kind.PAGE_VIEW),
+            )
+            for slug in slugs
+        ],
+        ignore_conflicts=True,
+    )
+    return {d.slug: d for d in BeaconDefinition.objects.filter(slug__in=slugs).only(*DEFINITION_FIELDS)}
+
+
+def system_definitions_resolve() -> dict[str, BeaconDefinition]:
+    """The reserved visit types, registered on first use; cached like every definition."""
+    return definitions_resolve(slugs=SYSTEM_DEFINITIONS)
 
 
 def auto_types_budget_left() -> int:

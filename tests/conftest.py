@@ -71,6 +71,25 @@ def site(db):
     return first_site()
 
 
+def page_view_at(at, page: str, *, visitor: str = "v1", event_type: str = "page_view", source: str = ""):
+    """One page view (or ``event_type`` hit) of ``visitor`` at ``at``, recorded as ingest records it
+    (through the sink of the settings); ``visitor=""`` is a visitor without a visitor key."""
+    from beacons.ingest.parsing import EventInput
+    from beacons.ingest.recording import RequestContext, events_record
+
+    context = RequestContext(
+        site_id=first_site().pk,
+        received_at=at,
+        user_agent="Mozilla/5.0 Chrome/131.0",
+        referer="",
+        source="beacon",
+        tracked=bool(visitor),
+    )
+    context.__dict__["visitor_hash"] = visitor  # a fixed key: how keys are made is not under test here
+    event = EventInput(event_type=event_type, identifier=page, campaign={"utm_source": source} if source else {})
+    return events_record(events=[event], context=context)
+
+
 def day_count(slug, identifier=""):
     """The day counter of a type (and page): 0 when none was written."""
     from beacons.models import BeaconAggregate, Granularity

@@ -365,9 +365,7 @@ def test_csv_of_each_endpoint_has_the_json_figures_and_neutralised_formulas(clie
     ],
     ids=["0005-dst-end", "dst-start", "2359-month-end"],
 )
-def test_periods_at_awkward_moments_in_another_time_zone_equal_the_dashboard(
-    client, staff, key, monkeypatch, moment
-):
+def test_periods_at_awkward_moments_in_another_time_zone_equal_the_dashboard(client, staff, key, monkeypatch, moment):
     first_site_zone("Europe/Berlin")
     monkeypatch.setattr(django_timezone, "now", lambda: moment)
     call_command(

@@ -336,3 +336,35 @@ def test_demo_shares_of_a_day_are_whole_hits_adding_up_to_the_day():
     assert {type(n) for n in shares.values()} == {int}  # PostgreSQL's COPY refuses "3.0" for a count
     assert sum(n for (code, _), n in shares.items() if code == "browser") == 6_389
     assert 0 < sum(n for (code, _), n in shares.items() if code == "utm_medium") < 6_389
+
+
+def test_demo_visits_hold_every_page_view_with_a_realistic_bounce_rate_and_duration():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from beacons.queries import visits
+
+    run("beacons_demo", "--hits", "20000", "--identifiers", "30", "--days", "60", "--errors", "0", "--seed", "3")
+    now = timezone.now()
+    whole = {"site": first_site(), "start": now - timedelta(days=61), "end": now + timedelta(days=1)}
+    figures = visits.visits_totals(**whole).current
+    assert figures.pages == page_view_total() == 20000  # every page view is inside a visit
+    assert 0.4 <= figures.bounce_rate <= 0.6
+    assert 30 <= figures.duration <= 180
+    assert 2.0 <= figures.views_per_visit <= 2.8
+    from beacons.counting.buckets import bucket_start
+
+    # the dashboard's "Last 30 days": whole days (single pages and values have no demo hour counts)
+    recent = {"site": first_site(), "start": bucket_start(now - timedelta(days=29), Granularity.DAY), "end": now}
+    by_day = visits.visits_series(granularity=Granularity.DAY, **recent)
+    by_hour = visits.visits_series(granularity=Granularity.HOUR, **recent)
+    assert (
+        sum(f.visits for _, f in by_day)
+        == sum(f.visits for _, f in by_hour)
+        == visits.visits_totals(**recent).current.visits
+    )
+    entries = visits.visits_by_entry(limit=None, **recent)
+    assert sum(row.current.visits for row in entries) == visits.visits_totals(**recent).current.visits
+    sources = visits.visits_by_entry(dimension="source", limit=None, **recent)
+    assert sum(row.current.visits for row in sources) == visits.visits_totals(**recent).current.visits

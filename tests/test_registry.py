@@ -68,7 +68,10 @@ def test_an_identifier_of_256_storable_characters_is_accepted_by_both_paths(send
     assert identifier_check(identifier) == identifier
     assert send({"event_type": "page_view", "identifier": identifier}).status_code == 204
     assert row_import(event_type="page_view", identifier=identifier).new == 1  # 1 Nov; the hit counted today
-    assert BeaconAggregate.objects.filter(identifier=identifier, granularity="D").count() == 2
+    assert (
+        BeaconAggregate.objects.filter(definition__slug="page_view", identifier=identifier, granularity="D").count()
+        == 2
+    )
 
 
 def test_strict_mode_raises_unknown_event_type_and_registers_nothing(db, settings):

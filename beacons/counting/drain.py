@@ -53,7 +53,7 @@ from beacons.counting.redis_format import (
 )
 from beacons.counting.sinks import redis_client
 from beacons.counting.sketches import sketches_add
-from beacons.models import DrainBatch
+from beacons.models import BeaconDefinition, DrainBatch
 
 logger = logging.getLogger("beacons")
 
@@ -278,9 +278,15 @@ def drain_batches_purge(*, older_than: timedelta = timedelta(days=7), client=Non
 
 def hits_from_totals(totals: Mapping[tuple[int, int, str], int]) -> int:
     """Hits behind a batch, from the sums of its "" rows per (site_id, definition_id, granularity):
-    each hit adds 1 to its site's and definition's "" row in every granularity the definition keeps."""
+    each hit adds 1 to its site's and definition's "" row in every granularity the definition keeps.
+    The visit types Beacons counts itself (``registry.RESERVED_PREFIX``) are no hits: left out."""
+    from beacons.registry import RESERVED_PREFIX
+
+    reserved = set(BeaconDefinition.objects.filter(slug__startswith=RESERVED_PREFIX).values_list("pk", flat=True))
     per_series: dict[tuple[int, int], int] = {}
     for (site_id, definition_id, _granularity), n in totals.items():
+        if definition_id in reserved:
+            continue
         per_series[(site_id, definition_id)] = max(per_series.get((site_id, definition_id), 0), n)
     return sum(per_series.values())
 

@@ -9,6 +9,7 @@ are merged by key and written with the database's native upsert, adding to the s
 never read-modify-write, so concurrent writers cannot lose counts.
 """
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Protocol
 
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from beacons.counting.buckets import bucket_start, bucket_zone
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity, Site
@@ -40,6 +41,7 @@ class Hit:
     identifier: str
     dimensions: Mapping[str, str] = field(default_factory=dict)  # dimension code -> value (never "")
     dimension_granularities: tuple[str, ...] = ()  # where its dimension values count
+    count: int = 1  # what it adds: a visit adjustment may add more than one, or take away (see ``aggregates_add``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,11 @@ def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[Cou
     for hit in hits:
         buckets = bucket_starts_of_second(second, hit.granularities, bucket_zone(hit.site_id))
         increments_add_hits(
-            increments, site_id=hit.site_id, definition_id=hit.definition_id, buckets=buckets, hits={hit.identifier: 1}
+            increments,
+            site_id=hit.site_id,
+            definition_id=hit.definition_id,
+            buckets=buckets,
+            hits={hit.identifier: hit.count},
         )
     return increments
 
@@ -86,7 +92,7 @@ def dimension_values_for(*, hits: Iterable[Hit], received_at: datetime) -> Count
         buckets = bucket_starts_of_second(second, hit.dimension_granularities, zone)
         day = bucket_starts_of_second(second, (Granularity.DAY,), zone)[0][1]
         for dimension, value in hit.dimensions.items():
-            values[DimensionValue(hit.site_id, hit.definition_id, dimension, value, day, buckets)] += 1
+            values[DimensionValue(hit.site_id, hit.definition_id, dimension, value, day, buckets)] += hit.count
     return values
 
 
@@ -137,9 +143,20 @@ def aggregates_add(*, increments: Mapping[CounterKey, int], using: str | None = 
     Keys are written in sorted order so concurrent writers take row locks in the same
     order (no deadlocks). Up to 500 keys go in one statement; a request's increments
     always fit in one.
+
+    A negative increment (a visit adjustment taking back what an earlier one added) is written
+    by a second statement that never takes a counter below 0 and never creates one: it
+    follows its positive increment in time, so it only finds nothing to take from when the
+    two were reordered on the way (``beacons.ingest.sessions`` says when); then that much is
+    lost rather than a whole write refused by the ``count >= 0`` check.
     """
-    items = sorted((key, n) for key, n in increments.items() if n)
-    return _upsert(items, f"count = {_TABLE}.count + EXCLUDED.count", using)
+    items = sorted((key, n) for key, n in increments.items() if n > 0)
+    taken = sorted((key, n) for key, n in increments.items() if n < 0)
+    if not taken:
+        return _upsert(items, f"count = {_TABLE}.count + EXCLUDED.count", using)
+    with transaction.atomic(using=using):
+        written = _upsert(items, f"count = {_TABLE}.count + EXCLUDED.count", using)
+        return written + _subtract(taken, using)
 
 
 def aggregates_set(*, counts: Mapping[CounterKey, int], using: str | None = None) -> int:
@@ -176,6 +193,8 @@ CounterRow = tuple[int, int, str, str, str, int, int]
 # One sorted statement walks the aggregate indexes once, in order; several smaller ones each
 # walk the whole key range again: 100,000-row statements made a 1M-key drain 10-25% slower.
 STREAM_ROWS_PER_STATEMENT = 1_000_000
+# A negative count in COPY text: the last column (tabs inside text are escaped as "\\t").
+_NEGATIVE_COUNT = re.compile(rb"\t-\d+\n")
 
 
 class CounterChunk(Protocol):
@@ -223,31 +242,48 @@ def aggregates_add_stream(*, chunks: Iterable[CounterChunk]) -> int:
             'epoch bigint, identifier text COLLATE "C", count bigint) ON COMMIT DROP'
         )
 
-        def add_copied() -> None:
+        def add_copied(negative: bool) -> None:
             # The granularity column holds "<granularity>/<dimension>" for a dimension's counter.
-            cursor.execute(
-                f"INSERT INTO {_TABLE} ({_COLUMNS}) "
-                "SELECT site_id, definition_id, split_part(granularity, '/', 2), identifier, "
-                "split_part(granularity, '/', 1), to_timestamp(epoch), sum(count)::bigint "
+            # Keys whose sum is negative (visit adjustments) are subtracted as ``aggregates_add`` does.
+            selected = (
+                "SELECT site_id, definition_id, split_part(granularity, '/', 2) AS dimension, identifier, "
+                "split_part(granularity, '/', 1) AS granularity, to_timestamp(epoch) AS period_start, "
+                "sum(count)::bigint AS count "
                 "FROM beacons_stream_rows WHERE definition_id = ANY(%s) AND site_id = ANY(%s) "
-                "GROUP BY site_id, definition_id, identifier, granularity, epoch "
+                "GROUP BY site_id, definition_id, identifier, beacons_stream_rows.granularity, epoch "
+            )
+            cursor.execute(
+                f"INSERT INTO {_TABLE} ({_COLUMNS}) {selected} HAVING sum(count) > 0 "
                 "ORDER BY 1, 2, 3, 4, 5, 6 "
                 f"ON CONFLICT ({_KEY_COLUMNS}) "
                 f"DO UPDATE SET count = {_TABLE}.count + EXCLUDED.count",
                 [sorted(existing), sorted(sites)],
             )
+            if not negative:
+                cursor.execute("TRUNCATE beacons_stream_rows")
+                return
+            cursor.execute(
+                f"UPDATE {_TABLE} t SET count = GREATEST(t.count + v.count, 0) "
+                f"FROM ({selected} HAVING sum(count) < 0) v "
+                "WHERE t.site_id = v.site_id AND t.definition_id = v.definition_id AND t.dimension = v.dimension "
+                "AND t.identifier = v.identifier AND t.granularity = v.granularity AND t.period_start = v.period_start",
+                [sorted(existing), sorted(sites)],
+            )
             cursor.execute("TRUNCATE beacons_stream_rows")
 
         rows = copied = 0
+        negative = False  # a negative count was copied: only then is the subtracting statement run
         for chunk in chunks:
+            text = chunk.copy_text()
+            negative = negative or _NEGATIVE_COUNT.search(text) is not None
             with cursor.cursor.copy("COPY beacons_stream_rows FROM STDIN") as copy:
-                copy.write(chunk.copy_text())
+                copy.write(text)
             copied += len(chunk)
             if copied >= STREAM_ROWS_PER_STATEMENT:
-                add_copied()
-                rows, copied = rows + copied, 0
+                add_copied(negative)
+                rows, copied, negative = rows + copied, 0, False
         if copied:
-            add_copied()
+            add_copied(negative)
         cursor.execute("DROP TABLE beacons_stream_rows")  # ON COMMIT DROP is too late for a second batch
     return rows + copied
 
@@ -255,6 +291,28 @@ def aggregates_add_stream(*, chunks: Iterable[CounterChunk]) -> int:
 @lru_cache(maxsize=4096)
 def _moment(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
+
+def _subtract(items: list[tuple[CounterKey, int]], using: str | None) -> int:
+    """Add negative increments to stored counters, each floored at 0; missing counters stay missing."""
+    conn = connections[using] if using else connection
+    adapt = conn.ops.adapt_datetimefield_value
+    floor = "GREATEST" if conn.vendor == "postgresql" else "MAX"
+    with conn.cursor() as cursor:
+        for offset in range(0, len(items), UPSERT_ROWS_PER_STATEMENT):
+            statement_items = items[offset : offset + UPSERT_ROWS_PER_STATEMENT]
+            params: list = []
+            for (site_id, definition_id, dimension, identifier, granularity, start), n in statement_items:
+                params += [site_id, definition_id, dimension, identifier, granularity, adapt(start), n]
+            values = ",".join(["(%s,%s,%s,%s,%s,%s,%s)"] * len(statement_items))
+            cursor.execute(
+                f"UPDATE {_TABLE} SET count = {floor}({_TABLE}.count + v.column7, 0) FROM (VALUES {values}) AS v "
+                f"WHERE {_TABLE}.site_id = v.column1 AND {_TABLE}.definition_id = v.column2 "
+                f"AND {_TABLE}.dimension = v.column3 AND {_TABLE}.identifier = v.column4 "
+                f"AND {_TABLE}.granularity = v.column5 AND {_TABLE}.period_start = v.column6",
+                params,
+            )
+    return len(items)
 
 
 def _upsert(items: list[tuple[CounterKey, int]], on_conflict: str, using: str | None) -> int:

@@ -16,7 +16,7 @@ from django.http import QueryDict
 from django.http.multipartparser import MultiPartParser
 
 from beacons.ingest.extraction import CAMPAIGN_PARAMETERS, REFERRER_MAX_LENGTH, clean_text, property_value
-from beacons.registry import InvalidName, event_type_normalise, identifier_check
+from beacons.registry import RESERVED_PREFIX, InvalidName, event_type_normalise, identifier_check, is_reserved
 from beacons.text import is_storable_json, is_storable_text
 
 EVENT_ID_MAX_LENGTH = 128
@@ -58,9 +58,12 @@ def normalise_event_type(value: Any) -> str:
     if not isinstance(value, str):
         raise _Invalid("event_type", "event_type must be a string")
     try:
-        return event_type_normalise(value)
+        slug = event_type_normalise(value)
     except InvalidName as problem:
         raise _Invalid("event_type", f"event_type {problem}") from None
+    if is_reserved(slug):
+        raise _Invalid("event_type", f"event_type may not start with {RESERVED_PREFIX!r}: Beacons counts those itself")
+    return slug
 
 
 def normalise_identifier(value: Any) -> str | None:

@@ -13,7 +13,7 @@ from beacons.counting.increments import Hit, dimension_values_for, increments_fo
 from beacons.counting.sinks import get_sink
 from beacons.counting.sketches import Visitors, visitor_keys_for
 from beacons.dimensions import ANONYMOUS, SIGNED_IN, UNTRACKED
-from beacons.ingest import privacy
+from beacons.ingest import privacy, sessions
 from beacons.ingest.dimensions import dimensions_of
 from beacons.ingest.parsing import EventInput
 from beacons.logs import outage_warning
@@ -118,6 +118,7 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
     raw: list[BeaconEvent] = []
     inactive = duplicates = over_budget = 0
     claimed: list[str] = []
+    page_view_ids = {d.id for d in definitions.values() if d.kind == BeaconDefinition.Kind.PAGE_VIEW}
     for event in events:
         definition = definitions.get(event.event_type)
         if definition is None:
@@ -163,11 +164,20 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
             except DB_UNREACHABLE as exc:  # back-pressure: the counts are kept, single events go first
                 outage_warning("%d single event(s) dropped, database unreachable: %s", len(raw), exc)
         if hits:
-            get_sink().add(
-                increments_for(hits=hits, received_at=context.received_at),
-                dimension_values_for(hits=hits, received_at=context.received_at),
-                _visitors_of(hits=hits, context=context),
-            )
+            increments = increments_for(hits=hits, received_at=context.received_at)
+            values = dimension_values_for(hits=hits, received_at=context.received_at)
+            # Visits (beacons.ingest.sessions): adjustments of the visitor's visit, in the same sink call.
+            page_views = [hit for hit in hits if hit.definition_id in page_view_ids]
+            if page_views:
+                sessions.visits_adjust(
+                    page_views=page_views,
+                    site_id=context.site_id,
+                    visitor_key=context.visitor_key,
+                    received_at=context.received_at,
+                    increments=increments,
+                    values=values,
+                )
+            get_sink().add(increments, values, _visitors_of(hits=hits, context=context))
     except BaseException:
         if claimed:
             _dedupe_release(keys=claimed)

@@ -27,6 +27,7 @@ from beacons.counting.buckets import (
     site_zone_active,
 )
 from beacons.models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity, Site
+from beacons.registry import RESERVED_PREFIX
 
 G = Granularity
 
@@ -146,15 +147,25 @@ def series_by_definition(
     granularity: str,
     start: datetime,
     end: datetime,
+    identifier: str = "",
+    dimension: str = "",
 ) -> dict[int, list[tuple[datetime, int]]]:
-    """Per-definition totals per bucket over [start, end), gap-filled: {definition_id: series}.
+    """Per-definition totals (or counts of ``identifier``, or of a ``dimension``'s value ``identifier``)
+    per bucket over [start, end), gap-filled: {definition_id: series}.
 
     One query; a bucket only partly inside [start, end) counts only that part, as in ``series``."""
     definitions = list(definitions)
     ids = _ids(definitions)
     counts: dict[int, dict[datetime, int]] = {definition_id: {} for definition_id in ids}
     rows = _bucket_counts(
-        site=site, ids=ids, allowed=_common_granularities(definitions), granularity=granularity, start=start, end=end
+        site=site,
+        ids=ids,
+        allowed=_common_granularities(definitions, dimension),
+        granularity=granularity,
+        start=start,
+        end=end,
+        identifier=identifier,
+        dimension=dimension,
     )
     for definition_id, row_granularity, moment, total in rows:
         bucket = moment if row_granularity == granularity else bucket_start(moment, granularity)
@@ -172,7 +183,7 @@ def series_of_top_definitions(
 ) -> list[tuple[str, str, list[tuple[datetime, int]]]]:
     """Totals per bucket over [start, end) of the ``limit`` types counted most in that range
     (by name), then one "Other types" series summing all the rest: [(name, slug, series)],
-    the slug "" for "Other types".
+    the slug "" for "Other types". The reserved visit types are no event types here.
 
     One statement: the site's total rows (``identifier=""``) in the range are read from the covering
     (site, granularity, period_start, definition, count) index of the total rows, once to rank the types
@@ -185,6 +196,7 @@ def series_of_top_definitions(
         WITH scope AS (
             SELECT definition_id, period_start, count FROM {table}
             WHERE site_id = %s AND dimension = '' AND identifier = '' AND granularity = %s AND period_start >= %s AND period_start < %s
+            AND definition_id NOT IN (SELECT id FROM {definitions} WHERE slug LIKE %s)
         ),
         top AS (SELECT definition_id FROM scope GROUP BY definition_id ORDER BY SUM(count) DESC, definition_id LIMIT %s),
         named AS (SELECT id, name, slug FROM {definitions} WHERE id IN (SELECT definition_id FROM top)),
@@ -197,7 +209,17 @@ def series_of_top_definitions(
     """
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
-        cursor.execute(sql, [site_id_of(site), granularity, adapt(bucket_start(start, granularity)), adapt(end), limit])
+        cursor.execute(
+            sql,
+            [
+                site_id_of(site),
+                granularity,
+                adapt(bucket_start(start, granularity)),
+                adapt(end),
+                f"{RESERVED_PREFIX}%",
+                limit,
+            ],
+        )
         rows = cursor.fetchall()
     counts: dict[tuple[str, int], dict[datetime, int]] = {}
     slugs: dict[int, str] = {}
@@ -349,6 +371,51 @@ def identifiers_compared(
     ]
 
 
+def identifiers_by_definition(
+    *,
+    site: Site | int,
+    definitions: Iterable[BeaconDefinition],
+    identifiers: Iterable[str],
+    start: datetime,
+    end: datetime,
+    previous_period: tuple[datetime, datetime] | None = None,
+    compared_end: datetime | None = None,
+    cut_granularity: str = G.HOUR,
+    dimension: str = "",
+) -> dict[tuple[int, str], IdentifierRow]:
+    """The rows ``identifiers_compared`` gives for ``identifiers`` (of ``dimension``), of each of
+    ``definitions`` on its own: {(definition_id, identifier): row}, in one query; an identifier a
+    definition did not count is missing."""
+    definitions, identifiers = list(definitions), list(identifiers)
+    if not identifiers:
+        return {}
+    allowed = _common_granularities(definitions, dimension)
+    scope = {
+        "site_id": site_id_of(site),
+        "definition_id__in": _ids(definitions),
+        "dimension": dimension,
+        "identifier__in": identifiers,
+    }
+    current = _covering_q(start, _through_now(end), allowed, **scope)
+    condition, sums = current, {"current": Coalesce(Sum("count", filter=current), 0)}
+    minutes = cut_granularity == G.MINUTE
+    if previous_period is not None:
+        previous = _covering_q(*previous_period, allowed, minutes=minutes, **scope)
+        condition |= previous
+        sums["previous"] = Coalesce(Sum("count", filter=previous), 0)
+        if compared_end is not None:
+            compared = _covering_q(start, compared_end, allowed, minutes=minutes, **scope)
+            condition |= compared
+            sums["compared"] = Coalesce(Sum("count", filter=compared), 0)
+    rows = BeaconAggregate.objects.filter(condition).values("definition_id", "identifier").annotate(**sums).order_by()
+    return {
+        (row["definition_id"], row["identifier"]): IdentifierRow(
+            row["identifier"], row["current"], row.get("previous"), row.get("compared")
+        )
+        for row in rows
+    }
+
+
 @dataclass(frozen=True)
 class Totals:
     current: int
@@ -386,6 +453,76 @@ def totals(
     ``buckets.elapsed_cut``): the change then compares [start, compared_end) with the previous
     period, read to the minute when ``cut_granularity`` is minute, while ``current`` still
     counts all of [start, end). With a ``dimension``, ``identifier`` is its value."""
+    condition, sums, (previous_start, previous_end) = _totals_sums(
+        site=site,
+        definitions=definitions,
+        start=start,
+        end=end,
+        identifier=identifier,
+        previous_period=previous_period,
+        compared_end=compared_end,
+        cut_granularity=cut_granularity,
+        dimension=dimension,
+    )
+    rows = BeaconAggregate.objects.filter(condition).aggregate(**sums)
+    compared_total = None if compared_end is None else rows["compared"] or 0
+    return Totals(rows["current"] or 0, rows["previous"] or 0, previous_start, previous_end, compared_total)
+
+
+def totals_by_definition(
+    *,
+    site: Site | int,
+    definitions: Iterable[BeaconDefinition],
+    start: datetime,
+    end: datetime,
+    identifier: str = "",
+    previous_period: tuple[datetime, datetime] | None = None,
+    compared_end: datetime | None = None,
+    cut_granularity: str = G.HOUR,
+    dimension: str = "",
+) -> dict[int, Totals]:
+    """``totals`` of each of ``definitions`` on its own, {definition_id: Totals}, in one query (the
+    granularities read are those every one of them keeps)."""
+    definitions = list(definitions)
+    condition, sums, (previous_start, previous_end) = _totals_sums(
+        site=site,
+        definitions=definitions,
+        start=start,
+        end=end,
+        identifier=identifier,
+        previous_period=previous_period,
+        compared_end=compared_end,
+        cut_granularity=cut_granularity,
+        dimension=dimension,
+    )
+    rows = {
+        row["definition_id"]: row
+        for row in BeaconAggregate.objects.filter(condition).values("definition_id").annotate(**sums).order_by()
+    }
+    found = {}
+    for definition_id in _ids(definitions):
+        row = rows.get(definition_id, {})
+        compared_total = None if compared_end is None else row.get("compared") or 0
+        found[definition_id] = Totals(
+            row.get("current") or 0, row.get("previous") or 0, previous_start, previous_end, compared_total
+        )
+    return found
+
+
+def _totals_sums(
+    *,
+    site: Site | int,
+    definitions: Iterable[BeaconDefinition],
+    start: datetime,
+    end: datetime,
+    identifier: str,
+    previous_period: tuple[datetime, datetime] | None,
+    compared_end: datetime | None,
+    cut_granularity: str,
+    dimension: str,
+) -> tuple[Q, dict, tuple[datetime, datetime]]:
+    """The rows ``totals`` reads, its sums (current, previous and, for a running period, compared)
+    and the previous period."""
     definitions = list(definitions)
     allowed = _common_granularities(definitions, dimension)
     previous_start, previous_end = previous_period or (start - (end - start), start)
@@ -406,9 +543,7 @@ def totals(
         compared = _covering_q(start, compared_end, allowed, minutes=minutes, **scope)
         condition |= compared
         sums["compared"] = Sum("count", filter=compared)
-    rows = BeaconAggregate.objects.filter(condition).aggregate(**sums)
-    compared_total = None if compared_end is None else rows["compared"] or 0
-    return Totals(rows["current"] or 0, rows["previous"] or 0, previous_start, previous_end, compared_total)
+    return condition, sums, (previous_start, previous_end)
 
 
 @in_site_zone

@@ -3,6 +3,12 @@
 from django.db.models import Q
 
 from beacons.models import BeaconDefinition
+from beacons.registry import RESERVED_PREFIX
+
+
+def _listable():
+    """Every type staff choose from: the reserved visit types are read through ``queries.visits``."""
+    return BeaconDefinition.objects.exclude(slug__startswith=RESERVED_PREFIX)
 
 
 def definitions_listed(*, limit: int | None = None, including: str = "", kind: str = "") -> list[BeaconDefinition]:
@@ -13,7 +19,7 @@ def definitions_listed(*, limit: int | None = None, including: str = "", kind: s
     (the one a URL asks for), so a flood of auto-registered types cannot swell a page. One
     query that reads the first rows of the (auto_registered, name, slug) index, never every
     type; a second one only for an ``including`` type beyond them."""
-    definitions = BeaconDefinition.objects.all()
+    definitions = _listable()
     if kind:
         definitions = definitions.filter(kind=kind)
     if limit is None:
@@ -27,7 +33,7 @@ def definitions_listed(*, limit: int | None = None, including: str = "", kind: s
 def definitions_matching(*, text: str, limit: int) -> list[BeaconDefinition]:
     """At most ``limit`` types whose name or slug contains ``text`` (any case), those registered
     in the admin first, then by name: the dashboard's type search. One query."""
-    found = BeaconDefinition.objects.filter(Q(name__icontains=text) | Q(slug__icontains=text))
+    found = _listable().filter(Q(name__icontains=text) | Q(slug__icontains=text))
     return list(found.order_by("auto_registered", "name", "slug")[:limit])
 
 
@@ -36,7 +42,7 @@ def definition_chosen(*, slug: str, listed: int) -> BeaconDefinition | None:
     types (``definitions_listed(limit=listed, including=slug)``): that type, else page_view,
     else the first listed by name. One query by slug, without reading the other choices (a
     second only when neither exists)."""
-    found = {d.slug: d for d in BeaconDefinition.objects.filter(slug__in=[slug, "page_view"])}
+    found = {d.slug: d for d in _listable().filter(slug__in=[slug, "page_view"])}
     if found:
         return found.get(slug) or found["page_view"]
     return next(iter(definitions_listed(limit=listed)), None)

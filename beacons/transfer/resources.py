@@ -17,6 +17,7 @@ from import_export.results import Error, Result, RowResult
 
 from beacons.counting.buckets import bucket_start, bucket_zone
 from beacons.models import GRANULARITY_ORDER, BeaconAggregate, BeaconDefinition, Granularity, granularities_split
+from beacons.registry import RESERVED_PREFIX, is_reserved
 from beacons.sites import sites_cached
 from beacons.transfer import formats, imports
 
@@ -202,8 +203,12 @@ class BeaconDefinitionResource(resources.ModelResource):
         kwargs["rollback_on_validation_errors"] = True
         return super().import_data(cleaned, dry_run=dry_run, raise_errors=raise_errors, use_transactions=True, **kwargs)
 
+    def before_import_row(self, row, **kwargs):
+        if is_reserved(str(row.get("slug") or "").strip().lower()):
+            raise ValidationError({"slug": f"event types starting with {RESERVED_PREFIX!r} are Beacons' own (visits)"})
+
     def rows(self, *, queryset) -> Iterator[list]:
-        for definition in queryset.order_by("slug").iterator():
+        for definition in queryset.exclude(slug__startswith=RESERVED_PREFIX).order_by("slug").iterator():
             yield self.export_resource(definition, force_native_type=True)
 
 

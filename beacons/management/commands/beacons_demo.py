@@ -371,6 +371,7 @@ class Command(BeaconsCommand):
                             else None,
                             on_day=shown.update,
                         )
+                    rows += visits_write(site=site, names=site_pages, page_view=page_view, now=now, rng=rng)
                     for slug, name, description, share, names, property_keys in CUSTOM_TYPES:
                         definition, _ = BeaconDefinition.objects.get_or_create(
                             slug=slug,
@@ -565,6 +566,100 @@ def traffic_write(
         rows += flush_day()
     rows += write(increments=long_lived)
     return rows
+
+
+# Visits: page views per visit and the share of bounces vary by the hour within these bounds.
+VIEWS_PER_VISIT = (2.0, 2.8)
+BOUNCE_RATE = (0.42, 0.58)
+SECONDS_PER_LATER_VIEW = 55  # mean time between two page views of a visit (exponential)
+ENTRY_PAGES = 15  # visits enter on the most popular pages (and exit on the top EXIT_PAGES)
+EXIT_PAGES = 20
+VISIT_DIMENSIONS = ("source", "device")
+VISIT_DETAIL_DAYS = 35  # hour totals, and days of single pages and values: "Last 30 days" and shorter are complete
+
+
+def visits_write(
+    *, site: Site, names: list[str], page_view: BeaconDefinition, now: datetime, rng: random.Random
+) -> int:
+    """Visits of ``site`` made from its page views just written: each hour's page views (read back
+    from their hour totals) are split into visits, so the page views inside visits equal the page
+    views, with 40–60 % bounces and about a minute between two page views of a visit. Totals are
+    written per day, month and year; visits, bounces, visit seconds and visit pages of each entry
+    page (one of the ENTRY_PAGES most popular) and exits of each exit page per month and year.
+    For the last VISIT_DETAIL_DAYS only, to keep ``make run`` quick: hour totals, and day counts
+    of single pages and of the VISIT_DIMENSIONS' values (those are shared per month before); hour
+    counts of single pages for the last FINE_DAYS, as page views' minutes.
+    Returns the counter rows written."""
+    from beacons.registry import VisitSlug, system_definitions_resolve
+
+    definitions = system_definitions_resolve()
+    hours = BeaconAggregate.objects.filter(
+        site=site, definition=page_view, dimension="", identifier="", granularity=G.HOUR
+    ).values_list("period_start", "count")
+    new = not BeaconAggregate.objects.filter(site=site, definition__in=definitions.values()).exists()
+    write = aggregates_insert_new if new else aggregates_add
+    entry_cum = list(accumulate(zipf_weights(min(ENTRY_PAGES, len(names)), exponent=1.4)))
+    exit_cum = list(accumulate(zipf_weights(min(EXIT_PAGES, len(names)))))
+    detail_since = bucket_start(now - timedelta(days=VISIT_DETAIL_DAYS), G.DAY)
+    increments: Counter = Counter()
+    shared: dict[tuple[str, tuple], Counter] = {}  # (granularity, buckets) -> {slug: total}, shared among values
+    # Visits are made per day, and per hour over the last FINE_DAYS (whose hours keep single pages).
+    units: dict[datetime, list[tuple[datetime, int]]] = {}  # day or hour -> its hours' page views
+    hourly_since = bucket_start(now - timedelta(days=FINE_DAYS), G.DAY)
+    for moment, views in hours.order_by("period_start").iterator():
+        units.setdefault(moment if moment >= hourly_since else bucket_start(moment, G.DAY), []).append((moment, views))
+    for unit, day_hours in units.items():
+        day, hourly = bucket_start(unit, G.DAY), unit >= hourly_since
+        views = sum(n for _, n in day_hours)
+        visits = min(views, max(1, round(views / rng.uniform(*VIEWS_PER_VISIT))))
+        bounces = max(round(visits * rng.uniform(*BOUNCE_RATE)), 2 * visits - views)
+        if views > visits:  # some visit must take the page views beyond one each
+            bounces = min(bounces, visits - 1)
+        # The first ``bounces`` visits have one page view; the others two, and the rest go to them at random.
+        entries = [names[i] for i in rng.choices(range(len(entry_cum)), cum_weights=entry_cum, k=visits)]
+        longer = entries[bounces:]
+        extra = Counter(rng.choices(longer, k=views - bounces - 2 * len(longer))) if longer else Counter()
+        later_views = Counter(longer) + extra  # page views after the first, by entry page
+        exits = [names[i] for i in rng.choices(range(len(exit_cum)), cum_weights=exit_cum, k=len(longer))]
+        noise = rng.uniform(0.7, 1.3)
+        figures = {
+            VisitSlug.VISITS: Counter(entries),
+            VisitSlug.BOUNCES: Counter(entries[:bounces]),
+            VisitSlug.PAGES: Counter(entries) + later_views,
+            VisitSlug.SECONDS: Counter(
+                {page: round(n * SECONDS_PER_LATER_VIEW * noise) for page, n in later_views.items()}
+            ),
+            VisitSlug.EXITS: Counter(entries[:bounces]) + Counter(exits),
+        }
+        month, year = bucket_start(day, G.MONTH), bucket_start(day, G.YEAR)
+        recent = day >= detail_since
+        for slug, by_page in figures.items():
+            pk, total = definitions[slug].pk, sum(by_page.values())
+            if not total:
+                continue
+            buckets = [(G.DAY, day), (G.MONTH, month), (G.YEAR, year)] if recent else [(G.MONTH, month), (G.YEAR, year)]
+            if hourly:
+                buckets.append((G.HOUR, unit))
+            increments_add_hits(increments, site_id=site.pk, definition_id=pk, buckets=buckets, hits=+by_page)
+            if not recent:
+                increments[(site.pk, pk, "", "", G.DAY, day)] += total
+            elif not hourly:  # hour totals: the day's shared by its hours' page views, adding up to it
+                expected, assigned = 0.0, 0
+                for moment, n in day_hours:
+                    expected += total * n / views
+                    increments[(site.pk, pk, "", "", G.HOUR, moment)] += round(expected) - assigned
+                    assigned = round(expected)
+            if slug != VisitSlug.EXITS:
+                shared.setdefault(((G.MONTH, month), (G.YEAR, year)), Counter())[slug] += total
+                if recent:
+                    shared.setdefault(((G.DAY, day),), Counter())[slug] += total
+    dimensions = {code: DIMENSION_VALUES[code] for code in VISIT_DIMENSIONS}
+    for buckets, totals in shared.items():
+        for slug, n in totals.items():
+            values = dimension_shares(dimensions=dimensions, hits=n, rng=rng)
+            pk = definitions[slug].pk
+            increments_add_values(increments, site_id=site.pk, definition_id=pk, buckets=buckets, values=values)
+    return write(increments={key: n for key, n in increments.items() if n})
 
 
 def dimension_shares(

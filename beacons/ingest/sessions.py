@@ -1,0 +1,174 @@
+"""Turning page views into visit adjustments: each visitor's open visit in the cache, and what each page view adds.
+
+A visit is one visitor's page views with no gap over ``BEACONS_VISIT_GAP_SECONDS`` (1800). Its
+state (start, entry page, last page, page count, last seen, the entry's dimension values)
+lives in Django's cache (local memory by default, Redis with ``CACHE_URL``) under the site and
+the visitor key, expiring after the gap. Every adjustment is counted in the buckets where the
+visit **started**, under the reserved types of ``registry.VisitSlug``, so a counter is never
+taken below what was added to it before:
+
+- the first page view of a visit: visits +1, bounces +1, visit pages +1 (entry page and each
+  entry dimension value), exits +1 (that page);
+- each later one: visit pages +1; bounces −1 if it is the second; visit seconds + the time
+  since the previous page view; exits −1 on the previous page and +1 on this one.
+
+Only page views (types of kind ``page_view``) start or extend visits; custom events, actions
+and errors neither extend nor "un-bounce" one (as Fathom and Simple Analytics count; Plausible
+lets interactive custom events un-bounce a visit).
+
+A hit without a usable visitor key (``context.visitor_key == ""``: DNT/GPC) counts no visit.
+Anonymous visitor keys change with the daily salt (UTC midnight), so such a visit is cut
+there: the page views after midnight start a new visit.
+
+Faults: the cache unreachable (or raising) costs the visits of those page views, never the
+page views themselves; visits resume with the cache.
+
+Concurrency: a visit is created with ``cache.add``, so two page views of a new visitor handled
+at the same moment by two processes start one visit, not two. The rest is read-then-write,
+last writer wins: two page views of one visitor within the same few milliseconds (in two
+processes) may both be taken as the second page view (bounces −1 twice, clamped at 0 by the
+write; pages counted right), or one exit move may be lost (one exit stays on the page before).
+The state is written before the increments reach the sink: a page view that arrives in that
+window of milliseconds, or (memory sink, several processes) whose process flushes before the
+process that started the visit, takes back a count not written yet; the write floors it
+at 0 (``increments.aggregates_add``), so that counter is too high by that adjustment. A
+request that fails after its state was written (503) has moved the visit on without counting.
+"""
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.cache import cache
+
+from beacons.counting.increments import CounterKey, DimensionValue, Hit, dimension_values_for, increments_for
+from beacons.logs import outage_warning
+from beacons.models import FINE_GRANULARITIES, BeaconDefinition
+from beacons.registry import DB_UNREACHABLE, VisitSlug, system_definitions_resolve
+
+QUARTER_HOUR = 900
+# (start, entry page, last page, page views, last seen, entry dimension values): epoch seconds
+VisitState = tuple[int, str, str, int, int, tuple[tuple[str, str], ...]]
+
+
+def visit_key(*, site_id: int, visitor_key: str) -> str:
+    return f"beacons:visit:{site_id}:{visitor_key}"
+
+
+def visits_adjust(
+    *,
+    page_views: Iterable[Hit],
+    site_id: int,
+    visitor_key: str,
+    received_at: datetime,
+    increments: Counter[CounterKey],
+    values: Counter[DimensionValue],
+) -> int:
+    """Fold the page views of one request (one visitor, in order) into its visit and add the
+    adjustments to ``increments`` and ``values`` (the request's, written in the same sink call).
+    Returns how many page views were taken into a visit (0 without a visitor key, or with the
+    cache or, for a process that never read them, the visit types unreachable)."""
+    page_views = list(page_views)
+    if not visitor_key or not page_views:
+        return 0
+    try:
+        definitions = system_definitions_resolve()
+    except DB_UNREACHABLE as exc:
+        outage_warning("visits not counted, visit types not readable: %s", exc)
+        return 0
+    gap = settings.BEACONS_VISIT_GAP_SECONDS
+    key = visit_key(site_id=site_id, visitor_key=visitor_key)
+    now = int(received_at.timestamp())
+    adjustments: list[tuple[int, Hit]] = []
+    try:
+        state: VisitState | None = cache.get(key)
+        dirty = False  # the state differs from what the cache holds
+        for hit in page_views:
+            if state is not None and now - state[4] > gap:
+                state, dirty = None, True  # older than the gap, not yet expired: replaced below
+            if state is None:
+                state = (now, hit.identifier, hit.identifier, 1, now, tuple(sorted(hit.dimensions.items())))
+                # add: of two processes starting one visitor's visit at once, one starts it
+                if dirty or cache.add(key, state, timeout=gap):
+                    adjustments += _visit_started(site_id, definitions, hit, now)
+                    continue
+                state = cache.get(key)  # the other one: continue its visit
+                if state is None:
+                    continue
+            state, moved = _visit_extended(site_id, definitions, state, hit, now)
+            adjustments += moved
+            dirty = True
+        if dirty:
+            cache.set(key, state, timeout=gap)
+    except Exception as exc:  # a cache that is down: page views count, their visits do not
+        outage_warning("visits not counted, cache unreachable: %s", exc)
+        return 0
+    _adjustments_add(adjustments, increments=increments, values=values)
+    return len(page_views)
+
+
+def _visit_started(site_id: int, definitions: dict[str, BeaconDefinition], hit: Hit, now: int) -> list[tuple[int, Hit]]:
+    started = [
+        (now, _adjustment(site_id, definitions[slug], hit.identifier, hit.dimensions, 1))
+        for slug in (VisitSlug.VISITS, VisitSlug.BOUNCES, VisitSlug.PAGES)
+    ]
+    return [*started, (now, _adjustment(site_id, definitions[VisitSlug.EXITS], hit.identifier, {}, 1))]
+
+
+def _visit_extended(
+    site_id: int, definitions: dict[str, BeaconDefinition], state: VisitState, hit: Hit, now: int
+) -> tuple[VisitState, list[tuple[int, Hit]]]:
+    start, entry, last, pages, last_seen, dimensions = state
+    entry_dimensions = dict(dimensions)
+    moved = [_adjustment(site_id, definitions[VisitSlug.PAGES], entry, entry_dimensions, 1)]
+    if pages == 1:
+        moved.append(_adjustment(site_id, definitions[VisitSlug.BOUNCES], entry, entry_dimensions, -1))
+    if now > last_seen:
+        moved.append(_adjustment(site_id, definitions[VisitSlug.SECONDS], entry, entry_dimensions, now - last_seen))
+    if hit.identifier != last:
+        exits = definitions[VisitSlug.EXITS]
+        moved += [_adjustment(site_id, exits, last, {}, -1), _adjustment(site_id, exits, hit.identifier, {}, 1)]
+    return (start, entry, hit.identifier, pages + 1, max(now, last_seen), dimensions), [(start, m) for m in moved]
+
+
+def _adjustment(site_id: int, definition: BeaconDefinition, identifier: str, dimensions, count: int) -> Hit:
+    granularities, dimension_granularities = _codes(definition.granularities, definition.dimensions_by_hour)
+    return Hit(
+        site_id,
+        definition.id,
+        granularities,
+        identifier,
+        dimensions,
+        dimension_granularities if dimensions else (),
+        count,
+    )
+
+
+@lru_cache(maxsize=64)
+def _codes(granularities: str, dimensions_by_hour: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A visit type's granularities and those of its dimension values (per request, they cost more than the rest)."""
+    definition = BeaconDefinition(granularities=granularities, dimensions_by_hour=dimensions_by_hour)
+    return tuple(definition.granularity_codes), tuple(definition.dimension_granularity_codes)
+
+
+def _adjustments_add(
+    adjustments: list[tuple[int, Hit]], *, increments: Counter[CounterKey], values: Counter[DimensionValue]
+) -> None:
+    """Add each adjustment in the buckets of its visit's start (an exit moved within one total
+    adds nothing to the total: such zero keys are left out)."""
+    by_start: dict[int, list[Hit]] = {}
+    for start, hit in adjustments:
+        by_start.setdefault(start, []).append(hit)
+    for start, hits in by_start.items():
+        # Visit types keep hours and coarser, whose starts are whole quarter hours in UTC in every
+        # time zone: one moment per quarter hour lets visits share the cached bucket starts.
+        coarse = all(FINE_GRANULARITIES.isdisjoint(hit.granularities) for hit in hits)
+        moment = datetime.fromtimestamp(start - start % QUARTER_HOUR if coarse else start, UTC)
+        for key, n in increments_for(hits=hits, received_at=moment).items():
+            if n:
+                increments[key] += n
+        for value, n in dimension_values_for(hits=hits, received_at=moment).items():
+            if n:
+                values[value] += n
