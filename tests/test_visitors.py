@@ -352,9 +352,10 @@ def test_concurrent_writers_of_the_same_sketches_lose_no_visitor():
         assert day_visitors(identifier) == 160
 
 
-def test_visitor_token_is_a_signed_64_bit_number():
-    assert visitor_token("f" * 32) == (1 << 63) - 1
-    assert visitor_token("0" * 32) == -(1 << 63)
+def test_visitor_token_is_a_signed_64_bit_number_of_any_key():
+    tokens = {visitor_token(key) for key in ["f" * 32, "0" * 32, "v1", "", "é" * 100]}
+    assert len(tokens) == 5 and all(-(1 << 63) <= token < (1 << 63) for token in tokens)
+    assert any(token < 0 for token in tokens) and visitor_token("v1") == visitor_token("v1")
     assert sketches.LG_K == 14
     assert visitor_token(secrets.token_hex(16)) != visitor_token(secrets.token_hex(16))
 

@@ -20,6 +20,7 @@ in the same transaction as the counters. Adding a visitor twice changes nothing,
 idempotent; the drain's ``DrainBatch`` rule still applies.
 """
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,9 +44,10 @@ _KEY_COLUMNS = "site_id, definition_id, dimension, identifier, granularity, peri
 
 
 def visitor_token(visitor_key: str) -> int:
-    """The 64-bit number a visitor key (hex of a keyed hash, ``RequestContext.visitor_key``) is
-    counted as: what the buffers carry and the sketch hashes. Signed, as the sketch takes int64."""
-    return int(visitor_key[:16], 16) - (1 << 63)
+    """The 64-bit number a visitor key (``RequestContext.visitor_key``) is counted as: what the
+    buffers carry and the sketch hashes. Signed, as the sketch takes int64. Hashed again, so any
+    key (not only the hex of a keyed hash) spreads evenly."""
+    return int.from_bytes(hashlib.blake2b(visitor_key.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 @dataclass
