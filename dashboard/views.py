@@ -20,7 +20,7 @@ from beacons.downloads import csv_response
 from beacons.ingest.extraction import UNKNOWN, country_flag, country_name
 from beacons.models import Granularity as G
 from beacons.models import dimensions_split
-from beacons.queries import counters, error_groups, event_types
+from beacons.queries import counters, error_groups, event_types, visitors, visits
 
 from . import charts
 from .forms import DEVICE_TABS, SCALES, SOURCE_TABS, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
@@ -108,6 +108,77 @@ class SharedReads:
 # --- Panels: each returns its template context (and, for CSV, its rows) -----------------
 
 
+def _percent_change(change: float | None) -> int | None:
+    return None if change is None else round(change * 100)
+
+
+def _duration_words(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m {rest:02d}s" if minutes else f"{rest}s"
+
+
+def _people_cards(state: DashboardState) -> list[dict]:
+    """Visitor and visit cards of a page-view type: unique visitors, visits, views per visit,
+    bounce rate and visit duration, each with its change on the period the total is compared with
+    (the same elapsed part). Of the chosen page (visits: entering at it) or dimension value."""
+    comparison = state.kpi_comparison
+    scope = {"site": state.site, "identifier": state.counter_value, "dimension": state.dimension}
+    cards = []
+    try:
+        definitions = [state.definition]
+        now = visitors.visitors(definitions=definitions, start=state.start, end=state.totals_end, **scope)
+        compared = visitors.visitors(
+            definitions=definitions, start=state.start, end=comparison.current_end or state.totals_end, **scope
+        )
+        before = visitors.visitors(
+            definitions=definitions, start=comparison.previous_start, end=comparison.previous_end, **scope
+        )
+        cards.append(
+            {
+                "label": "Unique visitors",
+                "value": f"{now.visitors:,}",
+                "estimate": now.estimate,
+                "change_percent": _percent_change(
+                    (compared.visitors - before.visitors) / before.visitors if before.visitors else None
+                ),
+            }
+        )
+    except (visitors.SketchesNotKept, counters.DimensionNotKept):
+        pass
+    found = visits.visits_totals(
+        start=state.start,
+        end=state.totals_end,
+        previous_period=(comparison.previous_start, comparison.previous_end),
+        compared_end=comparison.current_end,
+        cut_granularity=comparison.granularity,
+        **scope,
+    )
+    figures = found.current
+    views_per_visit = figures.views_per_visit
+    bounce_rate = figures.bounce_rate
+    cards += [
+        {"label": "Visits", "value": f"{figures.visits:,}", "change_percent": _percent_change(found.change("visits"))},
+        {
+            "label": "Views per visit",
+            "value": "–" if views_per_visit is None else f"{views_per_visit:.2f}",
+            "change_percent": _percent_change(found.change("views_per_visit")),
+        },
+        {
+            "label": "Bounce rate",
+            "value": "–" if bounce_rate is None else f"{round(bounce_rate * 100)}%",
+            "change_percent": _percent_change(found.change("bounce_rate")),
+        },
+        {
+            "label": "Visit duration",
+            "value": _duration_words(figures.duration),
+            "change_percent": _percent_change(found.change("duration")),
+        },
+    ]
+    return cards
+
+
 def kpis_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
     if state.definition is None:
         return {"kpis": None}
@@ -128,6 +199,7 @@ def kpis_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
             "change_percent": None if change is None else round(change * 100),
             "busiest_label": charts.bucket_label(busiest[0], state.granularity) if busiest else "",
             "busiest_count": busiest[1] if busiest else 0,
+            "people": _people_cards(state) if state.definition.kind == state.definition.Kind.PAGE_VIEW else [],
         }
     }
 
@@ -361,7 +433,12 @@ def live_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
         if state.definition
         else None
     )
-    return {"live": {"count": count}}
+    people = (
+        visitors.live_visitors(site=state.site, definitions=[state.definition])
+        if state.definition and not state.identifier and not state.dimension
+        else None
+    )
+    return {"live": {"count": count, "visitors": people.visitors if people else None}}
 
 
 def errors_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
