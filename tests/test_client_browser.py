@@ -10,6 +10,7 @@ import json
 import os
 import threading
 import time
+from datetime import timedelta
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,8 +20,10 @@ import pytest
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 from django.db.models import Sum
+from django.utils import timezone
 
-from beacons.models import BeaconAggregate, BeaconEvent, Granularity, Site
+from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, Granularity, Site
+from beacons.queries import visitors, visits
 from beacons.sites import sites_cache_clear
 
 from .conftest import BROWSER_UA, first_site
@@ -456,3 +459,30 @@ def test_page_views_carry_the_referrer_and_campaign_tags_even_when_the_query_is_
         "utm_medium": "email",
         "utm_campaign": "Spring Sale",
     }
+
+
+def test_two_visitors_in_two_browsers_give_two_visitors_their_visits_and_one_bounce(
+    browser, transactional_db, live_server
+):
+    reader, bouncer = (
+        browser.new_context(user_agent=BROWSER_UA.replace("Chrome/", f"Chrome/{version}."), base_url=live_server.url)
+        for version in (1, 2)  # two people behind one address: told apart by their browsers
+    )
+    try:
+        page = reader.new_page()
+        page.goto("/demo/")
+        wait_for_count("page_view", "/demo/", 1)
+        page.goto("/demo/pricing")
+        wait_for_count("page_view", "/demo/pricing", 1)
+        bouncer.new_page().goto("/demo/")
+        wait_for_count("page_view", "/demo/", 2)
+    finally:
+        reader.close()
+        bouncer.close()
+
+    site, page_view = first_site(), BeaconDefinition.objects.get(slug="page_view")
+    now = timezone.now()
+    period = {"site": site, "start": now - timedelta(days=1), "end": now + timedelta(days=1)}
+    assert visitors.visitors(definitions=[page_view], **period).visitors == 2
+    figures = visits.visits_totals(**period).current
+    assert (figures.visits, figures.bounces, figures.pages) == (2, 1, 3)
