@@ -387,3 +387,31 @@ def test_periods_at_awkward_moments_in_another_time_zone_equal_the_dashboard(cli
         (row["moment"].isoformat(), row["count"]) for row in chart
     ]
     assert hours["results"][0]["dimensions"][0].endswith(("+01:00", "+02:00"))
+
+
+VISIT_CARDS = {
+    "visitors": "Unique visitors",
+    "visits": "Visits",
+    "views_per_visit": "Views per visit",
+    "bounce_rate": "Bounce rate",
+    "visit_duration": "Visit duration",
+}
+
+
+@pytest.mark.parametrize(("date_range", "params"), PERIODS[:6])
+def test_visitor_and_visit_metrics_equal_the_dashboards_cards(client, staff, key, demo, date_range, params):
+    metrics = list(VISIT_CARDS)
+    answer = ask(client, key, metrics=metrics, date_range=date_range, include={"comparison": "previous_period"})
+    cards = {card["label"]: card for card in panel(staff, "kpis", **params)["kpis"]["people"]}
+    [row] = answer["results"]
+    for metric, value, change in zip(metrics, row["metrics"], row["comparison"]["change"], strict=True):
+        card = cards[VISIT_CARDS[metric]]
+        assert change == card["change_percent"], metric
+        if metric in ("visitors", "visits"):
+            assert f"{value:,}" == card["value"], metric
+    assert row["metrics"][0] > 0 and row["metrics"][1] > 0
+
+
+def test_visit_metrics_of_a_period_without_visits_are_null(client, key):
+    answer = ask(client, key, metrics=["visits", "bounce_rate", "visit_duration"], date_range="day")
+    assert answer["results"] == [{"dimensions": [], "metrics": [0, None, None], "comparison": None}]

@@ -162,8 +162,8 @@ def test_a_key_over_its_limit_gets_429_with_retry_after_and_another_key_does_not
         ({"metrics": ["events"]}, "site", "required"),
         (question(metrics=[]), "metrics", "at least 1"),
         (question(metrics=["events"] * 11), "metrics", "at most 10"),
-        (question(metrics=["visitors"]), "metrics.0", "visitors is not available: unique visitors are not counted yet"),
-        (question(metrics=["events", "bounce_rate"]), "metrics.1", "bounce_rate is not available"),
+        (question(metrics=["visitors"], dimensions=["visit:source"]), "dimensions", "whole period only"),
+        (question(metrics=["events", "bounce_rate"], dimensions=["time:day"]), "dimensions", "whole period only"),
         (question(metrics=["hits"]), "metrics.0", "not a metric"),
         (question(date_range="yesterday"), "date_range", "Input should be"),
         (question(date_range=["2026-11-02", "2026-11-01"]), "date_range", "after the last"),
@@ -223,7 +223,7 @@ def test_get_wrappers_refuse_bad_parameters_with_400(client, key):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
     cases = [
         (f"{base}/summary?period=fortnight", "period"),
-        (f"{base}/summary?metrics=visitors", "metrics.0"),
+        (f"{base}/summary?metrics=visitor", "metrics.0"),
         (f"{base}/timeseries?interval=week", "interval"),
         (f"{base}/breakdown/visit:nope", "dimensions.0"),
         (f"{base}/breakdown/time:day", "dimension"),

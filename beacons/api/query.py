@@ -21,7 +21,7 @@ from beacons.counting.buckets import bucket_zone
 from beacons.dimensions import BUILT_IN, InvalidDimension, property_dimension, property_key_check
 from beacons.models import BeaconDefinition, Granularity, Site
 from beacons.periods import EARLIEST_DAY, LATEST_DAYS_AHEAD, MAX_CUSTOM_DAYS, ComparedCut, Period, local_today
-from beacons.queries import counters, event_types
+from beacons.queries import counters, event_types, visitors, visits
 
 G = Granularity
 PAGE_VIEW = BeaconDefinition.Kind.PAGE_VIEW
@@ -50,16 +50,16 @@ class Figure:
     """One metric of one row: its ``value``, and with a comparison the ``previous`` period's value and
     the current value up to the comparison's cut (``compared``; None: all of it)."""
 
-    value: int
-    previous: int | None = None
-    compared: int | None = None
+    value: float | None  # a count, or a rate (None: no visits to make one of)
+    previous: float | None = None
+    compared: float | None = None
 
     @property
     def change_percent(self) -> int | None:
         """The change on the previous period in whole percent, as the dashboard rounds it; None without one."""
-        if not self.previous:
-            return None
         current = self.value if self.compared is None else self.compared
+        if not self.previous or current is None:
+            return None
         return round(100 * (current - self.previous) / self.previous)
 
 
@@ -376,13 +376,70 @@ METRICS: dict[str, Callable[[Ask], dict[tuple, Figure]]] = {
         lambda ask: [d for d in ask.listed_types if d.kind == PAGE_VIEW] if ask.by_type else ask.page_view_types
     ),
 }
-NOT_AVAILABLE = {
-    "visitors": "unique visitors are not counted yet",
-    "visits": "visits (sessions) are not counted yet",
-    "bounce_rate": "visits (sessions) are not counted yet",
-    "visit_duration": "visits (sessions) are not counted yet",
-    "views_per_visit": "visits (sessions) are not counted yet",
-}
+
+
+def _totals_only(ask: Ask, name: str) -> None:
+    if ask.by_type or ask.granularity or ask.dimension:
+        raise QueryError(f"dimensions: {name} is answered for a whole period only (no dimensions) so far", "dimensions")
+
+
+def _visitor_figures(ask: Ask) -> dict[tuple, Figure]:
+    """Unique visitors of the page view types over the period, as the dashboard's visitor card reads
+    them: the period so far, its compared part and the period before."""
+    _totals_only(ask, "visitors")
+    types = ask.page_view_types
+    dimension, value = ask.reads(types)
+    cut, period = ask.comparison(types), ask.period
+    scope = {"site": ask.site, "definitions": types, "identifier": value, "dimension": dimension}
+    try:
+        now = visitors.visitors(start=period.start, end=period.totals_end, **scope).visitors
+        if not ask.compare:
+            return {(): Figure(now)}
+        compared = visitors.visitors(start=period.start, end=cut.current_end or period.totals_end, **scope).visitors
+        before = visitors.visitors(start=cut.previous_start, end=cut.previous_end, **scope).visitors
+    except (visitors.SketchesNotKept, counters.DimensionNotKept) as problem:
+        raise QueryError(f"metrics: visitors: {problem}", "metrics") from None
+    return {(): Figure(now, before, compared)}
+
+
+def _visit_metric(name: str, scale: float = 1) -> Callable[[Ask], dict[tuple, Figure]]:
+    """A visit metric (``queries.visits``: visits, bounce_rate, duration, views_per_visit) of the visits
+    that started in the period (with a page filter: that entered at it), as the dashboard's cards.
+    Rates are kept unrounded (the change is of the exact figures, as on the dashboard)."""
+
+    def figures(ask: Ask) -> dict[tuple, Figure]:
+        _totals_only(ask, "visit metrics")
+        dimension, value = ask.reads(ask.page_view_types)
+        cut, period = ask.comparison(ask.page_view_types), ask.period
+        found = visits.visits_totals(
+            site=ask.site,
+            start=period.start,
+            end=period.totals_end,
+            identifier=value,
+            dimension=dimension,
+            previous_period=(cut.previous_start, cut.previous_end) if ask.compare else None,
+            compared_end=cut.current_end if ask.compare else None,
+            cut_granularity=cut.granularity,
+        )
+
+        def scaled(figures) -> float | int | None:
+            figure = None if figures is None else figures.metric(name)
+            return None if figure is None else figure * scale
+
+        current = scaled(found.current)
+        if not ask.compare:
+            return {(): Figure(current)}
+        return {(): Figure(current, scaled(found.previous), scaled(found.compared))}
+
+    return figures
+
+
+METRICS["visitors"] = _visitor_figures
+METRICS["visits"] = _visit_metric("visits")
+METRICS["bounce_rate"] = _visit_metric("bounce_rate", 100)  # percent, as Plausible answers it
+METRICS["visit_duration"] = _visit_metric("duration")  # seconds
+METRICS["views_per_visit"] = _visit_metric("views_per_visit")
+NOT_AVAILABLE: dict[str, str] = {}
 
 
 def metrics_check(names: list[str]) -> None:
@@ -450,15 +507,20 @@ def query_answer(question: Question, *, now: datetime) -> dict:
     page = rows[question.offset : question.offset + question.limit]
     results = []
     for row in page:
-        result = {"dimensions": list(row.dimensions), "metrics": [f.value for f in row.figures]}
+        result = {"dimensions": list(row.dimensions), "metrics": [_shown(f.value) for f in row.figures]}
         if ask.compare:
             result["comparison"] = {
                 "dimensions": list(row.dimensions),
-                "metrics": [f.previous for f in row.figures],
+                "metrics": [_shown(f.previous) for f in row.figures],
                 "change": [f.change_percent for f in row.figures],
             }
         results.append(result)
     return {"results": results, "meta": _meta(ask, total_rows=len(rows)), "query": _query_echo(ask)}
+
+
+def _shown(value: float | int | None) -> float | int | None:
+    """A figure as answered: counts whole, rates to two decimals."""
+    return round(value, 2) if isinstance(value, float) else value
 
 
 def _iso(moment: datetime) -> str:

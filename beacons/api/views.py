@@ -219,13 +219,13 @@ class QueryIn(Schema):
 
 class ComparisonOut(Schema):
     dimensions: list[str]
-    metrics: list[int | None]
+    metrics: list[int | float | None]
     change: list[int | None] = Field(description="Change on the period before, in whole percent (null: it had none).")
 
 
 class ResultOut(Schema):
     dimensions: list[str]
-    metrics: list[int]
+    metrics: list[int | float | None] = Field(description="Counts are whole; rates have two decimals; null: no visits.")
     comparison: ComparisonOut | None = None
 
 

@@ -735,25 +735,32 @@ RETURNING_SHARE = 0.3  # of a day's visitors, who came on another day too
 def visitors_write(*, site: Site, page_view: BeaconDefinition, rng: random.Random) -> int:
     """Visitor sketches of ``site``'s page views just written: each day's unique visitors (from its
     page-view total, about two page views a visitor, a share of them returning from other days)
-    as the site total per day and per month, and per minute where page views are counted per minute. Returns the sketches written."""
-    days = BeaconAggregate.objects.filter(
-        site=site, definition=page_view, dimension="", identifier="", granularity=G.DAY
-    ).values_list("period_start", "count")
+    as the site total per day and per month, per hour where hours are counted (each visitor in
+    one hour of its day, by the hours' page views), and per minute where minutes are. Returns the
+    sketches written."""
+    totals = BeaconAggregate.objects.filter(site=site, definition=page_view, dimension="", identifier="")
+    hours_of_day: dict[datetime, list[tuple[datetime, int]]] = {}
+    for hour, views in totals.filter(granularity=G.HOUR).values_list("period_start", "count").iterator():
+        hours_of_day.setdefault(bucket_start(hour, G.DAY), []).append((hour, views))
     returning = [rng.getrandbits(63) for _ in range(2000)]
     months: dict[datetime, object] = {}
+    hour_sketches: dict[datetime, object] = {}
     rows = []
-    for day, views in days.order_by("period_start").iterator():
+    for day, views in totals.filter(granularity=G.DAY).values_list("period_start", "count").order_by("period_start"):
         sketch = sketch_new()
         month = months.setdefault(bucket_start(day, G.MONTH), sketch_new())
+        hours = hours_of_day.get(day, [])
         for _ in range(max(1, round(views / rng.uniform(1.8, 2.6)))):
             token = rng.choice(returning) if rng.random() < RETURNING_SHARE else rng.getrandbits(63)
             sketch.update(token)
             month.update(token)
+            if hours:
+                hour = rng.choices(hours, weights=[n for _, n in hours])[0][0]
+                hour_sketches.setdefault(hour, sketch_new()).update(token)
         rows.append((G.DAY, day, sketch))
     rows += [(G.MONTH, month_start, sketch) for month_start, sketch in months.items()]
-    minutes = BeaconAggregate.objects.filter(
-        site=site, definition=page_view, dimension="", identifier="", granularity=G.MINUTE
-    ).values_list("period_start", "count")
+    rows += [(G.HOUR, hour, sketch) for hour, sketch in hour_sketches.items()]
+    minutes = totals.filter(granularity=G.MINUTE).values_list("period_start", "count")
     for minute, views in minutes.iterator():  # "live now": each minute's visitors, most reading one page
         rows.append((G.MINUTE, minute, sketch_of(rng.getrandbits(63) for _ in range(max(1, round(views / 1.2))))))
     VisitorSketch.objects.filter(site=site, definition=page_view, dimension="", identifier="").delete()
