@@ -750,7 +750,8 @@ def visitors_write(*, site: Site, page_view: BeaconDefinition, rng: random.Rando
         sketch = sketch_new()
         month = months.setdefault(bucket_start(day, G.MONTH), sketch_new())
         hours = hours_of_day.get(day, [])
-        for _ in range(max(1, round(views / rng.uniform(1.8, 2.6)))):
+        # fewer visitors than visits: the most page views a visit has, 1.05-1.25 visits a visitor
+        for _ in range(max(1, round(views / (VIEWS_PER_VISIT[1] * rng.uniform(1.05, 1.25))))):
             token = rng.choice(returning) if rng.random() < RETURNING_SHARE else rng.getrandbits(63)
             sketch.update(token)
             month.update(token)
