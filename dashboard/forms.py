@@ -138,9 +138,9 @@ class DashboardState:
     site: Site | None = None  # whose counters (None only in tests of the state alone)
     dimension: str = ""  # the dimension filter ("" for none): every visitor with ``value`` of it
     value: str = ""
-    pages_ignored: bool = False  # a page and a dimension value were asked for: the value over all pages
-    sources_tab: str = SOURCE_TABS[0][0]
-    devices_tab: str = DEVICE_TABS[0][0]
+    pages_ignored: bool  # a page and a dimension value were asked for: the value over all pages
+    sources_tab: str
+    devices_tab: str
     property_tab: str = ""  # a declared property key of the type ("" when it declares none)
 
     @property

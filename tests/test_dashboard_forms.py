@@ -472,7 +472,7 @@ def test_a_property_the_type_does_not_declare_shows_its_first_without_a_notice(a
 )
 def test_half_a_filter_is_no_filter_and_no_notice(params):
     _, state = resolve(type="page_view", **params)
-    assert (state.dimension, state.value, state.notice) == ("", "", "")
+    assert (state.dimension, state.value, state.notice, state.pages_ignored) == ("", "", "", False)
     assert "dim" not in state.params and "value" not in state.params
 
 
@@ -485,5 +485,5 @@ def test_a_filter_without_any_event_type_is_no_filter():
 @pytest.mark.parametrize(("dim", "notice"), [("prop:" + "k" * 5000, True), ("source", False)])
 def test_an_overlong_dimension_is_not_read(dim, notice):
     _, state = resolve(type="page_view", dim=dim, value="Google")
-    assert state.dimension == ("" if notice else "source")
+    assert state.dimension == ("" if notice else "source") and state.pages_ignored is False
     assert bool(state.notice) == notice

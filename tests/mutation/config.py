@@ -150,4 +150,9 @@ SET_ASIDE: list[dict[str, object]] = [
         "text": "last = (max(end, start + timedelta(microseconds=1)) - timedelta(microseconds=1)).astimezone(tz)",
         "reason": "start and end are whole seconds: 1 or 2 µs before end (or after start) is on the same date and hour",
     },
+    {
+        "file": "dashboard/forms.py", "function": "_dimension_filter", "change": "and → or",
+        "text": "if not (dimension and value) or definition is None:",
+        "reason": "half a filter passed on reads as no filter either way: counter_filter gives the total for an empty value or dimension",
+    },
 ]  # fmt: skip
