@@ -234,6 +234,8 @@ def test_thrown_error_and_rejected_promise_arrive_as_error_events(page):
     assert "demo.js" in rejected.payload["meta"]["stack"]
     assert thrown.payload["meta"]["source"].endswith("/static/demo/demo.js")
     assert thrown.payload["meta"]["line"] > 0
+    # The event rows are written before the counters are folded: wait for the counters too.
+    wait_for_count("error", "/demo/", 2)
     assert count("error", "/demo/") == 2
 
 
