@@ -415,3 +415,81 @@ def test_visitor_and_visit_metrics_equal_the_dashboards_cards(client, staff, key
 def test_visit_metrics_of_a_period_without_visits_are_null(client, key):
     answer = ask(client, key, metrics=["visits", "bounce_rate", "visit_duration"], date_range="day")
     assert answer["results"] == [{"dimensions": [], "metrics": [0, None, None], "comparison": None}]
+
+
+def people_cards(staff, **params) -> dict[str, str]:
+    """The dashboard's visitor and visit cards (label → the value shown) for ``params``."""
+    return {card["label"]: card["value"] for card in panel(staff, "kpis", **params)["kpis"]["people"]}
+
+
+def shown_like_a_card(metric: str, value) -> str:
+    """An API figure written as the dashboard's card writes it."""
+    if metric == "bounce_rate":
+        return "–" if value is None else f"{round(value)}%"
+    if metric == "views_per_visit":
+        return "–" if value is None else f"{value:.2f}"
+    return f"{value:,}"
+
+
+def test_visitors_and_visits_per_day_equal_the_cards_of_each_day(client, staff, key, demo):
+    metrics = ["visitors", "visits", "bounce_rate", "views_per_visit"]
+    answer = ask(client, key, metrics=metrics, date_range="7d", dimensions=["time:day"])
+    days = [row["dimensions"][0] for row in answer["results"]]
+    assert days == [(NOW.date() - timedelta(days=back)).isoformat() for back in range(6, -1, -1)]
+    for row in answer["results"]:
+        day = row["dimensions"][0]
+        cards = people_cards(staff, range="custom", start=day, end=day)
+        shown = [cards[VISIT_CARDS[metric]] for metric in metrics]
+        assert [shown_like_a_card(m, v) for m, v in zip(metrics, row["metrics"], strict=True)] == shown, day
+    visits_by_day = [row["metrics"][1] for row in answer["results"]]
+    [total] = ask(client, key, metrics=["visits"], date_range="7d")["results"]
+    assert sum(visits_by_day) == total["metrics"][0] > 0  # visits add up over days; visitors need not
+
+
+def test_visitors_per_source_and_visits_per_entry_page_equal_the_filtered_cards(client, staff, key, demo):
+    by_source = ask(
+        client, key, metrics=["pageviews", "visitors", "visits"], date_range="30d", dimensions=["visit:source"]
+    )
+    pageviews = ask(client, key, metrics=["pageviews"], date_range="30d", dimensions=["visit:source"])
+    assert [row["dimensions"] for row in by_source["results"]] == [row["dimensions"] for row in pageviews["results"]]
+    for row in by_source["results"][:4]:
+        [source] = row["dimensions"]
+        cards = people_cards(staff, range="30d", dim="source", value=source)
+        assert [f"{row['metrics'][1]:,}", f"{row['metrics'][2]:,}"] == [cards["Unique visitors"], cards["Visits"]]
+        assert row["metrics"][1] <= row["metrics"][0], source  # a visitor has at least one page view
+    entries = ask(client, key, metrics=["visits", "bounce_rate"], date_range="30d", dimensions=["event:page"])
+    visits_by_entry = [row["metrics"][0] for row in entries["results"]]
+    assert visits_by_entry == sorted(visits_by_entry, reverse=True) and len(visits_by_entry) > 3
+    for row in entries["results"][:3]:
+        [page] = row["dimensions"]
+        cards = people_cards(staff, range="30d", identifier=page)
+        assert [f"{row['metrics'][0]:,}", shown_like_a_card("bounce_rate", row["metrics"][1])] == [
+            cards["Visits"],
+            cards["Bounce rate"],
+        ], page
+    [total] = ask(client, key, metrics=["visits"], date_range="30d")["results"]
+    assert sum(visits_by_entry) == total["metrics"][0]  # every visit has one entry page
+
+
+def test_visitor_and_visit_series_carry_the_period_before(client, key, demo):
+    answer = ask(
+        client,
+        key,
+        metrics=["visitors", "visits"],
+        date_range="7d",
+        dimensions=["time:day"],
+        include={"comparison": "previous_period"},
+    )
+    earlier = ask(
+        client,
+        key,
+        metrics=["visitors", "visits"],
+        date_range=[(NOW.date() - timedelta(days=13)).isoformat(), (NOW.date() - timedelta(days=7)).isoformat()],
+        dimensions=["time:day"],
+    )
+    before = [row["comparison"]["metrics"] for row in answer["results"]]
+    whole_days = [row["metrics"] for row in earlier["results"]]
+    assert before[:-1] == whole_days[:-1]
+    # The running day is compared with the same hours of the day a week before, as the chart does.
+    assert [0, 0] < before[-1] and all(a <= b for a, b in zip(before[-1], whole_days[-1], strict=True))
+    assert before[-1][1] < whole_days[-1][1]

@@ -22,6 +22,7 @@ from beacons.dimensions import BUILT_IN, InvalidDimension, property_dimension, p
 from beacons.models import BeaconDefinition, Granularity, Site
 from beacons.periods import EARLIEST_DAY, LATEST_DAYS_AHEAD, MAX_CUSTOM_DAYS, ComparedCut, Period, local_today
 from beacons.queries import counters, event_types, visitors, visits
+from beacons.registry import VisitSlug
 
 G = Granularity
 PAGE_VIEW = BeaconDefinition.Kind.PAGE_VIEW
@@ -378,60 +379,147 @@ METRICS: dict[str, Callable[[Ask], dict[tuple, Figure]]] = {
 }
 
 
-def _totals_only(ask: Ask, name: str) -> None:
-    if ask.by_type or ask.granularity or ask.dimension:
-        raise QueryError(f"dimensions: {name} is answered for a whole period only (no dimensions) so far", "dimensions")
+def _not_by_type(ask: Ask, name: str) -> None:
+    if ask.by_type:
+        raise QueryError(f"dimensions: {name} are of page views, not of each event type; drop event:type", "dimensions")
 
 
 def _visitor_figures(ask: Ask) -> dict[tuple, Figure]:
-    """Unique visitors of the page view types over the period, as the dashboard's visitor card reads
-    them: the period so far, its compared part and the period before."""
-    _totals_only(ask, "visitors")
+    """Unique visitors of the page view types, as the dashboard reads them: over the period (its
+    compared part and the period before), per time bucket (each bucket's own figure: buckets do not
+    add up to the period's), or per page or dimension value (the rows the hits of that breakdown have)."""
+    _not_by_type(ask, "visitors")
     types = ask.page_view_types
+    try:
+        if ask.granularity:
+            return _visitor_series_figures(ask, types)
+        if ask.dimension:
+            return _visitor_breakdown_figures(ask, types)
+        return _visitor_total_figure(ask, types)
+    except (visitors.SketchesNotKept, counters.DimensionNotKept) as problem:
+        raise QueryError(f"metrics: visitors: {problem}", "metrics") from None
+
+
+def _visitor_total_figure(ask: Ask, types: list[BeaconDefinition]) -> dict[tuple, Figure]:
     dimension, value = ask.reads(types)
     cut, period = ask.comparison(types), ask.period
     scope = {"site": ask.site, "definitions": types, "identifier": value, "dimension": dimension}
-    try:
-        now = visitors.visitors(start=period.start, end=period.totals_end, **scope).visitors
-        if not ask.compare:
-            return {(): Figure(now)}
-        compared = visitors.visitors(start=period.start, end=cut.current_end or period.totals_end, **scope).visitors
-        before = visitors.visitors(start=cut.previous_start, end=cut.previous_end, **scope).visitors
-    except (visitors.SketchesNotKept, counters.DimensionNotKept) as problem:
-        raise QueryError(f"metrics: visitors: {problem}", "metrics") from None
+    now = visitors.visitors(start=period.start, end=period.totals_end, **scope).visitors
+    if not ask.compare:
+        return {(): Figure(now)}
+    compared = visitors.visitors(start=period.start, end=cut.current_end or period.totals_end, **scope).visitors
+    before = visitors.visitors(start=cut.previous_start, end=cut.previous_end, **scope).visitors
     return {(): Figure(now, before, compared)}
+
+
+def _visitor_series_figures(ask: Ask, types: list[BeaconDefinition]) -> dict[tuple, Figure]:
+    dimension, value = ask.reads(types)
+    granularity, period = ask.granularity, ask.period
+    scope = {"site": ask.site, "definitions": types, "granularity": granularity, "identifier": value}
+    end = period.chart_end(granularity)
+    points = visitors.visitors_series(**scope, start=period.start, end=end, dimension=dimension)
+    previous = None
+    if ask.compare:
+        previous_start, previous_end = period.previous_period
+        previous = visitors.visitors_series(**scope, start=previous_start, end=previous_end, dimension=dimension)
+    return {
+        (_time_label(moment, granularity),): Figure(
+            count.visitors, None if previous is None else (previous[i][1].visitors if i < len(previous) else 0)
+        )
+        for i, (moment, count) in enumerate(points)
+    }
+
+
+def _visitor_breakdown_figures(ask: Ask, types: list[BeaconDefinition]) -> dict[tuple, Figure]:
+    """Visitors of each row the page views' hits have in the same breakdown (``counter_figures``), with
+    the period before and the compared part read as for the total."""
+    code = counter_dimension(ask.dimension, field="dimensions")
+    values = [key[0] for key in counter_figures(ask, types)]
+    cut, period = ask.comparison(types), ask.period
+    scope = {"site": ask.site, "definitions": types, "values": values, "dimension": code}
+    now = visitors.visitors_of_values(start=period.start, end=period.totals_end, **scope)
+    if not ask.compare:
+        return {(value,): Figure(now[value].visitors) for value in values}
+    compared = visitors.visitors_of_values(start=period.start, end=cut.current_end or period.totals_end, **scope)
+    before = visitors.visitors_of_values(start=cut.previous_start, end=cut.previous_end, **scope)
+    return {(v,): Figure(now[v].visitors, before[v].visitors, compared[v].visitors) for v in values}
 
 
 def _visit_metric(name: str, scale: float = 1) -> Callable[[Ask], dict[tuple, Figure]]:
     """A visit metric (``queries.visits``: visits, bounce_rate, duration, views_per_visit) of the visits
-    that started in the period (with a page filter: that entered at it), as the dashboard's cards.
-    Rates are kept unrounded (the change is of the exact figures, as on the dashboard)."""
+    that started in the period (with a page filter, or by event:page: that entered at the page), as the
+    dashboard's cards, chart and entry pages. Rates are kept unrounded (the change is of the exact
+    figures, as on the dashboard); a bucket's or a row's rate is of its own counts."""
+
+    def scaled(figures: visits.VisitFigures | None) -> float | int | None:
+        figure = None if figures is None else figures.metric(name)
+        return None if figure is None else figure * scale
 
     def figures(ask: Ask) -> dict[tuple, Figure]:
-        _totals_only(ask, "visit metrics")
+        _not_by_type(ask, "visit metrics")
         dimension, value = ask.reads(ask.page_view_types)
+        _visit_dimension_check(dimension, field="filters", granularity=ask.granularity or "")
+        if ask.granularity:
+            return _visit_series_figures(ask, dimension=dimension, value=value, scaled=scaled)
         cut, period = ask.comparison(ask.page_view_types), ask.period
+        compare = {
+            "previous_period": (cut.previous_start, cut.previous_end) if ask.compare else None,
+            "compared_end": cut.current_end if ask.compare else None,
+            "cut_granularity": cut.granularity,
+        }
+        if ask.dimension:
+            return _visit_breakdown_figures(ask, compare=compare, scaled=scaled)
         found = visits.visits_totals(
-            site=ask.site,
-            start=period.start,
-            end=period.totals_end,
-            identifier=value,
-            dimension=dimension,
-            previous_period=(cut.previous_start, cut.previous_end) if ask.compare else None,
-            compared_end=cut.current_end if ask.compare else None,
-            cut_granularity=cut.granularity,
+            site=ask.site, start=period.start, end=period.totals_end, identifier=value, dimension=dimension, **compare
         )
-
-        def scaled(figures) -> float | int | None:
-            figure = None if figures is None else figures.metric(name)
-            return None if figure is None else figure * scale
-
-        current = scaled(found.current)
         if not ask.compare:
-            return {(): Figure(current)}
-        return {(): Figure(current, scaled(found.previous), scaled(found.compared))}
+            return {(): Figure(scaled(found.current))}
+        return {(): Figure(scaled(found.current), scaled(found.previous), scaled(found.compared))}
 
     return figures
+
+
+def _visit_series_figures(ask: Ask, *, dimension: str, value: str, scaled) -> dict[tuple, Figure]:
+    granularity, period = ask.granularity, ask.period
+    scope = {"site": ask.site, "granularity": granularity, "identifier": value, "dimension": dimension}
+    points = visits.visits_series(**scope, start=period.start, end=period.chart_end(granularity))
+    previous = None
+    if ask.compare:
+        previous_start, previous_end = period.previous_period
+        previous = visits.visits_series(**scope, start=previous_start, end=previous_end)
+    none = visits.VisitFigures()
+    return {
+        (_time_label(moment, granularity),): Figure(
+            scaled(figures), None if previous is None else scaled(previous[i][1] if i < len(previous) else none)
+        )
+        for i, (moment, figures) in enumerate(points)
+    }
+
+
+def _visit_breakdown_figures(ask: Ask, *, compare: dict, scaled) -> dict[tuple, Figure]:
+    code = counter_dimension(ask.dimension, field="dimensions")
+    _visit_dimension_check(code, field="dimensions")
+    period = ask.period
+    rows = visits.visits_by_entry(
+        site=ask.site, start=period.start, end=period.totals_end, dimension=code, limit=None, **compare
+    )
+    wanted = set(ask.row_filter.values) if ask.row_filter else None
+    rows = [row for row in rows if wanted is None or row.identifier in wanted]
+    if not ask.compare:
+        return {(row.identifier,): Figure(scaled(row.current)) for row in rows}
+    return {(row.identifier,): Figure(scaled(row.current), scaled(row.previous), scaled(row.compared)) for row in rows}
+
+
+def _visit_dimension_check(dimension: str, *, field: str, granularity: str = "") -> None:
+    """Visits are kept by entry page and by each built-in dimension of the entry, per hour and coarser
+    (a dimension's values: per day and coarser); anything else is a ``QueryError``, not a 0."""
+    kept = visits.visit_definitions()[VisitSlug.VISITS]
+    if dimension and dimension not in kept.dimension_codes:
+        raise QueryError(f"{field}: visits are kept by entry page and built-in dimensions, not by {dimension}", field)
+    codes = kept.dimension_granularity_codes if dimension else kept.granularity_codes
+    if granularity and granularity not in codes:
+        what = "visits of a dimension value" if dimension else "visits"
+        raise QueryError(f"dimensions: {what} are not kept per {G(granularity).label}", "dimensions")
 
 
 METRICS["visitors"] = _visitor_figures

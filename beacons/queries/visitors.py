@@ -151,18 +151,48 @@ def visitors_by_value(
 ) -> list[ValueVisitors]:
     """The values of ``dimension`` (``""``: the identifiers, pages) with the most hits over
     [start, end), most first, each with its unique visitors beside. Two queries."""
-    allowed = sketch_granularities([definition], per_value=True, dimension=dimension)
     rows = identifiers_compared(
         site=site, definitions=[definition], start=start, end=end, limit=limit, dimension=dimension
     )
-    merges = {row.identifier: Merge() for row in rows}
+    found = visitors_of_values(
+        site=site,
+        definitions=[definition],
+        start=start,
+        end=end,
+        values=[row.identifier for row in rows],
+        dimension=dimension,
+    )
+    return [ValueVisitors(row.identifier, row.count, found[row.identifier]) for row in rows]
+
+
+# Above this many values, every value's sketches in the period are read and the rest skipped in
+# Python: a long IN list costs more than it saves, and SQLite caps a statement's parameters.
+VALUES_LISTED = 500
+
+
+@in_site_zone
+def visitors_of_values(
+    *,
+    site: Site | int,
+    definitions: Iterable[BeaconDefinition],
+    start: datetime,
+    end: datetime,
+    values: Iterable[str],
+    dimension: str = "",
+) -> dict[str, VisitorCount]:
+    """Unique visitors over [start, end) of each of ``values``: pages, or with a ``dimension`` its
+    values (a visitor of any of ``definitions``, once per value). One query."""
+    definitions = list(definitions)
+    allowed = sketch_granularities(definitions, per_value=True, dimension=dimension)
+    merges = {value: Merge() for value in values}
     if merges:
-        condition = _covering_q(start, end, allowed, **_scope(site, [definition], dimension)) & Q(
-            identifier__in=list(merges)
-        )
+        condition = _covering_q(start, end, allowed, **_scope(site, definitions, dimension))
+        if len(merges) <= VALUES_LISTED:
+            condition &= Q(identifier__in=list(merges))
         for value, sketch in VisitorSketch.objects.filter(condition).values_list("identifier", "sketch"):
-            merges[value].add(sketch)
-    return [ValueVisitors(row.identifier, row.count, _count(merges[row.identifier])) for row in rows]
+            if value in merges:
+                merges[value].add(sketch)
+    return {value: _count(merge) for value, merge in merges.items()}
 
 
 @in_site_zone

@@ -612,7 +612,7 @@ def visits_write(
     exit_cum = list(accumulate(zipf_weights(min(EXIT_PAGES, len(names)))))
     detail_since = bucket_start(now - timedelta(days=VISIT_DETAIL_DAYS), G.DAY)
     increments: Counter = Counter()
-    shared: dict[tuple[str, tuple], Counter] = {}  # (granularity, buckets) -> {slug: total}, shared among values
+    shared: dict[tuple, Counter] = {}  # buckets -> {slug: total}, shared among the values
     # Visits are made per day, and per hour over the last FINE_DAYS (whose hours keep single pages).
     units: dict[datetime, list[tuple[datetime, int]]] = {}  # day or hour -> its hours' page views
     hourly_since = bucket_start(now - timedelta(days=FINE_DAYS), G.DAY)
@@ -659,10 +659,9 @@ def visits_write(
                     expected += total * n / views
                     increments[(site.pk, pk, "", "", G.HOUR, moment)] += round(expected) - assigned
                     assigned = round(expected)
-            if slug != VisitSlug.EXITS:
-                shared.setdefault(((G.MONTH, month), (G.YEAR, year)), Counter())[slug] += total
-                if recent:
-                    shared.setdefault(((G.DAY, day),), Counter())[slug] += total
+            if slug != VisitSlug.EXITS:  # a recent day's values add up to its month's and year's
+                coarse = ((G.MONTH, month), (G.YEAR, year))
+                shared.setdefault(((G.DAY, day), *coarse) if recent else coarse, Counter())[slug] += total
     dimensions = {code: DIMENSION_VALUES[code] for code in VISIT_DIMENSIONS}
     for buckets, totals in shared.items():
         for slug, n in totals.items():
