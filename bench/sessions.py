@@ -86,9 +86,9 @@ def main(argv: list[str]) -> None:
     sink = sinks.get_sink()
     original_add = sink.add
 
-    def add(increments, values=sinks.NO_VALUES):
+    def add(increments, values=sinks.NO_VALUES, visitors=sinks.NO_VISITORS):
         calls["sink keys"] += len(increments) + sum(len(v.buckets) for v in values)
-        return original_add(increments, values)
+        return original_add(increments, values, visitors)
 
     sink.add = add
     if args.sink == "redis":

@@ -8,16 +8,21 @@ files that are traced and run again on PostgreSQL.
 """
 
 MODULES: list[str] = [
+    "beacons/api/query.py",
     "beacons/counting/buckets.py",
     "beacons/counting/increments.py",
+    "beacons/counting/sketches.py",
     "beacons/counting/value_cap.py",
     "beacons/dimensions.py",
     "beacons/ingest/dimensions.py",
     "beacons/ingest/extraction.py",
     "beacons/ingest/parsing.py",
+    "beacons/ingest/sessions.py",
     "beacons/periods.py",
     "beacons/queries/counters.py",
     "beacons/queries/error_groups.py",
+    "beacons/queries/visitors.py",
+    "beacons/queries/visits.py",
     "beacons/useragents.py",
     "dashboard/periods.py",
     "dashboard/forms.py",
