@@ -146,6 +146,7 @@ class Report:
     site: Site
     frequency: str
     period: Period
+    previous_period: tuple[datetime, datetime]  # read in the site's zone (Period's properties use the active one)
     subject: str  # the type shown, "Page views"
     period_words: str  # "23–29 November 2026"
     previous_words: str
@@ -233,6 +234,7 @@ def report_build(*, site: Site, frequency: str, now: datetime) -> Report:
             site=site,
             frequency=frequency,
             period=period,
+            previous_period=(previous_start, previous_end),
             subject=state.subject,
             period_words=period_label(period.start, period.end, G.DAY),
             previous_words=period_label(previous_start, previous_end, G.MONTH if frequency == "monthly" else G.DAY),
@@ -317,27 +319,35 @@ def figure_for_image(figure: dict, *, width: int = CHART_WIDTH) -> dict:
     return {**figure, "layout": layout}
 
 
+_renderer_open = False  # inside chart_renderer: kaleido's shared server draws (it takes no browser options)
+
+
 @contextmanager
 def chart_renderer() -> Iterator[None]:
     """One Chromium for every chart drawn inside (kaleido's shared server); without it each chart
     starts its own (a few seconds)."""
+    global _renderer_open
     import kaleido
 
     kaleido.start_sync_server(path=settings.BEACONS_CHROMIUM, mathjax=False, silence_warnings=True)
+    _renderer_open = True
     try:
         yield
     finally:
+        _renderer_open = False
         kaleido.stop_sync_server(silence_warnings=True)
 
 
 def chart_png(figure: dict) -> bytes:
-    """``figure`` drawn to PNG by kaleido in the Chromium at BEACONS_CHROMIUM. Raises when it cannot."""
+    """``figure`` drawn to PNG by kaleido in the Chromium at BEACONS_CHROMIUM (kaleido would otherwise
+    look for BROWSER_PATH, then a Chrome on PATH, then one it downloaded). Raises when it cannot."""
     import kaleido
 
     opts = {"format": "png", "width": CHART_WIDTH, "height": CHART_HEIGHT, "scale": CHART_SCALE}
-    return kaleido.calc_fig_sync(
-        figure_for_image(figure), opts=opts, kopts={"path": settings.BEACONS_CHROMIUM, "mathjax": False}
-    )
+    if _renderer_open:
+        return kaleido.calc_fig_sync(figure_for_image(figure), opts=opts)
+    kopts = {"path": settings.BEACONS_CHROMIUM, "mathjax": False}
+    return kaleido.calc_fig_sync(figure_for_image(figure), opts=opts, kopts=kopts)
 
 
 def report_chart_draw(report: Report) -> None:
