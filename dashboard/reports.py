@@ -126,6 +126,14 @@ class Figure:
     value: str
     previous: str
     change_percent: int | None
+    lower_is_better: bool = False  # a bounce rate that falls is good news
+
+    @property
+    def improved(self) -> bool | None:
+        """Whether the change is good news (None: no change to judge)."""
+        if not self.change_percent:
+            return None
+        return (self.change_percent < 0) == self.lower_is_better
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,7 @@ def _people_figures(site: Site, definition: BeaconDefinition, period: Period) ->
             _rate_words(now.bounce_rate),
             _rate_words(before.bounce_rate),
             _percent(found.change("bounce_rate")),
+            lower_is_better=True,
         ),
         Figure(
             "Visit duration",
