@@ -459,7 +459,7 @@ def reports_send(*, now: datetime | None = None, dry_run: bool = False, draw_cha
     now = now or timezone.now()
     run = ReportsRun()
     due = subscriptions_due(now=now)
-    reports: dict[tuple[int, str, datetime], Report] = {}
+    reports: dict[tuple[int, str, datetime], Report | None] = {}
     with chart_renderer() if draw_charts and due and not dry_run else nullcontext():
         for subscription, period_start in due:
             address = recipient_address(subscription)
@@ -471,9 +471,18 @@ def reports_send(*, now: datetime | None = None, dry_run: bool = False, draw_cha
                 continue
             key = (subscription.site_id, subscription.frequency, period_start)
             if key not in reports:
-                reports[key] = report_build(site=subscription.site, frequency=subscription.frequency, now=now)
-                if draw_charts:
+                try:
+                    reports[key] = report_build(site=subscription.site, frequency=subscription.frequency, now=now)
+                except Exception:  # one site's failure must not hold back every other site's reports
+                    logger.exception(
+                        "the %s report of %s could not be built", subscription.frequency, subscription.site
+                    )
+                    reports[key] = None
+                if draw_charts and reports[key]:
                     report_chart_draw(reports[key])
+            if reports[key] is None:
+                run.failed += 1
+                continue
             message = report_message(report=reports[key], subscription=subscription, to=address)
             claim = _claim(subscription, period_start)
             if claim is None:

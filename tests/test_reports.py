@@ -150,6 +150,27 @@ def test_a_send_that_fails_is_retried_by_the_next_run(clock, settings, monkeypat
     assert len(mail.outbox) == 1
 
 
+def test_a_site_whose_report_cannot_be_built_holds_back_no_other_site(clock, settings, monkeypatch, tokyo):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    first_site_zone("UTC")
+    clock(utc(2026, 11, 1))
+    subscribe(tokyo)
+    subscribe(first_site())
+    clock(utc(2026, 11, 30, 1))
+    built = reports.report_build
+
+    def broken_for_tokyo(*, site, frequency, now):
+        if site.pk == tokyo.pk:
+            raise ValueError("a broken site")
+        return built(site=site, frequency=frequency, now=now)
+
+    monkeypatch.setattr(reports, "report_build", broken_for_tokyo)
+    run = reports_send(draw_charts=False)
+    assert (run.sent, run.failed) == (1, 1)
+    assert [message.subject for message in mail.outbox] == [f"Weekly report for {first_site()}: 23–29 November 2026"]
+    assert list(ReportSent.objects.values_list("subscription__site", flat=True)) == [first_site().pk]
+
+
 def test_a_staff_member_removed_from_the_site_or_deactivated_gets_no_report(clock, make_staff, settings, tokyo):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     first_site_zone("UTC")
