@@ -295,3 +295,7 @@ BEACONS_ALERT_ON_REGRESSION = env_bool("BEACONS_ALERT_ON_REGRESSION", True)
 BEACONS_ALERT_THRESHOLD = env_int("BEACONS_ALERT_THRESHOLD", 100)  # occurrences ...
 BEACONS_ALERT_WINDOW_MINUTES = env_int("BEACONS_ALERT_WINDOW_MINUTES", 60)  # ... within this window
 BEACONS_ALERT_COOLDOWN_MINUTES = env_int("BEACONS_ALERT_COOLDOWN_MINUTES", 60)
+
+# Email reports (manage.py beacons_reports): the Chrome or Chromium kaleido draws their charts in
+# (kaleido 1.x drives a browser; Debian's chromium package installs it here).
+BEACONS_CHROMIUM = os.environ.get("BEACONS_CHROMIUM", "/usr/bin/chromium")

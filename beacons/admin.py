@@ -25,6 +25,8 @@ from beacons.models import (
     DroppedValues,
     ErrorGroup,
     Granularity,
+    ReportSent,
+    ReportSubscription,
     Site,
     default_dimensions,
     dimensions_split,
@@ -418,3 +420,99 @@ class ApiKeyAdmin(ModelAdmin):
     def revoke(self, request, queryset):
         revoked = queryset.filter(is_active=True).update(is_active=False, revoked_at=timezone.now())
         self.message_user(request, f"{revoked} API key(s) revoked.", messages.SUCCESS)
+
+
+REPORT_ADDRESSES_MAX = 200  # addresses one form may subscribe
+
+
+class ReportAddressesForm(forms.ModelForm):
+    """Subscribe a list of addresses at once (one subscription each; an address already subscribed to
+    the site's report of that frequency is turned back on, not duplicated)."""
+
+    addresses = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text="One address per line (or separated by commas). Each gets the site's report, with the titles "
+        "of its new error groups, and can unsubscribe with the link in every mail.",
+    )
+
+    class Meta:
+        model = ReportSubscription
+        fields = ["site", "frequency"]
+
+    def clean_addresses(self) -> list[str]:
+        raw = self.cleaned_data["addresses"].replace(",", "\n").splitlines()
+        addresses = list(dict.fromkeys(address.strip().lower() for address in raw if address.strip()))
+        if len(addresses) > REPORT_ADDRESSES_MAX:
+            raise forms.ValidationError(f"At most {REPORT_ADDRESSES_MAX} addresses at a time.")
+        field = forms.EmailField()
+        for address in addresses:
+            try:
+                field.clean(address)
+            except forms.ValidationError:
+                raise forms.ValidationError(f"“{address}” is not an email address.") from None
+        if not addresses:
+            raise forms.ValidationError("Enter at least one address.")
+        return addresses
+
+    def _post_clean(self):
+        self.instance.email = (self.cleaned_data.get("addresses") or [""])[0]
+        super()._post_clean()
+
+    def validate_unique(self):
+        pass  # an address already subscribed is turned back on in save_model
+
+
+class ReportSentInline(admin.TabularInline):
+    model = ReportSent
+    fields = ["period_start", "claimed_at", "sent_at"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ["-period_start"]
+
+
+@admin.register(ReportSubscription)
+class ReportSubscriptionAdmin(ModelAdmin):
+    """Email reports: staff subscribe themselves on the dashboard's Reports page; here an admin adds a
+    list of addresses, stops or resumes any subscription, and sees which periods were sent."""
+
+    list_display = ["site", "frequency", "recipient", "is_active", "created_at"]
+    list_filter = ["frequency", "is_active", "site"]
+    search_fields = ["email", "user__username", "user__email", "site__domain"]
+    list_select_related = ["site", "user"]
+    inlines = [ReportSentInline]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ReportAddressesForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["site", "frequency", "addresses"]
+        return ["site", "frequency", "user", "email", "is_active", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["site", "user", "email", "created_at"] if obj else []
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else []
+
+    @admin.display(description="to", ordering="email")
+    def recipient(self, obj) -> str:
+        return obj.email or f"{obj.user.get_username()} (staff)"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        addresses = form.cleaned_data["addresses"]
+        for address in addresses:
+            subscription, _ = ReportSubscription.objects.update_or_create(
+                site=obj.site, email=address, frequency=obj.frequency, defaults={"is_active": True}
+            )
+            if address == addresses[0]:
+                obj.pk = subscription.pk  # the admin's "added" message and redirect name the first one
+                obj.created_at = subscription.created_at
+        if len(addresses) > 1:
+            self.message_user(request, f"{len(addresses)} addresses subscribed.", messages.SUCCESS)

@@ -603,3 +603,79 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class ReportSubscription(models.Model):
+    """Someone who gets a site's weekly or monthly email report: a staff user (who subscribed
+    themselves on the dashboard, and is mailed while they may still see the site) or an address
+    an admin entered. The unsubscribe link in every mail carries the row's id signed with
+    ``django.core.signing`` (``dashboard.reports``), so no token is stored at all."""
+
+    class Frequency(models.TextChoices):
+        WEEKLY = "weekly", "Weekly (the last whole week, Monday to Sunday)"
+        MONTHLY = "monthly", "Monthly (the last whole month)"
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="report_subscriptions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="report_subscriptions",
+        help_text="A staff member mailed at their account's address while they may see the site.",
+    )
+    email = models.EmailField(
+        blank=True, help_text="An address mailed whoever it belongs to (the report lists new error groups' titles)."
+    )
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.WEEKLY)
+    is_active = models.BooleanField(
+        "active", default=True, help_text="Untick to stop the mails (the unsubscribe link does this)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["site", "frequency", "email"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(user__isnull=False) & models.Q(email=""))
+                | (models.Q(user__isnull=True) & ~models.Q(email="")),
+                name="report_subscription_user_or_email",
+            ),
+            models.UniqueConstraint(
+                fields=["site", "user", "frequency"],
+                condition=models.Q(user__isnull=False),
+                name="report_subscription_user_once",
+            ),
+            models.UniqueConstraint(
+                fields=["site", "email", "frequency"],
+                condition=~models.Q(email=""),
+                name="report_subscription_email_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.email or (self.user.get_username() if self.user_id else "?")
+        return f"{self.get_frequency_display().split(' ')[0]} report of {self.site} to {who}"
+
+
+class ReportSent(models.Model):
+    """One report period claimed for one subscription: the row is committed before the mail is
+    sent (at most once; ``sent_at`` stays empty when the process died before the mail went out)."""
+
+    subscription = models.ForeignKey(ReportSubscription, on_delete=models.CASCADE, related_name="sent")
+    period_start = models.DateTimeField(help_text="The first moment of the week or month reported.")
+    claimed_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty: claimed, but the mail was never confirmed sent."
+    )
+
+    class Meta:
+        verbose_name = "report sent"
+        verbose_name_plural = "reports sent"
+        ordering = ["-period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "period_start"], name="report_sent_once_per_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription} for {self.period_start:%Y-%m-%d}"

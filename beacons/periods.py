@@ -146,3 +146,22 @@ class Period:
         cut, previous_cut, granularity = elapsed_cut(now=self.now, unit=unit, n=n, minutes_since=since, finest=finest)
         cut, previous_cut = max(cut, self.start), max(min(previous_cut, self.start), previous_start)
         return ComparedCut(previous_start, previous_cut, cut, granularity)
+
+
+REPORT_FREQUENCIES = ("weekly", "monthly")
+
+
+def finished_period(frequency: str, *, now: datetime) -> Period:
+    """The last whole period a ``weekly`` or ``monthly`` report covers at ``now``, in the bucket
+    time zone: the ISO week (Monday 00:00 to the next Monday 00:00) or the calendar month that ended
+    last. It is compared with the week or calendar month before it (``Period.comparison``: a whole
+    period, nothing cut, since it is over)."""
+    if frequency == "weekly":
+        today = local_today(now)
+        this_monday = today - timedelta(days=today.weekday())
+        start, end = local_midnight(this_monday - timedelta(days=7)), local_midnight(this_monday)
+        return Period(preset="7d", start=start, end=end, now=now)
+    if frequency == "monthly":
+        end = bucket_start(now, G.MONTH)
+        return Period(preset="month", start=bucket_before(end, G.MONTH), end=end, now=now)
+    raise ValueError(f"unknown report frequency {frequency!r}")

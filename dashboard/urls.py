@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import error_views, views
+from . import error_views, report_views, views
 
 app_name = "dashboard"
 
@@ -13,4 +13,6 @@ urlpatterns = [
     path("errors/", error_views.error_list, name="errors"),
     path("errors/<int:pk>/", error_views.error_detail, name="error_detail"),
     path("errors/<int:pk>/status/", error_views.error_status, name="error_status"),
+    path("reports/", report_views.report_subscriptions, name="reports"),
+    path("reports/unsubscribe/<str:token>/", report_views.report_unsubscribe_link, name="report_unsubscribe"),
 ]

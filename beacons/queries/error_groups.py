@@ -28,6 +28,17 @@ def error_groups_latest(*, site: Site | int, limit: int) -> list[ErrorGroup]:
     return list(rows.order_by("-last_seen")[:limit])
 
 
+def error_groups_new(*, site: Site | int, start: datetime, end: datetime, limit: int) -> list[ErrorGroup]:
+    """The site's error groups first seen in [start, end), whatever their status now, newest first (one query)."""
+    rows = ErrorGroup.objects.filter(site_id=site_id_of(site), first_seen__gte=start, first_seen__lt=end)
+    return list(rows.order_by("-first_seen", "-pk")[:limit])
+
+
+def error_groups_new_count(*, site: Site | int, start: datetime, end: datetime) -> int:
+    """How many of the site's error groups were first seen in [start, end) (one query)."""
+    return ErrorGroup.objects.filter(site_id=site_id_of(site), first_seen__gte=start, first_seen__lt=end).count()
+
+
 ERROR_ORDERINGS = {"last_seen": "-last_seen", "count": "-count", "first_seen": "-first_seen"}
 
 
