@@ -13,7 +13,7 @@ from functools import wraps
 from typing import Protocol
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import BooleanField, Expression, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -87,13 +87,14 @@ def _bucket_counts(
     scope = {"site_id": site_id_of(site), "definition_id__in": ids, "dimension": dimension, "identifier": identifier}
     finer = [g for g in allowed if GRANULARITY_ORDER.index(g) < GRANULARITY_ORDER.index(granularity)]
     if first_whole < last_whole:
-        condition = Q(granularity=granularity, period_start__gte=first_whole, period_start__lt=last_whole, **scope)
+        branches = [(granularity, first_whole, last_whole)]
         edges = [(start, first_whole), (last_whole, end)]
     else:
-        condition, edges = Q(pk__in=[]), [(start, end)]
+        branches, edges = [], [(start, end)]
     for lo, hi in edges:
         if lo < hi:
-            condition |= _covering_q(lo, hi, finer or [granularity], **scope)
+            branches += _covering_q(lo, hi, finer or [granularity], **scope).branches
+    condition = Covering(branches, scope)
     return (
         BeaconAggregate.objects.filter(condition)
         .values_list("definition_id", "granularity", "period_start")
@@ -239,7 +240,52 @@ def series_of_top_definitions(
     ]
 
 
-def _covering_q(start: datetime, end: datetime, allowed: list[str], *, minutes: bool = False, **scope) -> Q:
+# What a scope may fix: a column equal to a value, or (``__in``) to one of a list.
+SCOPE_COLUMNS = ("site_id", "definition_id", "dimension", "identifier")
+
+
+class Covering(Expression):
+    """Rows in any of ``branches`` ((granularity, first start, end) each) within ``scope``: an OR of
+    index ranges, written as SQL directly. Built from ORM lookups, the same condition took 10–15 ms
+    a query to compile (tens of lookups copied and resolved for each of the sums that repeat it),
+    ten times what the database took to answer it. Only for single-table reads of the counter and
+    sketch tables (the columns are not qualified)."""
+
+    conditional = True
+
+    def __init__(self, branches: list[tuple[str, datetime, datetime]], scope: dict):
+        super().__init__(output_field=BooleanField())
+        unknown = {name.removesuffix("__in") for name in scope} - set(SCOPE_COLUMNS)
+        if unknown:
+            raise ValueError(f"not a scope column: {', '.join(sorted(unknown))}")
+        self.branches, self.scope = branches, scope
+
+    def __repr__(self) -> str:
+        return f"Covering({self.branches!r}, {self.scope!r})"
+
+    def as_sql(self, compiler, connection):
+        lists = [value for name, value in self.scope.items() if name.endswith("__in")]
+        if not self.branches or not all(lists):
+            return "1 = 0", []
+        quote = connection.ops.quote_name
+        parts, scope_params = [], []
+        for name, value in self.scope.items():
+            if name.endswith("__in"):
+                parts.append(f"{quote(name.removesuffix('__in'))} IN ({', '.join(['%s'] * len(value))})")
+                scope_params += list(value)
+            else:
+                parts.append(f"{quote(name)} = %s")
+                scope_params.append(value)
+        parts += [f"{quote('granularity')} = %s", f"{quote('period_start')} >= %s", f"{quote('period_start')} < %s"]
+        branch = f"({' AND '.join(parts)})"
+        adapt = connection.ops.adapt_datetimefield_value
+        params = []
+        for granularity, first, last in self.branches:
+            params += [*scope_params, granularity, adapt(first), adapt(last)]
+        return f"({' OR '.join([branch] * len(self.branches))})", params
+
+
+def _covering_q(start: datetime, end: datetime, allowed: list[str], *, minutes: bool = False, **scope) -> Covering:
     # ``scope`` (e.g. site_id, definition_id__in, identifier) is repeated in every branch, so each
     # branch is one index range scan (SQLite's MULTI-INDEX OR, PostgreSQL's BitmapOr)
     # instead of a scan over all of a definition's rows filtered afterwards. Minute rows are
@@ -248,11 +294,12 @@ def _covering_q(start: datetime, end: datetime, allowed: list[str], *, minutes: 
     coarse_allowed = [g for g in allowed if g not in fine] or allowed
     finest = coarse_allowed[0]
     start, end = align_range(start, end, finest)
-    condition = Q(pk__in=[])
-    for granularity, spans in covering_buckets(start, end, coarse_allowed).items():
-        for first, last in spans:
-            condition |= Q(granularity=granularity, period_start__gte=first, period_start__lt=last, **scope)
-    return condition
+    branches = [
+        (granularity, first, last)
+        for granularity, spans in covering_buckets(start, end, coarse_allowed).items()
+        for first, last in spans
+    ]
+    return Covering(branches, scope)
 
 
 def _through_now(end: datetime) -> datetime:
