@@ -504,3 +504,25 @@ def test_unticking_active_in_the_admin_revokes_and_a_new_password_replaces_the_o
     link.refresh_from_db()
     assert not link.is_active and link.revoked_at == NOW
     assert client.get(url).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["", *(f"panel/{name}/" for name in SHARED_PANELS)])
+def test_a_shared_page_or_panel_runs_the_staff_ones_panel_queries_and_one_for_the_link(
+    client, traffic, make_staff, path
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    staff = Client()
+    staff.force_login(make_staff(is_superuser=True))
+    _, url = share()
+    client.get(url + path)  # the first opening writes its last-used time
+    staff.get(f"/dashboard/{path}")
+    with CaptureQueriesContext(connection) as staff_queries:
+        staff.get(f"/dashboard/{path}")
+    with CaptureQueriesContext(connection) as shared_queries:
+        client.get(url + path)
+    # Staff: the session, the user and their sites (3); a link: the link with its site (1). The rest is the
+    # panels', less the error panel's one on the whole page.
+    error_panel = 1 if path == "" else 0
+    assert len(shared_queries) == len(staff_queries) - 3 + 1 - error_panel
