@@ -462,6 +462,10 @@ class SharedLinkAdmin(ModelAdmin):
     readonly_fields = ["created_by", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
 
+    def has_add_permission(self, request):
+        # A link shows counts: whoever makes one must be allowed to read them.
+        return super().has_add_permission(request) and request.user.has_perm("beacons.view_beaconaggregate")
+
     def get_queryset(self, request):
         links = super().get_queryset(request).select_related("site", "created_by")
         return links if request.user.is_superuser else links.filter(site__members=request.user)

@@ -4,6 +4,9 @@
 the same URL with htmx and gets the ``dashboard`` partial back. ``/dashboard/panel/<name>/``
 renders one panel (the live counter polls it) and, with ``?format=csv``, downloads exactly
 the numbers that panel shows. Data comes only from ``beacons.queries``.
+
+``dashboard_response`` and ``panel_response`` draw a given site with the panels a viewer may see,
+linking to ``DashboardLinks``: the staff views here and the shared links' (``share_views``) call them.
 """
 
 from dataclasses import dataclass

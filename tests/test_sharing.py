@@ -451,8 +451,8 @@ def test_revoking_from_the_share_page_needs_the_change_permission_and_a_site_of_
 # --- The admin -------------------------------------------------------------------------------------
 
 
-def admin_user(make_staff, *codenames, sites=None):
-    user = make_staff("linker", permissions=(VIEW_COUNTS,), sites=sites)
+def admin_user(make_staff, *codenames, sites=None, permissions=(VIEW_COUNTS,)):
+    user = make_staff("linker", permissions=permissions, sites=sites)
     for codename in codenames:
         user.user_permissions.add(Permission.objects.get(content_type__app_label="beacons", codename=codename))
     client = Client()
@@ -474,6 +474,13 @@ def test_the_admin_makes_a_link_for_a_site_of_ones_own_and_shows_its_url_once(ma
     link = SharedLink.objects.get()
     assert link.password and link.password != "pw" and link.created_by.username == "linker"
     assert found.group(1) not in admin.get(reverse("admin:beacons_sharedlink_change", args=[link.pk])).text
+
+
+def test_the_admin_lets_only_those_who_may_read_counts_make_a_link(make_staff, traffic):
+    admin = admin_user(make_staff, "add_sharedlink", "view_sharedlink", permissions=())
+    assert admin.get(reverse("admin:beacons_sharedlink_add")).status_code == 403
+    assert admin.post(reverse("admin:beacons_sharedlink_add"), {"site": first_site().pk}).status_code == 403
+    assert not SharedLink.objects.exists()
 
 
 def test_the_admin_lists_and_revokes_only_links_of_ones_own_sites(make_staff, traffic, other_site, client):
