@@ -3,6 +3,11 @@
 from django.conf import settings
 
 
+def content_security_policy(policy: dict[str, list[str]]) -> str:
+    """The Content-Security-Policy header value of ``policy`` (directive -> sources)."""
+    return "; ".join(f"{directive} {' '.join(sources)}" for directive, sources in policy.items())
+
+
 class ContentSecurityPolicyMiddleware:
     """Adds the site's Content-Security-Policy (``settings.CONTENT_SECURITY_POLICY``) to every
     response that has none.
@@ -13,9 +18,7 @@ class ContentSecurityPolicyMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.header = "; ".join(
-            f"{directive} {' '.join(sources)}" for directive, sources in settings.CONTENT_SECURITY_POLICY.items()
-        )
+        self.header = content_security_policy(settings.CONTENT_SECURITY_POLICY)
 
     def __call__(self, request):
         response = self.get_response(request)

@@ -1,4 +1,4 @@
-"""The site's URLs: ingest first (the busiest), the dashboard, the stats API, the demo, sign-in, the admin."""
+"""The site's URLs: ingest first (the busiest), the dashboard, shared dashboards, the stats API, the demo, sign-in, the admin."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("beacons.urls")),  # first: the busiest URLs by far
     path("", RedirectView.as_view(pattern_name="dashboard:index", permanent=False)),
     path("dashboard/", include("dashboard.urls")),
+    path("share/<slug:token>/", include("dashboard.share_urls")),
     path("api/v1/", api.urls),
     path("demo/", demo.demo, name="demo"),
     path("demo/<path:route>", demo.demo, name="demo_route"),

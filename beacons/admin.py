@@ -1,4 +1,4 @@
-"""The Django admin for sites, the registry, counts, single events, error groups, dropped hits and API keys."""
+"""The Django admin for sites, the registry, counts, single events, error groups, dropped hits, API keys and shared links."""
 
 from datetime import timedelta
 
@@ -9,6 +9,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, Sum
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 
 from beacons.api.keys import api_key_secret_set
@@ -27,13 +28,16 @@ from beacons.models import (
     Granularity,
     ReportSent,
     ReportSubscription,
+    SharedLink,
     Site,
     default_dimensions,
     dimensions_split,
     granularities_split,
 )
 from beacons.queries.event_types import definitions_listed
+from beacons.queries.sites import sites_visible
 from beacons.registry import RESERVED_PREFIX, auto_types_budget_left, definitions_cache_clear, is_reserved
+from beacons.sharing import shared_link_password_set, shared_link_revoke, shared_link_token_set
 from beacons.transfer.admin_forms import AggregateTransferAdminMixin, DefinitionTransferAdminMixin
 
 
@@ -516,3 +520,90 @@ class ReportSubscriptionAdmin(ModelAdmin):
                 obj.created_at = subscription.created_at
         if len(addresses) > 1:
             self.message_user(request, f"{len(addresses)} addresses subscribed.", messages.SUCCESS)
+
+
+class SharedLinkForm(forms.ModelForm):
+    new_password = forms.CharField(
+        label="Password",
+        required=False,
+        max_length=128,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Optional: people opening the link must type it. On a saved link: a new one replaces the old, "
+        "empty keeps it.",
+    )
+    remove_password = forms.BooleanField(required=False, help_text="Open the link without a password from now on.")
+
+    class Meta:
+        model = SharedLink
+        fields = ["site", "label", "expires_at", "is_active"]
+
+
+@admin.register(SharedLink)
+class SharedLinkAdmin(ModelAdmin):
+    """Read-only links to one site's dashboard, for the sites the user is a member of (superusers: all).
+    The URL is shown once, on the page after the link is created; only a hash of its token is stored.
+    Untick "active" (or use the action) to revoke one."""
+
+    form = SharedLinkForm
+    list_display = [
+        "__str__",
+        "site",
+        "has_password",
+        "expires_at",
+        "is_active",
+        "created_by",
+        "created_at",
+        "last_used_at",
+    ]
+    list_filter = ["is_active", "site"]
+    search_fields = ["label", "site__domain"]
+    readonly_fields = ["created_by", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        # A link shows counts: whoever makes one must be allowed to read them.
+        return super().has_add_permission(request) and request.user.has_perm("beacons.view_beaconaggregate")
+
+    def get_queryset(self, request):
+        links = super().get_queryset(request).select_related("site", "created_by")
+        return links if request.user.is_superuser else links.filter(site__members=request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "site":
+            kwargs["queryset"] = Site.objects.filter(pk__in=[site.pk for site in sites_visible(user=request.user)])
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["site", "label", "new_password", "expires_at"]
+        return ["label", "new_password", "remove_password", "expires_at", "is_active", *self.readonly_fields]
+
+    @admin.display(boolean=True, description="password")
+    def has_password(self, obj) -> bool:
+        return bool(obj.password)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+            request.shared_link_token = shared_link_token_set(obj)
+        elif "is_active" in form.changed_data:
+            obj.revoked_at = None if obj.is_active else timezone.now()
+        if form.cleaned_data.get("new_password"):
+            shared_link_password_set(obj, form.cleaned_data["new_password"])
+        elif form.cleaned_data.get("remove_password"):
+            shared_link_password_set(obj, "")
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        url = request.build_absolute_uri(reverse("share:index", kwargs={"token": request.shared_link_token}))
+        context = {**self.admin_site.each_context(request), "shared_link": obj, "url": url, "opts": self.opts}
+        response = render(request, "admin/beacons/sharedlink/created.html", context)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    @admin.action(description="Revoke the selected shared links", permissions=["change"])
+    def revoke(self, request, queryset):
+        links = list(queryset.filter(is_active=True))
+        for link in links:
+            shared_link_revoke(link=link)
+        self.message_user(request, f"{len(links)} shared link(s) revoked.", messages.SUCCESS)

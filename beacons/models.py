@@ -1,4 +1,4 @@
-"""The data model: sites, event types (the registry), counters, single events, error groups, salts, drain batches."""
+"""The data model: sites, event types (the registry), counters, single events, error groups, salts, drain batches, API keys, shared links."""
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -679,3 +679,33 @@ class ReportSent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription} for {self.period_start:%Y-%m-%d}"
+
+
+class SharedLink(models.Model):
+    """A read-only link to one site's dashboard (and embeds of its panels), for people without an account.
+
+    Only the SHA-256 of the token is stored (the API keys' rule, ``beacons.api.keys.key_hash``) and only a
+    Django password hash of the optional password: the link itself is shown once, when it is created
+    (``beacons.sharing.shared_link_create``). Unknown, revoked and expired links all answer 404."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="shared_links")
+    label = models.CharField(max_length=120, blank=True, help_text="Who or what the link is for, e.g. “investors”.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    password = models.CharField(max_length=128, blank=True, editable=False)  # make_password's; "" = none
+    expires_at = models.DateTimeField(
+        "expires", null=True, blank=True, help_text="After this moment the link answers 404. Empty: never."
+    )
+    is_active = models.BooleanField("active", default=True, help_text="Untick to revoke the link: it answers 404.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "shared link"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.label or 'Shared link'} ({self.site.domain})"

@@ -112,6 +112,20 @@ def site_time_zone(site_id: int) -> str:
     return entry.time_zone if entry is not None else ""
 
 
+def site_origins(site_id: int) -> list[str]:
+    """The web origins of site ``site_id``, sorted, as ``scheme://host[:port]`` (the port only when
+    not the scheme's default): its own https:// and http:// ones and its extra allowed ones, the same
+    set that may send its beacons. Empty for a site this process does not know."""
+    entry = sites_cached().by_id.get(site_id)
+    return sorted(_origin_text(parts) for parts in entry.origins) if entry is not None else []
+
+
+def _origin_text(parts: Origin) -> str:
+    scheme, host, port = parts
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal
+    return f"{scheme}://{host}" if port == DEFAULT_PORTS[scheme] else f"{scheme}://{host}:{port}"
+
+
 def origin_allowed_everywhere(parts: Origin, *, own_origin: str) -> bool:
     """An origin every site accepts: an entry of BEACONS_ALLOWED_ORIGINS, this server's own
     origin, or a host in ALLOWED_HOSTS on any port (this server's names: a front-end dev server

@@ -1,8 +1,8 @@
-"""The dashboard's pages, partials, CSVs and error actions."""
+"""The dashboard's pages, partials, CSVs, error actions and the page that makes shared links."""
 
 from django.urls import path
 
-from . import error_views, report_views, views
+from . import error_views, report_views, share_views, views
 
 app_name = "dashboard"
 
@@ -10,6 +10,8 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("panel/<slug:name>/", views.panel, name="panel"),
     path("types/", views.type_search, name="type_search"),
+    path("share/", share_views.share, name="share"),
+    path("share/<int:pk>/revoke/", share_views.share_revoke, name="share_revoke"),
     path("errors/", error_views.error_list, name="errors"),
     path("errors/<int:pk>/", error_views.error_detail, name="error_detail"),
     path("errors/<int:pk>/status/", error_views.error_status, name="error_status"),

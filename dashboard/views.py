@@ -4,13 +4,18 @@
 the same URL with htmx and gets the ``dashboard`` partial back. ``/dashboard/panel/<name>/``
 renders one panel (the live counter polls it) and, with ``?format=csv``, downloads exactly
 the numbers that panel shows. Data comes only from ``beacons.queries``.
+
+``dashboard_response`` and ``panel_response`` draw a given site with the panels a viewer may see,
+linking to ``DashboardLinks``: the staff views here and the shared links' (``share_views``) call them.
 """
 
+from dataclasses import dataclass
 from functools import cached_property
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
@@ -24,7 +29,7 @@ from beacons.queries import counters, error_groups, event_types, visitors, visit
 
 from . import charts
 from .forms import DEVICE_TABS, SCALES, SOURCE_TABS, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
-from .permissions import PANEL_PERMISSIONS, VIEW_COUNTS, VIEW_ERRORS, permission_required, user_may
+from .permissions import PANEL_PERMISSIONS, SITE_PARAMETER, VIEW_COUNTS, permission_required, user_may
 
 SUGGESTION_LIMIT = 20
 # However many types are registered (a flood of auto-registered ones), the type choice lists
@@ -605,36 +610,75 @@ CSV_ROWS = {
 # --- Views --------------------------------------------------------------------------------
 
 
-@permission_required(VIEW_COUNTS)
-def index(request, site):
+@dataclass(frozen=True)
+class DashboardLinks:
+    """Where a dashboard's own links, partials and CSVs point: the staff URLs, or a shared link's.
+    Panels live at ``panel`` + ``<name>/``, under the index (both URL confs say so)."""
+
+    index: str
+    home: str  # the dashboard as it opens (Reset)
+    panel: str
+    type_search: str
+    shared: bool = False  # no admin links, no set-up hints
+    base_template: str = "base.html"
+
+
+def staff_links(site) -> DashboardLinks:
+    index = reverse("dashboard:index")
+    return DashboardLinks(
+        index=index,
+        home=f"{index}?{urlencode({SITE_PARAMETER: site.domain})}",
+        panel=f"{index}panel/",
+        type_search=reverse("dashboard:type_search"),
+    )
+
+
+def panels_permitted(user) -> dict:
+    """The panels ``user`` may see (some need more than VIEW_COUNTS)."""
+    return {name: panel for name, panel in PANELS.items() if user_may(user, *PANEL_PERMISSIONS.get(name, ()))}
+
+
+def dashboard_response(request, *, site, panels: dict, links: DashboardLinks):
+    """The dashboard of ``site`` with ``panels`` (the ones the viewer may see), linking to ``links``:
+    the page, or its ``dashboard`` partial for htmx."""
     definitions, form, state = _state_for_request(request, site=site)
-    context = {"form": form, "state": state, "definitions": definitions}
+    context = {"form": form, "state": state, "definitions": definitions, "links": links}
     # Only when the choices are cut short is there a type the select cannot offer.
     context["type_search_offered"] = len(definitions) >= TYPE_CHOICES_LIMIT
-    context["may_view_errors"] = user_may(request.user, VIEW_ERRORS)
+    context["may_view_errors"] = "errors" in panels
     reads = SharedReads(state)
-    for name, panel in PANELS.items():
-        if user_may(request.user, *PANEL_PERMISSIONS.get(name, ())):
-            context.update(panel(state, definitions, reads))
+    for panel in panels.values():
+        context.update(panel(state, definitions, reads))
     template = "dashboard/index.html#dashboard" if request.htmx else "dashboard/index.html"
     return render(request, template, context)
 
 
-@permission_required(VIEW_COUNTS)
-def panel(request, name: str, site):
+def panel_response(request, *, name: str, site, panels: dict, links: DashboardLinks, template: str = ""):
+    """Panel ``name`` of ``site`` (404 unless among ``panels``): its partial (or ``template``), or with
+    ``?format=csv`` its CSV. ``identifiers`` answers the type-ahead suggestions."""
     if name == "identifiers":
         definitions, form, state = _state_for_request(request, site=site, choices=False)
         context = identifiers_panel(state, definitions, contains=request.GET.get("identifier", "")[:256])
         return render(request, "dashboard/index.html#identifier-options", context)
-    if name not in PANELS:
+    if name not in panels:
         raise Http404("no such panel")
-    if not user_may(request.user, *PANEL_PERMISSIONS.get(name, ())):
-        raise PermissionDenied
     definitions, form, state = _state_for_request(request, site=site, choices=False)
-    context = {"state": state, **PANELS[name](state, definitions, SharedReads(state))}
+    context = {"state": state, "links": links, "name": name, **panels[name](state, definitions, SharedReads(state))}
     if request.GET.get("format") == "csv" and name in CSV_ROWS and context.get(name):
         return csv_response(rows=CSV_ROWS[name](state, context), filename=f"beacons-{site.domain}-{name}.csv")
-    return render(request, f"dashboard/index.html#{name}", context)
+    return render(request, template or f"dashboard/index.html#{name}", context)
+
+
+@permission_required(VIEW_COUNTS)
+def index(request, site):
+    return dashboard_response(request, site=site, panels=panels_permitted(request.user), links=staff_links(site))
+
+
+@permission_required(VIEW_COUNTS)
+def panel(request, name: str, site):
+    if name in PANELS and not user_may(request.user, *PANEL_PERMISSIONS.get(name, ())):
+        raise PermissionDenied
+    return panel_response(request, name=name, site=site, panels=PANELS, links=staff_links(site))
 
 
 def data_table(headings: list[str], rows) -> dict:
@@ -651,6 +695,10 @@ TYPE_SEARCH_MAX_LENGTH = 64  # a type's slug is at most 64 characters
 
 @permission_required(VIEW_COUNTS)
 def type_search(request, site):
+    return type_search_response(request, site=site, links=staff_links(site))
+
+
+def type_search_response(request, *, site, links: DashboardLinks):
     """Types beyond the listed choices: the first TYPE_SEARCH_LIMIT whose name or event type
     contains what was typed, each a link to the dashboard showing it (the rest of the state kept)."""
     _, _, state = _state_for_request(request, site=site, choices=False)
@@ -659,4 +707,5 @@ def type_search(request, site):
     matches = [
         {"name": d.name, "slug": d.slug, "query": state.query_with(type=d.slug, identifier="", page="")} for d in found
     ]
-    return render(request, "dashboard/index.html#type-matches", {"type_matches": matches, "type_text": text})
+    context = {"type_matches": matches, "type_text": text, "links": links}
+    return render(request, "dashboard/index.html#type-matches", context)

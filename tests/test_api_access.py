@@ -169,7 +169,11 @@ def test_a_key_over_its_limit_gets_429_with_retry_after_and_another_key_does_not
             "dimensions",
             "visits of a dimension value are not kept per hour",
         ),
-        (question(metrics=["visits"], filters=[["is", "event:props:plan", ["pro"]]]), "filters", "keeps no event:props"),
+        (
+            question(metrics=["visits"], filters=[["is", "event:props:plan", ["pro"]]]),
+            "filters",
+            "keeps no event:props",
+        ),
         (question(metrics=["hits"]), "metrics.0", "not a metric"),
         (question(date_range="yesterday"), "date_range", "Input should be"),
         (question(date_range=["2026-11-02", "2026-11-01"]), "date_range", "after the last"),
