@@ -192,10 +192,15 @@ class DashboardState:
     def kpi_comparison(self) -> "Comparison":
         """What the change on the KPI card compares (``Period.comparison``), with its words."""
         definition = self.definition
-        cut = self.period.comparison(
+        return self.comparison_read_to(
             granularity_codes=definition.granularity_codes if definition else None,
             fine_retention_days=definition.fine_retention_days if definition else 0,
         )
+
+    def comparison_read_to(self, *, granularity_codes: list[str] | None, fine_retention_days: int = 0) -> "Comparison":
+        """``kpi_comparison``'s rule for figures kept only in ``granularity_codes`` (visitor
+        sketches: per hour for the site, per day for a page): the elapsed part is cut to them."""
+        cut = self.period.comparison(granularity_codes=granularity_codes, fine_retention_days=fine_retention_days)
         if cut.current_end is None:
             label = comparison_label(cut.previous_start, cut.previous_end, now=self.now)
         else:

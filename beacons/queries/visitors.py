@@ -3,8 +3,10 @@
 A period is tiled by the coarsest sketch buckets that fit it (``counters._covering_q``, the
 counters' own tiling: months, then days at the ragged edges, then hours for the site total), and
 their sketches are merged, so a 12-month figure reads about 12 rows per definition however many
-visitors came. A period not aligned to the finest kept granularity is widened to it (a page's
-visitors are kept per day: "today until now" counts the whole day so far).
+visitors came. A period may end inside a bucket of the finest kept granularity only where that
+bucket's rest is still to come (a page's visitors are kept per day: "today until now" reads the
+whole day so far); a period that cuts a sketch bucket anywhere else cannot be answered (the
+bucket's visitors cannot be split) and raises ``SketchesNotKept``: never a wider period's figure.
 
 A figure is exact while the merged sketch still lists its visitors' hashes (up to a few thousand
 visitors); beyond, it is an estimate within ~1.4 % (one standard error ~0.8 %; see
@@ -77,6 +79,21 @@ def sketch_granularities(
     return [g for g in GRANULARITY_ORDER if g in common]
 
 
+def sketches_cover(start: datetime, end: datetime, granularity: str) -> bool:
+    """Whether sketches of ``granularity`` answer [start, end) exactly: it starts on a bucket edge
+    and ends on one, or inside the bucket still running (the rest of which has not happened yet)."""
+    if bucket_start(start, granularity) != start:
+        return False
+    return bucket_start(end, granularity) == end or end >= timezone.now()
+
+
+def _sketch_q(start: datetime, end: datetime, allowed: list[str], **scope) -> Q:
+    """The sketches tiling [start, end), or ``SketchesNotKept`` when they cannot tile it exactly."""
+    if not sketches_cover(start, end, allowed[0]):
+        raise SketchesNotKept(f"visitors are kept per {G(allowed[0]).label} here: these dates cut one")
+    return _covering_q(start, end, allowed, **scope)
+
+
 def _scope(site: Site | int, definitions: list[BeaconDefinition], dimension: str) -> dict:
     return {"site_id": site_id_of(site), "definition_id__in": [d.pk for d in definitions], "dimension": dimension}
 
@@ -100,7 +117,7 @@ def visitors(
     identifier="google.com"``). Several definitions: a visitor of any of them, once. One query."""
     definitions = list(definitions)
     allowed = sketch_granularities(definitions, per_value=bool(identifier), dimension=dimension)
-    condition = _covering_q(start, end, allowed, identifier=identifier, **_scope(site, definitions, dimension))
+    condition = _sketch_q(start, end, allowed, identifier=identifier, **_scope(site, definitions, dimension))
     merge = Merge()
     for sketch in VisitorSketch.objects.filter(condition).values_list("sketch", flat=True):
         merge.add(sketch)
@@ -129,7 +146,7 @@ def visitors_series(
     buckets = list(buckets_between(start, end, granularity))
     condition = Q(pk__in=[])
     for bucket in buckets:
-        condition |= _covering_q(max(bucket, start), min(bucket_after(bucket, granularity), end), allowed, **scope)
+        condition |= _sketch_q(max(bucket, start), min(bucket_after(bucket, granularity), end), allowed, **scope)
     merges = {bucket: Merge() for bucket in buckets}
     rows = VisitorSketch.objects.filter(condition).values_list("period_start", "sketch")
     for period_start, sketch in rows:
@@ -151,18 +168,38 @@ def visitors_by_value(
 ) -> list[ValueVisitors]:
     """The values of ``dimension`` (``""``: the identifiers, pages) with the most hits over
     [start, end), most first, each with its unique visitors beside. Two queries."""
-    allowed = sketch_granularities([definition], per_value=True, dimension=dimension)
+    sketch_granularities([definition], per_value=True, dimension=dimension)
     rows = identifiers_compared(
         site=site, definitions=[definition], start=start, end=end, limit=limit, dimension=dimension
     )
-    merges = {row.identifier: Merge() for row in rows}
+    found = visitors_of_values(
+        site=site, definition=definition, start=start, end=end, dimension=dimension, values=[r.identifier for r in rows]
+    )
+    return [ValueVisitors(row.identifier, row.count, found[row.identifier]) for row in rows]
+
+
+@in_site_zone
+def visitors_of_values(
+    *,
+    site: Site | int,
+    definition: BeaconDefinition,
+    start: datetime,
+    end: datetime,
+    values: Iterable[str],
+    dimension: str = "",
+) -> dict[str, VisitorCount]:
+    """Unique visitors over [start, end) of each of ``values`` (pages, or with a ``dimension`` its
+    values): {value: count}, 0 for a value without visitors. One query (none without values).
+    Raises ``SketchesNotKept`` when the type keeps no such sketches or the dates cut a day."""
+    allowed = sketch_granularities([definition], per_value=True, dimension=dimension)
+    merges = {value: Merge() for value in values}
     if merges:
-        condition = _covering_q(start, end, allowed, **_scope(site, [definition], dimension)) & Q(
+        condition = _sketch_q(start, end, allowed, **_scope(site, [definition], dimension)) & Q(
             identifier__in=list(merges)
         )
         for value, sketch in VisitorSketch.objects.filter(condition).values_list("identifier", "sketch"):
             merges[value].add(sketch)
-    return [ValueVisitors(row.identifier, row.count, _count(merges[row.identifier])) for row in rows]
+    return {value: _count(merge) for value, merge in merges.items()}
 
 
 @in_site_zone
