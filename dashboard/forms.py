@@ -53,6 +53,18 @@ SCALES = [("stacked", "Stacked"), ("own", "Each type on its own scale")]
 # The tabs of the breakdown panels: (dimension code, tab label), the first one the default.
 SOURCE_TABS = [("source", "Sources"), ("utm_campaign", "Campaigns"), ("utm_medium", "Media")]
 DEVICE_TABS = [("browser", "Browsers"), ("os", "Operating systems"), ("device", "Device types")]
+# The busiest-pages tabs of a page-view type: page views, visits by entry page, exits by page.
+PAGE_TABS = [("views", "Pages"), ("entry", "Entry pages"), ("exit", "Exit pages")]
+# What the main chart shows (a KPI card's link): the type's count, or a visitor or visit metric
+# of a page-view type; (parameter value, label).
+METRICS = [
+    ("views", "Total"),
+    ("visitors", "Unique visitors"),
+    ("visits", "Visits"),
+    ("views_per_visit", "Views per visit"),
+    ("bounce_rate", "Bounce rate"),
+    ("visit_duration", "Visit duration"),
+]
 
 
 class TypeSelect(forms.Select):
@@ -86,6 +98,8 @@ class FilterForm(forms.Form):
     scale = forms.ChoiceField(choices=SCALES, required=False)
     sources = forms.ChoiceField(label="Sources tab", choices=SOURCE_TABS, required=False)
     devices = forms.ChoiceField(label="Devices tab", choices=DEVICE_TABS, required=False)
+    pages = forms.ChoiceField(label="Pages tab", choices=PAGE_TABS, required=False)
+    metric = forms.ChoiceField(label="Chart", choices=METRICS, required=False)
     # Read only when the type declares it (``_property_tab``) or when it names a dimension
     # (``clean_dim``): their lengths are bounded by those rules.
     property = forms.CharField(label="Property tab", required=False)
@@ -142,6 +156,12 @@ class DashboardState:
     sources_tab: str
     devices_tab: str
     property_tab: str = ""  # a declared property key of the type ("" when it declares none)
+    pages_tab: str  # "views", or for page-view types "entry" or "exit"
+    metric: str  # what the main chart shows: "views" (the type's count), or for page-view types one of METRICS
+
+    @property
+    def counts_visitors(self) -> bool:
+        return counts_visitors(self.definition)
 
     @property
     def counter_value(self) -> str:
@@ -224,6 +244,8 @@ class DashboardState:
             "scale": self.scale if self.scale != "stacked" else "",
             "sources": self.sources_tab if self.sources_tab != SOURCE_TABS[0][0] else "",
             "devices": self.devices_tab if self.devices_tab != DEVICE_TABS[0][0] else "",
+            "pages": self.pages_tab if self.pages_tab != PAGE_TABS[0][0] else "",
+            "metric": self.metric if self.metric != METRICS[0][0] else "",
             "property": self.property_tab if self.property_tab != self.first_property else "",
             "dim": self.dimension,
             "value": self.value if self.dimension else "",
@@ -302,6 +324,11 @@ class Comparison:
     label: str
 
 
+def counts_visitors(definition: BeaconDefinition | None) -> bool:
+    """Page views have visitors and visits (their cards, tabs, metrics and panel); other types count hits only."""
+    return definition is not None and definition.kind == BeaconDefinition.Kind.PAGE_VIEW
+
+
 def _automatic_granularity(start: datetime, end: datetime) -> str:
     span = end - start
     if span <= timedelta(days=3):
@@ -356,6 +383,7 @@ def dashboard_state(
         notice = f"One point per {GRANULARITY_NOUNS[granularity]} would be too many to read: showing one per {GRANULARITY_NOUNS[coarser_step]}."
         granularity = coarser_step
 
+    page_views = counts_visitors(definition)
     state = DashboardState(
         definition=definition,
         identifier=values.get("identifier") or "",
@@ -379,6 +407,8 @@ def dashboard_state(
         sources_tab=values.get("sources") or SOURCE_TABS[0][0],
         devices_tab=values.get("devices") or DEVICE_TABS[0][0],
         property_tab=_property_tab(values.get("property") or "", definition),
+        pages_tab=(values.get("pages") or PAGE_TABS[0][0]) if page_views else PAGE_TABS[0][0],
+        metric=(values.get("metric") or METRICS[0][0]) if page_views else METRICS[0][0],
     )
     # Show the resolved state in the controls (e.g. the dates a preset stands for).
     tz = bucket_zone()

@@ -12,7 +12,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.http import urlencode
 
 from beacons.counting.buckets import bucket_after, bucket_zone, buckets_between
 from beacons.dimensions import dimension_label, property_dimension
@@ -23,7 +22,7 @@ from beacons.models import dimensions_split
 from beacons.queries import counters, error_groups, event_types, visitors, visits
 
 from . import charts
-from .forms import DEVICE_TABS, SCALES, SOURCE_TABS, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
+from .forms import DEVICE_TABS, PAGE_TABS, SCALES, SOURCE_TABS, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
 from .permissions import PANEL_PERMISSIONS, VIEW_COUNTS, VIEW_ERRORS, permission_required, user_may
 
 SUGGESTION_LIMIT = 20
@@ -316,13 +315,20 @@ def _series_csv(state, context):
     return [header, *body]
 
 
-def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_row: bool = False) -> dict:
-    """The busiest pages, a page of ``state.rows`` (every row for the CSV), with their change
-    on the period before when Compare is on."""
-    if state.definition is None:
-        return {"top": None}
+def _page_visitors(state: DashboardState, pages: list[str]) -> dict | None:
+    """{page: VisitorCount} of ``pages`` over the dates, or None when no sketch answers them
+    exactly (pages keep visitors per day: "Last 24 hours" cuts two days)."""
+    try:
+        return visitors.visitors_of_values(
+            site=state.site, definition=state.definition, start=state.start, end=state.totals_end, values=pages
+        )
+    except (visitors.SketchesNotKept, counters.DimensionNotKept):
+        return None
+
+
+def _views_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> tuple[list[dict], dict]:
+    """The busiest pages by the type's count, with share, change (with Compare) and visitors."""
     comparison = state.kpi_comparison
-    size = None if every_row else state.rows
     found = counters.identifiers_compared(
         site=state.site,
         definitions=[state.definition],
@@ -332,12 +338,11 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
         compared_end=comparison.current_end,
         cut_granularity=comparison.granularity,
         order="change" if state.sort == "change" else "count",
-        limit=None if every_row else size + 1,
-        offset=0 if every_row else (state.page - 1) * size,
+        limit=limit,
+        offset=offset,
     )
-    more = not every_row and len(found) > size
-    found = found if every_row else found[:size]
     total = reads.total_of_all
+    people = _page_visitors(state, [row.identifier for row in found]) if state.counts_visitors else None
     rows = []
     for row in found:
         ratio = row.change_ratio
@@ -346,22 +351,91 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
                 "identifier": row.identifier,
                 "count": row.count,
                 "share": round(100 * row.count / total, 1) if total else 0,
-                "query": urlencode({**state.params, "identifier": row.identifier}),
-                "selected": row.identifier == state.identifier,
+                "visitors": people[row.identifier] if people is not None else None,
                 "previous": row.previous,
                 "change": row.change,
                 "change_percent": None if ratio is None else round(ratio * 100),
             }
         )
+    return rows, {"total": total, "visitors_kept": people is not None}
+
+
+def _entry_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> tuple[list[dict], dict]:
+    """Entry pages by the visits that started on them, with those visits' bounce rate and duration."""
+    found = visits.visits_by_entry(site=state.site, start=state.start, end=state.totals_end, limit=limit, offset=offset)
+    rows = []
+    for row in found:
+        figures = row.current
+        bounce_rate = figures.bounce_rate
+        rows.append(
+            {
+                "identifier": row.identifier,
+                "visits": figures.visits,
+                "bounce_rate": None if bounce_rate is None else round(100 * bounce_rate),
+                "duration_seconds": None if figures.duration is None else round(figures.duration),
+                "duration": _duration_words(figures.duration),
+            }
+        )
+    return rows, {}
+
+
+def _exit_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> tuple[list[dict], dict]:
+    """Exit pages by the visits that ended on them, with the share of the page's views that ended one."""
+    found = visits.exits_by_page(
+        site=state.site,
+        page_views=[state.definition],
+        start=state.start,
+        end=state.totals_end,
+        limit=limit,
+        offset=offset,
+    )
+    rows = [
+        {
+            "identifier": row.identifier,
+            "exits": row.exits,
+            "page_views": row.page_views,
+            "exit_rate": None if row.exit_rate is None else round(100 * row.exit_rate, 1),
+        }
+        for row in found
+    ]
+    return rows, {}
+
+
+PAGE_TAB_ROWS = {"views": _views_rows, "entry": _entry_rows, "exit": _exit_rows}
+
+
+def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_row: bool = False) -> dict:
+    """The busiest pages (or, on its tabs, entry and exit pages), a page of ``state.rows`` (every
+    row for the CSV), with their change on the period before when Compare is on."""
+    if state.definition is None:
+        return {"top": None}
+    size = state.rows
+    offset = 0 if every_row else (state.page - 1) * size
+    found, extra = PAGE_TAB_ROWS[state.pages_tab](state, reads, limit=None if every_row else size + 1, offset=offset)
+    more = not every_row and len(found) > size
+    rows = found if every_row else found[:size]
+    for row in rows:
+        row["query"] = state.query_with(identifier=row["identifier"], page="")
+        row["selected"] = row["identifier"] == state.identifier
+    tabs = [
+        {
+            "label": label,
+            "query": state.query_with(pages=value if value != PAGE_TABS[0][0] else "", page="", sort=""),
+            "current": value == state.pages_tab,
+        }
+        for value, label in PAGE_TABS
+    ]
     return {
         "top": {
+            **extra,
+            "tab": state.pages_tab,
+            "tabs": tabs if state.counts_visitors else [],
             "rows": rows,
-            "total": total,
-            "first": 1 if every_row else (state.page - 1) * state.rows + 1,
-            "last": (0 if every_row else (state.page - 1) * state.rows) + len(rows),
+            "first": offset + 1,
+            "last": offset + len(rows),
             "next_query": state.query_with(page=state.page + 1) if more else "",
             "previous_query": state.query_with(page=state.page - 1 if state.page > 2 else "") if state.page > 1 else "",
-            "compared_label": comparison.label or "the period before (nothing comparable yet)",
+            "compared_label": state.kpi_comparison.label or "the period before (nothing comparable yet)",
             "sizes": [
                 (size, state.query_with(rows=size if size != TOP_SIZES[0] else "", page="")) for size in TOP_SIZES
             ],
@@ -374,20 +448,35 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
 
 
 def _top_csv(state, context):
-    context = top_panel(state, None, SharedReads(state), every_row=True)
-    header = [f"{state.definition.name}: page or item", "count", "share of total (%)"]
+    top = top_panel(state, None, SharedReads(state), every_row=True)["top"]
+    rows = top["rows"]
+    if state.pages_tab == "entry":
+        header = ["entry page", "visits", "bounce rate (%)", "visit duration (seconds)"]
+        body = [[r["identifier"], r["visits"], _blank(r["bounce_rate"]), _blank(r["duration_seconds"])] for r in rows]
+        return [header, *body]
+    if state.pages_tab == "exit":
+        header = ["exit page", "exits", "page views", "exit rate (%)"]
+        return [header, *[[r["identifier"], r["exits"], r["page_views"], _blank(r["exit_rate"])] for r in rows]]
+    people = top.get("visitors_kept") and state.counts_visitors
+    header = [
+        f"{state.definition.name}: page or item",
+        "count",
+        *(["visitors"] if people else []),
+        "share of total (%)",
+    ]
     if state.compare:
         header += ["period before", "change", "change (%)"]
-    rows = [
-        [row["identifier"], row["count"], row["share"]]
-        + (
-            [row["previous"], row["change"], "" if row["change_percent"] is None else row["change_percent"]]
-            if state.compare
-            else []
-        )
-        for row in context["top"]["rows"]
+    body = [
+        [row["identifier"], row["count"], *([row["visitors"].visitors] if people else []), row["share"]]
+        + ([row["previous"], row["change"], _blank(row["change_percent"])] if state.compare else [])
+        for row in rows
     ]
-    return [header, *rows]
+    return [header, *body]
+
+
+def _blank(value) -> object:
+    """A CSV cell: "" for a figure that does not exist (no visits, no previous count)."""
+    return "" if value is None else value
 
 
 SMALL_MULTIPLES_LIMIT = 12  # types drawn one under the other; the busiest ones when there are more

@@ -69,7 +69,10 @@ def test_tabs_are_links_that_show_another_dimension_with_or_without_htmx(staff, 
     assert "sources=utm_campaign" in page.content.decode() and "devices=device" in page.content.decode()
     navs = re.findall(r'<nav class="table-controls tabs".*?</nav>', page.content.decode())
     tabs = [label for nav in navs for label in re.findall(r">([^<]+)</a>", nav)]
-    assert tabs == ["Sources", "Campaigns", "Media", "Browsers", "Operating systems", "Device types"]
+    assert tabs == [
+        *("Pages", "Entry pages", "Exit pages"),
+        *("Sources", "Campaigns", "Media", "Browsers", "Operating systems", "Device types"),
+    ]
     campaigns = staff.get(reverse("dashboard:index"), {"sources": "utm_campaign", "devices": "device"})
     assert rows_of(campaigns, "sources") == [("spring", 2)]
     assert rows_of(campaigns, "devices") == [("desktop", 4), ("mobile", 2)]
@@ -185,6 +188,6 @@ def test_breakdown_panels_run_a_pinned_number_of_queries(staff, visits, django_a
         with django_assert_num_queries(6):
             staff.get(reverse("dashboard:panel", args=[name]), {"compare": "on"}, **HX)
     # Filtered, the whole page reads the value's totals and series and the unfiltered total besides,
-    # and the value's visitors (3 sketch reads) and visits (1).
-    with django_assert_num_queries(18):
+    # and the value's visitors (3 sketch reads) and visits (1), and the busiest pages' visitors (1).
+    with django_assert_num_queries(19):
         staff.get(reverse("dashboard:index"), {"dim": "source", "value": "Google"})
