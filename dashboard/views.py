@@ -596,6 +596,22 @@ def value_shown(dimension: str, value: str) -> tuple[str, str]:
     return value, ""
 
 
+def _value_visitors(state: DashboardState, dimension: str, values: list[str]) -> dict | None:
+    """{value: VisitorCount} of ``values`` of ``dimension`` over the dates, or None when no sketch
+    answers them exactly (values keep visitors per day)."""
+    try:
+        return visitors.visitors_of_values(
+            site=state.site,
+            definition=state.definition,
+            start=state.start,
+            end=state.totals_end,
+            values=values,
+            dimension=dimension,
+        )
+    except (visitors.SketchesNotKept, counters.DimensionNotKept):
+        return None
+
+
 def dimension_breakdown_panel(name: str, state: DashboardState, reads: SharedReads, *, every_row: bool = False) -> dict:
     """The values of the chosen tab's dimension with their count, share of the type's hits and (with
     Compare) change; or, when the type keeps no such counters, only what to tick in the registry."""
@@ -633,7 +649,10 @@ def dimension_breakdown_panel(name: str, state: DashboardState, reads: SharedRea
         total=reads.total_of_all,
     )
     panel["more"] = not every_row and len(found) > BREAKDOWN_ROWS
-    for row in found[: None if every_row else BREAKDOWN_ROWS]:
+    shown = found[: None if every_row else BREAKDOWN_ROWS]
+    people = _value_visitors(state, chosen, [row.value for row in shown]) if state.counts_visitors else None
+    panel["visitors_kept"] = people is not None
+    for row in shown:
         text, flag = value_shown(chosen, row.value)
         ratio = row.change_ratio
         panel["rows"].append(
@@ -642,6 +661,7 @@ def dimension_breakdown_panel(name: str, state: DashboardState, reads: SharedRea
                 "text": text,
                 "flag": flag,
                 "count": row.count,
+                "visitors": people[row.value] if people is not None else None,
                 "share": round(100 * row.share, 1) if row.share is not None else 0,
                 "previous": row.previous,
                 "change": row.change,
@@ -660,11 +680,14 @@ def _breakdown_panel_csv(name: str):
         panel = dimension_breakdown_panel(name, state, SharedReads(state), every_row=True)[name]
         country = panel["dimension"] == "country"
         header = [f"{state.definition.name}: {panel['label']}", *(["country"] if country else [])]
-        header += ["count", "share of total (%)"]
+        people = panel.get("visitors_kept")
+        header += ["count", *(["visitors"] if people else []), "share of total (%)"]
         if state.compare:
             header += ["period before", "change", "change (%)"]
         body = [
-            [row["value"], *([row["text"]] if country else []), row["count"], row["share"]]
+            [row["value"], *([row["text"]] if country else []), row["count"]]
+            + ([row["visitors"].visitors] if people else [])
+            + [row["share"]]
             + (
                 [row["previous"], row["change"], "" if row["change_percent"] is None else row["change_percent"]]
                 if state.compare
