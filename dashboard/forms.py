@@ -65,6 +65,7 @@ METRICS = [
     ("bounce_rate", "Bounce rate"),
     ("visit_duration", "Visit duration"),
 ]
+METRIC_LABELS = dict(METRICS)
 
 
 class TypeSelect(forms.Select):
@@ -280,6 +281,23 @@ class DashboardState:
         return f"{name} of {self.identifier}" if self.identifier else name
 
     @property
+    def chart_subject(self) -> str:
+        """What the main chart shows: ``subject``, or a visitor or visit metric of it ("Bounce rate
+        of visits entering at /pricing"; plain text, templates escape it)."""
+        if self.metric == METRICS[0][0]:
+            return self.subject
+        label = METRIC_LABELS[self.metric]
+        if self.dimension:
+            return f"{label} with {self.filter_label}"
+        if not self.identifier:
+            return label
+        if self.metric == "visitors":
+            return f"{label} of {self.identifier}"
+        if self.metric == "visits":
+            return f"Visits entering at {self.identifier}"
+        return f"{label} of visits entering at {self.identifier}"
+
+    @property
     def per(self) -> str:
         return GRANULARITY_NOUNS[self.granularity]
 
@@ -297,7 +315,7 @@ class DashboardState:
     @property
     def title(self) -> str:
         """Plain-language chart title, e.g. "Page views per day, 1–30 November 2026"."""
-        return f"{self.subject} per {self.per}, {self.period_label}{self.running_note}"
+        return f"{self.chart_subject} per {self.per}, {self.period_label}{self.running_note}"
 
     @property
     def range_label(self) -> str:

@@ -22,7 +22,17 @@ from beacons.models import dimensions_split
 from beacons.queries import counters, error_groups, event_types, visitors, visits
 
 from . import charts
-from .forms import DEVICE_TABS, PAGE_TABS, SCALES, SOURCE_TABS, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
+from .forms import (
+    DEVICE_TABS,
+    METRIC_LABELS,
+    PAGE_TABS,
+    SCALES,
+    SOURCE_TABS,
+    TOP_SIZES,
+    TOP_SORTS,
+    DashboardState,
+    dashboard_state,
+)
 from .permissions import PANEL_PERMISSIONS, VIEW_COUNTS, VIEW_ERRORS, permission_required, user_may
 
 SUGGESTION_LIMIT = 20
@@ -170,24 +180,39 @@ def _people_cards(state: DashboardState) -> list[dict]:
     views_per_visit = figures.views_per_visit
     bounce_rate = figures.bounce_rate
     cards += [
-        {"label": "Visits", "value": f"{figures.visits:,}", "change_percent": _percent_change(found.change("visits"))},
+        {
+            "label": "Visits",
+            "metric": "visits",
+            "value": f"{figures.visits:,}",
+            "change_percent": _percent_change(found.change("visits")),
+        },
         {
             "label": "Views per visit",
+            "metric": "views_per_visit",
             "value": "–" if views_per_visit is None else f"{views_per_visit:.2f}",
             "change_percent": _percent_change(found.change("views_per_visit")),
         },
         {
             "label": "Bounce rate",
+            "metric": "bounce_rate",
             "value": "–" if bounce_rate is None else f"{round(bounce_rate * 100)}%",
             "change_percent": _percent_change(found.change("bounce_rate")),
         },
         {
             "label": "Visit duration",
+            "metric": "visit_duration",
             "value": _duration_words(figures.duration),
             "change_percent": _percent_change(found.change("duration")),
         },
     ]
+    for card in cards:
+        card |= _metric_link(state, card["metric"])
     return cards
+
+
+def _metric_link(state: DashboardState, metric: str) -> dict:
+    """A KPI card's link: the dashboard charting ``metric``, and whether it is the one charted."""
+    return {"query": state.query_with(metric=metric if metric != "views" else ""), "current": state.metric == metric}
 
 
 def kpis_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
@@ -210,7 +235,8 @@ def kpis_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
             "change_percent": None if change is None else round(change * 100),
             "busiest_label": charts.bucket_label(busiest[0], state.granularity) if busiest else "",
             "busiest_count": busiest[1] if busiest else 0,
-            "people": _people_cards(state) if state.definition.kind == state.definition.Kind.PAGE_VIEW else [],
+            "people": _people_cards(state) if state.counts_visitors else [],
+            "link": _metric_link(state, "views") if state.counts_visitors else None,
         }
     }
 
@@ -230,22 +256,71 @@ def _partial_notes(state: DashboardState, moments) -> list[str]:
     return notes
 
 
+# A visit metric's VisitFigures attribute and how one value reads (in the table, the hover and the CSV).
+VISIT_METRICS = {
+    "visits": "visits",
+    "bounce_rate": "bounce_rate",
+    "visit_duration": "duration",
+    "views_per_visit": "views_per_visit",
+}
+# (d3 number format, suffix) of a metric on the chart; counts are whole numbers
+METRIC_FORMATS = {"bounce_rate": (".1f", "%"), "visit_duration": (",.0f", " s"), "views_per_visit": (".2f", "")}
+
+
+def _metric_value(metric: str, value):
+    """A metric of one bucket as charted: bounce rate in percent (1 decimal), duration in whole
+    seconds, views per visit to 2 decimals; None stays None (no visits: no rate)."""
+    if value is None or metric in ("views", "visitors", "visits"):
+        return value
+    if metric == "bounce_rate":
+        return round(100 * value, 1)
+    return round(value) if metric == "visit_duration" else round(value, 2)
+
+
+def _metric_text(metric: str, value) -> object:
+    """A bucket's value in the "show as table" table: an int (thousands separated), or words."""
+    if value is None:
+        return "–"
+    if metric == "bounce_rate":
+        return f"{value:.1f}%"
+    if metric == "visit_duration":
+        return _duration_words(value)
+    if metric == "views_per_visit":
+        return f"{value:.2f}"
+    return value
+
+
+def _metric_points(state: DashboardState, *, start, end) -> list[tuple]:
+    """(bucket, value) of ``state.metric`` over [start, end): visitors from the sketches (None
+    for a bucket they cannot answer), visit metrics each from its own bucket's counts (a bounce
+    rate is the bucket's bounces ÷ its visits, never an average of rates)."""
+    scope = {"site": state.site, "granularity": state.granularity, "start": start, "end": end}
+    scope |= {"identifier": state.counter_value, "dimension": state.dimension}
+    if state.metric == "views":
+        return counters.series(definitions=[state.definition], **scope)
+    if state.metric == "visitors":
+        found = visitors.visitors_series(definitions=[state.definition], **scope)
+        return [(moment, None if count is None else count.visitors) for moment, count in found]
+    attribute = VISIT_METRICS[state.metric]
+    return [
+        (moment, _metric_value(state.metric, figures.metric(attribute)))
+        for moment, figures in visits.visits_series(**scope)
+    ]
+
+
 def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
     if state.definition is None:
         return {"series": None}
-    points = reads.points
+    try:
+        points = (
+            reads.points if state.metric == "views" else _metric_points(state, start=state.start, end=state.chart_end)
+        )
+    except (visitors.SketchesNotKept, counters.DimensionNotKept):
+        return {"series": _series_unavailable(state)}
     previous = None
     if state.compare:
         previous_start, previous_end = state.previous_period
-        previous = counters.series(
-            site=state.site,
-            definitions=[state.definition],
-            granularity=state.granularity,
-            start=previous_start,
-            end=previous_end,
-            identifier=state.counter_value,
-            dimension=state.dimension,
-        )[: len(points)]
+        previous = _metric_points(state, start=previous_start, end=previous_end)[: len(points)]
     notes = _partial_notes(state, [moment for moment, _ in points])
     rows = []
     for i, (moment, count) in enumerate(points):
@@ -257,28 +332,36 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
             row["previous_count"] = previous[i][1]
         rows.append(row)
     empty = not any(count for _, count in points)
+    number_format, suffix = METRIC_FORMATS.get(state.metric, (",", ""))
     figure = charts.series_figure(
-        name=state.subject,
+        name=state.chart_subject,
         granularity=state.granularity,
         points=points,
         previous=previous,
         notes=notes,
         colour=charts.type_colour(state.definition.slug),
+        number_format=number_format,
+        suffix=suffix,
     )
-    headings = [state.per.capitalize(), state.definition.name]
+    measure = state.definition.name if state.metric == "views" else METRIC_LABELS[state.metric]
+    headings = [state.per.capitalize(), measure]
     if previous is not None:
-        headings += ["Period before", state.definition.name]
+        headings += ["Period before", measure]
     table = data_table(
         headings,
         (
-            [row["label"], row["count"]]
-            + ([row["previous_label"], row["previous_count"]] if "previous_label" in row else [])
+            [row["label"], _metric_text(state.metric, row["count"])]
+            + (
+                [row["previous_label"], _metric_text(state.metric, row["previous_count"])]
+                if "previous_label" in row
+                else []
+            )
             for row in rows
         ),
     )
     matches = []
     if (
-        empty and state.identifier and not state.dimension
+        empty and state.identifier and not state.dimension and state.metric == "views"
     ):  # say why: no such page in these dates, and which pages do match
         matches = counters.top_identifiers(
             site=state.site,
@@ -302,14 +385,28 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
     }
 
 
+def _series_unavailable(state: DashboardState) -> dict:
+    """The series panel when no sketch answers the chosen points: why, and the link that does."""
+    day = G.DAY.value
+    return {
+        "rows": [],
+        "empty": False,
+        "unavailable": f"Visitors of a page or a value are kept per day, not per {state.per}.",
+        "day_query": state.query_with(granularity=day) if day in state.granularities else "",
+    }
+
+
+METRIC_UNITS = {"bounce_rate": " (%)", "visit_duration": " (seconds)"}
+
+
 def _series_csv(state, context):
     tz = bucket_zone().key
-    header = [f"{state.per} starting ({tz})", state.subject]
+    header = [f"{state.per} starting ({tz})", state.chart_subject + METRIC_UNITS.get(state.metric, "")]
     if state.compare:
         header += [f"previous period {state.per} starting ({tz})", "previous period"]
     body = [
-        [row["moment"].isoformat(), row["count"]]
-        + ([row["previous_moment"].isoformat(), row["previous_count"]] if "previous_moment" in row else [])
+        [row["moment"].isoformat(), _blank(row["count"])]
+        + ([row["previous_moment"].isoformat(), _blank(row["previous_count"])] if "previous_moment" in row else [])
         for row in context["series"]["rows"]
     ]
     return [header, *body]

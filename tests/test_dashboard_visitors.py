@@ -4,6 +4,7 @@ and the Visitors panel (signed-in vs anonymous). Every test runs on a fixed cloc
 
 import csv
 import io
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -151,3 +152,112 @@ def test_each_pages_tab_runs_a_pinned_number_of_queries(staff, visits_today, dja
     # entry: the ranking by visits and the other visit figures; exit: the exits and the pages' views.
     with django_assert_num_queries(queries):
         staff.get(reverse("dashboard:panel", args=["top"]), {"range": "today", "pages": tab}, **HX)
+
+
+# --- 3. a KPI card charts its metric ---------------------------------------------------------
+
+
+def series_values(response) -> list:
+    return [row["count"] for row in response.context["series"]["rows"]]
+
+
+def previous_values(response) -> list:
+    return [row.get("previous_count") for row in response.context["series"]["rows"]]
+
+
+@pytest.fixture
+def more_visits(visits_today):
+    """Besides ``visits_today``: v4 at 02:20 on /c (a bounce), and yesterday at 01:15 v5 (a bounce)."""
+    page_view_at(TODAY + timedelta(hours=2, minutes=20), "/c", visitor="v4")
+    page_view_at(TODAY - timedelta(hours=22, minutes=45), "/a", visitor="v5")
+
+
+@pytest.mark.parametrize(
+    "metric,today",
+    [
+        ("", [0, 3, 4]),  # page views
+        ("visitors", [0, 2, 3]),
+        ("visits", [0, 2, 3]),
+        # each hour's bounces ÷ its visits: 1 of 2, then 2 of 3 (not the mean of the hours' rates)
+        ("bounce_rate", [None, 50.0, 66.7]),
+        ("visit_duration", [None, 30, 40]),  # 60 s over 2 visits, 120 s over 3
+        ("views_per_visit", [None, 1.5, 1.33]),  # 3 page views in 2 visits, 4 in 3
+    ],
+)
+def test_a_card_charts_its_metric_per_hour_each_bucket_from_its_own_counts(staff, more_visits, metric, today):
+    response = staff.get(reverse("dashboard:index"), {"range": "today", "metric": metric})
+    assert series_values(response) == today
+
+
+def test_the_comparison_line_of_a_metric_is_the_same_hours_of_yesterday(staff, more_visits):
+    response = staff.get(reverse("dashboard:index"), {"range": "today", "metric": "bounce_rate", "compare": "on"})
+    assert previous_values(response) == [None, 100.0, None]  # yesterday: v5's one visit, a bounce, at 01:15
+    figure = response.context["series"]["figure"]
+    assert [trace["name"] for trace in figure["data"]][-1] == "Period before"
+    assert figure["layout"]["yaxis"]["ticksuffix"] == "%"
+    visitors = staff.get(reverse("dashboard:index"), {"range": "today", "metric": "visitors", "compare": "on"})
+    assert previous_values(visitors) == [0, 1, 0]
+
+
+def test_the_chosen_card_is_marked_and_each_card_is_a_plain_link_and_an_htmx_one(staff, more_visits):
+    page = staff.get(reverse("dashboard:index"), {"range": "today", "metric": "bounce_rate"})
+    html = page.content.decode()
+    current = re.findall(
+        r'<a class="kpi kpi-link" [^>]*aria-current="true"[^>]*>\s*<div class="kpi-label">([^<]+)', html
+    )
+    assert current == ["Bounce rate"]
+    links = re.findall(r'<a class="kpi kpi-link" href="([^"]+)" hx-get="([^"]+)"', html)
+    assert len(links) == 6 and all(href == hx for href, hx in links)
+    assert [href for href, _ in links if "metric=" not in href] == [links[0][0]]  # Total: page views, no metric
+    assert "metric=visit_duration" in links[-1][0]
+    assert page.context["state"].title == "Bounce rate per hour, 2 December 2026 (so far)"
+    assert '<input type="hidden" name="metric" value="bounce_rate">' in html  # kept when a filter changes
+    default = staff.get(reverse("dashboard:index"), {"range": "today"}).content.decode()
+    assert re.findall(r'aria-current="true"[^>]*>\s*<div class="kpi-label">([^<]+)', default) == ["Total"]
+    swapped = staff.get(reverse("dashboard:index"), {"range": "today", "metric": "visits"}, **HX)
+    assert swapped.content.decode().lstrip().startswith('<div id="dashboard"')
+    figure = re.search(r'<script id="fig-series" type="application/json">(.*?)</script>', swapped.content.decode())
+    assert json.loads(figure.group(1))["data"][0]["y"] == [0, 2, 3]
+
+
+def test_a_metric_csv_is_the_charted_numbers_with_their_unit(staff, more_visits):
+    response = staff.get(
+        reverse("dashboard:panel", args=["series"]), {"range": "today", "metric": "bounce_rate", "format": "csv"}
+    )
+    assert csv_of(response) == [
+        ["hour starting (UTC)", "Bounce rate (%)"],
+        ["2026-12-02T00:00:00+00:00", ""],
+        ["2026-12-02T01:00:00+00:00", "50.0"],
+        ["2026-12-02T02:00:00+00:00", "66.7"],
+    ]
+
+
+def test_a_pages_visitors_per_hour_are_not_kept_and_the_panel_says_so_with_a_link_per_day(staff, more_visits):
+    response = staff.get(reverse("dashboard:index"), {"range": "today", "metric": "visitors", "identifier": "/a"})
+    html = text_of(response.content.decode())
+    assert "Visitors of a page or a value are kept per day, not per hour." in html
+    assert "Show one point per day" in html
+    assert "granularity=D" in response.context["series"]["day_query"]
+    week = staff.get(reverse("dashboard:index"), {"range": "7d", "metric": "visitors", "identifier": "/a"})
+    assert [row["count"] for row in week.context["series"]["rows"]][-1] == 2
+
+
+def test_a_type_that_is_not_page_views_ignores_a_metric(staff, clock):
+    page_view_at(TODAY + timedelta(hours=1), "free", visitor="v1", event_type="signup")
+    response = staff.get(reverse("dashboard:index"), {"type": "signup", "range": "today", "metric": "visitors"})
+    assert response.context["state"].metric == "views"
+    assert series_values(response) == [0, 1, 0]
+    assert "kpi-link" not in response.content.decode()
+
+
+@pytest.mark.parametrize("metric,queries", [("visitors", 5), ("bounce_rate", 5)])
+def test_a_metric_series_runs_a_pinned_number_of_queries(
+    staff, more_visits, django_assert_num_queries, metric, queries
+):
+    # session, user, sites, registry; the metric's series (one query); with Compare, one more.
+    with django_assert_num_queries(queries):
+        staff.get(reverse("dashboard:panel", args=["series"]), {"range": "today", "metric": metric}, **HX)
+    with django_assert_num_queries(queries + 1):
+        staff.get(
+            reverse("dashboard:panel", args=["series"]), {"range": "today", "metric": metric, "compare": "on"}, **HX
+        )

@@ -134,26 +134,29 @@ def visitors_series(
     end: datetime,
     identifier: str = "",
     dimension: str = "",
-) -> list[tuple[datetime, VisitorCount]]:
+) -> list[tuple[datetime, VisitorCount | None]]:
     """Unique visitors of each ``granularity`` bucket over [start, end), oldest first (each bucket's
-    own figure: they do not add up to the period's). One query. Raises ``SketchesNotKept`` for a
-    granularity finer than the sketches kept (pages and values: per day)."""
+    own figure: they do not add up to the period's); None for a bucket the dates cut where the
+    sketches cannot (the last day of a previous period ending at 14:00). One query. Raises
+    ``SketchesNotKept`` for a granularity finer than the sketches kept (pages and values: per day)."""
     definitions = list(definitions)
     allowed = sketch_granularities(definitions, per_value=bool(identifier), dimension=dimension)
     if GRANULARITY_ORDER.index(granularity) < GRANULARITY_ORDER.index(allowed[0]):
         raise SketchesNotKept(f"visitors are kept per {G(allowed[0]).label} here, not per {G(granularity).label}")
     scope = {"identifier": identifier, **_scope(site, definitions, dimension)}
-    buckets = list(buckets_between(start, end, granularity))
+    merges: dict[datetime, Merge | None] = {}
     condition = Q(pk__in=[])
-    for bucket in buckets:
-        condition |= _sketch_q(max(bucket, start), min(bucket_after(bucket, granularity), end), allowed, **scope)
-    merges = {bucket: Merge() for bucket in buckets}
+    for bucket in buckets_between(start, end, granularity):
+        part = (max(bucket, start), min(bucket_after(bucket, granularity), end))
+        merges[bucket] = Merge() if sketches_cover(*part, allowed[0]) else None
+        if merges[bucket] is not None:
+            condition |= _covering_q(*part, allowed, **scope)
     rows = VisitorSketch.objects.filter(condition).values_list("period_start", "sketch")
     for period_start, sketch in rows:
-        bucket = bucket_start(period_start, granularity)
-        if bucket in merges:
-            merges[bucket].add(sketch)
-    return [(bucket, _count(merge)) for bucket, merge in merges.items()]
+        merge = merges.get(bucket_start(period_start, granularity))
+        if merge is not None:
+            merge.add(sketch)
+    return [(bucket, None if merge is None else _count(merge)) for bucket, merge in merges.items()]
 
 
 @in_site_zone
