@@ -263,27 +263,33 @@ def series_figure(
 
 
 def stacked_figure(
-    *, granularity: str, x: Sequence[datetime], stacks: Sequence[tuple[str, str, Sequence[int]]]
+    *,
+    granularity: str,
+    x: Sequence[datetime],
+    stacks: Sequence[tuple[str, str, Sequence[int | None]]],
+    y_title: str = "Events",
+    colours: dict[str, str] | None = None,
 ) -> dict:
-    """Stacked bars over the same buckets, one per (name, slug, counts), each in its type's colour."""
+    """Stacked bars over the same buckets, one per (name, slug, counts), each in its type's colour
+    or in ``colours[slug]`` (a count of None, not known, is no bar)."""
     xs = [local_wall_time(moment) for moment in x]
     traces = []
     for name, slug, counts in stacks:
-        traces.append(_type_bars(name=name, slug=slug, counts=counts, xs=xs))
-    peak = max((sum(column) for column in zip(*(counts for _, _, counts in stacks))), default=0)
-    layout = _layout(granularity=granularity, y_title="Events", y_peak=peak, moments=x, barmode="stack", legend=True)
+        traces.append(_type_bars(name=name, slug=slug, counts=counts, xs=xs, colour=(colours or {}).get(slug)))
+    peak = max((sum(n or 0 for n in column) for column in zip(*(counts for _, _, counts in stacks))), default=0)
+    layout = _layout(granularity=granularity, y_title=y_title, y_peak=peak, moments=x, barmode="stack", legend=True)
     layout["bargap"] = 0.15
     return go.Figure(data=traces, layout=layout).to_plotly_json()
 
 
-def _type_bars(*, name: str, slug: str, counts: Sequence[int], xs: list) -> go.Bar:
-    """One event type's bars, in its own colour, its name escaped for Plotly."""
+def _type_bars(*, name: str, slug: str, counts: Sequence[int], xs: list, colour: str | None = None) -> go.Bar:
+    """One event type's bars, in its own colour (or ``colour``), its name escaped for Plotly."""
     label = plotly_text(name)
     return go.Bar(
         x=xs,
         y=list(counts),
         name=label,
-        marker_color=type_colour(slug),
+        marker_color=colour or type_colour(slug),
         hovertemplate="%{y:,}<extra>" + label + "</extra>",
     )
 

@@ -8,13 +8,14 @@ the numbers that panel shows. Data comes only from ``beacons.queries``.
 
 from functools import cached_property
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 
 from beacons.counting.buckets import bucket_after, bucket_zone, buckets_between
-from beacons.dimensions import dimension_label, property_dimension
+from beacons.dimensions import ANONYMOUS, SIGNED_IN, dimension_label, property_dimension
 from beacons.downloads import csv_response
 from beacons.ingest.extraction import UNKNOWN, country_flag, country_name
 from beacons.models import Granularity as G
@@ -659,6 +660,101 @@ def identifiers_panel(state: DashboardState, definitions, contains: str = "") ->
     return {"suggestions": [identifier for identifier, _ in rows]}
 
 
+# --- The Visitors panel: signed-in vs anonymous visitors (seed 004) -------------------------------
+
+IDENTITY_LINES = [(SIGNED_IN, "Signed-in visitors"), (ANONYMOUS, "Anonymous visitors")]
+IDENTITY_COLOURS = {SIGNED_IN: "#047857", ANONYMOUS: "#94a3b8"}  # green: the conversions; grey: the rest
+
+
+def _signed_in_shares(state: DashboardState) -> tuple:
+    """(the share of signed-in visitors over the dates or None, its relative change or None, the
+    ``Comparison`` read): both periods by ``kpi_comparison``'s rule, cut to the days identity
+    sketches keep. Raises ``SketchesNotKept`` when no sketch answers the dates themselves."""
+    definitions = [state.definition]
+    allowed = visitors.sketch_granularities(definitions, dimension=visitors.IDENTITY)
+    comparison = state.comparison_read_to(granularity_codes=allowed)
+    scope = {"site": state.site, "definitions": definitions}
+    now = visitors.signed_in_share(start=state.start, end=state.totals_end, **scope)
+    try:
+        compared = (
+            visitors.signed_in_share(start=state.start, end=comparison.current_end, **scope)
+            if comparison.current_end
+            else now
+        )
+        before = visitors.signed_in_share(start=comparison.previous_start, end=comparison.previous_end, **scope)
+    except visitors.SketchesNotKept:
+        return now, None, comparison
+    change = None
+    if compared.share is not None and before.share:
+        change = (compared.share - before.share) / before.share
+    return now, change, comparison
+
+
+def visitors_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
+    """Signed-in and anonymous visitors per bucket (per day at the finest: identity sketches are
+    kept per day) and the conversion rate (signed-in ÷ all visitors) with its change. Page-view
+    types keeping the identity breakdown only; of the whole site, whatever the page or filter."""
+    if not state.counts_visitors or visitors.IDENTITY not in state.definition.dimension_codes:
+        return {"visitors": None}
+    granularity = state.granularity if state.granularity not in (G.MINUTE, G.HOUR) else G.DAY
+    end = state.period.chart_end(granularity)
+    lines = [
+        visitors.visitors_series(
+            site=state.site,
+            definitions=[state.definition],
+            granularity=granularity,
+            start=state.start,
+            end=end,
+            dimension=visitors.IDENTITY,
+            identifier=value,
+        )
+        for value, _ in IDENTITY_LINES
+    ]
+    moments = [moment for moment, _ in lines[0]]
+    counts = [[None if count is None else count.visitors for _, count in line] for line in lines]
+    signed_in_seen = any(counts[0])
+    panel = {
+        "per": G(granularity).label,
+        "rows": [
+            (_local(moment), charts.bucket_label(moment, granularity), [line[i] for line in counts])
+            for i, moment in enumerate(moments)
+        ],
+        "names": [label for _, label in IDENTITY_LINES],
+        # Nothing to tell apart: users are not identified (one sentence says so instead of a chart).
+        "not_identified": not settings.BEACONS_IDENTIFY_USERS and not signed_in_seen,
+        "empty": not any(any(line) for line in counts),
+    }
+    try:
+        share, change, comparison = _signed_in_shares(state)
+        panel |= {
+            "share": None if share.share is None else round(100 * share.share, 1),
+            "signed_in": share.signed_in,
+            "all": share.all,
+            "change_percent": _percent_change(change),
+            "compared_label": comparison.label,
+        }
+    except visitors.SketchesNotKept:
+        panel |= {"share": None, "cut": True}
+    panel["figure"] = charts.stacked_figure(
+        granularity=granularity,
+        x=moments,
+        stacks=[(label, value, line) for (value, label), line in zip(IDENTITY_LINES, counts)],
+        y_title="Visitors",
+        colours=IDENTITY_COLOURS,
+    )
+    panel["table"] = data_table(
+        [G(granularity).label.capitalize(), *panel["names"]],
+        ([label, *(_metric_text("visitors", n) for n in values)] for _, label, values in panel["rows"]),
+    )
+    return {"visitors": panel}
+
+
+def _visitors_csv(state, context):
+    panel = context["visitors"]
+    header = [f"{panel['per']} starting ({bucket_zone().key})", "signed-in visitors", "anonymous visitors"]
+    return [header, *[[moment.isoformat(), *map(_blank, values)] for moment, _, values in panel["rows"]]]
+
+
 # --- Breakdown panels: a dimension's values, one tab per dimension -----------------------------
 
 BREAKDOWN_ROWS = 10  # values a breakdown panel lists; its CSV has every one
@@ -813,12 +909,14 @@ PANELS = {
     "top": top_panel,
     "breakdown": breakdown_panel,
     **{name: _breakdown_panel_view(name) for name in BREAKDOWN_PANELS},
+    "visitors": visitors_panel,
     "errors": errors_panel,
 }
 CSV_ROWS = {
     "series": _series_csv,
     "top": _top_csv,
     "breakdown": _breakdown_csv,
+    "visitors": _visitors_csv,
     **{name: _breakdown_panel_csv(name) for name in BREAKDOWN_PANELS},
 }
 

@@ -261,3 +261,95 @@ def test_a_metric_series_runs_a_pinned_number_of_queries(
         staff.get(
             reverse("dashboard:panel", args=["series"]), {"range": "today", "metric": metric, "compare": "on"}, **HX
         )
+
+
+# --- 4. the Visitors panel: signed-in vs anonymous --------------------------------------------
+
+
+def visit_at(at, *, visitor: str, signed_in: bool = False):
+    """One page view of ``visitor`` at ``at``: a signed-in user (the same key every day) or anonymous."""
+    from beacons.ingest.parsing import EventInput
+    from beacons.ingest.recording import RequestContext, events_record
+
+    from .conftest import first_site
+
+    context = RequestContext(
+        site_id=first_site().pk,
+        received_at=at,
+        user_agent="Mozilla/5.0 Chrome/131.0",
+        referer="",
+        source="beacon",
+        tracked=True,
+        signed_visitor=visitor if signed_in else "",
+    )
+    context.__dict__["visitor_hash"] = visitor
+    return events_record(events=[EventInput(event_type="page_view", identifier="/")], context=context)
+
+
+@pytest.fixture
+def identified(clock, settings):
+    """20 November: b1 anonymous, s3 signed in. 1 December: a1, a2 anonymous, s1 signed in.
+    2 December (today, to 02:59): a3 anonymous, s1 and s2 signed in."""
+    settings.BEACONS_IDENTIFY_USERS = True
+    nov20, dec1 = datetime(2026, 11, 20, 10, tzinfo=UTC), TODAY - timedelta(hours=14)
+    visit_at(nov20, visitor="b1")
+    visit_at(nov20, visitor="s3", signed_in=True)
+    for visitor in ("a1", "a2"):
+        visit_at(dec1, visitor=visitor)
+    visit_at(dec1, visitor="s1", signed_in=True)
+    visit_at(TODAY + timedelta(hours=1), visitor="a3")
+    for visitor in ("s1", "s2"):
+        visit_at(TODAY + timedelta(hours=2), visitor=visitor, signed_in=True)
+
+
+def test_visitors_panel_shows_signed_in_and_anonymous_visitors_per_day(staff, identified):
+    panel = staff.get(reverse("dashboard:index"), {"range": "7d"}).context["visitors"]
+    assert [values for _, _, values in panel["rows"]] == [[0, 0]] * 5 + [[1, 2], [2, 1]]
+    assert [trace["name"] for trace in panel["figure"]["data"]] == ["Signed-in visitors", "Anonymous visitors"]
+    # a signed-in user is the same visitor on both days; the anonymous ones are five others
+    assert (panel["signed_in"].visitors, panel["all"].visitors, panel["share"]) == (2, 5, 40.0)
+
+
+def test_conversion_rate_changes_on_the_same_whole_days_of_the_week_before(staff, identified):
+    response = staff.get(reverse("dashboard:index"), {"range": "7d"})
+    panel = response.context["visitors"]
+    # 26 Nov–1 Dec: 1 signed in of 3 (33 %) against 19–24 Nov: 1 of 2 (50 %); today is not over
+    assert panel["change_percent"] == -33
+    html = text_of(response.content.decode())
+    assert "40.0% 2 signed-in of 5 visitors, last 7 days; ▼ 33% vs " + panel["compared_label"] in html
+
+
+def test_today_per_hour_shows_visitors_per_day_and_no_change_before_a_whole_day_is_counted(staff, identified):
+    panel = staff.get(reverse("dashboard:index"), {"range": "today"}).context["visitors"]
+    assert panel["per"] == "day"
+    assert [values for _, _, values in panel["rows"]] == [[2, 1]]
+    assert (panel["share"], panel["change_percent"]) == (66.7, None)
+
+
+def test_dates_that_cut_a_day_give_no_conversion_rate_rather_than_a_wrong_one(staff, identified):
+    response = staff.get(reverse("dashboard:index"), {"range": "24h"})
+    assert response.context["visitors"]["share"] is None
+    assert "visitors are told apart per day, and these dates cut a day" in response.content.decode()
+
+
+def test_without_identified_users_the_panel_says_so_in_one_sentence(staff, clock, settings):
+    settings.BEACONS_IDENTIFY_USERS = False
+    visit_at(TODAY + timedelta(hours=1), visitor="a1")
+    response = staff.get(reverse("dashboard:index"), {"range": "today"})
+    assert response.context["visitors"]["not_identified"]
+    html = response.content.decode()
+    assert "Signed-in users are not told apart from anonymous visitors here" in html
+    assert 'data-figure="fig-visitors"' not in html
+
+
+def test_the_visitors_csv_has_each_days_signed_in_and_anonymous_visitors(staff, identified):
+    rows = csv_of(staff.get(reverse("dashboard:panel", args=["visitors"]), {"range": "7d", "format": "csv"}))
+    assert rows[0] == ["day starting (UTC)", "signed-in visitors", "anonymous visitors"]
+    assert rows[-2:] == [["2026-12-01T00:00:00+00:00", "1", "2"], ["2026-12-02T00:00:00+00:00", "2", "1"]]
+
+
+def test_a_type_that_is_not_page_views_has_no_visitors_panel(staff, clock):
+    page_view_at(TODAY + timedelta(hours=1), "free", visitor="v1", event_type="signup")
+    response = staff.get(reverse("dashboard:index"), {"type": "signup", "range": "today"})
+    assert response.context["visitors"] is None
+    assert 'id="visitors"' not in response.content.decode()
