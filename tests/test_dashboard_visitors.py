@@ -353,3 +353,25 @@ def test_a_type_that_is_not_page_views_has_no_visitors_panel(staff, clock):
     response = staff.get(reverse("dashboard:index"), {"type": "signup", "range": "today"})
     assert response.context["visitors"] is None
     assert 'id="visitors"' not in response.content.decode()
+
+
+# --- the demo shows all of it ----------------------------------------------------------------
+
+
+def test_the_demo_shows_page_and_value_visitors_entry_and_exit_pages_and_signed_in_visitors(staff):
+    from django.core.management import call_command
+
+    call_command("beacons_demo", hits=5000, identifiers=30, days=40, errors=0, seed=1)
+    page = staff.get(reverse("dashboard:index"), {"range": "30d"})
+    top = page.context["top"]["rows"]
+    assert all(0 < row["visitors"].visitors <= row["count"] for row in top)
+    all_visitors = int(page.context["visitors"]["all"].visitors)
+    sources = page.context["sources"]["rows"]
+    assert all(0 < row["visitors"].visitors < all_visitors for row in sources)
+    panel = page.context["visitors"]
+    assert not panel["not_identified"] and 5 < panel["share"] < 30  # about 14 % sign in
+    assert all(signed is not None and anonymous for _, _, (signed, anonymous) in panel["rows"])
+    entry = staff.get(reverse("dashboard:index"), {"range": "30d", "pages": "entry"}).context["top"]["rows"]
+    assert entry and all(row["visits"] and row["bounce_rate"] is not None for row in entry)
+    exits = staff.get(reverse("dashboard:index"), {"range": "30d", "pages": "exit"}).context["top"]["rows"]
+    assert exits and all(0 < row["exit_rate"] <= 100 for row in exits)
