@@ -723,6 +723,7 @@ def visitors_panel(state: DashboardState, definitions, reads: SharedReads) -> di
         # Nothing to tell apart: users are not identified (one sentence says so instead of a chart).
         "not_identified": not settings.BEACONS_IDENTIFY_USERS and not signed_in_seen,
         "empty": not any(any(line) for line in counts),
+        "days_cut": any(n is None for line in counts for n in line),
     }
     try:
         share, change, comparison = _signed_in_shares(state)

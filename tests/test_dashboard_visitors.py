@@ -329,7 +329,11 @@ def test_today_per_hour_shows_visitors_per_day_and_no_change_before_a_whole_day_
 def test_dates_that_cut_a_day_give_no_conversion_rate_rather_than_a_wrong_one(staff, identified):
     response = staff.get(reverse("dashboard:index"), {"range": "24h"})
     assert response.context["visitors"]["share"] is None
-    assert "visitors are told apart per day, and these dates cut a day" in response.content.decode()
+    html = response.content.decode()
+    assert "visitors are told apart per day, and these dates cut a day" in html
+    # yesterday after 03:00 is inside the dates, but not all of yesterday: no bar rather than the whole day's
+    assert [values for _, _, values in response.context["visitors"]["rows"]] == [[None, None], [2, 1]]
+    assert "A day the dates cut has no bar" in html
 
 
 def test_without_identified_users_the_panel_says_so_in_one_sentence(staff, clock, settings):
@@ -375,3 +379,16 @@ def test_the_demo_shows_page_and_value_visitors_entry_and_exit_pages_and_signed_
     assert entry and all(row["visits"] and row["bounce_rate"] is not None for row in entry)
     exits = staff.get(reverse("dashboard:index"), {"range": "30d", "pages": "exit"}).context["top"]["rows"]
     assert exits and all(0 < row["exit_rate"] <= 100 for row in exits)
+
+
+def test_an_unknown_metric_or_tab_falls_back_to_page_views_never_an_error(staff, visits_today):
+    response = staff.get(reverse("dashboard:index"), {"range": "today", "metric": "<b>x", "pages": "../etc"})
+    assert response.status_code == 200
+    state = response.context["state"]
+    assert (state.metric, state.pages_tab) == ("views", "views")
+    assert "<b>x" not in response.content.decode()
+    for name in ("series", "top", "visitors"):
+        panel = staff.get(
+            reverse("dashboard:panel", args=[name]), {"metric": "x" * 5000, "pages": "exit", "format": "csv"}
+        )
+        assert panel.status_code == 200
