@@ -138,6 +138,7 @@ def _visitors_compared(state: DashboardState, *, identifier: str = "", dimension
     allowed = visitors.sketch_granularities(definitions, per_value=bool(identifier), dimension=dimension)
     comparison = state.comparison_read_to(granularity_codes=allowed)
     scope = {"site": state.site, "definitions": definitions, "identifier": identifier, "dimension": dimension}
+    scope["exact"] = True
     now = visitors.visitors(start=state.start, end=state.totals_end, **scope)
     try:
         compared = visitors.visitors(start=state.start, end=comparison.current_end or state.totals_end, **scope)
@@ -673,7 +674,7 @@ def _signed_in_shares(state: DashboardState) -> tuple:
     definitions = [state.definition]
     allowed = visitors.sketch_granularities(definitions, dimension=visitors.IDENTITY)
     comparison = state.comparison_read_to(granularity_codes=allowed)
-    scope = {"site": state.site, "definitions": definitions}
+    scope = {"site": state.site, "definitions": definitions, "exact": True}
     now = visitors.signed_in_share(start=state.start, end=state.totals_end, **scope)
     try:
         compared = (

@@ -6,7 +6,8 @@ their sketches are merged, so a 12-month figure reads about 12 rows per definiti
 visitors came. A period may end inside a bucket of the finest kept granularity only where that
 bucket's rest is still to come (a page's visitors are kept per day: "today until now" reads the
 whole day so far); a period that cuts a sketch bucket anywhere else cannot be answered (the
-bucket's visitors cannot be split) and raises ``SketchesNotKept``: never a wider period's figure.
+bucket's visitors cannot be split): the series, the values' reads and ``visitors(exact=True)``
+raise ``SketchesNotKept`` (or give None for a bucket) rather than a wider period's figure.
 
 A figure is exact while the merged sketch still lists its visitors' hashes (up to a few thousand
 visitors); beyond, it is an estimate within ~1.4 % (one standard error ~0.8 %; see
@@ -111,13 +112,17 @@ def visitors(
     end: datetime,
     identifier: str = "",
     dimension: str = "",
+    exact: bool = False,
 ) -> VisitorCount:
     """Unique visitors over [start, end): of the site total, of ``identifier`` (a page), or, with a
     ``dimension``, of its value ``identifier`` ("visitors from google.com": ``dimension="source",
-    identifier="google.com"``). Several definitions: a visitor of any of them, once. One query."""
+    identifier="google.com"``). Several definitions: a visitor of any of them, once. One query.
+    ``exact``: raise ``SketchesNotKept`` where the dates cut a sketch bucket (the dashboard);
+    otherwise the cut bucket is read whole (the stats API's reading, kept as it was)."""
     definitions = list(definitions)
     allowed = sketch_granularities(definitions, per_value=bool(identifier), dimension=dimension)
-    condition = _sketch_q(start, end, allowed, identifier=identifier, **_scope(site, definitions, dimension))
+    covering = _sketch_q if exact else _covering_q
+    condition = covering(start, end, allowed, identifier=identifier, **_scope(site, definitions, dimension))
     merge = Merge()
     for sketch in VisitorSketch.objects.filter(condition).values_list("sketch", flat=True):
         merge.add(sketch)
@@ -257,13 +262,12 @@ class SignedInShare:
 
 @in_site_zone
 def signed_in_share(
-    *, site: Site | int, definitions: Iterable[BeaconDefinition], start: datetime, end: datetime
+    *, site: Site | int, definitions: Iterable[BeaconDefinition], start: datetime, end: datetime, exact: bool = False
 ) -> SignedInShare:
     """Signed-in visitors beside all visitors over [start, end): the share is seed 004's conversion
     rate. A visitor who signs in during a visit is an anonymous visitor before and a signed-in one
     after, so counts in "all" twice that day (the hashes cannot be linked: that is their point). Raises ``DimensionNotKept`` when a definition keeps no identity breakdown."""
     definitions = list(definitions)
-    signed_in = visitors(
-        site=site, definitions=definitions, start=start, end=end, dimension=IDENTITY, identifier=SIGNED_IN
-    )
-    return SignedInShare(signed_in, visitors(site=site, definitions=definitions, start=start, end=end))
+    scope = {"site": site, "definitions": definitions, "start": start, "end": end, "exact": exact}
+    signed_in = visitors(dimension=IDENTITY, identifier=SIGNED_IN, **scope)
+    return SignedInShare(signed_in, visitors(**scope))
