@@ -129,26 +129,6 @@ def _duration_words(seconds: float | None) -> str:
     return f"{minutes}m {rest:02d}s" if minutes else f"{rest}s"
 
 
-def _visitors_compared(state: DashboardState, *, identifier: str = "", dimension: str = "") -> tuple:
-    """(visitors over the dates, their relative change or None, the ``Comparison`` read): the change
-    by ``kpi_comparison``'s rule cut to what the sketches keep (hours for the site, days for a page
-    or value); None when the sketches cannot answer the part compared. Three queries.
-    Raises ``SketchesNotKept`` or ``DimensionNotKept`` when no sketch answers the dates themselves."""
-    definitions = [state.definition]
-    allowed = visitors.sketch_granularities(definitions, per_value=bool(identifier), dimension=dimension)
-    comparison = state.comparison_read_to(granularity_codes=allowed)
-    scope = {"site": state.site, "definitions": definitions, "identifier": identifier, "dimension": dimension}
-    scope["exact"] = True
-    now = visitors.visitors(start=state.start, end=state.totals_end, **scope)
-    try:
-        compared = visitors.visitors(start=state.start, end=comparison.current_end or state.totals_end, **scope)
-        before = visitors.visitors(start=comparison.previous_start, end=comparison.previous_end, **scope)
-    except visitors.SketchesNotKept:
-        return now, None, comparison
-    change = (compared.visitors - before.visitors) / before.visitors if before.visitors else None
-    return now, change, comparison
-
-
 def _people_cards(state: DashboardState) -> list[dict]:
     """Visitor and visit cards of a page-view type: unique visitors, visits, views per visit,
     bounce rate and visit duration, each with its change on the period the total is compared with
@@ -157,15 +137,25 @@ def _people_cards(state: DashboardState) -> list[dict]:
     scope = {"site": state.site, "identifier": state.counter_value, "dimension": state.dimension}
     cards = []
     try:
-        now, change, read = _visitors_compared(state, identifier=state.counter_value, dimension=state.dimension)
+        # Read as the stats API reads it (a sketch bucket the compared part cuts is read whole),
+        # so the card and the API give the same figure.
+        definitions = [state.definition]
+        now = visitors.visitors(definitions=definitions, start=state.start, end=state.totals_end, **scope)
+        compared = visitors.visitors(
+            definitions=definitions, start=state.start, end=comparison.current_end or state.totals_end, **scope
+        )
+        before = visitors.visitors(
+            definitions=definitions, start=comparison.previous_start, end=comparison.previous_end, **scope
+        )
         cards.append(
             {
                 "label": "Unique visitors",
                 "metric": "visitors",
                 "value": f"{now.visitors:,}",
                 "estimate": now.estimate,
-                "change_percent": _percent_change(change),
-                "compared_label": read.label,
+                "change_percent": _percent_change(
+                    (compared.visitors - before.visitors) / before.visitors if before.visitors else None
+                ),
             }
         )
     except (visitors.SketchesNotKept, counters.DimensionNotKept):
