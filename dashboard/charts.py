@@ -172,9 +172,12 @@ def series_figure(
     previous: Sequence[tuple[datetime, int]] | None = None,
     notes: Sequence[str] | None = None,
     colour: str = PALETTE[4],
+    number_format: str = ",",
+    suffix: str = "",
 ) -> dict:
-    """The main chart: counts per bucket (bars when few buckets, else a line), with an
-    optional dashed line for the previous period drawn over the same positions.
+    """The main chart: counts (or a rate: ``number_format`` in d3's words and a ``suffix``) per
+    bucket (bars when few buckets, else a line), with an optional dashed line for the previous
+    period drawn over the same positions. A value of None (no rate without visits) is a gap.
 
     ``notes`` marks partial buckets (" so far" for the running one, or cut by the dates): a
     partial bar is lighter, a partial stretch of line dashed, and the hover says so."""
@@ -183,7 +186,8 @@ def series_figure(
     notes = list(notes or [""] * len(points))
     partial = [bool(note) for note in notes]
     label = plotly_text(name)
-    hover = "%{y:,}%{customdata}<extra>" + label + "</extra>"
+    value = "%{y:" + number_format + "}" + plotly_text(suffix)
+    hover = value + "%{customdata}<extra>" + label + "</extra>"
     if len(points) < BARS_UP_TO:
         traces = [
             go.Bar(
@@ -246,38 +250,46 @@ def series_figure(
                 name="Period before",
                 mode="lines",
                 line={"color": "#6b7280", "width": 1.5, "dash": "dash"},
-                hovertemplate="%{y:,} (%{customdata|" + hover_date + "})<extra>Period before</extra>",
+                hovertemplate=value + " (%{customdata|" + hover_date + "})<extra>Period before</extra>",
             )
         )
-    peak = max(y + [count for _, count in previous or []], default=0)
+    peak = max((count for count in y + [count for _, count in previous or []] if count is not None), default=0)
     moments = [moment for moment, _ in points]
     layout = _layout(granularity=granularity, y_title=name, y_peak=peak, moments=moments, legend=previous is not None)
+    if number_format != ",":  # a rate: not whole numbers, and its unit on the ticks
+        layout["yaxis"].update({"tickformat": number_format, "ticksuffix": suffix, "dtick": None})
     figure = go.Figure(data=traces, layout=layout)
     return figure.to_plotly_json()
 
 
 def stacked_figure(
-    *, granularity: str, x: Sequence[datetime], stacks: Sequence[tuple[str, str, Sequence[int]]]
+    *,
+    granularity: str,
+    x: Sequence[datetime],
+    stacks: Sequence[tuple[str, str, Sequence[int | None]]],
+    y_title: str = "Events",
+    colours: dict[str, str] | None = None,
 ) -> dict:
-    """Stacked bars over the same buckets, one per (name, slug, counts), each in its type's colour."""
+    """Stacked bars over the same buckets, one per (name, slug, counts), each in its type's colour
+    or in ``colours[slug]`` (a count of None, not known, is no bar)."""
     xs = [local_wall_time(moment) for moment in x]
     traces = []
     for name, slug, counts in stacks:
-        traces.append(_type_bars(name=name, slug=slug, counts=counts, xs=xs))
-    peak = max((sum(column) for column in zip(*(counts for _, _, counts in stacks))), default=0)
-    layout = _layout(granularity=granularity, y_title="Events", y_peak=peak, moments=x, barmode="stack", legend=True)
+        traces.append(_type_bars(name=name, slug=slug, counts=counts, xs=xs, colour=(colours or {}).get(slug)))
+    peak = max((sum(n or 0 for n in column) for column in zip(*(counts for _, _, counts in stacks))), default=0)
+    layout = _layout(granularity=granularity, y_title=y_title, y_peak=peak, moments=x, barmode="stack", legend=True)
     layout["bargap"] = 0.15
     return go.Figure(data=traces, layout=layout).to_plotly_json()
 
 
-def _type_bars(*, name: str, slug: str, counts: Sequence[int], xs: list) -> go.Bar:
-    """One event type's bars, in its own colour, its name escaped for Plotly."""
+def _type_bars(*, name: str, slug: str, counts: Sequence[int], xs: list, colour: str | None = None) -> go.Bar:
+    """One event type's bars, in its own colour (or ``colour``), its name escaped for Plotly."""
     label = plotly_text(name)
     return go.Bar(
         x=xs,
         y=list(counts),
         name=label,
-        marker_color=type_colour(slug),
+        marker_color=colour or type_colour(slug),
         hovertemplate="%{y:,}<extra>" + label + "</extra>",
     )
 

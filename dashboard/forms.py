@@ -53,6 +53,19 @@ SCALES = [("stacked", "Stacked"), ("own", "Each type on its own scale")]
 # The tabs of the breakdown panels: (dimension code, tab label), the first one the default.
 SOURCE_TABS = [("source", "Sources"), ("utm_campaign", "Campaigns"), ("utm_medium", "Media")]
 DEVICE_TABS = [("browser", "Browsers"), ("os", "Operating systems"), ("device", "Device types")]
+# The busiest-pages tabs of a page-view type: page views, visits by entry page, exits by page.
+PAGE_TABS = [("views", "Pages"), ("entry", "Entry pages"), ("exit", "Exit pages")]
+# What the main chart shows (a KPI card's link): the type's count, or a visitor or visit metric
+# of a page-view type; (parameter value, label).
+METRICS = [
+    ("views", "Total"),
+    ("visitors", "Unique visitors"),
+    ("visits", "Visits"),
+    ("views_per_visit", "Views per visit"),
+    ("bounce_rate", "Bounce rate"),
+    ("visit_duration", "Visit duration"),
+]
+METRIC_LABELS = dict(METRICS)
 
 
 class TypeSelect(forms.Select):
@@ -86,6 +99,8 @@ class FilterForm(forms.Form):
     scale = forms.ChoiceField(choices=SCALES, required=False)
     sources = forms.ChoiceField(label="Sources tab", choices=SOURCE_TABS, required=False)
     devices = forms.ChoiceField(label="Devices tab", choices=DEVICE_TABS, required=False)
+    pages = forms.ChoiceField(label="Pages tab", choices=PAGE_TABS, required=False)
+    metric = forms.ChoiceField(label="Chart", choices=METRICS, required=False)
     # Read only when the type declares it (``_property_tab``) or when it names a dimension
     # (``clean_dim``): their lengths are bounded by those rules.
     property = forms.CharField(label="Property tab", required=False)
@@ -142,6 +157,12 @@ class DashboardState:
     sources_tab: str
     devices_tab: str
     property_tab: str = ""  # a declared property key of the type ("" when it declares none)
+    pages_tab: str  # "views", or for page-view types "entry" or "exit"
+    metric: str  # what the main chart shows: "views" (the type's count), or for page-view types one of METRICS
+
+    @property
+    def counts_visitors(self) -> bool:
+        return counts_visitors(self.definition)
 
     @property
     def counter_value(self) -> str:
@@ -192,10 +213,15 @@ class DashboardState:
     def kpi_comparison(self) -> "Comparison":
         """What the change on the KPI card compares (``Period.comparison``), with its words."""
         definition = self.definition
-        cut = self.period.comparison(
+        return self.comparison_read_to(
             granularity_codes=definition.granularity_codes if definition else None,
             fine_retention_days=definition.fine_retention_days if definition else 0,
         )
+
+    def comparison_read_to(self, *, granularity_codes: list[str] | None, fine_retention_days: int = 0) -> "Comparison":
+        """``kpi_comparison``'s rule for figures kept only in ``granularity_codes`` (visitor
+        sketches: per hour for the site, per day for a page): the elapsed part is cut to them."""
+        cut = self.period.comparison(granularity_codes=granularity_codes, fine_retention_days=fine_retention_days)
         if cut.current_end is None:
             label = comparison_label(cut.previous_start, cut.previous_end, now=self.now)
         else:
@@ -219,6 +245,8 @@ class DashboardState:
             "scale": self.scale if self.scale != "stacked" else "",
             "sources": self.sources_tab if self.sources_tab != SOURCE_TABS[0][0] else "",
             "devices": self.devices_tab if self.devices_tab != DEVICE_TABS[0][0] else "",
+            "pages": self.pages_tab if self.pages_tab != PAGE_TABS[0][0] else "",
+            "metric": self.metric if self.metric != METRICS[0][0] else "",
             "property": self.property_tab if self.property_tab != self.first_property else "",
             "dim": self.dimension,
             "value": self.value if self.dimension else "",
@@ -253,6 +281,23 @@ class DashboardState:
         return f"{name} of {self.identifier}" if self.identifier else name
 
     @property
+    def chart_subject(self) -> str:
+        """What the main chart shows: ``subject``, or a visitor or visit metric of it ("Bounce rate
+        of visits entering at /pricing"; plain text, templates escape it)."""
+        if self.metric == METRICS[0][0]:
+            return self.subject
+        label = METRIC_LABELS[self.metric]
+        if self.dimension:
+            return f"{label} with {self.filter_label}"
+        if not self.identifier:
+            return label
+        if self.metric == "visitors":
+            return f"{label} of {self.identifier}"
+        if self.metric == "visits":
+            return f"Visits entering at {self.identifier}"
+        return f"{label} of visits entering at {self.identifier}"
+
+    @property
     def per(self) -> str:
         return GRANULARITY_NOUNS[self.granularity]
 
@@ -270,7 +315,7 @@ class DashboardState:
     @property
     def title(self) -> str:
         """Plain-language chart title, e.g. "Page views per day, 1–30 November 2026"."""
-        return f"{self.subject} per {self.per}, {self.period_label}{self.running_note}"
+        return f"{self.chart_subject} per {self.per}, {self.period_label}{self.running_note}"
 
     @property
     def range_label(self) -> str:
@@ -295,6 +340,11 @@ class Comparison:
     current_end: datetime | None
     granularity: str
     label: str
+
+
+def counts_visitors(definition: BeaconDefinition | None) -> bool:
+    """Page views have visitors and visits (their cards, tabs, metrics and panel); other types count hits only."""
+    return definition is not None and definition.kind == BeaconDefinition.Kind.PAGE_VIEW
 
 
 def _automatic_granularity(start: datetime, end: datetime) -> str:
@@ -351,6 +401,7 @@ def dashboard_state(
         notice = f"One point per {GRANULARITY_NOUNS[granularity]} would be too many to read: showing one per {GRANULARITY_NOUNS[coarser_step]}."
         granularity = coarser_step
 
+    page_views = counts_visitors(definition)
     state = DashboardState(
         definition=definition,
         identifier=values.get("identifier") or "",
@@ -374,6 +425,8 @@ def dashboard_state(
         sources_tab=values.get("sources") or SOURCE_TABS[0][0],
         devices_tab=values.get("devices") or DEVICE_TABS[0][0],
         property_tab=_property_tab(values.get("property") or "", definition),
+        pages_tab=(values.get("pages") or PAGE_TABS[0][0]) if page_views else PAGE_TABS[0][0],
+        metric=(values.get("metric") or METRICS[0][0]) if page_views else METRICS[0][0],
     )
     # Show the resolved state in the controls (e.g. the dates a preset stands for).
     tz = bucket_zone()

@@ -12,6 +12,7 @@ linking to ``DashboardLinks``: the staff views here and the shared links' (``sha
 from dataclasses import dataclass
 from functools import cached_property
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
@@ -20,7 +21,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from beacons.counting.buckets import bucket_after, bucket_zone, buckets_between
-from beacons.dimensions import dimension_label, property_dimension
+from beacons.dimensions import ANONYMOUS, SIGNED_IN, dimension_label, property_dimension
 from beacons.downloads import csv_response
 from beacons.ingest.extraction import UNKNOWN, country_flag, country_name
 from beacons.models import Granularity as G
@@ -28,7 +29,17 @@ from beacons.models import dimensions_split
 from beacons.queries import counters, error_groups, event_types, visitors, visits
 
 from . import charts
-from .forms import DEVICE_TABS, SCALES, SOURCE_TABS, TOP_SIZES, TOP_SORTS, DashboardState, dashboard_state
+from .forms import (
+    DEVICE_TABS,
+    METRIC_LABELS,
+    PAGE_TABS,
+    SCALES,
+    SOURCE_TABS,
+    TOP_SIZES,
+    TOP_SORTS,
+    DashboardState,
+    dashboard_state,
+)
 from .permissions import PANEL_PERMISSIONS, SITE_PARAMETER, VIEW_COUNTS, permission_required, user_may
 
 SUGGESTION_LIMIT = 20
@@ -132,6 +143,8 @@ def _people_cards(state: DashboardState) -> list[dict]:
     scope = {"site": state.site, "identifier": state.counter_value, "dimension": state.dimension}
     cards = []
     try:
+        # Read as the stats API reads it (a sketch bucket the compared part cuts is read whole),
+        # so the card and the API give the same figure.
         definitions = [state.definition]
         now = visitors.visitors(definitions=definitions, start=state.start, end=state.totals_end, **scope)
         compared = visitors.visitors(
@@ -143,6 +156,7 @@ def _people_cards(state: DashboardState) -> list[dict]:
         cards.append(
             {
                 "label": "Unique visitors",
+                "metric": "visitors",
                 "value": f"{now.visitors:,}",
                 "estimate": now.estimate,
                 "change_percent": _percent_change(
@@ -164,24 +178,39 @@ def _people_cards(state: DashboardState) -> list[dict]:
     views_per_visit = figures.views_per_visit
     bounce_rate = figures.bounce_rate
     cards += [
-        {"label": "Visits", "value": f"{figures.visits:,}", "change_percent": _percent_change(found.change("visits"))},
+        {
+            "label": "Visits",
+            "metric": "visits",
+            "value": f"{figures.visits:,}",
+            "change_percent": _percent_change(found.change("visits")),
+        },
         {
             "label": "Views per visit",
+            "metric": "views_per_visit",
             "value": "–" if views_per_visit is None else f"{views_per_visit:.2f}",
             "change_percent": _percent_change(found.change("views_per_visit")),
         },
         {
             "label": "Bounce rate",
+            "metric": "bounce_rate",
             "value": "–" if bounce_rate is None else f"{round(bounce_rate * 100)}%",
             "change_percent": _percent_change(found.change("bounce_rate")),
         },
         {
             "label": "Visit duration",
+            "metric": "visit_duration",
             "value": _duration_words(figures.duration),
             "change_percent": _percent_change(found.change("duration")),
         },
     ]
+    for card in cards:
+        card |= _metric_link(state, card["metric"])
     return cards
+
+
+def _metric_link(state: DashboardState, metric: str) -> dict:
+    """A KPI card's link: the dashboard charting ``metric``, and whether it is the one charted."""
+    return {"query": state.query_with(metric=metric if metric != "views" else ""), "current": state.metric == metric}
 
 
 def kpis_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
@@ -204,7 +233,8 @@ def kpis_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
             "change_percent": None if change is None else round(change * 100),
             "busiest_label": charts.bucket_label(busiest[0], state.granularity) if busiest else "",
             "busiest_count": busiest[1] if busiest else 0,
-            "people": _people_cards(state) if state.definition.kind == state.definition.Kind.PAGE_VIEW else [],
+            "people": _people_cards(state) if state.counts_visitors else [],
+            "link": _metric_link(state, "views") if state.counts_visitors else None,
         }
     }
 
@@ -224,22 +254,71 @@ def _partial_notes(state: DashboardState, moments) -> list[str]:
     return notes
 
 
+# A visit metric's VisitFigures attribute and how one value reads (in the table, the hover and the CSV).
+VISIT_METRICS = {
+    "visits": "visits",
+    "bounce_rate": "bounce_rate",
+    "visit_duration": "duration",
+    "views_per_visit": "views_per_visit",
+}
+# (d3 number format, suffix) of a metric on the chart; counts are whole numbers
+METRIC_FORMATS = {"bounce_rate": (".1f", "%"), "visit_duration": (",.0f", " s"), "views_per_visit": (".2f", "")}
+
+
+def _metric_value(metric: str, value):
+    """A metric of one bucket as charted: bounce rate in percent (1 decimal), duration in whole
+    seconds, views per visit to 2 decimals; None stays None (no visits: no rate)."""
+    if value is None or metric in ("views", "visitors", "visits"):
+        return value
+    if metric == "bounce_rate":
+        return round(100 * value, 1)
+    return round(value) if metric == "visit_duration" else round(value, 2)
+
+
+def _metric_text(metric: str, value) -> object:
+    """A bucket's value in the "show as table" table: an int (thousands separated), or words."""
+    if value is None:
+        return "–"
+    if metric == "bounce_rate":
+        return f"{value:.1f}%"
+    if metric == "visit_duration":
+        return _duration_words(value)
+    if metric == "views_per_visit":
+        return f"{value:.2f}"
+    return value
+
+
+def _metric_points(state: DashboardState, *, start, end) -> list[tuple]:
+    """(bucket, value) of ``state.metric`` over [start, end): visitors from the sketches (None
+    for a bucket they cannot answer), visit metrics each from its own bucket's counts (a bounce
+    rate is the bucket's bounces ÷ its visits, never an average of rates)."""
+    scope = {"site": state.site, "granularity": state.granularity, "start": start, "end": end}
+    scope |= {"identifier": state.counter_value, "dimension": state.dimension}
+    if state.metric == "views":
+        return counters.series(definitions=[state.definition], **scope)
+    if state.metric == "visitors":
+        found = visitors.visitors_series(definitions=[state.definition], **scope)
+        return [(moment, None if count is None else count.visitors) for moment, count in found]
+    attribute = VISIT_METRICS[state.metric]
+    return [
+        (moment, _metric_value(state.metric, figures.metric(attribute)))
+        for moment, figures in visits.visits_series(**scope)
+    ]
+
+
 def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
     if state.definition is None:
         return {"series": None}
-    points = reads.points
+    try:
+        points = (
+            reads.points if state.metric == "views" else _metric_points(state, start=state.start, end=state.chart_end)
+        )
+    except (visitors.SketchesNotKept, counters.DimensionNotKept):
+        return {"series": _series_unavailable(state)}
     previous = None
     if state.compare:
         previous_start, previous_end = state.previous_period
-        previous = counters.series(
-            site=state.site,
-            definitions=[state.definition],
-            granularity=state.granularity,
-            start=previous_start,
-            end=previous_end,
-            identifier=state.counter_value,
-            dimension=state.dimension,
-        )[: len(points)]
+        previous = _metric_points(state, start=previous_start, end=previous_end)[: len(points)]
     notes = _partial_notes(state, [moment for moment, _ in points])
     rows = []
     for i, (moment, count) in enumerate(points):
@@ -251,28 +330,36 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
             row["previous_count"] = previous[i][1]
         rows.append(row)
     empty = not any(count for _, count in points)
+    number_format, suffix = METRIC_FORMATS.get(state.metric, (",", ""))
     figure = charts.series_figure(
-        name=state.subject,
+        name=state.chart_subject,
         granularity=state.granularity,
         points=points,
         previous=previous,
         notes=notes,
         colour=charts.type_colour(state.definition.slug),
+        number_format=number_format,
+        suffix=suffix,
     )
-    headings = [state.per.capitalize(), state.definition.name]
+    measure = state.definition.name if state.metric == "views" else METRIC_LABELS[state.metric]
+    headings = [state.per.capitalize(), measure]
     if previous is not None:
-        headings += ["Period before", state.definition.name]
+        headings += ["Period before", measure]
     table = data_table(
         headings,
         (
-            [row["label"], row["count"]]
-            + ([row["previous_label"], row["previous_count"]] if "previous_label" in row else [])
+            [row["label"], _metric_text(state.metric, row["count"])]
+            + (
+                [row["previous_label"], _metric_text(state.metric, row["previous_count"])]
+                if "previous_label" in row
+                else []
+            )
             for row in rows
         ),
     )
     matches = []
     if (
-        empty and state.identifier and not state.dimension
+        empty and state.identifier and not state.dimension and state.metric == "views"
     ):  # say why: no such page in these dates, and which pages do match
         matches = counters.top_identifiers(
             site=state.site,
@@ -296,26 +383,47 @@ def series_panel(state: DashboardState, definitions, reads: SharedReads) -> dict
     }
 
 
+def _series_unavailable(state: DashboardState) -> dict:
+    """The series panel when no sketch answers the chosen points: why, and the link that does."""
+    day = G.DAY.value
+    return {
+        "rows": [],
+        "empty": False,
+        "unavailable": f"Visitors of a page or a value are kept per day, not per {state.per}.",
+        "day_query": state.query_with(granularity=day) if day in state.granularities else "",
+    }
+
+
+METRIC_UNITS = {"bounce_rate": " (%)", "visit_duration": " (seconds)"}
+
+
 def _series_csv(state, context):
     tz = bucket_zone().key
-    header = [f"{state.per} starting ({tz})", state.subject]
+    header = [f"{state.per} starting ({tz})", state.chart_subject + METRIC_UNITS.get(state.metric, "")]
     if state.compare:
         header += [f"previous period {state.per} starting ({tz})", "previous period"]
     body = [
-        [row["moment"].isoformat(), row["count"]]
-        + ([row["previous_moment"].isoformat(), row["previous_count"]] if "previous_moment" in row else [])
+        [row["moment"].isoformat(), _blank(row["count"])]
+        + ([row["previous_moment"].isoformat(), _blank(row["previous_count"])] if "previous_moment" in row else [])
         for row in context["series"]["rows"]
     ]
     return [header, *body]
 
 
-def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_row: bool = False) -> dict:
-    """The busiest pages, a page of ``state.rows`` (every row for the CSV), with their change
-    on the period before when Compare is on."""
-    if state.definition is None:
-        return {"top": None}
+def _page_visitors(state: DashboardState, pages: list[str]) -> dict | None:
+    """{page: VisitorCount} of ``pages`` over the dates, or None when no sketch answers them
+    exactly (pages keep visitors per day: "Last 24 hours" cuts two days)."""
+    try:
+        return visitors.visitors_of_values(
+            site=state.site, definitions=[state.definition], start=state.start, end=state.totals_end, values=pages
+        )
+    except (visitors.SketchesNotKept, counters.DimensionNotKept):
+        return None
+
+
+def _views_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> tuple[list[dict], dict]:
+    """The busiest pages by the type's count, with share, change (with Compare) and visitors."""
     comparison = state.kpi_comparison
-    size = None if every_row else state.rows
     found = counters.identifiers_compared(
         site=state.site,
         definitions=[state.definition],
@@ -325,12 +433,11 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
         compared_end=comparison.current_end,
         cut_granularity=comparison.granularity,
         order="change" if state.sort == "change" else "count",
-        limit=None if every_row else size + 1,
-        offset=0 if every_row else (state.page - 1) * size,
+        limit=limit,
+        offset=offset,
     )
-    more = not every_row and len(found) > size
-    found = found if every_row else found[:size]
     total = reads.total_of_all
+    people = _page_visitors(state, [row.identifier for row in found]) if state.counts_visitors else None
     rows = []
     for row in found:
         ratio = row.change_ratio
@@ -339,22 +446,91 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
                 "identifier": row.identifier,
                 "count": row.count,
                 "share": round(100 * row.count / total, 1) if total else 0,
-                "query": urlencode({**state.params, "identifier": row.identifier}),
-                "selected": row.identifier == state.identifier,
+                "visitors": people[row.identifier] if people is not None else None,
                 "previous": row.previous,
                 "change": row.change,
                 "change_percent": None if ratio is None else round(ratio * 100),
             }
         )
+    return rows, {"total": total, "visitors_kept": people is not None}
+
+
+def _entry_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> tuple[list[dict], dict]:
+    """Entry pages by the visits that started on them, with those visits' bounce rate and duration."""
+    found = visits.visits_by_entry(site=state.site, start=state.start, end=state.totals_end, limit=limit, offset=offset)
+    rows = []
+    for row in found:
+        figures = row.current
+        bounce_rate = figures.bounce_rate
+        rows.append(
+            {
+                "identifier": row.identifier,
+                "visits": figures.visits,
+                "bounce_rate": None if bounce_rate is None else round(100 * bounce_rate),
+                "duration_seconds": None if figures.duration is None else round(figures.duration),
+                "duration": _duration_words(figures.duration),
+            }
+        )
+    return rows, {}
+
+
+def _exit_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> tuple[list[dict], dict]:
+    """Exit pages by the visits that ended on them, with the share of the page's views that ended one."""
+    found = visits.exits_by_page(
+        site=state.site,
+        page_views=[state.definition],
+        start=state.start,
+        end=state.totals_end,
+        limit=limit,
+        offset=offset,
+    )
+    rows = [
+        {
+            "identifier": row.identifier,
+            "exits": row.exits,
+            "page_views": row.page_views,
+            "exit_rate": None if row.exit_rate is None else round(100 * row.exit_rate, 1),
+        }
+        for row in found
+    ]
+    return rows, {}
+
+
+PAGE_TAB_ROWS = {"views": _views_rows, "entry": _entry_rows, "exit": _exit_rows}
+
+
+def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_row: bool = False) -> dict:
+    """The busiest pages (or, on its tabs, entry and exit pages), a page of ``state.rows`` (every
+    row for the CSV), with their change on the period before when Compare is on."""
+    if state.definition is None:
+        return {"top": None}
+    size = state.rows
+    offset = 0 if every_row else (state.page - 1) * size
+    found, extra = PAGE_TAB_ROWS[state.pages_tab](state, reads, limit=None if every_row else size + 1, offset=offset)
+    more = not every_row and len(found) > size
+    rows = found if every_row else found[:size]
+    for row in rows:
+        row["query"] = state.query_with(identifier=row["identifier"], page="")
+        row["selected"] = row["identifier"] == state.identifier
+    tabs = [
+        {
+            "label": label,
+            "query": state.query_with(pages=value if value != PAGE_TABS[0][0] else "", page="", sort=""),
+            "current": value == state.pages_tab,
+        }
+        for value, label in PAGE_TABS
+    ]
     return {
         "top": {
+            **extra,
+            "tab": state.pages_tab,
+            "tabs": tabs if state.counts_visitors else [],
             "rows": rows,
-            "total": total,
-            "first": 1 if every_row else (state.page - 1) * state.rows + 1,
-            "last": (0 if every_row else (state.page - 1) * state.rows) + len(rows),
+            "first": offset + 1,
+            "last": offset + len(rows),
             "next_query": state.query_with(page=state.page + 1) if more else "",
             "previous_query": state.query_with(page=state.page - 1 if state.page > 2 else "") if state.page > 1 else "",
-            "compared_label": comparison.label or "the period before (nothing comparable yet)",
+            "compared_label": state.kpi_comparison.label or "the period before (nothing comparable yet)",
             "sizes": [
                 (size, state.query_with(rows=size if size != TOP_SIZES[0] else "", page="")) for size in TOP_SIZES
             ],
@@ -367,20 +543,35 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
 
 
 def _top_csv(state, context):
-    context = top_panel(state, None, SharedReads(state), every_row=True)
-    header = [f"{state.definition.name}: page or item", "count", "share of total (%)"]
+    top = top_panel(state, None, SharedReads(state), every_row=True)["top"]
+    rows = top["rows"]
+    if state.pages_tab == "entry":
+        header = ["entry page", "visits", "bounce rate (%)", "visit duration (seconds)"]
+        body = [[r["identifier"], r["visits"], _blank(r["bounce_rate"]), _blank(r["duration_seconds"])] for r in rows]
+        return [header, *body]
+    if state.pages_tab == "exit":
+        header = ["exit page", "exits", "page views", "exit rate (%)"]
+        return [header, *[[r["identifier"], r["exits"], r["page_views"], _blank(r["exit_rate"])] for r in rows]]
+    people = top.get("visitors_kept") and state.counts_visitors
+    header = [
+        f"{state.definition.name}: page or item",
+        "count",
+        *(["visitors"] if people else []),
+        "share of total (%)",
+    ]
     if state.compare:
         header += ["period before", "change", "change (%)"]
-    rows = [
-        [row["identifier"], row["count"], row["share"]]
-        + (
-            [row["previous"], row["change"], "" if row["change_percent"] is None else row["change_percent"]]
-            if state.compare
-            else []
-        )
-        for row in context["top"]["rows"]
+    body = [
+        [row["identifier"], row["count"], *([row["visitors"].visitors] if people else []), row["share"]]
+        + ([row["previous"], row["change"], _blank(row["change_percent"])] if state.compare else [])
+        for row in rows
     ]
-    return [header, *rows]
+    return [header, *body]
+
+
+def _blank(value) -> object:
+    """A CSV cell: "" for a figure that does not exist (no visits, no previous count)."""
+    return "" if value is None else value
 
 
 SMALL_MULTIPLES_LIMIT = 12  # types drawn one under the other; the busiest ones when there are more
@@ -466,6 +657,102 @@ def identifiers_panel(state: DashboardState, definitions, contains: str = "") ->
     return {"suggestions": [identifier for identifier, _ in rows]}
 
 
+# --- The Visitors panel: signed-in vs anonymous visitors (seed 004) -------------------------------
+
+IDENTITY_LINES = [(SIGNED_IN, "Signed-in visitors"), (ANONYMOUS, "Anonymous visitors")]
+IDENTITY_COLOURS = {SIGNED_IN: "#047857", ANONYMOUS: "#94a3b8"}  # green: the conversions; grey: the rest
+
+
+def _signed_in_shares(state: DashboardState) -> tuple:
+    """(the share of signed-in visitors over the dates or None, its relative change or None, the
+    ``Comparison`` read): both periods by ``kpi_comparison``'s rule, cut to the days identity
+    sketches keep. Raises ``SketchesNotKept`` when no sketch answers the dates themselves."""
+    definitions = [state.definition]
+    allowed = visitors.sketch_granularities(definitions, dimension=visitors.IDENTITY)
+    comparison = state.comparison_read_to(granularity_codes=allowed)
+    scope = {"site": state.site, "definitions": definitions, "exact": True}
+    now = visitors.signed_in_share(start=state.start, end=state.totals_end, **scope)
+    try:
+        compared = (
+            visitors.signed_in_share(start=state.start, end=comparison.current_end, **scope)
+            if comparison.current_end
+            else now
+        )
+        before = visitors.signed_in_share(start=comparison.previous_start, end=comparison.previous_end, **scope)
+    except visitors.SketchesNotKept:
+        return now, None, comparison
+    change = None
+    if compared.share is not None and before.share:
+        change = (compared.share - before.share) / before.share
+    return now, change, comparison
+
+
+def visitors_panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
+    """Signed-in and anonymous visitors per bucket (per day at the finest: identity sketches are
+    kept per day) and the conversion rate (signed-in ÷ all visitors) with its change. Page-view
+    types keeping the identity breakdown only; of the whole site, whatever the page or filter."""
+    if not state.counts_visitors or visitors.IDENTITY not in state.definition.dimension_codes:
+        return {"visitors": None}
+    granularity = state.granularity if state.granularity not in (G.MINUTE, G.HOUR) else G.DAY
+    end = state.period.chart_end(granularity)
+    lines = [
+        visitors.visitors_series(
+            site=state.site,
+            definitions=[state.definition],
+            granularity=granularity,
+            start=state.start,
+            end=end,
+            dimension=visitors.IDENTITY,
+            identifier=value,
+        )
+        for value, _ in IDENTITY_LINES
+    ]
+    moments = [moment for moment, _ in lines[0]]
+    counts = [[None if count is None else count.visitors for _, count in line] for line in lines]
+    signed_in_seen = any(counts[0])
+    panel = {
+        "per": G(granularity).label,
+        "rows": [
+            (_local(moment), charts.bucket_label(moment, granularity), [line[i] for line in counts])
+            for i, moment in enumerate(moments)
+        ],
+        "names": [label for _, label in IDENTITY_LINES],
+        # Nothing to tell apart: users are not identified (one sentence says so instead of a chart).
+        "not_identified": not settings.BEACONS_IDENTIFY_USERS and not signed_in_seen,
+        "empty": not any(any(line) for line in counts),
+        "days_cut": any(n is None for line in counts for n in line),
+    }
+    try:
+        share, change, comparison = _signed_in_shares(state)
+        panel |= {
+            "share": None if share.share is None else round(100 * share.share, 1),
+            "signed_in": share.signed_in,
+            "all": share.all,
+            "change_percent": _percent_change(change),
+            "compared_label": comparison.label,
+        }
+    except visitors.SketchesNotKept:
+        panel |= {"share": None, "cut": True}
+    panel["figure"] = charts.stacked_figure(
+        granularity=granularity,
+        x=moments,
+        stacks=[(label, value, line) for (value, label), line in zip(IDENTITY_LINES, counts)],
+        y_title="Visitors",
+        colours=IDENTITY_COLOURS,
+    )
+    panel["table"] = data_table(
+        [G(granularity).label.capitalize(), *panel["names"]],
+        ([label, *(_metric_text("visitors", n) for n in values)] for _, label, values in panel["rows"]),
+    )
+    return {"visitors": panel}
+
+
+def _visitors_csv(state, context):
+    panel = context["visitors"]
+    header = [f"{panel['per']} starting ({bucket_zone().key})", "signed-in visitors", "anonymous visitors"]
+    return [header, *[[moment.isoformat(), *map(_blank, values)] for moment, _, values in panel["rows"]]]
+
+
 # --- Breakdown panels: a dimension's values, one tab per dimension -----------------------------
 
 BREAKDOWN_ROWS = 10  # values a breakdown panel lists; its CSV has every one
@@ -498,6 +785,22 @@ def value_shown(dimension: str, value: str) -> tuple[str, str]:
     if dimension == "country":
         return (UNKNOWN, "") if value == UNKNOWN else (country_name(value), country_flag(value))
     return value, ""
+
+
+def _value_visitors(state: DashboardState, dimension: str, values: list[str]) -> dict | None:
+    """{value: VisitorCount} of ``values`` of ``dimension`` over the dates, or None when no sketch
+    answers them exactly (values keep visitors per day)."""
+    try:
+        return visitors.visitors_of_values(
+            site=state.site,
+            definitions=[state.definition],
+            start=state.start,
+            end=state.totals_end,
+            values=values,
+            dimension=dimension,
+        )
+    except (visitors.SketchesNotKept, counters.DimensionNotKept):
+        return None
 
 
 def dimension_breakdown_panel(name: str, state: DashboardState, reads: SharedReads, *, every_row: bool = False) -> dict:
@@ -537,7 +840,10 @@ def dimension_breakdown_panel(name: str, state: DashboardState, reads: SharedRea
         total=reads.total_of_all,
     )
     panel["more"] = not every_row and len(found) > BREAKDOWN_ROWS
-    for row in found[: None if every_row else BREAKDOWN_ROWS]:
+    shown = found[: None if every_row else BREAKDOWN_ROWS]
+    people = _value_visitors(state, chosen, [row.value for row in shown]) if state.counts_visitors else None
+    panel["visitors_kept"] = people is not None
+    for row in shown:
         text, flag = value_shown(chosen, row.value)
         ratio = row.change_ratio
         panel["rows"].append(
@@ -546,6 +852,7 @@ def dimension_breakdown_panel(name: str, state: DashboardState, reads: SharedRea
                 "text": text,
                 "flag": flag,
                 "count": row.count,
+                "visitors": people[row.value] if people is not None else None,
                 "share": round(100 * row.share, 1) if row.share is not None else 0,
                 "previous": row.previous,
                 "change": row.change,
@@ -564,11 +871,14 @@ def _breakdown_panel_csv(name: str):
         panel = dimension_breakdown_panel(name, state, SharedReads(state), every_row=True)[name]
         country = panel["dimension"] == "country"
         header = [f"{state.definition.name}: {panel['label']}", *(["country"] if country else [])]
-        header += ["count", "share of total (%)"]
+        people = panel.get("visitors_kept")
+        header += ["count", *(["visitors"] if people else []), "share of total (%)"]
         if state.compare:
             header += ["period before", "change", "change (%)"]
         body = [
-            [row["value"], *([row["text"]] if country else []), row["count"], row["share"]]
+            [row["value"], *([row["text"]] if country else []), row["count"]]
+            + ([row["visitors"].visitors] if people else [])
+            + [row["share"]]
             + (
                 [row["previous"], row["change"], "" if row["change_percent"] is None else row["change_percent"]]
                 if state.compare
@@ -597,12 +907,14 @@ PANELS = {
     "top": top_panel,
     "breakdown": breakdown_panel,
     **{name: _breakdown_panel_view(name) for name in BREAKDOWN_PANELS},
+    "visitors": visitors_panel,
     "errors": errors_panel,
 }
 CSV_ROWS = {
     "series": _series_csv,
     "top": _top_csv,
     "breakdown": _breakdown_csv,
+    "visitors": _visitors_csv,
     **{name: _breakdown_panel_csv(name) for name in BREAKDOWN_PANELS},
 }
 

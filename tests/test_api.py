@@ -456,7 +456,7 @@ def test_visitors_per_source_and_visits_per_entry_page_equal_the_filtered_cards(
         [source] = row["dimensions"]
         cards = people_cards(staff, range="30d", dim="source", value=source)
         assert [f"{row['metrics'][1]:,}", f"{row['metrics'][2]:,}"] == [cards["Unique visitors"], cards["Visits"]]
-        assert row["metrics"][1] <= row["metrics"][0], source  # a visitor has at least one page view
+        assert 0 < row["metrics"][1] <= row["metrics"][0], source  # a visitor has at least one page view
     entries = ask(client, key, metrics=["visits", "bounce_rate"], date_range="30d", dimensions=["event:page"])
     visits_by_entry = [row["metrics"][0] for row in entries["results"]]
     assert visits_by_entry == sorted(visits_by_entry, reverse=True) and len(visits_by_entry) > 3
@@ -493,3 +493,36 @@ def test_visitor_and_visit_series_carry_the_period_before(client, key, demo):
     # The running day is compared with the same hours of the day a week before, as the chart does.
     assert [0, 0] < before[-1] and all(a <= b for a, b in zip(before[-1], whole_days[-1], strict=True))
     assert before[-1][1] < whole_days[-1][1]
+
+
+def test_rows_without_a_rate_sort_below_every_rate_either_way(client, key, demo):
+    asked = {"metrics": ["visits", "bounce_rate"], "date_range": "day", "dimensions": ["time:hour"]}
+    falling = ask(client, key, **asked, order_by=[["bounce_rate", "desc"]])["results"]
+    rising = ask(client, key, **asked, order_by=[["bounce_rate", "asc"]])["results"]
+    rates = [row["metrics"][1] for row in falling]
+    assert None in rates and rates[0] is not None  # hours after now have no visits, so no rate
+    known = [rate for rate in rates if rate is not None]
+    assert rates == known + [None] * (len(rates) - len(known)) and known == sorted(known, reverse=True)
+    assert [row["metrics"][1] for row in rising] == [None] * (len(rates) - len(known)) + sorted(known)
+
+
+def test_visitors_per_source_compare_the_same_whole_days_before(client, key, demo):
+    answer = ask(
+        client,
+        key,
+        metrics=["visitors"],
+        date_range="7d",
+        dimensions=["visit:source"],
+        include={"comparison": "previous_period"},
+    )
+    assert answer["results"] and any(row["comparison"]["metrics"][0] for row in answer["results"])
+    google = next(row for row in answer["results"] if row["dimensions"] == ["Google"])
+    days_before = ask(
+        client,
+        key,
+        metrics=["visitors"],
+        date_range=[(NOW.date() - timedelta(days=13)).isoformat(), (NOW.date() - timedelta(days=8)).isoformat()],
+        filters=[["is", "visit:source", ["Google"]]],
+    )
+    # Today is running: the week before is read to the same elapsed whole days (visitors are kept per day).
+    assert google["comparison"]["metrics"] == days_before["results"][0]["metrics"]

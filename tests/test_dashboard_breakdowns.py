@@ -69,7 +69,10 @@ def test_tabs_are_links_that_show_another_dimension_with_or_without_htmx(staff, 
     assert "sources=utm_campaign" in page.content.decode() and "devices=device" in page.content.decode()
     navs = re.findall(r'<nav class="table-controls tabs".*?</nav>', page.content.decode())
     tabs = [label for nav in navs for label in re.findall(r">([^<]+)</a>", nav)]
-    assert tabs == ["Sources", "Campaigns", "Media", "Browsers", "Operating systems", "Device types"]
+    assert tabs == [
+        *("Pages", "Entry pages", "Exit pages"),
+        *("Sources", "Campaigns", "Media", "Browsers", "Operating systems", "Device types"),
+    ]
     campaigns = staff.get(reverse("dashboard:index"), {"sources": "utm_campaign", "devices": "device"})
     assert rows_of(campaigns, "sources") == [("spring", 2)]
     assert rows_of(campaigns, "devices") == [("desktop", 4), ("mobile", 2)]
@@ -109,12 +112,42 @@ def test_a_csv_has_every_row_with_the_country_name_and_neutralised_formulas(staf
     response = staff.get(reverse("dashboard:panel", args=["sources"]), {"format": "csv", "compare": "on"})
     assert response["Content-Disposition"].startswith("attachment")
     table = list(csv.reader(io.StringIO(response.content.decode())))
-    assert table[0] == ["Page views: Source", "count", "share of total (%)", "period before", "change", "change (%)"]
+    assert table[0] == [
+        *("Page views: Source", "count", "visitors", "share of total (%)"),
+        *("period before", "change", "change (%)"),
+    ]
     assert len(table) == 1 + 3 + 12 + 1
-    assert ["'" + HOSTILE, "1", "5.3", "0", "1", ""] in table
+    assert ["'" + HOSTILE, "1", "1", "5.3", "0", "1", ""] in table
     countries = list(csv.reader(io.StringIO(staff.get("/dashboard/panel/countries/?format=csv").content.decode())))
-    assert countries[0] == ["Page views: Country", "country", "count", "share of total (%)"]
-    assert ["GB", "United Kingdom", "3", "15.8"] in countries
+    assert countries[0] == ["Page views: Country", "country", "count", "visitors", "share of total (%)"]
+    assert ["GB", "United Kingdom", "3", "1", "15.8"] in countries  # one visitor read the three pages
+
+
+def test_each_value_shows_its_visitors_beside_its_page_views(staff, visits):
+    page = staff.get(reverse("dashboard:index"))
+    sources = [(row["text"], row["count"], row["visitors"].visitors) for row in page.context["sources"]["rows"]]
+    assert sources == [("Google", 3, 1), ("newsletter", 2, 1), ("Direct / none", 1, 1)]
+    devices = [(row["text"], row["count"], row["visitors"].visitors) for row in page.context["devices"]["rows"]]
+    assert devices == [("Chrome", 4, 2), ("Mobile Safari", 2, 1)]
+    assert re.search(r"Google</a></td>\s*<td class=\"num\">3</td>\s*<td class=\"num\">1</td>", page.content.decode())
+
+
+@pytest.fixture
+def half_past_noon(monkeypatch):
+    """12:30: the last 24 hours run from yesterday 13:00 (at 23:30 they would be today, a whole day)."""
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    monkeypatch.setattr(timezone, "now", lambda: datetime(2026, 12, 2, 12, 30, tzinfo=UTC))
+
+
+def test_dates_that_cut_a_day_show_a_dash_for_a_values_visitors(staff, half_past_noon, visits):
+    page = staff.get(reverse("dashboard:index"), {"range": "24h"})
+    assert [row["visitors"] for row in page.context["sources"]["rows"]] == [None, None, None]
+    assert "Visitors: “–”, as they are kept per day and these dates cut a day." in page.content.decode()
+    table = list(csv.reader(io.StringIO(staff.get("/dashboard/panel/sources/?format=csv&range=24h").content.decode())))
+    assert table[0] == ["Page views: Source", "count", "share of total (%)"]
 
 
 def test_clicking_a_row_filters_the_cards_and_chart_and_a_chip_removes_it(staff, visits):
@@ -180,11 +213,12 @@ def test_dimension_values_are_escaped_in_tables_the_chip_and_the_chart(staff, se
 
 
 def test_breakdown_panels_run_a_pinned_number_of_queries(staff, visits, django_assert_num_queries):
-    # session, user, sites, registry; the type's total (the shares); the values.
+    # session, user, sites, registry; the type's total (the shares); the values; their visitors.
     for name in ["sources", "devices", "countries"]:
-        with django_assert_num_queries(6):
+        with django_assert_num_queries(7):
             staff.get(reverse("dashboard:panel", args=[name]), {"compare": "on"}, **HX)
     # Filtered, the whole page reads the value's totals and series and the unfiltered total besides,
-    # and the value's visitors (3 sketch reads) and visits (1).
-    with django_assert_num_queries(18):
+    # and the value's visitors (3 sketch reads) and visits (1), the busiest pages' visitors (1) and
+    # the visitors of the values of sources, devices and countries (3) and the Visitors panel (8).
+    with django_assert_num_queries(30):
         staff.get(reverse("dashboard:index"), {"dim": "source", "value": "Google"})

@@ -50,7 +50,7 @@ def test_dashboard_draws_every_chart_under_the_csp_and_filters_swap_with_htmx(st
     page = staff_page()
     page.goto(f"{live_server.url}/dashboard/")
     page.wait_for_function(ALL_CHARTS_DRAWN, timeout=15_000)
-    assert page.locator(".chart[data-figure]").count() == 2
+    assert page.locator(".chart[data-figure]").count() == 3  # the series, the visitors, the event types
     assert page.locator("#top tbody tr").count() == 10
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
@@ -75,6 +75,15 @@ def test_dashboard_draws_every_chart_under_the_csp_and_filters_swap_with_htmx(st
     page.reload()
     page.wait_for_function(ALL_CHARTS_DRAWN)
     assert page.locator("#id_range").input_value() == "7d"
+
+    # A KPI card charts its metric in place, and marks itself.
+    page.evaluate("window.__sameDocument = true")
+    page.locator("a.kpi-link", has_text="Bounce rate").click()
+    page.wait_for_function("() => location.search.includes('metric=bounce_rate')")
+    page.wait_for_function(ALL_CHARTS_DRAWN)
+    assert page.locator("#series h2").inner_text().startswith("Bounce rate per day")
+    assert page.locator("a.kpi-link[aria-current=true] .kpi-label").inner_text().lower() == "bounce rate"
+    assert page.evaluate("window.__sameDocument") is True
     assert page.problems == []
 
 

@@ -422,7 +422,8 @@ def test_busiest_pages_show_their_change_when_compare_is_on(staff, sixty_pages):
     assert (rows["/p00"]["count"], rows["/p00"]["change"], rows["/p00"]["change_percent"]) == (100, -50, -33)
     assert (rows["/p01"]["change"], rows["/p01"]["change_percent"]) == (99, None)
     html = note_text(response.content.decode())
-    assert "/p00 100 2.4% ▼ −50 -33%" in html and "/p01 99 2.3% ▲ +99 new" in html
+    # counters only, no visitor sketches: each page's Visitors is 0
+    assert "/p00 100 0 2.4% ▼ −50 -33%" in html and "/p01 99 0 2.3% ▲ +99 new" in html
 
 
 def test_busiest_pages_change_compares_the_same_elapsed_minutes_as_the_kpi_card(staff, clock):
@@ -437,7 +438,7 @@ def test_busiest_pages_change_compares_the_same_elapsed_minutes_as_the_kpi_card(
     header, csv_row = csv_rows(
         staff.get(reverse("dashboard:panel", args=["top"]), {"range": "today", "compare": "on", "format": "csv"})
     )
-    assert csv_row[1:] == ["15", "100.0", "10", "5", "50"]
+    assert csv_row[1:] == ["15", "0", "100.0", "10", "5", "50"]  # no visitor sketches: 0 visitors
 
 
 def test_busiest_pages_change_without_minutes_compares_both_days_to_the_hour_as_the_kpi_card(staff, clock):
@@ -471,14 +472,15 @@ def test_busiest_pages_csv_has_every_row_of_the_period_with_the_change(staff, si
     assert header == [
         "Page views: page or item",
         "count",
+        "visitors",
         "share of total (%)",
         "period before",
         "change",
         "change (%)",
     ]
     assert len(rows) == 61
-    assert rows[0] == ["/p00", "100", "2.4", "150", "-50", "-33"]
-    assert ["/gone", "0", "0.0", "9", "-9", "-100"] in rows
+    assert rows[0] == ["/p00", "100", "0", "2.4", "150", "-50", "-33"]
+    assert ["/gone", "0", "0", "0.0", "9", "-9", "-100"] in rows
     assert len(csv_rows(staff.get(reverse("dashboard:panel", args=["top"]), {"range": "7d", "format": "csv"}))) == 61
 
 

@@ -422,9 +422,11 @@ def _visitor_series_figures(ask: Ask, types: list[BeaconDefinition]) -> dict[tup
     if ask.compare:
         previous_start, previous_end = period.previous_period
         previous = visitors.visitors_series(**scope, start=previous_start, end=previous_end, dimension=dimension)
+    before = [None if count is None else count.visitors for _, count in previous or []]
     return {
         (_time_label(moment, granularity),): Figure(
-            count.visitors, None if previous is None else (previous[i][1].visitors if i < len(previous) else 0)
+            None if count is None else count.visitors,
+            None if previous is None else (before[i] if i < len(before) else 0),
         )
         for i, (moment, count) in enumerate(points)
     }
@@ -435,7 +437,9 @@ def _visitor_breakdown_figures(ask: Ask, types: list[BeaconDefinition]) -> dict[
     the period before and the compared part read as for the total."""
     code = counter_dimension(ask.dimension, field="dimensions")
     values = [key[0] for key in counter_figures(ask, types)]
-    cut, period = ask.comparison(types), ask.period
+    # Values keep visitors per day: a running period is compared up to the same elapsed whole days.
+    kept = visitors.sketch_granularities(types, per_value=True, dimension=code)
+    cut, period = ask.period.comparison(granularity_codes=kept), ask.period
     scope = {"site": ask.site, "definitions": types, "values": values, "dimension": code}
     now = visitors.visitors_of_values(start=period.start, end=period.totals_end, **scope)
     if not ask.compare:
@@ -552,8 +556,9 @@ class Row:
     position: int  # the order the reads gave: oldest first for a time dimension
 
 
-def _metric_key(at: int) -> Callable[[Row], int]:
-    return lambda row: row.figures[at].value
+def _metric_key(at: int) -> Callable[[Row], tuple]:
+    """A metric's order; a figure that is None (a rate without visits, visitors the dates cut) ranks below 0."""
+    return lambda row: (0, 0) if row.figures[at].value is None else (1, row.figures[at].value)
 
 
 def _dimension_key(at: int) -> Callable[[Row], str]:

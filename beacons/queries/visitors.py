@@ -3,8 +3,11 @@
 A period is tiled by the coarsest sketch buckets that fit it (``counters._covering_q``, the
 counters' own tiling: months, then days at the ragged edges, then hours for the site total), and
 their sketches are merged, so a 12-month figure reads about 12 rows per definition however many
-visitors came. A period not aligned to the finest kept granularity is widened to it (a page's
-visitors are kept per day: "today until now" counts the whole day so far).
+visitors came. A period may end inside a bucket of the finest kept granularity only where that
+bucket's rest is still to come (a page's visitors are kept per day: "today until now" reads the
+whole day so far); a period that cuts a sketch bucket anywhere else cannot be answered (the
+bucket's visitors cannot be split): the series, the values' reads and ``visitors(exact=True)``
+raise ``SketchesNotKept`` (or give None for a bucket) rather than a wider period's figure.
 
 A figure is exact while the merged sketch still lists its visitors' hashes (up to a few thousand
 visitors); beyond, it is an estimate within ~1.4 % (one standard error ~0.8 %; see
@@ -77,6 +80,21 @@ def sketch_granularities(
     return [g for g in GRANULARITY_ORDER if g in common]
 
 
+def sketches_cover(start: datetime, end: datetime, granularity: str) -> bool:
+    """Whether sketches of ``granularity`` answer [start, end) exactly: it starts on a bucket edge
+    and ends on one, or inside the bucket still running (the rest of which has not happened yet)."""
+    if bucket_start(start, granularity) != start:
+        return False
+    return bucket_start(end, granularity) == end or end >= timezone.now()
+
+
+def _sketch_q(start: datetime, end: datetime, allowed: list[str], **scope) -> Q:
+    """The sketches tiling [start, end), or ``SketchesNotKept`` when they cannot tile it exactly."""
+    if not sketches_cover(start, end, allowed[0]):
+        raise SketchesNotKept(f"visitors are kept per {G(allowed[0]).label} here: these dates cut one")
+    return _covering_q(start, end, allowed, **scope)
+
+
 def _scope(site: Site | int, definitions: list[BeaconDefinition], dimension: str) -> dict:
     return {"site_id": site_id_of(site), "definition_id__in": [d.pk for d in definitions], "dimension": dimension}
 
@@ -94,13 +112,17 @@ def visitors(
     end: datetime,
     identifier: str = "",
     dimension: str = "",
+    exact: bool = False,
 ) -> VisitorCount:
     """Unique visitors over [start, end): of the site total, of ``identifier`` (a page), or, with a
     ``dimension``, of its value ``identifier`` ("visitors from google.com": ``dimension="source",
-    identifier="google.com"``). Several definitions: a visitor of any of them, once. One query."""
+    identifier="google.com"``). Several definitions: a visitor of any of them, once. One query.
+    ``exact``: raise ``SketchesNotKept`` where the dates cut a sketch bucket (the dashboard);
+    otherwise the cut bucket is read whole (the stats API's reading, kept as it was)."""
     definitions = list(definitions)
     allowed = sketch_granularities(definitions, per_value=bool(identifier), dimension=dimension)
-    condition = _covering_q(start, end, allowed, identifier=identifier, **_scope(site, definitions, dimension))
+    covering = _sketch_q if exact else _covering_q
+    condition = covering(start, end, allowed, identifier=identifier, **_scope(site, definitions, dimension))
     merge = Merge()
     for sketch in VisitorSketch.objects.filter(condition).values_list("sketch", flat=True):
         merge.add(sketch)
@@ -117,26 +139,29 @@ def visitors_series(
     end: datetime,
     identifier: str = "",
     dimension: str = "",
-) -> list[tuple[datetime, VisitorCount]]:
+) -> list[tuple[datetime, VisitorCount | None]]:
     """Unique visitors of each ``granularity`` bucket over [start, end), oldest first (each bucket's
-    own figure: they do not add up to the period's). One query. Raises ``SketchesNotKept`` for a
-    granularity finer than the sketches kept (pages and values: per day)."""
+    own figure: they do not add up to the period's); None for a bucket the dates cut where the
+    sketches cannot (the last day of a previous period ending at 14:00). One query. Raises
+    ``SketchesNotKept`` for a granularity finer than the sketches kept (pages and values: per day)."""
     definitions = list(definitions)
     allowed = sketch_granularities(definitions, per_value=bool(identifier), dimension=dimension)
     if GRANULARITY_ORDER.index(granularity) < GRANULARITY_ORDER.index(allowed[0]):
         raise SketchesNotKept(f"visitors are kept per {G(allowed[0]).label} here, not per {G(granularity).label}")
     scope = {"identifier": identifier, **_scope(site, definitions, dimension)}
-    buckets = list(buckets_between(start, end, granularity))
+    merges: dict[datetime, Merge | None] = {}
     condition = Q(pk__in=[])
-    for bucket in buckets:
-        condition |= _covering_q(max(bucket, start), min(bucket_after(bucket, granularity), end), allowed, **scope)
-    merges = {bucket: Merge() for bucket in buckets}
+    for bucket in buckets_between(start, end, granularity):
+        part = (max(bucket, start), min(bucket_after(bucket, granularity), end))
+        merges[bucket] = Merge() if sketches_cover(*part, allowed[0]) else None
+        if merges[bucket] is not None:
+            condition |= _covering_q(*part, allowed, **scope)
     rows = VisitorSketch.objects.filter(condition).values_list("period_start", "sketch")
     for period_start, sketch in rows:
-        bucket = bucket_start(period_start, granularity)
-        if bucket in merges:
-            merges[bucket].add(sketch)
-    return [(bucket, _count(merge)) for bucket, merge in merges.items()]
+        merge = merges.get(bucket_start(period_start, granularity))
+        if merge is not None:
+            merge.add(sketch)
+    return [(bucket, None if merge is None else _count(merge)) for bucket, merge in merges.items()]
 
 
 @in_site_zone
@@ -180,13 +205,15 @@ def visitors_of_values(
     values: Iterable[str],
     dimension: str = "",
 ) -> dict[str, VisitorCount]:
-    """Unique visitors over [start, end) of each of ``values``: pages, or with a ``dimension`` its
-    values (a visitor of any of ``definitions``, once per value). One query."""
+    """Unique visitors over [start, end) of each of ``values`` (pages, or with a ``dimension`` its
+    values; a visitor of any of ``definitions``, once per value): {value: count}, 0 for a value
+    without visitors. One query (none without values). Raises ``SketchesNotKept`` when the types
+    keep no such sketches or the dates cut a day."""
     definitions = list(definitions)
     allowed = sketch_granularities(definitions, per_value=True, dimension=dimension)
     merges = {value: Merge() for value in values}
     if merges:
-        condition = _covering_q(start, end, allowed, **_scope(site, definitions, dimension))
+        condition = _sketch_q(start, end, allowed, **_scope(site, definitions, dimension))
         if len(merges) <= VALUES_LISTED:
             condition &= Q(identifier__in=list(merges))
         for value, sketch in VisitorSketch.objects.filter(condition).values_list("identifier", "sketch"):
@@ -247,13 +274,12 @@ class SignedInShare:
 
 @in_site_zone
 def signed_in_share(
-    *, site: Site | int, definitions: Iterable[BeaconDefinition], start: datetime, end: datetime
+    *, site: Site | int, definitions: Iterable[BeaconDefinition], start: datetime, end: datetime, exact: bool = False
 ) -> SignedInShare:
     """Signed-in visitors beside all visitors over [start, end): the share is seed 004's conversion
     rate. A visitor who signs in during a visit is an anonymous visitor before and a signed-in one
     after, so counts in "all" twice that day (the hashes cannot be linked: that is their point). Raises ``DimensionNotKept`` when a definition keeps no identity breakdown."""
     definitions = list(definitions)
-    signed_in = visitors(
-        site=site, definitions=definitions, start=start, end=end, dimension=IDENTITY, identifier=SIGNED_IN
-    )
-    return SignedInShare(signed_in, visitors(site=site, definitions=definitions, start=start, end=end))
+    scope = {"site": site, "definitions": definitions, "start": start, "end": end, "exact": exact}
+    signed_in = visitors(dimension=IDENTITY, identifier=SIGNED_IN, **scope)
+    return SignedInShare(signed_in, visitors(**scope))

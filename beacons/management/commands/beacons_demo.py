@@ -41,6 +41,7 @@ from beacons.counting.increments import (
 from beacons.counting.retention import rows_delete
 from beacons.counting.sinks import get_sink
 from beacons.counting.sketches import sketch_dump, sketch_new, sketch_of
+from beacons.dimensions import ANONYMOUS, SIGNED_IN
 from beacons.errors.alerts import alerts_suppressed
 from beacons.ingest.parsing import EventInput
 from beacons.ingest.recording import RequestContext, events_record
@@ -54,6 +55,7 @@ from beacons.models import (
     Site,
     VisitorSketch,
 )
+from beacons.queries.visitors import IDENTITY
 from beacons.sites import sites_cache_clear
 
 G = Granularity
@@ -729,50 +731,101 @@ def errors_send(
 
 
 RETURNING_SHARE = 0.3  # of a day's visitors, who came on another day too
+SIGNED_IN_SHARE = 0.14  # of a day's visitors, signed-in users (the identity counters' share)
+USERS = 600  # signed-in users: the same visitor on every day they come
+VIEWS_PER_PAGE_VISITOR = 1.3  # a page's views per visitor of it, in a day or month
 
 
 def visitors_write(*, site: Site, page_view: BeaconDefinition, rng: random.Random) -> int:
     """Visitor sketches of ``site``'s page views just written: each day's unique visitors (from its
-    page-view total, about two page views a visitor, a share of them returning from other days)
-    as the site total per day and per month, per hour where hours are counted (each visitor in
-    one hour of its day, by the hours' page views), and per minute where minutes are. Returns the
+    page-view total, about two page views a visitor, a share of them returning from other days and
+    a share signed-in users, the same on every day) as the site total per day and per month, per
+    hour where hours are counted (each visitor in one hour of its day, by the hours' page views),
+    and per minute where minutes are; signed-in and anonymous visitors per day and month; and each
+    page's and dimension value's visitors per day and month where their counters are (drawn from
+    the day's or month's visitors: a value's share of them by its page views, a page's about one
+    per VIEWS_PER_PAGE_VISITOR of its views). Returns the
     sketches written."""
     totals = BeaconAggregate.objects.filter(site=site, definition=page_view, dimension="", identifier="")
     hours_of_day: dict[datetime, list[tuple[datetime, int]]] = {}
     for hour, views in totals.filter(granularity=G.HOUR).values_list("period_start", "count").iterator():
         hours_of_day.setdefault(bucket_start(hour, G.DAY), []).append((hour, views))
     returning = [rng.getrandbits(63) for _ in range(2000)]
+    users = [rng.getrandbits(63) for _ in range(USERS)]
     months: dict[datetime, object] = {}
     hour_sketches: dict[datetime, object] = {}
+    tokens_of: dict[tuple[str, datetime], list[int]] = {}  # (granularity, bucket) -> its visitors
+    identity: dict[tuple[str, str, datetime], object] = {}  # (value, granularity, bucket) -> sketch
     rows = []
     for day, views in totals.filter(granularity=G.DAY).values_list("period_start", "count").order_by("period_start"):
         sketch = sketch_new()
-        month = months.setdefault(bucket_start(day, G.MONTH), sketch_new())
+        month_start = bucket_start(day, G.MONTH)
+        month = months.setdefault(month_start, sketch_new())
         hours = hours_of_day.get(day, [])
+        day_tokens = tokens_of.setdefault((G.DAY, day), [])
+        month_tokens = tokens_of.setdefault((G.MONTH, month_start), [])
         # fewer visitors than visits: the most page views a visit has, 1.05-1.25 visits a visitor
         for _ in range(max(1, round(views / (VIEWS_PER_VISIT[1] * rng.uniform(1.05, 1.25))))):
-            token = rng.choice(returning) if rng.random() < RETURNING_SHARE else rng.getrandbits(63)
+            signed_in = rng.random() < SIGNED_IN_SHARE
+            if signed_in:
+                token = rng.choice(users)
+            else:
+                token = rng.choice(returning) if rng.random() < RETURNING_SHARE else rng.getrandbits(63)
             sketch.update(token)
             month.update(token)
+            day_tokens.append(token)
+            month_tokens.append(token)
+            value = SIGNED_IN if signed_in else ANONYMOUS
+            for granularity, start in ((G.DAY, day), (G.MONTH, month_start)):
+                identity.setdefault((value, granularity, start), sketch_new()).update(token)
             if hours:
                 hour = rng.choices(hours, weights=[n for _, n in hours])[0][0]
                 hour_sketches.setdefault(hour, sketch_new()).update(token)
-        rows.append((G.DAY, day, sketch))
-    rows += [(G.MONTH, month_start, sketch) for month_start, sketch in months.items()]
-    rows += [(G.HOUR, hour, sketch) for hour, sketch in hour_sketches.items()]
+        rows.append(("", "", G.DAY, day, sketch))
+    rows += [("", "", G.MONTH, month_start, sketch) for month_start, sketch in months.items()]
+    rows += [("", "", G.HOUR, hour, sketch) for hour, sketch in hour_sketches.items()]
+    rows += [(IDENTITY, value, granularity, start, sketch) for (value, granularity, start), sketch in identity.items()]
     minutes = totals.filter(granularity=G.MINUTE).values_list("period_start", "count")
     for minute, views in minutes.iterator():  # "live now": each minute's visitors, most reading one page
-        rows.append((G.MINUTE, minute, sketch_of(rng.getrandbits(63) for _ in range(max(1, round(views / 1.2))))))
-    VisitorSketch.objects.filter(site=site, definition=page_view, dimension="", identifier="").delete()
-    VisitorSketch.objects.bulk_create(
-        VisitorSketch(
-            site=site,
-            definition=page_view,
-            identifier="",
-            granularity=granularity,
-            period_start=start,
-            sketch=sketch_dump(sketch),
+        rows.append(
+            ("", "", G.MINUTE, minute, sketch_of(rng.getrandbits(63) for _ in range(max(1, round(views / 1.2)))))
         )
-        for granularity, start, sketch in rows
+    values = (
+        BeaconAggregate.objects.filter(site=site, definition=page_view, granularity__in=[G.DAY, G.MONTH])
+        .exclude(dimension="", identifier="")
+        .exclude(dimension=IDENTITY)
+        .values_list("dimension", "identifier", "granularity", "period_start", "count")
+    )
+    views_of = dict(
+        ((granularity, start), n)
+        for granularity, start, n in totals.filter(granularity__in=[G.DAY, G.MONTH]).values_list(
+            "granularity", "period_start", "count"
+        )
+    )
+    for dimension, value, granularity, start, views in values.iterator():
+        tokens = tokens_of.get((granularity, start))
+        if not tokens or views <= 0:
+            continue
+        if dimension:  # each visitor has one value: the value's share of the page views
+            wanted = round(len(tokens) * views / max(views, views_of.get((granularity, start), views)))
+        else:  # a visitor reads several pages
+            wanted = round(views / VIEWS_PER_PAGE_VISITOR)
+        chosen = rng.sample(tokens, min(len(tokens), max(1, wanted)))
+        rows.append((dimension, value, granularity, start, sketch_of(chosen)))
+    VisitorSketch.objects.filter(site=site, definition=page_view).delete()
+    VisitorSketch.objects.bulk_create(
+        (
+            VisitorSketch(
+                site=site,
+                definition=page_view,
+                dimension=dimension,
+                identifier=value,
+                granularity=granularity,
+                period_start=start,
+                sketch=sketch_dump(sketch),
+            )
+            for dimension, value, granularity, start, sketch in rows
+        ),
+        batch_size=2000,
     )
     return len(rows)
