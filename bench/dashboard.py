@@ -102,6 +102,7 @@ def child(args) -> None:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:  # autovacuum is off here; FULL: as if the purged rows never were
                 cursor.execute(f"VACUUM (FULL, ANALYZE) {BeaconAggregate._meta.db_table}")
+                cursor.execute("VACUUM (ANALYZE)")  # every other table too (sketches): the planner needs their sizes
         else:
             with connection.cursor() as cursor:  # the purge left free pages; the planner wants statistics
                 cursor.execute("VACUUM")

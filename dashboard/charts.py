@@ -1,4 +1,4 @@
-"""Figures for the dashboard, built with plotly.graph_objects and shipped as JSON.
+"""Figures for the dashboard, in Plotly's JSON figure format, built on the server.
 
 A template shows a figure with ``<div class="chart" data-figure="fig-x"></div>`` followed by
 ``{{ figure|json_script:"fig-x" }}``; ``static/dashboard/charts.js`` draws it. Every piece of
@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Sequence
 from datetime import datetime
 
-import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from beacons.counting.buckets import bucket_zone
@@ -45,6 +45,22 @@ PALETTE = [
     "#10b981",
 ]
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+# The "none" template as Plotly's JSON holds it (plotly.js takes a template object, not a name).
+NO_TEMPLATE = pio.templates["none"].to_plotly_json()
+
+
+def _without_none(value):
+    """``value`` without the keys whose value is None, at any depth (as Plotly's JSON leaves them out)."""
+    if isinstance(value, dict):
+        return {key: _without_none(item) for key, item in value.items() if item is not None}
+    return value
+
+
+def _figure(traces: list[dict], layout: dict) -> dict:
+    """A figure as ``go.Figure(...).to_plotly_json()`` gives it, without building graph objects:
+    their validation cost more than the rest of a 720-point chart panel (about 50 ms a figure)."""
+    layout = _without_none({**layout, "template": NO_TEMPLATE})
+    return {"data": [_without_none(trace) for trace in traces], "layout": layout}
 
 
 def plotly_text(text: object) -> str:
@@ -190,7 +206,8 @@ def series_figure(
     hover = value + "%{customdata}<extra>" + label + "</extra>"
     if len(points) < BARS_UP_TO:
         traces = [
-            go.Bar(
+            dict(
+                type="bar",
                 x=x,
                 y=y,
                 name=label,
@@ -209,7 +226,8 @@ def series_figure(
             p or (i > 0 and partial[i - 1]) or (i + 1 < len(partial) and partial[i + 1]) for i, p in enumerate(partial)
         ]
         traces = [
-            go.Scatter(
+            dict(
+                type="scatter",
                 x=x,
                 y=whole,
                 name=label,
@@ -220,7 +238,8 @@ def series_figure(
                 hovertemplate=hover,
                 customdata=notes,
             ),
-            go.Scatter(
+            dict(
+                type="scatter",
                 x=x,
                 y=[count if near else None for count, near in zip(y, near_partial)],
                 mode="lines",
@@ -229,7 +248,8 @@ def series_figure(
                 hoverinfo="skip",
                 name=label + " (partial)",
             ),
-            go.Scatter(
+            dict(
+                type="scatter",
                 x=[xi for xi, p in zip(x, partial) if p],
                 y=[yi for yi, p in zip(y, partial) if p],
                 mode="markers",
@@ -243,7 +263,8 @@ def series_figure(
     if previous is not None:
         hover_date = HOVER_DATE.get(granularity, "%-d %b %Y")
         traces.append(
-            go.Scatter(
+            dict(
+                type="scatter",
                 x=x[: len(previous)],
                 y=[count for _, count in previous],
                 customdata=[local_wall_time(moment) for moment, _ in previous],
@@ -258,8 +279,7 @@ def series_figure(
     layout = _layout(granularity=granularity, y_title=name, y_peak=peak, moments=moments, legend=previous is not None)
     if number_format != ",":  # a rate: not whole numbers, and its unit on the ticks
         layout["yaxis"].update({"tickformat": number_format, "ticksuffix": suffix, "dtick": None})
-    figure = go.Figure(data=traces, layout=layout)
-    return figure.to_plotly_json()
+    return _figure(traces, layout)
 
 
 def stacked_figure(
@@ -279,17 +299,18 @@ def stacked_figure(
     peak = max((sum(n or 0 for n in column) for column in zip(*(counts for _, _, counts in stacks))), default=0)
     layout = _layout(granularity=granularity, y_title=y_title, y_peak=peak, moments=x, barmode="stack", legend=True)
     layout["bargap"] = 0.15
-    return go.Figure(data=traces, layout=layout).to_plotly_json()
+    return _figure(traces, layout)
 
 
-def _type_bars(*, name: str, slug: str, counts: Sequence[int], xs: list, colour: str | None = None) -> go.Bar:
+def _type_bars(*, name: str, slug: str, counts: Sequence[int], xs: list, colour: str | None = None) -> dict:
     """One event type's bars, in its own colour (or ``colour``), its name escaped for Plotly."""
     label = plotly_text(name)
-    return go.Bar(
+    return dict(
+        type="bar",
         x=xs,
         y=list(counts),
         name=label,
-        marker_color=colour or type_colour(slug),
+        marker={"color": colour or type_colour(slug)},
         hovertemplate="%{y:,}<extra>" + label + "</extra>",
     )
 

@@ -18,7 +18,9 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import conditional_escape
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 
 from beacons.counting.buckets import bucket_after, bucket_zone, buckets_between
 from beacons.dimensions import ANONYMOUS, SIGNED_IN, dimension_label, property_dimension
@@ -994,11 +996,25 @@ def panel(request, name: str, site):
 
 
 def data_table(headings: list[str], rows) -> dict:
-    """A "show as table" table for the ``data-table`` partial of ``index.html``: each cell as
-    (text, is_number), numbers with thousands separators (the template escapes the text)."""
+    """A "show as table" table for the ``data-table`` partial of ``index.html``: its ``html``, every
+    cell escaped, numbers with thousands separators. Written here, not by a template loop: a chart
+    of 720 hours made the loop the slowest part of its panel (about 60 ms)."""
     cells = [[(f"{value:,}", True) if isinstance(value, int) else (value, False) for value in row] for row in rows]
     numeric = [is_number for _, is_number in cells[0]] if cells else [False] * len(headings)
-    return {"headings": list(zip(headings, numeric)), "rows": cells}
+    head = "".join(
+        f'<th scope="col"{NUMBER_CLASS if is_number else ""}>{conditional_escape(heading)}</th>'
+        for heading, is_number in zip(headings, numeric)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{NUMBER_CLASS if is_number else ''}>{conditional_escape(text)}</td>" for text, is_number in row)
+        + "</tr>"
+        for row in cells
+    )
+    return {"html": mark_safe(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")}
+
+
+NUMBER_CLASS = ' class="num"'
 
 
 TYPE_SEARCH_LIMIT = 20  # types a type search answers with, however many match

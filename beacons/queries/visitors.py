@@ -213,9 +213,10 @@ def visitors_of_values(
     allowed = sketch_granularities(definitions, per_value=True, dimension=dimension)
     merges = {value: Merge() for value in values}
     if merges:
-        condition = _sketch_q(start, end, allowed, **_scope(site, definitions, dimension))
-        if len(merges) <= VALUES_LISTED:
-            condition &= Q(identifier__in=list(merges))
+        scope = _scope(site, definitions, dimension)
+        if len(merges) <= VALUES_LISTED:  # in each branch: an index range per value, not a scan of every value
+            scope["identifier__in"] = list(merges)
+        condition = _sketch_q(start, end, allowed, **scope)
         for value, sketch in VisitorSketch.objects.filter(condition).values_list("identifier", "sketch"):
             if value in merges:
                 merges[value].add(sketch)
