@@ -96,7 +96,11 @@ def request_mix(count: int) -> list[tuple]:
         address = f"{20 + k % 180}.{(k * 7) % 256}.{(k * 13) % 256}.{1 + k % 250}"
         request = factory.post("/beacon", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=address)
         facts = SimpleNamespace(
-            site_domain="127.0.0.1", user_agent=USER_AGENTS[n % len(USER_AGENTS)], referer="", ip=address
+            site_domain="127.0.0.1",
+            user_agent=USER_AGENTS[n % len(USER_AGENTS)],
+            referer="",
+            ip=address,
+            identity="anonymous",
         )
         mix.append((event, facts, request))
     return mix
