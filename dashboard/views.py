@@ -145,16 +145,18 @@ def _people_cards(state: DashboardState) -> list[dict]:
     scope = {"site": state.site, "identifier": state.counter_value, "dimension": state.dimension}
     cards = []
     try:
-        # Read as the stats API reads it (a sketch bucket the compared part cuts is read whole),
-        # so the card and the API give the same figure.
         definitions = [state.definition]
+        # The elapsed part is cut to the sketches' buckets (hours for the site, days for a page or
+        # value), so both periods are read to the same moment; the stats API compares the same way.
+        kept = visitors.sketch_granularities(
+            definitions, per_value=bool(state.counter_value), dimension=state.dimension
+        )
+        cut = state.comparison_read_to(granularity_codes=kept)
         now = visitors.visitors(definitions=definitions, start=state.start, end=state.totals_end, **scope)
         compared = visitors.visitors(
-            definitions=definitions, start=state.start, end=comparison.current_end or state.totals_end, **scope
+            definitions=definitions, start=state.start, end=cut.current_end or state.totals_end, **scope
         )
-        before = visitors.visitors(
-            definitions=definitions, start=comparison.previous_start, end=comparison.previous_end, **scope
-        )
+        before = visitors.visitors(definitions=definitions, start=cut.previous_start, end=cut.previous_end, **scope)
         cards.append(
             {
                 "label": "Unique visitors",
@@ -164,6 +166,7 @@ def _people_cards(state: DashboardState) -> list[dict]:
                 "change_percent": _percent_change(
                     (compared.visitors - before.visitors) / before.visitors if before.visitors else None
                 ),
+                "compared_label": cut.label,
             }
         )
     except (visitors.SketchesNotKept, counters.DimensionNotKept):

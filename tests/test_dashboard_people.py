@@ -59,3 +59,24 @@ def test_a_type_that_is_not_page_views_shows_no_visitor_cards(staff, send):
     send({"event_type": "signup", "identifier": "free"})
     page = staff.get(reverse("dashboard:index"), {"type": "signup", "range": "today"})
     assert page.context["kpis"]["people"] == []
+
+
+def test_the_visitor_cards_change_compares_whole_sketch_hours_of_both_days(staff, send, monkeypatch):
+    """At 12:40 today is compared with yesterday to 12:00, the last whole hour the visitor sketches
+    keep: a visitor yesterday at 12:50, after the elapsed part, is not in the period before."""
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    def at(hour: int, minute: int, day: int = 2):
+        monkeypatch.setattr(timezone, "now", lambda: datetime(2026, 12, day, hour, minute, tzinfo=UTC))
+
+    for day, hour, minute, address in ((1, 11, 10, "81.2.69.142"), (1, 12, 50, "8.8.8.8"), (2, 11, 30, "9.9.9.9")):
+        at(hour, minute, day)
+        assert send({"event_type": "page_view", "identifier": "/"}, REMOTE_ADDR=address).status_code == 204
+    at(12, 40)
+    page = staff.get(reverse("dashboard:index"), {"range": "today"})
+    [card] = [card for card in page.context["kpis"]["people"] if card["label"] == "Unique visitors"]
+    assert card["value"] == "1"
+    assert card["change_percent"] == 0  # 1 visitor before 12:00 on both days (not −50 %: 1 against 2)
+    assert "12:00" in card["compared_label"]

@@ -401,8 +401,11 @@ def _visitor_figures(ask: Ask) -> dict[tuple, Figure]:
 
 
 def _visitor_total_figure(ask: Ask, types: list[BeaconDefinition]) -> dict[tuple, Figure]:
+    """As the dashboard's visitor card: a running period compared to the same elapsed whole buckets
+    of the sketches (hours for the site, days for a page or value)."""
     dimension, value = ask.reads(types)
-    cut, period = ask.comparison(types), ask.period
+    kept = visitors.sketch_granularities(types, per_value=bool(value), dimension=dimension)
+    cut, period = ask.period.comparison(granularity_codes=kept), ask.period
     scope = {"site": ask.site, "definitions": types, "identifier": value, "dimension": dimension}
     now = visitors.visitors(start=period.start, end=period.totals_end, **scope).visitors
     if not ask.compare:
