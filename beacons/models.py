@@ -1,8 +1,11 @@
 """The data model: sites, event types (the registry), counters, single events, error groups, salts, drain batches, API keys, shared links."""
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.utils import timezone
 
 from beacons.domains import (
     DOMAIN_MAX_LENGTH,
@@ -577,7 +580,36 @@ class DrainBatch(models.Model):
         return f"drain batch {self.batch_id}"
 
 
-class ApiKey(models.Model):
+class RevocableAccess(models.Model):
+    """What API keys and shared links have in common: who made one and when, when it was revoked
+    (``is_active`` off), and when it was last used (written at most once a ``LAST_USED_EVERY``)."""
+
+    LAST_USED_EVERY = timedelta(minutes=1)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    def revoke(self, at: datetime | None = None) -> None:
+        """Shut it out from now on; revoking again keeps the first revocation's time."""
+        type(self).objects.filter(pk=self.pk, is_active=True).update(is_active=False, revoked_at=at or timezone.now())
+
+    def mark_used(self, at: datetime) -> None:
+        """Record a use at ``at``: one write at most once a ``LAST_USED_EVERY``."""
+        if self.last_used_at is not None and at - self.last_used_at < self.LAST_USED_EVERY:
+            return
+        type(self).objects.filter(pk=self.pk).update(last_used_at=at)
+        self.last_used_at = at
+
+
+class ApiKey(RevocableAccess):
     """A key that reads the stats API for the sites it is scoped to (none when empty).
 
     Only ``prefix`` (shown, and how a key is found) and the SHA-256 of the whole key are stored: the
@@ -590,12 +622,6 @@ class ApiKey(models.Model):
         Site, blank=True, related_name="api_keys", help_text="The sites this key may read. None: it reads nothing."
     )
     is_active = models.BooleanField("active", default=True, help_text="Untick to revoke the key: it answers 401.")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "API key"
@@ -681,7 +707,7 @@ class ReportSent(models.Model):
         return f"{self.subscription} for {self.period_start:%Y-%m-%d}"
 
 
-class SharedLink(models.Model):
+class SharedLink(RevocableAccess):
     """A read-only link to one site's dashboard (and embeds of its panels), for people without an account.
 
     Only the SHA-256 of the token is stored (the API keys' rule, ``beacons.api.keys.key_hash``) and only a
@@ -696,12 +722,6 @@ class SharedLink(models.Model):
         "expires", null=True, blank=True, help_text="After this moment the link answers 404. Empty: never."
     )
     is_active = models.BooleanField("active", default=True, help_text="Untick to revoke the link: it answers 404.")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "shared link"

@@ -10,10 +10,9 @@ import secrets
 from datetime import datetime
 
 from django.contrib.auth.hashers import check_password, make_password
-from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from beacons.api.keys import LAST_USED_EVERY, key_hash
+from beacons.api.keys import key_hash
 from beacons.limits import minute_count_add
 from beacons.models import SharedLink, Site
 
@@ -58,15 +57,11 @@ def shared_link_found(*, token: str, now: datetime) -> SharedLink | None:
 
 
 def shared_link_revoke(*, link: SharedLink, at: datetime | None = None) -> None:
-    SharedLink.objects.filter(pk=link.pk, is_active=True).update(is_active=False, revoked_at=at or timezone.now())
+    link.revoke(at)
 
 
 def shared_link_used(*, link: SharedLink, at: datetime) -> None:
-    """Record that ``link`` was opened at ``at``: a write at most once a ``LAST_USED_EVERY`` per link."""
-    if link.last_used_at is not None and at - link.last_used_at < LAST_USED_EVERY:
-        return
-    SharedLink.objects.filter(pk=link.pk).update(last_used_at=at)
-    link.last_used_at = at
+    link.mark_used(at)
 
 
 def password_attempt_allowed(*, link: SharedLink, client_address: str, at: datetime) -> bool:

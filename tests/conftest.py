@@ -1,5 +1,6 @@
 import json
 import os
+from datetime import UTC, datetime
 
 import pytest
 from django.core.cache import cache
@@ -69,6 +70,30 @@ def first_site_zone(zone: str) -> None:
 def site(db):
     """The first site (the one the migration creates)."""
     return first_site()
+
+
+def utc(*parts) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """``clock(moment)`` stops the clock at ``moment`` (and returns it)."""
+    from django.utils import timezone as django_timezone
+
+    def stop_at(moment: datetime) -> datetime:
+        monkeypatch.setattr(django_timezone, "now", lambda: moment)
+        return moment
+
+    return stop_at
+
+
+@pytest.fixture
+def tokyo(db):
+    """A second site, in Tokyo's time zone."""
+    from beacons.models import Site
+
+    return Site.objects.create(domain="tokyo.example.com", name="Tokyo shop", time_zone="Asia/Tokyo")
 
 
 def page_view_at(at, page: str, *, visitor: str = "v1", event_type: str = "page_view", source: str = ""):

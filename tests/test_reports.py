@@ -6,7 +6,7 @@ import re
 import socket
 import struct
 import zlib
-from datetime import UTC, datetime
+from datetime import datetime
 from email import message_from_bytes
 from email import policy as email_policy
 
@@ -14,34 +14,15 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone as django_timezone
 
-from beacons.models import BeaconDefinition, ErrorGroup, ReportSent, ReportSubscription, Site
+from beacons.models import BeaconDefinition, ErrorGroup, ReportSent, ReportSubscription
 from dashboard import reports
 from dashboard.reports import report_build, reports_send, subscriptions_due
 
-from .conftest import CHROMIUM, first_site, first_site_zone, page_view_at
+from .conftest import CHROMIUM, first_site, first_site_zone, page_view_at, utc
 
 pytestmark = pytest.mark.django_db
 SCRIPT = "<script>alert(1)</script>"
-
-
-def utc(*parts) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    def stop_at(moment: datetime) -> datetime:
-        monkeypatch.setattr(django_timezone, "now", lambda: moment)
-        return moment
-
-    return stop_at
-
-
-@pytest.fixture
-def tokyo(db):
-    return Site.objects.create(domain="tokyo.example.com", name="Tokyo shop", time_zone="Asia/Tokyo")
 
 
 def subscribe(site, frequency="weekly", *, email="boss@example.com", user=None) -> ReportSubscription:

@@ -1,10 +1,9 @@
 """Each site's buckets and dashboard periods are in its own time zone (fixed clock at awkward moments)."""
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone as django_timezone
 
 from beacons.counting.buckets import bucket_zone
 from beacons.counting.increments import Hit, aggregates_add, increments_for
@@ -13,25 +12,7 @@ from beacons.models import BeaconAggregate, BeaconDefinition, DroppedValues, Sit
 from beacons.models import Granularity as G
 from beacons.transfer.imports import RowInvalid, aggregate_row_parse
 
-from .conftest import first_site, first_site_zone
-
-
-def utc(*parts) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    def stop_at(moment: datetime) -> datetime:
-        monkeypatch.setattr(django_timezone, "now", lambda: moment)
-        return moment
-
-    return stop_at
-
-
-@pytest.fixture
-def tokyo(db):
-    return Site.objects.create(domain="tokyo.example.com", name="Tokyo shop", time_zone="Asia/Tokyo")
+from .conftest import first_site, first_site_zone, utc
 
 
 def page_view() -> BeaconDefinition:

@@ -8,16 +8,14 @@ this fast is enough: the key is a random 256-bit token, not a password someone c
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
-from django.utils import timezone
 
 from beacons.models import ApiKey, Site
 
 KEY_PREFIX = "bk_"
 KEY_MAX_LENGTH = 100  # a longer Authorization value is not a key: refused before any lookup
-LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per key
 
 
 def key_hash(key: str) -> str:
@@ -58,15 +56,11 @@ def api_key_found(key: str) -> ApiKey | None:
 
 
 def api_key_revoke(*, api_key: ApiKey, at: datetime | None = None) -> None:
-    ApiKey.objects.filter(pk=api_key.pk).update(is_active=False, revoked_at=at or timezone.now())
+    api_key.revoke(at)
 
 
 def api_key_used(*, api_key: ApiKey, at: datetime) -> None:
-    """Record that ``api_key`` was used at ``at``: a write at most once a ``LAST_USED_EVERY`` per key."""
-    if api_key.last_used_at is not None and at - api_key.last_used_at < LAST_USED_EVERY:
-        return
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=at)
-    api_key.last_used_at = at
+    api_key.mark_used(at)
 
 
 def site_readable(*, api_key: ApiKey, domain: str) -> Site | None:
