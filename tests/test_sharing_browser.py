@@ -11,7 +11,6 @@ import threading
 import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -23,15 +22,10 @@ from django.core.management import call_command
 from beacons.sharing import shared_link_revoke
 
 from .conftest import first_site
+from .test_dashboard_browser import ALL_CHARTS_DRAWN, OUTPUT
 from .test_sharing import share
 
 pytestmark = pytest.mark.browser
-
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
-ALL_CHARTS_DRAWN = """() => {
-  const charts = [...document.querySelectorAll('.chart[data-figure]')];
-  return charts.length > 0 && charts.every(chart => chart.querySelector('svg.main-svg'));
-}"""
 
 
 @pytest.fixture
