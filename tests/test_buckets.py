@@ -15,8 +15,10 @@ from beacons.counting.buckets import (
     covering_buckets,
     elapsed_cut,
     is_aligned,
+    site_zone_active,
 )
 from beacons.models import Granularity as G
+from beacons.models import Site
 
 UTC = UTC
 NY = ZoneInfo("America/New_York")
@@ -287,6 +289,15 @@ def test_covering_buckets_falls_to_days_when_no_whole_month_fits():
 def test_bucket_zone_follows_the_setting(settings):
     settings.BEACONS_TIME_ZONE = "Asia/Kolkata"
     assert bucket_zone() == KOLKATA
+    assert bucket_start(utc(2026, 5, 1, 20), G.DAY) == utc(2026, 5, 1, 18, 30)
+
+
+def test_a_site_zone_applies_only_inside_its_block(settings):
+    settings.BEACONS_TIME_ZONE = "Asia/Kolkata"
+    with site_zone_active(Site(time_zone="America/New_York")) as zone:
+        assert zone == NY
+        assert bucket_start(utc(2026, 5, 1, 20), G.DAY) == utc(2026, 5, 1, 4)
+    assert bucket_zone() == KOLKATA  # the next request, or the next site of a loop, is not in New York
     assert bucket_start(utc(2026, 5, 1, 20), G.DAY) == utc(2026, 5, 1, 18, 30)
 
 

@@ -269,7 +269,49 @@ def test_the_postgresql_stream_adds_its_rows_every_rows_per_statement_and_at_the
         if q["sql"].startswith(f"INSERT INTO {BeaconAggregate._meta.db_table}")
     ]
     assert len(inserts) == statements
+    assert not [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]  # nothing to take back
     assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"": 4, "/a": 2, "/b": 1}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("per_statement", [2, 100])
+def test_the_postgresql_stream_takes_back_negative_counts_floored_at_zero(db, monkeypatch, per_statement):
+    # Visit adjustments drained from Redis: a bounce taken back, an exit moved. Taken back in the
+    # statement that reads them, never again in the next one.
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    site_id = first_site().pk
+    day = datetime(2026, 3, 14, tzinfo=UTC)
+    aggregates_add(
+        increments={
+            (site_id, definition.pk, "", "/a", G.DAY, day): 5,
+            (site_id, definition.pk, "", "/b", G.DAY, day): 1,
+        }
+    )
+    epoch = int(day.timestamp())
+    chunks = [
+        _Chunk(
+            [(site_id, definition.pk, "", "/a", G.DAY, epoch, -2), (site_id, definition.pk, "", "/b", G.DAY, epoch, -3)]
+        ),
+        _Chunk(
+            [(site_id, definition.pk, "", "/c", G.DAY, epoch, 4), (site_id, definition.pk, "", "/a", G.DAY, epoch, 1)]
+        ),
+    ]
+    monkeypatch.setattr(increments, "STREAM_ROWS_PER_STATEMENT", per_statement)
+    with transaction.atomic():
+        assert aggregates_add_stream(chunks=chunks) == 4
+    assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"/a": 4, "/b": 0, "/c": 4}
+
+
+def test_adding_and_taking_back_in_one_write_returns_every_key_written(site):
+    definition = BeaconDefinition.objects.get(slug="page_view")
+    day = datetime(2026, 3, 14, tzinfo=UTC)
+    aggregates_add(increments={(site.pk, definition.pk, "", "/a", G.DAY, day): 2})
+    taken_and_added = {
+        (site.pk, definition.pk, "", "/a", G.DAY, day): -1,
+        (site.pk, definition.pk, "", "/b", G.DAY, day): 3,
+    }
+    assert aggregates_add(increments=taken_and_added) == 2
+    assert dict(BeaconAggregate.objects.values_list("identifier", "count")) == {"/a": 1, "/b": 3}
 
 
 @pytest.mark.postgres

@@ -165,6 +165,26 @@ def test_totals_compare_both_periods_to_the_minute_in_one_query(page_view, djang
     assert result.change == pytest.approx(0.5)
 
 
+def test_rows_by_definition_compare_both_periods_to_the_minute(page_view):
+    record(page_view, "/a", utc(2026, 12, 1, 2, 4), 2)  # yesterday before 02:05
+    record(page_view, "/a", utc(2026, 12, 1, 2, 5), 50)  # yesterday from 02:05
+    record(page_view, "/a", utc(2026, 12, 2, 1, 59), 3)
+    record(page_view, "/a", utc(2026, 12, 2, 2, 3), 1)  # today, in a minute row of the running hour
+    record(page_view, "/a", utc(2026, 12, 2, 2, 5), 7)  # today's running minute: in the total only
+    rows = counters.identifiers_by_definition(
+        site=SITE,
+        definitions=[page_view],
+        identifiers=["/a"],
+        start=utc(2026, 12, 2),
+        end=utc(2026, 12, 2, 3),
+        previous_period=(utc(2026, 12, 1), utc(2026, 12, 1, 2, 5)),
+        compared_end=utc(2026, 12, 2, 2, 5),
+        cut_granularity=G.MINUTE,
+    )
+    row = rows[(page_view.pk, "/a")]
+    assert (row.count, row.compared, row.previous) == (11, 4, 2)
+
+
 def test_totals_without_previous_data_has_no_change(page_view):
     record(page_view, "/", utc(2026, 11, 12), 4)
     result = counters.totals(site=SITE, definitions=[page_view], start=utc(2026, 11, 9), end=utc(2026, 11, 16))
@@ -479,3 +499,17 @@ def test_every_read_counts_only_its_own_sites_counters(page_view):
         )
         [(_, _, points)] = counters.series_of_top_definitions(site=site, granularity=G.DAY, limit=5, **span)
         assert sum(n for _, n in points) == total
+
+
+def test_first_counted_is_the_earliest_day_else_the_earliest_bucket_of_any_size(page_view):
+    assert counters.first_counted(site=SITE) is None
+    hours_only = BeaconDefinition.objects.create(slug="ping", name="Pings", granularities="H")
+    record(hours_only, "", utc(2026, 11, 20, 14, 30))
+    assert counters.first_counted(site=SITE) == utc(2026, 11, 20, 14)  # no type keeps days
+    record(page_view, "/", utc(2026, 11, 21, 9))
+    assert counters.first_counted(site=SITE) == utc(2026, 11, 21)  # days win: "all" starts on a whole day
+
+
+def test_a_counter_read_refuses_a_scope_that_is_not_a_column():
+    with pytest.raises(ValueError, match="not a scope column: colour"):
+        counters.Covering([], {"site_id": 1, "colour__in": ["red"]})

@@ -114,3 +114,14 @@ def test_with_redis_down_values_go_to_the_database_under_the_same_cap(send, sign
     send_plans(send, ["a", "b", "c"])
     assert day_values(signup) == {"a": 1, "b": 1, OTHER_VALUE: 1}
     assert dropped(signup) == 1
+
+
+def test_a_hit_whose_type_keeps_no_day_month_or_year_gives_no_value_to_cap(db):
+    # Values count in days, months and years only: with none of them there is no counter a
+    # value could take a place under the cap for.
+    site_id = first_site().pk
+    hour_only = Hit(site_id, 7, (G.HOUR,), "/a", {"prop:plan": "pro"}, ())
+    day_kept = Hit(site_id, 7, (G.HOUR, G.DAY), "/a", {"prop:plan": "pro"}, (G.DAY,))
+    moment = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    assert dimension_values_for(hits=[hour_only], received_at=moment) == {}
+    assert [v.value for v in dimension_values_for(hits=[hour_only, day_kept], received_at=moment)] == ["pro"]

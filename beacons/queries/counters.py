@@ -260,9 +260,6 @@ class Covering(Expression):
             raise ValueError(f"not a scope column: {', '.join(sorted(unknown))}")
         self.branches, self.scope = branches, scope
 
-    def __repr__(self) -> str:
-        return f"Covering({self.branches!r}, {self.scope!r})"
-
     def as_sql(self, compiler, connection):
         lists = [value for name, value in self.scope.items() if name.endswith("__in")]
         if not self.branches or not all(lists):

@@ -126,6 +126,11 @@ SET_ASIDE: list[dict[str, object]] = [
         "reason": "an empty range (lo == hi) finds no whole bucket at any level either way: no pieces",
     },
     {
+        "file": "beacons/counting/buckets.py", "function": "", "change": "'bucket_zone' → ''",
+        "text": '_active_zone: ContextVar[ZoneInfo | None] = ContextVar("bucket_zone", default=None)',
+        "reason": "a ContextVar's name only labels its repr: nothing reads it",
+    },
+    {
         "file": "beacons/periods.py", "function": "local_midnight", "change": "12 → 13",
         "text": "return bucket_start(datetime(day.year, day.month, day.day, 12, tzinfo=bucket_zone()), G.DAY)",
         "reason": "noon or 13:00 lie in the same local day in every zone: the day's midnight is the same",

@@ -35,6 +35,7 @@ from pathlib import Path
 from queue import Queue
 
 from tests.mutation import config
+from tests.mutation.trace_plugin import IMPORT
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTEST = [
@@ -231,22 +232,78 @@ def mutants_of(path: str) -> list[Mutant]:
     return mutants
 
 
-def _outermost_functions(path: str) -> list[tuple[int, int, int]]:
-    """(first line, last line of the header, last line) of every function not nested in
-    another. The header (decorators, signature, argument defaults) runs at import, under no
-    test: a mutant there runs the tests that run the function's body."""
+@dataclass(frozen=True)
+class FunctionSpan:
+    """A function not nested in another: its header (decorators, signature, argument defaults)
+    runs at import, under no test; its body runs under the tests that call it."""
+
+    qualname: str  # "bucket_start", "ValueCap.admit"
+    first: int  # the first decorator's line, or the def's
+    header_end: int  # the last line before the body
+    last: int
+
+
+def _outermost_functions(path: str) -> list[FunctionSpan]:
     spans = []
 
-    def visit(node, inside: bool) -> None:
+    def visit(node, inside: bool, prefix: str) -> None:
         for child in ast.iter_child_nodes(node):
             is_function = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            name = f"{prefix}{child.name}" if hasattr(child, "name") else prefix
             if is_function and not inside:
                 first = min([child.lineno] + [d.lineno for d in child.decorator_list])
-                spans.append((first, child.body[0].lineno - 1, child.end_lineno))
-            visit(child, inside or is_function)
+                spans.append(FunctionSpan(name, first, child.body[0].lineno - 1, child.end_lineno))
+            nested = f"{name}." if isinstance(child, ast.ClassDef) and not inside else prefix
+            visit(child, inside or is_function, nested)
 
-    visit(ast.parse((ROOT / path).read_text()), False)
+    visit(ast.parse((ROOT / path).read_text()), False, "")
     return spans
+
+
+def _span_of(mutant: Mutant, functions: list[FunctionSpan]) -> FunctionSpan | None:
+    return next((f for f in functions if f.first <= mutant.line <= f.last), None)
+
+
+def _called_at_import(path: str) -> set[str]:
+    """Names the module's import calls: decorators, and calls in module-level statements, class
+    bodies and argument defaults. Swapping such a function's code after import changes nothing
+    it already did."""
+    names: set[str] = set()
+
+    def called(node) -> None:
+        for part in ast.walk(node):
+            if isinstance(part, ast.Call) and isinstance(part.func, ast.Name):
+                names.add(part.func.id)
+
+    def visit(body) -> None:
+        for statement in body:
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                for decorator in statement.decorator_list:
+                    called(decorator)
+                    if isinstance(decorator, ast.Name):
+                        names.add(decorator.id)
+                if isinstance(statement, ast.ClassDef):
+                    visit(statement.body)
+                else:
+                    called(statement.args)
+            else:
+                called(statement)
+
+    visit(ast.parse((ROOT / path).read_text()).body)
+    return names
+
+
+def _patch_of(mutant: Mutant, functions: list[FunctionSpan], trace: "Trace") -> dict | None:
+    """What a ``preloaded`` worker needs to run the mutant without importing anything: the
+    function to swap, when the change is inside the body of a function the module's import
+    does not run (None otherwise: a fresh child imports the mutated file)."""
+    span = _span_of(mutant, functions)
+    if span is None or mutant.line <= span.header_end:
+        return None
+    if span.qualname.split(".")[0] in _called_at_import(mutant.path) or trace.runs_at_import(mutant.path, span):
+        return None
+    module = mutant.path.removesuffix(".py").replace("/", ".")
+    return {"module_name": module, "path": mutant.path, "source": mutant.source, "qualname": span.qualname}
 
 
 def _copy_tree(worker: int) -> Path:
@@ -290,14 +347,18 @@ class Trace:
 
     def tests_of(self, path: str, lines) -> set[str]:
         by_line = self.lines.get(path, {})
-        return set().union(*(by_line.get(line, set()) for line in lines)) - self.unsteady
+        return set().union(*(by_line.get(line, set()) for line in lines)) - self.unsteady - {IMPORT}
+
+    def runs_at_import(self, path: str, span: "FunctionSpan") -> bool:
+        by_line = self.lines.get(path, {})
+        return any(IMPORT in by_line.get(line, ()) for line in range(span.header_end + 1, span.last + 1))
 
 
-def _trace(tree: Path, paths: list[str]) -> Trace | None:
+def _trace(tree: Path, paths: list[str], tests: list[str]) -> Trace | None:
     """Run the whole suite once (two processes) recording lines and durations; then, for a
     PostgreSQL module, its test files on PostgreSQL. None when a test fails without a mutant."""
     out = tree / "mutate-trace"
-    runs = [(["-n", "2", "-m", "not serial and not browser"], "")]
+    runs = [(["-n", "2", "-m", "not serial and not browser", *tests], "")]
     runs += [(["-m", "not serial and not browser", *config.POSTGRES[p]], POSTGRES_URL.format(worker="trace"))
              for p in paths if p in config.POSTGRES]  # fmt: skip
     trace = Trace({path: {} for path in paths}, {})
@@ -360,16 +421,15 @@ def _run_fails(tree: Path, env: dict, command: list[str]) -> bool:
     )
 
 
-def _tests_for(mutant: Mutant, trace: Trace, functions: list[tuple[int, int, int]]) -> set[str]:
+def _tests_for(mutant: Mutant, trace: Trace, functions: list[FunctionSpan]) -> set[str]:
     """The tests that run the mutated line. A module-level line and a function's header run at
     import, under whichever test imported the module first, so for those: the tests that run
     any line of the module, or of the function's body."""
-    span = next(((first, header, last) for first, header, last in functions if first <= mutant.line <= last), None)
+    span = _span_of(mutant, functions)
     if span is None:
         return trace.tests_of(mutant.path, trace.lines.get(mutant.path, {}))
-    first, header, last = span
-    if mutant.line <= header:
-        return trace.tests_of(mutant.path, range(header + 1, last + 1))
+    if mutant.line <= span.header_end:
+        return trace.tests_of(mutant.path, range(span.header_end + 1, span.last + 1))
     return trace.tests_of(mutant.path, range(mutant.line, mutant.end_line + 1))
 
 
@@ -413,7 +473,7 @@ def _stages(ordered: list[str]) -> list[list[str]]:
     return [ordered[:FIRST_STAGE], ordered[FIRST_STAGE:]] if len(ordered) > FIRST_STAGE else [ordered]
 
 
-def run(paths: list[str], workers: int) -> int:
+def run(paths: list[str], workers: int, tests: list[str] = ()) -> int:
     trees: Queue = Queue()
     for worker in range(workers):
         trees.put((worker, _copy_tree(worker)))
@@ -421,15 +481,15 @@ def run(paths: list[str], workers: int) -> int:
     began = time.monotonic()
     try:
         worker, tree = trees.get()
-        trace = _trace(tree, paths)
+        trace = _trace(tree, paths, list(tests))
         trees.put((worker, tree))
         if trace is None:
             print("the suite fails without any mutant; fix it first", file=sys.stderr)
             return 2
         print(f"traced the suite in {(time.monotonic() - began) / 60:.1f} min", file=sys.stderr)
         forks = {
-            tree: subprocess.Popen(
-                [str(tree / ".venv/bin/python"), str(tree / "tests/mutation/worker.py")],
+            (tree, kind): subprocess.Popen(
+                [str(tree / ".venv/bin/python"), str(tree / "tests/mutation/worker.py"), kind],
                 cwd=tree,
                 env=_environment(tree),
                 stdin=subprocess.PIPE,
@@ -437,7 +497,15 @@ def run(paths: list[str], workers: int) -> int:
                 text=True,
             )
             for worker, tree in list(trees.queue)
+            for kind in ("fresh", "preloaded")
         }
+
+        def ask(tree: Path, kind: str, job: dict) -> dict:
+            fork = forks[(tree, kind)]
+            fork.stdin.write(json.dumps(job) + "\n")
+            fork.stdin.flush()
+            return json.loads(fork.stdout.readline())
+
         killers: dict[tuple[str, str], str] = {}  # (module, function) → the test that last killed a mutant there
         for path in paths:
             module_began = time.monotonic()
@@ -451,26 +519,31 @@ def run(paths: list[str], workers: int) -> int:
             functions = _outermost_functions(path)
 
             def attempt(mutant: Mutant) -> tuple[Mutant, bool]:
+                if _is_set_aside(mutant):  # equivalent: no test can kill it, and running them all costs most
+                    return mutant, False
                 tests = _tests_for(mutant, trace, functions)
                 if not tests:
                     print(f"  SURVIVED {mutant.path}:{mutant.line} {mutant.change} (no test runs it)", file=sys.stderr)
                     return mutant, False
+                began = time.monotonic()
                 killer = killers.get((mutant.path, mutant.function))
                 ordered = sorted(tests, key=lambda t: (t != killer, trace.durations.get(t, 1.0)))
                 timeout = 3 * sum(trace.durations.get(t, 1.0) for t in ordered) + 30
+                patch = _patch_of(mutant, functions, trace)
                 worker, tree = trees.get()
                 target = tree / mutant.path
                 try:
-                    target.write_text(mutant.source)
-                    fork = forks[tree]
+                    target.write_text(mutant.source)  # for the fresh kind, and tests that start a process
                     passed = True
                     # The next database, and the next stage, only when everything before passed.
                     runs = [(db, stage) for db in _databases(mutant.path, worker) for stage in _stages(ordered)]
                     for database, stage in runs:
                         job = {"args": [*PYTEST[2:], *stage], "timeout": timeout, "database": database}
-                        fork.stdin.write(json.dumps(job) + "\n")
-                        fork.stdin.flush()
-                        answer = json.loads(fork.stdout.readline())
+                        answer = {"unpatchable": True}
+                        if patch and not database:
+                            answer = ask(tree, "preloaded", {**job, "patch": patch})
+                        if answer.get("unpatchable"):
+                            answer = ask(tree, "fresh", job)
                         passed = answer["passed"]
                         if not passed:
                             if answer.get("failed"):
@@ -480,7 +553,8 @@ def run(paths: list[str], workers: int) -> int:
                     shutil.copy2(ROOT / mutant.path, target)
                     trees.put((worker, tree))
                 print(
-                    f"  {'killed  ' if not passed else 'SURVIVED'} {mutant.path}:{mutant.line} {mutant.change}",
+                    f"  {'killed  ' if not passed else 'SURVIVED'} {mutant.path}:{mutant.line} {mutant.change}"
+                    f"  ({time.monotonic() - began:.1f} s, {len(tests)} tests{'' if patch else ', fresh import'})",
                     file=sys.stderr,
                 )
                 return mutant, not passed
@@ -527,6 +601,9 @@ def main() -> int:
     parser.add_argument("--module", action="append", choices=list(config.MODULES), help="only this module (repeatable)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--list", action="store_true", help="print the mutants and stop")
+    parser.add_argument(
+        "--tests", nargs="+", default=[], help="trace only these test paths (a quick look; scores need the whole suite)"
+    )
     args = parser.parse_args()
     paths = args.module or list(config.MODULES)
     if args.list:
@@ -542,7 +619,7 @@ def main() -> int:
                 f"stale set-aside (matches no mutant): {entry['file']} {entry['function']}: {entry['text']!r} {entry['change']}"
             )
         return 1 if stale else 0
-    return run(paths, args.workers)
+    return run(paths, args.workers, args.tests)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Loaded with ``-p tests.mutation.trace_plugin`` (under xdist, in every worker). c
 records each line with the test running it as its context; ``MUTATE_TRACE_FILES`` lists the
 modules' files (``os.pathsep``-separated), ``MUTATE_TRACE_OUT`` the JSON written at the end
 (one per xdist worker, suffixed with its name):
-{"lines": {file: {line: [test ids]}}, "durations": {test id: seconds}}.
+{"lines": {file: {line: [test ids]}}, "durations": {test id: seconds}}; a line run outside
+any test (at import, while collecting) lists ``IMPORT`` among its tests.
 """
 
 import json
@@ -14,6 +15,7 @@ import os
 import coverage
 import pytest
 
+IMPORT = "(import)"
 _files = [os.path.realpath(f) for f in os.environ.get("MUTATE_TRACE_FILES", "").split(os.pathsep) if f]
 _durations: dict[str, float] = {}
 _coverage = coverage.Coverage(data_file=None, include=_files, branch=False, config_file=False)
@@ -40,7 +42,7 @@ def pytest_sessionfinish(session, exitstatus):
     lines = {}
     for path in _files:
         by_line = data.contexts_by_lineno(path)
-        lines[path] = {line: sorted(c for c in contexts if c) for line, contexts in by_line.items()}
+        lines[path] = {line: sorted(c or IMPORT for c in contexts) for line, contexts in by_line.items()}
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     with open(f"{os.environ['MUTATE_TRACE_OUT']}.{worker}", "w") as out:
         json.dump({"lines": lines, "durations": _durations}, out)

@@ -1,16 +1,30 @@
 """One mutation worker: loads pytest and the third-party libraries once, then runs each job
 (a JSON line of pytest arguments) in a forked child, so a mutant costs its tests and not an
-interpreter start. Project modules are never imported here: each child imports the mutated
-tree afresh. Answers one JSON line per job: {"passed": bool, "failed": the first failing test id or ""}
-(over the timeout: killed, no test named)."""
+interpreter start. Answers one JSON line per job: {"passed": bool, "failed": the first failing
+test id or ""} (over the timeout: killed, no test named).
 
+Two kinds, by the first argument:
+- ``fresh``: project modules are never imported here; each child imports the mutated tree afresh
+  (any mutant, any database).
+- ``preloaded``: Django is set up and every project and test module imported here, once, from
+  the unmutated tree; a child swaps the code of the one function the mutant is in
+  (``job["patch"]``: the mutated module's source and the function's qualified name) into the
+  live function object, so every module that imported it calls the mutant, and imports and
+  collection cost nothing. Only for a change inside a function's body, on SQLite (the settings
+  are read here, once); the caller sends the rest to a ``fresh`` worker.
+"""
+
+import functools
 import importlib
 import json
 import os
+import pkgutil
 import signal
 import sys
 import tempfile
 import time
+import types
+import warnings
 
 sys.path.insert(0, os.getcwd())
 PRELOADED = [
@@ -37,6 +51,72 @@ for name in PRELOADED:
         pass
 for name in [n for n in sys.modules if n.split(".")[0] in PROJECT]:
     del sys.modules[name]
+
+PRELOADED_KIND = len(sys.argv) > 1 and sys.argv[1] == "preloaded"
+if PRELOADED_KIND:
+    import django
+    import pytest
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beacon_site.settings")
+    os.environ.setdefault("PYTEST_VERSION", pytest.__version__)  # as under pytest: the settings read it
+    warnings.filterwarnings("ignore", message="No directory at")  # as pyproject's filterwarnings: no collectstatic
+    django.setup()
+    for package in PROJECT:
+        importlib.import_module(package)
+        for found in pkgutil.walk_packages(sys.modules[package].__path__, prefix=f"{package}."):
+            if ".migrations." in found.name or found.name.startswith("tests.mutation"):
+                continue
+            try:
+                importlib.import_module(found.name)
+            except Exception:  # a module only its own tests import (skipped there): the child imports it
+                pass
+
+
+def _code_named(code: types.CodeType, qualname: str) -> types.CodeType | None:
+    """The code object of ``qualname`` among ``code``'s constants, at any depth."""
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            if constant.co_qualname == qualname:
+                return constant
+            found = _code_named(constant, qualname)
+            if found is not None:
+                return found
+    return None
+
+
+def _function_of(holder, name: str) -> object:
+    """The plain function behind ``holder.name``: through classmethod, staticmethod, property,
+    cached_property, lru_cache and decorators that keep ``__wrapped__``."""
+    attribute = holder.__dict__[name] if isinstance(holder, type) else getattr(holder, name)
+    for _ in range(8):
+        if isinstance(attribute, types.FunctionType) and not hasattr(attribute, "__wrapped__"):
+            break
+        inner = next((a for a in ("__wrapped__", "__func__", "fget", "func") if hasattr(attribute, a)), None)
+        if inner is None:
+            break
+        attribute = getattr(attribute, inner)
+    return attribute
+
+
+def _patch(module_name: str, path: str, source: str, qualname: str) -> None:
+    """Put the mutated code of function ``qualname`` into the live function; clear every
+    lru_cache of the project (a cached answer of the unmutated code must not stand in)."""
+    code = _code_named(compile(source, path, "exec"), qualname)
+    holder = sys.modules[module_name]
+    *outer, name = qualname.split(".")
+    for part in outer:
+        holder = getattr(holder, part)
+    function = _function_of(holder, name)
+    if code is None or not isinstance(function, types.FunctionType):
+        raise LookupError(qualname)
+    function.__code__ = code
+    for module in [m for n, m in sys.modules.items() if n.split(".")[0] in PROJECT and m is not None]:
+        for value in list(vars(module).values()):
+            if isinstance(value, functools._lru_cache_wrapper):
+                value.cache_clear()
+
+
+UNPATCHABLE = 99  # the child's exit code when the function cannot be found: run the job fresh
 
 # The test database is made by this worker's first job for each database (new code since the
 # last run may have new migrations) and reused by every later job: a mutant changes code, never
@@ -71,6 +151,11 @@ for line in sys.stdin:
             os.environ["DATABASE_URL"] = job["database"]
         else:
             os.environ.pop("DATABASE_URL", None)
+        if job.get("patch"):
+            try:
+                _patch(**job["patch"])
+            except Exception:
+                os._exit(UNPATCHABLE)
         import pytest
 
         os._exit(int(pytest.main(job["args"], plugins=[FirstFailure()])))
@@ -78,14 +163,18 @@ for line in sys.stdin:
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            passed = os.waitstatus_to_exitcode(status) == 0
+            code = os.waitstatus_to_exitcode(status)
+            passed = code == 0
             break
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            passed = False
+            passed, code = False, None
             break
         time.sleep(0.02)
+    if code == UNPATCHABLE:
+        print(json.dumps({"unpatchable": True}), flush=True)
+        continue
     failed = ""
     if not passed and os.path.exists(failed_file):
         with open(failed_file) as recorded:
