@@ -195,11 +195,6 @@ class DashboardState:
         return self.period.running
 
     @property
-    def span(self) -> tuple[str, int]:
-        """The period's length in whole local-calendar units: (granularity code, how many)."""
-        return self.period.span
-
-    @property
     def previous_period(self) -> tuple[datetime, datetime]:
         """What the period is compared with: the same span just before it; for a running period,
         only the same elapsed part ("today to 02:59" vs "yesterday to 02:59")."""

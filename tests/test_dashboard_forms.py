@@ -487,3 +487,21 @@ def test_an_overlong_dimension_is_not_read(dim, notice):
     _, state = resolve(type="page_view", dim=dim, value="Google")
     assert state.dimension == ("" if notice else "source") and state.pages_ignored is False
     assert bool(state.notice) == notice
+
+
+@pytest.mark.parametrize(
+    "params, title",
+    [
+        ({}, "Page views"),
+        ({"identifier": "/pricing"}, "Page views of /pricing"),
+        ({"metric": "visitors"}, "Unique visitors"),
+        ({"metric": "visitors", "identifier": "/pricing"}, "Unique visitors of /pricing"),
+        ({"metric": "visits", "identifier": "/pricing"}, "Visits entering at /pricing"),
+        ({"metric": "bounce_rate", "identifier": "/pricing"}, "Bounce rate of visits entering at /pricing"),
+        ({"metric": "visit_duration", "dim": "source", "value": "Google"}, "Visit duration with Source: Google"),
+    ],
+)
+def test_the_chart_title_names_the_metric_and_what_it_is_of(params, title):
+    page_views = BeaconDefinition.objects.get(slug="page_view")
+    _, state = resolve(type=str(page_views.pk), **params)
+    assert state.chart_subject == title

@@ -171,10 +171,11 @@ def test_rows_by_definition_compare_both_periods_to_the_minute(page_view):
     record(page_view, "/a", utc(2026, 12, 2, 1, 59), 3)
     record(page_view, "/a", utc(2026, 12, 2, 2, 3), 1)  # today, in a minute row of the running hour
     record(page_view, "/a", utc(2026, 12, 2, 2, 5), 7)  # today's running minute: in the total only
+    record(page_view, "/b", utc(2026, 12, 1, 1))  # yesterday only
     rows = counters.identifiers_by_definition(
         site=SITE,
         definitions=[page_view],
-        identifiers=["/a"],
+        identifiers=["/a", "/b"],
         start=utc(2026, 12, 2),
         end=utc(2026, 12, 2, 3),
         previous_period=(utc(2026, 12, 1), utc(2026, 12, 1, 2, 5)),
@@ -183,6 +184,8 @@ def test_rows_by_definition_compare_both_periods_to_the_minute(page_view):
     )
     row = rows[(page_view.pk, "/a")]
     assert (row.count, row.compared, row.previous) == (11, 4, 2)
+    row = rows[(page_view.pk, "/b")]
+    assert (row.count, row.compared, row.previous) == (0, 0, 1)
 
 
 def test_totals_without_previous_data_has_no_change(page_view):
@@ -513,3 +516,18 @@ def test_first_counted_is_the_earliest_day_else_the_earliest_bucket_of_any_size(
 def test_a_counter_read_refuses_a_scope_that_is_not_a_column():
     with pytest.raises(ValueError, match="not a scope column: colour"):
         counters.Covering([], {"site_id": 1, "colour__in": ["red"]})
+
+
+def test_totals_by_definition_give_a_type_counted_nowhere_zeros_in_every_period(page_view, signup):
+    record(page_view, "/", utc(2026, 12, 1, 1))
+    record(page_view, "/", utc(2026, 12, 2, 1))
+    found = counters.totals_by_definition(
+        site=SITE,
+        definitions=[page_view, signup],
+        start=utc(2026, 12, 2),
+        end=utc(2026, 12, 2, 3),
+        previous_period=(utc(2026, 12, 1), utc(2026, 12, 1, 2)),
+        compared_end=utc(2026, 12, 2, 2),
+    )
+    assert (found[page_view.pk].current, found[page_view.pk].compared, found[page_view.pk].previous) == (1, 1, 1)
+    assert (found[signup.pk].current, found[signup.pk].compared, found[signup.pk].previous) == (0, 0, 0)

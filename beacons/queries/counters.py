@@ -672,7 +672,6 @@ def breakdown(
         previous_period=(compare.previous_start, compare.previous_end) if compare else None,
         compared_end=compare.current_end if compare else None,
         cut_granularity=compare.granularity if compare else G.HOUR,
-        order="count",
         limit=limit,
         dimension=dimension,
     )

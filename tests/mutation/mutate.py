@@ -264,6 +264,21 @@ def _span_of(mutant: Mutant, functions: list[FunctionSpan]) -> FunctionSpan | No
     return next((f for f in functions if f.first <= mutant.line <= f.last), None)
 
 
+def _lines_reading(path: str, line: int) -> set[int]:
+    """The lines of the module that read a name its module-level statement at ``line`` assigns
+    (a constant, a table of labels): their tests are the likely killers of a change there, so
+    they run first (the rest still run: another module may read the name)."""
+    tree = ast.parse((ROOT / path).read_text())
+    statement = next((s for s in tree.body if s.lineno <= line <= s.end_lineno), None)
+    if statement is None:
+        return set()
+    targets = getattr(statement, "targets", None) or [getattr(statement, "target", None)]
+    names = {n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return {
+        n.lineno for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in names
+    }
+
+
 def _called_at_import(path: str) -> set[str]:
     """Names the module's import calls: decorators, and calls in module-level statements, class
     bodies and argument defaults. Swapping such a function's code after import changes nothing
@@ -527,7 +542,12 @@ def run(paths: list[str], workers: int, tests: list[str] = ()) -> int:
                     return mutant, False
                 began = time.monotonic()
                 killer = killers.get((mutant.path, mutant.function))
-                ordered = sorted(tests, key=lambda t: (t != killer, trace.durations.get(t, 1.0)))
+                readers = (
+                    trace.tests_of(path, _lines_reading(path, mutant.line))
+                    if _span_of(mutant, functions) is None
+                    else set()
+                )
+                ordered = sorted(tests, key=lambda t: (t != killer, t not in readers, trace.durations.get(t, 1.0)))
                 timeout = 3 * sum(trace.durations.get(t, 1.0) for t in ordered) + 30
                 patch = _patch_of(mutant, functions, trace)
                 worker, tree = trees.get()
