@@ -9,6 +9,7 @@ the numbers that panel shows. Data comes only from ``beacons.queries``.
 linking to ``DashboardLinks``: the staff views here and the shared links' (``share_views``) call them.
 """
 
+import html
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -18,6 +19,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.html import conditional_escape
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
@@ -426,8 +428,9 @@ def _page_visitors(state: DashboardState, pages: list[str]) -> dict | None:
         return None
 
 
-def _views_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> tuple[list[dict], dict]:
-    """The busiest pages by the type's count, with share, change (with Compare) and visitors."""
+def _views_rows(state: DashboardState, reads: SharedReads, *, limit, offset, shown) -> tuple[list[dict], dict]:
+    """The busiest pages by the type's count, with share, change (with Compare) and visitors (of the
+    ``shown`` first only: None for all)."""
     comparison = state.kpi_comparison
     found = counters.identifiers_compared(
         site=state.site,
@@ -442,7 +445,7 @@ def _views_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> 
         offset=offset,
     )
     total = reads.total_of_all
-    people = _page_visitors(state, [row.identifier for row in found]) if state.counts_visitors else None
+    people = _page_visitors(state, [row.identifier for row in found[:shown]]) if state.counts_visitors else None
     rows = []
     for row in found:
         ratio = row.change_ratio
@@ -451,7 +454,7 @@ def _views_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> 
                 "identifier": row.identifier,
                 "count": row.count,
                 "share": round(100 * row.count / total, 1) if total else 0,
-                "visitors": people[row.identifier] if people is not None else None,
+                "visitors": people.get(row.identifier) if people is not None else None,
                 "previous": row.previous,
                 "change": row.change,
                 "change_percent": None if ratio is None else round(ratio * 100),
@@ -460,7 +463,7 @@ def _views_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> 
     return rows, {"total": total, "visitors_kept": people is not None}
 
 
-def _entry_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> tuple[list[dict], dict]:
+def _entry_rows(state: DashboardState, reads: SharedReads, *, limit, offset, shown) -> tuple[list[dict], dict]:
     """Entry pages by the visits that started on them, with those visits' bounce rate and duration."""
     found = visits.visits_by_entry(site=state.site, start=state.start, end=state.totals_end, limit=limit, offset=offset)
     rows = []
@@ -479,7 +482,7 @@ def _entry_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> 
     return rows, {}
 
 
-def _exit_rows(state: DashboardState, reads: SharedReads, *, limit, offset) -> tuple[list[dict], dict]:
+def _exit_rows(state: DashboardState, reads: SharedReads, *, limit, offset, shown) -> tuple[list[dict], dict]:
     """Exit pages by the visits that ended on them, with the share of the page's views that ended one."""
     found = visits.exits_by_page(
         site=state.site,
@@ -511,7 +514,10 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
         return {"top": None}
     size = state.rows
     offset = 0 if every_row else (state.page - 1) * size
-    found, extra = PAGE_TAB_ROWS[state.pages_tab](state, reads, limit=None if every_row else size + 1, offset=offset)
+    # One row more than shown says whether there is a next page.
+    found, extra = PAGE_TAB_ROWS[state.pages_tab](
+        state, reads, limit=None if every_row else size + 1, offset=offset, shown=None if every_row else size
+    )
     more = not every_row and len(found) > size
     rows = found if every_row else found[:size]
     for row in rows:
@@ -548,7 +554,7 @@ def top_panel(state: DashboardState, definitions, reads: SharedReads, *, every_r
 
 
 def _top_csv(state, context):
-    top = top_panel(state, None, SharedReads(state), every_row=True)["top"]
+    top = context["top"]
     rows = top["rows"]
     if state.pages_tab == "entry":
         header = ["entry page", "visits", "bounce rate (%)", "visit duration (seconds)"]
@@ -873,7 +879,7 @@ def dimension_breakdown_panel(name: str, state: DashboardState, reads: SharedRea
 
 def _breakdown_panel_csv(name: str):
     def rows(state, context):
-        panel = dimension_breakdown_panel(name, state, SharedReads(state), every_row=True)[name]
+        panel = context[name]
         country = panel["dimension"] == "country"
         header = [f"{state.definition.name}: {panel['label']}", *(["country"] if country else [])]
         people = panel.get("visitors_kept")
@@ -897,8 +903,8 @@ def _breakdown_panel_csv(name: str):
 
 
 def _breakdown_panel_view(name: str):
-    def panel(state: DashboardState, definitions, reads: SharedReads) -> dict:
-        return dimension_breakdown_panel(name, state, reads)
+    def panel(state: DashboardState, definitions, reads: SharedReads, *, every_row: bool = False) -> dict:
+        return dimension_breakdown_panel(name, state, reads, every_row=every_row)
 
     return panel
 
@@ -922,6 +928,8 @@ CSV_ROWS = {
     "visitors": _visitors_csv,
     **{name: _breakdown_panel_csv(name) for name in BREAKDOWN_PANELS},
 }
+# Panels whose CSV has every row, not the page of rows shown: read with ``every_row`` for it.
+CSV_EVERY_ROW = {"top", *BREAKDOWN_PANELS}
 
 
 # --- Views --------------------------------------------------------------------------------
@@ -980,8 +988,12 @@ def panel_response(request, *, name: str, site, panels: dict, links: DashboardLi
     if name not in panels:
         raise Http404("no such panel")
     definitions, form, state = _state_for_request(request, site=site, choices=False)
-    context = {"state": state, "links": links, "name": name, **panels[name](state, definitions, SharedReads(state))}
-    if request.GET.get("format") == "csv" and name in CSV_ROWS and context.get(name):
+    csv = request.GET.get("format") == "csv" and name in CSV_ROWS
+    # The CSV's rows are read once, all of them, instead of the page shown and then every row again.
+    every_row = {"every_row": True} if csv and name in CSV_EVERY_ROW else {}
+    context = {"state": state, "links": links, "name": name}
+    context |= panels[name](state, definitions, SharedReads(state), **every_row)
+    if csv and context.get(name):
         return csv_response(rows=CSV_ROWS[name](state, context), filename=f"beacons-{site.domain}-{name}.csv")
     return render(request, template or f"dashboard/index.html#{name}", context)
 
@@ -1010,7 +1022,7 @@ def data_table(headings: list[str], rows) -> dict:
     )
     body = "".join(
         "<tr>"
-        + "".join(f"<td{NUMBER_CLASS if is_number else ''}>{conditional_escape(text)}</td>" for text, is_number in row)
+        + "".join(f"<td{NUMBER_CLASS if is_number else ''}>{_cell_escape(text)}</td>" for text, is_number in row)
         + "</tr>"
         for row in cells
     )
@@ -1018,6 +1030,14 @@ def data_table(headings: list[str], rows) -> dict:
 
 
 NUMBER_CLASS = ' class="num"'
+
+
+def _cell_escape(text) -> str:
+    """``conditional_escape`` without its lazy-text wrapper, which cost more than the escaping in
+    a table of 720 rows: safe text as it is, any other escaped (Django's ``escape`` is ``html.escape``)."""
+    if isinstance(text, Promise):
+        text = str(text)
+    return text.__html__() if hasattr(text, "__html__") else html.escape(str(text))
 
 
 TYPE_SEARCH_LIMIT = 20  # types a type search answers with, however many match

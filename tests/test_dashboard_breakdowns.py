@@ -222,3 +222,12 @@ def test_breakdown_panels_run_a_pinned_number_of_queries(staff, visits, django_a
     # the visitors of the values of sources, devices and countries (3) and the Visitors panel (8).
     with django_assert_num_queries(30):
         staff.get(reverse("dashboard:index"), {"dim": "source", "value": "Google"})
+
+
+@pytest.mark.parametrize("name", ["sources", "countries"])
+def test_a_breakdown_csv_reads_its_rows_once(staff, visits, django_assert_num_queries, name):
+    # session, user, sites, registry; every value, the type's total, the values' visitors: as the
+    # panel, not the panel's page of rows and then every row again.
+    with django_assert_num_queries(7):
+        response = staff.get(reverse("dashboard:panel", args=[name]), {"format": "csv", "compare": "on"})
+    assert response["Content-Type"].startswith("text/csv")

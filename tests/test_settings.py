@@ -55,6 +55,20 @@ def test_a_key_from_the_environment_or_the_local_file_or_debug_starts(tmp_path, 
     assert "System check identified no issues" in result.stdout
 
 
+@pytest.mark.parametrize(
+    "workers,options",
+    [(None, "-c max_parallel_workers_per_gather=0"), ("2", "-c max_parallel_workers_per_gather=2"), ("-1", None)],
+)
+def test_postgresql_connections_plan_no_parallel_workers_unless_told(workers, options):
+    env = {"DEBUG": "1", "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"}
+    if workers is not None:
+        env["DATABASE_PARALLEL_WORKERS"] = workers
+    code = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'].get('options'))"
+    result = manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(options)  # after the shell's imports line
+
+
 def test_make_run_writes_a_random_local_key_once_and_git_ignores_it(tmp_path):
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo: \.secret-key migrate$", makefile, re.M)
