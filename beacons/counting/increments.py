@@ -12,14 +12,14 @@ never read-modify-write, so concurrent writers cannot lose counts.
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Protocol
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
 
 from django.db import connection, connections, transaction
 
-from beacons.counting.buckets import bucket_start, bucket_zone
+from beacons.counting.buckets import SiteZones, bucket_start
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity, Site
 
 # (site_id, definition_id, dimension, identifier or value, granularity, period_start as aware UTC datetime):
@@ -33,22 +33,29 @@ UPSERT_ROWS_PER_STATEMENT = 500  # keeps parameters (7 a row) under SQLite's 32,
 OTHER_VALUE = "(other)"  # what a dimension value beyond the day's cap counts as
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+_NO_DIMENSIONS: Mapping[str, str] = MappingProxyType({})
+
+
+class Hit(NamedTuple):
+    """What one accepted event (or one visit adjustment) counts. A named tuple: built in C, and a
+    request with visits builds several."""
+
     site_id: int
     definition_id: int
     granularities: tuple[str, ...]
     identifier: str
-    dimensions: Mapping[str, str] = field(default_factory=dict)  # dimension code -> value (never "")
+    dimensions: Mapping[str, str] = _NO_DIMENSIONS  # dimension code -> value (never "")
     dimension_granularities: tuple[str, ...] = ()  # where its dimension values count
     count: int = 1  # what it adds: a visit adjustment may add more than one, or take away (see ``aggregates_add``)
 
 
-@dataclass(frozen=True, slots=True)
-class DimensionValue:
+class DimensionValue(NamedTuple):
     """One dimension value of hits received in one second, counted in each of ``buckets`` unless
     the (site, definition, dimension, ``day``) already holds the most distinct values allowed:
-    then it counts as ``OTHER_VALUE``. ``day`` is the start of the day bucket it falls in."""
+    then it counts as ``OTHER_VALUE``. ``day`` is the start of the day bucket it falls in.
+
+    A named tuple: a request with visits makes ~30 of them and hashes each a few times, and a
+    tuple is built and hashed in C where a frozen dataclass runs Python code for both."""
 
     site_id: int
     definition_id: int
@@ -68,13 +75,13 @@ def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[Cou
     (their dimension values: ``dimension_values_for``)."""
     second = int(received_at.timestamp())
     increments: Counter[CounterKey] = Counter()
+    zones = SiteZones()
     for hit in hits:
-        buckets = bucket_starts_of_second(second, hit.granularities, bucket_zone(hit.site_id))
         increments_add_hits(
             increments,
             site_id=hit.site_id,
             definition_id=hit.definition_id,
-            buckets=buckets,
+            buckets=bucket_starts_of_second(second, hit.granularities, zones.of(hit.site_id)),
             hits={hit.identifier: hit.count},
         )
     return increments
@@ -85,14 +92,14 @@ def dimension_values_for(*, hits: Iterable[Hit], received_at: datetime) -> Count
     ``OTHER_VALUE`` itself are included (they pass the cap as they are)."""
     second = int(received_at.timestamp())
     values: Counter[DimensionValue] = Counter()
+    zones = SiteZones()
     for hit in hits:
         if not hit.dimensions or not hit.dimension_granularities:
             continue
-        zone = bucket_zone(hit.site_id)
-        buckets = bucket_starts_of_second(second, hit.dimension_granularities, zone)
-        day = bucket_starts_of_second(second, (Granularity.DAY,), zone)[0][1]
+        day, buckets = day_and_buckets_of_second(second, hit.dimension_granularities, zones.of(hit.site_id))
+        site_id, definition_id, n = hit.site_id, hit.definition_id, hit.count
         for dimension, value in hit.dimensions.items():
-            values[DimensionValue(hit.site_id, hit.definition_id, dimension, value, day, buckets)] += hit.count
+            values[DimensionValue(site_id, definition_id, dimension, value, day, buckets)] += n
     return values
 
 
@@ -135,6 +142,17 @@ def bucket_starts_of_second(second: int, granularities: tuple[str, ...], zone) -
     # Every request within one second shares its bucket starts: worth a cache on the hot path.
     moment = datetime.fromtimestamp(second, UTC)
     return tuple((granularity, bucket_start(moment, granularity, zone)) for granularity in granularities)
+
+
+@lru_cache(maxsize=256)
+def day_and_buckets_of_second(
+    second: int, granularities: tuple[str, ...], zone
+) -> tuple[datetime, tuple[tuple[str, datetime], ...]]:
+    """(start of the day bucket, bucket starts in ``granularities``) of a second: what a
+    ``DimensionValue`` of it holds."""
+    return bucket_start(datetime.fromtimestamp(second, UTC), Granularity.DAY, zone), bucket_starts_of_second(
+        second, granularities, zone
+    )
 
 
 def aggregates_add(*, increments: Mapping[CounterKey, int], using: str | None = None) -> int:

@@ -4,7 +4,8 @@ At most ``BEACONS_MAX_VALUES_PER_DIMENSION`` distinct values of one (site, defin
 dimension) count per day; a further value counts as ``OTHER_VALUE`` and is tallied in
 ``DroppedValues``. Without it, one script sending random property values fills the table.
 
-The redis sink checks its Redis set in the same script as the write (``sinks.RedisSink``).
+The redis sink checks its Redis set in the same script as the write (``sinks.RedisSink``), and
+remembers what the script admitted (``AdmittedValues``): a value is asked once per process and day.
 The direct and memory sinks ask a ``ValueCap``: it reads the values already stored for the
 day once (one query per (site, definition, dimension) and day, in each process), then keeps
 them in memory and adds what it admits. Processes that admit new values at the same moment
@@ -62,9 +63,16 @@ class ValueCap:
     def value_for(self, value: DimensionValue) -> str:
         """What ``value`` counts as: itself, or ``OTHER_VALUE`` beyond the day's cap. Asked again
         for a value already decided, the same answer (its visitors follow its counter)."""
-        if value.value == OTHER_VALUE or self._admitted(cap_key(value), value.value, values_limit()):
-            return value.value
-        return OTHER_VALUE
+        text = value.value
+        if text == OTHER_VALUE:
+            return text
+        key = cap_key(value)
+        # The hot path, a value admitted before: one dict and one set lookup, no lock. Sets only
+        # grow while their key lives, and a dict or set read is atomic under the GIL.
+        seen = self._seen.get(key)
+        if seen is not None and text in seen:
+            return text
+        return text if self._admitted(key, text, values_limit()) else OTHER_VALUE
 
     def _admitted(self, key: CapKey, value: str, limit: int) -> bool:
         with self._lock:
@@ -73,7 +81,7 @@ class ValueCap:
             stored = _stored_values(key, limit)  # outside the lock: one query, once a day per key
             with self._lock:
                 seen = self._seen.setdefault(key, stored)
-                self._forget_before(key[3])
+                _days_forget(self._seen, before=key[3])
         with self._lock:
             if value in seen:
                 return True
@@ -82,11 +90,34 @@ class ValueCap:
             seen.add(value)
             return True
 
-    def _forget_before(self, day: datetime) -> None:
-        # Yesterday stays (a hit of its last second may still arrive), older days go.
-        old = [key for key in self._seen if (day - key[3]).days > 1]
-        for key in old:
-            del self._seen[key]
+
+class AdmittedValues:
+    """Dimension values some cap admitted, remembered in this process: a value admitted for its day
+    stays admitted that day, so it need not be asked again. Lookups take no lock; days older than
+    the day before the newest one added are forgotten. Thread-safe."""
+
+    def __init__(self):
+        self._by_key: dict[CapKey, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, value: DimensionValue) -> bool:
+        seen = self._by_key.get(cap_key(value))  # a dict read and a set test are atomic under the GIL
+        return seen is not None and value.value in seen
+
+    def add(self, value: DimensionValue) -> None:
+        key = cap_key(value)
+        with self._lock:
+            seen = self._by_key.get(key)
+            if seen is None:
+                seen = self._by_key[key] = set()
+                _days_forget(self._by_key, before=key[3])
+            seen.add(value.value)
+
+
+def _days_forget(by_key: dict[CapKey, set[str]], *, before: datetime) -> None:
+    """Forget the values of days before ``before``'s previous day (a hit of its last second may still arrive)."""
+    for key in [key for key in by_key if (before - key[3]).days > 1]:
+        del by_key[key]
 
 
 def _stored_values(key: CapKey, limit: int) -> set[str]:
