@@ -70,12 +70,15 @@ class DimensionValue(NamedTuple):
         return [(self.site_id, self.definition_id, self.dimension, value, g, start) for g, start in self.buckets]
 
 
-def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[CounterKey]:
+def increments_for(
+    *, hits: Iterable[Hit], received_at: datetime, zones: SiteZones | None = None
+) -> Counter[CounterKey]:
     """Fold hits received at one moment into merged counter increments of the identifier axis
-    (their dimension values: ``dimension_values_for``)."""
+    (their dimension values: ``dimension_values_for``). ``zones``: the sites' zones as read for
+    this request, when the caller has them."""
     second = int(received_at.timestamp())
     increments: Counter[CounterKey] = Counter()
-    zones = SiteZones()
+    zones = zones or SiteZones()
     for hit in hits:
         increments_add_hits(
             increments,
@@ -87,19 +90,23 @@ def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[Cou
     return increments
 
 
-def dimension_values_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[DimensionValue]:
+def dimension_values_for(
+    *, hits: Iterable[Hit], received_at: datetime, zones: SiteZones | None = None
+) -> Counter[DimensionValue]:
     """The dimension values of hits received at one moment, merged: {value: hits}. Values of
     ``OTHER_VALUE`` itself are included (they pass the cap as they are)."""
     second = int(received_at.timestamp())
     values: Counter[DimensionValue] = Counter()
-    zones = SiteZones()
+    get = values.get
+    zones = zones or SiteZones()
     for hit in hits:
         if not hit.dimensions or not hit.dimension_granularities:
             continue
         day, buckets = day_and_buckets_of_second(second, hit.dimension_granularities, zones.of(hit.site_id))
         site_id, definition_id, n = hit.site_id, hit.definition_id, hit.count
-        for dimension, value in hit.dimensions.items():
-            values[DimensionValue(site_id, definition_id, dimension, value, day, buckets)] += n
+        for dimension, text in hit.dimensions.items():
+            value = DimensionValue(site_id, definition_id, dimension, text, day, buckets)
+            values[value] = get(value, 0) + n  # not +=: Counter's __missing__ is a Python call per new key
     return values
 
 
@@ -115,11 +122,14 @@ def increments_add_hits(
     ((granularity, bucket start) pairs): each identifier's counter gets its hits, and the ""
     total gets them all (hits without an identifier count only there)."""
     total = sum(hits.values())
+    get = increments.get  # not +=: Counter's __missing__ is a Python call per new key
     for granularity, start in buckets:
-        increments[(site_id, definition_id, "", "", granularity, start)] += total
+        key = (site_id, definition_id, "", "", granularity, start)
+        increments[key] = get(key, 0) + total
         for identifier, n in hits.items():
             if identifier:
-                increments[(site_id, definition_id, "", identifier, granularity, start)] += n
+                key = (site_id, definition_id, "", identifier, granularity, start)
+                increments[key] = get(key, 0) + n
 
 
 def increments_add_values(

@@ -266,6 +266,9 @@ class RedisSink:
         # One EVALSHA: one round trip, applied all or none, and half the client-side cost of
         # MULTI + n HINCRBY + EXEC in redis-py.
         self._count_script = self.client.register_script(_COUNT)
+        from hiredis import pack_command
+
+        self._pack = pack_command
         # Only one thread writes at a time (see add), so it owns one connection and talks to
         # it directly: redis-py's pool, retry and reply-callback layers cost ~70 µs of CPU
         # per call, as much as the rest of a request's counting.
@@ -336,20 +339,21 @@ class RedisSink:
         import redis
 
         if time.monotonic() >= self._skip_until:
-            plain = dict(increments)
+            plain = {field_encode(key): n for key, n in increments.items()}  # one field per key
             capped: list[tuple[DimensionValue, int]] = []
             admitted = self._admitted
             for value, n in values.items():
                 if value.value == OTHER_VALUE or value in admitted:  # nothing to cap, or decided: counts as it is
-                    for key in value.keys():
-                        plain[key] = plain.get(key, 0) + n
+                    site_id, definition_id, dimension, text, _, buckets = value
+                    for field in fields_encode(site_id, definition_id, dimension, text, buckets):
+                        plain[field] = plain.get(field, 0) + n
                 else:
                     capped.append((value, n))
             seen, capped_seen = _visitor_fields(visitors, admitted=admitted)
             keys = [self.live_key]
             args: list = [len(plain), values_limit(), VALUE_SET_SECONDS, len(seen)]
-            for key, n in plain.items():
-                args += (field_encode(key), n)
+            for pair in plain.items():
+                args += pair
             args += seen
             # A value's visitors go with its first counter entry; visitors of a value without one
             # (never from ingest) are an entry with no counter.
@@ -394,7 +398,9 @@ class RedisSink:
         connection = self._connection
         if connection is None:
             connection = self._connection = self.client.connection_pool.make_connection()
-        command = connection.pack_command("EVALSHA", self._count_script.sha, len(keys), *keys, *args)
+        # hiredis packs the whole command in one C call; redis-py's packer first walks every argument
+        # in Python (a request with breakdowns and visits has hundreds: ~20 % of its CPU).
+        command = [self._pack(("EVALSHA", self._count_script.sha, len(keys), *keys, *args))]
         try:
             for attempt in (1, 2):
                 connection.send_packed_command(command, check_health=False)

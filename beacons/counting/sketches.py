@@ -88,7 +88,9 @@ def visitors_resolve(visitors: Visitors, *, value_of: Callable[[DimensionValue],
     return keys
 
 
-def visitor_keys_for(*, hits: Iterable[Hit], received_at: datetime, visitor_key: str) -> Visitors:
+def visitor_keys_for(
+    *, hits: Iterable[Hit], received_at: datetime, visitor_key: str, zones: SiteZones | None = None
+) -> Visitors:
     """The sketch keys ``hits`` of one visitor update, with the visitor's token; nothing for a hit
     without a visitor (``visitor_key`` "": Do-Not-Track)."""
     visitors = Visitors()
@@ -96,7 +98,7 @@ def visitor_keys_for(*, hits: Iterable[Hit], received_at: datetime, visitor_key:
         return visitors
     token = visitor_token(visitor_key)
     second = int(received_at.timestamp())
-    zones = SiteZones()
+    zones = zones or SiteZones()
     for hit in hits:
         zone = zones.of(hit.site_id)
         total, per_value, per_dimension = _sketch_granularities(hit.granularities, hit.dimension_granularities)

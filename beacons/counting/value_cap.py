@@ -52,12 +52,13 @@ class ValueCap:
         and the hits that went to ``OTHER_VALUE`` per cap key."""
         increments: Counter[CounterKey] = Counter()
         over: Counter[CapKey] = Counter()
+        get = increments.get  # not +=: Counter's __missing__ is a Python call per new key
         for value, n in values.items():
             counted_as = self.value_for(value)
             if counted_as == OTHER_VALUE and value.value != OTHER_VALUE:
                 over[cap_key(value)] += n
             for key in value.keys(counted_as):
-                increments[key] += n
+                increments[key] = get(key, 0) + n
         return increments, over
 
     def value_for(self, value: DimensionValue) -> str:
