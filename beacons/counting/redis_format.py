@@ -53,6 +53,9 @@ def value_set_key(prefix: str, *, site_id: int, definition_id: int, dimension: s
     return f"{{{prefix}}}:values:{site_id}:{definition_id}:{dimension}:{int(day.timestamp())}"
 
 
+# Requests within a bucket write mostly the same fields (the same pages, browsers, countries):
+# the busiest are encoded once, the prefixes they share (site, type, bucket) too.
+@lru_cache(maxsize=16384)
 def field_encode(key: CounterKey) -> bytes:
     """The hash field of a counter key."""
     site_id, definition_id, dimension, identifier, granularity, start = key
@@ -61,18 +64,18 @@ def field_encode(key: CounterKey) -> bytes:
     )
 
 
+@lru_cache(maxsize=16384)
 def fields_encode(
     site_id: int, definition_id: int, dimension: str, identifier: str, buckets: tuple[tuple[str, datetime], ...]
-) -> list[bytes]:
+) -> tuple[bytes, ...]:
     """The hash fields of one identifier's (or dimension value's) counters in each of ``buckets``
     ((granularity, start) pairs): ``field_encode`` of each of its keys."""
-    return [
+    return tuple(
         (prefix + identifier).encode("utf-8", "surrogatepass")
         for prefix in _field_prefixes(site_id, definition_id, dimension, buckets)
-    ]
+    )
 
 
-# A request's fields share few prefixes (its site, types and buckets): each is formatted once.
 @lru_cache(maxsize=4096)
 def _field_prefix(site_id: int, definition_id: int, dimension: str, granularity: str, start: datetime) -> str:
     if dimension:

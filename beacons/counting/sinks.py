@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
@@ -444,7 +444,7 @@ def _visitor_fields(
     return seen, capped
 
 
-def _own_and_other_fields(value: DimensionValue) -> tuple[list[bytes], list[bytes]]:
+def _own_and_other_fields(value: DimensionValue) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
     """The fields of ``value``'s counters under its own value and under "(other)", bucket by bucket."""
     site_id, definition_id, dimension, text, _, buckets = value
     return (
@@ -453,7 +453,7 @@ def _own_and_other_fields(value: DimensionValue) -> tuple[list[bytes], list[byte
     )
 
 
-def _interleaved(own: list[bytes], other: list[bytes]) -> list[bytes]:
+def _interleaved(own: Sequence[bytes], other: Sequence[bytes]) -> list[bytes]:
     pairs: list[bytes] = []
     for pair in zip(own, other):
         pairs += pair

@@ -98,27 +98,34 @@ class AdmittedValues:
     the day before the newest one added are forgotten. Thread-safe."""
 
     def __init__(self):
-        self._by_key: dict[CapKey, set[str]] = {}
+        # (site_id, definition_id, dimension, value, day): a DimensionValue's first five fields,
+        # sliced in C, so a lookup is one set test.
+        self._values: set[tuple[int, int, str, str, datetime]] = set()
+        self._days: set[datetime] = set()
         self._lock = threading.Lock()
 
     def __contains__(self, value: DimensionValue) -> bool:
-        seen = self._by_key.get(cap_key(value))  # a dict read and a set test are atomic under the GIL
-        return seen is not None and value.value in seen
+        return value[:5] in self._values  # a set test is atomic under the GIL
 
     def add(self, value: DimensionValue) -> None:
-        key = cap_key(value)
         with self._lock:
-            seen = self._by_key.get(key)
-            if seen is None:
-                seen = self._by_key[key] = set()
-                _days_forget(self._by_key, before=key[3])
-            seen.add(value.value)
+            if value.day not in self._days:
+                self._days.add(value.day)
+                if not all(_day_kept(day, newest=value.day) for day in self._days):  # a new day: older ones go
+                    self._days = {day for day in self._days if _day_kept(day, newest=value.day)}
+                    self._values = {kept for kept in self._values if kept[4] in self._days}
+            self._values.add(value[:5])
 
 
 def _days_forget(by_key: dict[CapKey, set[str]], *, before: datetime) -> None:
-    """Forget the values of days before ``before``'s previous day (a hit of its last second may still arrive)."""
-    for key in [key for key in by_key if (before - key[3]).days > 1]:
+    for key in [key for key in by_key if not _day_kept(key[3], newest=before)]:
         del by_key[key]
+
+
+def _day_kept(day: datetime, *, newest: datetime) -> bool:
+    """Whether values of ``day`` are still remembered once ``newest`` is seen: the day before stays
+    (a hit of its last second may still arrive), older days go."""
+    return (newest - day).days <= 1
 
 
 def _stored_values(key: CapKey, limit: int) -> set[str]:
