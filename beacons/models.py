@@ -1,6 +1,7 @@
 """The data model: sites, event types (the registry), counters, single events, error groups, salts, drain batches, API keys, shared links."""
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -294,28 +295,44 @@ class BeaconDefinition(models.Model):
     def __str__(self) -> str:
         return self.name or self.slug
 
+    # Read for every hit (twice or more): each is worked out once per distinct stored text.
     @property
     def granularity_codes(self) -> list[str]:
-        codes = set(granularities_split(self.granularities))
-        return [code for code in GRANULARITY_ORDER if code in codes]
+        return list(_granularity_codes(self.granularities))
 
     @property
     def dimension_granularity_codes(self) -> list[str]:
         """Where its dimension values count: the day, month and year it keeps, and the hour when asked."""
-        wanted = {Granularity.DAY, Granularity.MONTH, Granularity.YEAR}
-        if self.dimensions_by_hour:
-            wanted.add(Granularity.HOUR)
-        return [code for code in self.granularity_codes if code in wanted]
+        return list(_dimension_granularity_codes(self.granularities, self.dimensions_by_hour))
 
     @property
     def dimension_codes(self) -> list[str]:
         """The dimensions it keeps counters for: the built-in ones ticked, then ``prop:<key>`` per property."""
-        from beacons.dimensions import BUILT_IN, property_dimension
+        return list(_dimension_codes(self.dimensions, self.property_keys))
 
-        ticked = set(dimensions_split(self.dimensions))
-        return [code for code in BUILT_IN if code in ticked] + [
-            property_dimension(key) for key in dimensions_split(self.property_keys)
-        ]
+
+@lru_cache(maxsize=256)
+def _granularity_codes(granularities: str) -> tuple[str, ...]:
+    codes = set(granularities_split(granularities))
+    return tuple(code for code in GRANULARITY_ORDER if code in codes)
+
+
+@lru_cache(maxsize=256)
+def _dimension_granularity_codes(granularities: str, by_hour: bool) -> tuple[str, ...]:
+    wanted = {Granularity.DAY, Granularity.MONTH, Granularity.YEAR}
+    if by_hour:
+        wanted.add(Granularity.HOUR)
+    return tuple(code for code in _granularity_codes(granularities) if code in wanted)
+
+
+@lru_cache(maxsize=256)
+def _dimension_codes(dimensions: str, property_keys: str) -> tuple[str, ...]:
+    from beacons.dimensions import BUILT_IN, property_dimension
+
+    ticked = set(dimensions_split(dimensions))
+    return tuple(code for code in BUILT_IN if code in ticked) + tuple(
+        property_dimension(key) for key in dimensions_split(property_keys)
+    )
 
 
 DIMENSION_MAX_LENGTH = 40  # "prop:" and a property key of at most 32 characters, with room to spare

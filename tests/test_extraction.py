@@ -423,6 +423,12 @@ def test_a_number_too_long_to_print_is_left_out_without_printing_it():
     assert property_value(10**5000) is None  # str() refuses more than 4300 digits
 
 
+def test_every_character_clean_text_removes_or_replaces_is_unprintable():
+    # clean_text leaves printable text to strip() alone: a printable character in either pattern would pass uncleaned
+    assert [c for c in map(chr, range(0x110000)) if c.isprintable() and extraction._INVISIBLE.search(c)] == []
+    assert [c for c in map(chr, range(0x110000)) if c.isprintable() and extraction._LINE_BREAKS.search(c)] == []
+
+
 def test_clean_text_works_on_at_most_four_times_its_limit():
     assert clean_text("\x00" * 40 + "tail", limit=10) == ""
     assert clean_text("\x00" * 39 + "tail", limit=10) == "t"

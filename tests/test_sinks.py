@@ -9,8 +9,15 @@ from django.db import OperationalError
 from django.db.models import Sum
 
 from beacons.counting import sinks
-from beacons.counting.redis_format import counter_rows, field_decode, field_encode, live_and_pending_keys
+from beacons.counting.redis_format import (
+    counter_rows,
+    field_decode,
+    field_encode,
+    live_and_pending_keys,
+    visitor_tokens,
+)
 from beacons.counting.sinks import get_sink, sinks_flush
+from beacons.counting.sketches import Visitors
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
 
 pytestmark = pytest.mark.django_db
@@ -271,6 +278,16 @@ def test_a_failed_combined_write_fails_every_request_in_it(settings, redis_prefi
     assert outcomes[keys[0]] == "written"
     assert [outcomes[key] for key in keys[1:]] == ["failed"] * 3  # none of them may answer 204
     assert [sink.client.hget(live, field_encode(key)) for key in keys[1:]] == [None] * 3
+
+
+@pytest.mark.redis
+def test_redis_sink_writes_every_visitor_of_a_write_larger_than_one_hset(settings, redis_prefix):
+    settings.BEACONS_SINK = "redis"
+    key = (1, 1, "", "", Granularity.DAY, datetime(2026, 1, 1, tzinfo=UTC))
+    tokens = set(range(2 * sinks.VISITOR_FIELDS_PER_HSET + 500))
+    get_sink().add({key: 1}, visitors=Visitors(keys={key: tokens}))
+    live, _ = live_and_pending_keys(redis_prefix)
+    assert visitor_tokens(f for f in get_sink().client.hkeys(live) if f.startswith(b"~")) == {key: tokens}
 
 
 @pytest.mark.redis

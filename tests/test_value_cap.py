@@ -8,7 +8,7 @@ from django.db.models import Sum
 from beacons.counting.drain import drain_pass
 from beacons.counting.increments import OTHER_VALUE, DimensionValue, Hit, dimension_values_for
 from beacons.counting.sinks import RedisSink, sinks_reset
-from beacons.counting.value_cap import ValueCap
+from beacons.counting.value_cap import AdmittedValues, ValueCap
 from beacons.models import BeaconAggregate, BeaconDefinition, DroppedValues, Granularity
 
 from .conftest import first_site
@@ -92,6 +92,37 @@ def test_two_processes_share_one_cap_through_redis(send, redis_sink, signup, set
     send_plans(send, ["f", "a"])
     drain_pass()
     assert day_values(signup) == {"a": 2, "b": 1, "c": 1, OTHER_VALUE: 3}
+
+
+@pytest.mark.redis
+def test_the_redis_sink_asks_the_set_once_for_a_value_it_saw_admitted(send, redis_sink, signup, settings, monkeypatch):
+    settings.BEACONS_MAX_VALUES_PER_DIMENSION = 2
+    send_plans(send, ["a", "b"])
+    sink = RedisSink(url=settings.BEACONS_REDIS_URL, prefix=settings.BEACONS_REDIS_PREFIX)
+    asked = []
+    original = sink._count
+    monkeypatch.setattr(sink, "_count", lambda keys, args: (asked.append(len(keys) - 1), original(keys, args))[1])
+    hits = [Hit(first_site().pk, signup.pk, (), "", {"prop:plan": plan}, (G.DAY,)) for plan in ("a", "c")]
+    for _ in range(2):
+        sink.add({}, dimension_values_for(hits=hits, received_at=datetime.now(UTC)))
+    sink.close()
+    assert asked == [2, 1]  # then "a" is known admitted; "c", refused, is asked again
+    drain_pass()
+    assert day_values(signup) == {"a": 3, "b": 1, OTHER_VALUE: 2}
+
+
+def test_admitted_values_are_remembered_for_their_day_and_the_next_only():
+    admitted = AdmittedValues()
+    day = datetime(2026, 3, 14, tzinfo=UTC)
+
+    def firefox(on):
+        return DimensionValue(1, 2, "browser", "Firefox", on, ((G.DAY, on),))
+
+    admitted.add(firefox(day))
+    admitted.add(DimensionValue(1, 2, "browser", "Safari", day + timedelta(days=1), ()))
+    assert firefox(day) in admitted and firefox(day + timedelta(days=1)) not in admitted
+    admitted.add(DimensionValue(1, 2, "browser", "Safari", day + timedelta(days=2), ()))
+    assert firefox(day) not in admitted
 
 
 def test_the_cap_counts_each_day_apart(settings):

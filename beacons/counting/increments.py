@@ -12,14 +12,14 @@ never read-modify-write, so concurrent writers cannot lose counts.
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Protocol
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
 
 from django.db import connection, connections, transaction
 
-from beacons.counting.buckets import bucket_start, bucket_zone
+from beacons.counting.buckets import SiteZones, bucket_start
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity, Site
 
 # (site_id, definition_id, dimension, identifier or value, granularity, period_start as aware UTC datetime):
@@ -33,22 +33,30 @@ UPSERT_ROWS_PER_STATEMENT = 500  # keeps parameters (7 a row) under SQLite's 32,
 OTHER_VALUE = "(other)"  # what a dimension value beyond the day's cap counts as
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+_NO_DIMENSIONS: Mapping[str, str] = MappingProxyType({})
+
+
+class Hit(NamedTuple):
+    """What one accepted event (or one visit adjustment) counts. A named tuple: a frozen dataclass
+    costs several times as much to build (one ``object.__setattr__`` per field), and a request
+    with visits builds several."""
+
     site_id: int
     definition_id: int
     granularities: tuple[str, ...]
     identifier: str
-    dimensions: Mapping[str, str] = field(default_factory=dict)  # dimension code -> value (never "")
+    dimensions: Mapping[str, str] = _NO_DIMENSIONS  # dimension code -> value (never "")
     dimension_granularities: tuple[str, ...] = ()  # where its dimension values count
     count: int = 1  # what it adds: a visit adjustment may add more than one, or take away (see ``aggregates_add``)
 
 
-@dataclass(frozen=True, slots=True)
-class DimensionValue:
+class DimensionValue(NamedTuple):
     """One dimension value of hits received in one second, counted in each of ``buckets`` unless
     the (site, definition, dimension, ``day``) already holds the most distinct values allowed:
-    then it counts as ``OTHER_VALUE``. ``day`` is the start of the day bucket it falls in."""
+    then it counts as ``OTHER_VALUE``. ``day`` is the start of the day bucket it falls in.
+
+    A named tuple: a request with visits makes ~30 of them and hashes each a few times; a tuple
+    hashes in C, where a frozen dataclass runs Python code to build and to hash."""
 
     site_id: int
     definition_id: int
@@ -63,36 +71,43 @@ class DimensionValue:
         return [(self.site_id, self.definition_id, self.dimension, value, g, start) for g, start in self.buckets]
 
 
-def increments_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[CounterKey]:
+def increments_for(
+    *, hits: Iterable[Hit], received_at: datetime, zones: SiteZones | None = None
+) -> Counter[CounterKey]:
     """Fold hits received at one moment into merged counter increments of the identifier axis
-    (their dimension values: ``dimension_values_for``)."""
+    (their dimension values: ``dimension_values_for``). ``zones``: the sites' zones as read for
+    this request, when the caller has them."""
     second = int(received_at.timestamp())
     increments: Counter[CounterKey] = Counter()
+    zones = zones or SiteZones()
     for hit in hits:
-        buckets = bucket_starts_of_second(second, hit.granularities, bucket_zone(hit.site_id))
         increments_add_hits(
             increments,
             site_id=hit.site_id,
             definition_id=hit.definition_id,
-            buckets=buckets,
+            buckets=bucket_starts_of_second(second, hit.granularities, zones.of(hit.site_id)),
             hits={hit.identifier: hit.count},
         )
     return increments
 
 
-def dimension_values_for(*, hits: Iterable[Hit], received_at: datetime) -> Counter[DimensionValue]:
+def dimension_values_for(
+    *, hits: Iterable[Hit], received_at: datetime, zones: SiteZones | None = None
+) -> Counter[DimensionValue]:
     """The dimension values of hits received at one moment, merged: {value: hits}. Values of
     ``OTHER_VALUE`` itself are included (they pass the cap as they are)."""
     second = int(received_at.timestamp())
     values: Counter[DimensionValue] = Counter()
+    get = values.get
+    zones = zones or SiteZones()
     for hit in hits:
         if not hit.dimensions or not hit.dimension_granularities:
             continue
-        zone = bucket_zone(hit.site_id)
-        buckets = bucket_starts_of_second(second, hit.dimension_granularities, zone)
-        day = bucket_starts_of_second(second, (Granularity.DAY,), zone)[0][1]
-        for dimension, value in hit.dimensions.items():
-            values[DimensionValue(hit.site_id, hit.definition_id, dimension, value, day, buckets)] += hit.count
+        day, buckets = day_and_buckets_of_second(second, hit.dimension_granularities, zones.of(hit.site_id))
+        site_id, definition_id, n = hit.site_id, hit.definition_id, hit.count
+        for dimension, text in hit.dimensions.items():
+            value = DimensionValue(site_id, definition_id, dimension, text, day, buckets)
+            values[value] = get(value, 0) + n  # not +=: Counter's __missing__ is a Python call per new key
     return values
 
 
@@ -108,11 +123,14 @@ def increments_add_hits(
     ((granularity, bucket start) pairs): each identifier's counter gets its hits, and the ""
     total gets them all (hits without an identifier count only there)."""
     total = sum(hits.values())
+    get = increments.get  # not +=: Counter's __missing__ is a Python call per new key
     for granularity, start in buckets:
-        increments[(site_id, definition_id, "", "", granularity, start)] += total
+        key = (site_id, definition_id, "", "", granularity, start)
+        increments[key] = get(key, 0) + total
         for identifier, n in hits.items():
             if identifier:
-                increments[(site_id, definition_id, "", identifier, granularity, start)] += n
+                key = (site_id, definition_id, "", identifier, granularity, start)
+                increments[key] = get(key, 0) + n
 
 
 def increments_add_values(
@@ -135,6 +153,17 @@ def bucket_starts_of_second(second: int, granularities: tuple[str, ...], zone) -
     # Every request within one second shares its bucket starts: worth a cache on the hot path.
     moment = datetime.fromtimestamp(second, UTC)
     return tuple((granularity, bucket_start(moment, granularity, zone)) for granularity in granularities)
+
+
+@lru_cache(maxsize=256)
+def day_and_buckets_of_second(
+    second: int, granularities: tuple[str, ...], zone
+) -> tuple[datetime, tuple[tuple[str, datetime], ...]]:
+    """(start of the day bucket, bucket starts in ``granularities``) of a second: what a
+    ``DimensionValue`` of it holds."""
+    return bucket_start(datetime.fromtimestamp(second, UTC), Granularity.DAY, zone), bucket_starts_of_second(
+        second, granularities, zone
+    )
 
 
 def aggregates_add(*, increments: Mapping[CounterKey, int], using: str | None = None) -> int:

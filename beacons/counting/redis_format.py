@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import chain, repeat
 
 from beacons.counting.increments import CounterKey, CounterRow
@@ -52,14 +53,41 @@ def value_set_key(prefix: str, *, site_id: int, definition_id: int, dimension: s
     return f"{{{prefix}}}:values:{site_id}:{definition_id}:{dimension}:{int(day.timestamp())}"
 
 
+# Requests within a bucket write mostly the same fields (the same pages, browsers, countries):
+# the busiest are encoded once, the prefixes they share (site, type, bucket) too.
+@lru_cache(maxsize=16384)
 def field_encode(key: CounterKey) -> bytes:
     """The hash field of a counter key."""
     site_id, definition_id, dimension, identifier, granularity, start = key
-    if dimension:
-        granularity = f"{granularity}{_DIMENSION_SEPARATOR}{dimension}"
-    return f"{site_id}|{definition_id}|{granularity}|{int(start.timestamp())}|{identifier}".encode(
+    return (_field_prefix(site_id, definition_id, dimension, granularity, start) + identifier).encode(
         "utf-8", "surrogatepass"
     )
+
+
+@lru_cache(maxsize=16384)
+def fields_encode(
+    site_id: int, definition_id: int, dimension: str, identifier: str, buckets: tuple[tuple[str, datetime], ...]
+) -> tuple[bytes, ...]:
+    """The hash fields of one identifier's (or dimension value's) counters in each of ``buckets``
+    ((granularity, start) pairs): ``field_encode`` of each of its keys."""
+    return tuple(
+        (prefix + identifier).encode("utf-8", "surrogatepass")
+        for prefix in _field_prefixes(site_id, definition_id, dimension, buckets)
+    )
+
+
+@lru_cache(maxsize=4096)
+def _field_prefix(site_id: int, definition_id: int, dimension: str, granularity: str, start: datetime) -> str:
+    if dimension:
+        granularity = f"{granularity}{_DIMENSION_SEPARATOR}{dimension}"
+    return f"{site_id}|{definition_id}|{granularity}|{int(start.timestamp())}|"
+
+
+@lru_cache(maxsize=1024)
+def _field_prefixes(
+    site_id: int, definition_id: int, dimension: str, buckets: tuple[tuple[str, datetime], ...]
+) -> tuple[str, ...]:
+    return tuple(_field_prefix(site_id, definition_id, dimension, granularity, start) for granularity, start in buckets)
 
 
 def field_decode(field: bytes, n: bytes | int) -> CounterRow:
@@ -73,7 +101,13 @@ def field_decode(field: bytes, n: bytes | int) -> CounterRow:
 
 def visitor_field_encode(key: CounterKey, token: int) -> bytes:
     """The hash field saying the visitor ``token`` is in the sketch of ``key``."""
-    return b"~%016x|" % (token + _TOKEN_OFFSET) + field_encode(key)
+    return visitor_fields_encode([field_encode(key)], token)[0]
+
+
+def visitor_fields_encode(fields: Iterable[bytes], token: int) -> list[bytes]:
+    """The hash fields saying the visitor ``token`` is in the sketch of each counter field of ``fields``."""
+    mark = b"~%016x|" % (token + _TOKEN_OFFSET)
+    return [mark + field for field in fields]
 
 
 def visitor_field_decode(field: bytes) -> tuple[CounterKey, int]:

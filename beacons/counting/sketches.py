@@ -24,12 +24,19 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import datasketches
 from django.db import connection
 
-from beacons.counting.buckets import bucket_zone
-from beacons.counting.increments import CounterKey, DimensionValue, Hit, bucket_starts_of_second
+from beacons.counting.buckets import SiteZones
+from beacons.counting.increments import (
+    CounterKey,
+    DimensionValue,
+    Hit,
+    bucket_starts_of_second,
+    day_and_buckets_of_second,
+)
 from beacons.models import BeaconDefinition, Granularity, Site, VisitorSketch
 
 G = Granularity
@@ -81,7 +88,9 @@ def visitors_resolve(visitors: Visitors, *, value_of: Callable[[DimensionValue],
     return keys
 
 
-def visitor_keys_for(*, hits: Iterable[Hit], received_at: datetime, visitor_key: str) -> Visitors:
+def visitor_keys_for(
+    *, hits: Iterable[Hit], received_at: datetime, visitor_key: str, zones: SiteZones | None = None
+) -> Visitors:
     """The sketch keys ``hits`` of one visitor update, with the visitor's token; nothing for a hit
     without a visitor (``visitor_key`` "": Do-Not-Track)."""
     visitors = Visitors()
@@ -89,24 +98,34 @@ def visitor_keys_for(*, hits: Iterable[Hit], received_at: datetime, visitor_key:
         return visitors
     token = visitor_token(visitor_key)
     second = int(received_at.timestamp())
+    zones = zones or SiteZones()
     for hit in hits:
-        zone = bucket_zone(hit.site_id)
-        total = [g for g in TOTAL_GRANULARITIES if g in hit.granularities]
-        for granularity, start in bucket_starts_of_second(second, tuple(total), zone):
+        zone = zones.of(hit.site_id)
+        total, per_value, per_dimension = _sketch_granularities(hit.granularities, hit.dimension_granularities)
+        for granularity, start in bucket_starts_of_second(second, total, zone):
             visitors.keys.setdefault((hit.site_id, hit.definition_id, "", "", granularity, start), set()).add(token)
         if hit.identifier:
-            per_value = tuple(g for g in VALUE_GRANULARITIES if g in hit.granularities)
             for granularity, start in bucket_starts_of_second(second, per_value, zone):
                 key = (hit.site_id, hit.definition_id, "", hit.identifier, granularity, start)
                 visitors.keys.setdefault(key, set()).add(token)
-        per_dimension = tuple(g for g in VALUE_GRANULARITIES if g in hit.dimension_granularities)
         if hit.dimensions and per_dimension:
-            buckets = bucket_starts_of_second(second, per_dimension, zone)
-            day = bucket_starts_of_second(second, (G.DAY,), zone)[0][1]
+            day, buckets = day_and_buckets_of_second(second, per_dimension, zone)
             for dimension, value in hit.dimensions.items():
                 dimension_value = DimensionValue(hit.site_id, hit.definition_id, dimension, value, day, buckets)
                 visitors.values.setdefault(dimension_value, set()).add(token)
     return visitors
+
+
+@lru_cache(maxsize=64)
+def _sketch_granularities(
+    granularities: tuple[str, ...], dimension_granularities: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Of the granularities a hit keeps: those of its site total's sketch, its identifier's, its dimension values'."""
+    return (
+        tuple(g for g in TOTAL_GRANULARITIES if g in granularities),
+        tuple(g for g in VALUE_GRANULARITIES if g in granularities),
+        tuple(g for g in VALUE_GRANULARITIES if g in dimension_granularities),
+    )
 
 
 # --- the sketch --------------------------------------------------------------------------------

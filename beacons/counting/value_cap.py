@@ -4,7 +4,8 @@ At most ``BEACONS_MAX_VALUES_PER_DIMENSION`` distinct values of one (site, defin
 dimension) count per day; a further value counts as ``OTHER_VALUE`` and is tallied in
 ``DroppedValues``. Without it, one script sending random property values fills the table.
 
-The redis sink checks its Redis set in the same script as the write (``sinks.RedisSink``).
+The redis sink checks its Redis set in the same script as the write (``sinks.RedisSink``), and
+remembers what the script admitted (``AdmittedValues``): a value is asked once per process and day.
 The direct and memory sinks ask a ``ValueCap``: it reads the values already stored for the
 day once (one query per (site, definition, dimension) and day, in each process), then keeps
 them in memory and adds what it admits. Processes that admit new values at the same moment
@@ -51,20 +52,28 @@ class ValueCap:
         and the hits that went to ``OTHER_VALUE`` per cap key."""
         increments: Counter[CounterKey] = Counter()
         over: Counter[CapKey] = Counter()
+        get = increments.get  # not +=: Counter's __missing__ is a Python call per new key
         for value, n in values.items():
             counted_as = self.value_for(value)
             if counted_as == OTHER_VALUE and value.value != OTHER_VALUE:
                 over[cap_key(value)] += n
             for key in value.keys(counted_as):
-                increments[key] += n
+                increments[key] = get(key, 0) + n
         return increments, over
 
     def value_for(self, value: DimensionValue) -> str:
         """What ``value`` counts as: itself, or ``OTHER_VALUE`` beyond the day's cap. Asked again
         for a value already decided, the same answer (its visitors follow its counter)."""
-        if value.value == OTHER_VALUE or self._admitted(cap_key(value), value.value, values_limit()):
-            return value.value
-        return OTHER_VALUE
+        text = value.value
+        if text == OTHER_VALUE:
+            return text
+        key = cap_key(value)
+        # The hot path, a value admitted before: one dict and one set lookup, no lock. Sets only
+        # grow while their key lives, and a dict or set read is atomic under the GIL.
+        seen = self._seen.get(key)
+        if seen is not None and text in seen:
+            return text
+        return text if self._admitted(key, text, values_limit()) else OTHER_VALUE
 
     def _admitted(self, key: CapKey, value: str, limit: int) -> bool:
         with self._lock:
@@ -73,7 +82,7 @@ class ValueCap:
             stored = _stored_values(key, limit)  # outside the lock: one query, once a day per key
             with self._lock:
                 seen = self._seen.setdefault(key, stored)
-                self._forget_before(key[3])
+                _days_forget(self._seen, before=key[3])
         with self._lock:
             if value in seen:
                 return True
@@ -82,11 +91,41 @@ class ValueCap:
             seen.add(value)
             return True
 
-    def _forget_before(self, day: datetime) -> None:
-        # Yesterday stays (a hit of its last second may still arrive), older days go.
-        old = [key for key in self._seen if (day - key[3]).days > 1]
-        for key in old:
-            del self._seen[key]
+
+class AdmittedValues:
+    """Dimension values some cap admitted, remembered in this process: a value admitted for its day
+    stays admitted that day, so it need not be asked again. Lookups take no lock; days older than
+    the day before the newest one added are forgotten. Thread-safe."""
+
+    def __init__(self):
+        # (site_id, definition_id, dimension, value, day): a DimensionValue's first five fields,
+        # sliced in C, so a lookup is one set test.
+        self._values: set[tuple[int, int, str, str, datetime]] = set()
+        self._days: set[datetime] = set()
+        self._lock = threading.Lock()
+
+    def __contains__(self, value: DimensionValue) -> bool:
+        return value[:5] in self._values  # a set test is atomic under the GIL
+
+    def add(self, value: DimensionValue) -> None:
+        with self._lock:
+            if value.day not in self._days:
+                self._days.add(value.day)
+                if not all(_day_kept(day, newest=value.day) for day in self._days):  # a new day: older ones go
+                    self._days = {day for day in self._days if _day_kept(day, newest=value.day)}
+                    self._values = {kept for kept in self._values if kept[4] in self._days}
+            self._values.add(value[:5])
+
+
+def _days_forget(by_key: dict[CapKey, set[str]], *, before: datetime) -> None:
+    for key in [key for key in by_key if not _day_kept(key[3], newest=before)]:
+        del by_key[key]
+
+
+def _day_kept(day: datetime, *, newest: datetime) -> bool:
+    """Whether values of ``day`` are still remembered once ``newest`` is seen: the day before stays
+    (a hit of its last second may still arrive), older days go."""
+    return (newest - day).days <= 1
 
 
 def _stored_values(key: CapKey, limit: int) -> set[str]:

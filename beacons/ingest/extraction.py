@@ -46,8 +46,10 @@ _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\xad\ud800-\udfff\u200b\u200e\u200f\
 def clean_text(raw: str, *, limit: int = VALUE_MAX_LENGTH) -> str:
     """``raw`` trimmed, line breaks and tabs as single spaces, other control characters (and
     lone surrogates, bidi overrides) removed, cut to ``limit`` characters."""
-    text = _LINE_BREAKS.sub(" ", raw[: limit * 4])  # bound the work; removals rarely shrink text 4×
-    return _INVISIBLE.sub("", text).strip()[:limit].rstrip()
+    text = raw[: limit * 4]  # bound the work; removals rarely shrink text 4×
+    if not text.isprintable():  # every character either pattern matches is unprintable: most text skips both
+        text = _INVISIBLE.sub("", _LINE_BREAKS.sub(" ", text))
+    return text.strip()[:limit].rstrip()
 
 
 def property_value(raw: object) -> str | None:
@@ -77,8 +79,11 @@ def campaign_of(page_url: str) -> dict[str, str]:
     """The campaign parameters (``CAMPAIGN_PARAMETERS``) of a page URL's query, each clean
     text; a parameter absent or blank is left out. The first of repeated parameters wins, as
     ``URLSearchParams.get`` reads it in the browser."""
+    page_url = page_url[:PAGE_URL_MAX_LENGTH]
+    if "?" not in page_url:  # no query: most page views, spared the parse
+        return {}
     try:
-        query = urlsplit(page_url[:PAGE_URL_MAX_LENGTH]).query
+        query = urlsplit(page_url).query
     except ValueError:  # a malformed IPv6 host: "http://[::1/?utm_source=x"
         return {}
     found: dict[str, str] = {}

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
+from beacons.counting.buckets import SiteZones
 from beacons.counting.increments import Hit, dimension_values_for, increments_for
 from beacons.counting.sinks import get_sink
 from beacons.counting.sketches import Visitors, visitor_keys_for
@@ -164,8 +165,9 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
             except DB_UNREACHABLE as exc:  # back-pressure: the counts are kept, single events go first
                 outage_warning("%d single event(s) dropped, database unreachable: %s", len(raw), exc)
         if hits:
-            increments = increments_for(hits=hits, received_at=context.received_at)
-            values = dimension_values_for(hits=hits, received_at=context.received_at)
+            zones = SiteZones()  # the site's zone, read once for the request
+            increments = increments_for(hits=hits, received_at=context.received_at, zones=zones)
+            values = dimension_values_for(hits=hits, received_at=context.received_at, zones=zones)
             # Visits (beacons.ingest.sessions): adjustments of the visitor's visit, in the same sink call.
             page_views = [hit for hit in hits if hit.definition_id in page_view_ids]
             if page_views:
@@ -176,8 +178,9 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
                     received_at=context.received_at,
                     increments=increments,
                     values=values,
+                    zones=zones,
                 )
-            get_sink().add(increments, values, _visitors_of(hits=hits, context=context))
+            get_sink().add(increments, values, _visitors_of(hits=hits, context=context, zones=zones))
     except BaseException:
         if claimed:
             _dedupe_release(keys=claimed)
@@ -191,9 +194,9 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
     return len(hits)
 
 
-def _visitors_of(*, hits: list[Hit], context: RequestContext) -> Visitors:
+def _visitors_of(*, hits: list[Hit], context: RequestContext, zones: SiteZones) -> Visitors:
     """The sketch keys the hits' visitor counts in (none for an untracked visitor): unique visitors."""
-    return visitor_keys_for(hits=hits, received_at=context.received_at, visitor_key=context.visitor_key)
+    return visitor_keys_for(hits=hits, received_at=context.received_at, visitor_key=context.visitor_key, zones=zones)
 
 
 def raw_events_keep(*, events: list[BeaconEvent], definitions: dict[str, BeaconDefinition]) -> None:

@@ -43,6 +43,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.cache import cache
 
+from beacons.counting.buckets import SiteZones
 from beacons.counting.increments import CounterKey, DimensionValue, Hit, dimension_values_for, increments_for
 from beacons.logs import outage_warning
 from beacons.models import FINE_GRANULARITIES, BeaconDefinition
@@ -65,6 +66,7 @@ def visits_adjust(
     received_at: datetime,
     increments: Counter[CounterKey],
     values: Counter[DimensionValue],
+    zones: SiteZones | None = None,
 ) -> int:
     """Fold the page views of one request (one visitor, in order) into its visit and add the
     adjustments to ``increments`` and ``values`` (the request's, written in the same sink call).
@@ -105,7 +107,7 @@ def visits_adjust(
     except Exception as exc:  # a cache that is down: page views count, their visits do not
         outage_warning("visits not counted, cache unreachable: %s", exc)
         return 0
-    _adjustments_add(adjustments, increments=increments, values=values)
+    _adjustments_add(adjustments, increments=increments, values=values, zones=zones or SiteZones())
     return len(page_views)
 
 
@@ -154,7 +156,11 @@ def _codes(granularities: str, dimensions_by_hour: bool) -> tuple[tuple[str, ...
 
 
 def _adjustments_add(
-    adjustments: list[tuple[int, Hit]], *, increments: Counter[CounterKey], values: Counter[DimensionValue]
+    adjustments: list[tuple[int, Hit]],
+    *,
+    increments: Counter[CounterKey],
+    values: Counter[DimensionValue],
+    zones: SiteZones,
 ) -> None:
     """Add each adjustment in the buckets of its visit's start (an exit moved within one total
     adds nothing to the total: such zero keys are left out)."""
@@ -166,9 +172,11 @@ def _adjustments_add(
         # time zone: one moment per quarter hour lets visits share the cached bucket starts.
         coarse = all(FINE_GRANULARITIES.isdisjoint(hit.granularities) for hit in hits)
         moment = datetime.fromtimestamp(start - start % QUARTER_HOUR if coarse else start, UTC)
-        for key, n in increments_for(hits=hits, received_at=moment).items():
-            if n:
-                increments[key] += n
-        for value, n in dimension_values_for(hits=hits, received_at=moment).items():
-            if n:
-                values[value] += n
+        for added, into in (
+            (increments_for(hits=hits, received_at=moment, zones=zones), increments),
+            (dimension_values_for(hits=hits, received_at=moment, zones=zones), values),
+        ):
+            get = into.get  # not +=: Counter's __missing__ is a Python call per new key
+            for key, n in added.items():
+                if n:
+                    into[key] = get(key, 0) + n
