@@ -384,8 +384,8 @@ def dashboard_state(
     finer_or_equal = [g for g in choices if CHART_GRANULARITIES.index(g) <= CHART_GRANULARITIES.index(wanted)]
     coarser = [g for g in choices if CHART_GRANULARITIES.index(g) > CHART_GRANULARITIES.index(wanted)]
     granularity = (coarser[0] if wanted not in kept and coarser else None) or (finer_or_equal or choices)[-1]
-    understood = not (set(form.errors) - {"dim", "value"})
-    notice = filter_notice or ("" if understood else "Part of this address was not understood and has been reset.")
+    # A filter that was not understood has its own notice (``_dimension_filter``), which wins.
+    notice = filter_notice or ("" if not form.errors else "Part of this address was not understood and has been reset.")
     if values.get("granularity") and granularity != wanted:
         if wanted not in kept:
             notice = f"{definition} keeps no counts per {GRANULARITY_NOUNS[wanted]}: showing one point per {GRANULARITY_NOUNS[granularity]}."

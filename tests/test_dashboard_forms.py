@@ -496,12 +496,19 @@ def test_an_overlong_dimension_is_not_read(dim, notice):
         ({"identifier": "/pricing"}, "Page views of /pricing"),
         ({"metric": "visitors"}, "Unique visitors"),
         ({"metric": "visitors", "identifier": "/pricing"}, "Unique visitors of /pricing"),
+        ({"metric": "visits"}, "Visits"),
         ({"metric": "visits", "identifier": "/pricing"}, "Visits entering at /pricing"),
         ({"metric": "bounce_rate", "identifier": "/pricing"}, "Bounce rate of visits entering at /pricing"),
         ({"metric": "visit_duration", "dim": "source", "value": "Google"}, "Visit duration with Source: Google"),
     ],
 )
 def test_the_chart_title_names_the_metric_and_what_it_is_of(params, title):
-    page_views = BeaconDefinition.objects.get(slug="page_view")
-    _, state = resolve(type=str(page_views.pk), **params)
+    _, state = resolve(type="page_view", **params)
     assert state.chart_subject == title
+
+
+def test_a_filter_on_a_dimension_the_type_does_not_keep_is_dropped_with_its_page_kept():
+    signups = BeaconDefinition.objects.create(slug="signup", name="Sign-ups", dimensions="")
+    _, state = resolve(type=signups.slug, identifier="/pricing", dim="source", value="Google")
+    assert (state.dimension, state.value, state.identifier, state.pages_ignored) == ("", "", "/pricing", False)
+    assert state.notice == "Sign-ups keeps no Source counts: showing all of them."

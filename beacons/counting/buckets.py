@@ -69,7 +69,7 @@ class SiteZones:
         self._zone: ZoneInfo | None = None
 
     def of(self, site_id: int) -> ZoneInfo:
-        if site_id != self._site_id or self._zone is None:
+        if site_id != self._site_id:  # a site id is never None: the first call reads it
             self._site_id, self._zone = site_id, bucket_zone(site_id)
         return self._zone
 

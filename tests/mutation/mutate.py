@@ -308,6 +308,12 @@ def _called_at_import(path: str) -> set[str]:
     return names
 
 
+def _runs_at_import(path: str, span: FunctionSpan, trace: "Trace") -> bool:
+    """Whether importing the module runs the function (a decorator, say): what it did then, every
+    test of the module relies on."""
+    return span.qualname.split(".")[0] in _called_at_import(path) or trace.runs_at_import(path, span)
+
+
 def _patch_of(mutant: Mutant, functions: list[FunctionSpan], trace: "Trace") -> dict | None:
     """What a ``preloaded`` worker needs to run the mutant without importing anything: the
     function to swap, when the change is inside the body of a function the module's import
@@ -315,7 +321,7 @@ def _patch_of(mutant: Mutant, functions: list[FunctionSpan], trace: "Trace") -> 
     span = _span_of(mutant, functions)
     if span is None or mutant.line <= span.header_end:
         return None
-    if span.qualname.split(".")[0] in _called_at_import(mutant.path) or trace.runs_at_import(mutant.path, span):
+    if _runs_at_import(mutant.path, span, trace):
         return None
     module = mutant.path.removesuffix(".py").replace("/", ".")
     return {"module_name": module, "path": mutant.path, "source": mutant.source, "qualname": span.qualname}
@@ -437,11 +443,12 @@ def _run_fails(tree: Path, env: dict, command: list[str]) -> bool:
 
 
 def _tests_for(mutant: Mutant, trace: Trace, functions: list[FunctionSpan]) -> set[str]:
-    """The tests that run the mutated line. A module-level line and a function's header run at
-    import, under whichever test imported the module first, so for those: the tests that run
-    any line of the module, or of the function's body."""
+    """The tests that run the mutated line. A module-level line, a function's header and the body
+    of a function the import calls (a decorator) run at import, under whichever test imported the
+    module first, so for those: the tests that run any line of the module, or of the function's
+    body for a header."""
     span = _span_of(mutant, functions)
-    if span is None:
+    if span is None or _runs_at_import(mutant.path, span, trace):
         return trace.tests_of(mutant.path, trace.lines.get(mutant.path, {}))
     if mutant.line <= span.header_end:
         return trace.tests_of(mutant.path, range(span.header_end + 1, span.last + 1))
