@@ -512,3 +512,9 @@ def test_a_filter_on_a_dimension_the_type_does_not_keep_is_dropped_with_its_page
     _, state = resolve(type=signups.slug, identifier="/pricing", dim="source", value="Google")
     assert (state.dimension, state.value, state.identifier, state.pages_ignored) == ("", "", "/pricing", False)
     assert state.notice == "Sign-ups keeps no Source counts: showing all of them."
+
+
+@pytest.mark.parametrize("preset", ["today", "24h", "7d", "30d", "month", "12m"])
+def test_each_preset_is_read_as_itself(preset):
+    _, state = resolve(range=preset)
+    assert state.period.preset == preset

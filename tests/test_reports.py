@@ -6,7 +6,7 @@ import re
 import socket
 import struct
 import zlib
-from datetime import datetime
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email import policy as email_policy
 
@@ -404,3 +404,10 @@ class _Output:
 
     def flush(self):
         pass
+
+
+def test_a_report_frequency_that_is_not_daily_weekly_or_monthly_is_refused():
+    from beacons.periods import finished_period
+
+    with pytest.raises(ValueError, match="unknown report frequency 'hourly'"):
+        finished_period("hourly", now=datetime(2026, 12, 2, 9, tzinfo=UTC))

@@ -146,6 +146,11 @@ SET_ASIDE: list[dict[str, object]] = [
         "reason": "the callers that leave it out read visitor sketches (hours, days): minute retention cuts nothing there",
     },
     {
+        "file": "dashboard/forms.py", "function": "DashboardState.kpi_comparison", "change": "0 → 1",
+        "text": "fine_retention_days=definition.fine_retention_days if definition else 0,",
+        "reason": "with no type there are no counters, and no minute counter a retention could cut",
+    },
+    {
         "file": "beacons/periods.py", "function": "local_midnight", "change": "12 → 13",
         "text": "return bucket_start(datetime(day.year, day.month, day.day, 12, tzinfo=bucket_zone()), G.DAY)",
         "reason": "noon or 13:00 lie in the same local day in every zone: the day's midnight is the same",
