@@ -298,12 +298,12 @@ class BeaconDefinition(models.Model):
     # Read for every hit (twice or more): each is worked out once per distinct stored text.
     @property
     def granularity_codes(self) -> list[str]:
-        return list(_granularity_codes(self.granularities))
+        return list(granularity_codes_of(self.granularities))
 
     @property
     def dimension_granularity_codes(self) -> list[str]:
         """Where its dimension values count: the day, month and year it keeps, and the hour when asked."""
-        return list(_dimension_granularity_codes(self.granularities, self.dimensions_by_hour))
+        return list(dimension_granularity_codes_of(self.granularities, self.dimensions_by_hour))
 
     @property
     def dimension_codes(self) -> list[str]:
@@ -312,17 +312,19 @@ class BeaconDefinition(models.Model):
 
 
 @lru_cache(maxsize=256)
-def _granularity_codes(granularities: str) -> tuple[str, ...]:
+def granularity_codes_of(granularities: str) -> tuple[str, ...]:
+    """``BeaconDefinition.granularity_codes`` of a stored ``granularities`` text, finest first."""
     codes = set(granularities_split(granularities))
     return tuple(code for code in GRANULARITY_ORDER if code in codes)
 
 
 @lru_cache(maxsize=256)
-def _dimension_granularity_codes(granularities: str, by_hour: bool) -> tuple[str, ...]:
+def dimension_granularity_codes_of(granularities: str, by_hour: bool) -> tuple[str, ...]:
+    """``BeaconDefinition.dimension_granularity_codes`` of a stored ``granularities`` text."""
     wanted = {Granularity.DAY, Granularity.MONTH, Granularity.YEAR}
     if by_hour:
         wanted.add(Granularity.HOUR)
-    return tuple(code for code in _granularity_codes(granularities) if code in wanted)
+    return tuple(code for code in granularity_codes_of(granularities) if code in wanted)
 
 
 @lru_cache(maxsize=256)

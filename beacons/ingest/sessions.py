@@ -38,7 +38,6 @@ request that fails after its state was written (503) has moved the visit on with
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
@@ -46,7 +45,12 @@ from django.core.cache import cache
 from beacons.counting.buckets import SiteZones
 from beacons.counting.increments import CounterKey, DimensionValue, Hit, dimension_values_for, increments_for
 from beacons.logs import outage_warning
-from beacons.models import FINE_GRANULARITIES, BeaconDefinition
+from beacons.models import (
+    FINE_GRANULARITIES,
+    BeaconDefinition,
+    dimension_granularity_codes_of,
+    granularity_codes_of,
+)
 from beacons.registry import DB_UNREACHABLE, VisitSlug, system_definitions_resolve
 
 QUARTER_HOUR = 900
@@ -136,7 +140,8 @@ def _visit_extended(
 
 
 def _adjustment(site_id: int, definition: BeaconDefinition, identifier: str, dimensions, count: int) -> Hit:
-    granularities, dimension_granularities = _codes(definition.granularities, definition.dimensions_by_hour)
+    granularities = granularity_codes_of(definition.granularities)
+    dimension_granularities = dimension_granularity_codes_of(definition.granularities, definition.dimensions_by_hour)
     return Hit(
         site_id,
         definition.id,
@@ -146,13 +151,6 @@ def _adjustment(site_id: int, definition: BeaconDefinition, identifier: str, dim
         dimension_granularities if dimensions else (),
         count,
     )
-
-
-@lru_cache(maxsize=64)
-def _codes(granularities: str, dimensions_by_hour: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """A visit type's granularities and those of its dimension values (per request, they cost more than the rest)."""
-    definition = BeaconDefinition(granularities=granularities, dimensions_by_hour=dimensions_by_hour)
-    return tuple(definition.granularity_codes), tuple(definition.dimension_granularity_codes)
 
 
 def _adjustments_add(
