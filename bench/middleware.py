@@ -19,10 +19,13 @@ def _dump() -> None:
 
 
 atexit.register(_dump)
-multiprocessing.util.Finalize(None, _dump, exitpriority=100)  # granian workers skip atexit
 
 
 def status_tally(get_response):
+    # Registered here, in the process that serves: a granian worker skips atexit, and its start
+    # clears the multiprocessing exit hooks it inherited from the parent (which imports the project).
+    multiprocessing.util.Finalize(None, _dump, exitpriority=100)
+
     def middleware(request):
         response = get_response(request)
         _statuses[f"{request.path} {response.status_code}"] += 1

@@ -212,6 +212,8 @@ def test_the_chosen_card_is_marked_and_each_card_is_a_plain_link_and_an_htmx_one
     assert "metric=visit_duration" in links[-1][0]
     assert page.context["state"].title == "Bounce rate per hour, 2 December 2026 (so far)"
     assert '<input type="hidden" name="metric" value="bounce_rate">' in html  # kept when a filter changes
+    tabs = [tab["query"] for tab in page.context["top"]["tabs"]]
+    assert len(tabs) == 3 and all("&metric=bounce_rate&" in f"&{query}&" for query in tabs)  # kept by other links
     default = staff.get(reverse("dashboard:index"), {"range": "today"}).content.decode()
     assert re.findall(r'aria-current="true"[^>]*>\s*<div class="kpi-label">([^<]+)', default) == ["Total"]
     swapped = staff.get(reverse("dashboard:index"), {"range": "today", "metric": "visits"}, **HX)

@@ -92,8 +92,36 @@ def test_memory_sink_keeps_counts_when_a_flush_fails(send, memory_sink, monkeypa
 
 def test_memory_sink_is_flushed_at_shutdown(send, memory_sink):
     page_views(send, "/bye", 2)
-    sinks_flush()  # what atexit and the server's worker-exit hook call
+    sinks_flush()  # what atexit and the worker's exit hook call
     assert hour_total("page_view", "/bye") == 2
+
+
+def test_a_granian_worker_stopped_cleanly_writes_what_its_memory_sink_buffered(tmp_path):
+    """Through the real server: granian imports the project in its main process, and its worker
+    processes start with multiprocessing's exit hooks cleared and leave skipping atexit. The hook
+    registered at import never ran there, and these 20 hits counted 0."""
+    import json
+    import urllib.request
+
+    from bench.servers import BROWSER_UA, Server, hits_counted, manage
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    manage("migrate", "--noinput", env={"DATABASE_URL": url})
+    env = {"DATABASE_URL": url, "BEACONS_SINK": "memory", "BEACONS_FLUSH_SECONDS": "3600", "ALLOWED_HOSTS": "127.0.0.1"}
+    server = Server(env=env, workers=1, log_path=tmp_path / "server.log").start()
+    try:
+        for _ in range(20):
+            request = urllib.request.Request(
+                f"{server.url}/beacon",
+                data=json.dumps({"event_type": "page_view", "identifier": "/flushed"}).encode(),
+                headers={"Content-Type": "application/json", "User-Agent": BROWSER_UA},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 204
+        assert hits_counted(url, "page_view") == 0  # buffered, an hour before its flush
+    finally:
+        server.stop()
+    assert hits_counted(url, "page_view") == 20
 
 
 def test_memory_sink_counts_every_increment_from_many_threads(memory_sink):

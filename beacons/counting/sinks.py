@@ -465,6 +465,19 @@ def _interleaved(own: Sequence[bytes], other: Sequence[bytes]) -> list[bytes]:
 _SINKS: dict[tuple, object] = {}
 _SINKS_PID = os.getpid()
 _SINKS_LOCK = threading.Lock()
+_EXIT_HOOK_PID: int | None = None
+
+
+def _flush_at_this_process_exit() -> None:
+    """Have multiprocessing's exit hooks of this process write what it buffered. A worker that
+    is a multiprocessing child (granian's) leaves through os._exit, skipping atexit, and its
+    start clears the exit hooks it inherited: one registered at import in the parent (granian
+    imports the project there for its checks) never ran, and a clean stop lost up to
+    ``BEACONS_FLUSH_SECONDS`` of counts. So each process registers its own, with its first sink."""
+    global _EXIT_HOOK_PID
+    if _EXIT_HOOK_PID != os.getpid():
+        multiprocessing.util.Finalize(None, sinks_flush, exitpriority=100)
+        _EXIT_HOOK_PID = os.getpid()
 
 
 def get_sink():
@@ -481,6 +494,7 @@ def get_sink():
             _SINKS_PID = os.getpid()
         sink = _SINKS.get(selector)
         if sink is None:
+            _flush_at_this_process_exit()
             if name == "direct":
                 sink = DirectSink()
             elif name == "memory":
@@ -518,7 +532,4 @@ def sinks_reset() -> None:
         _SINKS.clear()
 
 
-atexit.register(sinks_flush)
-# Workers that are multiprocessing children (granian's) leave through os._exit after
-# multiprocessing's own exit hooks, skipping atexit: flush from there too (twice is harmless).
-multiprocessing.util.Finalize(None, sinks_flush, exitpriority=100)
+atexit.register(sinks_flush)  # a plain process; multiprocessing children: _flush_at_this_process_exit
