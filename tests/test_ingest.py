@@ -377,9 +377,7 @@ def test_text_the_database_cannot_store_gets_400(send, body, field):
 
 
 def test_a_shared_cache_that_is_down_neither_fails_nor_loses_hits(send, settings):
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
-    }
+    settings.CACHES = {"default": {"BACKEND": "beacon_site.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
     response = send({"event_type": "purchase", "identifier": "sku-9", "id": "order-1"})
     assert response.status_code == 204
     assert day_count("purchase", "sku-9") == 1

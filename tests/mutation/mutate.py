@@ -22,6 +22,7 @@ import argparse
 import ast
 import copy
 import json
+import math
 import os
 import re
 import shutil
@@ -609,8 +610,8 @@ def run(paths: list[str], workers: int, tests: list[str] = ()) -> int:
 
     print("\n| module | mutants | killed | score | set aside | time |\n|---|---:|---:|---:|---:|---:|")
     for path, counted, killed, aside, seconds in rows:
-        score = 100 * killed / counted if counted else 100
-        print(f"| `{path}` | {counted} | {killed} | {score:.0f} % | {aside} | {seconds / 60:.1f} min |")
+        score = f"{math.floor(1000 * killed / counted) / 10:g}" if counted else "100"  # 99.7, never rounded up to 100
+        print(f"| `{path}` | {counted} | {killed} | {score} % | {aside} | {seconds / 60:.1f} min |")
     print(f"\ntotal {(time.monotonic() - began) / 60:.1f} min on {workers} workers (tracing included)")
     if survivors:
         print("\nSurvivors (no test fails with this change):")
