@@ -206,10 +206,24 @@ class DashboardState:
 
     @property
     def kpi_comparison(self) -> "Comparison":
-        """What the change on the KPI card compares (``Period.comparison``), with its words."""
+        """What the change on the KPI card compares (``Period.comparison``), with its words; filtered
+        by a dimension value, the card reads that dimension's rows: ``breakdown_comparison``."""
+        if self.dimension:
+            return self.breakdown_comparison
         definition = self.definition
         return self.comparison_read_to(
             granularity_codes=definition.granularity_codes if definition else None,
+            fine_retention_days=definition.fine_retention_days if definition else 0,
+        )
+
+    @property
+    def breakdown_comparison(self) -> "Comparison":
+        """What a breakdown panel's change compares: its dimension's rows are kept per day (hours
+        only when the type asks), so a running period is cut at the same elapsed whole days; cut at
+        the hour, today's partial day row would be read against a whole day before."""
+        definition = self.definition
+        return self.comparison_read_to(
+            granularity_codes=definition.dimension_granularity_codes if definition else None,
             fine_retention_days=definition.fine_retention_days if definition else 0,
         )
 

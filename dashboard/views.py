@@ -847,7 +847,7 @@ def dimension_breakdown_panel(name: str, state: DashboardState, reads: SharedRea
         start=state.start,
         end=state.totals_end,
         limit=None if every_row else BREAKDOWN_ROWS + 1,
-        compare=state.kpi_comparison if state.compare else None,
+        compare=state.breakdown_comparison if state.compare else None,
         total=reads.total_of_all,
     )
     panel["more"] = not every_row and len(found) > BREAKDOWN_ROWS
@@ -873,7 +873,7 @@ def dimension_breakdown_panel(name: str, state: DashboardState, reads: SharedRea
             }
         )
     panel["total"] = reads.total_of_all
-    panel["compared_label"] = state.kpi_comparison.label or "the period before (nothing comparable yet)"
+    panel["compared_label"] = state.breakdown_comparison.label or "the period before (nothing comparable yet)"
     return {name: panel}
 
 

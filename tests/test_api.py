@@ -267,6 +267,27 @@ def test_the_query_states_the_period_it_counted(client, key, demo):
         "current_end": "2026-11-18T14:25:00+00:00",
         "read_to": "minute",
     }
+    assert compared["meta"]["time_zone"] == "UTC"
+
+
+def test_the_query_is_echoed_as_it_was_answered(client, key, demo):
+    asked = {
+        "metrics": ["events", "visitors"],
+        "date_range": ["2026-10-01", "2026-10-31"],
+        "dimensions": ["visit:source"],
+        "filters": [["is", "visit:source", ["Google", "Bing"]]],
+        "order_by": [["events", "asc"]],
+        "limit": 3,
+        "offset": 1,
+    }
+    echo = ask(client, key, **asked)["query"]
+    assert echo == {
+        "site": first_site().domain,
+        **asked,
+        "period": echo["period"],  # as the test above
+        "include": {"comparison": None},
+        "event_type": "page_view",
+    }
 
 
 def test_order_limit_and_offset_page_through_the_rows(client, key, demo):
@@ -507,13 +528,15 @@ def test_rows_without_a_rate_sort_below_every_rate_either_way(client, key, demo)
 
 
 def test_visitors_per_source_compare_the_same_whole_days_before(client, key, demo):
+    comparing = {"comparison": "previous_period"}
+    days_before_dates = [(NOW.date() - timedelta(days=13)).isoformat(), (NOW.date() - timedelta(days=8)).isoformat()]
     answer = ask(
         client,
         key,
         metrics=["visitors"],
         date_range="7d",
         dimensions=["visit:source"],
-        include={"comparison": "previous_period"},
+        include=comparing,
     )
     assert answer["results"] and any(row["comparison"]["metrics"][0] for row in answer["results"])
     google = next(row for row in answer["results"] if row["dimensions"] == ["Google"])
@@ -521,8 +544,42 @@ def test_visitors_per_source_compare_the_same_whole_days_before(client, key, dem
         client,
         key,
         metrics=["visitors"],
-        date_range=[(NOW.date() - timedelta(days=13)).isoformat(), (NOW.date() - timedelta(days=8)).isoformat()],
+        date_range=days_before_dates,
         filters=[["is", "visit:source", ["Google"]]],
     )
     # Today is running: the week before is read to the same elapsed whole days (visitors are kept per day).
     assert google["comparison"]["metrics"] == days_before["results"][0]["metrics"]
+    # ... and the change compares it with this week's elapsed whole days, not with all of this week.
+    this_week = [(NOW.date() - timedelta(days=6)).isoformat(), (NOW.date() - timedelta(days=1)).isoformat()]
+    [compared] = ask(
+        client, key, metrics=["visitors"], date_range=this_week, filters=[["is", "visit:source", ["Google"]]]
+    )["results"]
+    before = days_before["results"][0]["metrics"][0]
+    assert google["comparison"]["change"] == [round(100 * (compared["metrics"][0] - before) / before)]
+    assert compared["metrics"][0] != google["metrics"][0]  # today's visitors make the difference
+    # A page's visitors are kept per day too: the same whole days.
+    by_page = ask(client, key, metrics=["visitors"], date_range="7d", dimensions=["event:page"], include=comparing)
+    top = by_page["results"][0]
+    page_before = ask(
+        client,
+        key,
+        metrics=["visitors"],
+        date_range=days_before_dates,
+        filters=[["is", "event:page", top["dimensions"]]],
+    )
+    assert top["comparison"]["metrics"] == page_before["results"][0]["metrics"]
+
+
+def test_visits_per_source_carry_the_period_before_and_add_up_to_the_total(client, key, demo):
+    asked = {"metrics": ["visits"], "date_range": "7d", "include": {"comparison": "previous_period"}}
+    by_source = ask(client, key, **asked, dimensions=["visit:source"])["results"]
+    [total] = ask(client, key, **asked)["results"]
+    plain = ask(client, key, metrics=["visits"], date_range="7d", dimensions=["visit:source"])["results"]
+    assert [row["metrics"] for row in by_source] == [row["metrics"] for row in plain]
+    assert sum(row["metrics"][0] for row in by_source) == total["metrics"][0] > 0  # one entry source a visit
+    # Sources are kept per day: the running week is compared over the same elapsed whole days (read to
+    # the hour, the week before gave its whole last day against today's first hours: 146 against 134).
+    days_before = [(NOW.date() - timedelta(days=13)).isoformat(), (NOW.date() - timedelta(days=8)).isoformat()]
+    [whole_days] = ask(client, key, metrics=["visits"], date_range=days_before)["results"]
+    assert sum(row["comparison"]["metrics"][0] for row in by_source) == whole_days["metrics"][0] > 0
+    assert whole_days["metrics"][0] < total["comparison"]["metrics"][0]  # the total is read to the hour

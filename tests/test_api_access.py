@@ -162,7 +162,8 @@ def test_a_key_over_its_limit_gets_429_with_retry_after_and_another_key_does_not
         ({"metrics": ["events"]}, "site", "required"),
         (question(metrics=[]), "metrics", "at least 1"),
         (question(metrics=["events"] * 11), "metrics", "at most 10"),
-        (question(metrics=["visitors"], dimensions=["event:type"]), "dimensions", "not of each event type"),
+        (question(metrics=["visitors"], dimensions=["event:type"]), "dimensions", "visitors are of page views, not"),
+        (question(metrics=["visits"], dimensions=["event:type"]), "dimensions", "visit metrics are of page views"),
         (question(metrics=["bounce_rate"], dimensions=["event:props:plan"]), "dimensions", "not by prop:plan"),
         (
             question(metrics=["visits"], dimensions=["time:hour"], filters=[["is", "visit:source", ["Google"]]]),
@@ -213,6 +214,18 @@ def test_a_key_over_its_limit_gets_429_with_retry_after_and_another_key_does_not
         (question(include={"imports": True}), "include.imports", "Extra inputs"),
         (question(colour="red"), "colour", "Extra inputs"),
         (question(event_type="mystery"), "event_type", "no event type 'mystery'"),
+        (question(metrics=["events", "events"]), "metrics", "a metric is named twice"),
+        (question(dimensions=["visit:source", "visit:source"]), "dimensions", "a dimension is named twice"),
+        (
+            question(dimensions=["time:hour"], filters=[["is", "visit:source", ["Google"]]]),
+            "dimensions",
+            "page_view keeps no visit:source counts per hour",
+        ),
+        (
+            question(metrics=["visitors"], dimensions=["time:hour"], filters=[["is", "visit:source", ["Google"]]]),
+            "metrics",
+            "visitors: visitors are kept per day here, not per hour",
+        ),
     ],
 )
 def test_a_malformed_question_gets_400_naming_the_field(client, key, body, field, words):

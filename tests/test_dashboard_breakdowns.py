@@ -102,7 +102,6 @@ def test_the_properties_panel_shows_the_chosen_types_declared_properties(staff, 
 
 
 def test_a_csv_has_every_row_with_the_country_name_and_neutralised_formulas(staff, send, half_past_noon, visits):
-    # At noon: two minutes after midnight nothing of today is comparable yet, so every change is 0.
     for i in range(12):
         assert send({"event_type": "page_view", "identifier": "/", "utm_source": f"partner-{i:02}"}).status_code == 204
     assert send({"event_type": "page_view", "identifier": "/", "utm_source": HOSTILE}).status_code == 204
@@ -118,7 +117,7 @@ def test_a_csv_has_every_row_with_the_country_name_and_neutralised_formulas(staf
         *("period before", "change", "change (%)"),
     ]
     assert len(table) == 1 + 3 + 12 + 1
-    assert ["'" + HOSTILE, "1", "1", "5.3", "0", "1", ""] in table
+    assert ["'" + HOSTILE, "1", "1", "5.3", "0", "0", ""] in table  # today: no whole day to compare yet
     countries = list(csv.reader(io.StringIO(staff.get("/dashboard/panel/countries/?format=csv").content.decode())))
     assert countries[0] == ["Page views: Country", "country", "count", "visitors", "share of total (%)"]
     assert ["GB", "United Kingdom", "3", "1", "15.8"] in countries  # one visitor read the three pages
@@ -232,3 +231,25 @@ def test_a_breakdown_csv_reads_its_rows_once(staff, visits, django_assert_num_qu
     with django_assert_num_queries(7):
         response = staff.get(reverse("dashboard:panel", args=[name]), {"format": "csv", "compare": "on"})
     assert response["Content-Type"].startswith("text/csv")
+
+
+def test_a_running_week_s_sources_are_compared_over_the_same_elapsed_whole_days(staff, half_past_noon):
+    """Sources are kept per day. At 12:30 on 2 December the week (26 November to today) is compared
+    with 19 to 25 November up to the same elapsed whole days: 26 November to 1 December against 19
+    to 24 November. Cut at 12:30 instead, a day's rows are read whole: today's hit would count
+    against all of 25 November (change -1 instead of +1)."""
+    from .conftest import page_view_at, utc
+
+    for moment in [utc(2026, 11, 27, 10), utc(2026, 11, 27, 11), utc(2026, 12, 2, 10)]:  # this week
+        page_view_at(moment, "/", source="Google")
+    page_view_at(utc(2026, 11, 20, 10), "/", source="Google")  # the week before, within the elapsed days
+    for hour in (20, 21, 22):
+        page_view_at(utc(2026, 11, 25, hour), "/", source="Google")  # its last day: not elapsed this week
+    asked = {"range": "7d", "compare": "on"}
+    page = staff.get(reverse("dashboard:index"), asked)
+    google = next(row for row in page.context["sources"]["rows"] if row["text"] == "Google")
+    assert (google["count"], google["previous"], google["change"]) == (3, 1, 1)
+    assert "change vs 19–24 November 2026" in page.content.decode()
+    # Filtered by that source, the card reads the same rows and compares the same days.
+    card = staff.get(reverse("dashboard:index"), {**asked, "dim": "source", "value": "Google"}).context["kpis"]
+    assert (card["total"], card["previous"], card["change_percent"]) == (3, 1, 100)

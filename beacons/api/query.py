@@ -9,7 +9,6 @@ its rows. Anything else is a ``QueryError`` naming the field, never a guessed fi
 
 A metric is one entry of ``METRICS``: its name → a function of the resolved ``Ask`` that returns
 ``{row key: Figure}`` (the row key is the tuple of dimension values, ``()`` without dimensions).
-Metrics not counted yet are listed in ``NOT_AVAILABLE`` with the reason.
 """
 
 from collections.abc import Callable
@@ -123,6 +122,7 @@ class Ask:
         self.period, self.range_name = self._period(question.date_range)
         self.granularity: str | None = None  # a time dimension's bucket size
         self.dimension: str | None = None  # the other dimension's API name
+        self.dimension_code = ""  # its counter dimension ("" for event:page and event:type)
         self._dimensions(question.dimensions)
         self._buckets_check()
         self.row_filter: Filter | None = None  # a filter on the breakdown's own dimension: picks rows
@@ -172,15 +172,14 @@ class Ask:
                     raise QueryError(f"{field}: one time dimension at a time", field)
                 self.granularity = TIME_DIMENSIONS[name]
             else:
-                if name != TYPE:
-                    counter_dimension(name, field=field)
+                code = counter_dimension(name, field=field) if name != TYPE else ""
                 if self.dimension:
                     raise QueryError(
                         f"{field}: {self.dimension} and {name} together are not available: counters are kept per "
                         "page and per dimension value, not per combination; ask one of them",
                         field,
                     )
-                self.dimension = name
+                self.dimension, self.dimension_code = name, code
         if self.granularity and self.dimension:
             raise QueryError(
                 f"dimensions: a time dimension with {self.dimension} is not available yet; ask the breakdown with "
@@ -241,9 +240,20 @@ class Ask:
     def page_view_types(self) -> list[BeaconDefinition]:
         return event_types.definitions_listed(limit=TYPES_LIMIT, kind=PAGE_VIEW)
 
+    @property
+    def reads_dimension_rows(self) -> bool:
+        """Whether the counter figures read a dimension's rows (a breakdown by a visit dimension or a
+        property, or a filter on one), which are kept per day and coarser, not per hour."""
+        return bool(self.dimension_code or (self.counter_filter and self.counter_filter.code))
+
     def comparison(self, definitions: list[BeaconDefinition]) -> ComparedCut:
-        """What the change compares, as the dashboard's KPI card does for these types."""
-        common = [g for g in definitions[0].granularity_codes if all(g in d.granularity_codes for d in definitions)]
+        """What the change compares, as the dashboard's KPI card does for these types: a running
+        period is cut at the same elapsed point, in whole buckets of the rows read (a dimension's
+        rows: whole days, or a day's partial rows would be read whole on one side only)."""
+        kept = [
+            d.dimension_granularity_codes if self.reads_dimension_rows else d.granularity_codes for d in definitions
+        ]
+        common = [g for g in kept[0] if all(g in codes for codes in kept)]
         retention = min(d.fine_retention_days for d in definitions)
         return self.period.comparison(granularity_codes=common, fine_retention_days=retention)
 
@@ -340,7 +350,7 @@ def _series_figures(ask: Ask, definitions: list[BeaconDefinition]) -> dict[tuple
 
 
 def _breakdown_figures(ask: Ask, definitions: list[BeaconDefinition]) -> dict[tuple, Figure]:
-    code = counter_dimension(ask.dimension, field="dimensions")
+    code = ask.dimension_code
     for definition in definitions:
         if code and code not in definition.dimension_codes:
             raise QueryError(f"dimensions: {definition.slug} keeps no {ask.dimension} counts", "dimensions")
@@ -438,7 +448,7 @@ def _visitor_series_figures(ask: Ask, types: list[BeaconDefinition]) -> dict[tup
 def _visitor_breakdown_figures(ask: Ask, types: list[BeaconDefinition]) -> dict[tuple, Figure]:
     """Visitors of each row the page views' hits have in the same breakdown (``counter_figures``), with
     the period before and the compared part read as for the total."""
-    code = counter_dimension(ask.dimension, field="dimensions")
+    code = ask.dimension_code
     values = [key[0] for key in counter_figures(ask, types)]
     # Values keep visitors per day: a running period is compared up to the same elapsed whole days.
     kept = visitors.sketch_granularities(types, per_value=True, dimension=code)
@@ -504,7 +514,7 @@ def _visit_series_figures(ask: Ask, *, dimension: str, value: str, scaled) -> di
 
 
 def _visit_breakdown_figures(ask: Ask, *, compare: dict, scaled) -> dict[tuple, Figure]:
-    code = counter_dimension(ask.dimension, field="dimensions")
+    code = ask.dimension_code
     _visit_dimension_check(code, field="dimensions")
     period = ask.period
     rows = visits.visits_by_entry(
@@ -534,15 +544,12 @@ METRICS["visits"] = _visit_metric("visits")
 METRICS["bounce_rate"] = _visit_metric("bounce_rate", 100)  # percent, as Plausible answers it
 METRICS["visit_duration"] = _visit_metric("duration")  # seconds
 METRICS["views_per_visit"] = _visit_metric("views_per_visit")
-NOT_AVAILABLE: dict[str, str] = {}
 
 
 def metrics_check(names: list[str]) -> None:
     if len(set(names)) != len(names):
         raise QueryError("metrics: a metric is named twice", "metrics")
     for i, name in enumerate(names):
-        if name in NOT_AVAILABLE:
-            raise QueryError(f"{name} is not available: {NOT_AVAILABLE[name]}", f"metrics.{i}")
         if name not in METRICS:
             raise QueryError(
                 f"metrics.{i}: {name[:64]!r} is not a metric; use one of {', '.join(METRICS)}", f"metrics.{i}"
