@@ -237,7 +237,7 @@ def test_all_is_every_day_from_the_first_counted_one_to_today(client, staff, key
     answer = ask(client, key, metrics=["events"], date_range="all")
     period = answer["query"]["period"]
     first = period["start"][:10]
-    assert period["end"] == "2026-11-19T00:00:00+00:00"
+    assert (period["name"], period["end"]) == ("all", "2026-11-19T00:00:00+00:00")
     kpis = panel(staff, "kpis", range="custom", start=first, end="2026-11-18")["kpis"]
     assert answer["results"][0]["metrics"] == [kpis["total"]]
     before = (datetime.fromisoformat(period["start"]) - timedelta(days=40)).date().isoformat()
@@ -284,7 +284,7 @@ def test_the_query_is_echoed_as_it_was_answered(client, key, demo):
     assert echo == {
         "site": first_site().domain,
         **asked,
-        "period": echo["period"],  # as the test above
+        "period": {**echo["period"], "name": "custom"},  # its dates: as the test above
         "include": {"comparison": None},
         "event_type": "page_view",
     }
@@ -583,3 +583,13 @@ def test_visits_per_source_carry_the_period_before_and_add_up_to_the_total(clien
     [whole_days] = ask(client, key, metrics=["visits"], date_range=days_before)["results"]
     assert sum(row["comparison"]["metrics"][0] for row in by_source) == whole_days["metrics"][0] > 0
     assert whole_days["metrics"][0] < total["comparison"]["metrics"][0]  # the total is read to the hour
+
+
+def test_a_filter_on_the_breakdowns_dimension_picks_its_rows_of_visits_too(client, key, demo):
+    asked = {"metrics": ["visits", "bounce_rate"], "date_range": "30d", "dimensions": ["visit:source"]}
+    every = dict(rows_of(ask(client, key, **asked)))
+    picked = ask(client, key, **asked, filters=[["is", "visit:source", ["Google", "Bing", "nowhere"]]])
+    assert dict(rows_of(picked)) == {key: every[key] for key in [("Google",), ("Bing",)]}
+    # Rates are answered to two decimals.
+    rates = [metrics[1] for metrics in every.values() if metrics[1] is not None]
+    assert rates and all(round(rate, 2) == rate for rate in rates) and any(round(rate, 1) != rate for rate in rates)

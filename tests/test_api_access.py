@@ -215,6 +215,14 @@ def test_a_key_over_its_limit_gets_429_with_retry_after_and_another_key_does_not
         (question(colour="red"), "colour", "Extra inputs"),
         (question(event_type="mystery"), "event_type", "no event type 'mystery'"),
         (question(metrics=["events", "events"]), "metrics", "a metric is named twice"),
+        (question(dimensions=["time:hour", "time:day"]), "dimensions.1", "one time dimension at a time"),
+        (
+            question(
+                dimensions=["visit:source"], filters=[["is", "visit:source", ["A"]], ["is", "visit:source", ["B"]]]
+            ),
+            "filters.1",
+            "one filter per dimension",
+        ),
         (question(dimensions=["visit:source", "visit:source"]), "dimensions", "a dimension is named twice"),
         (
             question(dimensions=["time:hour"], filters=[["is", "visit:source", ["Google"]]]),
@@ -339,3 +347,13 @@ def test_the_docs_page_loads_everything_from_this_site_under_its_csp(client):
     assert not re.search(r"<script(?![^>]*(?:src=|type=\"application/json\"))", html)  # no inline script
     for source in sources:
         assert client.get(source).status_code == 200, source
+
+
+def test_a_custom_period_may_end_up_to_366_days_ahead(client, key):
+    from django.utils import timezone
+
+    today = timezone.now().date()
+    for days, status in [(366, 200), (367, 400)]:
+        last = (today + timedelta(days=days)).isoformat()
+        response = post(client, question(date_range=[today.isoformat(), last]), key)
+        assert response.status_code == status, (days, response.content)
