@@ -357,3 +357,27 @@ def test_a_custom_period_may_end_up_to_366_days_ahead(client, key):
         last = (today + timedelta(days=days)).isoformat()
         response = post(client, question(date_range=[today.isoformat(), last]), key)
         assert response.status_code == status, (days, response.content)
+
+
+def test_a_question_asked_in_python_with_an_unknown_period_names_the_field():
+    """The schema refuses an unknown period name before ``query_answer`` sees it; a direct caller gets
+    the same refusal from the query itself."""
+    from django.utils import timezone
+
+    from beacons.api.query import Question, QueryError, query_answer
+
+    question = Question(
+        site=first_site(),
+        metrics=["events"],
+        date_range="yesterday",
+        dimensions=[],
+        filters=[],
+        order_by=None,
+        limit=10,
+        offset=0,
+        compare=False,
+        event_type="page_view",
+    )
+    with pytest.raises(QueryError) as refused:
+        query_answer(question, now=timezone.now())
+    assert refused.value.field == "date_range" and "'yesterday' is not a period" in refused.value.message
