@@ -364,7 +364,7 @@ def test_a_question_asked_in_python_with_an_unknown_period_names_the_field():
     the same refusal from the query itself."""
     from django.utils import timezone
 
-    from beacons.api.query import Question, QueryError, query_answer
+    from beacons.api.query import QueryError, Question, query_answer
 
     question = Question(
         site=first_site(),
