@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from beacons.api.keys import api_key_create, api_key_revoke
-from beacons.models import ApiKey, Site
+from beacons.models import ApiKey, BeaconDefinition, Site
 
 from .conftest import first_site
 
@@ -381,3 +381,12 @@ def test_a_question_asked_in_python_with_an_unknown_period_names_the_field():
     with pytest.raises(QueryError) as refused:
         query_answer(question, now=timezone.now())
     assert refused.value.field == "date_range" and "'yesterday' is not a period" in refused.value.message
+
+
+def test_visits_filtered_by_a_property_are_refused_naming_the_filter(client, key):
+    """Page views may keep a property, visits do not (they are kept by entry page and built-in
+    dimensions): asked anyway, the answer names the filter, not a 0."""
+    BeaconDefinition.objects.filter(slug="page_view").update(property_keys="plan")
+    response = post(client, question(metrics=["visits"], filters=[["is", "event:props:plan", ["pro"]]]), key)
+    assert (response.status_code, response.json()["field"]) == (400, "filters")
+    assert "visits are kept by entry page and built-in dimensions, not by prop:plan" in response.json()["error"]
