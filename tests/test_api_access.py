@@ -390,3 +390,24 @@ def test_visits_filtered_by_a_property_are_refused_naming_the_filter(client, key
     response = post(client, question(metrics=["visits"], filters=[["is", "event:props:plan", ["pro"]]]), key)
     assert (response.status_code, response.json()["field"]) == (400, "filters")
     assert "visits are kept by entry page and built-in dimensions, not by prop:plan" in response.json()["error"]
+
+
+def test_a_type_kept_per_day_is_not_answered_per_hour(client, key):
+    BeaconDefinition.objects.create(slug="signup", name="Sign-ups", granularities="D,MO,Y")
+    response = post(client, question(event_type="signup", dimensions=["time:hour"]), key)
+    assert (response.status_code, response.json()["field"]) == (400, "dimensions")
+    assert response.json()["error"] == "dimensions: signup keeps no counts per hour"
+    assert post(client, question(event_type="signup", dimensions=["time:day"]), key).status_code == 200
+
+
+def test_page_views_without_a_page_view_type_are_0_not_no_answer(client, key):
+    BeaconDefinition.objects.create(slug="signup", name="Sign-ups")
+    BeaconDefinition.objects.filter(kind=BeaconDefinition.Kind.PAGE_VIEW).delete()
+    asked = question(metrics=["pageviews", "events"], event_type="signup")
+    response = post(client, asked, key)
+    assert response.status_code == 200
+    assert response.json()["results"] == [{"dimensions": [], "metrics": [0, 0], "comparison": None}]
+    compared = post(client, {**asked, "include": {"comparison": "previous_period"}}, key).json()["results"]
+    assert compared[0]["metrics"] == [0, 0] and compared[0]["comparison"]["metrics"] == [0, 0]
+    by_page = post(client, {**asked, "dimensions": ["event:page"]}, key)
+    assert by_page.status_code == 200 and by_page.json()["results"] == []

@@ -287,8 +287,10 @@ def counter_figures(ask: Ask, definitions: list[BeaconDefinition]) -> dict[tuple
     """Hits of ``definitions`` for every row of ``ask``: the same reads, with the same arguments, as the
     dashboard's KPI card (no dimension), main chart (time), busiest pages (event:page), breakdown
     panels (visit:…, event:props:…) and type choice (event:type, one KPI card per type)."""
-    if not definitions:
-        return {}
+    if not definitions:  # no type of the kind asked for (no page view type): nothing is counted
+        if ask.dimension or ask.granularity:
+            return {}
+        return {(): Figure(0, 0, 0) if ask.compare else Figure(0)}
     read = tuple(d.pk for d in definitions)
     if read not in ask.figures_read:  # events and pageviews of page views read the same counters once
         ask.figures_read[read] = _counter_figures(ask, definitions)
