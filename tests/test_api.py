@@ -4,7 +4,7 @@ asked of both, on the demo data, on a fixed clock in the middle of an afternoon.
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
@@ -593,3 +593,41 @@ def test_a_filter_on_the_breakdowns_dimension_picks_its_rows_of_visits_too(clien
     # Rates are answered to two decimals.
     rates = [metrics[1] for metrics in every.values() if metrics[1] is not None]
     assert rates and all(round(rate, 2) == rate for rate in rates) and any(round(rate, 1) != rate for rate in rates)
+
+
+def test_a_month_of_days_is_compared_with_a_shorter_month_before(client, key, demo, monkeypatch):
+    """December has 31 days, November 30: the 31st day has no day before it to compare with (0), for
+    visitors and visit metrics as for counts (an index past the shorter month was a 500)."""
+    monkeypatch.setattr(django_timezone, "now", lambda: datetime(2026, 12, 31, 12, tzinfo=UTC))
+    answer = ask(
+        client,
+        key,
+        metrics=["events", "visitors", "visits"],
+        date_range="month",
+        dimensions=["time:day"],
+        include={"comparison": "previous_period"},
+    )
+    rows = answer["results"]
+    assert len(rows) == 31 and rows[-1]["dimensions"] == ["2026-12-31"]
+    assert rows[-1]["comparison"]["metrics"] == [0, 0, 0]
+    assert rows[0]["comparison"]["metrics"][0] > 0  # 1 November, from the demo
+
+
+def test_hours_are_answered_up_to_10000_rows(client, key):
+    # 416 days are 9,984 hours; 417 days 10,008.
+    for days, status in [(416, 200), (417, 400)]:
+        last = date(2024, 1, 1) + timedelta(days=days - 1)
+        response = client.post(
+            "/api/v1/query",
+            json.dumps(
+                {
+                    "site": first_site().domain,
+                    "metrics": ["events"],
+                    "date_range": ["2024-01-01", last.isoformat()],
+                    "dimensions": ["time:hour"],
+                }
+            ),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {key}",
+        )
+        assert response.status_code == status, (days, response.content[:200])

@@ -39,6 +39,11 @@ POSTGRES: dict[str, list[str]] = {
 # changed is reported as stale (`--list` exits 1). Identical lines in one function share an entry.
 SET_ASIDE: list[dict[str, object]] = [
     {
+        "file": "beacons/api/query.py", "function": "_sorted", "change": "'asc' → ''",
+        "text": 'order_by = question.order_by or ([(dimensions[0], "asc")] if ask.granularity else [(names[0], "desc")])',
+        "reason": "only \"desc\" reverses: any other direction, \"\" included, sorts ascending",
+    },
+    {
         "file": "beacons/api/query.py", "function": "_metric_key", "change": "1 → 2",
         "text": "return lambda row: (0, 0) if row.figures[at].value is None else (1, row.figures[at].value)",
         "reason": "the 1 only ranks a figure above None's 0: 2 does the same",
