@@ -48,6 +48,31 @@ def test_fewer_than_a_hundred_visitors_are_counted_exactly(n):
     assert not merge.is_estimate()
 
 
+def test_a_hit_adds_its_visitor_to_the_sketches_of_its_page_and_values_unless_it_has_no_visitor():
+    from beacons.counting.increments import Hit
+    from beacons.counting.sketches import Visitors, visitor_keys_for
+
+    site = first_site()
+    hit = Hit(site.pk, 1, (G.HOUR, G.DAY), "/a", {"source": "Google"}, (G.DAY,))
+    at = datetime(2026, 4, 7, 10, 30, tzinfo=UTC)
+    untracked = visitor_keys_for(hits=[hit], received_at=at, visitor_key="")  # Do-Not-Track
+    assert isinstance(untracked, Visitors) and not untracked.keys and not untracked.values
+    tracked = visitor_keys_for(hits=[hit], received_at=at, visitor_key="v1")  # the site's own zones
+    token = visitor_token("v1")
+    day, hour = datetime(2026, 4, 7, tzinfo=UTC), datetime(2026, 4, 7, 10, tzinfo=UTC)
+    assert tracked.keys == {
+        (site.pk, 1, "", "", G.HOUR, hour): {token},
+        (site.pk, 1, "", "", G.DAY, day): {token},
+        (site.pk, 1, "", "/a", G.DAY, day): {token},
+    }
+    assert [(value.dimension, value.value, value.buckets) for value in tracked.values] == [
+        ("source", "Google", ((G.DAY, day),))
+    ]
+    # A type that keeps no dimension counts keeps no value sketches either.
+    plain = visitor_keys_for(hits=[hit._replace(dimension_granularities=())], received_at=at, visitor_key="v1")
+    assert plain.keys == tracked.keys and not plain.values
+
+
 def test_a_large_figure_says_it_is_an_estimate():
     merge = Merge()
     merge.add(sketch_dump(sketch_of(visitor_token(key) for key in random_keys(20_000, seed=5))))
@@ -86,7 +111,7 @@ def test_merging_a_month_of_day_sketches_gives_the_month_sketch_and_the_exact_co
     april = q.visitors(
         site=site, definitions=[page_view], start=datetime(2026, 4, 1, tzinfo=UTC), end=datetime(2026, 5, 1, tzinfo=UTC)
     )
-    assert days.registers() == month.registers()
+    assert days.registers() == month.registers() and len(month.registers()) == 1 << sketches.LG_K
     assert month.estimate() == april.visitors
     assert abs(days.estimate() - month.estimate()) <= 0.005 * month.estimate()
     assert abs(april.visitors - exact) / exact <= 0.02
@@ -388,3 +413,10 @@ def test_the_redis_sink_keeps_visitors_of_a_value_sent_without_its_counter(setti
     get_sink().add({}, {}, Visitors(values={value: {visitor_token("a" * 32), visitor_token("b" * 32)}}))
     drain_pass()
     assert day_visitors("Lynx", dimension="browser") == 2
+
+
+def test_adding_no_visitors_writes_no_sketch():
+    with transaction.atomic():
+        assert sketches_add(tokens={}) == 0
+        assert sketches_add(tokens={(first_site().pk, 1, "", "", G.DAY, datetime(2026, 4, 7, tzinfo=UTC)): set()}) == 0
+    assert not VisitorSketch.objects.exists()
