@@ -15,6 +15,8 @@ import os
 import coverage
 import pytest
 
+from tests.mutation import project_caches_clear
+
 IMPORT = "(import)"
 _files = [os.path.realpath(f) for f in os.environ.get("MUTATE_TRACE_FILES", "").split(os.pathsep) if f]
 _durations: dict[str, float] = {}
@@ -27,6 +29,9 @@ def pytest_configure(config):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    # A cached function's body runs only in the first test that calls it with those arguments:
+    # traced so, a mutant of it would run only that test, however many others depend on it.
+    project_caches_clear()
     _coverage.switch_context(item.nodeid)
     yield
     _coverage.switch_context("")

@@ -14,7 +14,6 @@ Two kinds, by the first argument:
   are read here, once); the caller sends the rest to a ``fresh`` worker.
 """
 
-import functools
 import importlib
 import json
 import os
@@ -27,6 +26,8 @@ import types
 import warnings
 
 sys.path.insert(0, os.getcwd())
+from tests.mutation import PROJECT, project_caches_clear
+
 PRELOADED = [
     "pytest",
     "pytest_django",
@@ -42,8 +43,6 @@ PRELOADED = [
     "plotly.graph_objects",
     "crawlerdetect",
 ]
-PROJECT = ("beacons", "dashboard", "beacon_site", "tests")
-
 for name in PRELOADED:
     try:
         importlib.import_module(name)
@@ -110,10 +109,7 @@ def _patch(module_name: str, path: str, source: str, qualname: str) -> None:
     if code is None or not isinstance(function, types.FunctionType):
         raise LookupError(qualname)
     function.__code__ = code
-    for module in [m for n, m in sys.modules.items() if n.split(".")[0] in PROJECT and m is not None]:
-        for value in list(vars(module).values()):
-            if isinstance(value, functools._lru_cache_wrapper):
-                value.cache_clear()
+    project_caches_clear()
 
 
 UNPATCHABLE = 99  # the child's exit code when the function cannot be found: run the job fresh
