@@ -156,3 +156,43 @@ def test_a_hit_whose_type_keeps_no_day_month_or_year_gives_no_value_to_cap(db):
     moment = datetime(2026, 5, 1, 12, tzinfo=UTC)
     assert dimension_values_for(hits=[hour_only], received_at=moment) == {}
     assert [v.value for v in dimension_values_for(hits=[hour_only, day_kept], received_at=moment)] == ["pro"]
+
+
+class _Unreachable:
+    """A manager whose rows cannot be read: the database is down."""
+
+    def filter(self, **kwargs):
+        return self
+
+    def exclude(self, **kwargs):
+        return self
+
+    def values_list(self, *args, **kwargs):
+        from django.db import OperationalError
+
+        raise OperationalError("the database is down")
+
+
+def test_a_cap_that_cannot_read_the_days_values_caps_from_what_this_process_saw(settings, monkeypatch):
+    """The memory sink counts on while the database is down: its cap starts from no stored value."""
+    settings.BEACONS_MAX_VALUES_PER_DIMENSION = 2
+    monkeypatch.setattr(BeaconAggregate, "objects", _Unreachable())
+    cap = ValueCap()
+    day = datetime(2026, 4, 7, tzinfo=UTC)
+    plans = [DimensionValue(1, 1, "prop:plan", plan, day, ((Granularity.DAY, day),)) for plan in ("a", "b", "c", "a")]
+    assert [cap.value_for(plan) for plan in plans] == ["a", "b", OTHER_VALUE, "a"]
+
+
+def test_a_dropped_values_tally_that_cannot_be_written_does_not_fail_the_request(db, monkeypatch):
+    from django.db import OperationalError, connection
+
+    from beacons.counting.value_cap import values_dropped_add
+
+    def down(*args, **kwargs):
+        raise OperationalError("the database is down")
+
+    site_id = first_site().pk
+    monkeypatch.setattr(connection, "cursor", down)
+    values_dropped_add(over={(site_id, 1, "prop:plan", datetime(2026, 4, 7, tzinfo=UTC)): 3})
+    monkeypatch.undo()
+    assert not DroppedValues.objects.exists()

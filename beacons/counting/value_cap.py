@@ -145,14 +145,14 @@ def values_dropped_add(*, over: Mapping[CapKey, int]) -> None:
     if not over:
         return
     table = DroppedValues._meta.db_table
-    rows: Counter[tuple] = Counter()
-    for (site_id, definition_id, dimension, day), n in over.items():
-        local_day = day.astimezone(bucket_zone(site_id)).date()
-        rows[(connection.ops.adapt_datefield_value(local_day), site_id, definition_id, dimension)] += n
-    params: list = []
-    for key, n in sorted(rows.items()):
-        params += [*key, n]
     try:
+        rows: Counter[tuple] = Counter()
+        for (site_id, definition_id, dimension, day), n in over.items():
+            local_day = day.astimezone(bucket_zone(site_id)).date()  # may read the sites: inside the try
+            rows[(connection.ops.adapt_datefield_value(local_day), site_id, definition_id, dimension)] += n
+        params: list = []
+        for key, n in sorted(rows.items()):
+            params += [*key, n]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (day, site_id, definition_id, dimension, count) VALUES "
