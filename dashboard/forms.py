@@ -7,6 +7,7 @@ its default on its own and the rest of the state is kept.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from urllib.parse import urlencode
 
 from django import forms
@@ -204,28 +205,25 @@ class DashboardState:
     def comparison_label(self) -> str:
         return comparison_label(*self.previous_period, now=self.now)
 
-    @property
+    @cached_property
     def kpi_comparison(self) -> "Comparison":
         """What the change on the KPI card compares (``Period.comparison``), with its words; filtered
         by a dimension value, the card reads that dimension's rows: ``breakdown_comparison``."""
-        if self.dimension:
-            return self.breakdown_comparison
-        definition = self.definition
-        return self.comparison_read_to(
-            granularity_codes=definition.granularity_codes if definition else None,
-            fine_retention_days=definition.fine_retention_days if definition else 0,
-        )
+        return self.breakdown_comparison if self.dimension else self._type_comparison(dimension_rows=False)
 
-    @property
+    @cached_property
     def breakdown_comparison(self) -> "Comparison":
         """What a breakdown panel's change compares: its dimension's rows are kept per day (hours
         only when the type asks), so a running period is cut at the same elapsed whole days; cut at
         the hour, today's partial day row would be read against a whole day before."""
+        return self._type_comparison(dimension_rows=True)
+
+    def _type_comparison(self, *, dimension_rows: bool) -> "Comparison":
         definition = self.definition
-        return self.comparison_read_to(
-            granularity_codes=definition.dimension_granularity_codes if definition else None,
-            fine_retention_days=definition.fine_retention_days if definition else 0,
-        )
+        if definition is None:
+            return self.comparison_read_to(granularity_codes=None)
+        codes = definition.dimension_granularity_codes if dimension_rows else definition.granularity_codes
+        return self.comparison_read_to(granularity_codes=codes, fine_retention_days=definition.fine_retention_days)
 
     def comparison_read_to(self, *, granularity_codes: list[str] | None, fine_retention_days: int = 0) -> "Comparison":
         """``kpi_comparison``'s rule for figures kept only in ``granularity_codes`` (visitor
