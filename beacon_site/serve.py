@@ -49,12 +49,20 @@ def checks_pass() -> None:
         raise SystemExit(str(problems)) from None
 
 
+def wsgi_target() -> str:
+    """granian's "module:name" of the settings' WSGI_APPLICATION ("beacon_site.wsgi.application")."""
+    from django.conf import settings
+
+    module, _, name = settings.WSGI_APPLICATION.rpartition(".")
+    return f"{module}:{name}"
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beacon_site.settings")
     checks_pass()
     threads = int(os.environ.get("WEB_THREADS") or 4)
     Granian(
-        "beacon_site.wsgi:application",
+        wsgi_target(),
         address=os.environ.get("HOST", "0.0.0.0"),
         port=int(os.environ.get("PORT") or 8000),
         interface=Interfaces.WSGI,

@@ -238,6 +238,8 @@ CONTENT_SECURITY_POLICY = {
 # --- Beacons ----------------------------------------------------------------------------
 
 BEACONS_ENABLED = env_bool("BEACONS_ENABLED", True)
+# The ingest URLs skip the middleware stack and the URL walk (beacons.ingest.fastpath); off: Django's full path.
+BEACONS_FAST_PATH = env_bool("BEACONS_FAST_PATH", True)
 # Reject event types that are not registered (422) instead of auto-registering them.
 BEACONS_STRICT = env_bool("BEACONS_STRICT", False)
 BEACONS_TIME_ZONE = os.environ.get("BEACONS_TIME_ZONE", TIME_ZONE)

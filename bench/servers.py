@@ -15,12 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
-# name -> command line (2 workers each, as the issue asks); {port} is filled in.
+# name -> command line (2 workers each, as the issue asks); {port} and {wsgi} are filled in.
 SERVERS = {
     "granian": [sys.executable, "-m", "beacon_site.serve"],
     "gunicorn-sync": [
         str(BIN / "gunicorn"),
-        "beacon_site.wsgi:application",
+        "{wsgi}",
         "-k",
         "sync",
         "-w",
@@ -30,7 +30,7 @@ SERVERS = {
     ],
     "gunicorn-gthread": [
         str(BIN / "gunicorn"),
-        "beacon_site.wsgi:application",
+        "{wsgi}",
         "-k",
         "gthread",
         "--threads",
@@ -72,6 +72,12 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def wsgi_target(self) -> str:
+        """gunicorn's application: the benchmark settings' (with its status tally) or the site's."""
+        bench = self.env.get("DJANGO_SETTINGS_MODULE") == "bench.settings"
+        return "bench.wsgi:application" if bench else "beacon_site.wsgi:application"
+
     def start(self, timeout: float = 60) -> "Server":
         env = {
             **os.environ,
@@ -81,7 +87,7 @@ class Server:
             "WEB_CONCURRENCY": str(self.workers),
         }
         env.setdefault("PYTHONPATH", str(ROOT))
-        command = [part.format(port=self.port) for part in SERVERS[self.kind]]
+        command = [part.format(port=self.port, wsgi=self.wsgi_target) for part in SERVERS[self.kind]]
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

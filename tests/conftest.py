@@ -6,6 +6,9 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
+from django.test.client import ClientHandler
+
+from beacons.ingest.fastpath import IngestFastPath
 
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
@@ -125,10 +128,23 @@ def day_count(slug, identifier=""):
     return row.count if row else 0
 
 
-@pytest.fixture
-def beacon_client():
-    """A test client that looks like a real browser (empty and bot user agents are dropped)."""
-    return Client(HTTP_USER_AGENT=BROWSER_UA)
+class FastPathClientHandler(IngestFastPath, ClientHandler):
+    """The test client's handler with the site's ingest fast path, as ``beacon_site.wsgi`` serves."""
+
+
+class FastPathClient(Client):
+    def __init__(self, enforce_csrf_checks=False, **defaults):
+        super().__init__(enforce_csrf_checks, **defaults)
+        self.handler = FastPathClientHandler(enforce_csrf_checks)
+
+
+@pytest.fixture(params=["django path", "fast path"])
+def beacon_client(request):
+    """A test client that looks like a real browser (empty and bot user agents are dropped). Every
+    test that sends beacons with it runs twice: through Django's full request path, and through the
+    ingest fast path (``beacons.ingest.fastpath``) that the served application takes."""
+    client_class = FastPathClient if request.param == "fast path" else Client
+    return client_class(HTTP_USER_AGENT=BROWSER_UA)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from beacons.ingest import identity, privacy
 from beacons.ingest.extraction import CAMPAIGN_PARAMETERS, client_ip
+from beacons.ingest.fastpath import ingest_endpoint
 from beacons.ingest.parsing import Rejected, body_to_data, events_from_data
 from beacons.ingest.recording import RequestContext, dropped_add, events_record
 from beacons.limits import minute_count_add
@@ -170,6 +171,7 @@ def _request_events_record(
         raise Rejected(422, str(unknown), "event_type") from None
 
 
+@ingest_endpoint
 @csrf_exempt
 def beacon_collect(request: HttpRequest, event_type: str | None = None, identifier: str | None = None) -> HttpResponse:
     """POST /beacon (JSON, text/plain JSON, or a form) and POST /beacon/<type>/<identifier>."""
@@ -224,6 +226,7 @@ def _source_name(content_type: str) -> str:
     }.get(media_type, "json")
 
 
+@ingest_endpoint
 @csrf_exempt  # it never changes state on a POST, PUT or DELETE: those get 405, not a CSRF page
 def beacon_gif(request: HttpRequest, event_type: str) -> HttpResponse:
     """GET /beacon/<type>.gif?i=<identifier>&site=<domain>: a 1×1 GIF for <noscript> and email opens.
