@@ -239,6 +239,105 @@ def test_visit_counters_are_never_negative_and_add_up_to_the_visits(sequence):
 # --- through the buffered sinks and the drain ----------------------------------------------------
 
 
+@pytest.mark.redis
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sequence=steps)
+def test_visits_kept_by_the_redis_sink_add_up_to_the_visits(redis_sink, sequence):
+    """The redis sink keeps visit states itself, written with the counts (compare-and-set)."""
+    BeaconAggregate.objects.all().delete()
+    for key in redis_sink.scan_iter(match=f"{{{get_sink().prefix}}}:*"):  # each example from nothing
+        redis_sink.delete(key)
+    at = T0 + timedelta(minutes=50)
+    done = []
+    for visitor, seconds, page in sequence:
+        at += timedelta(seconds=seconds)
+        page_view(at, page, visitor=visitor)
+        done.append((visitor, at, page))
+    drain_pass()
+    assert not BeaconAggregate.objects.filter(count__lt=0).exists()
+    assert {slug: counts(slug) for slug in VISIT_SLUGS} == expected_counts(done)
+
+
+@pytest.mark.redis
+def test_two_page_views_of_one_new_visitor_at_once_make_one_visit_in_the_redis_sink(redis_sink, monkeypatch):
+    """The second read the state before the first wrote it: its write is refused, and it is folded
+    again into the visit the first started (no second visit, no bounce)."""
+    from beacons.counting.sinks import RedisVisitStates
+
+    read = RedisVisitStates.read
+    stale = iter([None])  # the second page view's first read: as if before the first one's write
+
+    page_view(T0, "/a")
+    monkeypatch.setattr(RedisVisitStates, "read", lambda self, key: next(stale, None) or read(self, key))
+    page_view(T0 + timedelta(seconds=5), "/b")
+    drain_pass()
+    assert (total(VisitSlug.VISITS), total(VisitSlug.BOUNCES), total(VisitSlug.PAGES)) == (1, 0, 2)
+    assert (total(VisitSlug.EXITS, "/a"), total(VisitSlug.EXITS, "/b"), total(VisitSlug.SECONDS)) == (0, 1, 5)
+    assert total("page_view") == 2
+
+
+@pytest.mark.redis
+def test_a_visit_whose_state_keeps_changing_counts_its_page_view_but_no_visit(redis_sink, monkeypatch, caplog):
+    from beacons.counting.sinks import RedisVisitStates
+
+    monkeypatch.setattr(RedisVisitStates, "read", lambda self, key: b'[1,"/x","/x",1,1,[]]')  # never what Redis holds
+    with caplog.at_level("WARNING", logger="beacons"):
+        page_view(T0, "/a")
+    drain_pass()
+    assert (total("page_view", "/a"), total(VisitSlug.VISITS), total(VisitSlug.PAGES)) == (1, 0, 0)
+    assert any("state changed 3 times" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.redis
+def test_the_redis_sink_keeps_a_visit_for_the_gap_and_replaces_a_state_it_cannot_read(redis_sink, settings):
+    from beacons.counting.redis_format import visit_state_key
+
+    settings.BEACONS_VISIT_GAP_SECONDS = 600
+    key = visit_state_key(get_sink().prefix, site_id=first_site().pk, visitor_key="v1")
+    redis_sink.set(key, b"\xff not a state")
+    page_view(T0, "/a")
+    assert 590 < redis_sink.ttl(key) <= 600
+    page_view(T0 + timedelta(seconds=30), "/b")
+    drain_pass()
+    assert (total(VisitSlug.VISITS), total(VisitSlug.PAGES), total(VisitSlug.SECONDS)) == (1, 2, 30)
+
+
+@pytest.mark.redis
+def test_redis_down_counts_page_views_without_visits_and_visits_resume(redis_sink, settings):
+    from beacons.counting import sinks
+
+    url = settings.BEACONS_REDIS_URL
+    settings.BEACONS_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    page_view(T0, "/down")
+    assert (total("page_view", "/down"), total(VisitSlug.VISITS)) == (1, 0)  # in the database at once
+    settings.BEACONS_REDIS_URL = url
+    sinks.sinks_reset()
+    page_view(T0 + timedelta(seconds=10), "/back")
+    drain_pass()
+    assert (total("page_view"), total(VisitSlug.VISITS, "/back")) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        (1762164000, "/a|b", "/ü", 2, 1762164030, (("browser", "Firefox"), ("prop:plan", 'pro "x"'))),
+        (0, "", "", 1, 0, ()),
+    ],
+)
+def test_a_visit_state_reads_back_as_written(state):
+    from beacons.ingest.sessions import state_decode, state_encode
+
+    assert state_decode(state_encode(state)) == state
+    assert state_encode(state) == state_encode(state_decode(state_encode(state)))  # compared as bytes
+
+
+@pytest.mark.parametrize("raw", [None, b"", b"[1,2]", b"{}", b"\xff", b'[1,"a","b","many",5,[]]', b"[1,2,3,4,5,[[1]]]"])
+def test_a_stored_state_that_is_not_a_state_reads_as_none(raw):
+    from beacons.ingest.sessions import state_decode
+
+    assert state_decode(raw) is None
+
+
 def a_visit_of_two_pages_and_a_bounce():
     page_view(T0, "/a")
     page_view(T0 + timedelta(seconds=50), "/b")

@@ -9,6 +9,7 @@ from django.db import OperationalError
 from django.db.models import Sum
 
 from beacons.counting import sinks
+from beacons.counting.drain import drain_pass
 from beacons.counting.redis_format import (
     counter_rows,
     field_decode,
@@ -19,6 +20,7 @@ from beacons.counting.redis_format import (
 from beacons.counting.sinks import get_sink, sinks_flush
 from beacons.counting.sketches import Visitors
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
+from beacons.registry import VisitSlug
 
 pytestmark = pytest.mark.django_db
 
@@ -190,7 +192,9 @@ def test_redis_sink_counts_into_the_live_hash_not_the_database(send, settings, r
 
 
 @pytest.mark.redis
-def test_redis_sink_uses_one_round_trip_per_request(send, settings, redis_prefix, monkeypatch):
+def test_redis_sink_uses_one_round_trip_per_request_and_one_more_for_a_visit(send, settings, redis_prefix, monkeypatch):
+    """Events: their counts, visitors and capped values in one script call. Page views: their
+    visit's state is read first, and the new state goes with the counts, in the same call."""
     settings.BEACONS_SINK = "redis"
     assert send({"event_type": "page_view", "identifier": "/warm-up"}).status_code == 204  # loads the script
     sink = get_sink()
@@ -201,9 +205,12 @@ def test_redis_sink_uses_one_round_trip_per_request(send, settings, redis_prefix
     monkeypatch.setattr(
         type(connection), "send_packed_command", lambda self, *a, **k: (sent.append(1), original(self, *a, **k))[1]
     )
+    response = send({"events": [{"event_type": "signup", "identifier": f"/{i}"} for i in range(20)]})
+    assert (response.status_code, len(sent)) == (204, 1)
     response = send({"events": [{"event_type": "page_view", "identifier": f"/{i}"} for i in range(20)]})
-    assert response.status_code == 204
-    assert len(sent) == 1
+    assert (response.status_code, len(sent)) == (204, 3)
+    drain_pass()
+    assert (hour_total(VisitSlug.VISITS), hour_total(VisitSlug.PAGES)) == (1, 21)  # one visitor
 
 
 @pytest.mark.redis
@@ -213,7 +220,7 @@ def test_unreachable_redis_falls_back_to_the_database_and_warns_once(send, setti
     with caplog.at_level(logging.WARNING, logger="beacons"):
         for _ in range(3):
             assert send({"event_type": "page_view", "identifier": "/fallback"}).status_code == 204
-            sinks.get_sink()._skip_until = 0  # try Redis again at every request
+            sinks.get_sink().skip_until = 0  # try Redis again at every request
     assert hour_total("page_view", "/fallback") == 3
     assert sum("Redis unreachable" in record.getMessage() for record in caplog.records) == 1
 
@@ -248,13 +255,13 @@ def _in_flight_write(sink, monkeypatch, *, fail_combined: bool):
     write = sink._write
     calls = []
 
-    def slow_write(increments, values, visitors):
+    def slow_write(increments, values, visitors, visits):
         calls.append(dict(increments))
         if len(calls) == 1:
             time.sleep(0.3)
         elif fail_combined:
             raise RuntimeError("storage down")
-        write(increments, values, visitors)
+        return write(increments, values, visitors, visits)
 
     monkeypatch.setattr(sink, "_write", slow_write)
     return calls

@@ -53,6 +53,12 @@ def value_set_key(prefix: str, *, site_id: int, definition_id: int, dimension: s
     return f"{{{prefix}}}:values:{site_id}:{definition_id}:{dimension}:{int(day.timestamp())}"
 
 
+def visit_state_key(prefix: str, *, site_id: int, visitor_key: str) -> str:
+    """The key of a visitor's open visit (``beacons.ingest.sessions``), in the live hash's Cluster slot
+    as the sink's script writes it with the counts."""
+    return f"{{{prefix}}}:visit:{site_id}:{visitor_key}"
+
+
 # Requests within a bucket write mostly the same fields (the same pages, browsers, countries):
 # the busiest are encoded once, the prefixes they share (site, type, bucket) too.
 @lru_cache(maxsize=16384)

@@ -27,6 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
@@ -37,6 +38,7 @@ from beacons.counting.redis_format import (
     fields_encode,
     live_and_pending_keys,
     value_set_key,
+    visit_state_key,
     visitor_field_encode,
     visitor_fields_encode,
 )
@@ -198,62 +200,135 @@ def redis_client(url: str):
 # in parts, as Lua's unpack takes at most a few thousand values.
 VISITOR_FIELDS_PER_HSET = 1000
 
-# KEYS[1]: the live hash; KEYS[2..]: the set of distinct values of each capped value's day.
-# ARGV: plain pairs p, the cap, the sets' lifetime (s), visitor fields v; p (field, increment)
-# pairs; v visitor fields (set to 1); then per capped value: the value, its increment, its
-# fields k, its visitor fields m, k (field, "(other)" field) pairs and m such visitor pairs.
-# Returns the position (from 1) of each capped value that counted as "(other)".
+# KEYS[1]: the live hash; then, in the order the sections use them, each visit's state key and
+# the set of distinct values of each capped value's day.
+# ARGV: the cap, the sets' lifetime (s), the number of sections; then per section: 1 and the state
+# expected ("" for none), the new state and its lifetime (s) for a visit's section, else 0; p, v, c;
+# p (field, increment) pairs; v visitor fields (set to 1); c capped values, each: the value, its
+# increment, its fields k, its visitor fields m, k (field, "(other)" field) pairs and m such pairs.
+# A visit's section is applied only if its state key still holds the state expected (compare-and-set).
+# Returns {positions (from 1, over all sections) of the capped values that counted as "(other)",
+# the sections (from 1) not applied}.
 _COUNT = """
-local hash, plain, cap, ttl = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local seen = tonumber(ARGV[4])
-local i = 5
-for _ = 1, plain do
-  redis.call('HINCRBY', hash, ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-local fields = {}
-for _ = 1, seen do
-  fields[#fields + 1] = ARGV[i]
-  fields[#fields + 1] = 1
-  i = i + 1
-  if #fields == VISITOR_FIELDS_PER_HSET * 2 or _ == seen then
-    redis.call('HSET', hash, unpack(fields))
-    fields = {}
+local hash, cap, ttl, sections = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local i, k, position = 4, 2, 0
+local over, lost = {}, {}
+for section = 1, sections do
+  local apply = true
+  if ARGV[i] == '1' then
+    local current = redis.call('GET', KEYS[k]) or ''
+    if current == ARGV[i + 1] then
+      redis.call('SET', KEYS[k], ARGV[i + 2], 'EX', ARGV[i + 3])
+    else
+      apply = false
+      lost[#lost + 1] = section
+    end
+    k = k + 1
+    i = i + 4
+  else
+    i = i + 1
+  end
+  local plain, seen, capped = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  i = i + 3
+  if apply then
+    for _ = 1, plain do
+      redis.call('HINCRBY', hash, ARGV[i], ARGV[i + 1])
+      i = i + 2
+    end
+    local fields = {}
+    for n = 1, seen do
+      fields[#fields + 1] = ARGV[i]
+      fields[#fields + 1] = 1
+      i = i + 1
+      if #fields == VISITOR_FIELDS_PER_HSET * 2 or n == seen then
+        redis.call('HSET', hash, unpack(fields))
+        fields = {}
+      end
+    end
+  else
+    i = i + 2 * plain + seen
+  end
+  for _ = 1, capped do
+    position = position + 1
+    local member, n, fk, fm = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+    i = i + 4
+    if apply then
+      local counted = redis.call('SISMEMBER', KEYS[k], member) == 1
+      if not counted and redis.call('SCARD', KEYS[k]) < cap then
+        redis.call('SADD', KEYS[k], member)
+        redis.call('EXPIRE', KEYS[k], ttl)
+        counted = true
+      end
+      local offset = 1
+      if counted then offset = 0 else over[#over + 1] = position end
+      for _ = 1, fk do
+        redis.call('HINCRBY', hash, ARGV[i + offset], n)
+        i = i + 2
+      end
+      for _ = 1, fm do
+        redis.call('HSET', hash, ARGV[i + offset], 1)
+        i = i + 2
+      end
+    else
+      i = i + 2 * (fk + fm)
+    end
+    k = k + 1
   end
 end
-local over = {}
-for g = 2, #KEYS do
-  local member, n, k, m = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  i = i + 4
-  local counted = redis.call('SISMEMBER', KEYS[g], member) == 1
-  if not counted and redis.call('SCARD', KEYS[g]) < cap then
-    redis.call('SADD', KEYS[g], member)
-    redis.call('EXPIRE', KEYS[g], ttl)
-    counted = true
-  end
-  local offset = 1
-  if counted then offset = 0 else over[#over + 1] = g - 1 end
-  for _ = 1, k do
-    redis.call('HINCRBY', hash, ARGV[i + offset], n)
-    i = i + 2
-  end
-  for _ = 1, m do
-    redis.call('HSET', hash, ARGV[i + offset], 1)
-    i = i + 2
-  end
-end
-return over
+return {over, lost}
 """.replace("VISITOR_FIELDS_PER_HSET", str(VISITOR_FIELDS_PER_HSET))
+
+
+class VisitWrite(NamedTuple):
+    """A visit's new state and its adjustments, applied only if its state is still ``expected``
+    (``sessions.counts_add_with_visit``)."""
+
+    key: str
+    expected: bytes  # b"" for none
+    state: bytes
+    seconds: int  # the state's lifetime: the visit gap
+    increments: Mapping[CounterKey, int]
+    values: Mapping[DimensionValue, int]
 
 
 class _PendingWrite:
     """One request's increments, waiting for the write that carries them."""
 
-    __slots__ = ("done", "error")
+    __slots__ = ("done", "error", "visit_applied")
 
     def __init__(self):
         self.done = False
         self.error: BaseException | None = None
+        self.visit_applied = True
+
+
+class RedisVisitStates:
+    """Visit states kept in the redis sink's own Redis, beside its counters, so that the new state
+    is written in the same round trip as the counts (``RedisSink.add(visit=...)``)."""
+
+    def __init__(self, sink: "RedisSink"):
+        self.sink = sink
+        self._local = threading.local()  # one connection per thread: reads happen while a write is in flight
+
+    def key(self, *, site_id: int, visitor_key: str) -> str:
+        return visit_state_key(self.sink.prefix, site_id=site_id, visitor_key=visitor_key)
+
+    def read(self, key: str) -> bytes | None:
+        """The state kept under ``key`` (None for none). Raises while Redis is unreachable."""
+        import redis
+
+        if time.monotonic() < self.sink.skip_until:
+            raise redis.ConnectionError("Redis was unreachable a moment ago")
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self.sink.client.connection_pool.make_connection()
+        try:
+            connection.send_packed_command([self.sink.pack(("GET", key))], check_health=False)
+            return connection.read_response()
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            connection.disconnect()
+            self.sink.unreachable(exc)
+            raise
 
 
 class RedisSink:
@@ -268,7 +343,7 @@ class RedisSink:
         self._count_script = self.client.register_script(_COUNT)
         from hiredis import pack_command
 
-        self._pack = pack_command
+        self.pack = pack_command
         # Only one thread writes at a time (see add), so it owns one connection and talks to
         # it directly: redis-py's pool, retry and reply-callback layers cost ~70 µs of CPU
         # per call, as much as the rest of a request's counting.
@@ -278,51 +353,58 @@ class RedisSink:
         # without asking it again (a request's ~30 values were ~30 SISMEMBER and twice the fields).
         # Were the sets lost (Redis restarted empty), these would count on beside up to a cap of new ones.
         self._admitted = AdmittedValues()
-        self._skip_until = 0.0
+        self.skip_until = 0.0
         self._warn = ThrottledWarning(WARN_EVERY_SECONDS)
         self._write_done = threading.Condition()
         self._writing = False
         self._waiting_increments: Counter[CounterKey] = Counter()
         self._waiting_values: Counter[DimensionValue] = Counter()
         self._waiting_visitors = Visitors()
+        self._waiting_visits: list[tuple[VisitWrite, _PendingWrite]] = []
         self._pending_writes: list[_PendingWrite] = []
+        self.visit_states = RedisVisitStates(self)
 
     def add(
         self,
         increments: Mapping[CounterKey, int],
         values: Mapping[DimensionValue, int] = NO_VALUES,
         visitors: Visitors = NO_VISITORS,
-    ) -> None:
+        visit: VisitWrite | None = None,
+    ) -> bool:
         """Returns once ``increments``, ``values`` and ``visitors`` are in Redis (or, Redis being
-        down, in the database), all in the same round trip.
+        down, in the database), all in the same round trip, with ``visit`` if its state is still the
+        one expected; returns whether ``visit`` was applied (True without one).
 
         Requests of one process that arrive while a write is in flight are combined: the
         next thread to write takes everything waiting, so under load one round trip carries
         many requests' increments, and no request returns (answers 204) before its own
         increments were acknowledged.
         """
-        if not increments and not values and not visitors:
-            return
+        if not increments and not values and not visitors and visit is None:
+            return True
         own_write = _PendingWrite()
         with self._write_done:
             self._waiting_increments.update(increments)
             self._waiting_values.update(values)
             self._waiting_visitors.update(visitors)
+            if visit is not None:
+                self._waiting_visits.append((visit, own_write))
             self._pending_writes.append(own_write)
             while not own_write.done and self._writing:
                 self._write_done.wait()
             if own_write.done:
                 if own_write.error is not None:
                     raise own_write.error  # nothing of it was written: the request must not answer 204
-                return
+                return own_write.visit_applied
             self._writing = True
             combined, combined_values, carried = self._waiting_increments, self._waiting_values, self._pending_writes
-            combined_visitors = self._waiting_visitors
+            combined_visitors, visits = self._waiting_visitors, self._waiting_visits
             self._waiting_increments, self._waiting_values, self._pending_writes = Counter(), Counter(), []
-            self._waiting_visitors = Visitors()
+            self._waiting_visitors, self._waiting_visits = Visitors(), []
         error = None
         try:
-            self._write(combined, combined_values, combined_visitors)
+            for lost in self._write(combined, combined_values, combined_visitors, [v for v, _ in visits]):
+                visits[lost][1].visit_applied = False
         except BaseException as exc:
             error = exc
             raise
@@ -332,67 +414,105 @@ class RedisSink:
                     carried_write.done, carried_write.error = True, error
                 self._writing = False
                 self._write_done.notify_all()
+        return own_write.visit_applied
 
     def _write(
-        self, increments: Mapping[CounterKey, int], values: Mapping[DimensionValue, int], visitors: Visitors
-    ) -> None:
+        self,
+        increments: Mapping[CounterKey, int],
+        values: Mapping[DimensionValue, int],
+        visitors: Visitors,
+        visits: Sequence[VisitWrite] = (),
+    ) -> list[int]:
+        """One script call; returns the indexes (in ``visits``) of the visits not applied: their
+        state changed since it was read, or Redis is down (their counts are then not written)."""
         import redis
 
-        if time.monotonic() >= self._skip_until:
-            plain = {field_encode(key): n for key, n in increments.items()}  # one field per key
-            capped: list[tuple[DimensionValue, int]] = []
-            admitted = self._admitted
-            for value, n in values.items():
-                if value.value == OTHER_VALUE or value in admitted:  # nothing to cap, or decided: counts as it is
-                    site_id, definition_id, dimension, text, _, buckets = value
-                    for field in fields_encode(site_id, definition_id, dimension, text, buckets):
-                        plain[field] = plain.get(field, 0) + n
-                else:
-                    capped.append((value, n))
-            seen, capped_seen = _visitor_fields(visitors, admitted=admitted)
+        if time.monotonic() >= self.skip_until:
             keys = [self.live_key]
-            args: list = [len(plain), values_limit(), VALUE_SET_SECONDS, len(seen)]
-            for pair in plain.items():
-                args += pair
-            args += seen
-            # A value's visitors go with its first counter entry; visitors of a value without one
-            # (never from ingest) are an entry with no counter.
-            entries = list(capped)
-            for (site_id, definition_id, dimension, day), text in capped_seen.keys() - {
-                (cap_key(value), value.value) for value, _ in capped
-            }:
-                entries.append((DimensionValue(site_id, definition_id, dimension, text, day, ()), 0))
-            for value, n in entries:
-                site_id, definition_id, dimension, day = cap_key(value)
-                keys.append(
-                    value_set_key(
-                        self.prefix, site_id=site_id, definition_id=definition_id, dimension=dimension, day=day
-                    )
-                )
-                visitor_pairs = capped_seen.pop((cap_key(value), value.value), [])
-                args += (value.value.encode("utf-8", "surrogatepass"), n, len(value.buckets), len(visitor_pairs) // 2)
-                args += _interleaved(*_own_and_other_fields(value))
-                args += visitor_pairs
+            args: list = [values_limit(), VALUE_SET_SECONDS, 1 + len(visits), 0]
+            sections = [self._section_add(keys, args, increments, values, visitors)]
+            for visit in visits:
+                keys.append(visit.key)
+                args += (1, visit.expected, visit.state, visit.seconds)
+                sections.append(self._section_add(keys, args, visit.increments, visit.values, NO_VISITORS))
             try:
-                over_positions = self._count(keys, args)
+                over_positions, lost_sections = self._count(keys, args)
             except redis.RedisError as exc:
                 # A timeout after the script reached Redis is the one case this can count twice; a
                 # refused or reset connection never ran it.
-                self._skip_until = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
-                self._warn("redis sink: Redis unreachable, writing counts to the database directly: %s", exc)
+                self.unreachable(exc)
             else:
-                over: Counter[CapKey] = Counter()
-                refused = set(over_positions)  # the entries after the capped ones are visitors alone: no hit
-                for position, (value, n) in enumerate(capped, 1):
-                    if position in refused:
-                        over[cap_key(value)] += n
-                    else:
-                        admitted.add(value)
-                values_dropped_add(over=over)
-                return
+                self._decisions_keep(sections, over_positions=set(over_positions), lost_sections=set(lost_sections))
+                return [section - 2 for section in lost_sections]
         self.fallback.add(increments, values, visitors)
+        return list(range(len(visits)))  # no state written: the visits are not counted
 
-    def _count(self, keys: list, args: list) -> list[int]:
+    def unreachable(self, exc: Exception) -> None:
+        """Skip Redis for a moment (warned about once a minute): counts go to the database, no visits count."""
+        self.skip_until = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
+        self._warn("redis sink: Redis unreachable, writing counts to the database directly (no visits): %s", exc)
+
+    def _section_add(
+        self,
+        keys: list,
+        args: list,
+        increments: Mapping[CounterKey, int],
+        values: Mapping[DimensionValue, int],
+        visitors: Visitors,
+    ) -> list[tuple[DimensionValue, int] | None]:
+        """Adds one section's keys and arguments (after its header); returns its capped entries in
+        order, each (value, increment), or None for an entry of visitors alone (no hit)."""
+        plain = {field_encode(key): n for key, n in increments.items()}  # one field per key
+        capped: list[tuple[DimensionValue, int]] = []
+        admitted = self._admitted
+        for value, n in values.items():
+            if value.value == OTHER_VALUE or value in admitted:  # nothing to cap, or decided: counts as it is
+                site_id, definition_id, dimension, text, _, buckets = value
+                for field in fields_encode(site_id, definition_id, dimension, text, buckets):
+                    plain[field] = plain.get(field, 0) + n
+            else:
+                capped.append((value, n))
+        seen, capped_seen = _visitor_fields(visitors, admitted=admitted)
+        # A value's visitors go with its first counter entry; visitors of a value without one
+        # (never from ingest) are an entry with no counter.
+        entries: list[tuple[DimensionValue, int] | None] = list(capped)
+        alone = [
+            (DimensionValue(site_id, definition_id, dimension, text, day, ()), 0)
+            for (site_id, definition_id, dimension, day), text in capped_seen.keys()
+            - {(cap_key(value), value.value) for value, _ in capped}
+        ]
+        args += (len(plain), len(seen), len(capped) + len(alone))
+        for pair in plain.items():
+            args += pair
+        args += seen
+        for value, n in [*capped, *alone]:
+            site_id, definition_id, dimension, day = cap_key(value)
+            keys.append(
+                value_set_key(self.prefix, site_id=site_id, definition_id=definition_id, dimension=dimension, day=day)
+            )
+            visitor_pairs = capped_seen.pop((cap_key(value), value.value), [])
+            args += (value.value.encode("utf-8", "surrogatepass"), n, len(value.buckets), len(visitor_pairs) // 2)
+            args += _interleaved(*_own_and_other_fields(value))
+            args += visitor_pairs
+        return entries + [None] * len(alone)
+
+    def _decisions_keep(self, sections: list, *, over_positions: set[int], lost_sections: set[int]) -> None:
+        """Remembers the values the script admitted and tallies those it counted as "(other)"."""
+        over: Counter[CapKey] = Counter()
+        position = 0
+        for section, entries in enumerate(sections, 1):
+            for entry in entries:
+                position += 1
+                if entry is None or section in lost_sections:
+                    continue
+                value, n = entry
+                if position in over_positions:
+                    over[cap_key(value)] += n
+                else:
+                    self._admitted.add(value)
+        values_dropped_add(over=over)
+
+    def _count(self, keys: list, args: list) -> list[list[int]]:
         import redis
 
         connection = self._connection
@@ -400,7 +520,7 @@ class RedisSink:
             connection = self._connection = self.client.connection_pool.make_connection()
         # hiredis packs the whole command in one C call; redis-py's packer first walks every argument
         # in Python (a request with breakdowns and visits has hundreds: ~20 % of its CPU).
-        command = [self._pack(("EVALSHA", self._count_script.sha, len(keys), *keys, *args))]
+        command = [self.pack(("EVALSHA", self._count_script.sha, len(keys), *keys, *args))]
         try:
             for attempt in (1, 2):
                 connection.send_packed_command(command, check_health=False)

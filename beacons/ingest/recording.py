@@ -168,19 +168,23 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
             zones = SiteZones()  # the site's zone, read once for the request
             increments = increments_for(hits=hits, received_at=context.received_at, zones=zones)
             values = dimension_values_for(hits=hits, received_at=context.received_at, zones=zones)
+            visitors = _visitors_of(hits=hits, context=context, zones=zones)
             # Visits (beacons.ingest.sessions): adjustments of the visitor's visit, in the same sink call.
             page_views = [hit for hit in hits if hit.definition_id in page_view_ids]
             if page_views:
-                sessions.visits_adjust(
+                sessions.counts_add_with_visit(
+                    get_sink(),
+                    increments=increments,
+                    values=values,
+                    visitors=visitors,
                     page_views=page_views,
                     site_id=context.site_id,
                     visitor_key=context.visitor_key,
                     received_at=context.received_at,
-                    increments=increments,
-                    values=values,
                     zones=zones,
                 )
-            get_sink().add(increments, values, _visitors_of(hits=hits, context=context, zones=zones))
+            else:
+                get_sink().add(increments, values, visitors)
     except BaseException:
         if claimed:
             _dedupe_release(keys=claimed)

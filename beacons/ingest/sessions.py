@@ -1,10 +1,12 @@
-"""Turning page views into visit adjustments: each visitor's open visit in the cache, and what each page view adds.
+"""Turning page views into visit adjustments: each visitor's open visit, and what each page view adds.
 
 A visit is one visitor's page views with no gap over ``BEACONS_VISIT_GAP_SECONDS`` (1800). Its
-state (start, entry page, last page, page count, last seen, the entry's dimension values)
-lives in Django's cache (local memory by default, Redis with ``CACHE_URL``) under the site and
-the visitor key, expiring after the gap. Every adjustment is counted in the buckets where the
-visit **started**, under the reserved types of ``registry.VisitSlug``, so a counter is never
+state (start, entry page, last page, page count, last seen, the entry's dimension values) is
+kept under the site and the visitor key, expiring after the gap: by the redis sink in its own
+Redis, written in the same script call as the counts (``counts_add_with_visit``), else in
+Django's cache (local memory by default, Redis with ``CACHE_URL``); ``visit_fold`` is the one
+rule of what page views do to a visit, whichever keeps it. Every adjustment is counted in the
+buckets where the visit **started**, under the reserved types of ``registry.VisitSlug``, so a counter is never
 taken below what was added to it before:
 
 - the first page view of a visit: visits +1, bounces +1, visit pages +1 (entry page and each
@@ -20,30 +22,40 @@ A hit without a usable visitor key (``context.visitor_key == ""``: DNT/GPC) coun
 Anonymous visitor keys change with the daily salt (UTC midnight), so such a visit is cut
 there: the page views after midnight start a new visit.
 
-Faults: the cache unreachable (or raising) costs the visits of those page views, never the
-page views themselves; visits resume with the cache.
+Faults: the cache (or the redis sink's Redis) unreachable costs the visits of those page views,
+never the page views themselves; visits resume when it is back.
 
-Concurrency: a visit is created with ``cache.add``, so two page views of a new visitor handled
-at the same moment by two processes start one visit, not two. The rest is read-then-write,
-last writer wins: two page views of one visitor within the same few milliseconds (in two
-processes) may both be taken as the second page view (bounces −1 twice, clamped at 0 by the
-write; pages counted right), or one exit move may be lost (one exit stays on the page before).
-The state is written before the increments reach the sink: a page view that arrives in that
-window of milliseconds, or (memory sink, several processes) whose process flushes before the
-process that started the visit, takes back a count not written yet; the write floors it
-at 0 (``increments.aggregates_add``), so that counter is too high by that adjustment. A
-request that fails after its state was written (503) has moved the visit on without counting.
+Concurrency, redis sink: the new state is written only if the state read is still there
+(compare-and-set, in the script that writes the counts); otherwise the page view is folded again
+into the state another process left (``VISIT_WRITE_ATTEMPTS``), so two page views of one visitor
+handled at once by two processes make one visit and count each page once.
+
+Concurrency, Django's cache (the direct and memory sinks): a visit is created with ``cache.add``,
+so two page views of a new visitor handled at the same moment by two processes start one visit,
+not two. The rest is read-then-write, last writer wins: two page views of one visitor within the
+same few milliseconds (in two processes) may both be taken as the second page view (bounces −1
+twice, clamped at 0 by the write; pages counted right), or one exit move may be lost (one exit
+stays on the page before). The state is written before the increments reach the sink: a page
+view that arrives in that window of milliseconds, or (memory sink, several processes) whose
+process flushes before the process that started the visit, takes back a count not written yet;
+the write floors it at 0 (``increments.aggregates_add``), so that counter is too high by that
+adjustment. A request that fails after its state was written (503) has moved the visit on
+without counting.
 """
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import partial
 
 from django.conf import settings
 from django.core.cache import cache
 
 from beacons.counting.buckets import SiteZones
 from beacons.counting.increments import CounterKey, DimensionValue, Hit, dimension_values_for, increments_for
+from beacons.counting.sinks import VisitWrite
+from beacons.counting.sketches import NO_VISITORS, Visitors
 from beacons.logs import outage_warning
 from beacons.models import (
     FINE_GRANULARITIES,
@@ -54,12 +66,29 @@ from beacons.models import (
 from beacons.registry import DB_UNREACHABLE, VisitSlug, system_definitions_resolve
 
 QUARTER_HOUR = 900
+VISIT_WRITE_ATTEMPTS = 3  # a visit's state changed under a request this often: that page view counts no visit
 # (start, entry page, last page, page views, last seen, entry dimension values): epoch seconds
 VisitState = tuple[int, str, str, int, int, tuple[tuple[str, str], ...]]
 
 
 def visit_key(*, site_id: int, visitor_key: str) -> str:
     return f"beacons:visit:{site_id}:{visitor_key}"
+
+
+def visit_fold(
+    state: VisitState | None, page_views: Iterable[Hit], *, site_id: int, now: int, gap: int, definitions
+) -> tuple[VisitState | None, list[tuple[int, Hit]]]:
+    """The visit after ``page_views`` (one request's, in order) at ``now``, from ``state`` (None:
+    no open visit), and the adjustments they make, each with the start of its visit."""
+    adjustments: list[tuple[int, Hit]] = []
+    for hit in page_views:
+        if state is None or now - state[4] > gap:
+            state = (now, hit.identifier, hit.identifier, 1, now, tuple(sorted(hit.dimensions.items())))
+            adjustments += _visit_started(site_id, definitions, hit, now)
+        else:
+            state, moved = _visit_extended(site_id, definitions, state, hit, now)
+            adjustments += moved
+    return state, adjustments
 
 
 def visits_adjust(
@@ -72,47 +101,136 @@ def visits_adjust(
     values: Counter[DimensionValue],
     zones: SiteZones | None = None,
 ) -> int:
-    """Fold the page views of one request (one visitor, in order) into its visit and add the
-    adjustments to ``increments`` and ``values`` (the request's, written in the same sink call).
-    Returns how many page views were taken into a visit (0 without a visitor key, or with the
-    cache or, for a process that never read them, the visit types unreachable)."""
+    """Fold the page views of one request (one visitor, in order) into its visit kept in Django's
+    cache, and add the adjustments to ``increments`` and ``values`` (the request's, written in the
+    same sink call). Returns how many page views were taken into a visit (0 without a visitor key,
+    or with the cache or, for a process that never read them, the visit types unreachable)."""
     page_views = list(page_views)
-    if not visitor_key or not page_views:
-        return 0
-    try:
-        definitions = system_definitions_resolve()
-    except DB_UNREACHABLE as exc:
-        outage_warning("visits not counted, visit types not readable: %s", exc)
+    definitions = _definitions_for(page_views, visitor_key)
+    if definitions is None:
         return 0
     gap = settings.BEACONS_VISIT_GAP_SECONDS
     key = visit_key(site_id=site_id, visitor_key=visitor_key)
-    now = int(received_at.timestamp())
-    adjustments: list[tuple[int, Hit]] = []
+    fold = _fold_for(page_views, site_id=site_id, received_at=received_at, definitions=definitions)
     try:
         state: VisitState | None = cache.get(key)
-        dirty = False  # the state differs from what the cache holds
-        for hit in page_views:
-            if state is not None and now - state[4] > gap:
-                state, dirty = None, True  # older than the gap, not yet expired: replaced below
+        folded, adjustments = fold(state)
+        if state is None and not cache.add(key, folded, timeout=gap):
+            # Of two processes starting one visitor's visit at once, one starts it (add); the other continues it.
+            state = cache.get(key)
             if state is None:
-                state = (now, hit.identifier, hit.identifier, 1, now, tuple(sorted(hit.dimensions.items())))
-                # add: of two processes starting one visitor's visit at once, one starts it
-                if dirty or cache.add(key, state, timeout=gap):
-                    adjustments += _visit_started(site_id, definitions, hit, now)
-                    continue
-                state = cache.get(key)  # the other one: continue its visit
-                if state is None:
-                    continue
-            state, moved = _visit_extended(site_id, definitions, state, hit, now)
-            adjustments += moved
-            dirty = True
-        if dirty:
-            cache.set(key, state, timeout=gap)
+                return 0
+            folded, adjustments = fold(state)
+        if state is not None:
+            cache.set(key, folded, timeout=gap)
     except Exception as exc:  # a cache that is down: page views count, their visits do not
         outage_warning("visits not counted, cache unreachable: %s", exc)
         return 0
     _adjustments_add(adjustments, increments=increments, values=values, zones=zones or SiteZones())
     return len(page_views)
+
+
+def counts_add_with_visit(
+    sink,
+    *,
+    increments: Counter[CounterKey],
+    values: Counter[DimensionValue],
+    visitors: Visitors,
+    page_views: list[Hit],
+    site_id: int,
+    visitor_key: str,
+    received_at: datetime,
+    zones: SiteZones,
+) -> int:
+    """Add one request's counts to ``sink`` with the adjustments of its visitor's visit; returns how
+    many page views were taken into a visit.
+
+    A sink that keeps visit states itself (the redis sink: ``sink.visit_states``) reads the state,
+    and writes the new one in the same round trip as the counts, only if the state is still the one
+    read (compare-and-set): of two page views of one visitor handled at once, the second is folded
+    again into the visit the first left, so none is lost or counted twice. With any other sink,
+    the state is in Django's cache (``visits_adjust``)."""
+    states = getattr(sink, "visit_states", None)
+    if states is None:
+        taken = visits_adjust(
+            page_views=page_views,
+            site_id=site_id,
+            visitor_key=visitor_key,
+            received_at=received_at,
+            increments=increments,
+            values=values,
+            zones=zones,
+        )
+        sink.add(increments, values, visitors)
+        return taken
+    definitions = _definitions_for(page_views, visitor_key)
+    if definitions is None:
+        sink.add(increments, values, visitors)
+        return 0
+    gap = settings.BEACONS_VISIT_GAP_SECONDS
+    key = states.key(site_id=site_id, visitor_key=visitor_key)
+    fold = _fold_for(page_views, site_id=site_id, received_at=received_at, definitions=definitions)
+    for _ in range(VISIT_WRITE_ATTEMPTS):
+        try:
+            read = states.read(key)
+        except Exception:  # Redis down (the sink warns): the counts go where the sink sends them then, no visit
+            sink.add(increments, values, visitors)
+            return 0
+        folded, adjustments = fold(state_decode(read))
+        visit_increments: Counter[CounterKey] = Counter()
+        visit_values: Counter[DimensionValue] = Counter()
+        _adjustments_add(adjustments, increments=visit_increments, values=visit_values, zones=zones)
+        write = VisitWrite(key, read or b"", state_encode(folded), gap, visit_increments, visit_values)
+        if sink.add(increments, values, visitors, visit=write):
+            return len(page_views)
+        increments, values, visitors = Counter(), Counter(), NO_VISITORS  # counted: only the visit is tried again
+    outage_warning("a visit not counted: its state changed %d times while one request read it", VISIT_WRITE_ATTEMPTS)
+    return 0
+
+
+def state_encode(state: VisitState) -> bytes:
+    """The bytes a visit state is kept as in Redis (the same state, the same bytes: compared as they are)."""
+    return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def state_decode(raw: bytes | None) -> VisitState | None:
+    """Inverse of ``state_encode``; None for no state, or one that is not a state (a new visit replaces it)."""
+    if not raw:
+        return None
+    try:
+        start, entry, last, pages, last_seen, dimensions = json.loads(raw)
+        return (
+            int(start),
+            str(entry),
+            str(last),
+            int(pages),
+            int(last_seen),
+            tuple((str(dimension), str(value)) for dimension, value in dimensions),
+        )
+    except (ValueError, TypeError):
+        return None
+
+
+def _fold_for(page_views: list[Hit], *, site_id: int, received_at: datetime, definitions):
+    return partial(
+        visit_fold,
+        page_views=page_views,
+        site_id=site_id,
+        now=int(received_at.timestamp()),
+        gap=settings.BEACONS_VISIT_GAP_SECONDS,
+        definitions=definitions,
+    )
+
+
+def _definitions_for(page_views: list[Hit], visitor_key: str) -> dict[str, BeaconDefinition] | None:
+    """The visit types, or None when there is nothing to count a visit of (or they are unreadable)."""
+    if not visitor_key or not page_views:
+        return None
+    try:
+        return system_definitions_resolve()
+    except DB_UNREACHABLE as exc:
+        outage_warning("visits not counted, visit types not readable: %s", exc)
+        return None
 
 
 def _visit_started(site_id: int, definitions: dict[str, BeaconDefinition], hit: Hit, now: int) -> list[tuple[int, Hit]]:
