@@ -2,13 +2,19 @@ from datetime import UTC, datetime
 
 from beacons.counting.redis_format import (
     FieldsChunk,
+    buckets_field_encode,
     copy_text,
     drain_batch_key,
     field_decode,
     field_encode,
+    fields_expand,
     live_and_pending_keys,
     part_indexes,
     totals_by_series,
+    visitor_field_decode,
+    visitor_field_encode,
+    visitor_field_of,
+    visitor_tokens,
 )
 
 HOUR = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -96,3 +102,54 @@ def test_dimension_fields_are_never_totals_and_copy_with_their_dimension():
     assert copy_text(list(fields), list(counts)) == (
         f"5\t1\tD\t{EPOCH}\t\t4\n".encode() + f"5\t1\tD/source\t{EPOCH}\tx|\t9\n".encode()
     )
+
+
+# --- one field for an identifier's buckets together ---------------------------------------------
+
+DAY, MONTH, YEAR = (
+    datetime(2026, 3, 1, tzinfo=UTC),
+    datetime(2026, 3, 1, tzinfo=UTC),
+    datetime(2026, 1, 1, tzinfo=UTC),
+)
+BUCKETS = (("H", HOUR), ("D", DAY), ("MO", MONTH), ("Y", YEAR))
+
+
+def test_a_field_of_several_buckets_lists_them_in_order_and_expands_into_one_field_each():
+    field = buckets_field_encode(5, 7, "", "/a,b|c", BUCKETS)
+    epochs = ",".join(str(int(start.timestamp())) for _, start in BUCKETS)
+    assert field == f"5|7|H,D,MO,Y|{epochs}|/a,b|c".encode()
+    assert fields_expand([(field, b"3")]) == [
+        (field_encode((5, 7, "", "/a,b|c", g, start)), b"3") for g, start in BUCKETS
+    ]
+
+
+def test_a_dimension_field_of_several_buckets_keeps_its_dimension_on_each():
+    field = buckets_field_encode(5, 7, "os", "iOS", BUCKETS[1:])
+    rows = FieldsChunk(fields_expand([(field, b"-2")])).rows()
+    assert rows == [(5, 7, "os", "iOS", g, int(start.timestamp()), -2) for g, start in BUCKETS[1:]]
+
+
+def test_a_field_of_one_bucket_is_the_plain_field_and_is_left_as_it_is():
+    assert buckets_field_encode(5, 7, "", "/a", (("H", HOUR),)) == field_encode((5, 7, "", "/a", "H", HOUR))
+    pairs = [(field_encode((5, 7, "", "/a,b", "H", HOUR)), b"2"), (field_encode((5, 7, "", "", "H", HOUR)), b"1")]
+    assert fields_expand(pairs) == pairs  # a "," in an identifier lists no buckets
+
+
+def test_expanded_fields_that_meet_are_summed_and_their_totals_tallied_once_each():
+    several = buckets_field_encode(5, 7, "", "", BUCKETS[:2])
+    hour_alone = field_encode((5, 7, "", "", "H", HOUR))
+    expanded = dict(fields_expand([(several, b"2"), (hour_alone, b"3")]))
+    assert expanded == {hour_alone: b"5", field_encode((5, 7, "", "", "D", DAY)): b"2"}
+    assert totals_by_series(expanded.items()) == {(5, 7, "H"): 5, (5, 7, "D"): 2}
+
+
+def test_a_visitor_field_of_several_buckets_puts_the_visitor_in_each_sketch():
+    token = -42
+    field = visitor_field_of(buckets_field_encode(5, 7, "browser", "Firefox", BUCKETS[1:3]), token)
+    keys, decoded = visitor_field_decode(field)
+    assert (keys, decoded) == (
+        [(5, 7, "browser", "Firefox", "D", DAY), (5, 7, "browser", "Firefox", "MO", MONTH)],
+        token,
+    )
+    alone = visitor_field_encode((5, 7, "", "", "H", HOUR), 9)
+    assert visitor_tokens([field, alone]) == {keys[0]: {token}, keys[1]: {token}, (5, 7, "", "", "H", HOUR): {9}}

@@ -258,17 +258,16 @@ def test_visits_kept_by_the_redis_sink_add_up_to_the_visits(redis_sink, sequence
     assert {slug: counts(slug) for slug in VISIT_SLUGS} == expected_counts(done)
 
 
+def another_process_takes_the_next_page_view():
+    get_sink().visit_states._states.clear()  # what this process remembers of its visitors' states
+
+
 @pytest.mark.redis
-def test_two_page_views_of_one_new_visitor_at_once_make_one_visit_in_the_redis_sink(redis_sink, monkeypatch):
-    """The second read the state before the first wrote it: its write is refused, and it is folded
-    again into the visit the first started (no second visit, no bounce)."""
-    from beacons.counting.sinks import RedisVisitStates
-
-    read = RedisVisitStates.read
-    stale = iter([None])  # the second page view's first read: as if before the first one's write
-
+def test_a_page_view_after_one_another_process_handled_continues_that_visit(redis_sink):
+    """The write expects the state this process knows (none here); Redis holds the visit another
+    process started: the write is refused with that state, and the page view is folded into it."""
     page_view(T0, "/a")
-    monkeypatch.setattr(RedisVisitStates, "read", lambda self, key: next(stale, None) or read(self, key))
+    another_process_takes_the_next_page_view()
     page_view(T0 + timedelta(seconds=5), "/b")
     drain_pass()
     assert (total(VisitSlug.VISITS), total(VisitSlug.BOUNCES), total(VisitSlug.PAGES)) == (1, 0, 2)
@@ -277,10 +276,32 @@ def test_two_page_views_of_one_new_visitor_at_once_make_one_visit_in_the_redis_s
 
 
 @pytest.mark.redis
-def test_a_visit_whose_state_keeps_changing_counts_its_page_view_but_no_visit(redis_sink, monkeypatch, caplog):
-    from beacons.counting.sinks import RedisVisitStates
+def test_a_state_this_process_remembers_but_another_moved_on_is_not_trusted(redis_sink):
+    page_view(T0, "/a")  # this process remembers the visit at /a
+    remembered = dict(get_sink().visit_states._states)
+    another_process_takes_the_next_page_view()
+    page_view(T0 + timedelta(seconds=5), "/b")  # another process: the visit is at /b
+    get_sink().visit_states._states.update(remembered)
+    page_view(T0 + timedelta(seconds=9), "/c")
+    drain_pass()
+    assert (total(VisitSlug.VISITS), total(VisitSlug.PAGES), total(VisitSlug.SECONDS)) == (1, 3, 9)
+    assert {page: total(VisitSlug.EXITS, page) for page in ("/a", "/b", "/c")} == {"/a": 0, "/b": 0, "/c": 1}
 
-    monkeypatch.setattr(RedisVisitStates, "read", lambda self, key: b'[1,"/x","/x",1,1,[]]')  # never what Redis holds
+
+@pytest.mark.redis
+def test_a_visit_whose_state_keeps_changing_counts_its_page_view_but_no_visit(redis_sink, monkeypatch, caplog):
+    from beacons.counting.redis_format import visit_state_key
+
+    sink = get_sink()
+    key = visit_state_key(sink.prefix, site_id=first_site().pk, visitor_key="v1")
+    write = sink._write
+    moves = iter(range(1, 100))
+
+    def another_process_moves_the_visit_first(*args):
+        redis_sink.set(key, b'[1,"/x","/x",%d,1,[]]' % next(moves))
+        return write(*args)
+
+    monkeypatch.setattr(sink, "_write", another_process_moves_the_visit_first)
     with caplog.at_level("WARNING", logger="beacons"):
         page_view(T0, "/a")
     drain_pass()

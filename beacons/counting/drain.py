@@ -46,6 +46,7 @@ from beacons.counting.redis_format import (
     FieldsChunk,
     chunk_split,
     drain_batch_key,
+    fields_expand,
     live_and_pending_keys,
     part_indexes,
     totals_by_series,
@@ -171,6 +172,7 @@ def _batch_chunks(
         seen.update(fields)
         read = len(fields)
         pairs, visitors = chunk_split(list(fields.items()))
+        pairs = fields_expand(pairs)
         if parts == 1:
             chunk = [FieldsChunk(pairs, visitors)]
         else:

@@ -7,6 +7,12 @@ names its dimension after the granularity: ``site_id|definition_id|granularity/d
 existed, so fields written by an older process drain unchanged. The sinks write it, the drain
 reads it back; nothing else knows the layout.
 
+One field may stand for the same identifier's counters in several buckets, which a hit always
+counts together (its hour, day, month and year): granularities and epochs are then listed in
+order, comma-separated, ``1|8|D,MO,Y/os|1796256000,1796083200,1767225600|iOS``. A request writes
+one field (one ``HINCRBY``) where it wrote one per bucket; the drain expands each such field
+(``fields_expand``) before anything else reads it.
+
 A visitor of a sketch key is a field of its own in the same hash, ``~<token>|`` followed by the
 counter field of the key (``visitor_field_encode``), value 1: a visitor seen twice between two
 drains is one field, and the drain moves visitors with the counts of the same batch. Counter
@@ -32,6 +38,8 @@ _SEPARATOR = b"|"
 _VISITOR_MARK = b"~"
 _TOKEN_OFFSET = 1 << 63  # tokens are signed 64-bit; written as 16 unsigned hex digits
 _DIMENSION_SEPARATOR = "/"
+_LIST_SEPARATOR = ","  # between the granularities, and the epochs, of a field of several buckets
+_LIST_SEPARATOR_BYTES = _LIST_SEPARATOR.encode()
 _SEPARATOR_BYTE = ord("|")
 _KEY_SEPARATORS = 4  # the ones before the identifier, which may hold more
 _COPY_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"))
@@ -65,35 +73,32 @@ def visit_state_key(prefix: str, *, site_id: int, visitor_key: str) -> str:
 def field_encode(key: CounterKey) -> bytes:
     """The hash field of a counter key."""
     site_id, definition_id, dimension, identifier, granularity, start = key
-    return (_field_prefix(site_id, definition_id, dimension, granularity, start) + identifier).encode(
+    return (_field_prefix(site_id, definition_id, dimension, granularity, int(start.timestamp())) + identifier).encode(
         "utf-8", "surrogatepass"
     )
 
 
 @lru_cache(maxsize=16384)
-def fields_encode(
+def buckets_field_encode(
     site_id: int, definition_id: int, dimension: str, identifier: str, buckets: tuple[tuple[str, datetime], ...]
-) -> tuple[bytes, ...]:
-    """The hash fields of one identifier's (or dimension value's) counters in each of ``buckets``
-    ((granularity, start) pairs): ``field_encode`` of each of its keys."""
-    return tuple(
-        (prefix + identifier).encode("utf-8", "surrogatepass")
-        for prefix in _field_prefixes(site_id, definition_id, dimension, buckets)
-    )
+) -> bytes:
+    """The one hash field of an identifier's (or dimension value's) counters in each of ``buckets``
+    ((granularity, start) pairs, at least one): ``field_encode`` of its key for a single bucket."""
+    return (_buckets_prefix(site_id, definition_id, dimension, buckets) + identifier).encode("utf-8", "surrogatepass")
 
 
 @lru_cache(maxsize=4096)
-def _field_prefix(site_id: int, definition_id: int, dimension: str, granularity: str, start: datetime) -> str:
+def _field_prefix(site_id: int, definition_id: int, dimension: str, granularity: str, epoch: int | str) -> str:
     if dimension:
         granularity = f"{granularity}{_DIMENSION_SEPARATOR}{dimension}"
-    return f"{site_id}|{definition_id}|{granularity}|{int(start.timestamp())}|"
+    return f"{site_id}|{definition_id}|{granularity}|{epoch}|"
 
 
 @lru_cache(maxsize=1024)
-def _field_prefixes(
-    site_id: int, definition_id: int, dimension: str, buckets: tuple[tuple[str, datetime], ...]
-) -> tuple[str, ...]:
-    return tuple(_field_prefix(site_id, definition_id, dimension, granularity, start) for granularity, start in buckets)
+def _buckets_prefix(site_id: int, definition_id: int, dimension: str, buckets: tuple[tuple[str, datetime], ...]) -> str:
+    granularities = _LIST_SEPARATOR.join(granularity for granularity, _ in buckets)
+    epochs = _LIST_SEPARATOR.join(str(int(start.timestamp())) for _, start in buckets)
+    return _field_prefix(site_id, definition_id, dimension, granularities, epochs)
 
 
 def field_decode(field: bytes, n: bytes | int) -> CounterRow:
@@ -107,30 +112,62 @@ def field_decode(field: bytes, n: bytes | int) -> CounterRow:
 
 def visitor_field_encode(key: CounterKey, token: int) -> bytes:
     """The hash field saying the visitor ``token`` is in the sketch of ``key``."""
-    return visitor_fields_encode([field_encode(key)], token)[0]
+    return visitor_field_of(field_encode(key), token)
 
 
-def visitor_fields_encode(fields: Iterable[bytes], token: int) -> list[bytes]:
-    """The hash fields saying the visitor ``token`` is in the sketch of each counter field of ``fields``."""
-    mark = b"~%016x|" % (token + _TOKEN_OFFSET)
-    return [mark + field for field in fields]
+def visitor_field_of(field: bytes, token: int) -> bytes:
+    """The hash field saying the visitor ``token`` is in the sketch of each key of the counter ``field``."""
+    return b"~%016x|%s" % (token + _TOKEN_OFFSET, field)
 
 
-def visitor_field_decode(field: bytes) -> tuple[CounterKey, int]:
-    """Inverse of ``visitor_field_encode``: (sketch key, token)."""
+def visitor_field_decode(field: bytes) -> tuple[list[CounterKey], int]:
+    """Inverse of ``visitor_field_encode`` (and of ``visitor_field_of`` with a field of several
+    buckets): (sketch keys, token)."""
     token, counter = field[1:].split(_SEPARATOR, 1)
-    site_id, definition_id, dimension, identifier, granularity, epoch, _ = field_decode(counter, 0)
-    key = (site_id, definition_id, dimension, identifier, granularity, datetime.fromtimestamp(epoch, UTC))
-    return key, int(token, 16) - _TOKEN_OFFSET
+    keys = []
+    for one in _buckets_split(counter):
+        site_id, definition_id, dimension, identifier, granularity, epoch, _ = field_decode(one, 0)
+        keys.append((site_id, definition_id, dimension, identifier, granularity, datetime.fromtimestamp(epoch, UTC)))
+    return keys, int(token, 16) - _TOKEN_OFFSET
 
 
 def visitor_tokens(fields: Iterable[bytes]) -> dict[CounterKey, set[int]]:
     """Visitor fields (``visitor_field_encode``) gathered per sketch key."""
     tokens: dict[CounterKey, set[int]] = {}
     for field in fields:
-        key, token = visitor_field_decode(field)
-        tokens.setdefault(key, set()).add(token)
+        keys, token = visitor_field_decode(field)
+        for key in keys:
+            tokens.setdefault(key, set()).add(token)
     return tokens
+
+
+def fields_expand(pairs: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Counter (field, count) pairs with each field of several buckets replaced by one field per
+    bucket, and the counts of equal fields summed: what the drain and its tallies read."""
+    if not any(_LIST_SEPARATOR_BYTES in field for field, _ in pairs):  # one bucket each, as before
+        return pairs
+    counts: dict[bytes, int] = {}
+    get = counts.get
+    for field, n in pairs:
+        for one in _buckets_split(field):
+            counts[one] = get(one, 0) + int(n)
+    return [(field, b"%d" % n) for field, n in counts.items()]
+
+
+def _buckets_split(field: bytes) -> list[bytes]:
+    """The single-bucket fields a counter field stands for (itself when it has one bucket)."""
+    if _LIST_SEPARATOR_BYTES not in field:
+        return [field]
+    site_id, definition_id, granularities, epochs, identifier = field.split(_SEPARATOR, _KEY_SEPARATORS)
+    if _LIST_SEPARATOR_BYTES not in granularities:  # the "," was in the identifier
+        return [field]
+    granularities, slash, dimension = granularities.partition(_DIMENSION_SEPARATOR.encode())
+    return [
+        _SEPARATOR.join((site_id, definition_id, granularity + slash + dimension, epoch, identifier))
+        for granularity, epoch in zip(
+            granularities.split(_LIST_SEPARATOR_BYTES), epochs.split(_LIST_SEPARATOR_BYTES), strict=True
+        )
+    ]
 
 
 def chunk_split(pairs: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
@@ -144,7 +181,7 @@ def chunk_split(pairs: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, byt
 def counter_rows(fields: Mapping[bytes, bytes]) -> list[CounterRow]:
     """The counters of a hash read whole (``HGETALL``), decoded; its visitor fields left out."""
     counters, _ = chunk_split(list(fields.items()))
-    return [field_decode(f, n) for f, n in counters]
+    return [field_decode(f, n) for f, n in fields_expand(counters)]
 
 
 def copy_text(fields: list[bytes], counts: list[bytes]) -> bytes:

@@ -27,6 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import NamedTuple
 
 from django.conf import settings
@@ -34,13 +35,11 @@ from django.db import DatabaseError, connections, transaction
 
 from beacons.counting.increments import OTHER_VALUE, CounterKey, DimensionValue, aggregates_add
 from beacons.counting.redis_format import (
-    field_encode,
-    fields_encode,
+    buckets_field_encode,
     live_and_pending_keys,
     value_set_key,
     visit_state_key,
-    visitor_field_encode,
-    visitor_fields_encode,
+    visitor_field_of,
 )
 from beacons.counting.sketches import NO_VISITORS, Visitors, sketches_add, visitors_resolve
 from beacons.counting.value_cap import AdmittedValues, CapKey, ValueCap, cap_key, values_dropped_add, values_limit
@@ -50,6 +49,7 @@ logger = logging.getLogger("beacons")
 
 WARN_EVERY_SECONDS = 60
 REDIS_RETRY_AFTER_SECONDS = 1.0  # after a failure, skip Redis this long instead of paying a connect per request
+RECENT_VISIT_STATES = 50_000  # per process, ~250 bytes each
 
 
 VALUE_SET_SECONDS = 2 * 86400  # a day's set of distinct values outlives its day (and a time zone's offset)
@@ -206,13 +206,13 @@ VISITOR_FIELDS_PER_HSET = 1000
 # expected ("" for none), the new state and its lifetime (s) for a visit's section, else 0; p, v, c;
 # p (field, increment) pairs; v visitor fields (set to 1); c capped values, each: the value, its
 # increment, its fields k, its visitor fields m, k (field, "(other)" field) pairs and m such pairs.
-# A visit's section is applied only if its state key still holds the state expected (compare-and-set).
+# A visit's section is applied only if its state key holds the state expected (compare-and-set).
 # Returns {positions (from 1, over all sections) of the capped values that counted as "(other)",
-# the sections (from 1) not applied}.
+# the sections (from 1) not applied, the state each of them found ("" for none)}.
 _COUNT = """
 local hash, cap, ttl, sections = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local i, k, position = 4, 2, 0
-local over, lost = {}, {}
+local over, lost, held = {}, {}, {}
 for section = 1, sections do
   local apply = true
   if ARGV[i] == '1' then
@@ -222,6 +222,7 @@ for section = 1, sections do
     else
       apply = false
       lost[#lost + 1] = section
+      held[#held + 1] = current
     end
     k = k + 1
     i = i + 4
@@ -275,12 +276,12 @@ for section = 1, sections do
     k = k + 1
   end
 end
-return {over, lost}
+return {over, lost, held}
 """.replace("VISITOR_FIELDS_PER_HSET", str(VISITOR_FIELDS_PER_HSET))
 
 
 class VisitWrite(NamedTuple):
-    """A visit's new state and its adjustments, applied only if its state is still ``expected``
+    """A visit's new state and its adjustments, applied only if its state is ``expected``
     (``sessions.counts_add_with_visit``)."""
 
     key: str
@@ -291,44 +292,45 @@ class VisitWrite(NamedTuple):
     values: Mapping[DimensionValue, int]
 
 
+class VisitRefused(NamedTuple):
+    """A visit write not applied: the state its key held instead (b"" for none), or None when
+    Redis was unreachable (nothing of the visit was written)."""
+
+    held: bytes | None
+
+
 class _PendingWrite:
     """One request's increments, waiting for the write that carries them."""
 
-    __slots__ = ("done", "error", "visit_applied")
+    __slots__ = ("done", "error", "visit_refused")
 
     def __init__(self):
         self.done = False
         self.error: BaseException | None = None
-        self.visit_applied = True
+        self.visit_refused: VisitRefused | None = None
 
 
-class RedisVisitStates:
-    """Visit states kept in the redis sink's own Redis, beside its counters, so that the new state
-    is written in the same round trip as the counts (``RedisSink.add(visit=...)``)."""
+class RecentVisitStates:
+    """The visit states this process last wrote, by key: the state a visitor's next page view
+    most likely finds, so its write can expect it without reading it first (one round trip). A
+    guess only: the script compares it with what Redis holds and, when another process moved
+    the visit on, refuses the write and returns the state it holds."""
 
-    def __init__(self, sink: "RedisSink"):
-        self.sink = sink
-        self._local = threading.local()  # one connection per thread: reads happen while a write is in flight
+    def __init__(self, prefix: str, *, size: int):
+        self.prefix = prefix
+        self.size = size
+        self._states: dict[str, bytes] = {}
 
     def key(self, *, site_id: int, visitor_key: str) -> str:
-        return visit_state_key(self.sink.prefix, site_id=site_id, visitor_key=visitor_key)
+        return visit_state_key(self.prefix, site_id=site_id, visitor_key=visitor_key)
 
-    def read(self, key: str) -> bytes | None:
-        """The state kept under ``key`` (None for none). Raises while Redis is unreachable."""
-        import redis
+    def guess(self, key: str) -> bytes:
+        return self._states.get(key, b"")
 
-        if time.monotonic() < self.sink.skip_until:
-            raise redis.ConnectionError("Redis was unreachable a moment ago")
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self.sink.client.connection_pool.make_connection()
-        try:
-            connection.send_packed_command([self.sink.pack(("GET", key))], check_health=False)
-            return connection.read_response()
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            connection.disconnect()
-            self.sink.unreachable(exc)
-            raise
+    def remember(self, key: str, state: bytes) -> None:
+        if len(self._states) >= self.size:
+            self._states.clear()  # a forgotten state costs one more round trip, once
+        self._states[key] = state
 
 
 class RedisSink:
@@ -353,7 +355,7 @@ class RedisSink:
         # without asking it again (a request's ~30 values were ~30 SISMEMBER and twice the fields).
         # Were the sets lost (Redis restarted empty), these would count on beside up to a cap of new ones.
         self._admitted = AdmittedValues()
-        self.skip_until = 0.0
+        self._skip_until = 0.0
         self._warn = ThrottledWarning(WARN_EVERY_SECONDS)
         self._write_done = threading.Condition()
         self._writing = False
@@ -362,7 +364,7 @@ class RedisSink:
         self._waiting_visitors = Visitors()
         self._waiting_visits: list[tuple[VisitWrite, _PendingWrite]] = []
         self._pending_writes: list[_PendingWrite] = []
-        self.visit_states = RedisVisitStates(self)
+        self.visit_states = RecentVisitStates(prefix, size=RECENT_VISIT_STATES)
 
     def add(
         self,
@@ -370,10 +372,10 @@ class RedisSink:
         values: Mapping[DimensionValue, int] = NO_VALUES,
         visitors: Visitors = NO_VISITORS,
         visit: VisitWrite | None = None,
-    ) -> bool:
+    ) -> VisitRefused | None:
         """Returns once ``increments``, ``values`` and ``visitors`` are in Redis (or, Redis being
-        down, in the database), all in the same round trip, with ``visit`` if its state is still the
-        one expected; returns whether ``visit`` was applied (True without one).
+        down, in the database), all in the same round trip, with ``visit`` if its state is the one
+        expected; returns None, or why ``visit`` was not applied.
 
         Requests of one process that arrive while a write is in flight are combined: the
         next thread to write takes everything waiting, so under load one round trip carries
@@ -381,7 +383,7 @@ class RedisSink:
         increments were acknowledged.
         """
         if not increments and not values and not visitors and visit is None:
-            return True
+            return None
         own_write = _PendingWrite()
         with self._write_done:
             self._waiting_increments.update(increments)
@@ -395,7 +397,7 @@ class RedisSink:
             if own_write.done:
                 if own_write.error is not None:
                     raise own_write.error  # nothing of it was written: the request must not answer 204
-                return own_write.visit_applied
+                return own_write.visit_refused
             self._writing = True
             combined, combined_values, carried = self._waiting_increments, self._waiting_values, self._pending_writes
             combined_visitors, visits = self._waiting_visitors, self._waiting_visits
@@ -403,8 +405,9 @@ class RedisSink:
             self._waiting_visitors, self._waiting_visits = Visitors(), []
         error = None
         try:
-            for lost in self._write(combined, combined_values, combined_visitors, [v for v, _ in visits]):
-                visits[lost][1].visit_applied = False
+            refusals = self._write(combined, combined_values, combined_visitors, [v for v, _ in visits])
+            for index, refused in refusals.items():
+                visits[index][1].visit_refused = refused
         except BaseException as exc:
             error = exc
             raise
@@ -414,7 +417,7 @@ class RedisSink:
                     carried_write.done, carried_write.error = True, error
                 self._writing = False
                 self._write_done.notify_all()
-        return own_write.visit_applied
+        return own_write.visit_refused
 
     def _write(
         self,
@@ -422,12 +425,12 @@ class RedisSink:
         values: Mapping[DimensionValue, int],
         visitors: Visitors,
         visits: Sequence[VisitWrite] = (),
-    ) -> list[int]:
-        """One script call; returns the indexes (in ``visits``) of the visits not applied: their
-        state changed since it was read, or Redis is down (their counts are then not written)."""
+    ) -> dict[int, VisitRefused]:
+        """One script call; returns the visits not applied, by their index in ``visits``: their
+        state was not the one expected, or Redis is down (their counts are then not written)."""
         import redis
 
-        if time.monotonic() >= self.skip_until:
+        if time.monotonic() >= self._skip_until:
             keys = [self.live_key]
             args: list = [values_limit(), VALUE_SET_SECONDS, 1 + len(visits), 0]
             sections = [self._section_add(keys, args, increments, values, visitors)]
@@ -436,21 +439,17 @@ class RedisSink:
                 args += (1, visit.expected, visit.state, visit.seconds)
                 sections.append(self._section_add(keys, args, visit.increments, visit.values, NO_VISITORS))
             try:
-                over_positions, lost_sections = self._count(keys, args)
+                over_positions, lost_sections, held = self._count(keys, args)
             except redis.RedisError as exc:
                 # A timeout after the script reached Redis is the one case this can count twice; a
                 # refused or reset connection never ran it.
-                self.unreachable(exc)
+                self._skip_until = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
+                self._warn("redis sink: Redis unreachable, writing counts to the database directly: %s", exc)
             else:
                 self._decisions_keep(sections, over_positions=set(over_positions), lost_sections=set(lost_sections))
-                return [section - 2 for section in lost_sections]
+                return {section - 2: VisitRefused(state) for section, state in zip(lost_sections, held)}
         self.fallback.add(increments, values, visitors)
-        return list(range(len(visits)))  # no state written: the visits are not counted
-
-    def unreachable(self, exc: Exception) -> None:
-        """Skip Redis for a moment (warned about once a minute): counts go to the database, no visits count."""
-        self.skip_until = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
-        self._warn("redis sink: Redis unreachable, writing counts to the database directly (no visits): %s", exc)
+        return dict.fromkeys(range(len(visits)), VisitRefused(None))  # no state written: the visits do not count
 
     def _section_add(
         self,
@@ -462,14 +461,14 @@ class RedisSink:
     ) -> list[tuple[DimensionValue, int] | None]:
         """Adds one section's keys and arguments (after its header); returns its capped entries in
         order, each (value, increment), or None for an entry of visitors alone (no hit)."""
-        plain = {field_encode(key): n for key, n in increments.items()}  # one field per key
+        plain = _bucket_fields(increments)
         capped: list[tuple[DimensionValue, int]] = []
         admitted = self._admitted
         for value, n in values.items():
             if value.value == OTHER_VALUE or value in admitted:  # nothing to cap, or decided: counts as it is
                 site_id, definition_id, dimension, text, _, buckets = value
-                for field in fields_encode(site_id, definition_id, dimension, text, buckets):
-                    plain[field] = plain.get(field, 0) + n
+                field = buckets_field_encode(site_id, definition_id, dimension, text, buckets)
+                plain[field] = plain.get(field, 0) + n
             else:
                 capped.append((value, n))
         seen, capped_seen = _visitor_fields(visitors, admitted=admitted)
@@ -491,8 +490,9 @@ class RedisSink:
                 value_set_key(self.prefix, site_id=site_id, definition_id=definition_id, dimension=dimension, day=day)
             )
             visitor_pairs = capped_seen.pop((cap_key(value), value.value), [])
-            args += (value.value.encode("utf-8", "surrogatepass"), n, len(value.buckets), len(visitor_pairs) // 2)
-            args += _interleaved(*_own_and_other_fields(value))
+            counter_pair = _own_and_other_fields(value) if value.buckets else ()  # none: visitors alone
+            args += (value.value.encode("utf-8", "surrogatepass"), n, len(counter_pair) // 2, len(visitor_pairs) // 2)
+            args += counter_pair
             args += visitor_pairs
         return entries + [None] * len(alone)
 
@@ -543,41 +543,56 @@ class RedisSink:
         self.client.close()
 
 
+def _bucket_fields(increments: Mapping[CounterKey, int]) -> dict[bytes, int]:
+    """The fields of ``increments``: one per identifier and increment, for all its buckets together
+    (``redis_format.buckets_field_encode``), as a hit counts in its hour, day, month and year at once."""
+    groups: dict[tuple, list[tuple[str, datetime]]] = {}
+    for (site_id, definition_id, dimension, identifier, granularity, start), n in increments.items():
+        groups.setdefault((site_id, definition_id, dimension, identifier, n), []).append((granularity, start))
+    fields: dict[bytes, int] = {}
+    for (site_id, definition_id, dimension, identifier, n), buckets in groups.items():
+        field = buckets_field_encode(site_id, definition_id, dimension, identifier, tuple(buckets))
+        fields[field] = fields.get(field, 0) + n
+    return fields
+
+
 def _visitor_fields(
     visitors: Visitors, *, admitted: AdmittedValues
 ) -> tuple[list[bytes], dict[tuple[CapKey, str], list[bytes]]]:
     """The Redis fields of ``visitors``: those written as they are (a dimension value's when it is
     "(other)" or ``admitted``), and per capped dimension value its (own field, "(other)" field)
-    pairs, one of each pair chosen by the cap in the script."""
-    seen = [visitor_field_encode(key, token) for key, tokens in visitors.keys.items() for token in tokens]
+    pairs, one of each pair chosen by the cap in the script. One field per key and visitor, for all
+    the key's buckets together."""
+    groups: dict[tuple, list[tuple[str, datetime]]] = {}
+    for (site_id, definition_id, dimension, identifier, granularity, start), tokens in visitors.keys.items():
+        for token in tokens:
+            groups.setdefault((site_id, definition_id, dimension, identifier, token), []).append((granularity, start))
+    seen = [
+        visitor_field_of(buckets_field_encode(site_id, definition_id, dimension, identifier, tuple(buckets)), token)
+        for (site_id, definition_id, dimension, identifier, token), buckets in groups.items()
+    ]
     capped: dict[tuple[CapKey, str], list[bytes]] = {}
     for value, tokens in visitors.values.items():
         if value.value == OTHER_VALUE or value in admitted:
-            fields = fields_encode(value.site_id, value.definition_id, value.dimension, value.value, value.buckets)
-            for token in tokens:
-                seen += visitor_fields_encode(fields, token)
+            field = buckets_field_encode(
+                value.site_id, value.definition_id, value.dimension, value.value, value.buckets
+            )
+            seen += [visitor_field_of(field, token) for token in tokens]
             continue
         pairs = capped.setdefault((cap_key(value), value.value), [])
         own, other = _own_and_other_fields(value)
         for token in tokens:
-            pairs += _interleaved(visitor_fields_encode(own, token), visitor_fields_encode(other, token))
+            pairs += (visitor_field_of(own, token), visitor_field_of(other, token))
     return seen, capped
 
 
-def _own_and_other_fields(value: DimensionValue) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-    """The fields of ``value``'s counters under its own value and under "(other)", bucket by bucket."""
+def _own_and_other_fields(value: DimensionValue) -> tuple[bytes, bytes]:
+    """The field of ``value``'s counters under its own value and under "(other)"."""
     site_id, definition_id, dimension, text, _, buckets = value
     return (
-        fields_encode(site_id, definition_id, dimension, text, buckets),
-        fields_encode(site_id, definition_id, dimension, OTHER_VALUE, buckets),
+        buckets_field_encode(site_id, definition_id, dimension, text, buckets),
+        buckets_field_encode(site_id, definition_id, dimension, OTHER_VALUE, buckets),
     )
-
-
-def _interleaved(own: Sequence[bytes], other: Sequence[bytes]) -> list[bytes]:
-    pairs: list[bytes] = []
-    for pair in zip(own, other):
-        pairs += pair
-    return pairs
 
 
 # --- Choosing the sink ------------------------------------------------------------------

@@ -145,11 +145,13 @@ def counts_add_with_visit(
     """Add one request's counts to ``sink`` with the adjustments of its visitor's visit; returns how
     many page views were taken into a visit.
 
-    A sink that keeps visit states itself (the redis sink: ``sink.visit_states``) reads the state,
-    and writes the new one in the same round trip as the counts, only if the state is still the one
-    read (compare-and-set): of two page views of one visitor handled at once, the second is folded
-    again into the visit the first left, so none is lost or counted twice. With any other sink,
-    the state is in Django's cache (``visits_adjust``)."""
+    A sink that keeps visit states itself (the redis sink: ``sink.visit_states``) writes the new
+    state in the same round trip as the counts, only if Redis holds the state it was folded from
+    (compare-and-set). That state is not read first: it is the one this process last wrote for the
+    visitor, or none; when Redis holds another (the visitor's previous page view went to another
+    process, or two page views of one visitor were handled at once), the write is refused with
+    the state held, and the page view is folded into that one instead, so none is lost or counted
+    twice. With any other sink, the state is in Django's cache (``visits_adjust``)."""
     states = getattr(sink, "visit_states", None)
     if states is None:
         taken = visits_adjust(
@@ -167,24 +169,27 @@ def counts_add_with_visit(
     if definitions is None:
         sink.add(increments, values, visitors)
         return 0
-    gap = settings.BEACONS_VISIT_GAP_SECONDS
     key = states.key(site_id=site_id, visitor_key=visitor_key)
     fold = _fold_for(page_views, site_id=site_id, received_at=received_at, definitions=definitions)
+    expected = states.guess(key)
     for _ in range(VISIT_WRITE_ATTEMPTS):
-        try:
-            read = states.read(key)
-        except Exception:  # Redis down (the sink warns): the counts go where the sink sends them then, no visit
-            sink.add(increments, values, visitors)
-            return 0
-        folded, adjustments = fold(state_decode(read))
+        folded, adjustments = fold(state_decode(expected))
         visit_increments: Counter[CounterKey] = Counter()
         visit_values: Counter[DimensionValue] = Counter()
         _adjustments_add(adjustments, increments=visit_increments, values=visit_values, zones=zones)
-        write = VisitWrite(key, read or b"", state_encode(folded), gap, visit_increments, visit_values)
-        if sink.add(increments, values, visitors, visit=write):
+        state = state_encode(folded)
+        gap = settings.BEACONS_VISIT_GAP_SECONDS
+        refused = sink.add(
+            increments, values, visitors, visit=VisitWrite(key, expected, state, gap, visit_increments, visit_values)
+        )
+        if refused is None:
+            states.remember(key, state)
             return len(page_views)
+        if refused.held is None:  # Redis unreachable (the sink warns): counted in the database, no visit
+            return 0
+        expected = refused.held  # another process moved the visit on (or it expired): fold into what it holds
         increments, values, visitors = Counter(), Counter(), NO_VISITORS  # counted: only the visit is tried again
-    outage_warning("a visit not counted: its state changed %d times while one request read it", VISIT_WRITE_ATTEMPTS)
+    outage_warning("a visit not counted: its state changed %d times during one request", VISIT_WRITE_ATTEMPTS)
     return 0
 
 
