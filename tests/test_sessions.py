@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from beacons.counting.drain import drain_pass
 from beacons.counting.sinks import get_sink
+from beacons.logs import outage_warning
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
 from beacons.registry import SYSTEM_DEFINITIONS, VisitSlug, auto_types_budget_left
 
@@ -302,6 +303,7 @@ def test_a_visit_whose_state_keeps_changing_counts_its_page_view_but_no_visit(re
         return write(*args)
 
     monkeypatch.setattr(sink, "_write", another_process_moves_the_visit_first)
+    monkeypatch.setattr(outage_warning, "_last", float("-inf"))  # not throttled by an earlier test's warning
     with caplog.at_level("WARNING", logger="beacons"):
         page_view(T0, "/a")
     drain_pass()
