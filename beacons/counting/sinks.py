@@ -386,23 +386,28 @@ class RedisSink:
             return None
         own_write = _PendingWrite()
         with self._write_done:
-            self._waiting_increments.update(increments)
-            self._waiting_values.update(values)
-            self._waiting_visitors.update(visitors)
-            if visit is not None:
-                self._waiting_visits.append((visit, own_write))
-            self._pending_writes.append(own_write)
-            while not own_write.done and self._writing:
-                self._write_done.wait()
-            if own_write.done:
-                if own_write.error is not None:
-                    raise own_write.error  # nothing of it was written: the request must not answer 204
-                return own_write.visit_refused
-            self._writing = True
-            combined, combined_values, carried = self._waiting_increments, self._waiting_values, self._pending_writes
-            combined_visitors, visits = self._waiting_visitors, self._waiting_visits
-            self._waiting_increments, self._waiting_values, self._pending_writes = Counter(), Counter(), []
-            self._waiting_visitors, self._waiting_visits = Visitors(), []
+            if not self._writing and not self._pending_writes:  # nothing to combine with: written as it is
+                self._writing = True
+                combined, combined_values, combined_visitors, carried = increments, values, visitors, [own_write]
+                visits = [] if visit is None else [(visit, own_write)]
+            else:
+                self._waiting_increments.update(increments)
+                self._waiting_values.update(values)
+                self._waiting_visitors.update(visitors)
+                if visit is not None:
+                    self._waiting_visits.append((visit, own_write))
+                self._pending_writes.append(own_write)
+                while not own_write.done and self._writing:
+                    self._write_done.wait()
+                if own_write.done:
+                    if own_write.error is not None:
+                        raise own_write.error  # nothing of it was written: the request must not answer 204
+                    return own_write.visit_refused
+                self._writing = True
+                combined, combined_values, carried = self._waiting_increments, self._waiting_values, self._pending_writes
+                combined_visitors, visits = self._waiting_visitors, self._waiting_visits
+                self._waiting_increments, self._waiting_values, self._pending_writes = Counter(), Counter(), []
+                self._waiting_visitors, self._waiting_visits = Visitors(), []
         error = None
         try:
             refusals = self._write(combined, combined_values, combined_visitors, [v for v, _ in visits])
