@@ -7,7 +7,8 @@ Records page views in process through ``recording.events_record`` (what the /bea
 after parsing), single thread, on a throwaway SQLite database: a clock advancing 0.5 s per hit,
 each hit from one of ``--visitors`` visitors (their own address, so their own visitor key) on one
 of 50 pages, so about a tenth of the page views start a visit and the rest extend one. "off"
-records the same hits without ``sessions.visits_adjust`` (no visit state, no visit counters); both
+records the same hits without visits (``sessions.counts_add_with_visit`` only hands the counts to
+the sink: no visit state, no visit counters); both
 compute the visitor key, as the per-visitor rate limit of the view does anyway. Prints the median CPU microseconds per hit of ``--rounds`` rounds, the counter keys a
 hit hands to the sink, and the cache calls (Redis round trips with ``--cache redis``) and sink
 writes (Redis round trips with ``--sink redis``) per hit. The memory sink does not flush while
@@ -86,9 +87,12 @@ def main(argv: list[str]) -> None:
     sink = sinks.get_sink()
     original_add = sink.add
 
-    def add(increments, values=sinks.NO_VALUES, visitors=sinks.NO_VISITORS):
-        calls["sink keys"] += len(increments) + sum(len(v.buckets) for v in values)
-        return original_add(increments, values, visitors)
+    def add(increments, values=sinks.NO_VALUES, visitors=sinks.NO_VISITORS, **visit):
+        for counts, dimension_values in [(increments, values)] + [
+            (v.increments, v.values) for v in visit.values() if v
+        ]:
+            calls["sink keys"] += len(counts) + sum(len(v.buckets) for v in dimension_values)
+        return original_add(increments, values, visitors, **visit)
 
     sink.add = add
     if args.sink == "redis":
@@ -96,10 +100,14 @@ def main(argv: list[str]) -> None:
     else:
         counted(type(sink), "flush", "sink writes")
 
-    adjust = sessions.visits_adjust
+    with_visit = sessions.counts_add_with_visit
+
+    def without_visit(sink, *, increments, values, visitors, **_):
+        sink.add(increments, values, visitors)
+        return 0
 
     def run(tracked: bool) -> tuple[float, dict]:
-        sessions.visits_adjust = adjust if tracked else (lambda **kwargs: 0)
+        sessions.counts_add_with_visit = with_visit if tracked else without_visit
         if args.cache == "locmem":
             cache.clear()
         else:  # only this run's keys (never FLUSHALL a shared Redis)

@@ -9,7 +9,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import BROWSER_UA
+from .conftest import BROWSER_UA, FastPathClient
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +62,11 @@ content_types = st.sampled_from(
 header_values = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=80)
 
 
+# The Django path and the fast path the served application takes (beacons.ingest.fastpath).
+both_paths = pytest.mark.parametrize("client_class", [Client, FastPathClient], ids=["django path", "fast path"])
+
+
+@both_paths
 @settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
@@ -73,7 +78,7 @@ header_values = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x
     user_agent=st.sampled_from([BROWSER_UA, "", "Googlebot/2.1"]) | header_values,
     dnt=st.sampled_from([None, "1", "0"]),
 )
-def test_post_beacon_never_answers_500(body, content_type, origin, referer, user_agent, dnt):
+def test_post_beacon_never_answers_500(client_class, body, content_type, origin, referer, user_agent, dnt):
     headers = {"HTTP_USER_AGENT": user_agent}
     if origin is not None:
         headers["HTTP_ORIGIN"] = origin
@@ -81,12 +86,13 @@ def test_post_beacon_never_answers_500(body, content_type, origin, referer, user
         headers["HTTP_REFERER"] = referer
     if dnt:
         headers["HTTP_DNT"] = dnt
-    response = Client().generic("POST", "/beacon", data=body, content_type=content_type, **headers)
+    response = client_class().generic("POST", "/beacon", data=body, content_type=content_type, **headers)
     assert response.status_code in {204, 400, 403, 413, 422, 429}
     if response.status_code >= 400:
         assert "error" in response.json()
 
 
+@both_paths
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     path=st.text(
@@ -95,19 +101,22 @@ def test_post_beacon_never_answers_500(body, content_type, origin, referer, user
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]),
     body=st.binary(max_size=200),
 )
-def test_any_beacon_path_and_method_never_answers_500(path, method, body):
+def test_any_beacon_path_and_method_never_answers_500(client_class, path, method, body):
     from urllib.parse import quote
 
-    response = Client(HTTP_USER_AGENT=BROWSER_UA).generic(method, "/beacon/" + quote(path, safe="/"), data=body)
+    response = client_class(HTTP_USER_AGENT=BROWSER_UA).generic(method, "/beacon/" + quote(path, safe="/"), data=body)
     assert response.status_code < 500
 
 
+@both_paths
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(event_type=st.text(max_size=80), identifier=st.text(max_size=300))
-def test_gif_never_answers_500(event_type, identifier):
+def test_gif_never_answers_500(client_class, event_type, identifier):
     from urllib.parse import quote
 
-    response = Client(HTTP_USER_AGENT=BROWSER_UA).get(f"/beacon/{quote(event_type, safe='')}.gif", {"i": identifier})
+    response = client_class(HTTP_USER_AGENT=BROWSER_UA).get(
+        f"/beacon/{quote(event_type, safe='')}.gif", {"i": identifier}
+    )
     assert response.status_code < 500
 
 

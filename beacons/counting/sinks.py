@@ -13,7 +13,10 @@ dimension value's visitors follow the cap's decision for its counter).
   ``BEACONS_FLUSH_SECONDS`` of its traffic. A flush that fails (database down) keeps the
   counts in memory and is retried.
 - ``redis`` adds them with ``HINCRBY`` to one live hash shared by every process, in one
-  round trip (a Lua script, so a request's increments land all or none);
+  round trip (a Lua script, so a request's increments land all or none), one field per counter
+  key for all the buckets a hit counts in (``redis_format.buckets_field_encode``), and with them
+  a page view's new visit state and its adjustments, applied only if Redis holds the state they
+  were folded from (``VisitWrite``; ``beacons.ingest.sessions.counts_add_with_visit``);
   ``beacons_drain`` moves them into the database exactly once (see ``beacons.counting.drain``). When
   Redis is unreachable the increments go to the database directly instead (a warning at
   most once a minute), so the request is still counted.

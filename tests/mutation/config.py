@@ -11,6 +11,7 @@ MODULES: list[str] = [
     "beacons/api/query.py",
     "beacons/counting/buckets.py",
     "beacons/counting/increments.py",
+    "beacons/counting/redis_format.py",
     "beacons/counting/sketches.py",
     "beacons/counting/value_cap.py",
     "beacons/dimensions.py",
