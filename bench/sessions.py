@@ -104,7 +104,6 @@ def main(argv: list[str]) -> None:
 
     def without_visit(sink, *, increments, values, visitors, **_):
         sink.add(increments, values, visitors)
-        return 0
 
     def run(tracked: bool) -> tuple[float, dict]:
         sessions.counts_add_with_visit = with_visit if tracked else without_visit

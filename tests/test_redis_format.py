@@ -1,5 +1,7 @@
 from datetime import UTC, datetime
 
+import pytest
+
 from beacons.counting.redis_format import (
     FieldsChunk,
     buckets_field_encode,
@@ -78,6 +80,19 @@ def test_copy_text_of_bad_bytes_matches_their_decoding():
     assert copy_text(fields, [b"1"]) == f"5\t3\tH\t{EPOCH}\t/b\ufffda\ufffdd\t1\n".encode()
 
 
+def test_copy_text_of_no_fields_is_empty():
+    assert copy_text([], []) == b""
+
+
+@pytest.mark.parametrize(
+    "identifier, copied",
+    [(b"/b\xffa", "/b\ufffda"), (b"/a\x00b", "/a\ufffdb")],  # bad UTF-8 without a NUL; a NUL in good UTF-8
+)
+def test_copy_text_replaces_each_kind_of_bad_byte_alone(identifier, copied):
+    fields = [f"5|3|H|{EPOCH}|".encode() + identifier, f"5|3|H|{EPOCH}|/ok".encode()]
+    assert copy_text(fields, [b"1", b"2"]) == f"5\t3\tH\t{EPOCH}\t{copied}\t1\n5\t3\tH\t{EPOCH}\t/ok\t2\n".encode()
+
+
 def test_a_chunk_of_pairs_gives_rows_and_copy_text_of_the_same_counters():
     chunk = FieldsChunk([(field_encode((5, 4, "", "/x", "H", HOUR)), b"6")])
     assert (len(chunk), chunk.rows()) == (1, [(5, 4, "", "/x", "H", EPOCH, 6)])
@@ -141,6 +156,19 @@ def test_expanded_fields_that_meet_are_summed_and_their_totals_tallied_once_each
     expanded = dict(fields_expand([(several, b"2"), (hour_alone, b"3")]))
     assert expanded == {hour_alone: b"5", field_encode((5, 7, "", "", "D", DAY)): b"2"}
     assert totals_by_series(expanded.items()) == {(5, 7, "H"): 5, (5, 7, "D"): 2}
+
+
+@pytest.mark.parametrize("token, hex_digits", [(-(2**63), "0" * 16), (2**63 - 1, "f" * 16), (0, "8" + "0" * 15)])
+def test_a_visitor_token_is_written_as_16_hex_digits_from_the_smallest(token, hex_digits):
+    field = visitor_field_encode((5, 7, "", "", "H", HOUR), token)
+    assert field == f"~{hex_digits}|5|7|H|{EPOCH}|".encode()
+    assert visitor_field_decode(field) == ([(5, 7, "", "", "H", HOUR)], token)
+
+
+def test_a_lone_surrogate_in_an_identifier_is_written_and_read_back():
+    field = buckets_field_encode(5, 7, "", "/a\ud800", BUCKETS[:2])
+    assert [row[3] for row in FieldsChunk(fields_expand([(field, b"1")])).rows()] == ["/a\ufffd\ufffd\ufffd"] * 2
+    assert field_encode((5, 7, "", "/\udfff", "H", HOUR)).endswith(b"|/\xed\xbf\xbf")
 
 
 def test_a_visitor_field_of_several_buckets_puts_the_visitor_in_each_sketch():

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from beacons.counting.drain import drain_pass
+from beacons.counting.increments import Hit
 from beacons.counting.sinks import get_sink
 from beacons.logs import outage_warning
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
@@ -104,6 +105,86 @@ def test_a_visitor_without_a_visitor_key_counts_page_views_but_no_visit():
     assert not BeaconAggregate.objects.filter(definition__slug__in=VISIT_SLUGS).exists()
 
 
+@pytest.mark.redis
+def test_a_visitor_without_a_visitor_key_counts_page_views_but_no_visit_in_the_redis_sink(redis_sink):
+    page_view(T0, "/dnt", visitor="")
+    drain_pass()
+    assert total("page_view", "/dnt") == 1
+    assert not BeaconAggregate.objects.filter(definition__slug__in=VISIT_SLUGS).exists()
+
+
+def test_unreadable_visit_types_count_the_page_view_without_a_visit(monkeypatch, caplog):
+    from django.db import OperationalError
+
+    from beacons.ingest import sessions
+
+    def unreachable():
+        raise OperationalError("database down")
+
+    monkeypatch.setattr(sessions, "system_definitions_resolve", unreachable)
+    monkeypatch.setattr(outage_warning, "_last", float("-inf"))
+    with caplog.at_level("WARNING", logger="beacons"):
+        page_view(T0, "/a")
+    assert (total("page_view", "/a"), total(VisitSlug.VISITS)) == (1, 0)
+    assert "visits not counted, visit types not readable: database down" in caplog.text
+
+
+class RacingCache:
+    """Django's cache as another process leaves it a moment after this one read nothing: the visit
+    was started (``add`` refused) and holds ``state``, or has gone again (None)."""
+
+    def __init__(self, state):
+        self.state, self.reads, self.written = state, 0, []
+
+    def get(self, key):
+        self.reads += 1
+        return None if self.reads == 1 else self.state  # the first read: nothing there yet
+
+    def add(self, key, value, timeout):
+        return False
+
+    def set(self, key, value, timeout):
+        self.written.append(value)
+
+
+def test_a_visit_started_by_another_process_at_once_is_continued_not_started_again(monkeypatch):
+    from beacons.ingest import sessions
+
+    other = (int(T0.timestamp()) - 10, "/a", "/a", 1, int(T0.timestamp()) - 10, ())
+    racing = RacingCache(other)
+    monkeypatch.setattr(sessions, "cache", racing)
+    page_view(T0, "/b")
+    assert (total(VisitSlug.VISITS), total(VisitSlug.PAGES), total(VisitSlug.SECONDS)) == (0, 1, 10)
+    assert racing.written[-1][1:4] == ("/a", "/b", 2)  # entry, last page, page views
+
+
+def test_a_visit_started_and_gone_at_once_counts_no_visit(monkeypatch):
+    from beacons.ingest import sessions
+
+    monkeypatch.setattr(sessions, "cache", RacingCache(None))
+    page_view(T0, "/b")
+    assert (total("page_view", "/b"), total(VisitSlug.VISITS), total(VisitSlug.PAGES)) == (1, 0, 0)
+
+
+def test_a_visit_state_counts_its_page_views():
+    from beacons.ingest.sessions import visit_fold
+    from beacons.registry import system_definitions_resolve
+
+    hits = [Hit(first_site().pk, 1, ("H",), page, {}, ()) for page in ("/a", "/b", "/b")]
+    fold = dict(site_id=first_site().pk, gap=1800, definitions=system_definitions_resolve())
+    state, _ = visit_fold(None, hits[:1], now=100, **fold)
+    state, _ = visit_fold(state, hits[1:], now=160, **fold)
+    assert state == (100, "/a", "/b", 3, 160, ())
+
+
+@pytest.mark.redis
+def test_a_page_with_a_lone_surrogate_counts_its_visit_in_the_redis_sink(redis_sink):
+    page_view(T0, "/a\ud800")
+    page_view(T0 + timedelta(seconds=3), "/b")
+    drain_pass()
+    assert (total(VisitSlug.VISITS), total(VisitSlug.PAGES), total(VisitSlug.SECONDS)) == (1, 2, 3)
+
+
 def test_custom_events_neither_start_nor_extend_nor_unbounce_a_visit():
     page_view(T0, "/a", event_type="signup")
     assert total(VisitSlug.VISITS) == 0
@@ -132,11 +213,14 @@ class BrokenCache:
         return fail
 
 
-def test_a_failing_cache_still_answers_204_and_counts_the_page_view_and_visits_resume(send, monkeypatch):
+def test_a_failing_cache_still_answers_204_and_counts_the_page_view_and_visits_resume(send, monkeypatch, caplog):
     from beacons.ingest import sessions
 
     monkeypatch.setattr(sessions, "cache", BrokenCache())
-    assert send({"event_type": "page_view", "identifier": "/down"}).status_code == 204
+    monkeypatch.setattr(outage_warning, "_last", float("-inf"))
+    with caplog.at_level("WARNING", logger="beacons"):
+        assert send({"event_type": "page_view", "identifier": "/down"}).status_code == 204
+    assert "visits not counted, cache unreachable: cache down" in caplog.text
     assert total("page_view", "/down") == 1
     assert total(VisitSlug.VISITS) == 0
     monkeypatch.undo()

@@ -99,16 +99,16 @@ def visits_adjust(
     received_at: datetime,
     increments: Counter[CounterKey],
     values: Counter[DimensionValue],
-    zones: SiteZones | None = None,
-) -> int:
+    zones: SiteZones,
+) -> None:
     """Fold the page views of one request (one visitor, in order) into its visit kept in Django's
     cache, and add the adjustments to ``increments`` and ``values`` (the request's, written in the
-    same sink call). Returns how many page views were taken into a visit (0 without a visitor key,
-    or with the cache or, for a process that never read them, the visit types unreachable)."""
+    same sink call). Nothing without a visitor key, or with the cache or, for a process that never
+    read them, the visit types unreachable."""
     page_views = list(page_views)
     definitions = _definitions_for(page_views, visitor_key)
     if definitions is None:
-        return 0
+        return
     gap = settings.BEACONS_VISIT_GAP_SECONDS
     key = visit_key(site_id=site_id, visitor_key=visitor_key)
     fold = _fold_for(page_views, site_id=site_id, received_at=received_at, definitions=definitions)
@@ -119,15 +119,14 @@ def visits_adjust(
             # Of two processes starting one visitor's visit at once, one starts it (add); the other continues it.
             state = cache.get(key)
             if state is None:
-                return 0
+                return
             folded, adjustments = fold(state)
         if state is not None:
             cache.set(key, folded, timeout=gap)
     except Exception as exc:  # a cache that is down: page views count, their visits do not
         outage_warning("visits not counted, cache unreachable: %s", exc)
-        return 0
-    _adjustments_add(adjustments, increments=increments, values=values, zones=zones or SiteZones())
-    return len(page_views)
+        return
+    _adjustments_add(adjustments, increments=increments, values=values, zones=zones)
 
 
 def counts_add_with_visit(
@@ -141,9 +140,8 @@ def counts_add_with_visit(
     visitor_key: str,
     received_at: datetime,
     zones: SiteZones,
-) -> int:
-    """Add one request's counts to ``sink`` with the adjustments of its visitor's visit; returns how
-    many page views were taken into a visit.
+) -> None:
+    """Add one request's counts to ``sink`` with the adjustments of its visitor's visit.
 
     A sink that keeps visit states itself (the redis sink: ``sink.visit_states``) writes the new
     state in the same round trip as the counts, only if Redis holds the state it was folded from
@@ -154,7 +152,7 @@ def counts_add_with_visit(
     twice. With any other sink, the state is in Django's cache (``visits_adjust``)."""
     states = getattr(sink, "visit_states", None)
     if states is None:
-        taken = visits_adjust(
+        visits_adjust(
             page_views=page_views,
             site_id=site_id,
             visitor_key=visitor_key,
@@ -164,11 +162,11 @@ def counts_add_with_visit(
             zones=zones,
         )
         sink.add(increments, values, visitors)
-        return taken
+        return
     definitions = _definitions_for(page_views, visitor_key)
     if definitions is None:
         sink.add(increments, values, visitors)
-        return 0
+        return
     key = states.key(site_id=site_id, visitor_key=visitor_key)
     fold = _fold_for(page_views, site_id=site_id, received_at=received_at, definitions=definitions)
     expected = states.guess(key)
@@ -184,18 +182,17 @@ def counts_add_with_visit(
         )
         if refused is None:
             states.remember(key, state)
-            return len(page_views)
+            return
         if refused.held is None:  # Redis unreachable (the sink warns): counted in the database, no visit
-            return 0
+            return
         expected = refused.held  # another process moved the visit on (or it expired): fold into what it holds
         increments, values, visitors = Counter(), Counter(), NO_VISITORS  # counted: only the visit is tried again
     outage_warning("a visit not counted: its state changed %d times during one request", VISIT_WRITE_ATTEMPTS)
-    return 0
 
 
 def state_encode(state: VisitState) -> bytes:
     """The bytes a visit state is kept as in Redis (the same state, the same bytes: compared as they are)."""
-    return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return json.dumps(state).encode()  # ASCII: any character, a lone surrogate too, is escaped
 
 
 def state_decode(raw: bytes | None) -> VisitState | None:
