@@ -407,7 +407,11 @@ class RedisSink:
                         raise own_write.error  # nothing of it was written: the request must not answer 204
                     return own_write.visit_refused
                 self._writing = True
-                combined, combined_values, carried = self._waiting_increments, self._waiting_values, self._pending_writes
+                combined, combined_values, carried = (
+                    self._waiting_increments,
+                    self._waiting_values,
+                    self._pending_writes,
+                )
                 combined_visitors, visits = self._waiting_visitors, self._waiting_visits
                 self._waiting_increments, self._waiting_values, self._pending_writes = Counter(), Counter(), []
                 self._waiting_visitors, self._waiting_visits = Visitors(), []
