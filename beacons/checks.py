@@ -42,6 +42,21 @@ def email_settings_check(app_configs=None, **kwargs) -> list[checks.CheckMessage
     return problems
 
 
+@checks.register(checks.Tags.compatibility, deploy=False)
+def visit_gap_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A visit's state expires after the gap: Redis refuses a lifetime under a second, and with
+    the redis sink every write carrying a visit would then fail over to the database."""
+    if settings.BEACONS_VISIT_GAP_SECONDS >= 1:
+        return []
+    return [
+        checks.Error(
+            f"BEACONS_VISIT_GAP_SECONDS is {settings.BEACONS_VISIT_GAP_SECONDS}; a visit needs a gap of a second or more.",
+            hint="The usual gap is 1800 (30 minutes).",
+            id="beacons.E004",
+        )
+    ]
+
+
 @checks.register(checks.Tags.compatibility)
 def redis_persistence_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Warn when the redis sink counts into a Redis that keeps nothing on disk.

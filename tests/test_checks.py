@@ -38,6 +38,12 @@ def test_email_backend_that_cannot_work_is_a_start_up_error(settings, setting, v
     assert error_ids() == expected
 
 
+@pytest.mark.parametrize(("gap", "expected"), [(0, ["beacons.E004"]), (-5, ["beacons.E004"]), (1, []), (1800, [])])
+def test_a_visit_gap_under_a_second_is_a_start_up_error(settings, gap, expected):
+    settings.BEACONS_VISIT_GAP_SECONDS = gap
+    assert error_ids() == expected
+
+
 def run(*args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("EMAIL_")}
     environment.update(DJANGO_SETTINGS_MODULE="beacon_site.settings", **env)
