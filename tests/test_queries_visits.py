@@ -83,6 +83,7 @@ def test_entry_pages_rank_by_visits_with_their_own_figures(two_days_of_visits, d
         ("/c", 1, 0.0, 120),
     ]
     assert rows[0].previous == visits.VisitFigures(visits=1, bounces=1, seconds=0, pages=1)
+    assert rows[0].compared is None  # no running period given: nothing to compare its elapsed part with
     assert rows[0].change("visits") == 1.0
     sources = visits.visits_by_entry(site=two_days_of_visits, start=NOV3, end=NOV4, dimension="source")
     assert [(row.identifier, row.current.visits) for row in sources][0] == ("Direct / none", 2)
@@ -98,4 +99,42 @@ def test_exit_pages_rank_by_exits_with_their_exit_rate(two_days_of_visits):
 
 def test_an_unknown_metric_is_refused():
     with pytest.raises(ValueError, match="unknown visit metric"):
-        visits.VisitFigures().metric("revenue")
+        visits.NO_VISITS.metric("revenue")
+
+
+def test_an_entry_page_of_bounces_alone_has_no_seconds_and_a_duration_of_0(two_days_of_visits):
+    rows = visits.visits_by_entry(site=two_days_of_visits, start=NOV4, end=NOV5)  # v4's bounce: no seconds row
+    assert [(row.identifier, row.current) for row in rows] == [("/a", visits.VisitFigures(1, 1, 0, 1))]
+    assert rows[0].current.duration == 0
+
+
+def test_entry_pages_of_a_running_period_give_the_figures_of_its_elapsed_part(two_days_of_visits):
+    rows = visits.visits_by_entry(
+        site=two_days_of_visits,
+        start=NOV3,
+        end=NOV4,
+        previous_period=(NOV3 - timedelta(days=1), NOV3),
+        compared_end=NOV3 + timedelta(hours=11),  # 3 November until 11:00: v1's visit only
+    )
+    assert [(row.identifier, row.compared) for row in rows] == [
+        ("/a", visits.VisitFigures(visits=1, bounces=0, seconds=60, pages=2)),
+        ("/c", visits.NO_VISITS),
+    ]
+
+
+def test_entry_and_exit_pages_show_ten_rows_unless_asked(site):
+    at = NOV3 + timedelta(hours=10)
+    for i in range(11):
+        page_view_at(at + timedelta(minutes=i), f"/p{i:02}", visitor=f"v{i}")
+    assert len(visits.visits_by_entry(site=site, start=NOV3, end=NOV4)) == 10
+    assert len(visits.visits_by_entry(site=site, start=NOV3, end=NOV4, limit=None)) == 11
+    page_views = BeaconDefinition.objects.filter(kind=BeaconDefinition.Kind.PAGE_VIEW)
+    assert len(visits.exits_by_page(site=site, page_views=page_views, start=NOV3, end=NOV4)) == 10
+
+
+def test_an_exit_page_without_views_of_the_types_asked_has_no_exit_rate(two_days_of_visits):
+    rows = visits.exits_by_page(site=two_days_of_visits, page_views=[], start=NOV3, end=NOV4)
+    assert [(row.identifier, row.exits, row.page_views, row.exit_rate) for row in rows] == [
+        ("/a", 2, 0, None),
+        ("/b", 1, 0, None),
+    ]

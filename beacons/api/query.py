@@ -506,7 +506,7 @@ def _visit_series_figures(ask: Ask, *, dimension: str, value: str, scaled) -> di
     if ask.compare:
         previous_start, previous_end = period.previous_period
         previous = visits.visits_series(**scope, start=previous_start, end=previous_end)
-    none = visits.VisitFigures()
+    none = visits.NO_VISITS
     return {
         (_time_label(moment, granularity),): Figure(
             scaled(figures), None if previous is None else scaled(previous[i][1] if i < len(previous) else none)

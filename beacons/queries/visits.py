@@ -36,10 +36,10 @@ FIGURE_SLUGS = {
 class VisitFigures:
     """The counts behind the visit metrics, for one period, bucket, entry page or value."""
 
-    visits: int = 0
-    bounces: int = 0
-    seconds: int = 0
-    pages: int = 0
+    visits: int
+    bounces: int
+    seconds: int
+    pages: int
 
     @property
     def bounce_rate(self) -> float | None:
@@ -120,8 +120,12 @@ def visit_definitions() -> dict[str, BeaconDefinition]:
     return system_definitions_resolve()
 
 
+NO_VISITS = VisitFigures(visits=0, bounces=0, seconds=0, pages=0)
+
+
 def _figures(by_slug: dict[str, int]) -> VisitFigures:
-    return VisitFigures(**{name: by_slug.get(slug, 0) for name, slug in FIGURE_SLUGS.items()})
+    """The figures of {visit slug: count}, every slug of ``FIGURE_SLUGS`` given."""
+    return VisitFigures(**{name: by_slug[slug] for name, slug in FIGURE_SLUGS.items()})
 
 
 def visits_totals(
