@@ -679,7 +679,7 @@ def _signed_in_shares(state: DashboardState) -> tuple:
     ``Comparison`` read): both periods by ``kpi_comparison``'s rule, cut to the days identity
     sketches keep. Raises ``SketchesNotKept`` when no sketch answers the dates themselves."""
     definitions = [state.definition]
-    allowed = visitors.sketch_granularities(definitions, dimension=visitors.IDENTITY)
+    allowed = visitors.sketch_granularities(definitions, per_value=True, dimension=visitors.IDENTITY)
     comparison = state.comparison_read_to(granularity_codes=allowed)
     scope = {"site": state.site, "definitions": definitions, "exact": True}
     now = visitors.signed_in_share(start=state.start, end=state.totals_end, **scope)

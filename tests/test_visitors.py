@@ -420,3 +420,30 @@ def test_adding_no_visitors_writes_no_sketch():
         assert sketches_add(tokens={}) == 0
         assert sketches_add(tokens={(first_site().pk, 1, "", "", G.DAY, datetime(2026, 4, 7, tzinfo=UTC)): set()}) == 0
     assert not VisitorSketch.objects.exists()
+
+
+def test_types_keeping_no_day_or_month_have_no_page_or_value_sketches(db):
+    hourly = BeaconDefinition.objects.create(slug="hourly", name="hourly", granularities="H")
+    assert q.sketch_granularities([hourly], per_value=False) == [G.HOUR]
+    with pytest.raises(q.SketchesNotKept, match="no visitor sketches"):
+        q.sketch_granularities([hourly], per_value=True)
+
+
+def test_sketches_cover_only_dates_on_their_bucket_edges():
+    day = datetime(2026, 4, 7, tzinfo=UTC)
+    assert q.sketches_cover(day, day + timedelta(days=2), G.DAY) is True
+    assert q.sketches_cover(day + timedelta(hours=1), day + timedelta(days=2), G.DAY) is False
+    assert q.sketches_cover(day, day + timedelta(days=1, hours=1), G.DAY) is False
+
+
+def test_visitors_by_value_shows_ten_values_unless_asked(db):
+    site, page_view = first_site(), page_view_definition()
+    day = datetime(2026, 4, 7, tzinfo=UTC)
+    keys = {(site.pk, page_view.pk, "", f"/p{i:02}", G.DAY, day): {i} for i in range(11)}
+    sketches_add(tokens=keys)
+    from beacons.counting.increments import aggregates_add
+
+    aggregates_add(increments={key: 1 for key in keys})
+    period = {"site": site, "definition": page_view, "start": day, "end": day + timedelta(days=1)}
+    assert len(q.visitors_by_value(**period)) == 10
+    assert len(q.visitors_by_value(**period, limit=11)) == 11

@@ -59,9 +59,7 @@ class ValueVisitors:
     visitors: VisitorCount
 
 
-def sketch_granularities(
-    definitions: Iterable[BeaconDefinition], *, per_value: bool = False, dimension: str = ""
-) -> list[str]:
+def sketch_granularities(definitions: Iterable[BeaconDefinition], *, per_value: bool, dimension: str = "") -> list[str]:
     """The granularities, finest first, every one of ``definitions`` keeps visitor sketches in for
     the site total, each identifier (``per_value``), or a dimension's values (never the minute: see ``live_visitors``)."""
     common = set(GRANULARITY_ORDER)
