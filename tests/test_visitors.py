@@ -447,3 +447,37 @@ def test_visitors_by_value_shows_ten_values_unless_asked(db):
     period = {"site": site, "definition": page_view, "start": day, "end": day + timedelta(days=1)}
     assert len(q.visitors_by_value(**period)) == 10
     assert len(q.visitors_by_value(**period, limit=11)) == 11
+
+
+def test_without_exact_a_cut_bucket_is_read_whole_and_with_it_refused(db):
+    site, page_view = first_site(), page_view_definition()
+    day = datetime(2026, 4, 7, tzinfo=UTC)
+    sketches_add(tokens={(site.pk, page_view.pk, "", "", G.HOUR, day + timedelta(hours=10)): {1, 2}})
+    cut = {
+        "site": site,
+        "definitions": [page_view],
+        "start": day + timedelta(hours=10, minutes=30),
+        "end": day + timedelta(hours=11),
+    }
+    assert q.visitors(**cut).visitors == 2  # the stats API's reading: the 10:00 hour whole
+    with pytest.raises(q.SketchesNotKept):
+        q.visitors(**cut, exact=True)
+    q.signed_in_share(**cut)  # read whole too
+    with pytest.raises(q.SketchesNotKept):
+        q.signed_in_share(**cut, exact=True)
+
+
+def test_live_visitors_are_those_of_the_last_five_minutes_by_default(db):
+    site, page_view = first_site(), page_view_definition()
+    now = datetime(2026, 4, 7, 10, 30, 20, tzinfo=UTC)
+    sketches_add(tokens={(site.pk, page_view.pk, "", "", G.MINUTE, now.replace(minute=25, second=0)): {1}})
+    sketches_add(tokens={(site.pk, page_view.pk, "", "", G.MINUTE, now.replace(minute=26, second=0)): {2}})
+    assert q.live_visitors(site=site, definitions=[page_view], now=now).visitors == 1  # 10:26 to 10:30
+    assert q.live_visitors(site=site, definitions=[page_view], now=now, minutes=6).visitors == 2
+
+
+def test_sketches_cover_a_period_ending_now_inside_the_running_bucket(monkeypatch):
+    now = datetime(2026, 4, 7, 10, 30, tzinfo=UTC)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    assert q.sketches_cover(now.replace(hour=0, minute=0), now, G.DAY) is True
+    assert q.sketches_cover(now.replace(hour=0, minute=0), now - timedelta(seconds=1), G.DAY) is False
