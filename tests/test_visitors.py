@@ -17,7 +17,7 @@ from beacons.counting.sketches import Merge, sketch_dump, sketch_of, sketches_ad
 from beacons.ingest import identity
 from beacons.models import BeaconDefinition, Granularity, VisitorSketch
 from beacons.queries import visitors as q
-from beacons.queries.counters import totals
+from beacons.queries.counters import DimensionNotKept, totals
 from tests.conftest import BROWSER_UA, first_site
 
 pytestmark = pytest.mark.django_db
@@ -427,6 +427,9 @@ def test_types_keeping_no_day_or_month_have_no_page_or_value_sketches(db):
     assert q.sketch_granularities([hourly], per_value=False) == [G.HOUR]
     with pytest.raises(q.SketchesNotKept, match="no visitor sketches"):
         q.sketch_granularities([hourly], per_value=True)
+    with pytest.raises(DimensionNotKept):  # it keeps no breakdown either
+        q.sketch_granularities([hourly], per_value=True, dimension="source")
+    assert q.sketch_granularities([page_view_definition()], per_value=True, dimension="source") == [G.DAY, G.MONTH]
 
 
 def test_sketches_cover_only_dates_on_their_bucket_edges():
