@@ -44,8 +44,8 @@ def email_settings_check(app_configs=None, **kwargs) -> list[checks.CheckMessage
 
 @checks.register(checks.Tags.compatibility, deploy=False)
 def visit_gap_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """A visit's state expires after the gap: Redis refuses a lifetime under a second, and with
-    the redis sink every write carrying a visit would then fail over to the database."""
+    """A gap under a second is no visit at all: every page view would be a visit of its own, and
+    Django's cache, which keeps a visit's state for the gap, keeps nothing for 0 (or less)."""
     if settings.BEACONS_VISIT_GAP_SECONDS >= 1:
         return []
     return [

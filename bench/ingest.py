@@ -16,8 +16,8 @@ thousand client addresses in X-Forwarded-For, search referrers and campaign tags
 setups "breakdowns on" count them under a type that keeps every built-in dimension, so each
 hit runs every extractor (source from referrer and utm, browser/OS/device from the user agent,
 country from the address) and writes its dimension counters; "visits on" makes that type a page
-view, so each hit also moves its visitor's visit (state in Redis, as with CACHE_URL) and adds to
-the visitor sketches; the others count under a type that keeps none. Afterwards the CPU cost per hit of each extractor on the same mix is printed
+view, so each hit also adds to the visitor sketches and logs its page view for the drain, which
+folds the log into visits (its time is printed: the work moved there); the others count under a type that keeps none. Afterwards the CPU cost per hit of each extractor on the same mix is printed
 (``bench.extraction --per-hit``, one process, no server).
 
 Needs PostgreSQL on 127.0.0.1:5432 (database ``beacons_bench`` is created; BENCH_DATABASE_URL
@@ -75,7 +75,6 @@ TYPE_WITH_BREAKDOWNS = (
     "import sys; from beacons.dimensions import BUILT_IN; from beacons.models import BeaconDefinition; "
     "BeaconDefinition.objects.create(slug=sys.argv[-2], name=sys.argv[-2], dimensions=','.join(BUILT_IN), kind=sys.argv[-1])"
 )
-VISITS_CACHE_URL = "redis://127.0.0.1:6379/3"  # visit state, as production keeps it (CACHE_URL): one more round trip
 
 
 @dataclass
@@ -87,6 +86,7 @@ class Measured:
     answered_204: int
     counted: int | None  # None: nothing is counted (the bare view)
     other_statuses: dict
+    drain_seconds: float | None = None  # the redis sink: beacons_drain after the run (visits folded in it)
 
 
 def wrk_run(*, url: str, event_type: str, seconds: int, connections: int) -> dict:
@@ -140,8 +140,6 @@ def scenario_run(
         "ALLOWED_HOSTS": "127.0.0.1",
         "BEACONS_CLIENT_IP_HEADER": "HTTP_X_FORWARDED_FOR",  # the load generator's addresses, for countries
     }
-    if scenario.visits:
-        env["CACHE_URL"] = VISITS_CACHE_URL
     if scenario.breakdowns:
         type_kind = "page_view" if scenario.visits else "custom"
         subprocess.run(
@@ -161,8 +159,11 @@ def scenario_run(
         time.sleep(2)  # requests wrk gave up on at the end are still being answered (and tallied)
     finally:
         server.stop()
+    drain_seconds = None
     if scenario.sink == "redis":
+        began = time.monotonic()
         manage("beacons_drain", env=env)
+        drain_seconds = time.monotonic() - began
     answered = server_statuses(status_dir)
     answered_204 = answered.get(f"{scenario.path} 204", 0)
     counted = None if scenario.path != "/beacon" else hits_counted(databases[scenario.database], event_type)
@@ -175,6 +176,7 @@ def scenario_run(
         answered_204=answered_204,
         counted=counted,
         other_statuses=others,
+        drain_seconds=drain_seconds,
     )
 
 
@@ -201,6 +203,14 @@ def table_print(rounds: list[list[Measured]], title: str) -> None:
         for row in rows:
             if row.other_statuses:
                 print(f"|   other answers: {row.other_statuses}")
+    for index, label in enumerate(row.label for row in rounds[0]):
+        drained = [(m[index].drain_seconds, m[index].answered_204) for m in rounds if m[index].drain_seconds]
+        if drained:
+            seconds = median(s for s, _ in drained)
+            per_hit = median(s / n * 1e6 for s, n in drained if n)
+            print(
+                f"  {label}: the drain afterwards took {seconds:.1f} s ({per_hit:.0f} µs per hit, process start included)"
+            )
     sys.stdout.flush()
 
 

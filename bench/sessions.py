@@ -8,7 +8,8 @@ after parsing), single thread, on a throwaway SQLite database: a clock advancing
 each hit from one of ``--visitors`` visitors (their own address, so their own visitor key) on one
 of 50 pages, so about a tenth of the page views start a visit and the rest extend one. "off"
 records the same hits without visits (``sessions.counts_add_with_visit`` only hands the counts to
-the sink: no visit state, no visit counters); both
+the sink: no visit state, no visit counters); with the redis sink, "on" logs each page view and
+the drain's fold of the log into visits is timed apart (``sessions.page_view_log_fold``); both
 compute the visitor key, as the per-visitor rate limit of the view does anyway. Prints the median CPU microseconds per hit of ``--rounds`` rounds, the counter keys a
 hit hands to the sink, and the cache calls (Redis round trips with ``--cache redis``) and sink
 writes (Redis round trips with ``--sink redis``) per hit. The memory sink does not flush while
@@ -87,12 +88,9 @@ def main(argv: list[str]) -> None:
     sink = sinks.get_sink()
     original_add = sink.add
 
-    def add(increments, values=sinks.NO_VALUES, visitors=sinks.NO_VISITORS, **visit):
-        for counts, dimension_values in [(increments, values)] + [
-            (v.increments, v.values) for v in visit.values() if v
-        ]:
-            calls["sink keys"] += len(counts) + sum(len(v.buckets) for v in dimension_values)
-        return original_add(increments, values, visitors, **visit)
+    def add(increments, values=sinks.NO_VALUES, visitors=sinks.NO_VISITORS, **logged):
+        calls["sink keys"] += len(increments) + sum(len(v.buckets) for v in values)
+        return original_add(increments, values, visitors, **logged)
 
     sink.add = add
     if args.sink == "redis":
@@ -131,7 +129,13 @@ def main(argv: list[str]) -> None:
             began = time.process_time()
             events_record(events=[EventInput(event_type="page_view", identifier=page)], context=context)
             spent += time.process_time() - began
-        return spent / len(hits) * 1e6, {key: n / len(hits) for key, n in calls.items()}
+        tallies = {key: n / len(hits) for key, n in calls.items()}
+        folding = 0.0
+        if tracked and args.sink == "redis":  # the redis sink logs page views: the drain folds them into visits
+            began = time.process_time()
+            sessions.page_view_log_fold(sink=sink)
+            folding = time.process_time() - began
+        return spent / len(hits) * 1e6, tallies, folding / len(hits) * 1e6
 
     print(
         f"{args.hits:,} page views from {args.visitors:,} visitors, {args.sink} sink, {args.cache} cache, "
@@ -152,7 +156,10 @@ def main(argv: list[str]) -> None:
         round_trips = f"{tallies['sink writes']:.2f}" if args.sink == "redis" else "(flushed in bulk)"
         print(f"{mode:<9} {cpu:>11.1f} {tallies['sink keys']:>14.1f} {tallies['cache']:>16.2f} {round_trips:>21}")
     off, on = (statistics.median(r[0] for r in results[m]) for m in ("off", "on"))
-    print(f"sessions add {on - off:.1f} µs of CPU per page view ({on / off - 1:+.0%})")
+    print(f"sessions add {on - off:.1f} µs of CPU per page view ({on / off - 1:+.0%}) to ingest")
+    if args.sink == "redis":
+        folding = statistics.median(r[2] for r in results["on"])
+        print(f"the drain folds them into visits: {folding:.1f} µs of CPU per page view, in the drain's process")
     if args.sink == "redis" or args.cache == "redis":
         client = sinks.redis_client(settings.BEACONS_REDIS_URL)
         keys = list(client.scan_iter(match=f"*{prefix}*"))

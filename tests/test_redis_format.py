@@ -11,6 +11,10 @@ from beacons.counting.redis_format import (
     field_encode,
     fields_expand,
     live_and_pending_keys,
+    page_view_log_batch_key,
+    page_view_log_keys,
+    page_views_log_decode,
+    page_views_log_entry,
     part_indexes,
     totals_by_series,
     visitor_field_decode,
@@ -26,6 +30,9 @@ EPOCH = int(HOUR.timestamp())
 def test_every_key_of_a_prefix_shares_one_cluster_hash_tag():
     assert live_and_pending_keys("site") == ("{site}:live", "{site}:pending")
     assert drain_batch_key("site", "20260301T100000-abc") == "{site}:batch:20260301T100000-abc"
+    logs = ("{site}:page-views", "{site}:page-views:number", "{site}:page-views:pending")
+    assert page_view_log_keys("site") == logs
+    assert page_view_log_batch_key("site", "20260301T100000-abc") == "{site}:page-views:batch:20260301T100000-abc"
 
 
 def test_a_field_puts_the_identifier_last_and_decodes_back():
@@ -181,3 +188,43 @@ def test_a_visitor_field_of_several_buckets_puts_the_visitor_in_each_sketch():
     )
     alone = visitor_field_encode((5, 7, "", "", "H", HOUR), 9)
     assert visitor_tokens([field, alone]) == {keys[0]: {token}, keys[1]: {token}, (5, 7, "", "", "H", HOUR): {9}}
+
+
+class LoggedHit:
+    def __init__(self, identifier, dimensions):
+        self.identifier, self.dimensions = identifier, dimensions
+
+
+def test_a_request_s_page_views_are_logged_and_read_back_with_the_number_redis_gave():
+    hits = [LoggedHit("/a|b c", {"browser": "Firefox", "prop:plan": 'pro "x"'}), LoggedHit("/ü\ud800", {})]
+    entry = page_views_log_entry(site_id=3, visitor_key="k1", received=EPOCH, page_views=hits)
+    assert entry.isascii()  # any character escaped, a lone surrogate too
+    logged = page_views_log_decode(b"42 " + entry)
+    assert logged == (
+        42,
+        3,
+        "k1",
+        EPOCH,
+        (("/a|b c", {"browser": "Firefox", "prop:plan": 'pro "x"'}), ("/ü\ud800", {})),
+    )
+    assert (logged.number, logged.site_id, logged.visitor_key, logged.received) == (42, 3, "k1", EPOCH)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"42",
+        b'x [1,"k",5,[["/a",{}]]]',
+        b"42 not json",
+        b'42 [1,"k",5]',
+        b'42 [1,"k",5,[]]',  # no page views
+        b'42 [1,"k",5,[["/a",[]]]]',
+        b'42 ["s","k",5,[["/a",{}]]]',
+        b'42 [1,"k",null,[["/a",{}]]]',
+        b'42 [1,"k",5,[["/a"]]]',
+        b"42 \xff",
+    ],
+)
+def test_a_log_entry_that_is_not_one_reads_as_none(raw):
+    assert page_views_log_decode(raw) is None

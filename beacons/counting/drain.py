@@ -2,6 +2,8 @@
 
 One pass (``drain_pass``):
 
+0. The page views the redis sink logged are folded into visits, whose adjustments join the live
+   hash (``beacons.ingest.sessions.page_view_log_fold``, exactly once by its own rule).
 1. Leftovers first. Every id in the pending set names a batch an earlier drain renamed but
    may not have finished. If ``DrainBatch`` holds the id, its counts are already in the
    database and only the Redis key is deleted; otherwise the batch is written now.
@@ -43,6 +45,7 @@ from django.utils import timezone
 
 from beacons.counting.increments import aggregates_add_stream
 from beacons.counting.redis_format import (
+    RENAME_TO_BATCH,
     FieldsChunk,
     chunk_split,
     drain_batch_key,
@@ -52,8 +55,9 @@ from beacons.counting.redis_format import (
     totals_by_series,
     visitor_tokens,
 )
-from beacons.counting.sinks import redis_client
+from beacons.counting.sinks import RedisSink, redis_client
 from beacons.counting.sketches import sketches_add
+from beacons.ingest.sessions import page_view_log_fold
 from beacons.models import BeaconDefinition, DrainBatch
 
 logger = logging.getLogger("beacons")
@@ -62,14 +66,6 @@ CRASH_ENV = "BEACONS_DRAIN_CRASH_AT"
 PARALLEL_MIN_KEYS = 50_000  # below this a batch is one transaction: threads cost more than they save
 SCAN_COUNT = 10_000  # fields per HSCAN
 
-# KEYS: live, batch, pending; ARGV: batch id. RENAMENX needs all keys in one Cluster slot.
-_RENAME_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('RENAMENX', KEYS[1], KEYS[2]) == 0 then return 0 end
-redis.call('SADD', KEYS[3], ARGV[1])
-return 1
-"""
-
 
 @dataclass
 class DrainResult:
@@ -77,6 +73,7 @@ class DrainResult:
     keys: int = 0
     hits: int = 0
     discarded: int = 0  # leftover batches found already committed
+    page_views_folded: int = 0  # page views the redis sink logged, folded into visits
 
 
 def _crash_point(step: str) -> None:
@@ -98,10 +95,16 @@ def drain_pass(
     prefix = prefix or settings.BEACONS_REDIS_PREFIX
     live, pending = live_and_pending_keys(prefix)
     result = DrainResult()
+    # Visits first: their adjustments join the live hash this pass moves.
+    visits_sink = RedisSink(url=settings.BEACONS_REDIS_URL, prefix=prefix)
+    try:
+        result.page_views_folded = page_view_log_fold(sink=visits_sink)
+    finally:
+        visits_sink.close()
     for raw_id in sorted(client.smembers(pending)):
         _batch_finish(client=client, prefix=prefix, batch_id=raw_id.decode(), result=result, on_fields=on_fields)
     batch_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
-    if client.eval(_RENAME_SCRIPT, 3, live, drain_batch_key(prefix, batch_id), pending, batch_id):
+    if client.eval(RENAME_TO_BATCH, 3, live, drain_batch_key(prefix, batch_id), pending, batch_id):
         _crash_point("after_rename")
         _batch_finish(client=client, prefix=prefix, batch_id=batch_id, result=result, on_fields=on_fields)
     return result

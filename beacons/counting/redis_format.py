@@ -20,9 +20,14 @@ fields start with a digit, so the drain tells them apart by the first byte (``ch
 
 Dimension values are capped per day (``beacons.counting.value_cap``): the distinct values seen
 are a Redis set per (site, definition, dimension, day), ``value_set_key``.
+
+Page views waiting to be folded into visits are a list, ``page_view_log_keys``: one entry per
+request, ``<number> <JSON [site, visitor key, epoch seconds, [[identifier, {dimension: value}]…]]>``,
+numbered by Redis in the order it received them (``page_views_log_entry``, ``page_views_log_decode``).
 """
 
 import dataclasses
+import json
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain, repeat
+from typing import NamedTuple
 
 from beacons.counting.increments import CounterKey, CounterRow
 from beacons.text import storable_text
@@ -51,6 +57,16 @@ def live_and_pending_keys(prefix: str) -> tuple[str, str]:
     return f"{{{prefix}}}:live", f"{{{prefix}}}:pending"
 
 
+# KEYS: live, batch, pending; ARGV: batch id. Renames the live key to the batch and records the
+# batch as pending, at once. RENAMENX needs all keys in one Cluster slot.
+RENAME_TO_BATCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('RENAMENX', KEYS[1], KEYS[2]) == 0 then return 0 end
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+"""
+
+
 def drain_batch_key(prefix: str, batch_id: str) -> str:
     """The hash a drain renames the live hash to, until its counts are in the database."""
     return f"{{{prefix}}}:batch:{batch_id}"
@@ -65,6 +81,55 @@ def visit_state_key(prefix: str, *, site_id: int, visitor_key: str) -> str:
     """The key of a visitor's open visit (``beacons.ingest.sessions``), in the live hash's Cluster slot
     as the sink's script writes it with the counts."""
     return f"{{{prefix}}}:visit:{site_id}:{visitor_key}"
+
+
+def page_view_log_keys(prefix: str) -> tuple[str, str, str]:
+    """(live list of page views waiting to be folded into visits, the counter numbering them, the
+    set of pending batches of that list), in the live hash's Cluster slot."""
+    return f"{{{prefix}}}:page-views", f"{{{prefix}}}:page-views:number", f"{{{prefix}}}:page-views:pending"
+
+
+def page_view_log_batch_key(prefix: str, batch_id: str) -> str:
+    """The list a drain renames the live page-view list to, until they are folded into visits."""
+    return f"{{{prefix}}}:page-views:batch:{batch_id}"
+
+
+class LoggedPageViews(NamedTuple):
+    """One request's page views, as logged for the drain to fold into its visitor's visit:
+    ``number`` orders them (given by Redis), ``page_views`` are (identifier, dimension values)."""
+
+    number: int
+    site_id: int
+    visitor_key: str
+    received: int  # epoch seconds
+    page_views: tuple[tuple[str, dict[str, str]], ...]
+
+
+def page_views_log_entry(*, site_id: int, visitor_key: str, received: int, page_views: Iterable) -> bytes:
+    """The entry logging one request's page views (``Hit``s); Redis puts its number before it."""
+    rows = [[hit.identifier, hit.dimensions] for hit in page_views]
+    return json.dumps([site_id, visitor_key, received, rows], separators=(",", ":")).encode()
+
+
+def page_views_log_decode(raw: bytes) -> LoggedPageViews | None:
+    """Inverse of what the script stores (``<number> <page_views_log_entry>``); None for anything
+    else, or for an entry of no page views."""
+    try:
+        number, entry = raw.split(b" ", 1)
+        site_id, visitor_key, received, rows = json.loads(entry)
+        if not rows:
+            return None
+        return LoggedPageViews(
+            int(number),
+            int(site_id),
+            str(visitor_key),
+            int(received),
+            tuple(
+                (str(identifier), {str(d): str(v) for d, v in dimensions.items()}) for identifier, dimensions in rows
+            ),
+        )
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 # Requests within a bucket write mostly the same fields (the same pages, browsers, countries):

@@ -15,8 +15,7 @@ dimension value's visitors follow the cap's decision for its counter).
 - ``redis`` adds them with ``HINCRBY`` to one live hash shared by every process, in one
   round trip (a Lua script, so a request's increments land all or none), one field per counter
   key for all the buckets a hit counts in (``redis_format.buckets_field_encode``), and with them
-  a page view's new visit state and its adjustments, applied only if Redis holds the state they
-  were folded from (``VisitWrite``; ``beacons.ingest.sessions.counts_add_with_visit``);
+  a request's page views in a log the drain folds into visits (``beacons.ingest.sessions``);
   ``beacons_drain`` moves them into the database exactly once (see ``beacons.counting.drain``). When
   Redis is unreachable the increments go to the database directly instead (a warning at
   most once a minute), so the request is still counted.
@@ -40,8 +39,8 @@ from beacons.counting.increments import OTHER_VALUE, CounterKey, DimensionValue,
 from beacons.counting.redis_format import (
     buckets_field_encode,
     live_and_pending_keys,
+    page_view_log_keys,
     value_set_key,
-    visit_state_key,
     visitor_field_of,
 )
 from beacons.counting.sketches import NO_VISITORS, Visitors, sketches_add, visitors_resolve
@@ -52,7 +51,6 @@ logger = logging.getLogger("beacons")
 
 WARN_EVERY_SECONDS = 60
 REDIS_RETRY_AFTER_SECONDS = 1.0  # after a failure, skip Redis this long instead of paying a connect per request
-RECENT_VISIT_STATES = 50_000  # per process, ~250 bytes each
 
 
 VALUE_SET_SECONDS = 2 * 86400  # a day's set of distinct values outlives its day (and a time zone's offset)
@@ -203,19 +201,25 @@ def redis_client(url: str):
 # in parts, as Lua's unpack takes at most a few thousand values.
 VISITOR_FIELDS_PER_HSET = 1000
 
-# KEYS[1]: the live hash; then, in the order the sections use them, each visit's state key and
-# the set of distinct values of each capped value's day.
-# ARGV: the cap, the sets' lifetime (s), the number of sections; then per section: 1 and the state
+# KEYS[1]: the live hash, KEYS[2] the page-view log, KEYS[3] the counter numbering its entries;
+# then, in the order the sections use them, each visit's state key and the set of distinct values
+# of each capped value's day.
+# ARGV: the cap, the sets' lifetime (s), the number of page-view log entries and the entries (each
+# pushed as "<number> <entry>"), the number of sections; then per section: 1 and the state
 # expected ("" for none), the new state and its lifetime (s) for a visit's section, else 0; p, v, c;
 # p (field, increment) pairs; v visitor fields (set to 1); c capped values, each: the value, its
 # increment, its fields k, its visitor fields m, k (field, "(other)" field) pairs and m such pairs.
 # A visit's section is applied only if its state key holds the state expected (compare-and-set).
 # Returns {positions (from 1, over all sections) of the capped values that counted as "(other)",
-# the sections (from 1) not applied, the state each of them found ("" for none)}.
+# the sections (from 1) not applied}.
 _COUNT = """
-local hash, cap, ttl, sections = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local i, k, position = 4, 2, 0
-local over, lost, held = {}, {}, {}
+local hash, cap, ttl, logged = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 4, 3 + logged do
+  redis.call('RPUSH', KEYS[2], redis.call('INCR', KEYS[3]) .. ' ' .. ARGV[i])
+end
+local sections = tonumber(ARGV[4 + logged])
+local i, k, position = 5 + logged, 4, 0
+local over, lost = {}, {}
 for section = 1, sections do
   local apply = true
   if ARGV[i] == '1' then
@@ -225,7 +229,6 @@ for section = 1, sections do
     else
       apply = false
       lost[#lost + 1] = section
-      held[#held + 1] = current
     end
     k = k + 1
     i = i + 4
@@ -279,70 +282,41 @@ for section = 1, sections do
     k = k + 1
   end
 end
-return {over, lost, held}
+return {over, lost}
 """.replace("VISITOR_FIELDS_PER_HSET", str(VISITOR_FIELDS_PER_HSET))
 
 
 class VisitWrite(NamedTuple):
     """A visit's new state and its adjustments, applied only if its state is ``expected``
-    (``sessions.counts_add_with_visit``)."""
+    (the drain's ``sessions.page_view_log_fold``)."""
 
     key: str
     expected: bytes  # b"" for none
     state: bytes
-    seconds: int  # the state's lifetime: the visit gap
+    seconds: int  # the state's lifetime
     increments: Mapping[CounterKey, int]
     values: Mapping[DimensionValue, int]
-
-
-class VisitRefused(NamedTuple):
-    """A visit write not applied: the state its key held instead (b"" for none), or None when
-    Redis was unreachable (nothing of the visit was written)."""
-
-    held: bytes | None
 
 
 class _PendingWrite:
     """One request's increments, waiting for the write that carries them."""
 
-    __slots__ = ("done", "error", "visit_refused")
+    __slots__ = ("done", "error")
 
     def __init__(self):
         self.done = False
         self.error: BaseException | None = None
-        self.visit_refused: VisitRefused | None = None
-
-
-class RecentVisitStates:
-    """The visit states this process last wrote, by key: the state a visitor's next page view
-    most likely finds, so its write can expect it without reading it first (one round trip). A
-    guess only: the script compares it with what Redis holds and, when another process moved
-    the visit on, refuses the write and returns the state it holds."""
-
-    def __init__(self, prefix: str, *, size: int):
-        self.prefix = prefix
-        self.size = size
-        self._states: dict[str, bytes] = {}
-
-    def key(self, *, site_id: int, visitor_key: str) -> str:
-        return visit_state_key(self.prefix, site_id=site_id, visitor_key=visitor_key)
-
-    def guess(self, key: str) -> bytes:
-        return self._states.get(key, b"")
-
-    def remember(self, key: str, state: bytes) -> None:
-        if len(self._states) >= self.size:
-            self._states.clear()  # a forgotten state costs one more round trip, once
-        self._states[key] = state
 
 
 class RedisSink:
     name = "redis"
+    logs_page_views = True  # visits are folded by the drain (``sessions.counts_add_with_visit``)
 
     def __init__(self, *, url: str, prefix: str):
         self.client = redis_client(url)
         self.prefix = prefix
         self.live_key, _ = live_and_pending_keys(prefix)
+        self.page_view_log_key, self.page_view_number_key, _ = page_view_log_keys(prefix)
         # One EVALSHA: one round trip, applied all or none, and half the client-side cost of
         # MULTI + n HINCRBY + EXEC in redis-py.
         self._count_script = self.client.register_script(_COUNT)
@@ -365,61 +339,58 @@ class RedisSink:
         self._waiting_increments: Counter[CounterKey] = Counter()
         self._waiting_values: Counter[DimensionValue] = Counter()
         self._waiting_visitors = Visitors()
-        self._waiting_visits: list[tuple[VisitWrite, _PendingWrite]] = []
+        self._waiting_page_views: list[bytes] = []
         self._pending_writes: list[_PendingWrite] = []
-        self.visit_states = RecentVisitStates(prefix, size=RECENT_VISIT_STATES)
 
     def add(
         self,
         increments: Mapping[CounterKey, int],
         values: Mapping[DimensionValue, int] = NO_VALUES,
         visitors: Visitors = NO_VISITORS,
-        visit: VisitWrite | None = None,
-    ) -> VisitRefused | None:
+        page_views: bytes = b"",
+    ) -> None:
         """Returns once ``increments``, ``values`` and ``visitors`` are in Redis (or, Redis being
-        down, in the database), all in the same round trip, with ``visit`` if its state is the one
-        expected; returns None, or why ``visit`` was not applied.
+        down, in the database), all in the same round trip, with ``page_views`` (a
+        ``redis_format.page_views_log_entry``, b"" for none) added to the page-view log.
 
         Requests of one process that arrive while a write is in flight are combined: the
         next thread to write takes everything waiting, so under load one round trip carries
         many requests' increments, and no request returns (answers 204) before its own
         increments were acknowledged.
         """
-        if not increments and not values and not visitors and visit is None:
-            return None
+        if not increments and not values and not visitors and not page_views:
+            return
         own_write = _PendingWrite()
         with self._write_done:
             if not self._writing and not self._pending_writes:  # nothing to combine with: written as it is
                 self._writing = True
                 combined, combined_values, combined_visitors, carried = increments, values, visitors, [own_write]
-                visits = [] if visit is None else [(visit, own_write)]
+                logged = [page_views] if page_views else []
             else:
                 self._waiting_increments.update(increments)
                 self._waiting_values.update(values)
                 self._waiting_visitors.update(visitors)
-                if visit is not None:
-                    self._waiting_visits.append((visit, own_write))
+                if page_views:
+                    self._waiting_page_views.append(page_views)
                 self._pending_writes.append(own_write)
                 while not own_write.done and self._writing:
                     self._write_done.wait()
                 if own_write.done:
                     if own_write.error is not None:
                         raise own_write.error  # nothing of it was written: the request must not answer 204
-                    return own_write.visit_refused
+                    return
                 self._writing = True
                 combined, combined_values, carried = (
                     self._waiting_increments,
                     self._waiting_values,
                     self._pending_writes,
                 )
-                combined_visitors, visits = self._waiting_visitors, self._waiting_visits
+                combined_visitors, logged = self._waiting_visitors, self._waiting_page_views
                 self._waiting_increments, self._waiting_values, self._pending_writes = Counter(), Counter(), []
-                self._waiting_visitors, self._waiting_visits = Visitors(), []
+                self._waiting_visitors, self._waiting_page_views = Visitors(), []
         error = None
         try:
-            refusals = self._write(combined, combined_values, combined_visitors, [v for v, _ in visits])
-            for index, refused in refusals.items():
-                visits[index][1].visit_refused = refused
+            self._write(combined, combined_values, combined_visitors, logged)
         except BaseException as exc:
             error = exc
             raise
@@ -429,39 +400,47 @@ class RedisSink:
                     carried_write.done, carried_write.error = True, error
                 self._writing = False
                 self._write_done.notify_all()
-        return own_write.visit_refused
 
     def _write(
         self,
         increments: Mapping[CounterKey, int],
         values: Mapping[DimensionValue, int],
         visitors: Visitors,
-        visits: Sequence[VisitWrite] = (),
-    ) -> dict[int, VisitRefused]:
-        """One script call; returns the visits not applied, by their index in ``visits``: their
-        state was not the one expected, or Redis is down (their counts are then not written)."""
+        page_views: Sequence[bytes],
+    ) -> None:
+        """One script call; with Redis down, the counts go to the database (the page views' visits
+        are then not counted)."""
         import redis
 
         if time.monotonic() >= self._skip_until:
-            keys = [self.live_key]
-            args: list = [values_limit(), VALUE_SET_SECONDS, 1 + len(visits), 0]
+            keys = [self.live_key, self.page_view_log_key, self.page_view_number_key]
+            args: list = [values_limit(), VALUE_SET_SECONDS, len(page_views), *page_views, 1, 0]
             sections = [self._section_add(keys, args, increments, values, visitors)]
-            for visit in visits:
-                keys.append(visit.key)
-                args += (1, visit.expected, visit.state, visit.seconds)
-                sections.append(self._section_add(keys, args, visit.increments, visit.values, NO_VISITORS))
             try:
-                over_positions, lost_sections, held = self._count(keys, args)
+                over_positions, _ = self._count(keys, args)
             except redis.RedisError as exc:
                 # A timeout after the script reached Redis is the one case this can count twice; a
                 # refused or reset connection never ran it.
                 self._skip_until = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
                 self._warn("redis sink: Redis unreachable, writing counts to the database directly: %s", exc)
             else:
-                self._decisions_keep(sections, over_positions=set(over_positions), lost_sections=set(lost_sections))
-                return {section - 2: VisitRefused(state) for section, state in zip(lost_sections, held)}
+                self._decisions_keep(sections, over_positions=set(over_positions), lost_sections=set())
+                return
         self.fallback.add(increments, values, visitors)
-        return dict.fromkeys(range(len(visits)), VisitRefused(None))  # no state written: the visits do not count
+
+    def visits_write(self, writes: Sequence[VisitWrite]) -> None:
+        """One script call writing each visit whose state is still the one expected, with its
+        adjustments (one whose state changed was written by another drain). Redis errors are
+        raised: nothing of a failed call is written."""
+        keys = [self.live_key, self.page_view_log_key, self.page_view_number_key]
+        args: list = [values_limit(), VALUE_SET_SECONDS, 0, len(writes)]
+        sections = []
+        for write in writes:
+            keys.append(write.key)
+            args += (1, write.expected, write.state, write.seconds)
+            sections.append(self._section_add(keys, args, write.increments, write.values, NO_VISITORS))
+        over_positions, lost_sections = self._count(keys, args)
+        self._decisions_keep(sections, over_positions=set(over_positions), lost_sections=set(lost_sections))
 
     def _section_add(
         self,

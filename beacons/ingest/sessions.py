@@ -2,10 +2,12 @@
 
 A visit is one visitor's page views with no gap over ``BEACONS_VISIT_GAP_SECONDS`` (1800). Its
 state (start, entry page, last page, page count, last seen, the entry's dimension values) is
-kept under the site and the visitor key, expiring after the gap: by the redis sink in its own
-Redis, written in the same script call as the counts (``counts_add_with_visit``), else in
-Django's cache (local memory by default, Redis with ``CACHE_URL``); ``visit_fold`` is the one
-rule of what page views do to a visit, whichever keeps it. Every adjustment is counted in the
+kept under the site and the visitor key. With the redis sink, a request only logs its page
+views beside its counts (one round trip, no state read) and the drain folds them into visits,
+the states in the sink's Redis (``page_view_log_fold``); with the other sinks each request moves
+its visit on at once, the state in Django's cache (local memory by default, Redis with
+``CACHE_URL``), expiring after the gap. ``visit_fold`` is the one rule of what page views do to
+a visit, whichever folds it. Every adjustment is counted in the
 buckets where the visit **started**, under the reserved types of ``registry.VisitSlug``, so a counter is never
 taken below what was added to it before:
 
@@ -25,10 +27,10 @@ there: the page views after midnight start a new visit.
 Faults: the cache (or the redis sink's Redis) unreachable costs the visits of those page views,
 never the page views themselves; visits resume when it is back.
 
-Concurrency, redis sink: the new state is written only if the state read is still there
-(compare-and-set, in the script that writes the counts); otherwise the page view is folded again
-into the state another process left (``VISIT_WRITE_ATTEMPTS``), so two page views of one visitor
-handled at once by two processes make one visit and count each page once.
+Concurrency, redis sink: every process appends to one log, which Redis numbers in the order it
+receives the entries, so page views of one visitor handled by several processes, at once or
+not, fold in that order into one visit; the drain's writes are exactly once (see
+``page_view_log_fold``). Visit figures are as fresh as the last drain, as the counts are.
 
 Concurrency, Django's cache (the direct and memory sinks): a visit is created with ``cache.add``,
 so two page views of a new visitor handled at the same moment by two processes start one visit,
@@ -44,18 +46,30 @@ without counting.
 """
 
 import json
+import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
 
 from beacons.counting.buckets import SiteZones
 from beacons.counting.increments import CounterKey, DimensionValue, Hit, dimension_values_for, increments_for
+from beacons.counting.redis_format import (
+    RENAME_TO_BATCH,
+    LoggedPageViews,
+    page_view_log_batch_key,
+    page_view_log_keys,
+    page_views_log_decode,
+    page_views_log_entry,
+    visit_state_key,
+)
 from beacons.counting.sinks import VisitWrite
-from beacons.counting.sketches import NO_VISITORS, Visitors
+from beacons.counting.sketches import Visitors
 from beacons.logs import outage_warning
 from beacons.models import (
     FINE_GRANULARITIES,
@@ -66,9 +80,21 @@ from beacons.models import (
 from beacons.registry import DB_UNREACHABLE, VisitSlug, system_definitions_resolve
 
 QUARTER_HOUR = 900
-VISIT_WRITE_ATTEMPTS = 3  # a visit's state changed under a request this often: that page view counts no visit
+PAGE_VIEW_LOG_CHUNK = 10_000  # log entries read at once by the drain
+VISITS_PER_WRITE = 500  # visits written per script call: Redis runs nothing else while a script runs
+# The drain writes a state when it folds the page views logged before it: the state must outlive
+# the gap until the next drain has folded what came after, so a drain up to an hour late still
+# continues the visit.
+VISIT_STATE_KEPT_AFTER_GAP = 3600
 # (start, entry page, last page, page views, last seen, entry dimension values): epoch seconds
 VisitState = tuple[int, str, str, int, int, tuple[tuple[str, str], ...]]
+
+
+class PageView(NamedTuple):
+    """What a visit needs of a page view (a ``Hit`` has the same fields)."""
+
+    identifier: str
+    dimensions: dict[str, str]
 
 
 def visit_key(*, site_id: int, visitor_key: str) -> str:
@@ -76,7 +102,7 @@ def visit_key(*, site_id: int, visitor_key: str) -> str:
 
 
 def visit_fold(
-    state: VisitState | None, page_views: Iterable[Hit], *, site_id: int, now: int, gap: int, definitions
+    state: VisitState | None, page_views: Iterable[PageView | Hit], *, site_id: int, now: int, gap: int, definitions
 ) -> tuple[VisitState | None, list[tuple[int, Hit]]]:
     """The visit after ``page_views`` (one request's, in order) at ``now``, from ``state`` (None:
     no open visit), and the adjustments they make, each with the start of its visit."""
@@ -143,65 +169,126 @@ def counts_add_with_visit(
 ) -> None:
     """Add one request's counts to ``sink`` with the adjustments of its visitor's visit.
 
-    A sink that keeps visit states itself (the redis sink: ``sink.visit_states``) writes the new
-    state in the same round trip as the counts, only if Redis holds the state it was folded from
-    (compare-and-set). That state is not read first: it is the one this process last wrote for the
-    visitor, or none; when Redis holds another (the visitor's previous page view went to another
-    process, or two page views of one visitor were handled at once), the write is refused with
-    the state held, and the page view is folded into that one instead, so none is lost or counted
-    twice. With any other sink, the state is in Django's cache (``visits_adjust``)."""
-    states = getattr(sink, "visit_states", None)
-    if states is None:
-        visits_adjust(
-            page_views=page_views,
-            site_id=site_id,
-            visitor_key=visitor_key,
-            received_at=received_at,
-            increments=increments,
-            values=values,
-            zones=zones,
-        )
-        sink.add(increments, values, visitors)
+    A sink that logs page views (the redis sink: ``sink.logs_page_views``) adds them to its
+    page-view log in the same round trip as the counts, and the drain folds them into visits
+    (``page_view_log_fold``): the request reads no state and waits for no other process. With
+    any other sink, the visit is moved on at once, its state in Django's cache (``visits_adjust``)."""
+    if getattr(sink, "logs_page_views", False):
+        entry = b""
+        if visitor_key:
+            entry = page_views_log_entry(
+                site_id=site_id, visitor_key=visitor_key, received=int(received_at.timestamp()), page_views=page_views
+            )
+        sink.add(increments, values, visitors, page_views=entry)
         return
-    definitions = _definitions_for(page_views, visitor_key)
-    if definitions is None:
-        sink.add(increments, values, visitors)
-        return
-    key = states.key(site_id=site_id, visitor_key=visitor_key)
-    fold = _fold_for(page_views, site_id=site_id, received_at=received_at, definitions=definitions)
-    expected = states.guess(key)
-    for _ in range(VISIT_WRITE_ATTEMPTS):
-        folded, adjustments = fold(state_decode(expected))
-        visit_increments: Counter[CounterKey] = Counter()
-        visit_values: Counter[DimensionValue] = Counter()
-        _adjustments_add(adjustments, increments=visit_increments, values=visit_values, zones=zones)
-        state = state_encode(folded)
-        gap = settings.BEACONS_VISIT_GAP_SECONDS
-        refused = sink.add(
-            increments, values, visitors, visit=VisitWrite(key, expected, state, gap, visit_increments, visit_values)
-        )
-        if refused is None:
-            states.remember(key, state)
-            return
-        if refused.held is None:  # Redis unreachable (the sink warns): counted in the database, no visit
-            return
-        expected = refused.held  # another process moved the visit on (or it expired): fold into what it holds
-        increments, values, visitors = Counter(), Counter(), NO_VISITORS  # counted: only the visit is tried again
-    outage_warning("a visit not counted: its state changed %d times during one request", VISIT_WRITE_ATTEMPTS)
+    visits_adjust(
+        page_views=page_views,
+        site_id=site_id,
+        visitor_key=visitor_key,
+        received_at=received_at,
+        increments=increments,
+        values=values,
+        zones=zones,
+    )
+    sink.add(increments, values, visitors)
 
 
-def state_encode(state: VisitState) -> bytes:
-    """The bytes a visit state is kept as in Redis (the same state, the same bytes: compared as they are)."""
-    return json.dumps(state).encode()  # ASCII: any character, a lone surrogate too, is escaped
+def page_view_log_fold(*, sink) -> int:
+    """Fold the page views ``sink`` (a redis sink) logged into their visitors' visits, in the order
+    Redis received them, and add the adjustments to its live hash (``beacons_drain`` calls this
+    before it moves the live hash): returns the page views read (those of a batch read again count again).
+
+    Exactly once, as the drain: the live log is renamed to a batch first (leftover batches of a
+    drain that stopped are folded before it), and each visitor's new state, which records the
+    number of the last entry folded into it, is written in one script call with its adjustments
+    and only if the state read is still there (compare-and-set). A batch folded again after a
+    crash skips the entries its visitors' states already hold; a drain running beside it is
+    refused the visits the other wrote. Raises ``redis.RedisError`` (the log stays for the next
+    drain) and, with the visit types unreadable, ``DB_UNREACHABLE``."""
+    client = sink.client
+    live, _, pending = page_view_log_keys(sink.prefix)
+    batch_ids = sorted(raw.decode() for raw in client.smembers(pending))  # ids start with their time
+    new_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+    if client.eval(RENAME_TO_BATCH, 3, live, page_view_log_batch_key(sink.prefix, new_id), pending, new_id):
+        batch_ids.append(new_id)
+    if not batch_ids:
+        return 0
+    fold = partial(
+        _log_entries_fold,
+        sink=sink,
+        definitions=system_definitions_resolve(),
+        zones=SiteZones(),
+        gap=settings.BEACONS_VISIT_GAP_SECONDS,
+    )
+    page_views = 0
+    for batch_id in batch_ids:
+        key = page_view_log_batch_key(sink.prefix, batch_id)
+        read = 0
+        while chunk := client.lrange(key, read, read + PAGE_VIEW_LOG_CHUNK - 1):
+            entries = [entry for raw in chunk if (entry := page_views_log_decode(raw)) is not None]
+            fold(entries)
+            page_views += sum(len(entry.page_views) for entry in entries)
+            read += len(chunk)
+        client.delete(key)
+        client.srem(pending, batch_id)
+    return page_views
 
 
-def state_decode(raw: bytes | None) -> VisitState | None:
-    """Inverse of ``state_encode``; None for no state, or one that is not a state (a new visit replaces it)."""
-    if not raw:
+def _log_entries_fold(entries: list[LoggedPageViews], *, sink, definitions, zones: SiteZones, gap: int) -> None:
+    """Fold ``entries`` (in the order logged) into the visits of their visitors and write them."""
+    by_visit: dict[str, list[LoggedPageViews]] = {}
+    for entry in entries:
+        key = visit_state_key(sink.prefix, site_id=entry.site_id, visitor_key=entry.visitor_key)
+        by_visit.setdefault(key, []).append(entry)
+    keys = list(by_visit)
+    for start in range(0, len(keys), VISITS_PER_WRITE):
+        part = keys[start : start + VISITS_PER_WRITE]
+        writes = []
+        for key, held in zip(part, sink.client.mget(part), strict=True):
+            write = _visit_write(key, held or b"", by_visit[key], definitions=definitions, zones=zones, gap=gap)
+            if write is not None:
+                writes.append(write)
+        if writes:
+            sink.visits_write(writes)
+
+
+def _visit_write(
+    key: str, held: bytes, entries: list[LoggedPageViews], *, definitions, zones: SiteZones, gap: int
+) -> VisitWrite | None:
+    """The write moving the visit ``held`` on by ``entries`` (those it does not hold yet), or None."""
+    state, number = state_decode(held)
+    # Entries the state holds were folded by a drain that stopped before it finished their batch.
+    entries = [entry for entry in entries if entry.number > number]
+    if not entries:
         return None
+    adjustments: list[tuple[int, Hit]] = []
+    for entry in entries:
+        page_views = [PageView(identifier, dimensions) for identifier, dimensions in entry.page_views]
+        state, moved = visit_fold(
+            state, page_views, site_id=entry.site_id, now=entry.received, gap=gap, definitions=definitions
+        )
+        adjustments += moved
+    increments: Counter[CounterKey] = Counter()
+    values: Counter[DimensionValue] = Counter()
+    _adjustments_add(adjustments, increments=increments, values=values, zones=zones)
+    seconds = gap + VISIT_STATE_KEPT_AFTER_GAP
+    return VisitWrite(key, held, state_encode(state, entries[-1].number), seconds, increments, values)
+
+
+def state_encode(state: VisitState, number: int) -> bytes:
+    """The bytes a visit state is kept as in Redis, with the number of the last log entry folded
+    into it (the same state, the same bytes: compared as they are)."""
+    return json.dumps([number, *state]).encode()  # ASCII: any character, a lone surrogate too, is escaped
+
+
+def state_decode(raw: bytes | None) -> tuple[VisitState | None, int]:
+    """Inverse of ``state_encode``; (None, 0) for no state, or one that is not a state (a new
+    visit replaces it)."""
+    if not raw:
+        return None, 0
     try:
-        start, entry, last, pages, last_seen, dimensions = json.loads(raw)
-        return (
+        number, start, entry, last, pages, last_seen, dimensions = json.loads(raw)
+        state = (
             int(start),
             str(entry),
             str(last),
@@ -209,8 +296,9 @@ def state_decode(raw: bytes | None) -> VisitState | None:
             int(last_seen),
             tuple((str(dimension), str(value)) for dimension, value in dimensions),
         )
+        return state, int(number)
     except (ValueError, TypeError):
-        return None
+        return None, 0
 
 
 def _fold_for(page_views: list[Hit], *, site_id: int, received_at: datetime, definitions):

@@ -76,10 +76,13 @@ class Command(BeaconsCommand):
         discarded = (
             f"; {plural(result.discarded, 'batch', 'batches')} already written, discarded" if result.discarded else ""
         )
+        folded = (
+            f"; {plural(result.page_views_folded, 'page view')} folded into visits" if result.page_views_folded else ""
+        )
         if result.batches:
             self.stdout.write(
                 f"drained {plural(result.keys, 'counter')} ({plural(result.hits, 'hit')}) in "
-                f"{plural(result.batches, 'batch', 'batches')} in {elapsed}{discarded}"
+                f"{plural(result.batches, 'batch', 'batches')} in {elapsed}{discarded}{folded}"
             )
         elif result.discarded or not looping or self.verbosity > 1:
             self.stdout.write(f"nothing to drain: Redis holds no new counts ({elapsed}){discarded}")
