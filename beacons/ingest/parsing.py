@@ -92,10 +92,14 @@ def _refuse_constant(name: str) -> None:
     raise _NotJSONNumber(f"{name} is not a JSON number")
 
 
+# One decoder: json.loads with hooks builds a new one (and its scanner) per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def json_parse(text: str) -> Any:
     """``json.loads`` without Python's extensions: NaN, Infinity and overflowing floats are
     refused (``_NotJSONNumber``, a ValueError), as the databases' JSON columns refuse them."""
-    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    return _DECODER.decode(text)
 
 
 def nesting_within(value: Any, *, limit: int) -> bool:
@@ -207,6 +211,8 @@ def _body_nesting_check(data: Any) -> None:
             _nesting_check(data, field="body")
             return
         for key, value in data.items():
+            if not isinstance(value, (dict, list)):  # a scalar nests nothing
+                continue
             if key == "events" and isinstance(value, list):
                 for index, event in enumerate(value):
                     if isinstance(event, dict):
