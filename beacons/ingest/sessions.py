@@ -369,11 +369,19 @@ def _adjustments_add(
     zones: SiteZones,
 ) -> None:
     """Add each adjustment in the buckets of its visit's start (an exit moved within one total
-    adds nothing to the total: such zero keys are left out)."""
-    by_start: dict[int, list[Hit]] = {}
+    adds nothing to the total: such zero keys are left out). Adjustments of the same counters
+    are summed first: a visit's page views folded at once (by the drain) repeat most of them."""
+    by_start: dict[int, dict[tuple, list]] = {}
     for start, hit in adjustments:
-        by_start.setdefault(start, []).append(hit)
-    for start, hits in by_start.items():
+        merged = by_start.setdefault(start, {})
+        key = (hit.site_id, hit.definition_id, hit.identifier, frozenset(hit.dimensions.items()))
+        same = merged.get(key)
+        if same is None:
+            merged[key] = [hit, hit.count]
+        else:
+            same[1] += hit.count
+    for start, merged in by_start.items():
+        hits = [hit if hit.count == n else hit._replace(count=n) for hit, n in merged.values() if n]
         # Visit types keep hours and coarser, whose starts are whole quarter hours in UTC in every
         # time zone: one moment per quarter hour lets visits share the cached bucket starts.
         coarse = all(FINE_GRANULARITIES.isdisjoint(hit.granularities) for hit in hits)
