@@ -15,7 +15,7 @@ from beacons.counting.redis_format import live_and_pending_keys
 from beacons.counting.sinks import sinks_flush
 from beacons.counting.sketches import Merge, sketch_dump, sketch_of, sketches_add, visitor_token
 from beacons.ingest import identity
-from beacons.models import BeaconDefinition, Granularity, VisitorSketch
+from beacons.models import BeaconAggregate, BeaconDefinition, Granularity, VisitorSketch
 from beacons.queries import visitors as q
 from beacons.queries.counters import DimensionNotKept, totals
 from tests.conftest import BROWSER_UA, first_site
@@ -191,6 +191,9 @@ def test_do_not_track_page_views_count_as_views_but_not_visitors(send, clock, se
     assert day_visitors() == 1
     assert q.untracked_views(site=first_site(), definitions=definitions, start=start, end=end) == 2
     assert not VisitorSketch.objects.filter(dimension="identity", identifier="untracked").exists()
+    # Staff read the value as it is stored (the identity breakdown, its CSV, exports).
+    identity_days = BeaconAggregate.objects.filter(dimension="identity", granularity=Granularity.DAY)
+    assert {row.identifier: row.count for row in identity_days} == {"anonymous": 1, "untracked": 2}
 
 
 def test_signed_in_visitor_is_the_same_visitor_on_two_days_and_an_anonymous_one_is_not(send, clock, settings):
