@@ -280,3 +280,16 @@ def test_a_type_that_keeps_no_built_in_dimension_never_parses_the_user_agent(sen
     monkeypatch.setattr(extraction, "country_of", lambda ip: pytest.fail("looked up"))
     monkeypatch.setattr(extraction, "source_of", lambda *a, **k: pytest.fail("named"))
     assert send({"event_type": "signup", "meta": {"plan": "pro"}}).status_code == 204
+
+
+def test_a_type_declares_up_to_ten_property_keys_of_up_to_32_characters():
+    from django.core.exceptions import ValidationError
+
+    from beacons.models import validate_property_keys
+
+    validate_property_keys(",".join(f"k{i}" for i in range(10)))
+    validate_property_keys("a" * 32)
+    with pytest.raises(ValidationError, match="At most 10 properties"):
+        validate_property_keys(",".join(f"k{i}" for i in range(11)))
+    with pytest.raises(ValidationError, match="1–32 letters"):
+        validate_property_keys("a" * 33)
