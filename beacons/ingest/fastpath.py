@@ -47,6 +47,7 @@ class IngestFastPath:
         super().__init__(*args, **kwargs)
         self.ingest_resolver = get_resolver(INGEST_URLCONF)
         self.ingest_prefix = "/" + self.ingest_resolver.reverse("collect")  # "/beacon": every ingest URL starts so
+        self._fixed_matches: dict[str, object] = {}  # paths matched without arguments (a fixed few)
         if not self._site_routes_ingest_here():
             self.ingest_prefix = None  # the site's URLconf puts the ingest URLs elsewhere: no fast path
         self.security = SecurityMiddleware(_response_unchanged)
@@ -79,11 +80,18 @@ class IngestFastPath:
     def _ingest_match(self, path: str):
         if self.ingest_prefix is None or not path.startswith(self.ingest_prefix):
             return None
+        match = self._fixed_matches.get(path)
+        if match is not None:
+            return match
         try:
             match = self.ingest_resolver.resolve(path)
         except Resolver404:
             return None
-        return match if getattr(match.func, FAST_PATH_ATTRIBUTE, False) else None
+        if not getattr(match.func, FAST_PATH_ATTRIBUTE, False):
+            return None
+        if not match.args and not match.kwargs:  # "/beacon", "/beacon.gif": a few paths, most beacons
+            self._fixed_matches[path] = match
+        return match
 
 
 class FastPathHandler(IngestFastPath, WSGIHandler):
