@@ -293,3 +293,36 @@ def test_a_type_declares_up_to_ten_property_keys_of_up_to_32_characters():
         validate_property_keys(",".join(f"k{i}" for i in range(11)))
     with pytest.raises(ValidationError, match="1–32 letters"):
         validate_property_keys("a" * 33)
+
+
+@pytest.mark.parametrize(
+    "kept, value",
+    [
+        ("source", "Google"),
+        ("utm_medium", "email"),
+        ("utm_campaign", "spring"),
+        ("browser", "Firefox"),
+        ("os", "Windows"),
+        ("device", "desktop"),
+        ("country", "DE"),
+        ("identity", "anonymous"),
+    ],
+)
+def test_a_type_keeping_one_built_in_dimension_counts_that_one_alone(kept, value):
+    from datetime import UTC, datetime
+
+    from beacons.ingest.recording import RequestContext
+
+    facts = RequestContext(
+        site_id=1,
+        received_at=datetime(2026, 3, 10, tzinfo=UTC),
+        user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        referer="https://example.com/a?utm_medium=email&utm_campaign=spring",
+        source="beacon",
+        site_domain="example.com",
+        ip="5.9.0.1",  # a German address
+        tracked=True,
+    )
+    definition = BeaconDefinition(slug="one", granularities="D", dimensions=kept)
+    event = EventInput("one", identifier="/a", referrer="https://www.google.com/")
+    assert dimensions_of(definition=definition, event=event, request_facts=facts) == {kept: value}
