@@ -326,3 +326,14 @@ def test_a_type_keeping_one_built_in_dimension_counts_that_one_alone(kept, value
     definition = BeaconDefinition(slug="one", granularities="D", dimensions=kept)
     event = EventInput("one", identifier="/a", referrer="https://www.google.com/")
     assert dimensions_of(definition=definition, event=event, request_facts=facts) == {kept: value}
+
+
+def test_staff_read_each_dimension_by_its_label():
+    from beacons.dimensions import dimension_label
+
+    assert [dimension_label(code) for code in ("", "browser", "prop:plan", "gone")] == [
+        "Identifier",
+        "Browser",
+        "Property “plan”",
+        "gone",
+    ]
