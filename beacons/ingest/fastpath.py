@@ -47,7 +47,7 @@ class IngestFastPath:
         super().__init__(*args, **kwargs)
         self.ingest_resolver = get_resolver(INGEST_URLCONF)
         self.ingest_prefix = "/" + self.ingest_resolver.reverse("collect")  # "/beacon": every ingest URL starts so
-        self._fixed_matches: dict[str, object] = {}  # paths matched without arguments (a fixed few)
+        self._fixed_matches: dict[str, object] = {}  # paths matched without arguments: a fixed few
         if not self._site_routes_ingest_here():
             self.ingest_prefix = None  # the site's URLconf puts the ingest URLs elsewhere: no fast path
         self.security = SecurityMiddleware(_response_unchanged)
@@ -89,7 +89,7 @@ class IngestFastPath:
             return None
         if not getattr(match.func, FAST_PATH_ATTRIBUTE, False):
             return None
-        if not match.args and not match.kwargs:  # "/beacon", "/beacon.gif": a few paths, most beacons
+        if not match.args and not match.kwargs:  # "/beacon", where most beacons go
             self._fixed_matches[path] = match
         return match
 
