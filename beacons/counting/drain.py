@@ -31,7 +31,6 @@ import os
 import queue
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from beacons.counting.redis_format import (
     drain_batch_key,
     fields_expand,
     live_and_pending_keys,
+    new_batch_id,
     part_indexes,
     totals_by_series,
     visitor_tokens,
@@ -103,7 +103,7 @@ def drain_pass(
         visits_sink.close()
     for raw_id in sorted(client.smembers(pending)):
         _batch_finish(client=client, prefix=prefix, batch_id=raw_id.decode(), result=result, on_fields=on_fields)
-    batch_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+    batch_id = new_batch_id()
     if client.eval(RENAME_TO_BATCH, 3, live, drain_batch_key(prefix, batch_id), pending, batch_id):
         _crash_point("after_rename")
         _batch_finish(client=client, prefix=prefix, batch_id=batch_id, result=result, on_fields=on_fields)

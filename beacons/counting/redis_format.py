@@ -28,6 +28,8 @@ numbered by Redis in the order it received them (``page_views_log_entry``, ``pag
 
 import dataclasses
 import json
+import time
+import uuid
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -65,6 +67,11 @@ if redis.call('RENAMENX', KEYS[1], KEYS[2]) == 0 then return 0 end
 redis.call('SADD', KEYS[3], ARGV[1])
 return 1
 """
+
+
+def new_batch_id() -> str:
+    """The id of a batch about to be renamed from a live key: its time first, so ids sort by it."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
 
 
 def drain_batch_key(prefix: str, batch_id: str) -> str:

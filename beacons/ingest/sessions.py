@@ -46,8 +46,6 @@ without counting.
 """
 
 import json
-import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -62,6 +60,7 @@ from beacons.counting.increments import CounterKey, DimensionValue, Hit, dimensi
 from beacons.counting.redis_format import (
     RENAME_TO_BATCH,
     LoggedPageViews,
+    new_batch_id,
     page_view_log_batch_key,
     page_view_log_keys,
     page_views_log_decode,
@@ -208,7 +207,7 @@ def page_view_log_fold(*, sink) -> int:
     client = sink.client
     live, _, pending = page_view_log_keys(sink.prefix)
     batch_ids = sorted(raw.decode() for raw in client.smembers(pending))  # ids start with their time
-    new_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+    new_id = new_batch_id()
     if client.eval(RENAME_TO_BATCH, 3, live, page_view_log_batch_key(sink.prefix, new_id), pending, new_id):
         batch_ids.append(new_id)
     if not batch_ids:
