@@ -325,6 +325,21 @@ def test_visitor_key_cannot_be_recomputed_from_the_stored_salt(settings):
     assert visitor_key(ip="127.0.0.1", user_agent=BROWSER_UA) != stored
 
 
+def test_visitor_and_network_keys_are_djangos_salted_hmac_of_the_days_salt(settings):
+    """The keys of a deploy before the key was derived once: a visitor mid-visit keeps the same key."""
+    from django.utils.crypto import salted_hmac
+
+    from beacons.ingest.privacy import network_key, salt_for_today, visitor_key
+
+    salt = salt_for_today()
+    for secret in ("first-secret-key-for-this-test-only-0123456789", "second-secret-key-for-this-test-only-987"):
+        settings.SECRET_KEY = secret
+        expected = salted_hmac("beacons.ingest.privacy.visitor_key", f"{salt}|192.0.2.7|UA é", algorithm="sha256")
+        assert visitor_key(ip="192.0.2.7", user_agent="UA é") == expected.hexdigest()[:32]
+        expected = salted_hmac("beacons.ingest.privacy.network_key", f"{salt}|192.0.2.0/24", algorithm="sha256")
+        assert network_key(ip="192.0.2.7") == expected.hexdigest()[:32]
+
+
 # --- item 12: chunked and truncated bodies -------------------------------------------------
 
 
