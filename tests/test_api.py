@@ -410,6 +410,18 @@ def test_periods_at_awkward_moments_in_another_time_zone_equal_the_dashboard(cli
     assert hours["results"][0]["dimensions"][0].endswith(("+01:00", "+02:00"))
 
 
+def test_hours_of_the_day_the_clocks_go_back_come_in_time_order(client, key, monkeypatch):
+    """25 hours, 02:00 twice: summer time's first, though its label sorts after winter time's as text."""
+    first_site_zone("Europe/Berlin")
+    monkeypatch.setattr(django_timezone, "now", lambda: datetime(2026, 10, 26, 12, tzinfo=UTC))
+    answer = ask(client, key, metrics=["events"], date_range=["2026-10-25", "2026-10-25"], dimensions=["time:hour"])
+    labels = [row["dimensions"][0] for row in answer["results"]]
+    assert labels[2:4] == ["2026-10-25T02:00:00+02:00", "2026-10-25T02:00:00+01:00"]
+    assert len(labels) == 25 and [datetime.fromisoformat(label) for label in labels] == sorted(
+        datetime.fromisoformat(label) for label in labels
+    )
+
+
 VISIT_CARDS = {
     "visitors": "Unique visitors",
     "visits": "Visits",

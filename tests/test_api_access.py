@@ -198,6 +198,7 @@ def test_a_key_over_its_limit_gets_429_with_retry_after_and_another_key_does_not
         (question(filters=[["contains", "event:page", ["/a"]]]), "filters.0", "operator 'contains' is not available"),
         (question(filters=[["is", "event:type", ["signup"]]]), "filters.0", "event_type"),
         (question(filters=[["is", "visit:source", ["A", "B"]]]), "filters.0", "one value at a time"),
+        (question(filters=[["is", "visit:source", []]]), "filters.0", "name at least one value"),
         (
             question(filters=[["is", "visit:source", ["A"]], ["is", "visit:os", ["Linux"]]]),
             "filters.1",
@@ -357,6 +358,56 @@ def test_a_custom_period_may_end_up_to_366_days_ahead(client, key):
         last = (today + timedelta(days=days)).isoformat()
         response = post(client, question(date_range=[today.isoformat(), last]), key)
         assert response.status_code == status, (days, response.content)
+
+
+def test_a_custom_period_may_span_3660_days_and_no_more(client, key):
+    first = timezone.now().date() - timedelta(days=3400)
+    for days, status in [(3660, 200), (3661, 400)]:
+        last = (first + timedelta(days=days)).isoformat()
+        response = post(client, question(date_range=[first.isoformat(), last]), key)
+        assert response.status_code == status, (days, response.content[:200])
+
+
+def test_hours_of_a_running_period_are_answered_up_to_10000_rows(client, key, monkeypatch):
+    """416 whole days and the 16 hours of today up to 15:59 are 10,000 hourly rows; at 16:00 one more."""
+    from datetime import UTC, datetime
+
+    for now, status in [
+        (datetime(2026, 12, 31, 15, 59, tzinfo=UTC), 200),
+        (datetime(2026, 12, 31, 16, tzinfo=UTC), 400),
+    ]:
+        monkeypatch.setattr(timezone, "now", lambda now=now: now)
+        body = question(dimensions=["time:hour"], date_range=["2025-11-10", "2026-12-31"])
+        response = post(client, body, key)
+        assert response.status_code == status, (now, response.content[:200])
+        if status == 200:
+            assert len(response.json()["results"]) == 10_000
+
+
+def test_the_answer_echoes_the_comparison_asked_for(client, key):
+    for include, echoed in [({"comparison": "previous_period"}, "previous_period"), (None, None)]:
+        body = question(include=include) if include else question()
+        response = post(client, body, key)
+        assert response.status_code == 200, response.content[:200]
+        assert response.json()["query"]["include"] == {"comparison": echoed}
+
+
+def test_an_event_type_breakdown_reads_at_most_200_types(client, key, send):
+    """As the dashboard lists them, by name: a flood of types cannot swell the answer."""
+    # Named to come first: the first 200 are flood_000 to flood_199.
+    BeaconDefinition.objects.bulk_create(BeaconDefinition(slug=f"flood_{n:03}", name=f"A {n:03}") for n in range(201))
+    for slug in ("flood_000", "flood_199", "flood_200"):
+        assert send({"event_type": slug, "identifier": "/"}).status_code == 204
+    answer = post(client, question(dimensions=["event:type"], limit=10_000), key).json()
+    assert [row["dimensions"][0] for row in answer["results"]] == ["flood_000", "flood_199"]
+
+
+def test_a_row_one_metric_has_and_another_has_not_shows_0_for_the_other(client, key, send):
+    """Page views of a visitor who asked not to be tracked count, with no visitor and no visit."""
+    sent = send({"event_type": "page_view", "identifier": "/", "utm_source": "untracked-only"}, HTTP_DNT="1")
+    assert sent.status_code == 204
+    answer = post(client, question(metrics=["events", "visitors", "visits"], dimensions=["visit:source"]), key).json()
+    assert {tuple(row["dimensions"]): row["metrics"] for row in answer["results"]} == {("untracked-only",): [1, 0, 0]}
 
 
 def test_a_question_asked_in_python_with_an_unknown_period_names_the_field():

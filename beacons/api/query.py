@@ -188,14 +188,12 @@ class Ask:
             )
 
     def _buckets_check(self) -> None:
-        """A time dimension has at most ``MAX_ROWS`` buckets (estimated from the period's length)."""
-        if self.granularity in (G.HOUR, G.DAY):
-            span = self.period.chart_end(self.granularity) - self.period.start
-            count = span / (timedelta(hours=1) if self.granularity == G.HOUR else timedelta(days=1))
-            if count > MAX_ROWS:
+        """A time dimension has at most ``MAX_ROWS`` buckets (estimated from the period's length). Only
+        hours can be more: no period has more than ``MAX_CUSTOM_DAYS`` + 1 days."""
+        if self.granularity == G.HOUR:
+            if (self.period.chart_end(G.HOUR) - self.period.start) / timedelta(hours=1) > MAX_ROWS:
                 raise QueryError(
-                    f"dimensions: {self.granularity}s of this period are more than {MAX_ROWS:,} rows; use a coarser one",
-                    "dimensions",
+                    f"dimensions: hours of this period are more than {MAX_ROWS:,} rows; use a coarser one", "dimensions"
                 )
 
     def _filters(self, filters) -> None:
@@ -290,7 +288,7 @@ def counter_figures(ask: Ask, definitions: list[BeaconDefinition]) -> dict[tuple
     if not definitions:  # no type of the kind asked for (no page view type): nothing is counted
         if ask.dimension or ask.granularity:
             return {}
-        return {(): Figure(0, 0, 0) if ask.compare else Figure(0)}
+        return {(): Figure(0, previous=0) if ask.compare else Figure(0)}
     read = tuple(d.pk for d in definitions)
     if read not in ask.figures_read:  # events and pageviews of page views read the same counters once
         ask.figures_read[read] = _counter_figures(ask, definitions)

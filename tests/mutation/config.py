@@ -128,6 +128,11 @@ SET_ASIDE: list[dict[str, object]] = [
         "reason": "a tuning constant: any size under SQLite's variable limit writes the same rows",
     },
     {
+        "file": "beacons/api/query.py", "function": "_metric_key", "change": "0 → 1",
+        "text": "return lambda row: (0, 0) if row.figures[at].value is None else (1, row.figures[at].value)",
+        "reason": "(0, 1) for None still ranks below every figure's (1, value); the other 0 → 1, (1, 0), is killed",
+    },
+    {
         "file": "beacons/api/query.py", "function": "_sorted", "change": "'asc' → ''",
         "text": 'order_by = question.order_by or ([(dimensions[0], "asc")] if ask.granularity else [(names[0], "desc")])',
         "reason": "only \"desc\" reverses: any other direction, \"\" included, sorts ascending",
@@ -158,6 +163,11 @@ SET_ASIDE: list[dict[str, object]] = [
         ' "all": "all"}',
         "reason": "the value: an empty preset is read as the default one, the last 30 days (the key's mutant shares"
         " this text, and every question for '30d' would get 400 with it)",
+    },
+    {
+        "file": "beacons/ingest/extraction.py", "function": "campaign_of", "change": "'?' → ''",
+        "text": 'if "?" not in page_url:  # no query: most page views, spared the parse',
+        "reason": "the shortcut never taken: a URL without '?' has an empty query, which the parse reads as no parameters",
     },
     {
         "file": "beacons/ingest/parsing.py", "function": "body_to_data", "change": "1 → 2",
