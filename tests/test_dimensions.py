@@ -2,6 +2,7 @@
 
 import pytest
 from django.db.models import Sum
+from django.utils import timezone
 
 from beacons.counting.drain import drain_pass
 from beacons.counting.redis_format import counter_rows, live_and_pending_keys
@@ -100,7 +101,11 @@ def test_hourly_breakdowns_when_the_type_asks(send, signup):
     assert counted(signup, "prop:plan", G.HOUR) == {"pro": 1}
 
 
-def test_a_request_with_dimensions_still_writes_its_counts_in_one_statement(send, signup, django_assert_num_queries):
+def test_a_request_with_dimensions_still_writes_its_counts_in_one_statement(
+    send, signup, django_assert_num_queries, monkeypatch
+):
+    moment = timezone.now().replace(hour=12, minute=30)  # one day for every send: a new day reads the cap again
+    monkeypatch.setattr(timezone, "now", lambda: moment)
     assert send({"event_type": "signup", "meta": {"plan": "warm-up"}}).status_code == 204  # caches the type
     # A dimension's first value of the day reads the values it already has (the cap); later ones do not.
     # Beside the counter upsert: the visitor sketches' savepoint, insert, read, write and release.
