@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from beacons.counting import sketches
@@ -347,6 +348,10 @@ def test_series_breakdown_and_live_visitors(send, clock, settings):
     assert [(row.value, row.views, row.visitors.visitors) for row in rows][:2] == [("/B", 2, 1), ("/A", 1, 1)]
     with pytest.raises(q.SketchesNotKept):
         q.visitors_series(site=site, definitions=definitions, granularity=G.HOUR, start=NOON, end=NOON, identifier="/A")
+    assert q.visitors_series(site=site, definitions=definitions, granularity=G.HOUR, start=NOON, end=NOON) == []
+    with CaptureQueriesContext(connection) as read:  # a sketch read is a query like any (pinned counts see it)
+        q.visitors(site=site, definitions=definitions, start=NOON - timedelta(hours=1), end=NOON + timedelta(hours=2))
+    assert len(read) == 1
 
 
 # --- concurrency (PostgreSQL) --------------------------------------------------------------------

@@ -22,7 +22,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from beacons.counting.buckets import bucket_after, bucket_start, buckets_between
@@ -122,7 +125,7 @@ def visitors(
     covering = _sketch_q if exact else _covering_q
     condition = covering(start, end, allowed, identifier=identifier, **_scope(site, definitions, dimension))
     merge = Merge()
-    for sketch in VisitorSketch.objects.filter(condition).values_list("sketch", flat=True):
+    for (sketch,) in _sketch_rows(VisitorSketch.objects.filter(condition).values_list("sketch")):
         merge.add(sketch)
     return _count(merge)
 
@@ -154,8 +157,9 @@ def visitors_series(
         merges[bucket] = Merge() if sketches_cover(*part, allowed[0]) else None
         if merges[bucket] is not None:
             condition |= _covering_q(*part, allowed, **scope)
-    rows = VisitorSketch.objects.filter(condition).values_list("period_start", "sketch")
-    for period_start, sketch in rows:
+    for period_start, sketch in _sketch_rows(
+        VisitorSketch.objects.filter(condition).values_list("period_start", "sketch")
+    ):
         merge = merges.get(bucket_start(period_start, granularity))
         if merge is not None:
             merge.add(sketch)
@@ -215,7 +219,7 @@ def visitors_of_values(
         if len(merges) <= VALUES_LISTED:  # in each branch: an index range per value, not a scan of every value
             scope["identifier__in"] = list(merges)
         condition = _sketch_q(start, end, allowed, **scope)
-        for value, sketch in VisitorSketch.objects.filter(condition).values_list("identifier", "sketch"):
+        for value, sketch in _sketch_rows(VisitorSketch.objects.filter(condition).values_list("identifier", "sketch")):
             if value in merges:
                 merges[value].add(sketch)
     return {value: _count(merge) for value, merge in merges.items()}
@@ -240,10 +244,31 @@ def live_visitors(
         identifier="",
         granularity=G.MINUTE,
         period_start__gte=since,
-    ).values_list("sketch", flat=True)
-    for sketch in rows:
+    ).values_list("sketch")
+    for (sketch,) in _sketch_rows(rows):
         merge.add(sketch)
     return _count(merge)
+
+
+def _sketch_rows(rows: QuerySet) -> Iterable[tuple]:
+    """The tuples of ``rows`` (a ``values_list`` of sketches). PostgreSQL is asked for them in binary:
+    Django's cursor binds on the client, which reads bytea as hex text, and a panel's 300 full day
+    sketches (2.4 MB) took 14.7 ms that way against 8.5 ms in binary. The query is logged as any."""
+    if connection.vendor != "postgresql":
+        return rows
+    import psycopg
+
+    try:
+        sql, params = rows.query.sql_with_params()
+    except EmptyResultSet:  # a condition nothing can match (no bucket to read): no query, as the ORM does
+        return []
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    raw.format = psycopg.pq.Format.BINARY
+    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
+    with wrapper(raw, connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 @in_site_zone
