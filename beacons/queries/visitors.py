@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import connections
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -254,19 +254,20 @@ def _sketch_rows(rows: QuerySet) -> Iterable[tuple]:
     """The tuples of ``rows`` (a ``values_list`` of sketches). PostgreSQL is asked for them in binary:
     Django's cursor binds on the client, which reads bytea as hex text, and a panel's 300 full day
     sketches (2.4 MB) took 14.7 ms that way against 8.5 ms in binary. The query is logged as any."""
-    if connection.vendor != "postgresql":
+    database = connections[rows.db]
+    if database.vendor != "postgresql":
         return rows
     import psycopg
 
     try:
-        sql, params = rows.query.sql_with_params()
+        sql, params = rows.query.get_compiler(using=rows.db).as_sql()
     except EmptyResultSet:  # a condition nothing can match (no bucket to read): no query, as the ORM does
         return []
-    connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
+    database.ensure_connection()
+    raw = psycopg.Cursor(database.connection)
     raw.format = psycopg.pq.Format.BINARY
-    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
-    with wrapper(raw, connection) as cursor:
+    wrapper = CursorDebugWrapper if database.queries_logged else CursorWrapper
+    with wrapper(raw, database) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
