@@ -1,5 +1,6 @@
 """The data model: sites, event types (the registry), counters, single events, error groups, salts, drain batches, API keys, shared links."""
 
+import secrets
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -409,6 +410,14 @@ class BeaconAggregate(models.Model):
         return f"{self.site_id}:{self.definition_id}:{axis}:{self.granularity}:{self.period_start:%Y-%m-%d %H:%M}"
 
 
+def sketch_stamp() -> int:
+    """A random stamp for a sketch row's new contents (0 is never one)."""
+    return secrets.randbelow(SKETCH_STAMPS) + 1
+
+
+SKETCH_STAMPS = 2**31 - 1  # a sum of a million fits a 64-bit integer
+
+
 class VisitorSketch(models.Model):
     """The unique visitors of one counter key, as a mergeable cardinality sketch (Apache
     DataSketches HLL, see ``beacons.counting.sketches``): a period's unique visitors are the merge
@@ -426,6 +435,8 @@ class VisitorSketch(models.Model):
     granularity = models.CharField(max_length=2, choices=Granularity.choices)
     period_start = models.DateTimeField()
     sketch = models.BinaryField(default=b"")  # b"": no visitor yet
+    # New at every write: a merge of rows kept in the cache is checked against their stamps (``queries.visitors``).
+    stamp = models.IntegerField(default=sketch_stamp)
 
     class Meta:
         verbose_name = "visitor sketch"

@@ -37,14 +37,14 @@ from beacons.counting.increments import (
     bucket_starts_of_second,
     day_and_buckets_of_second,
 )
-from beacons.models import BeaconDefinition, Granularity, Site, VisitorSketch
+from beacons.models import BeaconDefinition, Granularity, Site, VisitorSketch, sketch_stamp
 
 G = Granularity
 LG_K = 14
 _HLL_TYPE = datasketches.tgt_hll_type.HLL_4
 TOTAL_GRANULARITIES = (G.MINUTE, G.HOUR, G.DAY, G.MONTH)  # the site total: minute for "live now"
 VALUE_GRANULARITIES = (G.DAY, G.MONTH)  # each identifier and each dimension value
-ROWS_PER_STATEMENT = 300  # 7 parameters a row: under SQLite's variable limit
+ROWS_PER_STATEMENT = 300  # 8 parameters a row: under SQLite's variable limit
 
 _TABLE = VisitorSketch._meta.db_table
 _KEY_COLUMNS = "site_id, definition_id, dimension, identifier, granularity, period_start"
@@ -166,6 +166,10 @@ class Merge:
     def estimate(self) -> int:
         return 0 if self.empty else round(self._union.get_estimate())
 
+    def dump(self) -> bytes:
+        """The union as a stored sketch (b"" when empty), which ``add`` takes back."""
+        return b"" if self.empty else sketch_dump(self._union.get_result(_HLL_TYPE))
+
     def is_estimate(self) -> bool:
         """False while the merge still lists every visitor's hash (its bounds meet): exact."""
         return not self.empty and self._union.get_upper_bound(1) - self._union.get_lower_bound(1) >= 1
@@ -209,10 +213,10 @@ def sketches_add(*, tokens: Mapping[CounterKey, Iterable[int]], existing_only: b
             part = keys[offset : offset + ROWS_PER_STATEMENT]
             rows = [(*key[:5], adapt(key[5])) for key in part]
             cursor.execute(
-                f"INSERT INTO {_TABLE} ({_KEY_COLUMNS}, sketch) VALUES "
-                + ",".join(["(%s,%s,%s,%s,%s,%s,%s)"] * len(part))
+                f"INSERT INTO {_TABLE} ({_KEY_COLUMNS}, sketch, stamp) VALUES "
+                + ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s)"] * len(part))
                 + f" ON CONFLICT ({_KEY_COLUMNS}) DO NOTHING",
-                [value for row in rows for value in (*row, b"")],
+                [value for row in rows for value in (*row, b"", sketch_stamp())],
             )
             cursor.execute(
                 f"SELECT {_KEY_COLUMNS}, sketch FROM {_TABLE} WHERE ({_KEY_COLUMNS}) IN ("
@@ -226,11 +230,11 @@ def sketches_add(*, tokens: Mapping[CounterKey, Iterable[int]], existing_only: b
                 sketch = sketch_load(stored)
                 for token in wanted[key]:
                     sketch.update(token)
-                merged += [*row_key, adapt(key[5]), sketch_dump(sketch)]
+                merged += [*row_key, adapt(key[5]), sketch_dump(sketch), sketch_stamp()]
             cursor.execute(
-                f"INSERT INTO {_TABLE} ({_KEY_COLUMNS}, sketch) VALUES "
-                + ",".join(["(%s,%s,%s,%s,%s,%s,%s)"] * (len(merged) // 7))
-                + f" ON CONFLICT ({_KEY_COLUMNS}) DO UPDATE SET sketch = EXCLUDED.sketch",
+                f"INSERT INTO {_TABLE} ({_KEY_COLUMNS}, sketch, stamp) VALUES "
+                + ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s)"] * (len(merged) // 8))
+                + f" ON CONFLICT ({_KEY_COLUMNS}) DO UPDATE SET sketch = EXCLUDED.sketch, stamp = EXCLUDED.stamp",
                 merged,
             )
     return len(keys)
