@@ -411,3 +411,31 @@ def test_a_report_frequency_that_is_not_daily_weekly_or_monthly_is_refused():
 
     with pytest.raises(ValueError, match="unknown report frequency 'hourly'"):
         finished_period("hourly", now=datetime(2026, 12, 2, 9, tzinfo=UTC))
+
+
+def test_a_chart_that_fails_to_draw_once_is_drawn_again_and_one_that_keeps_failing_is_left_out(monkeypatch, caplog, db):
+    from types import SimpleNamespace
+
+    attempts = []
+
+    def draw_failing(times):
+        def draw(figure):
+            attempts.append(figure)
+            if len(attempts) <= times:
+                raise RuntimeError("kaleido_scopes is not defined")
+            return b"png"
+
+        return draw
+
+    report = SimpleNamespace(site=first_site(), figure={"data": []}, chart_png=None)
+    monkeypatch.setattr(reports, "chart_png", draw_failing(1))
+    reports.report_chart_draw(report)
+    assert report.chart_png == b"png" and len(attempts) == 2
+    assert "could not be drawn" not in caplog.text
+
+    attempts.clear()
+    report.chart_png = None
+    monkeypatch.setattr(reports, "chart_png", draw_failing(2))
+    reports.report_chart_draw(report)
+    assert report.chart_png is None and len(attempts) == 2
+    assert "could not be drawn; sending the report without it" in caplog.text
