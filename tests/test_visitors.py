@@ -590,11 +590,38 @@ def test_many_visitors_kept_as_a_merge_give_the_figure_read_afresh(april_10):
 
 
 def test_a_merge_over_its_size_limit_is_not_kept_but_read_afresh(april_10, monkeypatch):
-    monkeypatch.setattr(q, "OVER_MERGES_MAX_BYTES", 10)  # a merge of four visitors (a list) is more
+    def dumped(tokens):
+        merge = Merge()
+        merge.add(sketch_dump(sketch_of(tokens)))
+        return len(merge.dump())
+
+    monkeypatch.setattr(q, "OVER_MERGES_MAX_BYTES", dumped([1, 2, 3, 4]) - 1)  # /a's days that are over
     assert april_10() == {"/a": 5}
     VisitorSketch.objects.filter(period_start=APRIL[8]).update(sketch=sketch_dump(sketch_of([96, 97, 98])))
-    assert april_10() == {"/a": 7}  # 1, 2, 96, 97, 98, 4, 5: read afresh
-    monkeypatch.setattr(q, "OVER_MERGES_MAX_BYTES", 1000)
+    assert april_10() == {"/a": 7}  # 1, 2, 96, 97, 98, 4 and 5: read afresh
+    monkeypatch.setattr(q, "OVER_MERGES_MAX_BYTES", dumped([1, 2, 96, 97, 98, 4]))  # at the limit: kept
     assert april_10() == {"/a": 7}
     VisitorSketch.objects.filter(period_start=APRIL[9]).update(sketch=sketch_dump(sketch_of([94, 95])))
     assert april_10() == {"/a": 7}  # kept: the 9th's change behind its stamp is not seen
+
+
+def test_two_periods_read_in_turn_are_each_kept(april_10):
+    assert (april_10(), april_10(end=APRIL[9])) == ({"/a": 5}, {"/a": 3})
+    with CaptureQueriesContext(connection) as queries:
+        assert (april_10(), april_10(end=APRIL[9])) == ({"/a": 5}, {"/a": 3})
+    assert len(queries) == 2  # one each: neither read again the days of the other
+
+
+def test_visitors_of_no_values_are_none_and_read_nothing(april_10):
+    with CaptureQueriesContext(connection) as queries:
+        assert april_10(pages=()) == {}
+    assert len(queries) == 0
+
+
+def test_reading_every_values_rows_keeps_only_the_values_asked(april_10, monkeypatch):
+    monkeypatch.setattr(q, "VALUES_LISTED", 1)  # two values: every value's rows are read
+    store_page_visitors(8, {20, 21}, page="/b")
+    store_page_visitors(8, {22}, page="/c")
+    assert april_10(pages=("/a", "/b")) == {"/a": 5, "/b": 2}
+    store_page_visitors(9, {23}, page="/c")  # changes the rows read: read again
+    assert april_10(pages=("/a", "/b")) == {"/a": 5, "/b": 2}

@@ -246,14 +246,16 @@ def _over_merges(rows: QuerySet, merges: dict[str, Merge], *, over: datetime, st
 
     Those change only when a late drain or a purge reaches them, while a busy value's day sketch
     is a full 8 KB sketch: 30 days of ten values were most of a panel's time at 100 M hits. So
-    their merges are kept in the cache with the count and sum of the stamps of the rows merged
-    (``VisitorSketch.stamp``, new at every write), and the next read fetches only those stamps
-    beside today's sketches; when they changed, the rows before ``over`` are read again."""
+    their merges are kept in the cache with the sum of the stamps of the rows merged
+    (``VisitorSketch.stamp``, random and new at every write, so a row added, rewritten or deleted
+    changes the sum), and the next read fetches only those stamps beside today's sketches; when
+    the sum changed, the rows before ``over`` are read again."""
+    keeps = over > start
     key = _over_merges_key(rows, merges, start=start, over=over)
-    kept = cache.get(key) if over > start else None
+    kept = cache.get(key) if keeps else None
     read = Case(When(period_start__lt=over, then=Value(b"")), default=F("sketch")) if kept else F("sketch")
     closed = {value: Merge() for value in merges}
-    stamps = [0, 0]  # rows before ``over``, and the sum of their stamps
+    stamps = 0
     for value, period_start, stamp, data in _sketch_rows(
         rows.annotate(read=read).values_list("identifier", "period_start", "stamp", "read")
     ):
@@ -261,8 +263,7 @@ def _over_merges(rows: QuerySet, merges: dict[str, Merge], *, over: datetime, st
             if value in merges:
                 merges[value].add(data)
             continue
-        stamps[0] += 1
-        stamps[1] += stamp
+        stamps += stamp
         if not kept and value in closed:
             closed[value].add(data)
     if kept and kept["stamps"] == stamps:
@@ -272,7 +273,7 @@ def _over_merges(rows: QuerySet, merges: dict[str, Merge], *, over: datetime, st
             if value in closed:
                 closed[value].add(data)
     sketches = {value: merge.dump() for value, merge in closed.items() if not merge.empty}
-    if over > start and sum(map(len, sketches.values())) <= OVER_MERGES_MAX_BYTES:
+    if keeps and sum(map(len, sketches.values())) <= OVER_MERGES_MAX_BYTES:
         cache.set(key, {"stamps": stamps, "sketches": sketches}, OVER_MERGES_SECONDS)
     return sketches
 
@@ -282,7 +283,7 @@ def _over_merges_key(rows: QuerySet, merges: dict, *, start: datetime, over: dat
     buckets read) before ``over``, for these values."""
     sql, params = rows.query.sql_with_params()
     read = f"{sql}{params}{start.isoformat()}{over.isoformat()}\0" + "\0".join(sorted(merges))
-    return "beacons:visitors-over:" + hashlib.sha256(read.encode("utf-8", "surrogatepass")).hexdigest()
+    return "beacons:visitors-over:" + hashlib.sha256(read.encode()).hexdigest()
 
 
 @in_site_zone
