@@ -72,6 +72,7 @@ def child(args) -> None:
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.core.cache import cache
     from django.core.management import call_command
     from django.db import connection
     from django.db.models import Sum
@@ -131,6 +132,8 @@ def child(args) -> None:
         assert warm.status_code == 200, (label, warm.status_code)
         timings, queries = [], 0
         for _ in range(args.repeat):
+            if args.cold:
+                cache.clear()
             with CaptureQueriesContext(connection) as captured:
                 started = time.perf_counter()
                 response = client.get(url, params, **headers)
@@ -174,6 +177,8 @@ def measure(args, *, backend: str, hits: int) -> dict:
     urls = {"sqlite": f"sqlite:///{sqlite_file}", "postgres": f"{PG_SERVER}/{pg_database}"}
     command = [sys.executable, "-m", "bench.dashboard", "--child", backend, "--hits", str(hits)]
     command += ["--identifiers", str(args.identifiers), "--repeat", str(args.repeat)]
+    if args.cold:
+        command.append("--cold")
     if args.rebuild:
         command.append("--rebuild")
     env = {**os.environ, "DATABASE_URL": urls[backend], "BEACONS_LOG_LEVEL": "WARNING"}
@@ -203,6 +208,11 @@ def main() -> None:
         help="PostgreSQL database name prefix (the size is appended)",
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the demo data even if it is there")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="empty Django's cache before every render: what the first reader of the day sees (kept merges of visitors)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -220,7 +230,8 @@ def main() -> None:
     header = f"{'panel':<30}" + "".join(f"{b + ' ' + size_label(h) + ' ms':>20}{'q':>4}" for b, h in columns)
     ratios = [(backend, sizes[0], sizes[-1]) for backend in args.backends.split(",")] if len(sizes) > 1 else []
     header += "".join(f"{b + ' ' + size_label(large) + '/' + size_label(small):>24}" for b, small, large in ratios)
-    print(f"\n{args.identifiers:,} pages, median of {args.repeat} renders as staff\n")
+    cold = ", the cache emptied before each" if args.cold else ""
+    print(f"\n{args.identifiers:,} pages, median of {args.repeat} renders as staff{cold}\n")
     print(header)
     print("-" * len(header))
     for index, (label, _, _) in enumerate(CASES):

@@ -282,7 +282,7 @@ def _over_merges_key(rows: QuerySet, merges: dict, *, start: datetime, over: dat
     """The cache key of the merges of ``rows`` (their SQL names the site, types, dimension and the
     buckets read) before ``over``, for these values."""
     sql, params = rows.query.sql_with_params()
-    read = f"{sql}{params}{start.isoformat()}{over.isoformat()}\0" + "\0".join(sorted(merges))
+    read = repr((sql, params, start, over, sorted(merges)))
     return "beacons:visitors-over:" + hashlib.sha256(read.encode()).hexdigest()
 
 

@@ -70,6 +70,71 @@ SET_ASIDE: list[dict[str, object]] = [
         "reason": "it only picks how the sketches are read (an IN list, or every value filtered in Python): same figures",
     },
     {
+        "file": "beacons/queries/visitors.py", "function": "", "change": "24 → 25",
+        "text": "OVER_MERGES_SECONDS = 24 * 3600",
+        "reason": "how long a cache may hold a kept merge: every read checks it against its rows' stamps, and the next day's reads use another key",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "", "change": "3600 → 3601",
+        "text": "OVER_MERGES_SECONDS = 24 * 3600",
+        "reason": "see 24 → 25 on this line",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "", "change": "1 → 2",
+        "text": "OVER_MERGES_MAX_BYTES = 1 << 20",
+        "reason": "the limit's size, not its rule: the rule is tested at its edge with the limit set to a merge's size",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "", "change": "20 → 21",
+        "text": "OVER_MERGES_MAX_BYTES = 1 << 20",
+        "reason": "see 1 → 2 on this line",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "visitors_of_values", "change": "<= → <",
+        "text": "if len(merges) <= VALUES_LISTED:  # in each branch: an index range per value, not a scan of every value",
+        "reason": "as 500 → 501 of VALUES_LISTED: at exactly 500 values every value's rows are read and the others skipped, same figures",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "_over_merges", "change": "> → >=",
+        "text": "keeps = over > start",
+        "reason": "with over == start no row is before over: a merge of nothing is kept (and found) under a key of its own, same figures",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "_over_merges", "change": "0 → 1",
+        "text": "stamps = 0",
+        "reason": "every sum one more, the kept one as the new: the same comparisons",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "_over_merges_key", "change": "'beacons:visitors-over:' → ''",
+        "text": 'return "beacons:visitors-over:" + hashlib.sha256(read.encode()).hexdigest()',
+        "reason": "the prefix names the entry for a person reading the cache; the digest alone tells entries apart",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "_sketch_rows", "change": "'postgresql' → ''",
+        "text": 'if database.vendor != "postgresql":',
+        "reason": "the suite runs SQLite here, where the ORM's cursor is read either way; on PostgreSQL the mutant reads the same rows through the ORM's cursor (the slower, hex-text reading)",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "_sketch_rows", "change": "call statement dropped",
+        "text": "database.ensure_connection()",
+        "reason": "PostgreSQL only (the mutation run is on SQLite), and every test has opened the connection before; it is for a first query of a fresh process",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "_sketch_rows", "change": "return x → return None",
+        "text": "return []",
+        "reason": "PostgreSQL only (the mutation run is on SQLite): killed there by test_series_breakdown_and_live_visitors (an empty period; checked by hand)",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "_sketch_rows", "change": "call statement dropped",
+        "text": "cursor.execute(sql, params)",
+        "reason": "PostgreSQL only (the mutation run is on SQLite): every visitor test on PostgreSQL fails with it (checked by hand)",
+    },
+    {
+        "file": "beacons/queries/visitors.py", "function": "_sketch_rows", "change": "return x → return None",
+        "text": "return cursor.fetchall()",
+        "reason": "PostgreSQL only (the mutation run is on SQLite): every visitor test on PostgreSQL fails with it (checked by hand)",
+    },
+    {
         "file": "beacons/ingest/sessions.py", "function": "_visit_extended", "change": "> → >=",
         "text": "if now > last_seen:",
         "reason": "at the same second the seconds adjustment is 0, and _adjustments_add leaves zero keys out",
