@@ -7,11 +7,11 @@ its default on its own and the rest of the state is kept.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
 from urllib.parse import urlencode
 
 from django import forms
 from django.forms.utils import flatatt
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from beacons.counting.buckets import bucket_after, bucket_before, bucket_ceiling, bucket_zone, is_aligned

@@ -11,7 +11,6 @@ linking to ``DashboardLinks``: the staff views here and the shared links' (``sha
 
 import html
 from dataclasses import dataclass
-from functools import cached_property
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -19,7 +18,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.functional import Promise
+from django.utils.functional import Promise, cached_property
 from django.utils.html import conditional_escape
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe

@@ -14,7 +14,8 @@ A metric is one entry of ``METRICS``: its name → a function of the resolved ``
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cached_property
+
+from django.utils.functional import cached_property
 
 from beacons.counting.buckets import bucket_zone
 from beacons.dimensions import BUILT_IN, InvalidDimension, property_dimension, property_key_check

@@ -3,11 +3,11 @@
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.utils.functional import cached_property
 
 from beacons.counting.buckets import SiteZones
 from beacons.counting.increments import Hit, dimension_values_for, increments_for
