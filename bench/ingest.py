@@ -17,7 +17,10 @@ setups "breakdowns on" count them under a type that keeps every built-in dimensi
 hit runs every extractor (source from referrer and utm, browser/OS/device from the user agent,
 country from the address) and writes its dimension counters; "visits on" makes that type a page
 view, so each hit also adds to the visitor sketches and logs its page view for the drain, which
-folds the log into visits (its time is printed: the work moved there); the others count under a type that keeps none. Afterwards the CPU cost per hit of each extractor on the same mix is printed
+folds the log into visits (its time is printed: the work moved there); the others count under a
+type that keeps none. Per request answered, the server's CPU and, with the redis sink, its script
+calls (Redis round trips: requests arriving together share one) and Redis's time in them are
+printed. Afterwards the CPU cost per hit of each extractor on the same mix is printed
 (``bench.extraction --per-hit``, one process, no server).
 
 Needs PostgreSQL on 127.0.0.1:5432 (database ``beacons_bench`` is created; BENCH_DATABASE_URL
@@ -38,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
-from .servers import ROOT, Server, hits_counted, manage, postgres_database_create
+from .servers import ROOT, Server, cpu_seconds, hits_counted, manage, postgres_database_create
 
 POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/beacons_bench")
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -87,6 +90,9 @@ class Measured:
     counted: int | None  # None: nothing is counted (the bare view)
     other_statuses: dict
     drain_seconds: float | None = None  # the redis sink: beacons_drain after the run (visits folded in it)
+    cpu_us_per_hit: float = 0.0  # the server's processes (workers and their parent), user + system
+    redis_calls_per_hit: float | None = None  # script calls (round trips) per answered request; None: no Redis
+    redis_us_per_hit: float | None = None  # Redis's own time in those calls
 
 
 def wrk_run(*, url: str, event_type: str, seconds: int, connections: int) -> dict:
@@ -112,6 +118,16 @@ def server_statuses(directory: Path) -> dict[str, int]:
         for key, n in json.loads(path.read_text()).items():
             total[key] = total.get(key, 0) + n
     return total
+
+
+def redis_script_calls() -> tuple[int, int]:
+    """(calls, microseconds) of EVALSHA so far, from Redis's command statistics: the sink writes a
+    request's counts in one script call (several requests' when they arrive together), and the
+    bench's servers send Redis nothing else."""
+    import redis
+
+    stats = redis.Redis.from_url(REDIS_URL).info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 
 
 def redis_clear() -> None:
@@ -153,9 +169,12 @@ def scenario_run(
         # Warm-up, not measured: first requests open database connections and load the
         # registry, URLconf and middleware. Its hits still count in the 204s = counted check.
         wrk_run(url=server.url + scenario.path, event_type=event_type, seconds=WARM_UP_SECONDS, connections=connections)
+        processes = [server.process.pid, *server.worker_pids()]
+        cpu_before, script_before = cpu_seconds(processes), redis_script_calls()
         figures = wrk_run(
             url=server.url + scenario.path, event_type=event_type, seconds=seconds, connections=connections
         )
+        cpu, script = cpu_seconds(processes) - cpu_before, redis_script_calls()
         time.sleep(2)  # requests wrk gave up on at the end are still being answered (and tallied)
     finally:
         server.stop()
@@ -168,7 +187,12 @@ def scenario_run(
     answered_204 = answered.get(f"{scenario.path} 204", 0)
     counted = None if scenario.path != "/beacon" else hits_counted(databases[scenario.database], event_type)
     others = {k: v for k, v in answered.items() if not k.endswith(" 204") and not k.startswith("/beacon 405")}
+    requests = max(figures["requests"], 1)
+    calls, microseconds = script[0] - script_before[0], script[1] - script_before[1]
     return Measured(
+        cpu_us_per_hit=cpu / requests * 1e6,
+        redis_calls_per_hit=calls / requests if scenario.sink == "redis" else None,
+        redis_us_per_hit=microseconds / requests if scenario.sink == "redis" else None,
         label=scenario.label,
         events_per_second=figures["requests"] / (figures["duration_us"] / 1e6),
         p50_ms=figures["p50_us"] / 1000,
@@ -211,6 +235,19 @@ def table_print(rounds: list[list[Measured]], title: str) -> None:
             print(
                 f"  {label}: the drain afterwards took {seconds:.1f} s ({per_hit:.0f} µs per hit, process start included)"
             )
+    print("\nPer request answered, medians over the rounds: the server's CPU (workers and their parent,")
+    print("user + system) and, for the redis sink, its script calls (round trips) and Redis's time in them.")
+    print(f"| {'setup':<32} | {'CPU µs':>7} | {'Redis calls':>11} | {'Redis µs':>8} |")
+    print(f"| {'-' * 32} | {'-' * 6}:| {'-' * 10}:| {'-' * 7}:|")
+    for index, label in enumerate(row.label for row in rounds[0]):
+        rows = [measured[index] for measured in rounds]
+        cpu = median(row.cpu_us_per_hit for row in rows)
+        if rows[0].redis_calls_per_hit is None:
+            calls = spent = "–"
+        else:
+            calls = f"{median(row.redis_calls_per_hit for row in rows):.2f}"
+            spent = f"{median(row.redis_us_per_hit for row in rows):.1f}"
+        print(f"| {label:<32} | {cpu:>7.0f} | {calls:>11} | {spent:>8} |")
     sys.stdout.flush()
 
 

@@ -57,6 +57,19 @@ def children_of(pid: int) -> list[int]:
     return [int(line) for line in out.split()]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the processes ``pids`` have used so far (Linux /proc; 0 for one gone)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
 @dataclass
 class Server:
     """One server process tree with its own environment (database, sink, Redis prefix)."""
