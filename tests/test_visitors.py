@@ -625,3 +625,17 @@ def test_reading_every_values_rows_keeps_only_the_values_asked(april_10, monkeyp
     assert april_10(pages=("/a", "/b")) == {"/a": 5, "/b": 2}
     store_page_visitors(9, {23}, page="/c")  # changes the rows read: read again
     assert april_10(pages=("/a", "/b")) == {"/a": 5, "/b": 2}
+
+
+def test_with_the_cache_down_the_days_that_are_over_are_merged_afresh(april_10, monkeypatch, caplog):
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache unreachable")
+
+    monkeypatch.setattr(cache, "get", down)
+    monkeypatch.setattr(cache, "set", down)
+    assert april_10() == {"/a": 5}
+    store_page_visitors(8, {7})
+    assert april_10() == {"/a": 6}
+    assert "kept visitor merges not read: cache unreachable" in caplog.text  # once: the warning is throttled

@@ -33,6 +33,7 @@ from django.utils import timezone
 from beacons.counting.buckets import bucket_after, bucket_start, buckets_between
 from beacons.counting.sketches import TOTAL_GRANULARITIES, VALUE_GRANULARITIES, Merge
 from beacons.dimensions import SIGNED_IN, UNTRACKED
+from beacons.logs import outage_warning
 from beacons.models import GRANULARITY_ORDER, BeaconDefinition, Granularity, Site, VisitorSketch
 from beacons.queries.counters import (
     Covering,
@@ -92,10 +93,15 @@ def sketches_cover(start: datetime, end: datetime, granularity: str) -> bool:
     return bucket_start(end, granularity) == end or end >= timezone.now()
 
 
-def _sketch_q(start: datetime, end: datetime, allowed: list[str], **scope) -> Q:
-    """The sketches tiling [start, end), or ``SketchesNotKept`` when they cannot tile it exactly."""
+def _cover_check(start: datetime, end: datetime, allowed: list[str]) -> None:
+    """Raises ``SketchesNotKept`` when sketches of ``allowed`` cannot tile [start, end) exactly."""
     if not sketches_cover(start, end, allowed[0]):
         raise SketchesNotKept(f"visitors are kept per {G(allowed[0]).label} here: these dates cut one")
+
+
+def _sketch_q(start: datetime, end: datetime, allowed: list[str], **scope) -> Q:
+    """The sketches tiling [start, end), or ``SketchesNotKept`` when they cannot tile it exactly."""
+    _cover_check(start, end, allowed)
     return _covering_q(start, end, allowed, **scope)
 
 
@@ -226,8 +232,7 @@ def visitors_of_values(
     merges = {value: Merge() for value in values}
     if not merges:
         return {}
-    if not sketches_cover(start, end, allowed[0]):
-        raise SketchesNotKept(f"visitors are kept per {G(allowed[0]).label} here: these dates cut one")
+    _cover_check(start, end, allowed)
     scope = _scope(site, definitions, dimension)
     if len(merges) <= VALUES_LISTED:  # in each branch: an index range per value, not a scan of every value
         scope["identifier__in"] = list(merges)
@@ -252,7 +257,7 @@ def _over_merges(rows: QuerySet, merges: dict[str, Merge], *, over: datetime, st
     the sum changed, the rows before ``over`` are read again."""
     keeps = over > start
     key = _over_merges_key(rows, merges, start=start, over=over)
-    kept = cache.get(key) if keeps else None
+    kept = _cache_read(key) if keeps else None
     read = Case(When(period_start__lt=over, then=Value(b"")), default=F("sketch")) if kept else F("sketch")
     closed = {value: Merge() for value in merges}
     stamps = 0
@@ -274,8 +279,19 @@ def _over_merges(rows: QuerySet, merges: dict[str, Merge], *, over: datetime, st
                 closed[value].add(data)
     sketches = {value: merge.dump() for value, merge in closed.items() if not merge.empty}
     if keeps and sum(map(len, sketches.values())) <= OVER_MERGES_MAX_BYTES:
-        cache.set(key, {"stamps": stamps, "sketches": sketches}, OVER_MERGES_SECONDS)
+        try:
+            cache.set(key, {"stamps": stamps, "sketches": sketches}, OVER_MERGES_SECONDS)
+        except Exception:  # a cache that is down: the next read merges the days again
+            outage_warning("visitor merges not kept: cache unreachable", exc_info=True)
     return sketches
+
+
+def _cache_read(key: str) -> dict | None:
+    try:
+        return cache.get(key)
+    except Exception:  # a cache that is down: the days are merged afresh, the figures still shown
+        outage_warning("kept visitor merges not read: cache unreachable", exc_info=True)
+        return None
 
 
 def _over_merges_key(rows: QuerySet, merges: dict, *, start: datetime, over: datetime) -> str:
