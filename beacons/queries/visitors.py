@@ -240,12 +240,15 @@ def visitors_of_values(
     condition = Covering(
         [*_covering_q(start, over, allowed).branches, *_covering_q(over, end, allowed).branches], scope
     )
-    for value, data in _over_merges(VisitorSketch.objects.filter(condition), merges, over=over, start=start).items():
+    rows = VisitorSketch.objects.filter(condition)
+    for value, data in _over_merges(rows, merges, scope=scope, allowed=allowed, over=over, start=start).items():
         merges[value].add(data)
     return {value: _count(merge) for value, merge in merges.items()}
 
 
-def _over_merges(rows: QuerySet, merges: dict[str, Merge], *, over: datetime, start: datetime) -> dict[str, bytes]:
+def _over_merges(
+    rows: QuerySet, merges: dict[str, Merge], *, scope: dict, allowed: list[str], over: datetime, start: datetime
+) -> dict[str, bytes]:
     """Adds to ``merges`` the sketches of ``rows`` from ``over`` on (today's), and returns the merge
     of each value's sketches before ``over`` (days that are over), as stored sketches.
 
@@ -256,7 +259,7 @@ def _over_merges(rows: QuerySet, merges: dict[str, Merge], *, over: datetime, st
     changes the sum), and the next read fetches only those stamps beside today's sketches; when
     the sum changed, the rows before ``over`` are read again."""
     keeps = over > start
-    key = _over_merges_key(rows, merges, start=start, over=over)
+    key = _over_merges_key(scope, allowed, merges, start=start, over=over)
     kept = _cache_read(key) if keeps else None
     read = Case(When(period_start__lt=over, then=Value(b"")), default=F("sketch")) if kept else F("sketch")
     closed = {value: Merge() for value in merges}
@@ -294,11 +297,10 @@ def _cache_read(key: str) -> dict | None:
         return None
 
 
-def _over_merges_key(rows: QuerySet, merges: dict, *, start: datetime, over: datetime) -> str:
-    """The cache key of the merges of ``rows`` (their SQL names the site, types, dimension and the
-    buckets read) before ``over``, for these values."""
-    sql, params = rows.query.sql_with_params()
-    read = repr((sql, params, start, over, sorted(merges)))
+def _over_merges_key(scope: dict, allowed: list[str], merges: dict, *, start: datetime, over: datetime) -> str:
+    """The cache key of the merges before ``over``: what decides the rows read (``scope``: site,
+    types, dimension; the granularities tiling [start, over)) and the values."""
+    read = repr((sorted(scope.items()), allowed, start, over, sorted(merges)))
     return "beacons:visitors-over:" + hashlib.sha256(read.encode()).hexdigest()
 
 
