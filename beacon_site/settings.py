@@ -281,6 +281,10 @@ BEACONS_IDENTIFY_USERS = env_bool("BEACONS_IDENTIFY_USERS", False)
 # signed-in user a new visitor.
 BEACONS_IDENTIFY_SECRET = os.environ.get("BEACONS_IDENTIFY_SECRET", "")
 # A visitor's page views with no gap longer than this are one visit (beacons.ingest.sessions).
+# Flags and experiments: a change (a kill switch) reaches every page within this many seconds.
+BEACONS_FLAGS_MAX_AGE = env_int("BEACONS_FLAGS_MAX_AGE", 60)
+# Units one experiment records (a row each): past it, new units are not counted (their exposures tallied as dropped).
+BEACONS_EXPERIMENT_MAX_UNITS = env_int("BEACONS_EXPERIMENT_MAX_UNITS", 1_000_000)
 BEACONS_VISIT_GAP_SECONDS = env_int("BEACONS_VISIT_GAP_SECONDS", 1800)
 # Largest import an admin upload may be, and an XLSX file may unpack to (the sum of the
 # sizes in its zip directory): a 1 MB XLSX can hold a 1 GiB sheet.

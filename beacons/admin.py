@@ -1,16 +1,19 @@
-"""The Django admin for sites, the registry, counts, single events, error groups, dropped hits, API keys and shared links."""
+"""The Django admin for sites, the registry, counts, single events, error groups, dropped hits, API keys, shared links, flags and experiments."""
 
 from datetime import timedelta
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Q, Sum
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Count, Q, Sum
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from beacons.api.keys import api_key_secret_set
 from beacons.counting.buckets import bucket_start
@@ -25,6 +28,10 @@ from beacons.models import (
     DroppedHits,
     DroppedValues,
     ErrorGroup,
+    Experiment,
+    ExperimentVariation,
+    Flag,
+    FlagRule,
     Granularity,
     ReportSent,
     ReportSubscription,
@@ -607,3 +614,175 @@ class SharedLinkAdmin(ModelAdmin):
         for link in links:
             shared_link_revoke(link=link)
         self.message_user(request, f"{len(links)} shared link(s) revoked.", messages.SUCCESS)
+
+
+CHANGES_SHOWN = 20
+
+
+class SiteScopedAdmin(ModelAdmin):
+    """Objects of the sites the user is a member of (superusers: all), and only those sites offered."""
+
+    change_form_template = "admin/beacons/change_form_with_history.html"
+
+    def get_queryset(self, request):
+        objects = super().get_queryset(request).select_related("site")
+        return objects if request.user.is_superuser else objects.filter(site__members=request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "site":
+            kwargs["queryset"] = Site.objects.filter(pk__in=[site.pk for site in sites_visible(user=request.user)])
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        changes = LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(self.model), object_id=str(object_id)
+        ).select_related("user")[:CHANGES_SHOWN]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "changes": changes})
+
+
+class FlagRuleInline(admin.TabularInline):
+    model = FlagRule
+    extra = 0
+    fields = ["position", "attribute", "operator", "value", "serve", "rollout"]
+
+
+@admin.register(Flag)
+class FlagAdmin(SiteScopedAdmin):
+    """Feature flags: rules tried in order, then the split of the variations, then the default value.
+    Every change is kept in the admin's log and listed under the form."""
+
+    list_display = ["key", "site", "enabled", "default_value", "rules_count", "updated_at"]
+    list_filter = ["enabled", "site"]
+    search_fields = ["key", "description"]
+    fields = ["site", "key", "description", "enabled", "default_value", "variations", "weights"]
+    inlines = [FlagRuleInline]
+    actions = ["switch_off", "switch_on"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(rules_total=Count("rules"))
+
+    @admin.display(description="rules", ordering="rules_total")
+    def rules_count(self, flag) -> int:
+        return flag.rules_total
+
+    @admin.action(description="Switch the selected flags off (serve their default value)", permissions=["change"])
+    def switch_off(self, request, queryset):
+        self._switch(request, queryset, enabled=False)
+
+    @admin.action(description="Switch the selected flags on", permissions=["change"])
+    def switch_on(self, request, queryset):
+        self._switch(request, queryset, enabled=True)
+
+    def _switch(self, request, queryset, *, enabled: bool):
+        for flag in queryset.exclude(enabled=enabled):
+            flag.enabled = enabled
+            flag.save(update_fields=["enabled", "updated_at"])  # each save clears its site's kept payload
+            self.log_change(request, flag, [{"changed": {"fields": ["on"]}}])
+        self.message_user(request, f"Switched {'on' if enabled else 'off'}.", messages.SUCCESS)
+
+
+ASSIGNMENT_FIELDS = {"position", "key", "weight"}  # what decides a unit's variation and how it is reported
+
+
+class VariationFormSet(forms.BaseInlineFormSet):
+    """Two variations or more, control first, weights adding up to 100; the variations and their
+    weights do not change while the experiment runs (units would move to another variation and the
+    counts would mean nothing). Names and configs may."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        kept = [form for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")]
+        if len(kept) < 2:
+            raise forms.ValidationError("An experiment needs two variations or more (control first).")
+        if sum(form.cleaned_data["weight"] for form in kept) != 100:
+            raise forms.ValidationError("The variations' weights must add up to 100.")
+        if self.instance.pk and Experiment.objects.filter(pk=self.instance.pk, status="running").exists():
+            changed = len(kept) != len(self.initial_forms) or any(
+                ASSIGNMENT_FIELDS & set(form.changed_data) for form in self.forms
+            )
+            if changed:
+                raise forms.ValidationError(
+                    "Variations and weights cannot change while the experiment runs: stop it, or start a new "
+                    "experiment with a new key."
+                )
+
+
+class ExperimentVariationInline(admin.TabularInline):
+    model = ExperimentVariation
+    formset = VariationFormSet
+    extra = 2
+    fields = ["position", "key", "name", "weight", "config"]
+
+
+class ExperimentForm(forms.ModelForm):
+    class Meta:
+        model = Experiment
+        fields = [
+            "site",
+            "key",
+            "name",
+            "hypothesis",
+            "status",
+            "winner",
+            "coverage",
+            "unit",
+            "primary_metric",
+            "secondary_metrics",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        winner, status = cleaned.get("winner"), cleaned.get("status")
+        if winner is not None and winner.experiment_id != self.instance.pk:
+            self.add_error("winner", "The winner is one of this experiment's variations.")
+        if status == Experiment.Status.CONCLUDED and winner is None:
+            self.add_error("winner", "A concluded experiment names its winner (control if nothing won).")
+        return cleaned
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(SiteScopedAdmin):
+    """A/B experiments: draft → running → stopped, or concluded with a winner that everyone then gets.
+    Results are on the dashboard's experiments page."""
+
+    form = ExperimentForm
+    list_display = ["name", "key", "site", "status", "unit", "primary_metric", "started_at", "results_link"]
+    list_filter = ["status", "site"]
+    search_fields = ["key", "name", "hypothesis"]
+    fields = [
+        "site",
+        "key",
+        "name",
+        "hypothesis",
+        "status",
+        "winner",
+        "coverage",
+        "unit",
+        "primary_metric",
+        "secondary_metrics",
+        "started_at",
+        "stopped_at",
+    ]
+    readonly_fields = ["started_at", "stopped_at"]
+    inlines = [ExperimentVariationInline]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "winner":
+            object_id = request.resolver_match.kwargs.get("object_id")
+            kwargs["queryset"] = ExperimentVariation.objects.filter(experiment_id=object_id or 0)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        now = timezone.now()
+        if obj.status == Experiment.Status.RUNNING and obj.started_at is None:
+            obj.started_at = now
+        if obj.status in (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED) and obj.stopped_at is None:
+            obj.stopped_at = now
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="results")
+    def results_link(self, experiment) -> str:
+        url = reverse("dashboard:experiment", kwargs={"pk": experiment.pk})
+        return format_html('<a href="{}?site={}">results</a>', url, experiment.site.domain)

@@ -10,3 +10,4 @@ class BeaconsConfig(AppConfig):
 
     def ready(self) -> None:
         from beacons import checks  # noqa: F401 (registers the system checks)
+        from beacons.experiments import payload  # noqa: F401 (a changed flag clears its site's kept payload)

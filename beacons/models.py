@@ -1,10 +1,11 @@
-"""The data model: sites, event types (the registry), counters, single events, error groups, salts, drain batches, API keys, shared links."""
+"""The data model: sites, event types (the registry), counters, single events, error groups, salts, drain batches, API keys, shared links, flags and experiments."""
 
 import random
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -757,3 +758,256 @@ class SharedLink(RevocableAccess):
 
     def __str__(self) -> str:
         return f"{self.label or 'Shared link'} ({self.site.domain})"
+
+
+FLAG_KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+flag_key_validator = RegexValidator(
+    FLAG_KEY_PATTERN, "Lower-case letters, digits, “_”, “.” and “-”, a letter or digit first, at most 64."
+)
+PERCENT_VALIDATORS = [MinValueValidator(0), MaxValueValidator(100)]
+
+
+def flag_off() -> bool:
+    return False
+
+
+class Flag(models.Model):
+    """A feature flag of one site: a default value, rules that serve other values to some visitors,
+    and a kill switch. Published in the GrowthBook SDK payload format (``beacons.experiments.payload``)."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="flags")
+    key = models.CharField(
+        max_length=64,
+        validators=[flag_key_validator],
+        help_text="What pages and code ask for: beacons.flag('new-checkout'), {% flag \"new-checkout\" %}.",
+    )
+    description = models.TextField(blank=True, help_text="What it turns on, and who to ask before changing it.")
+    enabled = models.BooleanField(
+        "on",
+        default=True,
+        help_text="The kill switch: off serves the default value to everyone (within the flags' cache lifetime, "
+        "BEACONS_FLAGS_MAX_AGE seconds).",
+    )
+    default_value = models.JSONField(
+        default=flag_off,
+        help_text='JSON: true / false, a number, a "string" (in double quotes) or an object. Served when no rule '
+        "matches and when the flag is off.",
+    )
+    variations = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Multivariate flags: a JSON list of values, e.g. ["red", "blue"], split among visitors who '
+        "match no rule by the weights below. Empty: no split.",
+    )
+    weights = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="A JSON list of percentages, one per variation, adding up to 100, e.g. [50, 50]. Empty: equal.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["site", "key"]
+        constraints = [models.UniqueConstraint(fields=["site", "key"], name="flag_key_unique_per_site")]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def clean(self) -> None:
+        if not isinstance(self.variations, list):
+            raise ValidationError({"variations": 'A JSON list of values, e.g. ["red", "blue"].'})
+        if not isinstance(self.weights, list) or not all(
+            isinstance(weight, int | float) and not isinstance(weight, bool) and weight >= 0 for weight in self.weights
+        ):
+            raise ValidationError({"weights": "A JSON list of percentages, e.g. [50, 50]."})
+        if self.weights and (len(self.weights) != len(self.variations) or abs(sum(self.weights) - 100) > 0.01):
+            raise ValidationError({"weights": "One percentage per variation, adding up to 100."})
+        if self.site_id and Experiment.objects.filter(site_id=self.site_id, key=self.key).exists():
+            raise ValidationError({"key": "An experiment of this site has this key: pages could not tell them apart."})
+
+
+class FlagRule(models.Model):
+    """One rule of a flag, tried in order: visitors whose attribute matches get ``serve``, or the
+    rollout percentage of them does (the same visitors each time, by the hash of their unit)."""
+
+    class Operator(models.TextChoices):
+        EQUALS = "equals", "equals"
+        NOT_EQUALS = "not_equals", "does not equal"
+        IN = "in", "is one of (comma-separated)"
+        NOT_IN = "not_in", "is none of (comma-separated)"
+        CONTAINS = "contains", "contains"
+        STARTS_WITH = "starts_with", "starts with"
+        VERSION_AT_LEAST = "version_gte", "version ≥"
+        VERSION_BELOW = "version_lt", "version <"
+        IS_TRUE = "true", "is true"
+        IS_FALSE = "false", "is false"
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="rules")
+    position = models.PositiveSmallIntegerField(default=0, help_text="Rules are tried from the lowest up.")
+    attribute = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", "A name: letters, digits and “_”.")],
+        help_text="site, path, country, device, browser, os, signedIn, or an attribute your pages pass. "
+        "Empty: everyone.",
+    )
+    operator = models.CharField(max_length=16, choices=Operator, default=Operator.EQUALS)
+    value = models.CharField(max_length=500, blank=True, help_text="e.g. DE, or DE, AT, CH for “is one of”.")
+    serve = models.JSONField(help_text="JSON, like the default value: what matching visitors get.")
+    rollout = models.DecimalField(
+        "rollout %",
+        max_digits=5,
+        decimal_places=2,
+        default=100,
+        validators=PERCENT_VALIDATORS,
+        help_text="The share of matching visitors who get it (100: all).",
+    )
+
+    class Meta:
+        ordering = ["flag", "position", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.attribute or 'everyone'} {self.get_operator_display()} {self.value}".strip()
+
+
+class Experiment(models.Model):
+    """An A/B experiment of one site: variations (control first) split among units by weight,
+    a primary metric and secondary ones (event types counted per unit), and its status."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "draft"
+        RUNNING = "running", "running"
+        STOPPED = "stopped", "stopped"
+        CONCLUDED = "concluded", "concluded"
+
+    class Unit(models.TextChoices):
+        VISITOR = "visitor", "visitor (a random first-party id)"
+        USER = "user", "signed-in user (their keyed hash)"
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="experiments")
+    key = models.CharField(
+        max_length=64,
+        validators=[flag_key_validator],
+        help_text="What pages and code ask for: beacons.getVariant('checkout-button').",
+    )
+    name = models.CharField(max_length=120)
+    hypothesis = models.TextField(blank=True, help_text="What you expect to change, and why.")
+    status = models.CharField(max_length=16, choices=Status, default=Status.DRAFT)
+    winner = models.ForeignKey(
+        "ExperimentVariation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Concluded experiments serve the winner's config to everyone.",
+    )
+    coverage = models.DecimalField(
+        "share of traffic %",
+        max_digits=5,
+        decimal_places=2,
+        default=100,
+        validators=PERCENT_VALIDATORS,
+        help_text="The share of units in the experiment; the others see control and are not counted.",
+    )
+    unit = models.CharField(max_length=16, choices=Unit, default=Unit.VISITOR)
+    primary_metric = models.CharField(
+        max_length=64,
+        validators=[flag_key_validator],
+        help_text="The event type a conversion is, e.g. signup: beacons.trackConversion('exp', 'signup').",
+    )
+    secondary_metrics = models.CharField(
+        max_length=400, blank=True, help_text="Other event types to compare, comma-separated."
+    )
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    stopped_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["site", "-created_at"]
+        constraints = [models.UniqueConstraint(fields=["site", "key"], name="experiment_key_unique_per_site")]
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+    def clean(self) -> None:
+        if self.site_id and Flag.objects.filter(site_id=self.site_id, key=self.key).exists():
+            raise ValidationError({"key": "A flag of this site has this key: pages could not tell them apart."})
+
+    @property
+    def metrics(self) -> list[str]:
+        """The primary metric first, then the secondary ones."""
+        secondary = [name.strip() for name in self.secondary_metrics.split(",") if name.strip()]
+        return list(dict.fromkeys([self.primary_metric, *secondary]))
+
+
+class ExperimentVariation(models.Model):
+    """One arm of an experiment; the first by position is control."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variations")
+    position = models.PositiveSmallIntegerField(default=0)
+    key = models.CharField(
+        max_length=32,
+        validators=[flag_key_validator],
+        help_text="What beacons.getVariant() answers, e.g. control, b.",
+    )
+    name = models.CharField(max_length=80)
+    weight = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=50,
+        validators=PERCENT_VALIDATORS,
+        help_text="Percent of the experiment's units; the weights add up to 100.",
+    )
+    config = models.JSONField(
+        default=dict, blank=True, help_text="JSON the page gets with this variation: beacons.flag('<experiment key>')."
+    )
+
+    class Meta:
+        ordering = ["experiment", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "key"], name="variation_key_unique_per_experiment")
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+
+class ExperimentExposure(models.Model):
+    """A unit's first exposure to an experiment: one row per (experiment, unit), so units are
+    counted exactly. A unit that later reports another variation is marked ``conflicted`` and
+    left out of the results (and counted as such)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="exposures")
+    unit = models.CharField(max_length=64)
+    variation = models.PositiveSmallIntegerField()
+    conflicted = models.BooleanField(default=False)
+    first_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "unit"], name="exposure_unique_per_unit")]
+        indexes = [models.Index(fields=["experiment", "variation"], name="exposure_by_variation")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}: {self.unit[:8]}… in variation {self.variation}"
+
+
+class ExperimentConversion(models.Model):
+    """A unit's conversions on one metric of an experiment: one row per (experiment, unit, metric),
+    so a unit converts once however often it converts, beside how often and for how much."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="conversions")
+    unit = models.CharField(max_length=64)
+    metric = models.CharField(max_length=64)
+    variation = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+    value_sum = models.FloatField(default=0)
+    first_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "unit", "metric"], name="conversion_unique_per_unit")
+        ]
+        indexes = [models.Index(fields=["experiment", "metric", "variation"], name="conversion_by_variation")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}: {self.unit[:8]}… converted on {self.metric} {self.count}×"

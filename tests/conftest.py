@@ -18,6 +18,7 @@ def _fresh_process_state():
     """Caches that outlive a test (rate limits, dedupe ids, salts, sinks, definitions, sites) start empty."""
     from beacons import registry, sites
     from beacons.counting import sinks
+    from beacons.experiments import recording
     from beacons.ingest import privacy
 
     cache.clear()
@@ -25,6 +26,7 @@ def _fresh_process_state():
     privacy._salt_cache.clear()
     sinks.sinks_reset()
     registry._definitions_cache.clear()
+    recording._units_counted.clear()
     yield
     cache.clear()
     sinks.sinks_reset()

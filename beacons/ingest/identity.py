@@ -24,11 +24,16 @@ def _secret() -> str:
     return settings.BEACONS_IDENTIFY_SECRET or salted_hmac("beacons.identify", "secret").hexdigest()
 
 
+def user_hash(user_id: object) -> str:
+    """The keyed hash of ``user_id`` (32 hex digits): what identifies a signed-in user, never the id."""
+    return salted_hmac("beacons.ingest.identity.user", str(user_id), secret=_secret(), algorithm="sha256").hexdigest()[
+        :32
+    ]
+
+
 def user_token(user_id: object) -> str:
     """The ``uid`` a signed-in user's pages send: the signed keyed hash of ``user_id``."""
-    secret = _secret()
-    user_hash = salted_hmac("beacons.ingest.identity.user", str(user_id), secret=secret, algorithm="sha256")
-    return signing.Signer(key=secret, salt=_SIGNING_SALT).sign(user_hash.hexdigest()[:32])
+    return signing.Signer(key=_secret(), salt=_SIGNING_SALT).sign(user_hash(user_id))
 
 
 def signed_visitor(uid: object) -> str:

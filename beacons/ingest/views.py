@@ -8,6 +8,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from beacons.experiments.recording import events_parse as experiment_events_parse
+from beacons.experiments.recording import events_record as experiment_events_record
 from beacons.ingest import identity, privacy
 from beacons.ingest.extraction import CAMPAIGN_PARAMETERS, client_ip
 from beacons.ingest.fastpath import ingest_endpoint
@@ -171,11 +173,9 @@ def _request_events_record(
         raise Rejected(422, str(unknown), "event_type") from None
 
 
-@ingest_endpoint
-@csrf_exempt
-def beacon_collect(request: HttpRequest, event_type: str | None = None, identifier: str | None = None) -> HttpResponse:
-    """POST /beacon (JSON, text/plain JSON, or a form) and POST /beacon/<type>/<identifier>."""
-    origin = request.META.get("HTTP_ORIGIN", "")
+def _answered_before_the_body(request: HttpRequest, origin: str) -> HttpResponse | None:
+    """What a POST endpoint answers without reading the body: a foreign origin (403), the CORS
+    preflight, another method (405), or ingest switched off (204); None to go on."""
     try:
         if origin and not origin_allowed_somewhere(origin, own_origin=_own_origin(request)):
             return JsonResponse({"error": f"origin {origin} may not send beacons here", "field": "origin"}, status=403)
@@ -193,6 +193,17 @@ def beacon_collect(request: HttpRequest, event_type: str | None = None, identifi
         return response
     if not settings.BEACONS_ENABLED:
         return _cors(HttpResponse(status=204), origin)
+    return None
+
+
+@ingest_endpoint
+@csrf_exempt
+def beacon_collect(request: HttpRequest, event_type: str | None = None, identifier: str | None = None) -> HttpResponse:
+    """POST /beacon (JSON, text/plain JSON, or a form) and POST /beacon/<type>/<identifier>."""
+    origin = request.META.get("HTTP_ORIGIN", "")
+    answered = _answered_before_the_body(request, origin)
+    if answered is not None:
+        return answered
     try:
         raw = _read_body(request)
         content_type = request.META.get("CONTENT_TYPE", "")
@@ -205,6 +216,55 @@ def beacon_collect(request: HttpRequest, event_type: str | None = None, identifi
     except Rejected as problem:
         return _reject(problem, origin)
     except DB_UNREACHABLE:  # the direct sink (or a type or the sites not yet cached) needs the database
+        return _unavailable(origin)
+    return _cors(HttpResponse(status=204), origin)
+
+
+@ingest_endpoint
+@csrf_exempt
+def experiment_collect(request: HttpRequest) -> HttpResponse:
+    """POST /beacon/experiments: a unit's exposures and conversions (``beacons.experiments.recording``),
+    under ingest's rules: origin, body limit, bot filter, Do-Not-Track, site, rate limit."""
+    origin = request.META.get("HTTP_ORIGIN", "")
+    answered = _answered_before_the_body(request, origin)
+    if answered is not None:
+        return answered
+    try:
+        data = body_to_data(
+            raw=_read_body(request), content_type=request.META.get("CONTENT_TYPE", ""), meta=request.META
+        )
+        exposures, conversions = experiment_events_parse(data)
+        user_agent = request.META.get("HTTP_USER_AGENT", "")
+        if is_bot(user_agent):
+            dropped_add(reason=DroppedHits.Reason.BOT, count=1)
+            return _cors(HttpResponse(status=204), origin)
+        if privacy.wants_no_tracking(request.META):
+            return _cors(HttpResponse(status=204), origin)  # beacon-flags.js sends nothing then; others count nothing
+        items = len(exposures) + len(conversions)
+        site = _site_decide(request, named=data.get("site"), events=items)
+        context = RequestContext(
+            site_id=site.id,
+            received_at=timezone.now(),
+            user_agent=user_agent,
+            referer="",
+            source="experiments",
+            ip=client_ip(request),
+            tracked=True,
+        )
+        exceeded = _rate_limited(context, items)
+        if exceeded:
+            raise Rejected(429, exceeded, "events")
+        experiment_events_record(
+            site_id=site.id,
+            exposures=exposures,
+            conversions=conversions,
+            unit=data.get("unit"),
+            signed_user=identity.signed_visitor(data.get("uid")),
+            at=context.received_at,
+        )
+    except Rejected as problem:
+        return _reject(problem, origin)
+    except DB_UNREACHABLE:
         return _unavailable(origin)
     return _cors(HttpResponse(status=204), origin)
 

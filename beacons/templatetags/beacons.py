@@ -12,6 +12,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import escape, format_html, format_html_join
 
+from beacons import flags
 from beacons.ingest import identity
 from beacons.sites import request_site_domain
 
@@ -84,3 +85,70 @@ def _signed_in_uid(request) -> str:
     if user is None or not user.is_authenticated:
         return ""
     return identity.user_token(user.pk)
+
+
+FLAGS_OPTIONS = {
+    "endpoint": "data-endpoint",
+    "respect_do_not_track": "data-respect-do-not-track",
+    "require_consent": "data-require-consent",
+    "consent_cookie": "data-consent-cookie",
+    "debug": "data-debug",
+    "site": "data-site",
+}
+FLAGS_SRC = "beacons/beacon-flags.min.js"
+
+
+@register.simple_tag(takes_context=True)
+def beacon_flags_script(context, src: str = FLAGS_SRC, **options) -> str:
+    """The deferred script tag for beacon-flags.js (flags and experiments in the browser); the
+    same ``site`` and ``data-uid`` as ``{% beacon_script %}``. ``endpoint``: the origin serving
+    /beacon/flags/ and /beacon/experiments (default: the script's own)."""
+    unknown = sorted(set(options) - FLAGS_OPTIONS.keys())
+    if unknown:
+        raise template.TemplateSyntaxError(
+            f"beacon_flags_script got unknown option(s) {', '.join(unknown)}; known: src, {', '.join(FLAGS_OPTIONS)}"
+        )
+    given = {name: value for name, value in options.items() if value is not None and value != ""}
+    request = context.get("request")
+    if "site" not in given and request is not None:
+        site = request_site_domain(request)
+        if site:
+            given["site"] = site
+    src = str(src or FLAGS_SRC)
+    url = src if src.startswith(("/", "http://", "https://")) else static(src)
+    pairs = [(attr, _attribute_value(given[name])) for name, attr in FLAGS_OPTIONS.items() if name in given]
+    uid = _signed_in_uid(request)
+    if uid:
+        pairs.append(("data-uid", uid))
+    return format_html('<script defer src="{}"{}></script>', escape(url), format_html_join("", ' {}="{}"', pairs))
+
+
+class FlagNode(template.Node):
+    def __init__(self, key, attributes, when_on, when_off):
+        self.key, self.attributes, self.when_on, self.when_off = key, attributes, when_on, when_off
+
+    def render(self, context) -> str:
+        request = context.get("request")
+        key = self.key.resolve(context)
+        attributes = {name: value.resolve(context) for name, value in self.attributes.items()}
+        on = request is not None and bool(flags.value(request, str(key), False, **attributes))
+        return (self.when_on if on else self.when_off).render(context)
+
+
+@register.tag("flag")
+def flag_tag(parser, token) -> FlagNode:
+    """``{% flag "new-checkout" %}…{% else %}…{% endflag %}``: the first part when the flag's value
+    for this request is truthy (``beacons.flags.value``), else the second. Attributes a rule
+    targets may follow: ``{% flag "beta" plan=user.plan %}``."""
+    bits = token.split_contents()
+    if len(bits) < 2:
+        raise template.TemplateSyntaxError('{% flag %} needs the flag\'s key: {% flag "new-checkout" %}')
+    attributes = template.base.token_kwargs(bits[2:], parser)
+    if len(attributes) != len(bits) - 2:
+        raise template.TemplateSyntaxError("{% flag %} takes the key, then name=value attributes")
+    when_on = parser.parse(("else", "endflag"))
+    when_off = template.NodeList()
+    if parser.next_token().contents == "else":
+        when_off = parser.parse(("endflag",))
+        parser.delete_first_token()
+    return FlagNode(parser.compile_filter(bits[1]), attributes, when_on, when_off)

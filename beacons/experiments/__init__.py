@@ -1,0 +1,1 @@
+"""Feature flags and A/B experiments: definitions, evaluation, exposures and statistics."""
