@@ -2,6 +2,7 @@
 
 import random
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 
 from django.conf import settings
@@ -955,8 +956,8 @@ class ExperimentVariation(models.Model):
         max_digits=5,
         decimal_places=2,
         default=50,
-        validators=PERCENT_VALIDATORS,
-        help_text="Percent of the experiment's units; the weights add up to 100.",
+        validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(100)],
+        help_text="Percent of the experiment's units, more than 0; the weights add up to 100.",
     )
     config = models.JSONField(
         default=dict, blank=True, help_text="JSON the page gets with this variation: beacons.flag('<experiment key>')."

@@ -371,3 +371,101 @@ def small_multiples_figure(
     figure.update_xaxes(row=rows, col=1, title=base["xaxis"]["title"])
     figure.update_annotations(font={"size": 12, "color": "#374151"}, x=0, xanchor="left")
     return figure.to_plotly_json()
+
+
+# An experiment variation's uplift against control: likely better, likely worse, or neither yet.
+UPLIFT_COLOURS = {"better": "#059669", "worse": "#dc2626", "unclear": "#64748b"}
+UPLIFT_NAME_LENGTH = 48  # characters of a variation's name above its row (the hover has all of it)
+
+
+def uplift_intervals_figure(*, intervals: Sequence[tuple[str, float, float, float, str]]) -> dict:
+    """Each variation's relative uplift against control: a point with its 95 % interval as a horizontal
+    error bar, one row per (name, uplift, low, high, tone), the first at the top, and a line at zero
+    (control). Uplifts are fractions (0.12 is +12 %); ``tone`` is a key of UPLIFT_COLOURS.
+
+    Each name is written above its row rather than beside it, so on a phone the intervals keep the
+    whole width; rows sit at positions 0, 1, … so two variations of one name stay two rows."""
+    traces, labels = [], []
+    for row, (name, uplift, low, high, tone) in enumerate(intervals):
+        colour = UPLIFT_COLOURS[tone]
+        escaped = plotly_text(name)
+        traces.append(
+            dict(
+                type="scatter",
+                mode="markers",
+                x=[uplift * 100],
+                y=[row],
+                customdata=[[low * 100, high * 100]],
+                name=escaped,
+                marker={"color": colour, "size": 11},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [(high - uplift) * 100],
+                    "arrayminus": [(uplift - low) * 100],
+                    "color": colour,
+                    "thickness": 2.5,
+                    "width": 7,
+                },
+                hovertemplate="%{x:+.1f} % (95 % interval %{customdata[0]:+.1f} % to %{customdata[1]:+.1f} %)"
+                "<extra>" + escaped + "</extra>",
+            )
+        )
+        shown = name if len(name) <= UPLIFT_NAME_LENGTH else name[: UPLIFT_NAME_LENGTH - 1] + "…"
+        labels.append(
+            {
+                "x": 0,
+                "xref": "paper",
+                "xanchor": "left",
+                "y": row - 0.45,
+                "yref": "y",
+                "yanchor": "middle",
+                "text": plotly_text(shown),
+                "showarrow": False,
+                "font": {"size": 12, "color": "#374151"},
+                "bgcolor": "rgba(255, 255, 255, 0.85)",
+            }
+        )
+    edges = [0.0] + [edge * 100 for _, _, low, high, _ in intervals for edge in (low, high)]
+    padding = max((max(edges) - min(edges)) * 0.06, 1.0)
+    control = {
+        "x": 0,
+        "xref": "x",
+        "y": 1,
+        "yref": "paper",
+        "yanchor": "bottom",
+        "text": "control",
+        "showarrow": False,
+        "font": {"size": 11, "color": "#6b7280"},
+    }
+    layout = {
+        "font": {"family": FONT, "size": 13, "color": "#1f2937"},
+        "margin": {"l": 12, "r": 16, "t": 22, "b": 44},
+        "height": 80 + 64 * len(intervals),
+        "showlegend": False,
+        "hovermode": "closest",
+        "xaxis": {
+            "range": [min(edges) - padding, max(edges) + padding],
+            "ticksuffix": " %",
+            "nticks": 6,
+            "zeroline": True,
+            "zerolinecolor": "#111827",
+            "zerolinewidth": 1.5,
+            "gridcolor": "#e5e7eb",
+            "automargin": True,
+            "fixedrange": True,
+            "title": {
+                "text": "Relative uplift vs control, 95 &#37; interval",
+                "font": {"size": 11, "color": "#6b7280"},
+            },
+        },
+        "yaxis": {
+            "range": [len(intervals) - 0.5, -0.9],  # the first variation at the top, room for its name
+            "showticklabels": False,
+            "showgrid": False,
+            "zeroline": False,
+            "fixedrange": True,
+        },
+        "annotations": [control, *labels],
+    }
+    return _figure(traces, layout)

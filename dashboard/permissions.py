@@ -6,7 +6,8 @@ every site; a site the user may not see and an unknown site both answer 404, so 
 tell whether a site exists. Reading counts (every dashboard page, panel, partial and CSV) needs the view permission on
 counts (``beacons.view_beaconaggregate``, the permission that lets the admin list and export
 them); error details need the view permission on error groups; resolving or ignoring an
-error needs the change permission on error groups. Superusers hold every permission.
+error needs the change permission on error groups; experiments' results need the view permission on
+experiments. Superusers hold every permission.
 """
 
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ SITE_PARAMETER = "site"
 VIEW_COUNTS = "beacons.view_beaconaggregate"
 VIEW_ERRORS = "beacons.view_errorgroup"
 CHANGE_ERRORS = "beacons.change_errorgroup"
+VIEW_EXPERIMENTS = "beacons.view_experiment"
+ADD_EXPERIMENTS = "beacons.add_experiment"
 # Panels that show more than counts need more than VIEW_COUNTS (the index leaves them out).
 PANEL_PERMISSIONS = {"errors": (VIEW_ERRORS,)}
 

@@ -1,8 +1,8 @@
-"""The dashboard's pages, partials, CSVs, error actions and the page that makes shared links."""
+"""The dashboard's pages, partials, CSVs, error actions, experiments' results and the page that makes shared links."""
 
 from django.urls import path
 
-from . import error_views, report_views, share_views, views
+from . import error_views, experiment_views, report_views, share_views, views
 
 app_name = "dashboard"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("errors/", error_views.error_list, name="errors"),
     path("errors/<int:pk>/", error_views.error_detail, name="error_detail"),
     path("errors/<int:pk>/status/", error_views.error_status, name="error_status"),
+    path("experiments/", experiment_views.experiment_list, name="experiments"),
+    path("experiments/<int:pk>/", experiment_views.experiment_detail, name="experiment"),
     path("reports/", report_views.report_subscriptions, name="reports"),
     path("reports/unsubscribe/<str:token>/", report_views.report_unsubscribe_link, name="report_unsubscribe"),
 ]

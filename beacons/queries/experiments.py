@@ -9,6 +9,8 @@ from beacons.experiments.statistics import Arm, Comparison, SampleRatio, compare
 from beacons.models import Experiment, ExperimentConversion, ExperimentExposure, ExperimentVariation, Site
 from beacons.queries.counters import site_id_of
 
+NO_SAMPLE_RATIO = SampleRatio(p_value=1.0, mismatch=False)
+
 
 @dataclass(frozen=True)
 class VariationOutcome:
@@ -64,6 +66,11 @@ def experiments_listed(*, site: Site | int) -> list[tuple[Experiment, int]]:
     return [(experiment, experiment.units) for experiment in experiments]
 
 
+def experiment_of_site(*, site: Site | int, pk: int) -> Experiment | None:
+    """One experiment of the site (with its winner), or None (one query)."""
+    return Experiment.objects.select_related("winner").filter(site_id=site_id_of(site), pk=pk).first()
+
+
 def experiment_results(experiment: Experiment) -> ExperimentResults:
     """Per variation: units exposed (each once; a unit in two variations left out and counted
     apart), and per metric the units that converted, conversions and value (three queries)."""
@@ -85,8 +92,7 @@ def experiment_results(experiment: Experiment) -> ExperimentResults:
     metrics = []
     for metric in experiment.metrics:
         arms = [
-            (variation, units[index], by_metric.get((metric, index), {}))
-            for index, variation in enumerate(variations)
+            (variation, units[index], by_metric.get((metric, index), {})) for index, variation in enumerate(variations)
         ]
         control = Arm(units=arms[0][1], converted=arms[0][2].get("converted", 0)) if arms else None
         outcomes = []
@@ -109,6 +115,7 @@ def experiment_results(experiment: Experiment) -> ExperimentResults:
         variations=variations,
         units=units,
         conflicted=conflicted,
-        sample_ratio=sample_ratio_check(units, weights) if len(variations) >= 2 else SampleRatio(1.0, False),
+        # Weights are more than 0 (the admin's rule); one saved before that rule is left unchecked.
+        sample_ratio=sample_ratio_check(units, weights) if len(variations) >= 2 and all(weights) else NO_SAMPLE_RATIO,
         metrics=metrics,
     )

@@ -7,7 +7,9 @@ something to switch to.
 Page views over ~200 pages with Zipf-like popularity, daily and weekly rhythm, a growth
 trend, a few campaign spikes and a page launched three weeks ago; two custom events
 (brochure downloads, sign-ups with their plan); and a few hundred JavaScript errors sent through the real
-ingest path (``events_record``) so they are grouped like live ones, with alerts muted.
+ingest path (``events_record``) so they are grouped like live ones, with alerts muted; and the
+first site's flags and experiments (``flags_and_experiments_write``): a running A/B test with two
+weeks of units exposed and converted, a concluded one and a draft.
 Page views are broken down by source, campaign, browser, operating system, device type and
 country (``DIMENSION_VALUES``), each day's hits shared among the values with some daily noise.
 
@@ -51,6 +53,12 @@ from beacons.models import (
     BeaconDefinition,
     BeaconEvent,
     ErrorGroup,
+    Experiment,
+    ExperimentConversion,
+    ExperimentExposure,
+    ExperimentVariation,
+    Flag,
+    FlagRule,
     Granularity,
     Site,
     VisitorSketch,
@@ -408,6 +416,7 @@ class Command(BeaconsCommand):
                                 rng=rng,
                                 on_day=shown.update,
                             )
+            rows += flags_and_experiments_write(site=sites[0], now=now, rng=rng)
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:  # fresh statistics, so the planner uses the right indexes at once
                 cursor.execute(f"ANALYZE {BeaconAggregate._meta.db_table}")
@@ -829,3 +838,128 @@ def visitors_write(*, site: Site, page_view: BeaconDefinition, rng: random.Rando
         batch_size=2000,
     )
     return len(rows)
+
+
+# Demo experiment: (variation key, name, weight, config, units exposed, sign-up rate, download rate).
+SIGNUP_EXPERIMENT = (
+    ("control", "Sign up", 50, {"label": "Sign up"}, 4210, 0.100, 0.21),
+    ("b", "Start free", 50, {"label": "Start free"}, 4187, 0.115, 0.20),
+)
+
+
+def flags_and_experiments_write(*, site: Site, now: datetime, rng: random.Random) -> int:
+    """The demo's flags (a banner the kill switch hides, a targeted rollout, a three-way split) and
+    experiments (one running with two weeks of exposures and conversions, one concluded, one draft).
+    Idempotent: the same keys are updated, a running experiment's units are written once."""
+    banner, _ = Flag.objects.update_or_create(
+        site=site,
+        key="demo-banner",
+        defaults={"description": "The banner on the demo pages: switch it off in the admin.", "default_value": True},
+    )
+    checkout, _ = Flag.objects.update_or_create(
+        site=site,
+        key="new-checkout",
+        defaults={"description": "The new checkout: German-speaking countries first, then 30 % of everyone."},
+    )
+    if not checkout.rules.exists():
+        FlagRule.objects.create(
+            flag=checkout, position=0, attribute="country", operator="in", value="DE, AT, CH", serve=True
+        )
+        FlagRule.objects.create(flag=checkout, position=1, attribute="", serve=True, rollout=30)
+    Flag.objects.update_or_create(
+        site=site,
+        key="button-colour",
+        defaults={
+            "description": "A three-way split of the buttons' colour.",
+            "default_value": "blue",
+            "variations": ["blue", "green", "orange"],
+            "weights": [50, 25, 25],
+        },
+    )
+    signup, _ = Experiment.objects.update_or_create(
+        site=site,
+        key="signup-button",
+        defaults={
+            "name": "Sign-up button wording",
+            "hypothesis": "“Start free” says there is nothing to pay, so more visitors sign up.",
+            "status": Experiment.Status.RUNNING,
+            "primary_metric": "signup",
+            "secondary_metrics": "download_click",
+            "started_at": now - timedelta(days=14),
+        },
+    )
+    for position, (key, name, weight, config, *_) in enumerate(SIGNUP_EXPERIMENT):
+        ExperimentVariation.objects.update_or_create(
+            experiment=signup,
+            key=key,
+            defaults={"position": position, "name": name, "weight": weight, "config": config},
+        )
+    written = 0
+    if not signup.exposures.exists():
+        exposures, conversions = [], []
+        for index, (_key, _name, _weight, _config, units, signup_rate, download_rate) in enumerate(SIGNUP_EXPERIMENT):
+            for number in range(units):
+                unit = f"demo{index}x{number:06d}".ljust(22, "0")
+                seen = now - timedelta(seconds=rng.uniform(0, 14 * 86400))
+                exposures.append(ExperimentExposure(experiment=signup, unit=unit, variation=index, first_seen=seen))
+                for metric, rate in (("signup", signup_rate), ("download_click", download_rate)):
+                    if rng.random() < rate:
+                        conversions.append(
+                            ExperimentConversion(
+                                experiment=signup,
+                                unit=unit,
+                                metric=metric,
+                                variation=index,
+                                count=1 + (rng.random() < 0.2),
+                                value_sum=0,
+                                first_at=seen,
+                            )
+                        )
+        for number in range(37):  # units that reported both variations: left out of the results
+            exposures.append(
+                ExperimentExposure(
+                    experiment=signup,
+                    unit=f"demo9x{number:06d}".ljust(22, "0"),
+                    variation=0,
+                    conflicted=True,
+                    first_seen=now,
+                )
+            )
+        ExperimentExposure.objects.bulk_create(exposures, batch_size=2000)
+        ExperimentConversion.objects.bulk_create(conversions, batch_size=2000)
+        written = len(exposures) + len(conversions)
+    pricing, _ = Experiment.objects.update_or_create(
+        site=site,
+        key="pricing-layout",
+        defaults={
+            "name": "Pricing page layout",
+            "hypothesis": "Three columns read faster than a long list.",
+            "status": Experiment.Status.CONCLUDED,
+            "primary_metric": "signup",
+            "started_at": now - timedelta(days=60),
+            "stopped_at": now - timedelta(days=30),
+        },
+    )
+    for position, key in enumerate(("list", "columns")):
+        ExperimentVariation.objects.update_or_create(
+            experiment=pricing,
+            key=key,
+            defaults={"position": position, "name": key.title(), "weight": 50, "config": {"layout": key}},
+        )
+    pricing.winner = pricing.variations.get(key="columns")
+    pricing.save(update_fields=["winner"])
+    tour, _ = Experiment.objects.update_or_create(
+        site=site,
+        key="onboarding-tour",
+        defaults={
+            "name": "Onboarding tour",
+            "status": Experiment.Status.DRAFT,
+            "primary_metric": "signup",
+            "unit": Experiment.Unit.USER,
+        },
+    )
+    for position, key in enumerate(("none", "tour")):
+        ExperimentVariation.objects.update_or_create(
+            experiment=tour, key=key, defaults={"position": position, "name": key.title(), "weight": 50}
+        )
+    return written
