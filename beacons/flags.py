@@ -7,7 +7,8 @@ rendered on the server and the script in the browser always agree.
     variant = flags.variant(request, "checkout-button")  # "control", "b", … or None
 
 Attributes a rule targets beyond the built-in ones (site, path, country, device, browser, os,
-signedIn) are passed as keyword arguments: ``flags.value(request, "beta", plan="pro")``.
+signedIn) are passed as keyword arguments, as text, numbers or booleans (the same the page passes
+to ``beacons.setAttributes``): ``flags.value(request, "beta", plan="pro")``.
 """
 
 from typing import Any
@@ -23,6 +24,7 @@ from beacons.experiments.recording import events_record as experiment_events_rec
 from beacons.sites import request_site_domain, sites_cached
 
 _CACHE_ATTRIBUTE = "_beacons_flags"
+UNIT_ATTRIBUTES = {"id", "user", "signedIn"}  # who the request is: never passed in, or server and browser would differ
 
 
 def _site_and_facts(request: HttpRequest) -> tuple[int, dict[str, Any]] | None:
@@ -50,6 +52,11 @@ def evaluate(request: HttpRequest, key: str, *, expose: bool = True, **attribute
     if site_and_facts is None:
         return FeatureResult(None, "unknownFeature")
     site_id, facts = site_and_facts
+    for name, given in attributes.items():
+        if name in UNIT_ATTRIBUTES or not isinstance(given, str | int | float | bool | None):
+            raise TypeError(
+                f"flag attribute {name!r}: units are the request's; attributes are text, numbers or booleans"
+            )
     payload = site_payload(site_id)
     result = feature_evaluate(payload["features"], key, {**facts, **attributes})
     if expose and result.hashed and result.experiment in payload["beacons"]["experiments"]:

@@ -163,6 +163,14 @@ def test_a_position_falls_in_its_half_open_range_or_none():
         ({"$not": {"a": 1}}, {"a": 1}, False),
         ({"a": 1, "b": 2}, {"a": 1, "b": 3}, False),
         ({"a": {}}, {"a": {}}, True),  # an empty object is a value, compared whole
+        ({"a": {"b": [1, 2]}}, {"a": {"b": [1, 2]}}, True),
+        ({"a": {"b": [1, 2]}}, {"a": {"b": [1, 3]}}, False),
+        ({"a": {"b": [1, 2]}}, {"a": {"b": [1]}}, False),
+        ({"a": {"b": 1}}, {"a": {"c": 1}}, False),
+        ({"a": [1]}, {"a": 1}, False),
+        ({"a": {"$eq": [1]}}, {"a": [1]}, False),  # === on lists: never the same
+        ({"a": {"$eq": 1}}, {"a": [1]}, False),
+        ({"a": {"$in": [[1]]}}, {"a": [1]}, False),
         ({}, {}, True),
     ],
 )
@@ -179,6 +187,7 @@ def test_version_strings_compare_part_by_part_and_releases_after_their_candidate
     assert padded("v1.2.3+build") == padded("1.2.3")
     assert padded("1.2.3-rc.1") == "    1-    2-    3-rc-    1"
     assert padded("") == padded(None) == "    0"
+    assert padded("1.²") == "    1-²"  # only 0-9 are digits, as in JavaScript (Python's isdigit takes "²" too)
 
 
 FEATURES = {
@@ -694,6 +703,15 @@ def test_a_flag_value_follows_its_rules_for_the_request_and_passed_attributes(si
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "attributes", [{"tags": ["a"]}, {"plan": {"a": 1}}, {"id": "x" * 22}, {"user": "u"}, {"signedIn": True}]
+)
+def test_a_page_cannot_pass_units_or_lists_as_attributes(site, attributes):
+    with pytest.raises(TypeError):
+        flags.value(page_request(), "beta", **attributes)
+
+
+@pytest.mark.django_db
 def test_a_signed_in_user_is_their_experiments_unit_on_the_server(site, settings, django_user_model):
     from beacons.ingest import identity
 
@@ -709,6 +727,9 @@ def test_a_signed_in_user_is_their_experiments_unit_on_the_server(site, settings
     FlagRule.objects.create(flag=flag, attribute="signedIn", operator="true", serve=True)
     assert flags.value(request, "members") is True
     assert flags.value(page_request(), "members") is False
+    settings.BEACONS_IDENTIFY_USERS = False  # the browser only knows a signed-in user from data-uid
+    del request._beacons_flags
+    assert flags.value(request, "members") is False
 
 
 @pytest.mark.django_db

@@ -27,16 +27,17 @@ def request_attributes(request: HttpRequest, *, site_domain: str) -> dict[str, A
 
 def unit_attributes(request: HttpRequest) -> dict[str, Any]:
     """The request's units: ``id`` (the ``beacons_unit`` cookie) and ``user`` (a signed-in user's
-    keyed hash, with BEACONS_IDENTIFY_USERS on), and ``signedIn``. A visitor who asked not to be
+    keyed hash, with BEACONS_IDENTIFY_USERS on), and ``signedIn`` (signed in and identified). A visitor who asked not to be
     tracked has neither unit: rules that split by unit are skipped, as in the browser."""
     user = getattr(request, "user", None)
-    signed_in = bool(user is not None and user.is_authenticated)
+    # As the browser knows it: from the page's data-uid, which only identified users carry.
+    signed_in = bool(settings.BEACONS_IDENTIFY_USERS and user is not None and user.is_authenticated)
     if privacy.wants_no_tracking(request.META):
         return {"signedIn": signed_in}
     attributes: dict[str, Any] = {"signedIn": signed_in}
     unit = request.COOKIES.get(UNIT_COOKIE, "")
     if UNIT_PATTERN.fullmatch(unit):
         attributes["id"] = unit
-    if signed_in and settings.BEACONS_IDENTIFY_USERS:
+    if signed_in:
         attributes["user"] = identity.user_hash(user.pk)
     return attributes

@@ -64,14 +64,26 @@ def _padded_version(value: object) -> str:
     parts = re.split(r"[-.]", re.sub(r"(^v|\+.*$)", "", text))
     if len(parts) == 3:
         parts.append("~")
-    return "-".join(part.rjust(5) if part.isdigit() else part for part in parts)
+    return "-".join(part.rjust(5) if part.isascii() and part.isdigit() else part for part in parts)
 
 
 def _same(left: object, right: object) -> bool:
-    """JavaScript's ``===`` on JSON values: true is not 1, 1 is 1.0."""
+    """JavaScript's ``===`` on JSON values: true is not 1, 1 is 1.0, and two lists or objects are
+    never the same (JavaScript compares them by reference)."""
+    if isinstance(left, list | dict) or isinstance(right, list | dict):
+        return False
     if isinstance(left, bool) or isinstance(right, bool):
         return type(left) is type(right) and left == right
     return left == right
+
+
+def _deep_same(left: object, right: object) -> bool:
+    """Equality of a condition written as a plain value: lists and objects compared by content."""
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(_deep_same(a, b) for a, b in zip(left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(_deep_same(left[key], right[key]) for key in left)
+    return _same(left, right)
 
 
 def _number(value: object) -> bool:
@@ -120,7 +132,7 @@ def _operator_holds(operator: str, actual: object, expected: object) -> bool:
 def _value_matches(expected: object, actual: object) -> bool:
     if isinstance(expected, dict) and expected and all(key.startswith("$") for key in expected):
         return all(_operator_holds(operator, actual, value) for operator, value in expected.items())
-    return _same(actual, expected)
+    return _deep_same(actual, expected)
 
 
 def condition_holds(condition: Mapping[str, Any], attributes: Mapping[str, Any]) -> bool:

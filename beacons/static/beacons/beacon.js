@@ -238,7 +238,10 @@
   });
 
   try {
-    var stubbed = (window.beacons && window.beacons.q) || [];
+    var previous = window.beacons || {};
+    var stubbed = previous.q || [];
+    // What beacon-flags.js (or another script) put there first stays: flag(), getVariant()...
+    for (var name in previous) if (name != "q" && !(name in api)) api[name] = previous[name];
     window.beacons = api;
 
     if (option("errors", true)) {
