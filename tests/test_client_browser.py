@@ -22,7 +22,15 @@ os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 from django.db.models import Sum
 from django.utils import timezone
 
-from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, Granularity, Site
+from beacons.models import (
+    BeaconAggregate,
+    BeaconDefinition,
+    BeaconEvent,
+    ExperimentConversion,
+    ExperimentExposure,
+    Granularity,
+    Site,
+)
 from beacons.queries import visitors, visits
 from beacons.sites import sites_cache_clear
 
@@ -131,7 +139,12 @@ def wait_until_quiet(*, seconds: float = 1.0, timeout: float = 15.0):
     deadline = time.monotonic() + timeout
     seen, since = None, time.monotonic()
     while time.monotonic() < deadline:
-        now = (BeaconAggregate.objects.aggregate(n=Sum("count"))["n"], BeaconEvent.objects.count())
+        now = (
+            BeaconAggregate.objects.aggregate(n=Sum("count"))["n"],
+            BeaconEvent.objects.count(),
+            ExperimentExposure.objects.count(),
+            ExperimentConversion.objects.aggregate(n=Sum("count"))["n"],
+        )
         if now != seen:
             seen, since = now, time.monotonic()
         elif time.monotonic() - since >= seconds:

@@ -14,7 +14,7 @@ from django.utils.html import escape, format_html, format_html_join
 
 from beacons import flags
 from beacons.ingest import identity
-from beacons.sites import request_site_domain
+from beacons.sites import request_site_domain, sites_cached
 
 register = template.Library()
 
@@ -100,8 +100,9 @@ FLAGS_SRC = "beacons/beacon-flags.min.js"
 
 @register.simple_tag(takes_context=True)
 def beacon_flags_script(context, src: str = FLAGS_SRC, **options) -> str:
-    """The deferred script tag for beacon-flags.js (flags and experiments in the browser); the
-    same ``site`` and ``data-uid`` as ``{% beacon_script %}``. ``endpoint``: the origin serving
+    """The deferred script tag for beacon-flags.js (flags and experiments in the browser): the
+    ``site`` of the request's host, else the first site (whose flags the Django helpers read too),
+    and ``data-uid`` as ``{% beacon_script %}``. ``endpoint``: the origin serving
     /beacon/flags/ and /beacon/experiments (default: the script's own)."""
     unknown = sorted(set(options) - FLAGS_OPTIONS.keys())
     if unknown:
@@ -111,7 +112,9 @@ def beacon_flags_script(context, src: str = FLAGS_SRC, **options) -> str:
     given = {name: value for name, value in options.items() if value is not None and value != ""}
     request = context.get("request")
     if "site" not in given and request is not None:
-        site = request_site_domain(request)
+        # As a beacon that names no site counts for the first one, the page reads the first site's flags.
+        default = sites_cached().default
+        site = request_site_domain(request) or (default.domain if default else "")
         if site:
             given["site"] = site
     src = str(src or FLAGS_SRC)

@@ -12,7 +12,17 @@ document.addEventListener("DOMContentLoaded", function () {
   });
   document.getElementById("signup").addEventListener("click", function () {
     beacons("track", "signup", "demo", { plan: "pro" });
+    if (beacons.trackConversion) beacons.trackConversion("signup-button", "signup");
   });
+  // beacon-flags.js (deferred, so loaded by now): the experiment's variation gives the button its
+  // label; reading it counts this visitor as exposed, once.
+  if (beacons.ready) {
+    beacons.ready(function () {
+      var config = beacons.flag("signup-button");
+      if (config && config.label) document.getElementById("signup").textContent = config.label;
+      document.getElementById("variant").textContent = beacons.getVariant("signup-button") || "not in it";
+    });
+  }
   document.getElementById("throw").addEventListener("click", function () {
     throw new Error("Demo error from the throw button");
   });
