@@ -281,6 +281,8 @@ BEACONS_IDENTIFY_USERS = env_bool("BEACONS_IDENTIFY_USERS", False)
 # signed-in user a new visitor.
 BEACONS_IDENTIFY_SECRET = os.environ.get("BEACONS_IDENTIFY_SECRET", "")
 # A visitor's page views with no gap longer than this are one visit (beacons.ingest.sessions).
+# Drop-in endpoints for other trackers and the Sentry SDKs (beacons.ingest.compat): those named are on.
+BEACONS_COMPAT = env_list("BEACONS_COMPAT", "plausible,umami,goatcounter,sentry")
 # Flags and experiments: a change (a kill switch) reaches every page within this many seconds.
 BEACONS_FLAGS_MAX_AGE = env_int("BEACONS_FLAGS_MAX_AGE", 60)
 # Units one experiment records (a row each): past it, new units are not counted (their exposures tallied as dropped).

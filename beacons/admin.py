@@ -235,7 +235,17 @@ class BeaconDefinitionAdmin(DefinitionTransferAdminMixin, ModelAdmin):
 class SiteForm(forms.ModelForm):
     class Meta:
         model = Site
-        fields = ["domain", "name", "is_active", "time_zone", "extra_origins", "members"]
+        fields = [
+            "domain",
+            "name",
+            "is_active",
+            "time_zone",
+            "extra_origins",
+            "members",
+            "umami_website_id",
+            "sentry_project_id",
+            "sentry_public_key",
+        ]
         help_texts = {
             "time_zone": "An IANA time zone name, e.g. Europe/Berlin: the site's days, months and years start at "
             "midnight there, and its dashboard periods (Today, This month…) follow it. Changing it does not move "
@@ -256,7 +266,17 @@ class SiteAdmin(ModelAdmin):
     search_fields = ["domain", "name"]
     filter_horizontal = ["members"]
     readonly_fields = ["created_at"]
-    fields = ["domain", "name", "is_active", "time_zone", "extra_origins", "members", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["domain", "name", "is_active", "time_zone", "extra_origins", "members", "created_at"]}),
+        (
+            "Moving from another tool",
+            {
+                "classes": ["collapse"],
+                "fields": ["umami_website_id", "sentry_project_id", "sentry_public_key"],
+                "description": "The ids other trackers' scripts and the Sentry SDKs send, so their events count here.",
+            },
+        ),
+    ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("members")

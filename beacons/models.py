@@ -120,6 +120,29 @@ class Site(models.Model):
     is_active = models.BooleanField(
         "counting", default=True, help_text="Turn off to refuse this site's beacons (403); its counts stay."
     )
+    umami_website_id = models.UUIDField(
+        "Umami website id",
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="Moving from Umami: the website id your pages' Umami script sends (data-website-id); "
+        "its events count for this site.",
+    )
+    sentry_project_id = models.PositiveIntegerField(
+        "Sentry project id",
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="Moving from Sentry: the number at the end of the DSN (…/<project id>). Events sent there "
+        "become this site's errors.",
+    )
+    sentry_public_key = models.CharField(
+        "Sentry public key",
+        max_length=64,
+        blank=True,
+        validators=[RegexValidator(r"^[0-9a-f]{32}$", "32 hexadecimal digits, as in a Sentry DSN.")],
+        help_text="The DSN's key (https://<public key>@host/<project id>): events with another key get 401.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL,

@@ -1,4 +1,8 @@
-"""The ingest endpoints. Each answers fast, never 500s on bad input, and sets no cookie."""
+"""The ingest endpoints. Each answers fast, never 500s on bad input, and sets no cookie.
+
+The steps every endpoint shares are public for the drop-in endpoints (``beacons.ingest.compat``):
+``answered_before_the_body`` (origin, preflight, method), ``read_body`` (the size limit),
+``request_events_record`` (bots, site, privacy, rate limit, recording), ``reject`` and ``unavailable``."""
 
 import base64
 from functools import lru_cache
@@ -45,18 +49,18 @@ def _own_origin(request: HttpRequest) -> str:
     return f"{request.scheme}://{request.get_host()}"
 
 
-def _cors(response: HttpResponse, origin: str) -> HttpResponse:
+def cors(response: HttpResponse, origin: str) -> HttpResponse:
     if origin:
         response["Access-Control-Allow-Origin"] = origin
         response["Vary"] = "Origin"
     return response
 
 
-def _reject(problem: Rejected, origin: str = "") -> JsonResponse:
-    return _cors(JsonResponse(problem.as_json(), status=problem.status), origin)
+def reject(problem: Rejected, origin: str = "") -> JsonResponse:
+    return cors(JsonResponse(problem.as_json(), status=problem.status), origin)
 
 
-def _read_body(request: HttpRequest) -> bytes:
+def read_body(request: HttpRequest) -> bytes:
     """The body, at most BEACONS_MAX_BODY_BYTES, whole or not at all.
 
     A body without Content-Length (``Transfer-Encoding: chunked``) is read up to the limit
@@ -107,7 +111,7 @@ def _read_bounded(stream, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _rate_limited(context: RequestContext, events: int) -> str:
+def rate_limited(context: RequestContext, events: int) -> str:
     """What was exceeded ("" for nothing): events per visitor or per network per minute."""
     for limit, scope, key in (
         (settings.BEACONS_RATE_LIMIT, "visitor", lambda: context.visitor_hash),
@@ -121,7 +125,7 @@ def _rate_limited(context: RequestContext, events: int) -> str:
     return ""
 
 
-def _site_decide(request: HttpRequest, *, named: object, events: int) -> SiteEntry:
+def site_decide(request: HttpRequest, *, named: object, events: int) -> SiteEntry:
     """The site the request's events count for (``sites.site_for_beacon``), checked against its
     Origin. An unknown or inactive site is refused with 403 and its events tallied as dropped."""
     origin = request.META.get("HTTP_ORIGIN", "")
@@ -139,7 +143,7 @@ def _site_decide(request: HttpRequest, *, named: object, events: int) -> SiteEnt
     return site
 
 
-def _request_events_record(
+def request_events_record(
     request: HttpRequest, *, event_type=None, identifier=None, source: str, data=None, site_named=None
 ) -> None:
     """Count a request's events: bots are dropped (tallied), then parsing, the site, the rate
@@ -151,7 +155,7 @@ def _request_events_record(
     events = events_from_data(data if data is not None else {}, event_type=event_type, identifier=identifier)
     if site_named is None and isinstance(data, dict):
         site_named = data.get("site")
-    site = _site_decide(request, named=site_named, events=len(events))
+    site = site_decide(request, named=site_named, events=len(events))
     context = RequestContext(
         site_id=site.id,
         site_domain=site.domain,
@@ -164,7 +168,7 @@ def _request_events_record(
         tracked=not privacy.wants_no_tracking(request.META),
         signed_visitor=identity.signed_visitor(data.get("uid") if isinstance(data, dict) else None),
     )
-    exceeded = _rate_limited(context, len(events))
+    exceeded = rate_limited(context, len(events))
     if exceeded:
         raise Rejected(429, exceeded, "events")
     try:
@@ -173,16 +177,16 @@ def _request_events_record(
         raise Rejected(422, str(unknown), "event_type") from None
 
 
-def _answered_before_the_body(request: HttpRequest, origin: str) -> HttpResponse | None:
+def answered_before_the_body(request: HttpRequest, origin: str) -> HttpResponse | None:
     """What a POST endpoint answers without reading the body: a foreign origin (403), the CORS
     preflight, another method (405), or ingest switched off (204); None to go on."""
     try:
         if origin and not origin_allowed_somewhere(origin, own_origin=_own_origin(request)):
             return JsonResponse({"error": f"origin {origin} may not send beacons here", "field": "origin"}, status=403)
     except DB_UNREACHABLE:  # the sites are read once per process and then cached: a first request in an outage
-        return _unavailable(origin)
+        return unavailable(origin)
     if request.method == "OPTIONS":
-        response = _cors(HttpResponse(status=204), origin)
+        response = cors(HttpResponse(status=204), origin)
         response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
         response["Access-Control-Allow-Headers"] = "Content-Type"
         response["Access-Control-Max-Age"] = "86400"
@@ -192,7 +196,7 @@ def _answered_before_the_body(request: HttpRequest, origin: str) -> HttpResponse
         response["Allow"] = "POST, OPTIONS"
         return response
     if not settings.BEACONS_ENABLED:
-        return _cors(HttpResponse(status=204), origin)
+        return cors(HttpResponse(status=204), origin)
     return None
 
 
@@ -201,23 +205,23 @@ def _answered_before_the_body(request: HttpRequest, origin: str) -> HttpResponse
 def beacon_collect(request: HttpRequest, event_type: str | None = None, identifier: str | None = None) -> HttpResponse:
     """POST /beacon (JSON, text/plain JSON, or a form) and POST /beacon/<type>/<identifier>."""
     origin = request.META.get("HTTP_ORIGIN", "")
-    answered = _answered_before_the_body(request, origin)
+    answered = answered_before_the_body(request, origin)
     if answered is not None:
         return answered
     try:
-        raw = _read_body(request)
+        raw = read_body(request)
         content_type = request.META.get("CONTENT_TYPE", "")
         if event_type is not None and not raw.strip():
             data, source = {}, "path"
         else:
             data = body_to_data(raw=raw, content_type=content_type, meta=request.META)
             source = "path" if event_type is not None else _source_name(content_type)
-        _request_events_record(request, event_type=event_type, identifier=identifier, source=source, data=data)
+        request_events_record(request, event_type=event_type, identifier=identifier, source=source, data=data)
     except Rejected as problem:
-        return _reject(problem, origin)
+        return reject(problem, origin)
     except DB_UNREACHABLE:  # the direct sink (or a type or the sites not yet cached) needs the database
-        return _unavailable(origin)
-    return _cors(HttpResponse(status=204), origin)
+        return unavailable(origin)
+    return cors(HttpResponse(status=204), origin)
 
 
 @ingest_endpoint
@@ -226,22 +230,22 @@ def experiment_collect(request: HttpRequest) -> HttpResponse:
     """POST /beacon/experiments: a unit's exposures and conversions (``beacons.experiments.recording``),
     under ingest's rules: origin, body limit, bot filter, Do-Not-Track, site, rate limit."""
     origin = request.META.get("HTTP_ORIGIN", "")
-    answered = _answered_before_the_body(request, origin)
+    answered = answered_before_the_body(request, origin)
     if answered is not None:
         return answered
     try:
         data = body_to_data(
-            raw=_read_body(request), content_type=request.META.get("CONTENT_TYPE", ""), meta=request.META
+            raw=read_body(request), content_type=request.META.get("CONTENT_TYPE", ""), meta=request.META
         )
         exposures, conversions = experiment_events_parse(data)
         user_agent = request.META.get("HTTP_USER_AGENT", "")
         if is_bot(user_agent):
             dropped_add(reason=DroppedHits.Reason.BOT, count=1)
-            return _cors(HttpResponse(status=204), origin)
+            return cors(HttpResponse(status=204), origin)
         if privacy.wants_no_tracking(request.META):
-            return _cors(HttpResponse(status=204), origin)  # beacon-flags.js sends nothing then; others count nothing
+            return cors(HttpResponse(status=204), origin)  # beacon-flags.js sends nothing then; others count nothing
         items = len(exposures) + len(conversions)
-        site = _site_decide(request, named=data.get("site"), events=items)
+        site = site_decide(request, named=data.get("site"), events=items)
         context = RequestContext(
             site_id=site.id,
             received_at=timezone.now(),
@@ -251,7 +255,7 @@ def experiment_collect(request: HttpRequest) -> HttpResponse:
             ip=client_ip(request),
             tracked=True,
         )
-        exceeded = _rate_limited(context, items)
+        exceeded = rate_limited(context, items)
         if exceeded:
             raise Rejected(429, exceeded, "events")
         experiment_events_record(
@@ -263,15 +267,15 @@ def experiment_collect(request: HttpRequest) -> HttpResponse:
             at=context.received_at,
         )
     except Rejected as problem:
-        return _reject(problem, origin)
+        return reject(problem, origin)
     except DB_UNREACHABLE:
-        return _unavailable(origin)
-    return _cors(HttpResponse(status=204), origin)
+        return unavailable(origin)
+    return cors(HttpResponse(status=204), origin)
 
 
-def _unavailable(origin: str) -> JsonResponse:
+def unavailable(origin: str) -> JsonResponse:
     outage_warning("beacon not counted: database unreachable", exc_info=True)
-    response = _reject(Rejected(503, "storage is unavailable, retry later"), origin)
+    response = reject(Rejected(503, "storage is unavailable, retry later"), origin)
     response["Retry-After"] = "5"
     return response
 
@@ -298,7 +302,7 @@ def beacon_gif(request: HttpRequest, event_type: str) -> HttpResponse:
         return response
     if settings.BEACONS_ENABLED and request.method == "GET":
         try:
-            _request_events_record(
+            request_events_record(
                 request,
                 event_type=event_type,
                 identifier=request.GET.get("i"),
@@ -307,7 +311,7 @@ def beacon_gif(request: HttpRequest, event_type: str) -> HttpResponse:
                 site_named=request.GET.get("site"),
             )
         except Rejected as problem:
-            return _reject(problem)
+            return reject(problem)
         except DB_UNREACHABLE:  # still answer the image: a broken picture helps nobody
             outage_warning("image beacon not counted: database unreachable", exc_info=True)
     response = HttpResponse(TRANSPARENT_GIF, content_type="image/gif")

@@ -1,0 +1,12 @@
+"""The plausible drop-in endpoint (being written)."""
+
+from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from beacons.ingest.compat import compat_required
+
+
+@csrf_exempt
+@compat_required("plausible")
+def endpoint(request, **kwargs) -> HttpResponse:
+    return HttpResponse(status=501)
