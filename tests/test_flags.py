@@ -399,6 +399,21 @@ def test_the_kept_payload_is_dropped_when_a_flag_changes(site, settings):
 
 
 @pytest.mark.django_db
+def test_a_change_saved_by_another_process_is_served_within_half_the_flags_max_age(site, settings, monkeypatch):
+    import time
+
+    settings.BEACONS_FLAGS_MAX_AGE = 60
+    flag = Flag.objects.create(site=site, key="f", default_value="on")
+    assert payload.site_payload(site.id)["features"]["f"]["defaultValue"] == "on"
+    Flag.objects.filter(pk=flag.pk).update(enabled=False, default_value="off")  # another process: no signal here
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 29)
+    assert payload.site_payload(site.id)["features"]["f"]["defaultValue"] == "on"
+    monkeypatch.setattr(time, "time", lambda: now + 30.5)
+    assert payload.site_payload(site.id)["features"]["f"]["defaultValue"] == "off"
+
+
+@pytest.mark.django_db
 def test_without_a_cache_lifetime_the_payload_is_read_every_time(site, settings):
     settings.BEACONS_FLAGS_MAX_AGE = 1
     assert payload.server_cache_seconds() == 0
