@@ -132,6 +132,11 @@ def test_a_position_falls_in_its_half_open_range_or_none():
         ({"age": {"$gt": 17}}, {"age": 18}, True),
         ({"age": {"$gt": 17}}, {"age": 17}, False),
         ({"age": {"$gte": 17}}, {"age": 17}, True),
+        ({"age": {"$gte": 17}}, {"age": 18}, True),
+        ({"age": {"$gte": 17}}, {"age": 16}, False),
+        ({"app": {"$veq": "2.0.0"}}, {"app": "1.0.0"}, False),
+        ({"a": {"b": 1}}, {"a": "x"}, False),
+        ({"a": "x"}, {"a": {"b": 1}}, False),
         ({"age": {"$lt": 17}}, {"age": 16}, True),
         ({"age": {"$lt": 17}}, {"age": 17}, False),
         ({"age": {"$lte": 17}}, {"age": 17}, True),
@@ -181,6 +186,20 @@ def test_conditions_hold_as_growthbooks_sdks_read_them(condition, attributes, ho
     assert bool(evalCondition(attributes, condition)) is holds  # the same answer from GrowthBook's Python SDK
 
 
+def test_a_lone_surrogate_in_a_unit_is_hashed_not_refused():
+    value = 0x811C9DC5
+    for unit in (ord("a"), 0xD800):
+        value = ((value ^ unit) * 0x01000193) & 0xFFFFFFFF
+    assert fnv1a32("a\ud800") == value
+
+
+def test_weights_within_a_hundredth_of_one_are_used_as_given():
+    assert evaluation.bucket_ranges(2, 1, [0.5, 0.49]) == [(0, 0.5), (0.5, 0.99)]
+    assert evaluation.bucket_ranges(2, 1, [0.51, 0.5]) == [(0, 0.51), (0.51, 1.01)]
+    assert evaluation.bucket_ranges(2, 1, [0.52, 0.5]) == [(0, 0.5), (0.5, 1)]
+    assert evaluation.bucket_ranges(2, 1, [0.5, 0.489]) == [(0, 0.5), (0.5, 1)]
+
+
 def test_version_strings_compare_part_by_part_and_releases_after_their_candidates():
     padded = evaluation._padded_version
     assert padded("1.2.3") == "    1-    2-    3-~"
@@ -219,6 +238,32 @@ def test_a_rule_whose_condition_fails_is_skipped_for_the_default():
     assert feature_evaluate(FEATURES, "forced", {"country": "DE"}).source == "force"
     assert feature_evaluate(FEATURES, "forced", {"country": "FR"}).value is False
     assert feature_evaluate(FEATURES, "forced", {"country": "FR"}).source == "defaultValue"
+
+
+def test_a_forced_value_or_a_default_is_no_experiment_assignment():
+    for attributes in ({"country": "DE"}, {"country": "FR"}):
+        result = feature_evaluate(FEATURES, "forced", attributes)
+        assert (result.hashed, result.experiment, result.variation, result.variation_key) == (False, None, None, None)
+
+
+def test_a_rollout_range_includes_its_low_edge_and_excludes_its_high_edge():
+    unit = units(1)[0]
+    edge = unit_hash("edge", unit)
+
+    def served(low, high):
+        rule = {"force": True, "range": [low, high], "hashVersion": 2, "seed": "edge"}
+        return feature_evaluate({"k": {"defaultValue": False, "rules": [rule]}}, "k", {"id": unit}).value
+
+    assert served(edge, 1) is True
+    assert served(0, edge) is False
+    assert served(0, edge + 0.0001) is True
+
+
+def test_a_rollout_without_a_hash_version_hashes_as_version_1():
+    rule = {"force": "on", "range": [0, 0.5], "seed": "s"}
+    for unit in units(100):
+        expected = "on" if unit_hash("s", unit, 1) < 0.5 else "off"
+        assert feature_evaluate({"k": {"defaultValue": "off", "rules": [rule]}}, "k", {"id": unit}).value == expected
 
 
 def test_an_unknown_flag_says_so():
@@ -263,7 +308,18 @@ def test_forcing_a_variation_wins_over_the_hash_and_is_not_counted():
     unit = next(u for u in units(100) if unit_hash("exp", u) < 0.5)
     result = feature_evaluate(FEATURES, "exp", {"id": unit}, forced={"exp": 1})
     assert (result.variation_key, result.hashed) == ("b", False)
-    assert feature_evaluate(FEATURES, "exp", {"id": unit}, forced={"exp": 7}).variation_key == "control"
+    control = feature_evaluate(FEATURES, "exp", {"id": unit}, forced={"exp": 0})
+    assert (control.variation_key, control.hashed) == ("control", False)
+    for out_of_range in (2, 7, -1):  # not a variation: the hash decides
+        hashed = feature_evaluate(FEATURES, "exp", {"id": unit}, forced={"exp": out_of_range})
+        assert (hashed.variation_key, hashed.hashed) == ("control", True)
+
+
+def test_a_variation_is_forced_by_the_experiments_key_not_the_flags():
+    features = {"flag-key": {"rules": [{"key": "exp-key", "variations": ["a", "b"], "hashVersion": 2}]}}
+    unit = next(u for u in units(100) if unit_hash("exp-key", u) < 0.5)
+    assert feature_evaluate(features, "flag-key", {"id": unit}, forced={"exp-key": 1}).value == "b"
+    assert feature_evaluate(features, "flag-key", {"id": unit}, forced={"flag-key": 1}).value == "a"
 
 
 def test_an_experiment_rule_without_two_variations_or_a_unit_is_skipped():
@@ -291,8 +347,16 @@ def test_an_experiment_hashes_on_the_attribute_it_names_with_its_seed():
     }
     for unit in units(200):
         expected = "a" if unit_hash("s", unit) < 0.5 else "b"
-        assert feature_evaluate(features, "k", {"user": unit, "id": "other"}).value == expected
+        result = feature_evaluate(features, "k", {"user": unit, "id": "other"})
+        assert (result.value, result.experiment) == (expected, "exp-key")
     assert feature_evaluate(features, "k", {"id": UNIT}).source == "defaultValue"
+
+
+def test_an_experiment_without_a_seed_hashes_with_its_own_key():
+    features = {"flag-key": {"rules": [{"key": "exp-key", "variations": ["a", "b"], "hashVersion": 2}]}}
+    for unit in units(200):
+        expected = "a" if unit_hash("exp-key", unit) < 0.5 else "b"
+        assert feature_evaluate(features, "flag-key", {"id": unit}).value == expected
 
 
 def test_version_1_hashing_is_read_too():
@@ -318,13 +382,27 @@ def test_the_payload_publishes_flags_rules_and_running_experiments_in_growthbook
     features = published["features"]
     assert features["new-checkout"]["defaultValue"] is False
     first, second = features["new-checkout"]["rules"]
+    assert first["id"] == f"rule-{flag.rules.get(position=1).pk}"
     assert first["condition"] == {"country": {"$in": ["DE", "AT"]}} and first["force"] is True
     assert "range" not in first
     assert second["range"] == [0, 0.3] and second["seed"] == "new-checkout" and second["hashVersion"] == 2
+    assert second["hashAttribute"] == "id"  # beacon-flags.js makes a unit only for rules that hash "id"
     assert "condition" not in second
     split = features["colour"]["rules"][0]
     assert split["variations"] == ["red", "blue"] and split["weights"] == [0.25, 0.75]
+    colour = Flag.objects.get(key="colour")
+    assert (split["id"], split["key"], split["hashAttribute"]) == (f"split-{colour.pk}", "colour", "id")
+    assert (split["hashVersion"], split["seed"], split["meta"]) == (2, "colour", [{"key": "0"}, {"key": "1"}])
     experiment = features["checkout-button"]["rules"][0]
+    checkout_button = Experiment.objects.get(key="checkout-button")
+    assert {name: experiment[name] for name in ("id", "key", "name", "seed", "phase", "hashVersion")} == {
+        "id": f"experiment-{checkout_button.pk}",
+        "key": "checkout-button",
+        "name": "Checkout-Button",
+        "seed": "checkout-button",
+        "phase": "1",
+        "hashVersion": 2,
+    }
     assert experiment["coverage"] == 0.8 and experiment["weights"] == [0.5, 0.5]
     assert experiment["variations"] == [{"colour": "grey"}, {"colour": "green"}]
     assert experiment["meta"] == [{"key": "control", "name": "Control"}, {"key": "b", "name": "Variant B"}]
@@ -332,6 +410,49 @@ def test_the_payload_publishes_flags_rules_and_running_experiments_in_growthbook
     assert features["checkout-button"]["defaultValue"] == {"colour": "grey"}
     assert features["draft-one"] == {"defaultValue": {"colour": "grey"}}
     assert published["beacons"]["experiments"] == {"checkout-button": {"unit": "visitor", "metrics": ["signup"]}}
+
+
+@pytest.mark.django_db
+def test_an_experiment_concluded_without_a_winner_or_running_with_one_variation_serves_control(site):
+    concluded = make_experiment(site, key="no-winner", status="concluded")
+    lonely = make_experiment(site, key="lonely", weights=(100,))
+    running = make_experiment(site, key="with-stale-winner")
+    running.winner = running.variations.get(key="b")
+    running.save()
+    published = payload.payload_build(site.id)
+    assert published["features"][concluded.key] == {"defaultValue": {"colour": "grey"}}
+    assert published["features"][lonely.key] == {"defaultValue": {"colour": "grey"}}
+    assert "rules" in published["features"][running.key]
+    assert list(published["beacons"]["experiments"]) == [running.key]
+
+
+@pytest.mark.django_db
+def test_each_site_keeps_its_own_payload(site):
+    other = Site.objects.create(domain="other.example", name="Other")
+    Flag.objects.create(site=site, key="here")
+    Flag.objects.create(site=other, key="there")
+    assert list(payload.site_payload(site.id)["features"]) == ["here"]
+    assert list(payload.site_payload(other.id)["features"]) == ["there"]
+
+
+@pytest.mark.django_db
+def test_saving_a_rule_or_a_variation_drops_the_kept_payload(site, settings):
+    settings.BEACONS_FLAGS_MAX_AGE = 60
+    flag = Flag.objects.create(site=site, key="f", default_value=1)
+    experiment = make_experiment(site)
+    payload.site_payload(site.id)
+    FlagRule.objects.create(flag=flag, serve=2)
+    assert payload.site_payload(site.id)["features"]["f"]["rules"][0]["force"] == 2
+    variation = experiment.variations.get(key="b")
+    variation.config = {"colour": "red"}
+    variation.save()
+    assert payload.site_payload(site.id)["features"][experiment.key]["rules"][0]["variations"][1] == {"colour": "red"}
+
+
+@pytest.mark.django_db
+def test_a_split_without_weights_shares_equally(site):
+    Flag.objects.create(site=site, key="f", variations=["a", "b", "c", "d"])
+    assert payload.payload_build(site.id)["features"]["f"]["rules"][0]["weights"] == [0.25] * 4
 
 
 @pytest.mark.django_db
@@ -594,6 +715,40 @@ def test_a_malformed_request_is_refused_whole_and_counts_nothing(site, beacon_cl
     assert response.status_code == 400
     assert "error" in response.json()
     assert not ExperimentConversion.objects.exists() and ExperimentExposure.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("[]", "body"),
+        (json.dumps({"site": "x"}), "body"),
+        (json.dumps({"exposures": {}}), "exposures"),
+        (json.dumps({"conversions": [{"experiment": "e", "metric": ""}]}), "metric"),
+        (json.dumps({"conversions": [{"experiment": "e", "metric": "m", "value": "1"}]}), "value"),
+        (json.dumps({"conversions": [{"experiment": "e", "metric": "m", "value": -1e13}]}), "value"),
+    ],
+)
+def test_a_refusal_names_the_field_at_fault(site, beacon_client, body, field):
+    response = post_events(beacon_client, body)
+    assert (response.status_code, response.json()["field"]) == (400, field)
+
+
+@pytest.mark.django_db
+def test_the_longest_keys_and_the_most_items_allowed_count(site, beacon_client):
+    key = "k" * 64
+    experiment = make_experiment(site, key=key)
+    experiment.variations.filter(key="b").update(key="v" * 32)
+    exposures = [{"experiment": key, "variation": "v" * 32}] * 20
+    body = {
+        "site": site.domain,
+        "unit": UNIT,
+        "exposures": exposures,
+        "conversions": [{"experiment": key, "metric": "signup"}] * 20,
+    }
+    assert post_events(beacon_client, body).status_code == 204
+    assert ExperimentExposure.objects.get().variation == 1
+    assert (ExperimentConversion.objects.get().count, ExperimentConversion.objects.get().value_sum) == (20, 0)
 
 
 @pytest.mark.django_db
@@ -982,3 +1137,68 @@ def test_staff_see_and_pick_only_their_sites_flags(client, make_staff, site):
     assert client.get(f"/admin/beacons/flag/{theirs.pk}/change/").status_code == 302  # the admin's "not found"
     form = client.get("/admin/beacons/flag/add/").content.decode()
     assert site.domain in form and "other.example" not in form
+
+
+# --- Results ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_experiments_are_listed_running_then_drafts_then_the_ended_newest_first(site):
+    from beacons.queries.experiments import experiments_listed
+
+    stopped = make_experiment(site, key="stopped", status="stopped")
+    draft = make_experiment(site, key="draft", status="draft")
+    running = make_experiment(site, key="running")
+    concluded = make_experiment(site, key="concluded", status="concluded")
+    ExperimentExposure.objects.create(experiment=running, unit=UNIT, variation=0, first_seen=timezone.now())
+    ExperimentExposure.objects.create(
+        experiment=running, unit="c" * 22, variation=1, conflicted=True, first_seen=timezone.now()
+    )
+    listed = experiments_listed(site=site)
+    assert [experiment.key for experiment, _ in listed] == [running.key, draft.key, concluded.key, stopped.key]
+    assert [units for _, units in listed] == [1, 0, 0, 0]
+
+
+@pytest.mark.django_db
+def test_a_variation_nobody_reached_reads_as_zero_everywhere(site):
+    from beacons.queries.experiments import experiment_results
+
+    experiment = make_experiment(site, weights=(50, 25, 25))
+    now = timezone.now()
+    ExperimentExposure.objects.bulk_create(
+        ExperimentExposure(experiment=experiment, unit=unit, variation=1, first_seen=now) for unit in units(3)
+    )
+    ExperimentConversion.objects.create(
+        experiment=experiment, unit=units(3)[0], metric="signup", variation=1, count=2, value_sum=5, first_at=now
+    )
+    results = experiment_results(experiment)
+    assert results.units == [0, 3, 0] and results.total_units == 3 and results.conflicted == 0
+    control, b, c = results.metrics[0].outcomes
+    assert (control.units, control.converted, control.conversions, control.value_sum, control.rate) == (
+        0,
+        0,
+        0,
+        0.0,
+        0.0,
+    )
+    assert (b.units, b.converted, b.conversions, b.value_sum) == (3, 1, 2, 5.0)
+    assert b.rate == pytest.approx(1 / 3)
+    assert (c.units, c.converted, c.conversions) == (0, 0, 0)
+    assert control.comparison is None and b.comparison is not None
+
+
+@pytest.mark.django_db
+def test_a_split_with_a_weight_of_zero_saved_before_the_rule_is_not_checked(site):
+    from beacons.queries.experiments import experiment_results
+
+    experiment = make_experiment(site)
+    experiment.variations.filter(key="b").update(weight=0)
+    ExperimentExposure.objects.bulk_create(
+        ExperimentExposure(experiment=experiment, unit=unit, variation=0, first_seen=timezone.now())
+        for unit in units(500)
+    )
+    assert experiment_results(experiment).sample_ratio.mismatch is False
+    lonely = make_experiment(site, key="lonely", weights=(100,))
+    assert experiment_results(lonely).sample_ratio.mismatch is False
+    experiment.variations.filter(key="b").update(weight=50)
+    assert experiment_results(experiment).sample_ratio.mismatch is True  # 500 / 0 on a 50/50 split

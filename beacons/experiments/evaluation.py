@@ -221,16 +221,26 @@ def feature_evaluate(
         if rule.get("condition") and not condition_holds(rule["condition"], attributes):
             continue
         if "force" in rule:
-            if _in_rollout(rule, attributes, feature_key=key):
-                return FeatureResult(rule["force"], "force")
-            continue
-        variations = rule.get("variations") or []
-        if len(variations) < 2:
-            continue
-        forced_variation = (forced or {}).get(rule.get("key") or key)
-        if forced_variation is not None and 0 <= forced_variation < len(variations):
-            return _experiment_result(rule, forced_variation, feature_key=key, hashed=False)
-        variation = _experiment_variation(rule, attributes, feature_key=key)
-        if variation >= 0:
-            return _experiment_result(rule, variation, feature_key=key, hashed=True)
+            result = FeatureResult(rule["force"], "force") if _in_rollout(rule, attributes, feature_key=key) else None
+        else:
+            result = _experiment_rule_result(rule, attributes, feature_key=key, forced=forced or {})
+        if result is not None:
+            return result
     return FeatureResult(feature.get("defaultValue"), "defaultValue")
+
+
+def _experiment_rule_result(
+    rule: Mapping[str, Any], attributes: Mapping[str, Any], *, feature_key: str, forced: Mapping[str, int]
+) -> FeatureResult | None:
+    """The variation an experiment rule gives: forced (debugging), else by the hash; None when the
+    rule does not take the unit in (or is not an experiment of two variations or more)."""
+    variations = rule.get("variations") or []
+    if len(variations) < 2:
+        return None
+    forced_variation = forced.get(rule.get("key") or feature_key)
+    if forced_variation is not None and 0 <= forced_variation < len(variations):
+        return _experiment_result(rule, forced_variation, feature_key=feature_key, hashed=False)
+    variation = _experiment_variation(rule, attributes, feature_key=feature_key)
+    if variation >= 0:
+        return _experiment_result(rule, variation, feature_key=feature_key, hashed=True)
+    return None

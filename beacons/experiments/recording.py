@@ -103,14 +103,6 @@ def _upsert_conversion(experiment: Experiment, unit: str, variation: int, conver
         )
 
 
-@dataclass(frozen=True)
-class Recorded:
-    exposures: int  # new units exposed
-    conflicts: int  # units now seen in a second variation
-    conversions: int
-    ignored: int  # items of experiments not running here, of unknown variations or metrics, without a unit
-
-
 def events_record(
     *,
     site_id: int,
@@ -119,7 +111,7 @@ def events_record(
     unit: object,
     signed_user: str,
     at: datetime,
-) -> Recorded:
+) -> None:
     """Record a unit's exposures, then its conversions (a conversion counts only for a unit
     already exposed, in the variation it was exposed to). Items naming an experiment that is
     not running on the site, a variation or metric it does not have, or without a valid unit
@@ -131,40 +123,36 @@ def events_record(
             site_id=site_id, key__in=keys, status=Experiment.Status.RUNNING
         ).prefetch_related("variations")
     }
-    new_units = conflicts = converted = ignored = 0
     with transaction.atomic():
         for exposure in exposures:
             experiment = running.get(exposure.experiment)
             variation_keys = [variation.key for variation in experiment.variations.all()] if experiment else []
             unit_id = unit_of(experiment, unit=unit, signed_user=signed_user) if experiment else ""
-            if not unit_id or exposure.variation not in variation_keys:
-                ignored += 1
-                continue
-            variation = variation_keys.index(exposure.variation)
-            existing = ExperimentExposure.objects.filter(experiment=experiment, unit=unit_id).first()
-            if existing is None:
-                if not _room_for_units(experiment):
-                    ignored += 1
-                    continue
-                _, created = ExperimentExposure.objects.get_or_create(
-                    experiment=experiment, unit=unit_id, defaults={"variation": variation, "first_seen": at}
-                )
-                if created:
-                    new_units += 1
-                    counted_at, counted = _units_counted[experiment.pk]
-                    _units_counted[experiment.pk] = (counted_at, counted + 1)
-            elif existing.variation != variation and not existing.conflicted:
-                ExperimentExposure.objects.filter(pk=existing.pk).update(conflicted=True)
-                conflicts += 1
+            if unit_id and exposure.variation in variation_keys:
+                _exposure_record(experiment, unit_id, variation_keys.index(exposure.variation), at)
         for conversion in conversions:
             experiment = running.get(conversion.experiment)
             unit_id = unit_of(experiment, unit=unit, signed_user=signed_user) if experiment else ""
             exposed = (
                 ExperimentExposure.objects.filter(experiment=experiment, unit=unit_id).first() if unit_id else None
             )
-            if exposed is None or conversion.metric not in experiment.metrics:
-                ignored += 1
-                continue
-            _upsert_conversion(experiment, unit_id, exposed.variation, conversion, at)
-            converted += 1
-    return Recorded(new_units, conflicts, converted, ignored)
+            if exposed is not None and conversion.metric in experiment.metrics:
+                _upsert_conversion(experiment, unit_id, exposed.variation, conversion, at)
+
+
+def _exposure_record(experiment: Experiment, unit: str, variation: int, at: datetime) -> None:
+    """A new unit's row (within the limit), or an existing unit marked conflicted when it reports
+    another variation."""
+    existing = ExperimentExposure.objects.filter(experiment=experiment, unit=unit).first()
+    if existing is not None:
+        if existing.variation != variation and not existing.conflicted:
+            ExperimentExposure.objects.filter(pk=existing.pk).update(conflicted=True)
+        return
+    if not _room_for_units(experiment):
+        return
+    _, created = ExperimentExposure.objects.get_or_create(
+        experiment=experiment, unit=unit, defaults={"variation": variation, "first_seen": at}
+    )
+    if created:
+        counted_at, counted = _units_counted[experiment.pk]
+        _units_counted[experiment.pk] = (counted_at, counted + 1)

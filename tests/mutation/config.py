@@ -45,6 +45,31 @@ POSTGRES: dict[str, list[str]] = {
 # changed is reported as stale (`--list` exits 1). Identical lines in one function share an entry.
 SET_ASIDE: list[dict[str, object]] = [
     {
+        "file": "beacons/experiments/evaluation.py", "function": "_operator_holds", "change": "return x → return None",
+        "text": "return False",
+        "reason": "condition_holds reads the answer as a truth value: None and False both skip the rule",
+    },
+    {
+        "file": "beacons/experiments/evaluation.py", "function": "_operator_holds", "change": "return x → return None",
+        "text": "return False  # an operator this payload never holds: the rule is skipped, as an SDK skips it",
+        "reason": "condition_holds reads the answer as a truth value: None and False both skip the rule",
+    },
+    {
+        "file": "beacons/experiments/evaluation.py", "function": "_same", "change": "or → and",
+        "text": "if isinstance(left, list | dict) or isinstance(right, list | dict):",
+        "reason": "a list or object is never == a text, number or boolean, so only two containers reach a difference, and both return False",
+    },
+    {
+        "file": "beacons/experiments/evaluation.py", "function": "_same", "change": "return x → return None",
+        "text": "return False",
+        "reason": "every caller reads the answer as a truth value (all, any, not): None and False are the same there",
+    },
+    {
+        "file": "beacons/experiments/evaluation.py", "function": "_experiment_variation", "change": "1 → 2",
+        "text": "return -1",
+        "reason": "-1 and -2 both mean no variation: the caller tests variation >= 0",
+    },
+    {
         "file": "beacons/ingest/sessions.py", "function": "", "change": "10000 → 10001",
         "text": "PAGE_VIEW_LOG_CHUNK = 10_000  # log entries read at once by the drain",
         "reason": "how many log entries are read at once: the same entries are folded in the same order",
