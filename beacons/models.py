@@ -1035,3 +1035,48 @@ class ExperimentConversion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment_id}: {self.unit[:8]}… converted on {self.metric} {self.count}×"
+
+
+PEER_SOURCE_MAX_LENGTH = 64
+
+
+class PeerImportDay(models.Model):
+    """One local day of one kind of file exported by another analytics tool, imported into a site
+    (``beacons.transfer.peers``): a later import of that kind of file skips the day, so importing a
+    file twice, or an export that overlaps an earlier one, counts each day once."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(
+        max_length=PEER_SOURCE_MAX_LENGTH,
+        help_text="The tool and the kind of file, e.g. “plausible:imported_pages.csv” or “umami:export.csv”.",
+    )
+    day = models.DateField(help_text="A calendar day in the site's time zone.")
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "imported day"
+        ordering = ["site", "source", "day"]
+        constraints = [models.UniqueConstraint(fields=["site", "source", "day"], name="peer_import_day_once")]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} of {self.source}"
+
+
+class ImportedVisitors(models.Model):
+    """The unique visitors of one day as another analytics tool counted them, kept as the figure it
+    exported: a count cannot become a visitor sketch, so it is never merged into Beacons' own
+    unique visitors, and it is shown labelled “imported”."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="imported_visitors")
+    source = models.CharField(max_length=32, help_text="The tool that counted them: plausible, umami or goatcounter.")
+    day = models.DateField(help_text="A calendar day in the site's time zone.")
+    visitors = models.PositiveBigIntegerField()
+
+    class Meta:
+        verbose_name = "imported visitors"
+        verbose_name_plural = "imported visitors"
+        ordering = ["site", "source", "day"]
+        constraints = [models.UniqueConstraint(fields=["site", "source", "day"], name="imported_visitors_once")]
+
+    def __str__(self) -> str:
+        return f"{self.visitors:,} visitors on {self.day:%Y-%m-%d} (imported from {self.source})"

@@ -314,6 +314,11 @@ def beacon_gif(request: HttpRequest, event_type: str) -> HttpResponse:
             return reject(problem)
         except DB_UNREACHABLE:  # still answer the image: a broken picture helps nobody
             outage_warning("image beacon not counted: database unreachable", exc_info=True)
+    return transparent_gif()
+
+
+def transparent_gif() -> HttpResponse:
+    """The 1×1 image an image beacon answers, never kept by a cache (each load must reach the server)."""
     response = HttpResponse(TRANSPARENT_GIF, content_type="image/gif")
     response["Cache-Control"] = "no-store, max-age=0"
     return response

@@ -1,5 +1,6 @@
 """The admin's import / export: upload and confirm forms (size-bounded, signed) and the
-mixins that stream exports and offer example files, for counts and beacon types."""
+mixins that stream exports and offer example files, for counts and beacon types; and the
+upload of another analytics tool's export (``beacons.transfer.peers``) beside the counts' import."""
 
 import io
 import os
@@ -13,13 +14,16 @@ from django.contrib.admin.views.main import ERROR_FLAG
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV, JSON, XLSX
 from import_export.forms import ConfirmImportForm, ExportForm, ImportForm
 from import_export.signals import post_export
 
-from beacons.transfer import formats
+from beacons.models import Site
+from beacons.queries.sites import sites_visible
+from beacons.transfer import formats, peers
 from beacons.transfer.resources import (
     DEFINITION_COLUMNS,
     BeaconAggregateResource,
@@ -52,12 +56,7 @@ class BoundedImportForm(ImportForm):
 
     def clean_import_file(self):
         upload = self.cleaned_data["import_file"]
-        limit = settings.BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES
-        if upload is not None and upload.size > limit:
-            raise ValidationError(
-                f"The file is {upload.size:,} bytes, more than the {limit:,} allowed "
-                "(BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES): split it, or use the beacons_import command."
-            )
+        _upload_size_check(upload, command="beacons_import")
         return upload
 
 
@@ -90,6 +89,41 @@ class AggregateImportForm(BoundedImportForm):
 
 class AggregateConfirmImportForm(SignedConfirmImportForm):
     mode = forms.ChoiceField(choices=MODE_CHOICES, widget=forms.HiddenInput)
+
+
+def _upload_size_check(upload, *, command: str) -> None:
+    """Refuse an upload larger than ``BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES`` before it is read."""
+    limit = settings.BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES
+    if upload is not None and upload.size > limit:
+        raise ValidationError(
+            f"The file is {upload.size:,} bytes, more than the {limit:,} allowed "
+            f"(BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES): split it, or use the {command} command."
+        )
+
+
+class PeerImportForm(forms.Form):
+    """Another analytics tool's export, into one of the sites the user may see."""
+
+    peer = forms.ChoiceField(choices=list(peers.PEERS.items()), label="Exported by")
+    site = forms.ModelChoiceField(queryset=Site.objects.none(), label="Into the site")
+    file = forms.FileField(
+        label="Export file",
+        help_text="Plausible: the zip from Site settings → Imports & Exports → Export (or one imported_*.csv "
+        "of it). GoatCounter: the CSV export (.csv.gz). Umami: the data export (.csv). Each day is imported "
+        "once: an export that overlaps an earlier one adds only its new days.",
+    )
+    dry_run = forms.BooleanField(
+        required=False, label="Check only", help_text="Check every row and report; write nothing."
+    )
+
+    def __init__(self, *args, sites: list[Site], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = Site.objects.filter(pk__in=[site.pk for site in sites])
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        _upload_size_check(upload, command="beacons_import_peer")
+        return upload
 
 
 def _import_file_salt(request) -> str:
@@ -214,6 +248,52 @@ class AggregateTransferAdminMixin(TransferAdminMixin):
 
     def export_chunks(self, *, queryset, file_format):
         return formats.aggregates_export(queryset=queryset, file_format=file_format)
+
+    def get_urls(self):
+        info = self.get_model_info()
+        peer = path(
+            "import/peer/",
+            self.admin_site.admin_view(self.peer_import_view),
+            name="{}_{}_import_peer".format(*info),
+        )
+        return [peer] + super().get_urls()
+
+    def import_action(self, request, **kwargs):
+        response = super().import_action(request, **kwargs)
+        if isinstance(response, TemplateResponse) and not response.is_rendered:
+            response.context_data["peer_form"] = PeerImportForm(sites=sites_visible(user=request.user))
+        return response
+
+    def peer_import_view(self, request):
+        """Upload another tool's export (``peers.peer_import``), into a site the user may see."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        sites = sites_visible(user=request.user)
+        form = PeerImportForm(request.POST or None, request.FILES or None, sites=sites)
+        summary = None
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                summary = peers.peer_import(
+                    peer=form.cleaned_data["peer"],
+                    stream=upload,
+                    filename=upload.name,
+                    site=form.cleaned_data["site"],
+                    dry_run=form.cleaned_data["dry_run"],
+                )
+            except formats.FileProblem as problem:
+                form.add_error("file", f"The file cannot be imported: {problem}.")
+        days, visitors = peers.peer_imports_listed(sites=sites)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import the history of another analytics tool",
+            "opts": self.model._meta,
+            "form": form,
+            "summary": summary,
+            "imported_days": days,
+            "imported_visitors": visitors,
+        }
+        return TemplateResponse(request, "admin/beacons/peer_import.html", context)
 
 
 class DefinitionTransferAdminMixin(TransferAdminMixin):
