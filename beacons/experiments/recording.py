@@ -98,7 +98,7 @@ def _upsert_conversion(experiment: Experiment, unit: str, variation: int, conver
             f"INSERT INTO {table} (experiment_id, unit, metric, variation, count, value_sum, first_at) "
             "VALUES (%s, %s, %s, %s, 1, %s, %s) "
             "ON CONFLICT (experiment_id, unit, metric) DO UPDATE "
-            "SET count = count + 1, value_sum = value_sum + excluded.value_sum",
+            f"SET count = {table}.count + 1, value_sum = {table}.value_sum + excluded.value_sum",
             [experiment.pk, unit, conversion.metric, variation, conversion.value, at],
         )
 
