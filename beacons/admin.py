@@ -736,21 +736,24 @@ class ExperimentVariationInline(admin.TabularInline):
     fields = ["position", "key", "name", "weight", "config"]
 
 
+EXPERIMENT_FIELDS = [
+    "site",
+    "key",
+    "name",
+    "hypothesis",
+    "status",
+    "winner",
+    "coverage",
+    "unit",
+    "primary_metric",
+    "secondary_metrics",
+]
+
+
 class ExperimentForm(forms.ModelForm):
     class Meta:
         model = Experiment
-        fields = [
-            "site",
-            "key",
-            "name",
-            "hypothesis",
-            "status",
-            "winner",
-            "coverage",
-            "unit",
-            "primary_metric",
-            "secondary_metrics",
-        ]
+        fields = EXPERIMENT_FIELDS
 
     def clean(self):
         cleaned = super().clean()
@@ -771,20 +774,7 @@ class ExperimentAdmin(SiteScopedAdmin):
     list_display = ["name", "key", "site", "status", "unit", "primary_metric", "started_at", "results_link"]
     list_filter = ["status", "site"]
     search_fields = ["key", "name", "hypothesis"]
-    fields = [
-        "site",
-        "key",
-        "name",
-        "hypothesis",
-        "status",
-        "winner",
-        "coverage",
-        "unit",
-        "primary_metric",
-        "secondary_metrics",
-        "started_at",
-        "stopped_at",
-    ]
+    fields = [*EXPERIMENT_FIELDS, "started_at", "stopped_at"]
     readonly_fields = ["started_at", "stopped_at"]
     inlines = [ExperimentVariationInline]
 

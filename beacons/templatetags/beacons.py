@@ -66,14 +66,19 @@ def beacon_script(context, src: str = DEFAULT_SRC, **options) -> str:
         site = request_site_domain(request) if request is not None else ""
         if site:
             given["site"] = site
-    src = str(src or DEFAULT_SRC)
+    return _script_tag(src or DEFAULT_SRC, OPTIONS, given, context.get("request"))
+
+
+def _script_tag(src: str, options: dict[str, str], given: dict, request) -> str:
+    """``<script defer src=…>`` with the given options as data- attributes (escaped) and a signed-in
+    user's ``data-uid``. ``src``: a static path, or an absolute URL / root-relative path used as is."""
+    src = str(src)
     url = src if src.startswith(("/", "http://", "https://")) else static(src)
-    pairs = [(attr, _attribute_value(given[name])) for name, attr in OPTIONS.items() if name in given]
-    uid = _signed_in_uid(context.get("request"))
+    pairs = [(attr, _attribute_value(given[name])) for name, attr in options.items() if name in given]
+    uid = _signed_in_uid(request)
     if uid:
         pairs.append(("data-uid", uid))
-    attributes = format_html_join("", ' {}="{}"', pairs)
-    return format_html('<script defer src="{}"{}></script>', escape(url), attributes)
+    return format_html('<script defer src="{}"{}></script>', escape(url), format_html_join("", ' {}="{}"', pairs))
 
 
 def _signed_in_uid(request) -> str:
@@ -117,13 +122,7 @@ def beacon_flags_script(context, src: str = FLAGS_SRC, **options) -> str:
         site = request_site_domain(request) or (default.domain if default else "")
         if site:
             given["site"] = site
-    src = str(src or FLAGS_SRC)
-    url = src if src.startswith(("/", "http://", "https://")) else static(src)
-    pairs = [(attr, _attribute_value(given[name])) for name, attr in FLAGS_OPTIONS.items() if name in given]
-    uid = _signed_in_uid(request)
-    if uid:
-        pairs.append(("data-uid", uid))
-    return format_html('<script defer src="{}"{}></script>', escape(url), format_html_join("", ' {}="{}"', pairs))
+    return _script_tag(src or FLAGS_SRC, FLAGS_OPTIONS, given, request)
 
 
 class FlagNode(template.Node):
