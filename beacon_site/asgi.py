@@ -1,9 +1,15 @@
-"""The ASGI application."""
+"""The ASGI application: Django's handler with the ingest fast path (``beacons.ingest.fastpath``),
+unless ``BEACONS_FAST_PATH`` is off."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beacon_site.settings")
+django.setup(set_prefix=False)
 
-application = get_asgi_application()
+from beacons.ingest.fastpath import FastPathASGIHandler  # noqa: E402 (needs the apps loaded)
+
+application = FastPathASGIHandler() if settings.BEACONS_FAST_PATH else ASGIHandler()

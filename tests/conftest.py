@@ -3,8 +3,11 @@ import os
 from datetime import UTC, datetime
 
 import pytest
+from django.core import signals
 from django.core.cache import cache
-from django.db import connection
+from django.core.handlers.wsgi import WSGIRequest
+from django.db import close_old_connections, connection
+from django.http import HttpResponse
 from django.test import Client
 from django.test.client import ClientHandler
 
@@ -131,7 +134,33 @@ def day_count(slug, identifier=""):
 
 
 class FastPathClientHandler(IngestFastPath, ClientHandler):
-    """The test client's handler with the site's ingest fast path, as ``beacon_site.wsgi`` serves."""
+    """The test client's handler with the served application's ingest fast path: a request of an
+    ingest path is answered by its WSGI call (``IngestFastPath.ingest_call``) and the client sees
+    what a server would send (status line, headers, body); any other takes the client's path."""
+
+    def __call__(self, environ):
+        started = {}
+
+        def start_response(status, headers, exc_info=None):
+            started.update(status=status, headers=headers)
+
+        answer = self.ingest_call(environ, start_response)
+        if answer is None:
+            return super().__call__(environ)
+        try:
+            body = b"".join(answer)
+        finally:
+            # As the test client closes a response: without closing the test's database connection.
+            signals.request_finished.disconnect(close_old_connections)
+            answer.close()
+            signals.request_finished.connect(close_old_connections)
+        code, reason = started["status"].split(" ", 1)
+        response = HttpResponse(body, status=int(code), reason=reason)
+        del response["Content-Type"]
+        for name, value in started["headers"]:
+            response.headers[name] = value
+        response.wsgi_request = WSGIRequest(environ)  # what the test client reads the request's URLconf from
+        return response
 
 
 class FastPathClient(Client):

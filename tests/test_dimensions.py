@@ -10,6 +10,7 @@ from beacons.counting.sinks import get_sink, sinks_flush
 from beacons.dimensions import VALUE_MAX_LENGTH
 from beacons.ingest.dimensions import dimensions_of
 from beacons.ingest.extraction import property_value
+from beacons.ingest.hits import hit_log_fold
 from beacons.ingest.parsing import EventInput
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
 
@@ -139,6 +140,7 @@ def test_the_redis_sink_writes_dimension_values_in_the_same_round_trip(send, red
     )
     assert send({"event_type": "signup", "meta": {"plan": "pro", "method": "google"}}).status_code == 204
     assert len(sent) == 1
+    hit_log_fold(sink=sink)  # the drain's first step: the logged hits join the live hash
     live, _ = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
     stored = counter_rows(redis_sink.hgetall(live))
     day_rows = {(dimension, value): n for _, _, dimension, value, g, _, n in stored if g == G.DAY}

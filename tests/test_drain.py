@@ -14,6 +14,7 @@ from beacons.counting.drain import drain_pass, drain_with_retries, hits_from_tot
 from beacons.counting.increments import aggregates_add
 from beacons.counting.redis_format import drain_batch_key, live_and_pending_keys
 from beacons.counting.sinks import get_sink
+from beacons.ingest.hits import hit_log_fold
 from beacons.ingest.sessions import page_view_log_fold
 from beacons.models import BeaconAggregate, BeaconDefinition, DrainBatch, Granularity
 
@@ -67,6 +68,7 @@ def test_hits_during_a_drain_go_to_the_next_batch(redis_sink, page_views):
 
 def test_leftover_batch_already_written_is_discarded_not_counted_again(redis_sink, page_views, settings):
     page_views("/once", 2)
+    hit_log_fold(sink=get_sink())  # the drain's first step: the logged hits join the live hash
     live, pending = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
     redis_sink.rename(live, drain_batch_key(settings.BEACONS_REDIS_PREFIX, "old"))
     redis_sink.sadd(pending, "old")
@@ -79,6 +81,7 @@ def test_leftover_batch_already_written_is_discarded_not_counted_again(redis_sin
 
 def test_leftover_batch_not_yet_written_is_written(redis_sink, page_views, settings):
     page_views("/late", 2)
+    hit_log_fold(sink=get_sink())  # the drain's first step: the logged hits join the live hash
     live, pending = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
     redis_sink.rename(live, drain_batch_key(settings.BEACONS_REDIS_PREFIX, "interrupted"))
     redis_sink.sadd(pending, "interrupted")  # renamed, then the drain died

@@ -11,7 +11,7 @@ from django.db import close_old_connections
 from django.test import Client, RequestFactory, override_settings
 
 from beacons.ingest.fastpath import FastPathHandler
-from beacons.models import DroppedHits
+from beacons.models import BeaconAggregate, DroppedHits
 
 from .conftest import BROWSER_UA, FastPathClient, day_count
 
@@ -67,7 +67,7 @@ def test_the_served_application_has_the_fast_path():
     from beacon_site.wsgi import application
 
     assert isinstance(application, FastPathHandler)
-    assert application.ingest_prefix == "/beacon"
+    assert application.ingest_roots == {"beacon", "api", "count"}
 
 
 def test_beacons_skip_the_middleware_and_other_pages_do_not(served, middleware_calls):
@@ -86,6 +86,27 @@ def test_beacons_skip_the_middleware_and_other_pages_do_not(served, middleware_c
     assert served("GET", "/dashboard/")[0] == "302 Found"  # to sign in: the middleware stack ran
     assert served("GET", "/beaconless")[0] == "404 Not Found"  # under the prefix, no ingest pattern
     assert middleware_calls == ["/dashboard/", "/beaconless"]
+
+
+def test_the_drop_in_endpoints_take_the_fast_path_and_the_stats_api_does_not(served, middleware_calls):
+    from beacons.models import Site
+
+    Site.objects.create(domain="shop.example", name="Shop", umami_website_id="1f0e9d8c-7b6a-4543-9210-fedcba987654")
+    plausible = json.dumps({"n": "pageview", "u": "https://shop.example/p", "d": "shop.example"}).encode()
+    assert served("POST", "/api/event", body=plausible)[0] == "202 Accepted"
+    umami = {"type": "event", "payload": {"website": "1f0e9d8c-7b6a-4543-9210-fedcba987654", "url": "/u"}}
+    assert served("POST", "/api/send", body=json.dumps(umami).encode())[0] == "200 OK"
+    status, headers, _ = served("GET", "/count", QUERY_STRING="p=/g", HTTP_REFERER="https://shop.example/g")
+    assert (status, headers["Content-Type"]) == ("200 OK", "image/gif")
+    assert served("POST", "/api/9/envelope/", body=b"{}")[0].startswith("40")  # no site has that project
+    assert middleware_calls == []
+    shop = Site.objects.get(domain="shop.example")
+    counted = BeaconAggregate.objects.filter(site=shop, definition__slug="page_view", granularity="D", dimension="")
+    assert dict(counted.exclude(identifier="").values_list("identifier", "count")) == {"/p": 1, "/u": 1, "/g": 1}
+
+    assert served("GET", "/api/v1/sites")[0].startswith("40")  # the stats API: a key is asked for
+    assert served("GET", "/api/events")[0] == "404 Not Found"  # under an ingest root, no ingest pattern
+    assert middleware_calls == ["/api/v1/sites", "/api/events"]
 
 
 def test_a_beacon_gets_the_security_headers_of_the_middleware():
@@ -150,7 +171,7 @@ def test_rejected_beacons_count_nothing_on_the_fast_path(served):
 @override_settings(ROOT_URLCONF="tests.urls_ingest_elsewhere")
 def test_no_fast_path_where_the_site_serves_ingest_elsewhere():
     handler = FastPathHandler()
-    assert handler.ingest_prefix is None
+    assert (handler.ingest_match("/beacon"), handler.ingest_match("/api/event")) == (None, None)
     client = FastPathClient(HTTP_USER_AGENT=BROWSER_UA)
     assert (
         client.post("/t/beacon", data='{"event_type": "page_view"}', content_type="application/json").status_code == 204
@@ -169,3 +190,57 @@ def test_the_fast_path_can_be_turned_off(settings):
     finally:
         settings.BEACONS_FAST_PATH = True
         importlib.reload(beacon_site.wsgi)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_asgi_application_takes_the_fast_path_for_beacons_only(monkeypatch):
+    import asyncio
+
+    from beacon_site.asgi import application
+    from beacons.ingest.fastpath import FastPathASGIHandler
+
+    assert isinstance(application, FastPathASGIHandler)
+    through_middleware = []
+    chain = application._middleware_chain
+
+    async def recorded(request):
+        through_middleware.append(request.path)
+        return await chain(request)
+
+    monkeypatch.setattr(application, "_middleware_chain", recorded)
+
+    def call(method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "query_string": b"",
+            "headers": [
+                (b"host", b"testserver"),
+                (b"user-agent", BROWSER_UA.encode()),
+                (b"content-type", b"application/json"),
+            ],
+            "client": ("81.2.69.142", 50000),
+            "server": ("testserver", 80),
+        }
+        sent, messages = [], [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive():
+            if messages:
+                return messages.pop()
+            await asyncio.Event().wait()  # the client stays connected until the answer
+
+        async def send(message):
+            sent.append(message)
+
+        asyncio.run(application(scope, receive, send))
+        start = sent[0]
+        return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}
+
+    status, headers = call("POST", "/beacon", json.dumps({"event_type": "page_view", "identifier": "/asgi"}).encode())
+    assert (status, headers["Content-Security-Policy"] != "") == (204, True)
+    assert call("POST", "/beacon", b'{"event_type": ')[0] == 400
+    assert through_middleware == []
+    assert day_count("page_view", "/asgi") == 1
+    assert call("GET", "/dashboard/")[0] == 302
+    assert through_middleware == ["/dashboard/"]

@@ -8,9 +8,10 @@ import pytest
 from django.db import OperationalError
 
 from beacons import registry
-from beacons.counting.redis_format import counter_rows, live_and_pending_keys
+from beacons.counting.redis_format import counter_rows, hit_log_keys, live_and_pending_keys
 from beacons.counting.sinks import get_sink
 from beacons.ingest import privacy, recording
+from beacons.ingest.hits import hit_log_decode
 from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent
 
 pytestmark = pytest.mark.django_db
@@ -21,10 +22,14 @@ def database_down(*args, **kwargs):
 
 
 def live_hits(client, settings, identifier, page_view):
-    """Page views (definition id ``page_view``) of ``identifier`` in the live hash (visit counters left out)."""
+    """Page views (definition id ``page_view``) of ``identifier`` in Redis: in the hit log the drain
+    counts, and in the live hash (visit counters left out)."""
+    hit_log, _ = hit_log_keys(settings.BEACONS_REDIS_PREFIX)
+    logged = (hit_log_decode(raw) for raw in client.lrange(hit_log, 0, -1))
+    in_log = sum(hit.identifier == identifier and hit.definition_id == page_view for e in logged for hit in e.hits)
     live, _ = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
     stored = counter_rows(client.hgetall(live))
-    return sum(
+    return in_log + sum(
         n
         for _, definition_id, _, ident, granularity, _, n in stored
         if ident == identifier and granularity == "H" and definition_id == page_view

@@ -14,13 +14,17 @@ from beacons.counting.redis_format import (
     counter_rows,
     field_decode,
     field_encode,
+    hit_log_keys,
     live_and_pending_keys,
     visitor_tokens,
 )
 from beacons.counting.sinks import get_sink, sinks_flush
 from beacons.counting.sketches import Visitors
+from beacons.ingest.hits import hit_log_fold
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity
 from beacons.registry import VisitSlug
+
+from .conftest import first_site
 
 pytestmark = pytest.mark.django_db
 
@@ -176,11 +180,15 @@ def test_counter_field_round_trips_identifiers_with_separators_and_unicode():
 
 
 @pytest.mark.redis
-def test_redis_sink_counts_into_the_live_hash_not_the_database(send, settings, redis_prefix):
+def test_redis_sink_logs_hits_the_drain_counts_into_the_live_hash_not_the_database(send, settings, redis_prefix):
     settings.BEACONS_SINK = "redis"
     page_views(send, "/r", 3)
     assert hour_total("page_view", "/r") == 0
+    hit_log, _ = hit_log_keys(redis_prefix)
     live, _ = live_and_pending_keys(redis_prefix)
+    assert (get_sink().client.llen(hit_log), get_sink().client.exists(live)) == (3, 0)  # logged, not counted yet
+    assert hit_log_fold(sink=get_sink()) == 3
+    assert get_sink().client.exists(hit_log) == 0
     stored = counter_rows(get_sink().client.hgetall(live))
     page_view = BeaconDefinition.objects.get(slug="page_view").pk
     hour_counts = {
@@ -193,8 +201,8 @@ def test_redis_sink_counts_into_the_live_hash_not_the_database(send, settings, r
 
 @pytest.mark.redis
 def test_redis_sink_uses_one_round_trip_per_request_with_its_visit(send, settings, redis_prefix, monkeypatch):
-    """Counts, visitors, capped values and the page views to fold into visits go in one script
-    call, whichever process served the visitor before."""
+    """A request's hits (counts, visitors, capped values and page views to fold into visits, all
+    counted by the drain) go in one round trip, whichever process served the visitor before."""
     settings.BEACONS_SINK = "redis"
     assert send({"event_type": "page_view", "identifier": "/warm-up"}).status_code == 204  # loads the script
     sink = get_sink()
@@ -256,13 +264,13 @@ def _in_flight_write(sink, monkeypatch, *, fail_combined: bool):
     write = sink._write
     calls = []
 
-    def slow_write(increments, values, visitors, visits):
+    def slow_write(increments, values, visitors, visits, hit_entries):
         calls.append(dict(increments))
         if len(calls) == 1:
             time.sleep(0.3)
         elif fail_combined:
             raise RuntimeError("storage down")
-        return write(increments, values, visitors, visits)
+        return write(increments, values, visitors, visits, hit_entries)
 
     monkeypatch.setattr(sink, "_write", slow_write)
     return calls
@@ -330,13 +338,12 @@ def test_redis_sink_writes_every_visitor_of_a_write_larger_than_one_hset(setting
 def test_redis_sink_counts_on_after_redis_forgets_its_script(send, settings, redis_prefix):
     settings.BEACONS_SINK = "redis"
     assert send({"event_type": "page_view", "identifier": "/before"}).status_code == 204
+    drain_pass()
+    page_view = BeaconDefinition.objects.get(slug="page_view").pk
+    key = (first_site().pk, page_view, "", "/direct", "H", datetime(2026, 1, 1, tzinfo=UTC))
     get_sink().client.script_flush()  # what a Redis restart does
+    get_sink().add({key: 1})  # counts handed to the sink go through the script
     assert send({"event_type": "page_view", "identifier": "/after"}).status_code == 204
-    live, _ = live_and_pending_keys(redis_prefix)
-    stored = counter_rows(get_sink().client.hgetall(live))
-    assert {identifier for _, _, _, identifier, granularity, _, _ in stored if granularity == Granularity.HOUR} == {
-        "",
-        "/before",
-        "/after",
-    }
-    assert hour_total("page_view", "/after") == 0  # counted in Redis, not through the database fallback
+    assert hour_total("page_view", "/after") == 0  # logged in Redis, not counted through the database fallback
+    drain_pass()  # the drain counts logged hits with the script too
+    assert [hour_total("page_view", page) for page in ("/before", "/after", "/direct")] == [1, 1, 1]

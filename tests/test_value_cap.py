@@ -9,6 +9,7 @@ from beacons.counting.drain import drain_pass
 from beacons.counting.increments import OTHER_VALUE, DimensionValue, Hit, dimension_values_for
 from beacons.counting.sinks import RedisSink, sinks_reset
 from beacons.counting.value_cap import AdmittedValues, ValueCap
+from beacons.ingest.hits import hit_log_entry
 from beacons.models import BeaconAggregate, BeaconDefinition, DroppedValues, Granularity
 
 from .conftest import first_site
@@ -87,7 +88,10 @@ def test_two_processes_share_one_cap_through_redis(send, redis_sink, signup, set
     send_plans(send, ["a", "b"])
     other_process = RedisSink(url=settings.BEACONS_REDIS_URL, prefix=settings.BEACONS_REDIS_PREFIX)
     hits = [Hit(first_site().pk, signup.pk, (), "", {"prop:plan": plan}, (G.DAY,)) for plan in ("c", "d", "e")]
-    other_process.add({}, dimension_values_for(hits=hits, received_at=datetime.now(UTC)))
+    entry = hit_log_entry(
+        hits=hits, site_id=first_site().pk, received_at=datetime.now(UTC), visitor_key="", page_view_ids=()
+    )
+    other_process.hits_log(entry)
     other_process.close()
     send_plans(send, ["f", "a"])
     drain_pass()
@@ -98,10 +102,12 @@ def test_two_processes_share_one_cap_through_redis(send, redis_sink, signup, set
 def test_the_redis_sink_asks_the_set_once_for_a_value_it_saw_admitted(send, redis_sink, signup, settings, monkeypatch):
     settings.BEACONS_MAX_VALUES_PER_DIMENSION = 2
     send_plans(send, ["a", "b"])
+    drain_pass()  # the drain counts the logged hits: "a" and "b" take the cap
     sink = RedisSink(url=settings.BEACONS_REDIS_URL, prefix=settings.BEACONS_REDIS_PREFIX)
     asked = []
-    original = sink._count
-    monkeypatch.setattr(sink, "_count", lambda keys, args: (asked.append(len(keys) - 3), original(keys, args))[1])
+    original = sink._send
+    # The script's keys after the first three are the value sets it is asked about.
+    monkeypatch.setattr(sink, "_send", lambda commands: (asked.append(commands[-1][2] - 3), original(commands))[1])
     hits = [Hit(first_site().pk, signup.pk, (), "", {"prop:plan": plan}, (G.DAY,)) for plan in ("a", "c")]
     for _ in range(2):
         sink.add({}, dimension_values_for(hits=hits, received_at=datetime.now(UTC)))

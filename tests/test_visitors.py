@@ -13,9 +13,10 @@ from django.utils import timezone
 from beacons.counting import sketches
 from beacons.counting.drain import drain_pass
 from beacons.counting.redis_format import live_and_pending_keys
-from beacons.counting.sinks import sinks_flush
+from beacons.counting.sinks import get_sink, sinks_flush
 from beacons.counting.sketches import Merge, sketch_dump, sketch_of, sketches_add, visitor_token
 from beacons.ingest import identity
+from beacons.ingest.hits import hit_log_fold
 from beacons.models import BeaconAggregate, BeaconDefinition, Granularity, VisitorSketch
 from beacons.queries import visitors as q
 from beacons.queries.counters import DimensionNotKept, totals
@@ -292,6 +293,7 @@ def test_the_redis_sink_carries_visitors_and_draining_the_same_batch_twice_chang
         assert (
             send({"event_type": "page_view", "identifier": "/r"}, HTTP_USER_AGENT=BROWSER_UA + agent).status_code == 204
         )
+    hit_log_fold(sink=get_sink())  # the drain's first step: the logged hits join the live hash
     live, _ = live_and_pending_keys(settings.BEACONS_REDIS_PREFIX)
     batch = redis_sink.hgetall(live)
     assert day_visitors("/r") == 0  # still in Redis

@@ -2,8 +2,10 @@
 
 One pass (``drain_pass``):
 
-0. The page views the redis sink logged are folded into visits, whose adjustments join the live
-   hash (``beacons.ingest.sessions.page_view_log_fold``, exactly once by its own rule).
+0. The hits the redis sink logged are counted into the live hash and the page-view log
+   (``beacons.ingest.hits.hit_log_fold``), then the page views are folded into visits, whose
+   adjustments join the live hash (``beacons.ingest.sessions.page_view_log_fold``); each exactly
+   once by its own rule.
 1. Leftovers first. Every id in the pending set names a batch an earlier drain renamed but
    may not have finished. If ``DrainBatch`` holds the id, its counts are already in the
    database and only the Redis key is deleted; otherwise the batch is written now.
@@ -57,6 +59,7 @@ from beacons.counting.redis_format import (
 )
 from beacons.counting.sinks import RedisSink, redis_client
 from beacons.counting.sketches import sketches_add
+from beacons.ingest.hits import hit_log_fold
 from beacons.ingest.sessions import page_view_log_fold
 from beacons.models import BeaconDefinition, DrainBatch
 
@@ -73,6 +76,7 @@ class DrainResult:
     keys: int = 0
     hits: int = 0
     discarded: int = 0  # leftover batches found already committed
+    logged_hits_counted: int = 0  # hits the redis sink logged, counted into the live hash
     page_views_folded: int = 0  # page views the redis sink logged, folded into visits
 
 
@@ -95,9 +99,10 @@ def drain_pass(
     prefix = prefix or settings.BEACONS_REDIS_PREFIX
     live, pending = live_and_pending_keys(prefix)
     result = DrainResult()
-    # Visits first: their adjustments join the live hash this pass moves.
+    # Logged hits, then visits: their counts and adjustments join the live hash this pass moves.
     visits_sink = RedisSink(url=settings.BEACONS_REDIS_URL, prefix=prefix)
     try:
+        result.logged_hits_counted = hit_log_fold(sink=visits_sink)
         result.page_views_folded = page_view_log_fold(sink=visits_sink)
     finally:
         visits_sink.close()

@@ -101,6 +101,17 @@ def page_view_log_batch_key(prefix: str, batch_id: str) -> str:
     return f"{{{prefix}}}:page-views:batch:{batch_id}"
 
 
+def hit_log_keys(prefix: str) -> tuple[str, str]:
+    """(live list of requests' hits waiting to be counted, the set of its pending batches), in the
+    live hash's Cluster slot (``beacons.ingest.hits``)."""
+    return f"{{{prefix}}}:hits", f"{{{prefix}}}:hits:pending"
+
+
+def hit_log_batch_key(prefix: str, batch_id: str) -> str:
+    """The list a drain renames the live hit log to, until its hits are counted."""
+    return f"{{{prefix}}}:hits:batch:{batch_id}"
+
+
 class LoggedPageViews(NamedTuple):
     """One request's page views, as logged for the drain to fold into its visitor's visit:
     ``number`` orders them (given by Redis), ``page_views`` are (identifier, dimension values)."""

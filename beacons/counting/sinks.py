@@ -38,6 +38,7 @@ from django.db import DatabaseError, connections, transaction
 from beacons.counting.increments import OTHER_VALUE, CounterKey, DimensionValue, aggregates_add
 from beacons.counting.redis_format import (
     buckets_field_encode,
+    hit_log_keys,
     live_and_pending_keys,
     page_view_log_keys,
     value_set_key,
@@ -299,24 +300,45 @@ class VisitWrite(NamedTuple):
 
 
 class _PendingWrite:
-    """One request's increments, waiting for the write that carries them."""
+    """One request's counts or hit-log entry, waiting for the write that carries them."""
 
-    __slots__ = ("done", "error")
+    __slots__ = ("done", "error", "logs_hits")
 
-    def __init__(self):
+    def __init__(self, *, logs_hits: bool):
         self.done = False
         self.error: BaseException | None = None
+        self.logs_hits = logs_hits
+
+
+class HitLogUnavailable(Exception):
+    """Redis is unreachable: a request's hits were not logged, its caller counts them elsewhere."""
+
+
+class _Waiting:
+    """What requests of one process handed the sink while a write was in flight, merged."""
+
+    __slots__ = ("increments", "values", "visitors", "page_views", "hit_entries", "writes")
+
+    def __init__(self):
+        self.increments: Counter[CounterKey] = Counter()
+        self.values: Counter[DimensionValue] = Counter()
+        self.visitors = Visitors()
+        self.page_views: list[bytes] = []
+        self.hit_entries: list[bytes] = []
+        self.writes: list[_PendingWrite] = []
 
 
 class RedisSink:
     name = "redis"
     logs_page_views = True  # visits are folded by the drain (``sessions.counts_add_with_visit``)
+    logs_hits = True  # a request's hits are logged as they are and counted by the drain (``beacons.ingest.hits``)
 
     def __init__(self, *, url: str, prefix: str):
         self.client = redis_client(url)
         self.prefix = prefix
         self.live_key, _ = live_and_pending_keys(prefix)
         self.page_view_log_key, self.page_view_number_key, _ = page_view_log_keys(prefix)
+        self.hit_log_key, _ = hit_log_keys(prefix)
         # One EVALSHA: one round trip, applied all or none, and half the client-side cost of
         # MULTI + n HINCRBY + EXEC in redis-py.
         self._count_script = self.client.register_script(_COUNT)
@@ -336,11 +358,7 @@ class RedisSink:
         self._warn = ThrottledWarning(WARN_EVERY_SECONDS)
         self._write_done = threading.Condition()
         self._writing = False
-        self._waiting_increments: Counter[CounterKey] = Counter()
-        self._waiting_values: Counter[DimensionValue] = Counter()
-        self._waiting_visitors = Visitors()
-        self._waiting_page_views: list[bytes] = []
-        self._pending_writes: list[_PendingWrite] = []
+        self._waiting = _Waiting()
 
     def add(
         self,
@@ -351,28 +369,42 @@ class RedisSink:
     ) -> None:
         """Returns once ``increments``, ``values`` and ``visitors`` are in Redis (or, Redis being
         down, in the database), all in the same round trip, with ``page_views`` (a
-        ``redis_format.page_views_log_entry``, b"" for none) added to the page-view log.
-
-        Requests of one process that arrive while a write is in flight are combined: the
-        next thread to write takes everything waiting, so under load one round trip carries
-        many requests' increments, and no request returns (answers 204) before its own
-        increments were acknowledged.
-        """
+        ``redis_format.page_views_log_entry``, b"" for none) added to the page-view log."""
         if not increments and not values and not visitors and not page_views:
             return
-        own_write = _PendingWrite()
+        self._combined_write(increments, values, visitors, [page_views] if page_views else [], [])
+
+    def hits_log(self, entry: bytes) -> None:
+        """Returns once ``entry`` (a request's hits, ``beacons.ingest.hits.hit_log_entry``) is at the
+        end of the hit log the drain counts. Raises ``HitLogUnavailable`` when Redis is unreachable
+        (or was within ``REDIS_RETRY_AFTER_SECONDS``): nothing was logged."""
+        self._combined_write(NO_VALUES, NO_VALUES, NO_VISITORS, [], [entry])
+
+    def _combined_write(
+        self,
+        increments: Mapping[CounterKey, int],
+        values: Mapping[DimensionValue, int],
+        visitors: Visitors,
+        page_views: list[bytes],
+        hit_entries: list[bytes],
+    ) -> None:
+        """Writes of one process that arrive while a write is in flight are combined: the next
+        thread to write takes everything waiting, so under load one round trip carries many
+        requests' counts and hits, and no request returns (answers 204) before its own were
+        acknowledged."""
+        own_write = _PendingWrite(logs_hits=bool(hit_entries))
         with self._write_done:
-            if not self._writing and not self._pending_writes:  # nothing to combine with: written as it is
+            if not self._writing and not self._waiting.writes:  # nothing to combine with: written as it is
                 self._writing = True
-                combined, combined_values, combined_visitors, carried = increments, values, visitors, [own_write]
-                logged = [page_views] if page_views else []
+                batch, carried = (increments, values, visitors, page_views, hit_entries), [own_write]
             else:
-                self._waiting_increments.update(increments)
-                self._waiting_values.update(values)
-                self._waiting_visitors.update(visitors)
-                if page_views:
-                    self._waiting_page_views.append(page_views)
-                self._pending_writes.append(own_write)
+                waiting = self._waiting
+                waiting.increments.update(increments)
+                waiting.values.update(values)
+                waiting.visitors.update(visitors)
+                waiting.page_views += page_views
+                waiting.hit_entries += hit_entries
+                waiting.writes.append(own_write)
                 while not own_write.done and self._writing:
                     self._write_done.wait()
                 if own_write.done:
@@ -380,26 +412,26 @@ class RedisSink:
                         raise own_write.error  # nothing of it was written: the request must not answer 204
                     return
                 self._writing = True
-                combined, combined_values, carried = (
-                    self._waiting_increments,
-                    self._waiting_values,
-                    self._pending_writes,
-                )
-                combined_visitors, logged = self._waiting_visitors, self._waiting_page_views
-                self._waiting_increments, self._waiting_values, self._pending_writes = Counter(), Counter(), []
-                self._waiting_visitors, self._waiting_page_views = Visitors(), []
+                waiting, self._waiting = self._waiting, _Waiting()
+                batch = (waiting.increments, waiting.values, waiting.visitors, waiting.page_views, waiting.hit_entries)
+                carried = waiting.writes
         error = None
         try:
-            self._write(combined, combined_values, combined_visitors, logged)
+            if not self._write(*batch):
+                error = HitLogUnavailable("Redis is unreachable: the hits were not logged")
         except BaseException as exc:
             error = exc
             raise
         finally:
             with self._write_done:
                 for carried_write in carried:
-                    carried_write.done, carried_write.error = True, error
+                    # Counts went to the database when Redis was down: only hit entries were not written.
+                    failed = error is not None and (carried_write.logs_hits or not isinstance(error, HitLogUnavailable))
+                    carried_write.done, carried_write.error = True, error if failed else None
                 self._writing = False
                 self._write_done.notify_all()
+        if own_write.error is not None:
+            raise own_write.error
 
     def _write(
         self,
@@ -407,26 +439,47 @@ class RedisSink:
         values: Mapping[DimensionValue, int],
         visitors: Visitors,
         page_views: Sequence[bytes],
-    ) -> None:
-        """One script call; with Redis down, the counts go to the database (the page views' visits
-        are then not counted)."""
+        hit_entries: Sequence[bytes],
+    ) -> bool:
+        """One round trip: the hit entries appended to the hit log, the counts in one script call.
+        With Redis down, the counts go to the database (the page views' visits are then not
+        counted) and False is returned: the hit entries were not logged."""
         import redis
 
         if time.monotonic() >= self._skip_until:
-            keys = [self.live_key, self.page_view_log_key, self.page_view_number_key]
-            args: list = [values_limit(), VALUE_SET_SECONDS, len(page_views), *page_views, 1, 0]
-            sections = [self._section_add(keys, args, increments, values, visitors)]
+            commands = [("RPUSH", self.hit_log_key, *hit_entries)] if hit_entries else []
+            sections = []
+            if increments or values or visitors or page_views:
+                keys, args, sections = self.script_arguments(increments, values, visitors, page_views)
+                commands.append(("EVALSHA", self._count_script.sha, len(keys), *keys, *args))
             try:
-                over_positions, _ = self._count(keys, args)
+                replies = self._send(commands)
             except redis.RedisError as exc:
                 # A timeout after the script reached Redis is the one case this can count twice; a
                 # refused or reset connection never ran it.
                 self._skip_until = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
                 self._warn("redis sink: Redis unreachable, writing counts to the database directly: %s", exc)
             else:
-                self._decisions_keep(sections, over_positions=set(over_positions), lost_sections=set())
-                return
-        self.fallback.add(increments, values, visitors)
+                if sections:
+                    self.decisions_keep(sections, over_positions=set(replies[-1][0]), lost_sections=set())
+                return True
+        if increments or values or visitors:
+            self.fallback.add(increments, values, visitors)
+        return not hit_entries
+
+    def script_arguments(
+        self,
+        increments: Mapping[CounterKey, int],
+        values: Mapping[DimensionValue, int],
+        visitors: Visitors,
+        page_views: Sequence[bytes],
+    ) -> tuple[list, list, list]:
+        """(keys, arguments) of the count script adding these counts and logging ``page_views``,
+        and its one section's capped entries (for ``decisions_keep``)."""
+        keys = [self.live_key, self.page_view_log_key, self.page_view_number_key]
+        args: list = [values_limit(), VALUE_SET_SECONDS, len(page_views), *page_views, 1, 0]
+        sections = [self._section_add(keys, args, increments, values, visitors)]
+        return keys, args, sections
 
     def visits_write(self, writes: Sequence[VisitWrite]) -> None:
         """One script call writing each visit whose state is still the one expected, with its
@@ -440,7 +493,7 @@ class RedisSink:
             args += (1, write.expected, write.state, write.seconds)
             sections.append(self._section_add(keys, args, write.increments, write.values, NO_VISITORS))
         over_positions, lost_sections = self._count(keys, args)
-        self._decisions_keep(sections, over_positions=set(over_positions), lost_sections=set(lost_sections))
+        self.decisions_keep(sections, over_positions=set(over_positions), lost_sections=set(lost_sections))
 
     def _section_add(
         self,
@@ -487,7 +540,7 @@ class RedisSink:
             args += visitor_pairs
         return entries + [None] * len(alone)
 
-    def _decisions_keep(self, sections: list, *, over_positions: set[int], lost_sections: set[int]) -> None:
+    def decisions_keep(self, sections: list, *, over_positions: set[int], lost_sections: set[int]) -> None:
         """Remembers the values the script admitted and tallies those it counted as "(other)"."""
         over: Counter[CapKey] = Counter()
         position = 0
@@ -504,23 +557,28 @@ class RedisSink:
         values_dropped_add(over=over)
 
     def _count(self, keys: list, args: list) -> list[list[int]]:
+        return self._send([("EVALSHA", self._count_script.sha, len(keys), *keys, *args)])[-1]
+
+    def _send(self, commands: list[tuple]) -> list:
+        """The replies of ``commands``, sent together in one round trip on the owned connection.
+        Only the last may be a script call: the others are read before it could fail."""
         import redis
 
         connection = self._connection
         if connection is None:
             connection = self._connection = self.client.connection_pool.make_connection()
-        # hiredis packs the whole command in one C call; redis-py's packer first walks every argument
+        # hiredis packs each command in one C call; redis-py's packer first walks every argument
         # in Python (a request with breakdowns and visits has hundreds: ~20 % of its CPU).
-        command = [self.pack(("EVALSHA", self._count_script.sha, len(keys), *keys, *args))]
         try:
-            for attempt in (1, 2):
-                connection.send_packed_command(command, check_health=False)
-                try:
-                    return connection.read_response()
-                except redis.exceptions.NoScriptError:  # a restarted Redis has forgotten the script
-                    if attempt == 2:
-                        raise
-                    self.client.script_load(_COUNT)
+            connection.send_packed_command([self.pack(command) for command in commands], check_health=False)
+            replies = [connection.read_response() for _ in commands[:-1]]
+            try:
+                replies.append(connection.read_response())
+            except redis.exceptions.NoScriptError:  # a restarted Redis has forgotten the script
+                self.client.script_load(_COUNT)
+                connection.send_packed_command([self.pack(commands[-1])], check_health=False)
+                replies.append(connection.read_response())
+            return replies
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             connection.disconnect()  # reconnected at the next write
             raise

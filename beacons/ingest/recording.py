@@ -9,13 +9,12 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils.functional import cached_property
 
-from beacons.counting.buckets import SiteZones
-from beacons.counting.increments import Hit, dimension_values_for, increments_for
+from beacons.counting.increments import Hit
 from beacons.counting.sinks import get_sink
-from beacons.counting.sketches import Visitors, visitor_keys_for
 from beacons.dimensions import ANONYMOUS, SIGNED_IN, UNTRACKED
-from beacons.ingest import privacy, sessions
+from beacons.ingest import privacy
 from beacons.ingest.dimensions import dimensions_of
+from beacons.ingest.hits import hits_record
 from beacons.ingest.parsing import EventInput
 from beacons.logs import outage_warning
 from beacons.models import BeaconDefinition, BeaconEvent, DroppedHits
@@ -112,7 +111,8 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
     statement; the counter increments of all events go to the sink in one call (one
     statement for the direct sink) only after that succeeded, so a request whose events
     cannot be stored counts nothing. Each hit counts its dimension values too (``dimensions_of``),
-    and its visitor (``_visitors_of``), in the same sink call.
+    and its visitor, in the same sink call (``hits.hits_record``: with the redis sink, the hits
+    are logged and the drain counts them).
     """
     definitions = definitions_resolve(slugs={event.event_type for event in events}, registrant=context)
     hits: list[Hit] = []
@@ -165,26 +165,14 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
             except DB_UNREACHABLE as exc:  # back-pressure: the counts are kept, single events go first
                 outage_warning("%d single event(s) dropped, database unreachable: %s", len(raw), exc)
         if hits:
-            zones = SiteZones()  # the site's zone, read once for the request
-            increments = increments_for(hits=hits, received_at=context.received_at, zones=zones)
-            values = dimension_values_for(hits=hits, received_at=context.received_at, zones=zones)
-            visitors = _visitors_of(hits=hits, context=context, zones=zones)
-            # Visits (beacons.ingest.sessions): adjustments of the visitor's visit, in the same sink call.
-            page_views = [hit for hit in hits if hit.definition_id in page_view_ids]
-            if page_views:
-                sessions.counts_add_with_visit(
-                    get_sink(),
-                    increments=increments,
-                    values=values,
-                    visitors=visitors,
-                    page_views=page_views,
-                    site_id=context.site_id,
-                    visitor_key=context.visitor_key,
-                    received_at=context.received_at,
-                    zones=zones,
-                )
-            else:
-                get_sink().add(increments, values, visitors)
+            hits_record(
+                get_sink(),
+                hits=hits,
+                site_id=context.site_id,
+                received_at=context.received_at,
+                visitor_key=context.visitor_key,
+                page_view_ids=page_view_ids,
+            )
     except BaseException:
         if claimed:
             _dedupe_release(keys=claimed)
@@ -196,11 +184,6 @@ def events_record(*, events: list[EventInput], context: RequestContext) -> int:
     if duplicates:
         dropped_add(reason=DroppedHits.Reason.DUPLICATE, count=duplicates)
     return len(hits)
-
-
-def _visitors_of(*, hits: list[Hit], context: RequestContext, zones: SiteZones) -> Visitors:
-    """The sketch keys the hits' visitor counts in (none for an untracked visitor): unique visitors."""
-    return visitor_keys_for(hits=hits, received_at=context.received_at, visitor_key=context.visitor_key, zones=zones)
 
 
 def raw_events_keep(*, events: list[BeaconEvent], definitions: dict[str, BeaconDefinition]) -> None:

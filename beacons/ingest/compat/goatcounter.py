@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from beacons.ingest.compat import PAGE_VIEW, compat_required, event_type_named, page_address
 from beacons.ingest.extraction import campaign_of
+from beacons.ingest.fastpath import ingest_endpoint
 from beacons.ingest.parsing import Rejected
 from beacons.ingest.recording import dropped_add
 from beacons.ingest.views import reject, request_events_record, transparent_gif
@@ -37,6 +38,7 @@ _FALSE = ("false", "0", "off", "")
 
 @csrf_exempt  # a POST here is count.js's sendBeacon: it counts, as the GET image does, and sets nothing
 @compat_required("goatcounter")
+@ingest_endpoint
 def endpoint(request: HttpRequest, **kwargs) -> HttpResponse:
     """GET or POST /count?p=<path>&…: one GoatCounter hit (see the module docstring)."""
     if request.method not in METHODS:

@@ -28,6 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from beacons.domains import InvalidDomain, domain_normalise
 from beacons.ingest.compat import PAGE_VIEW, compat_required, event_type_named, page_address
+from beacons.ingest.fastpath import ingest_endpoint
 from beacons.ingest.parsing import Rejected, body_to_data, json_parse
 from beacons.ingest.views import answered_before_the_body, cors, read_body, reject, request_events_record, unavailable
 from beacons.registry import DB_UNREACHABLE
@@ -40,6 +41,7 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 
 @csrf_exempt
 @compat_required("plausible")
+@ingest_endpoint
 def endpoint(request: HttpRequest, **kwargs) -> HttpResponse:
     """POST /api/event: one Plausible event (see the module docstring)."""
     origin = request.META.get("HTTP_ORIGIN", "")

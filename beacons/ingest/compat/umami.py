@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from beacons.ingest.compat import PAGE_VIEW, compat_required, event_type_named, page_address
+from beacons.ingest.fastpath import ingest_endpoint
 from beacons.ingest.parsing import Rejected, body_to_data
 from beacons.ingest.recording import dropped_add
 from beacons.ingest.views import answered_before_the_body, cors, read_body, reject, request_events_record, unavailable
@@ -74,6 +75,7 @@ def website_domain(website: uuid.UUID) -> str | None:
 
 @csrf_exempt
 @compat_required("umami")
+@ingest_endpoint
 def endpoint(request: HttpRequest, **kwargs) -> HttpResponse:
     """POST /api/send: one Umami event (see the module docstring)."""
     origin = request.META.get("HTTP_ORIGIN", "")
