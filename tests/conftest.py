@@ -139,6 +139,7 @@ class FastPathClientHandler(IngestFastPath, ClientHandler):
     what a server would send (status line, headers, body); any other takes the client's path."""
 
     def __call__(self, environ):
+        sent_environ = dict(environ)  # a request rewrites its environ (PATH_INFO decoded)
         started = {}
 
         def start_response(status, headers, exc_info=None):
@@ -159,7 +160,7 @@ class FastPathClientHandler(IngestFastPath, ClientHandler):
         del response["Content-Type"]
         for name, value in started["headers"]:
             response.headers[name] = value
-        response.wsgi_request = WSGIRequest(environ)  # what the test client reads the request's URLconf from
+        response.wsgi_request = WSGIRequest(sent_environ)  # what the test client reads the request's URLconf from
         return response
 
 
