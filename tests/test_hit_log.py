@@ -126,12 +126,14 @@ def test_bytes_that_are_not_an_entry_decode_to_none(raw):
 
 def test_an_entry_that_is_not_one_is_skipped_and_the_others_counted(send, settings, redis_sink, caplog):
     assert send({"event_type": "page_view", "identifier": "/kept"}).status_code == 204
-    redis_sink.rpush(hit_log_keys(settings.BEACONS_REDIS_PREFIX)[0], b"garbage")
+    redis_sink.rpush(hit_log_keys(settings.BEACONS_REDIS_PREFIX)[0], b"garbage" + b"x" * 500)
     assert send({"event_type": "page_view", "identifier": "/kept"}).status_code == 204
     with caplog.at_level(logging.WARNING, logger="beacons"):
         assert drain_pass().logged_hits_counted == 2
     assert day_total("/kept") == 2
-    assert any("not one was skipped" in record.getMessage() for record in caplog.records)
+    (warning,) = [record for record in caplog.records if "not one was skipped" in record.getMessage()]
+    assert warning.name == "beacons"
+    assert "garbage" + "x" * 193 + "'" in warning.getMessage()  # its first 200 bytes, no more
 
 
 def day_total(page):

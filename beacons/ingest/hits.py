@@ -57,6 +57,7 @@ def hits_record(
 ) -> None:
     """Count one request's ``hits`` through ``sink``: logged for the drain where the sink keeps a
     hit log, else at once; with the hit log unreachable, at once in the database."""
+    counts_visits = True
     if getattr(sink, "logs_hits", False):
         try:
             sink.hits_log(
@@ -71,18 +72,16 @@ def hits_record(
             return
         except HitLogUnavailable:
             # Counted in the database at once; their visits are not (their states are in that Redis).
-            hits_count(
-                sink.fallback,
-                hits=hits,
-                page_views=[],
-                site_id=site_id,
-                received_at=received_at,
-                visitor_key=visitor_key,
-            )
-            return
-    page_views = [hit for hit in hits if hit.definition_id in page_view_ids]
+            sink, counts_visits = sink.fallback, False
+    page_views = [hit for hit in hits if hit.definition_id in page_view_ids] if counts_visits else []
     hits_count(
-        sink, hits=hits, page_views=page_views, site_id=site_id, received_at=received_at, visitor_key=visitor_key
+        sink,
+        hits=hits,
+        page_views=page_views,
+        site_id=site_id,
+        received_at=received_at,
+        visitor_key=visitor_key,
+        zones=SiteZones(),
     )
 
 
@@ -94,11 +93,11 @@ def hits_count(
     site_id: int,
     received_at: datetime,
     visitor_key: str,
-    zones: SiteZones | None = None,
+    zones: SiteZones,
 ) -> None:
     """Hand ``sink`` what ``hits`` of one request count, in one call: increments, dimension values,
-    visitors (none for an untracked visitor) and, for ``page_views``, their visit's adjustments."""
-    zones = zones or SiteZones()
+    visitors (none for an untracked visitor) and, for ``page_views``, their visit's adjustments
+    (``zones``: the sites' time zones, read once per request or per drain)."""
     increments = increments_for(hits=hits, received_at=received_at, zones=zones)
     values = dimension_values_for(hits=hits, received_at=received_at, zones=zones)
     visitors = visitor_keys_for(hits=hits, received_at=received_at, visitor_key=visitor_key, zones=zones)
