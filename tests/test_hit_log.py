@@ -212,3 +212,14 @@ def test_with_redis_down_a_request_counts_its_hits_in_the_database_at_once(send,
     settings.BEACONS_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     assert send({"event_type": "page_view", "identifier": "/now"}).status_code == 204
     assert day_total("/now") == 1
+
+
+def test_a_hit_log_the_drain_leaves_growing_is_warned_about_once_a_minute(send, redis_sink, monkeypatch, caplog):
+    from beacons.counting import sinks
+
+    monkeypatch.setattr(sinks, "HIT_LOG_WARN_ENTRIES", 2)
+    with caplog.at_level(logging.WARNING, logger="beacons"):
+        for _ in range(4):
+            assert send({"event_type": "page_view", "identifier": "/waiting"}).status_code == 204
+    warnings = [record.getMessage() for record in caplog.records if "wait in the hit log" in record.getMessage()]
+    assert warnings == ["redis sink: 3 requests wait in the hit log: is beacons_drain running?"]

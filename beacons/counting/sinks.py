@@ -52,6 +52,9 @@ logger = logging.getLogger("beacons")
 
 WARN_EVERY_SECONDS = 60
 REDIS_RETRY_AFTER_SECONDS = 1.0  # after a failure, skip Redis this long instead of paying a connect per request
+# Requests waiting in the hit log past which each write warns (at most once a minute): the log
+# holds every request since the last drain (~300 bytes each), so a drain that stopped shows here.
+HIT_LOG_WARN_ENTRIES = 1_000_000
 
 
 VALUE_SET_SECONDS = 2 * 86400  # a day's set of distinct values outlives its day (and a time zone's offset)
@@ -460,6 +463,8 @@ class RedisSink:
                 self._skip_until = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
                 self._warn("redis sink: Redis unreachable, writing counts to the database directly: %s", exc)
             else:
+                if hit_entries and replies[0] > HIT_LOG_WARN_ENTRIES:
+                    self._warn("redis sink: %d requests wait in the hit log: is beacons_drain running?", replies[0])
                 if sections:
                     self.decisions_keep(sections, over_positions=set(replies[-1][0]), lost_sections=set())
                 return True
