@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 import sentry_sdk
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import include, path, reverse
@@ -20,13 +20,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from beacons.counting import sinks
 from beacons.errors import alerts
 from beacons.errors.grouping import error_signature
 from beacons.ingest.compat.sentry import beacon_of, envelope_split
 from beacons.ingest.parsing import events_from_data
 from beacons.models import BeaconEvent, ErrorGroup, Site
 
-from .conftest import BROWSER_UA, first_site
+from .conftest import BROWSER_UA, FastPathClient, first_site
 
 KEY = "0123456789abcdef0123456789abcdef"
 PROJECT = 4242
@@ -54,9 +55,12 @@ def shop(db) -> Site:
     return site
 
 
-@pytest.fixture
-def client() -> Client:
-    return Client(HTTP_USER_AGENT=BROWSER_UA)
+@pytest.fixture(params=["django path", "fast path"])
+def client(request) -> Client:
+    """A client with a browser's user agent; each test runs through Django's full request path and
+    through the ingest fast path the served application takes."""
+    client_class = FastPathClient if request.param == "fast path" else Client
+    return client_class(HTTP_USER_AGENT=BROWSER_UA)
 
 
 def sentry_event(
@@ -111,6 +115,10 @@ def post(client, url=ENVELOPE, body=b"", *, auth=AUTH, content_type="application
     if auth:
         headers["HTTP_X_SENTRY_AUTH"] = auth
     return client.post(url, data=body, content_type=content_type, **headers)
+
+
+def database_down(*args, **kwargs):
+    raise OperationalError("could not connect to server: Connection refused")
 
 
 def groups(site=None) -> list[ErrorGroup]:
@@ -194,6 +202,34 @@ def test_a_message_event_is_grouped_by_its_masked_message(client, shop):
     [group] = groups(shop)
     assert (group.title, group.message, group.count) == ("Order <num> slow", "Order 8 slow", 2)
     assert BeaconEvent.objects.filter(error_group=group).first().payload["meta"]["level"] == "warning"
+
+
+def test_an_envelope_without_an_id_in_its_header_is_answered_with_its_events_id(client, shop):
+    event = sentry_event()
+    response = post(client, body=envelope(({"type": "event"}, event), header={}))
+
+    assert response.json() == {"id": event["event_id"]}
+
+
+def test_an_event_item_without_an_id_is_answered_with_the_id_its_envelope_header_names(client, shop):
+    event = sentry_event()
+    header_id = event.pop("event_id")
+    response = post(client, body=envelope(({"type": "event"}, event), header={"event_id": header_id}))
+
+    assert response.json() == {"id": header_id}
+
+
+def test_a_log_entry_without_a_formatted_text_is_titled_by_its_message(client, shop):
+    event = {"event_id": uuid.uuid4().hex, "logentry": {"message": "Queue %s stalled", "params": ["mail"]}}
+    post(client, body=event_envelope(event))
+
+    assert [group.title for group in groups(shop)] == ["Queue %s stalled"]
+
+
+def test_a_store_body_that_is_no_event_is_400_saying_so(client, shop):
+    response = post(client, STORE, b"{not json", content_type="application/json")
+
+    assert (response.status_code, response.json()) == (400, {"detail": "event is not valid JSON"})
 
 
 def test_a_server_sdks_event_counts_the_browser_it_served_and_the_transaction_names_it(client, shop):
@@ -296,6 +332,14 @@ def test_items_other_than_events_are_accepted_and_dropped(client, shop):
     assert BeaconEvent.objects.count() == 1
 
 
+def test_blank_lines_between_and_after_items_are_passed_over(client, shop):
+    event = json.dumps(sentry_event()).encode()
+    body = b'{}\n\n{"type":"session"}\n{"sid":"x"}\n\n\n{"type":"event"}\n' + event + b"\n\n"
+
+    assert post(client, body=body).status_code == 200
+    assert len(groups(shop)) == 1
+
+
 def test_items_without_a_length_end_at_the_newline(client, shop):
     event = json.dumps(sentry_event()).encode()
     body = b'{}\n{"type":"session"}\n{"sid":"x"}\n{"type":"event"}\n' + event
@@ -379,6 +423,7 @@ def test_a_gzip_bomb_is_413_without_being_inflated(client, shop):
     "body",
     [
         b"",
+        b"\n{}\n",  # the header is the first line
         b"not json\n",
         b"[]\n",
         b'{}\n{"type":"event","length":999}\n{}',
@@ -410,6 +455,18 @@ def test_a_broken_gzip_body_is_400(client, shop, body):
     assert post(client, body=body, HTTP_CONTENT_ENCODING="gzip").status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [(b"x\x9c", "compressed body is cut short"), (b"\x88\x1c", "body is not valid for its Content-Encoding")],
+    ids=["a zlib header alone", "a header naming a window zlib refuses"],
+)
+def test_a_two_byte_deflate_body_is_400_saying_what_is_wrong(client, shop, body, detail):
+    response = post(client, body=body, HTTP_CONTENT_ENCODING="deflate")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(detail)
+
+
 def test_an_encoding_not_read_here_is_415(client, shop):
     response = post(client, body=b"{}\n", HTTP_CONTENT_ENCODING="br")
 
@@ -435,6 +492,75 @@ def test_the_kept_meta_is_cut_to_the_limit_keeping_the_top_frame_first(client, s
     assert len(huge_meta["release"]) == 200
     assert len(huge_meta["fingerprint"]) == 8
     assert 0 < len(many_tags_meta["tags"]) < 50
+
+
+def test_only_the_innermost_50_frames_of_a_deep_stack_are_read():
+    frames = [{"filename": "a.js", "function": f"f{n}", "lineno": n} for n in range(80)]  # f79 threw
+    event = {"exception": {"values": [{"type": "RangeError", "value": "too deep", "stacktrace": {"frames": frames}}]}}
+
+    lines = beacon_of(event)["meta"]["stack"].split("\n")
+
+    assert (len(lines), lines[0], lines[-1]) == (50, "    at f79 (a.js:79)", "    at f30 (a.js:30)")
+
+
+def test_tag_keys_levels_and_fingerprint_parts_are_cut_to_sentrys_lengths():
+    event = {"message": "x", "level": "l" * 40, "tags": {"k" * 40: "v" * 250}, "fingerprint": ["p" * 100, "q"]}
+
+    meta = beacon_of(event)["meta"]
+
+    assert meta["tags"] == {"k" * 32: "v" * 200}
+    assert meta["level"] == "l" * 32
+    assert meta["fingerprint"] == ["p" * 64, "q"]
+
+
+@pytest.mark.parametrize(("last", "kept"), [(71, 5), (72, 4)], ids=["512 bytes", "513 bytes"])
+def test_tags_are_kept_while_they_fit_in_512_bytes(last, kept):
+    tags = {f"t{n}": "v" * 100 for n in range(4)} | {"t4": "v" * last}
+    size = len(json.dumps(tags, separators=(",", ":")))
+    assert size == 441 + last
+
+    meta = beacon_of({"message": "x", "tags": tags})["meta"]
+
+    assert list(meta["tags"]) == list(tags)[:kept]
+
+
+def test_the_browser_os_runtime_and_device_contexts_are_kept_by_name_and_version():
+    contexts = {
+        "browser": {"name": "Chrome", "version": "131.0"},
+        "os": {"name": "Android", "version": "14"},
+        "runtime": {"name": "CPython", "version": "3.12.4"},
+        "device": {"name": "Pixel 8"},
+        "gpu": {"name": "Adreno", "version": "740"},
+    }
+
+    meta = beacon_of({"message": "x", "contexts": contexts})["meta"]
+
+    assert meta["contexts"] == {
+        "browser": "Chrome 131.0",
+        "os": "Android 14",
+        "runtime": "CPython 3.12.4",
+        "device": "Pixel 8",
+    }
+
+
+def test_a_stack_that_just_fits_the_meta_is_kept_whole_and_one_byte_less_cuts_its_last_frame(settings):
+    frames = [{"filename": "app.js", "function": f"step{n}", "lineno": n} for n in range(3)]
+    event = {"exception": {"values": [{"type": "Error", "value": "no", "stacktrace": {"frames": frames}}]}}
+    whole = beacon_of(event)["meta"]
+    settings.BEACONS_MAX_META_BYTES = len(json.dumps(whole, separators=(",", ":"), ensure_ascii=False).encode())
+
+    assert beacon_of(event)["meta"] == whole
+    settings.BEACONS_MAX_META_BYTES -= 1
+    assert beacon_of(event)["meta"] == whole | {"stack": "    at step2 (app.js:2)\n    at step1 (app.js:1)"}
+
+
+@pytest.mark.parametrize("room", [100, 101])  # bytes of text: 50 "é" (2 bytes each) either way
+def test_a_text_over_the_room_left_keeps_the_longest_start_that_fits_and_what_has_no_room_is_left_out(settings, room):
+    settings.BEACONS_MAX_META_BYTES = len('{"message":""}') + room
+
+    meta = beacon_of({"message": "é" * 200, "release": "shop@1.4.0"})["meta"]
+
+    assert meta == {"message": "é" * 50}
 
 
 def test_odd_shapes_of_every_field_are_left_out_not_refused(client, shop):
@@ -472,6 +598,13 @@ def test_ingest_switched_off_answers_without_counting(client, shop, settings):
     assert BeaconEvent.objects.count() == 0
 
 
+def test_storage_down_is_503_with_a_retry_after(client, shop, monkeypatch):
+    monkeypatch.setattr(sinks, "aggregates_add", database_down)
+    response = post(client, body=event_envelope(sentry_event()))
+
+    assert (response.status_code, response["Retry-After"]) == (503, "5")
+
+
 def test_a_rate_limited_sender_is_told_when_to_retry(client, shop, settings):
     settings.BEACONS_RATE_LIMIT = 1
     post(client, body=event_envelope(sentry_event()))
@@ -494,6 +627,19 @@ def test_the_browser_sdks_preflight_and_post_from_the_sites_origin_are_allowed(c
     assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == SHOP_ORIGIN
     assert "X-Sentry-Rate-Limits" in response["Access-Control-Expose-Headers"]
+
+
+def test_a_preflight_from_a_foreign_origin_is_refused_allowing_nothing(client, shop):
+    response = client.options(
+        ENVELOPE,
+        HTTP_ORIGIN="https://evil.example",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type,x-sentry-auth",
+    )
+
+    assert response.status_code == 403
+    assert "Access-Control-Allow-Headers" not in response
+    assert "Access-Control-Allow-Origin" not in response
 
 
 def test_an_origin_of_another_site_is_403(client, shop):

@@ -6,14 +6,19 @@ import uuid
 from urllib.parse import urlencode
 
 import pytest
+from django.db import OperationalError, connection
 from django.db.models import Sum
 from django.test import Client
 
+from beacons.counting import sinks
+from beacons.ingest.compat import umami as umami_compat
 from beacons.ingest.compat.umami import website_domains_clear
 from beacons.ingest.views import TRANSPARENT_GIF
+from beacons.logs import outage_warning
 from beacons.models import BeaconAggregate, BeaconDefinition, BeaconEvent, DroppedHits, Granularity, Site
+from beacons.sites import SITES_CACHE_SECONDS, SITES_RETRY_SECONDS
 
-from .conftest import BROWSER_UA, first_site
+from .conftest import BROWSER_UA, FastPathClient, first_site
 
 pytestmark = pytest.mark.django_db
 
@@ -27,10 +32,13 @@ def _fresh_website_ids():
     website_domains_clear()
 
 
-@pytest.fixture
-def visitor():
-    """A test client with a browser's user agent (ingest drops empty and crawler ones)."""
-    return Client(HTTP_USER_AGENT=BROWSER_UA)
+@pytest.fixture(params=["django path", "fast path"])
+def visitor(request):
+    """A test client with a browser's user agent (ingest drops empty and crawler ones); each test
+    runs through Django's full request path and through the ingest fast path the served
+    application takes."""
+    client_class = FastPathClient if request.param == "fast path" else Client
+    return client_class(HTTP_USER_AGENT=BROWSER_UA)
 
 
 @pytest.fixture
@@ -64,6 +72,17 @@ def nothing_counted() -> bool:
 def dropped(reason: str) -> int:
     row = DroppedHits.objects.filter(reason=reason).first()
     return row.count if row else 0
+
+
+def database_down(*args, **kwargs):
+    raise OperationalError("could not connect to server: Connection refused")
+
+
+@pytest.fixture
+def counters_unwritable(monkeypatch):
+    """The database goes down once a hit is read: its counters cannot be written."""
+    monkeypatch.setattr(sinks, "aggregates_add", database_down)
+    monkeypatch.setattr(outage_warning, "_last", float("-inf"))  # the outage is logged, whatever logged before
 
 
 # --- Plausible ------------------------------------------------------------------------------
@@ -226,6 +245,70 @@ def test_plausible_malformed_bodies_get_400_naming_the_field_and_count_nothing(v
     assert nothing_counted()
 
 
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"p": "{bad"}, "props is not valid JSON"),
+        ({"p": "[1]"}, "props must be an object"),
+        ({"$": "{bad"}, "revenue is not valid JSON"),
+        ({"$": "[1]"}, 'revenue must be an object: {"amount": 10.5, "currency": "EUR"}'),
+    ],
+)
+def test_plausible_props_or_revenue_sent_as_text_say_whether_the_json_or_its_shape_is_wrong(visitor, shop, body, error):
+    response = plausible(visitor, {"n": "signup", "u": "/", "d": "shop.example", **body})
+    assert response.status_code == 400
+    assert response.json() == {"error": error, "field": "props" if "p" in body else "revenue"}
+    assert nothing_counted()
+
+
+def test_plausible_revenue_sent_as_json_text_is_kept_as_an_object_is(visitor, shop, signup):
+    revenue = json.dumps({"amount": 7, "currency": "gbp"})
+    assert plausible(visitor, {"n": "signup", "u": "/", "d": "shop.example", "$": revenue}).status_code == 202
+    assert BeaconEvent.objects.get().payload["meta"] == {"revenue_amount": 7, "revenue_currency": "GBP"}
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [True, False, None, [5], {"value": 5}, "1" * 41, "NaN", "-Infinity", "12 EUR", ""],
+    ids=["true", "false", "null", "list", "object", "41 digits", "NaN", "infinity", "with a unit", "empty"],
+)
+def test_plausible_revenue_amount_that_is_no_finite_number_gets_400(visitor, shop, signup, amount):
+    body = {"n": "signup", "u": "/", "d": "shop.example", "$": {"amount": amount, "currency": "EUR"}}
+    response = plausible(visitor, body)
+    assert (response.status_code, response.json()["error"]) == (400, "revenue amount must be a number")
+    assert nothing_counted()
+
+
+def test_plausible_revenue_amount_as_decimal_text_may_have_40_characters(visitor, shop, signup):
+    amount = "1" * 37 + ".50"  # 40 characters: larger than a float holds exactly, which is why Plausible sends text
+    body = {"n": "signup", "u": "/", "d": "shop.example", "$": {"amount": amount, "currency": "EUR"}}
+    assert plausible(visitor, body).status_code == 202
+    assert BeaconEvent.objects.get().payload["meta"]["revenue_amount"] == amount
+
+
+def test_plausible_page_view_of_a_bare_domain_counts_the_home_page(visitor, shop):
+    plausible(visitor, {"n": "pageview", "u": "https://shop.example", "d": "shop.example"})
+    plausible(visitor, {"n": "pageview", "u": "https://shop.example?utm_source=mail", "d": "shop.example"})
+    assert site_count(shop, "page_view", "/") == 2
+    assert site_count(shop, "page_view") == 2
+
+
+def test_plausible_domain_list_passes_over_names_that_are_no_host_names(visitor, shop):
+    response = plausible(
+        visitor, {"n": "pageview", "u": "https://shop.example/", "d": "https://rollup.example/, shop.example"}
+    )
+    assert response.status_code == 202
+    assert site_count(shop, "page_view", "/") == 1
+
+
+def test_plausible_form_body_is_read_as_the_classic_api_fields(visitor, shop):
+    """``curl -d name=pageview&…`` sends a form: it is read as the JSON body's names."""
+    form = urlencode({"name": "pageview", "url": "https://shop.example/from-a-form", "domain": "shop.example"})
+    response = plausible(visitor, form, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 202
+    assert site_count(shop, "page_view", "/from-a-form") == 1
+
+
 def test_plausible_body_over_the_limit_gets_413(visitor, shop, settings):
     settings.BEACONS_MAX_BODY_BYTES = 200
     response = plausible(visitor, {"n": "pageview", "u": "https://shop.example/" + "a" * 300, "d": "shop.example"})
@@ -276,6 +359,40 @@ def test_a_drop_in_adds_no_query_to_a_page_view(visitor, shop, django_assert_num
     with django_assert_num_queries(1):
         visitor.get("/count", {"p": "/c"}, HTTP_REFERER="https://shop.example/c", HTTP_DNT="1")
     assert site_count(shop, "page_view") == 5
+
+
+def test_drop_in_events_kept_one_by_one_name_the_tracker_they_came_from(visitor, shop, signup):
+    plausible(visitor, {"n": "signup", "u": "https://shop.example/", "d": "shop.example"})
+    umami(visitor, "event", page_payload(name="signup"))
+    count_js(visitor, p="signup", e="true")
+
+    assert sorted(BeaconEvent.objects.values_list("source", flat=True)) == ["goatcounter", "plausible", "umami"]
+
+
+@pytest.mark.parametrize(
+    ("send", "answer"),
+    [
+        (lambda client: plausible(client, {"n": "pageview", "u": "https://shop.example/", "d": "shop.example"}), 503),
+        (lambda client: umami(client, "event", page_payload()), 503),
+        (lambda client: count_js(client), 200),  # the image still: a broken picture helps nobody
+    ],
+    ids=["plausible", "umami", "goatcounter"],
+)
+def test_while_the_database_is_down_nothing_is_counted_and_the_outage_is_logged(
+    visitor, shop, counters_unwritable, caplog, send, answer
+):
+    with caplog.at_level("WARNING", logger="beacons"):
+        response = send(visitor)
+
+    assert response.status_code == answer
+    if answer == 503:
+        assert response["Retry-After"] == "5"
+    else:
+        assert response.content == TRANSPARENT_GIF
+    [record] = [record for record in caplog.records if "database unreachable" in record.getMessage()]
+    assert record.exc_info is not None  # the cause, with its traceback
+    assert "could not connect to server" in caplog.text
+    assert nothing_counted()
 
 
 @pytest.mark.parametrize(
@@ -384,6 +501,53 @@ def test_umami_cache_token_sent_back_is_ignored(visitor, shop):
     assert first["Access-Control-Allow-Origin"] == "https://shop.example"
     assert site_count(shop, "page_view", "/next") == 3
     assert BeaconAggregate.objects.exclude(site=shop).count() == 0
+
+
+def test_umami_preflight_from_a_foreign_origin_is_refused_allowing_nothing(visitor, shop):
+    response = visitor.options(
+        "/api/send",
+        HTTP_ORIGIN="https://evil.example",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type,x-umami-cache",
+    )
+    assert response.status_code == 403
+    assert "Access-Control-Allow-Headers" not in response
+    assert "Access-Control-Allow-Origin" not in response
+
+
+def test_umami_form_body_is_read_as_a_form_whose_payload_is_no_object(visitor, shop):
+    form = urlencode({"type": "event", "payload": json.dumps({"website": WEBSITE, "url": "/"})})
+    response = visitor.post("/api/send", data=form, content_type="application/x-www-form-urlencoded")
+    assert (response.status_code, response.json()["field"]) == (400, "payload")
+    assert nothing_counted()
+
+
+def test_umami_first_hit_while_the_database_is_down_gets_503(visitor, shop, monkeypatch):
+    monkeypatch.setattr(connection, "cursor", database_down)  # the website ids were never read
+    response = umami(visitor, "event", page_payload())
+    assert (response.status_code, response["Retry-After"]) == (503, "5")
+
+
+def test_umami_website_ids_outlive_a_database_outage_and_are_read_again_every_few_seconds(shop, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(umami_compat.time, "monotonic", lambda: now[0])
+    website = uuid.UUID(WEBSITE)
+    assert umami_compat.website_domain(website) == "shop.example"
+    asked = []
+
+    def down(*args, **kwargs):
+        asked.append(now[0])
+        database_down()
+
+    monkeypatch.setattr(connection, "cursor", down)
+    now[0] += SITES_CACHE_SECONDS  # due to be read again: the database is down
+    assert umami_compat.website_domain(website) == "shop.example"
+    now[0] += SITES_RETRY_SECONDS - 0.5
+    assert umami_compat.website_domain(website) == "shop.example"  # not asked again yet
+    now[0] += 0.5
+    assert umami_compat.website_domain(website) == "shop.example"
+
+    assert asked == [1000 + SITES_CACHE_SECONDS, 1000 + SITES_CACHE_SECONDS + SITES_RETRY_SECONDS]
 
 
 def test_umami_unknown_website_gets_403_and_is_tallied(visitor, shop):
@@ -497,6 +661,17 @@ def test_goatcounter_event_counts_a_custom_type_named_by_the_path(visitor, shop)
     assert site_count(shop, "page_view") == 0
 
 
+@pytest.mark.parametrize("flag", ["false", "0", "off", "", "Off"])
+def test_goatcounter_e_false_in_any_spelling_counts_a_page_view(visitor, shop, flag):
+    assert count_js(visitor, e=flag).status_code == 200
+    assert site_count(shop, "page_view", "/blog/hello") == 1
+
+
+def test_goatcounter_page_counts_its_path_and_query_without_a_fragment(visitor, shop):
+    count_js(visitor, p="/docs#install", q="")
+    assert site_count(shop, "page_view", "/docs") == 1
+
+
 def test_goatcounter_bot_flag_is_dropped_as_a_bot(visitor, shop):
     response = count_js(visitor, b="153")  # count.js: navigator.webdriver
     assert (response.status_code, response["Content-Type"]) == (200, "image/gif")
@@ -530,6 +705,13 @@ def test_goatcounter_head_answers_the_gif_without_counting_and_other_methods_get
     assert (head.status_code, head["Content-Type"]) == (200, "image/gif")
     assert visitor.put("/count?p=/").status_code == 405
     assert nothing_counted()
+
+
+def test_goatcounter_other_methods_get_405_naming_the_methods_it_takes(visitor, shop):
+    response = visitor.delete("/count?p=/")
+    assert (response.status_code, response["Allow"]) == (405, "GET, HEAD, POST")
+    assert response.json()["field"] == "method"
+    assert "GET or POST" in response.json()["error"]
 
 
 def test_goatcounter_counts_nothing_but_still_answers_when_ingest_is_off(visitor, shop, settings):

@@ -4,28 +4,34 @@ generated here from each tool's documented columns, imported, and read back."""
 import csv
 import gzip
 import io
+import json
 import random
+import re
 import zipfile
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import DatabaseError
 from django.urls import reverse
 
+from beacons import sites
 from beacons.counting.buckets import bucket_start, bucket_zone
 from beacons.models import (
     BeaconAggregate,
     BeaconDefinition,
+    DroppedValues,
     ImportedVisitors,
     PeerImportDay,
+    Site,
     VisitorSketch,
 )
 from beacons.models import Granularity as G
 from beacons.registry import VisitSlug
 from beacons.transfer import peers
 
-from .conftest import first_site, first_site_zone
+from .conftest import BROWSER_UA, first_site, first_site_zone
 
 pytestmark = pytest.mark.django_db
 
@@ -347,6 +353,58 @@ def test_plausible_export_imports_its_daily_figures(tmp_path):
     assert f"10 days, {sum(export.page_views.values()):,} page views" in out
 
 
+def test_plausible_visit_figures_systems_devices_and_mediums_are_imported(tmp_path):
+    export = PlausibleExport(days_from(FIRST_DAY, 2))
+    import_peer(tmp_path, "plausible", export.zip())
+
+    visitors = export.rows["imported_visitors"]
+    assert stored(VisitSlug.BOUNCES) == Counter({date.fromisoformat(r["date"]): r["bounces"] for r in visitors})
+    assert stored(VisitSlug.SECONDS) == Counter({date.fromisoformat(r["date"]): r["visit_duration"] for r in visitors})
+    assert stored(VisitSlug.PAGES) == Counter(export.page_views)
+    systems, devices = Counter(), Counter()
+    for row in export.rows["imported_operating_systems"]:
+        systems[(date.fromisoformat(row["date"]), {"Mac": "Mac OS X"}.get(row["operating_system"], "Linux"))] += row[
+            "pageviews"
+        ]
+    for row in export.rows["imported_devices"]:
+        devices[(date.fromisoformat(row["date"]), row["device"].lower().replace("laptop", "desktop"))] += row[
+            "pageviews"
+        ]
+    assert stored("page_view", dimension="os", identifier=None) == systems
+    assert stored("page_view", dimension="device", identifier=None) == devices
+    assert stored("page_view", dimension="utm_medium", identifier=None) == Counter(
+        {(day, "social"): n for (day, source), n in export.by_source.items() if source == "Twitter"}
+    )
+
+
+def test_plausibles_own_events_in_the_custom_events_file_are_skipped(tmp_path):
+    rows = [
+        {"date": "2025-03-01", "name": name, "events": 4} for name in ("pageview", "Engagement", "pageleave", "Signup")
+    ]
+
+    out, _ = import_peer(
+        tmp_path, "plausible", csv_text(["date", "name", "events"], rows).encode(), name="imported_custom_events.csv"
+    )
+
+    assert stored("signup") == Counter({date(2025, 3, 1): 4})
+    assert not BeaconDefinition.objects.filter(slug__in=["pageview", "engagement", "pageleave"]).exists()
+    assert "4 signup events, 3 rows skipped" in out
+
+
+def test_plausible_entry_pages_with_a_visits_column_for_entrances_are_read(tmp_path):
+    rows = [{"date": "2025-03-01", "entry_page": "/pricing", "visits": 6, "bounces": 2}]
+
+    import_peer(
+        tmp_path,
+        "plausible",
+        csv_text(["date", "entry_page", "visits", "bounces"], rows).encode(),
+        name="imported_entry_pages.csv",
+    )
+
+    assert stored(VisitSlug.VISITS, identifier="/pricing") == Counter({date(2025, 3, 1): 6})
+    assert stored(VisitSlug.BOUNCES, identifier="/pricing") == Counter({date(2025, 3, 1): 2})
+
+
 def test_plausible_days_roll_up_into_months_and_years_not_hours(tmp_path):
     export = PlausibleExport(days_from(date(2025, 1, 28), 7))
     import_peer(tmp_path, "plausible", export.zip())
@@ -442,6 +500,26 @@ def test_bad_rows_are_named_by_file_and_line_and_nothing_is_imported(tmp_path):
     assert not BeaconDefinition.objects.filter(slug__in=["signup", "outbound_link:click"]).exists()
 
 
+def test_event_types_a_refused_import_would_have_registered_are_registered_when_next_counted(tmp_path, client):
+    files = PlausibleExport(days_from(FIRST_DAY, 1)).files()
+    pages = next(name for name in files if name.startswith("imported_pages"))
+    files[pages] = cell_set(files[pages], line=2, column="date", value="yesterday")
+    import_refused(tmp_path, "plausible", zipped(files))
+
+    beacon = {"event_type": "signup", "site": first_site().domain}
+    client.post("/beacon", data=json.dumps(beacon), content_type="application/json", HTTP_USER_AGENT=BROWSER_UA)
+
+    assert BeaconAggregate.objects.filter(definition__slug="signup", granularity=G.DAY).get().count == 1
+
+
+def test_a_page_with_a_nul_character_is_a_problem(tmp_path):
+    rows = [goatcounter_row("/a\x00b", datetime(2025, 3, 1, 9, tzinfo=UTC))]
+
+    _, err = import_refused(tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv")
+
+    assert err.splitlines() == ["gc.csv line 2: path: contains a NUL character"]
+
+
 def test_a_count_that_is_not_a_whole_number_is_named(tmp_path):
     files = PlausibleExport(days_from(FIRST_DAY, 1)).files()
     visitors = next(name for name in files if name.startswith("imported_visitors"))
@@ -526,6 +604,26 @@ def test_dimension_values_go_through_the_daily_cap(tmp_path, settings):
     for day in export.days:
         assert {value for d, value in browsers if d == day} <= {"Chrome", "Safari", "(other)"}
         assert sum(n for (d, _), n in browsers.items() if d == day) == export.page_views[day]
+
+
+def test_an_upload_may_register_50_event_types_and_not_51(tmp_path):
+    at = datetime(2025, 3, 1, 9, tzinfo=UTC)
+    fifty = [umami_row("/", at, event=f"event {n}") for n in range(50)]
+    import_peer(tmp_path, "umami", csv_text(UMAMI_COLUMNS, fifty).encode(), name="umami.csv")
+    assert BeaconDefinition.objects.filter(slug__startswith="event_").count() == 50
+
+    more = [umami_row("/", at + timedelta(days=1), event=f"more {n}") for n in range(51)]
+    message, _ = import_refused(tmp_path, "umami", csv_text(UMAMI_COLUMNS, more).encode(), name="umami.csv")
+    assert "more than 50 new event types" in message
+
+
+def test_values_over_the_daily_cap_are_tallied_as_dropped(tmp_path, settings):
+    settings.BEACONS_MAX_VALUES_PER_DIMENSION = 2
+    export = PlausibleExport(days_from(FIRST_DAY, 1))  # three browsers
+    import_peer(tmp_path, "plausible", export.zip())
+
+    tally = DroppedValues.objects.filter(definition__slug="page_view", dimension="browser")
+    assert dict(tally.values_list("day", "count")) == {FIRST_DAY: export.by_browser[(FIRST_DAY, "Edge")]}
 
 
 def test_one_upload_registers_a_bounded_number_of_event_types(tmp_path):
@@ -676,6 +774,487 @@ def test_goatcounter_bad_rows_are_named_and_nothing_is_imported(tmp_path):
     assert not BeaconAggregate.objects.exists()
 
 
+def test_goatcounter_import_reports_what_the_file_counts_under_its_kind_of_file(tmp_path):
+    at = datetime(2025, 3, 2, 10, tzinfo=UTC)
+    rows = [
+        goatcounter_row("/", at, session="a", referrer="Google", scheme="g"),
+        goatcounter_row("/pricing", at + timedelta(minutes=3), session="a"),
+        goatcounter_row("signup", at + timedelta(minutes=4), session="a", event=True),
+        goatcounter_row("/docs/start", at + timedelta(minutes=5), session="b"),
+        goatcounter_row("/", at + timedelta(minutes=6), session="bot", bot="150"),
+    ]
+
+    out, _ = import_peer(tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv")
+
+    assert out.splitlines()[0] == (
+        "gc.csv: 5 rows, 1 days (2025-03-02 – 2025-03-02), 3 page views, 2 visits, 1 signup events, "
+        "2 unique visitors over 1 days (imported: GoatCounter's own daily figures, kept apart from Beacons' "
+        "visitors), 1 rows skipped"
+    )
+    assert out.splitlines()[-1].endswith(": 1 days, 3 page views")
+    assert list(PeerImportDay.objects.values_list("source", "day")) == [("goatcounter:export.csv", date(2025, 3, 2))]
+
+    again, _ = import_peer(tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv")
+    assert again.splitlines()[0] == "gc.csv: 5 rows, no new days, 1 days skipped (already imported), 5 rows skipped"
+
+
+def test_hits_at_the_start_of_an_hour_count_in_that_hour(tmp_path):
+    hours = [datetime(2025, 3, 2, hour, tzinfo=UTC) for hour in (9, 10, 11)]
+    rows = [goatcounter_row("/", at, session=f"s{at.hour}") for at in hours]
+    rows += [goatcounter_row("signup", at, event=True, session=f"s{at.hour}") for at in hours]
+
+    import_peer(tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv")
+
+    assert stored("page_view", granularity=G.HOUR) == Counter(dict.fromkeys(hours, 1))
+    assert stored("signup", granularity=G.HOUR) == Counter(dict.fromkeys(hours, 1))
+
+
+@pytest.mark.parametrize(
+    ("peer", "name", "text", "missing"),
+    [
+        ("plausible", "imported_pages.csv", "date,hostname,pageviews\n2025-03-01,x,3\n", "page"),
+        ("goatcounter", "gc.csv", "2Path,Event\n/,false\n", "date"),
+        ("umami", "umami.csv", "url_path,event_type\n/,1\n", "created_at"),
+    ],
+)
+def test_a_file_without_a_column_it_needs_is_refused_naming_it(tmp_path, peer, name, text, missing):
+    message, _ = import_refused(tmp_path, peer, text.encode(), name=name)
+
+    columns = ", ".join(text.split("\n")[0].lower().removeprefix("2").split(","))
+    assert f"{name} has no {missing} column (its columns: {columns})" in message
+    assert not BeaconAggregate.objects.exists()
+
+
+def test_a_plausible_file_of_no_count_it_imports_is_refused(tmp_path):
+    message, _ = import_refused(tmp_path, "plausible", b"date,page\n2025-03-01,/\n", name="imported_pages.csv")
+
+    assert "imported_pages.csv has none of the columns pageviews" in message
+
+
+def test_a_file_whose_header_is_no_utf8_is_refused(tmp_path):
+    message, _ = import_refused(tmp_path, "umami", "url_path,créé\n".encode("latin-1"), name="umami.csv")
+
+    assert "umami.csv is not a UTF-8 CSV file" in message
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"), [("x" * 40, repr("x" * 40)), ("x" * 41, repr("x" * 39 + "…"))], ids=["40", "41"]
+)
+def test_a_bad_cell_is_shown_whole_up_to_40_characters(tmp_path, cell, shown):
+    text = csv_text(["date", "pageviews"], [{"date": cell, "pageviews": 1}])
+
+    _, err = import_refused(tmp_path, "plausible", text.encode(), name="imported_visitors.csv")
+
+    assert err.splitlines() == [f"imported_visitors.csv line 2: date: {shown} is not a date like 2024-01-31"]
+
+
+def test_counts_up_to_what_a_counter_holds_are_read(tmp_path):
+    most = 2**63 - 1
+    rows = [{"date": "2025-03-01", "pageviews": most}, {"date": "2025-03-02", "pageviews": most + 1}]
+    text = csv_text(["date", "pageviews"], rows).encode()
+
+    _, err = import_refused(tmp_path, "plausible", text, "--dry-run", name="imported_visitors.csv")
+
+    assert err.splitlines() == [
+        f"imported_visitors.csv line 3: pageviews: '{most + 1}' is not a whole number from 0 to {most:,}"
+    ]
+
+
+@pytest.mark.parametrize("spare", [0, 1])
+def test_an_upload_that_unpacks_to_the_limit_is_read_and_one_byte_more_refused(tmp_path, settings, spare):
+    content = csv_text(GOATCOUNTER_COLUMNS, [goatcounter_row("/", datetime(2025, 3, 1, 9, tzinfo=UTC))]).encode()
+    settings.BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES = len(content) - 1 + spare
+
+    if spare:
+        import_peer(tmp_path, "goatcounter", content, name="gc.csv")
+        assert stored("page_view") == Counter({date(2025, 3, 1): 1})
+    else:
+        message, _ = import_refused(tmp_path, "goatcounter", content, name="gc.csv")
+        assert "BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES" in message
+
+
+def test_one_gzipped_plausible_file_imports_alone(tmp_path):
+    text = csv_text(["date", "pageviews"], [{"date": "2025-03-01", "pageviews": 9}])
+
+    out, _ = import_peer(
+        tmp_path, "plausible", gzip.compress(text.encode()), name="imported_visitors_20250301_20250301.csv.gz"
+    )
+
+    assert stored("page_view") == Counter({date(2025, 3, 1): 9})
+    assert out.startswith("imported_visitors_20250301_20250301.csv: 1 rows")
+
+
+def test_a_count_column_a_plausible_file_lacks_is_noted_and_the_rest_imported(tmp_path):
+    row = {"date": "2025-03-01", "visitors": 2, "pageviews": 5, "visits": 3}
+    text = csv_text(["date", "visitors", "pageviews", "visits"], [row])
+
+    out, _ = import_peer(tmp_path, "plausible", text.encode(), name="imported_visitors_20250301_20250301.csv")
+
+    assert out.splitlines()[0] == (
+        "imported_visitors_20250301_20250301.csv: 1 rows, 1 days (2025-03-01 – 2025-03-01), 5 page views, "
+        "3 visits, 2 unique visitors over 1 days (imported: Plausible's own daily figures, kept apart from "
+        "Beacons' visitors), no bounces column: not imported, no visit_duration column: not imported"
+    )
+    assert stored("page_view") == Counter({date(2025, 3, 1): 5})
+
+
+@pytest.mark.parametrize(
+    ("peer", "cell", "problem"),
+    [
+        ("plausible", "1969-12-31", "date: '1969-12-31' is outside the years 1970–2200"),
+        ("plausible", "2201-01-01", "date: '2201-01-01' is outside the years 1970–2200"),
+        ("goatcounter", "1969-12-31T23:00:00Z", "date: '1969-12-31T23:00:00Z' is outside the years 1970–2200"),
+    ],
+)
+def test_a_date_outside_the_years_counters_hold_is_a_problem(tmp_path, peer, cell, problem):
+    if peer == "plausible":
+        name, text = "imported_visitors.csv", csv_text(["date", "pageviews"], [{"date": cell, "pageviews": 1}])
+    else:
+        name = "gc.csv"
+        text = csv_text(GOATCOUNTER_COLUMNS, [goatcounter_row("/", datetime(2025, 3, 1, tzinfo=UTC)) | {"Date": cell}])
+
+    _, err = import_refused(tmp_path, peer, text.encode(), name=name)
+
+    assert err.splitlines() == [f"{name} line 2: {problem}"]
+
+
+def test_dates_in_the_first_and_the_last_year_counters_hold_are_read(tmp_path):
+    rows = [{"date": "1970-01-01", "pageviews": 1}, {"date": "2200-12-31", "pageviews": 1}]
+    text = csv_text(["date", "pageviews"], rows).encode()
+
+    _, err = import_refused(tmp_path, "plausible", text, "--dry-run", name="imported_visitors.csv")
+
+    assert err.splitlines() == ["imported_visitors.csv line 3: date: 2200-12-31 is in the future"]
+
+
+def test_rows_up_to_a_day_ahead_of_the_clock_are_imported_and_later_ones_are_in_the_future(tmp_path, monkeypatch):
+    now = datetime(2025, 3, 10, 12, tzinfo=UTC)
+    monkeypatch.setattr(peers.timezone, "now", lambda: now)
+    latest = now + timedelta(days=1)  # the exporting server's clock may run ahead
+    rows = [goatcounter_row("/", latest), goatcounter_row("/", latest + timedelta(seconds=1))]
+    days = [{"date": "2025-03-11", "pageviews": 1}, {"date": "2025-03-12", "pageviews": 1}]
+
+    _, goatcounter_err = import_refused(
+        tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv"
+    )
+    _, plausible_err = import_refused(
+        tmp_path, "plausible", csv_text(["date", "pageviews"], days).encode(), name="imported_visitors.csv"
+    )
+
+    assert goatcounter_err.splitlines() == ["gc.csv line 3: date: 2025-03-11T12:00:01Z is in the future"]
+    assert plausible_err.splitlines() == ["imported_visitors.csv line 3: date: 2025-03-12 is in the future"]
+
+
+def test_a_goatcounter_date_with_an_offset_is_read_at_that_offset(tmp_path):
+    rows = [goatcounter_row("/", datetime(2025, 3, 1, tzinfo=UTC)) | {"Date": "2025-03-02T01:30:00+02:00"}]
+
+    import_peer(tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv")
+
+    assert stored("page_view", granularity=G.HOUR) == Counter({datetime(2025, 3, 1, 23, tzinfo=UTC): 1})
+
+
+def test_goatcounters_format_1_reads_the_user_agent_in_browser_and_format_2_the_screens_device(tmp_path):
+    at = datetime(2025, 3, 1, 9, tzinfo=UTC)
+    format_1 = [c if c != "2Path" else "1Path" for c in GOATCOUNTER_COLUMNS]
+    row = goatcounter_row("/", at, browser=BROWSER_UA, system="") | {"1Path": "/"}
+    import_peer(tmp_path, "goatcounter", csv_text(format_1, [row]).encode(), name="gc1.csv")
+    import_peer(
+        tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, [goatcounter_row("/", at + timedelta(days=1))]).encode()
+    )
+
+    browsers = stored("page_view", dimension="browser", identifier=None)
+    assert browsers == Counter({(date(2025, 3, 1), "Chrome"): 1, (date(2025, 3, 2), "Firefox"): 1})
+    assert stored("page_view", dimension="device", identifier=None) == Counter(
+        {(date(2025, 3, 1), "desktop"): 1, (date(2025, 3, 2), "desktop"): 1}
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("::", "event name '::': name must contain a letter or digit"),
+        ("error", "event type 'error' is a javascript error type, not an event"),
+    ],
+)
+def test_an_event_name_that_makes_no_custom_event_type_is_a_problem(tmp_path, name, problem):
+    rows = [umami_row("/", datetime(2025, 3, 1, 9, tzinfo=UTC), event=name)]
+
+    _, err = import_refused(tmp_path, "umami", csv_text(UMAMI_COLUMNS, rows).encode(), name="umami.csv")
+
+    assert err.splitlines() == [f"umami.csv line 2: {problem}"]
+
+
+def test_an_import_needs_the_page_view_type(tmp_path):
+    BeaconDefinition.objects.filter(slug="page_view").update(kind=BeaconDefinition.Kind.CUSTOM)
+    rows = [umami_row("/", datetime(2025, 3, 1, 9, tzinfo=UTC))]
+
+    message, _ = import_refused(tmp_path, "umami", csv_text(UMAMI_COLUMNS, rows).encode(), name="umami.csv")
+
+    assert "there is no page_view event type of kind page view" in message
+
+
+def test_minutes_are_counted_for_hits_within_the_types_fine_retention_only(tmp_path, monkeypatch):
+    now = datetime(2025, 3, 10, 12, tzinfo=UTC)
+    monkeypatch.setattr(peers.timezone, "now", lambda: now)
+    BeaconDefinition.objects.create(slug="signup", name="Sign-ups", granularities="M,H,D", fine_retention_days=7)
+    oldest = now - timedelta(days=7)  # the first moment the type keeps minutes of
+    rows = [goatcounter_row("signup", at, event=True) for at in (oldest - timedelta(seconds=1), oldest)]
+
+    import_peer(tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv")
+
+    assert stored("signup", granularity=G.MINUTE) == Counter({oldest: 1})
+    assert sum(stored("signup", granularity=G.HOUR).values()) == 2
+
+
+@pytest.mark.parametrize(
+    ("peer", "name"), [("plausible", "imported_visitors.csv"), ("goatcounter", "gc.csv"), ("umami", "umami.csv")]
+)
+def test_blank_lines_are_passed_over_and_a_row_of_the_wrong_width_is_a_problem(tmp_path, peer, name):
+    header = {
+        "plausible": "date,pageviews",
+        "goatcounter": ",".join(GOATCOUNTER_COLUMNS),
+        "umami": ",".join(UMAMI_COLUMNS),
+    }
+    cells = len(header[peer].split(","))
+    text = header[peer] + "\n\n , \n" + "x," * cells + "x\n"
+
+    _, err = import_refused(tmp_path, peer, text.encode(), name=name)
+
+    assert err.splitlines() == [f"{name} line 4: {cells + 1} cells where the header has {cells}"]
+
+
+def test_a_row_that_is_no_utf8_is_refused_naming_its_line(tmp_path):
+    text = ("date,pageviews\n" + "2025-03-01,1\n" * 2000).encode() + "2025-03-02,1 café\n".encode("latin-1")
+
+    message, _ = import_refused(tmp_path, "plausible", text, name="imported_visitors.csv")
+
+    assert re.search(r"imported_visitors.csv line \d+ cannot be read as UTF-8 CSV", message)
+
+
+@pytest.mark.parametrize(
+    ("peer", "text", "said"),
+    [
+        ("umami", "", "umami.csv has no url_path, event_type, created_at column (its columns: none)"),
+        ("goatcounter", "", "its first column is missing, not “2Path”"),
+        ("goatcounter", "Path,Date\n", "its first column is 'path', not “2Path”"),
+    ],
+)
+def test_a_file_of_no_header_the_tool_writes_is_refused_saying_what_it_found(tmp_path, peer, text, said):
+    message, _ = import_refused(tmp_path, peer, text.encode(), name=f"{peer}.csv")
+
+    assert said in message
+
+
+@pytest.mark.parametrize(
+    ("spelling", "event"),
+    [("TRUE", True), ("1", True), ("t", True), ("yes", True)]
+    + [("False", False), ("0", False), ("f", False), ("no", False), ("", False)],
+)
+def test_goatcounters_event_column_reads_each_spelling_of_true_and_false(tmp_path, spelling, event):
+    rows = [goatcounter_row("signup", datetime(2025, 3, 1, 9, tzinfo=UTC)) | {"Event": spelling}]
+
+    import_peer(tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv")
+
+    assert (sum(stored("signup").values()), sum(stored("page_view").values())) == ((1, 0) if event else (0, 1))
+
+
+@pytest.mark.parametrize(
+    ("peer", "name", "text", "problem"),
+    [
+        ("plausible", "imported_pages.csv", "date,page,pageviews\n2025-03-01, ,4\n", "page: a page is required"),
+        ("goatcounter", "gc.csv", None, "path: a page is required"),
+        ("umami", "umami.csv", None, "path: a page is required"),
+    ],
+)
+def test_a_page_view_of_no_page_is_a_problem(tmp_path, peer, name, text, problem):
+    at = datetime(2025, 3, 1, 9, tzinfo=UTC)
+    if peer == "goatcounter":
+        text = csv_text(GOATCOUNTER_COLUMNS, [goatcounter_row(" ", at)])
+    elif peer == "umami":
+        text = csv_text(UMAMI_COLUMNS, [umami_row("", at)])
+
+    _, err = import_refused(tmp_path, peer, text.encode(), name=name)
+
+    assert err.splitlines() == [f"{name} line 2: {problem}"]
+
+
+def test_a_file_that_starts_as_a_zip_and_is_none_is_refused(tmp_path):
+    message, _ = import_refused(tmp_path, "plausible", b"PK\x03\x04 not the rest of a zip")
+
+    assert "the file is not a readable zip file" in message
+
+
+def test_a_goatcounter_zip_passes_over_what_is_no_csv_file(tmp_path):
+    rows = [goatcounter_row("/", datetime(2025, 3, 1, 9, tzinfo=UTC))]
+
+    out, _ = import_peer(
+        tmp_path, "goatcounter", zipped({"README.txt": "hello", "gc.csv": csv_text(GOATCOUNTER_COLUMNS, rows)})
+    )
+
+    assert "README.txt: not imported (not one of GoatCounter's export files)" in out.splitlines()
+    assert stored("page_view") == Counter({date(2025, 3, 1): 1})
+
+
+def test_counts_the_database_refuses_are_refused_as_a_whole(tmp_path, monkeypatch):
+    def refused(**kwargs):
+        raise DatabaseError("value too large")
+
+    monkeypatch.setattr(peers, "aggregates_add", refused)
+    rows = [goatcounter_row("/", datetime(2025, 3, 1, 9, tzinfo=UTC))]
+
+    message, _ = import_refused(tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv")
+
+    assert "the counts could not be written (value too large)" in message
+    assert not PeerImportDay.objects.exists()
+
+
+def test_a_zip_of_none_of_the_tools_files_is_refused(tmp_path):
+    message, _ = import_refused(tmp_path, "plausible", zipped({"readme.txt": "hello", "data.json": "{}"}))
+
+    assert "the file holds none of Plausible's export files" in message
+
+
+def test_the_junk_a_mac_adds_to_a_zip_is_passed_over(tmp_path):
+    visitors = csv_text(["date", "pageviews"], [{"date": "2025-03-01", "pageviews": 4}])
+    files = {"imported_visitors.csv": visitors, "__MACOSX/._imported_visitors.csv": "\x00\x05junk"}
+
+    out, _ = import_peer(tmp_path, "plausible", zipped(files))
+
+    assert "MACOSX" not in out and "._imported" not in out
+    assert stored("page_view") == Counter({date(2025, 3, 1): 4})
+
+
+def test_a_zip_that_declares_exactly_the_size_allowed_is_read(tmp_path, settings):
+    visitors = csv_text(["date", "pageviews"], [{"date": "2025-03-01", "pageviews": 4}])
+    settings.BEACONS_IMPORT_MAX_UNCOMPRESSED_BYTES = len(visitors.encode())
+
+    import_peer(tmp_path, "plausible", zipped({"imported_visitors.csv": visitors}))
+
+    assert stored("page_view") == Counter({date(2025, 3, 1): 4})
+
+
+def test_no_counter_of_nothing_is_written(tmp_path):
+    at = datetime(2025, 3, 2, 10, tzinfo=UTC)
+    rows = [goatcounter_row("/", at, session="a"), goatcounter_row("/pricing", at + timedelta(minutes=3), session="a")]
+
+    import_peer(tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv")
+
+    assert BeaconAggregate.objects.exists()
+    assert not BeaconAggregate.objects.filter(count__lte=0).exists()  # the bounce the second page undid
+
+
+def test_each_plausible_file_reports_its_own_page_views_and_visits(tmp_path):
+    columns = ["date", "entry_page", "entrances", "pageviews", "bounces", "visit_duration"]
+    entry = csv_text(
+        columns,
+        [
+            {"date": "2025-03-01", "entry_page": "/", "entrances": 6, "pageviews": 9}
+            | {"bounces": 1, "visit_duration": 60}
+        ],
+    )
+    columns = ["date", "source", "pageviews", "visits", "bounces", "visit_duration"]
+    sources = csv_text(
+        columns,
+        [
+            {"date": "2025-03-01", "source": "Google", "pageviews": 5, "visits": 4}
+            | {"bounces": 1, "visit_duration": 60}
+        ],
+    )
+    pages = csv_text(["date", "page", "pageviews"], [{"date": "2025-03-01", "page": "/", "pageviews": 7}])
+    files = {"imported_entry_pages.csv": entry, "imported_sources.csv": sources, "imported_pages.csv": pages}
+
+    out, _ = import_peer(tmp_path, "plausible", zipped(files))
+
+    day = "1 days (2025-03-01 – 2025-03-01)"
+    assert out.splitlines()[:3] == [
+        f"imported_entry_pages.csv: 1 rows, {day}, 6 visits",  # its page views are those of its visits
+        f"imported_sources.csv: 1 rows, {day}, 5 page views, 4 visits",
+        f"imported_pages.csv: 1 rows, {day}, 7 page views",
+    ]
+
+
+def test_the_admin_lists_the_days_and_the_visitors_imported_per_site_and_kind_of_file(tmp_path):
+    export = PlausibleExport(days_from(FIRST_DAY, 3))
+    import_peer(tmp_path, "plausible", export.zip())
+
+    days, visitors = peers.peer_imports_listed(sites=[first_site()])
+
+    domain, last = first_site().domain, FIRST_DAY + timedelta(days=2)
+    assert peers.PeerImportHistory(domain, "plausible:imported_pages.csv", 3, FIRST_DAY, last) in days
+    assert visitors == [peers.PeerImportHistory(domain, "Plausible", 3, FIRST_DAY, last, sum(export.visitors.values()))]
+
+
+def test_the_first_20_problems_are_named_and_the_rest_counted(tmp_path):
+    rows = [goatcounter_row("/", datetime(2025, 3, 1, tzinfo=UTC)) | {"Event": "maybe"} for _ in range(21)]
+
+    message, err = import_refused(tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv")
+
+    assert err.splitlines()[19:] == ["gc.csv line 21: event: 'maybe' is not true or false", "… and 1 more problems"]
+    assert "nothing imported: 21 problems" in message
+
+
+def test_a_zip_of_64_files_is_read_and_one_of_65_refused(tmp_path):
+    files = {f"notes/{n}.txt": "x" for n in range(63)}
+    files["imported_visitors.csv"] = csv_text(["date", "pageviews"], [{"date": "2025-03-01", "pageviews": 4}])
+
+    out, _ = import_peer(tmp_path, "plausible", zipped(files))
+    assert stored("page_view") == Counter({date(2025, 3, 1): 4})
+    assert "0.txt: not imported (not one of Plausible's export files)" in out.splitlines()
+
+    message, _ = import_refused(tmp_path, "plausible", zipped(files | {"notes/63.txt": "x"}))
+    assert "the zip holds 65 files, more than the 64 allowed" in message
+
+
+@pytest.mark.parametrize("peer", ["goatcounter", "plausible"])
+def test_progress_is_reported_every_so_many_rows_and_once_for_the_rest(monkeypatch, peer):
+    monkeypatch.setattr(peers, "PROGRESS_ROWS", 3)
+    if peer == "goatcounter":
+        name = "gc.csv"
+        text = csv_text(
+            GOATCOUNTER_COLUMNS, [goatcounter_row("/", datetime(2025, 3, 1, 9, n, tzinfo=UTC)) for n in range(7)]
+        )
+    else:
+        name = "imported_visitors.csv"
+        text = csv_text(["date", "pageviews"], [{"date": f"2025-03-0{n + 1}", "pageviews": 1} for n in range(7)])
+    reported = []
+
+    summary = peers.peer_import(
+        peer=peer, stream=io.BytesIO(text.encode()), filename=name, site=first_site(), on_progress=reported.append
+    )
+
+    assert reported == [3, 3, 1]
+    assert summary.page_views == sum(stored("page_view").values()) == 7
+
+
+def test_an_upload_with_problems_ends_its_summary_saying_nothing_was_imported():
+    rows = [goatcounter_row("/", datetime(2025, 3, 1, tzinfo=UTC)) | {"Event": "maybe"}]
+
+    summary = peers.peer_import(
+        peer="goatcounter",
+        stream=io.BytesIO(csv_text(GOATCOUNTER_COLUMNS, rows).encode()),
+        filename="gc.csv",
+        site=first_site(),
+    )
+
+    assert summary.lines()[-1] == "nothing imported: 1 problems"
+
+
+def test_only_the_three_tools_are_imported():
+    with pytest.raises(ValueError, match="peer must be one of plausible, umami, goatcounter"):
+        peers.peer_import(peer="matomo", stream=io.BytesIO(b""), filename="m.csv", site=first_site())
+
+
+def test_an_import_follows_a_time_zone_another_process_gave_the_site(tmp_path):
+    sites.sites_cached()  # this process has read the sites: the first in UTC
+    Site.objects.filter(pk=first_site().pk).update(time_zone="America/New_York")  # saved by another process
+    rows = [goatcounter_row("/", datetime(2025, 3, 2, 3, tzinfo=UTC))]  # 22:00 on 1 March in New York
+
+    import_peer(tmp_path, "goatcounter", csv_text(GOATCOUNTER_COLUMNS, rows).encode(), name="gc.csv")
+
+    starts = BeaconAggregate.objects.filter(definition__slug="page_view", granularity=G.DAY, identifier="")
+    assert set(starts.values_list("period_start", flat=True)) == {datetime(2025, 3, 1, 5, tzinfo=UTC)}
+
+
 # --- Umami ----------------------------------------------------------------------------------------
 
 
@@ -753,6 +1332,79 @@ def test_umami_export_counts_page_views_events_sources_and_visitors(tmp_path):
     assert visitors == {day: len(seen) for day, seen in sessions.items()}  # a skipped row is no visitor
     assert stored(VisitSlug.VISITS) == Counter({day: 5 for day in sessions})
     assert "4 rows skipped" in out
+
+
+def test_umami_import_reports_umamis_own_unique_visitors(tmp_path):
+    rows = [umami_row("/", datetime(2025, 3, 1, 9, tzinfo=UTC), session=f"s{n}") for n in range(3)]
+
+    out, _ = import_peer(tmp_path, "umami", csv_text(UMAMI_COLUMNS, rows).encode(), name="umami.csv")
+
+    assert "3 unique visitors over 1 days (imported: Umami's own daily figures" in out
+
+
+def test_umami_referrer_from_the_pages_own_host_is_no_source(tmp_path):
+    rows = [
+        umami_row("/docs", datetime(2025, 3, 1, 9, tzinfo=UTC), referrer="shop.example") | {"hostname": "shop.example"},
+        umami_row("/", datetime(2025, 3, 1, 10, tzinfo=UTC), referrer="news.ycombinator.com"),
+    ]
+
+    import_peer(tmp_path, "umami", csv_text(UMAMI_COLUMNS, rows).encode(), name="umami.csv")
+
+    day = date(2025, 3, 1)
+    assert stored("page_view", dimension="source", identifier=None) == Counter(
+        {(day, "Direct / none"): 1, (day, "Hacker News"): 1}
+    )
+
+
+def test_umami_visits_are_its_own_and_a_row_without_one_is_in_its_sessions(tmp_path):
+    at = datetime(2025, 3, 1, 9, tzinfo=UTC)
+    rows = [
+        umami_row("/", at, session="s1", visit="v1"),
+        umami_row("/docs", at + timedelta(minutes=5), session="s1", visit="v2"),  # Umami started a new visit
+        umami_row("/", at, session="s2") | {"visit_id": ""},  # an older export: no visit_id
+        umami_row("/docs", at + timedelta(minutes=5), session="s2") | {"visit_id": ""},
+    ]
+
+    import_peer(tmp_path, "umami", csv_text(UMAMI_COLUMNS, rows).encode(), name="umami.csv")
+
+    assert stored(VisitSlug.VISITS) == Counter({date(2025, 3, 1): 3})
+    assert stored(VisitSlug.BOUNCES) == Counter({date(2025, 3, 1): 2})
+
+
+def test_umami_rows_of_a_session_make_its_visits_in_whatever_order_they_come(tmp_path):
+    at = datetime(2025, 3, 1, 9, tzinfo=UTC)
+    rows = [umami_row(page, at + timedelta(minutes=m), visit="v1") for page, m in [("/a", 5), ("/c", 0), ("/b", 2)]]
+
+    import_peer(tmp_path, "umami", csv_text(UMAMI_COLUMNS, rows).encode(), name="umami.csv")
+
+    day = date(2025, 3, 1)
+    assert (stored(VisitSlug.VISITS), stored(VisitSlug.SECONDS)) == (Counter({day: 1}), Counter({day: 300}))
+    assert stored(VisitSlug.EXITS, identifier="/a") == Counter({day: 1})
+
+
+def test_umami_campaign_columns_a_query_with_its_question_mark_and_events_on_their_path(tmp_path):
+    at = datetime(2025, 3, 1, 9, tzinfo=UTC)
+    rows = [
+        umami_row("/", at, query="?utm_campaign=spring"),
+        umami_row("/docs", at) | {"utm_source": "newsletter"},
+        umami_row("/pricing", at, event="checkout", query="plan=pro"),
+    ]
+
+    import_peer(tmp_path, "umami", csv_text(UMAMI_COLUMNS + ["utm_source"], rows).encode(), name="umami.csv")
+
+    day = date(2025, 3, 1)
+    assert stored("page_view", dimension="utm_campaign", identifier=None) == Counter({(day, "spring"): 1})
+    assert stored("page_view", dimension="source", identifier="newsletter") == Counter({day: 1})
+    assert stored("page_view", dimension="country", identifier="DE") == Counter({day: 2})
+    assert stored("checkout", identifier="/pricing") == Counter({day: 1})
+
+
+def test_an_umami_event_without_a_name_is_a_problem(tmp_path):
+    rows = [umami_row("/", datetime(2025, 3, 1, 9, tzinfo=UTC)) | {"event_type": "2", "event_name": " "}]
+
+    _, err = import_refused(tmp_path, "umami", csv_text(UMAMI_COLUMNS, rows).encode(), name="umami.csv")
+
+    assert err.splitlines() == ["umami.csv line 2: event_name: an event (event_type 2) needs a name"]
 
 
 def test_umami_created_at_without_offset_is_utc_and_lands_in_the_sites_day(tmp_path):
@@ -881,3 +1533,106 @@ def test_browser_and_system_names_lose_their_versions(text, browser, os):
     assert peers.os_name("Windows 10") == os
     assert peers.os_name("macOS 14.1") == "Mac OS X"
     assert peers.browser_name("") == "(unknown)"
+
+
+@pytest.mark.parametrize(
+    ("text", "browser"),
+    [
+        ("chrome", "Chrome"),
+        ("crios", "Chrome Mobile iOS"),
+        ("chromium-webview", "Chrome Mobile WebView"),
+        ("firefox", "Firefox"),
+        ("fxios", "Firefox iOS"),
+        ("safari", "Safari"),
+        ("ios", "Mobile Safari"),
+        ("ios-webview", "Mobile Safari UI/WKWebView"),
+        ("edge", "Edge"),
+        ("edge-chromium", "Edge"),
+        ("edge-ios", "Edge Mobile"),
+        ("Microsoft Edge", "Edge"),
+        ("samsung", "Samsung Internet"),
+        ("Samsung Browser", "Samsung Internet"),
+        ("opera", "Opera"),
+        ("opera-mini", "Opera Mini"),
+        ("yandexbrowser", "Yandex Browser"),
+        ("facebook", "Facebook"),
+        ("instagram", "Instagram"),
+        ("android", "Android"),
+        ("silk", "Amazon Silk"),
+        ("ie", "IE"),
+        ("Vivaldi 6.5", "Vivaldi"),  # a name of no code: kept, without its version
+    ],
+)
+def test_umamis_browser_codes_and_plausibles_names_become_the_names_live_hits_count_under(text, browser):
+    assert peers.browser_name(text) == browser
+
+
+@pytest.mark.parametrize(
+    ("text", "os"),
+    [
+        ("mac", "Mac OS X"),
+        ("Mac OS", "Mac OS X"),
+        ("macOS", "Mac OS X"),
+        ("OS X", "Mac OS X"),
+        ("GNU/Linux", "Linux"),
+        ("Android OS", "Android"),
+        ("Windows Server", "Windows"),
+        ("chromeos", "Chrome OS"),
+        ("iOS 17.2", "iOS"),
+    ],
+)
+def test_system_names_become_the_names_live_hits_count_under(text, os):
+    assert peers.os_name(text) == os
+
+
+@pytest.mark.parametrize("text", ["", "  ", "(not set)", "(none)", "unknown", "(Unknown)"])
+def test_names_a_tool_writes_for_none_are_unknown(text):
+    assert peers.browser_name(text) == peers.os_name(text) == peers.device_kind(text) == "(unknown)"
+
+
+@pytest.mark.parametrize(
+    ("text", "device"),
+    [("Desktop", "desktop"), ("laptop", "desktop"), ("Mobile", "mobile"), ("phone", "mobile"), ("Tablet", "tablet")]
+    + [("smart-tv", "(unknown)")],
+)
+def test_device_names_become_the_kinds_live_hits_count_under(text, device):
+    assert peers.device_kind(text) == device
+
+
+@pytest.mark.parametrize(
+    ("size", "device"),
+    [
+        ("0.5,1,1", "mobile"),
+        ("767,1024,2", "mobile"),
+        ("768,1024,2", "tablet"),
+        ("1023.5,768,1", "tablet"),
+        ("1024,768,1", "desktop"),
+        ("99999,1,1", "desktop"),
+        ("100000,1,1", "(unknown)"),
+        ("0,0,1", "(unknown)"),
+        ("-5,1,1", "(unknown)"),
+        ("nan,1,1", "(unknown)"),
+        ("wide,1,1", "(unknown)"),
+        ("", "(unknown)"),
+    ],
+)
+def test_goatcounters_screen_width_gives_the_device_a_phone_under_768_a_tablet_under_1024(size, device):
+    assert peers.device_of_screen(size) == device
+
+
+@pytest.mark.parametrize(
+    ("text", "country"),
+    [("de", "DE"), (" US-TX ", "US"), ("ZZ", "(unknown)"), ("xx", "(unknown)"), ("1A", "(unknown)")]
+    + [("Ö", "(unknown)"), ("ÖS", "(unknown)"), ("", "(unknown)")],
+)
+def test_country_codes_of_a_region_or_of_none_become_beacons_countries(text, country):
+    assert peers.country_code(text) == country
+
+
+@pytest.mark.parametrize("name", ["Direct / None", "direct", "(direct)", "(none)", "", " "])
+def test_every_tools_name_for_no_source_is_direct(name):
+    assert peers.source_named(name, site_domain="shop.example") == "Direct / none"
+
+
+def test_a_named_source_is_counted_as_a_tag_of_that_name():
+    assert peers.source_named("Newsletter", site_domain="shop.example") == "Newsletter"

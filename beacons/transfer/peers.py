@@ -179,12 +179,8 @@ class PeerImportSummary:
         return PEERS[self.peer]
 
     @property
-    def written(self) -> bool:
-        return not self.dry_run and not self.problem_count
-
-    @property
     def days(self) -> int:
-        return len(set().union(*(f.days for f in self.files))) if self.files else 0
+        return len(set().union(*(f.days for f in self.files)))
 
     def lines(self) -> list[str]:
         """What was imported (or would be, or why nothing was), one line per file."""
@@ -632,9 +628,8 @@ class _Import:
             self._unreported = 0
 
     def progress_flush(self) -> None:
-        if self.on_progress and self._unreported:
+        if self.on_progress and self._unreported:  # once, at the end
             self.on_progress(self._unreported)
-        self._unreported = 0
 
     def day_taken(self, file: FileSummary, day: date) -> bool:
         """True (and noted) for a day an earlier upload of this kind of file imported."""
@@ -780,8 +775,6 @@ class _Import:
             ]
             moment = datetime.fromtimestamp(second, UTC)
             self.values.update(dimension_values_for(hits=hits, received_at=moment, zones=self.zones))
-        self._held.clear()
-        self._held_values.clear()
 
     def visits_count(self, file: FileSummary, page_views: Mapping[str, list[tuple[int, str, tuple]]]) -> None:
         """The visits of each session's page views ((epoch second, page, dimension values)), by
@@ -1024,7 +1017,7 @@ def _goatcounter_read(counting: _Import, file: FileSummary, peer_file: _PeerFile
             except _RowInvalid as problem:
                 yield line, problem
                 continue
-            if row.get("bot", "0").strip() not in ("", "0"):
+            if row.get("bot", "").strip() not in ("", "0"):
                 yield line, None
                 continue
             yield (

@@ -6,6 +6,7 @@ they share live here: an event name another tracker sends becomes an event type
 (``event_type_named``, also what ``beacons.transfer.peers`` imports their exports by), a page
 address becomes a page and its campaign (``page_address``)."""
 
+import functools
 import re
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -18,7 +19,6 @@ from beacons.ingest.parsing import Rejected
 from beacons.models import IDENTIFIER_MAX_LENGTH
 from beacons.registry import EVENT_TYPE_MAX_LENGTH
 
-TRACKERS = ("plausible", "umami", "goatcounter", "sentry")
 PAGE_VIEW = "page_view"  # the built-in page view type, which every drop-in counts page views as
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9_.:-]+")
 _SLUG_COLON = re.compile(r"_*:_*")
@@ -32,14 +32,12 @@ def compat_required(name: str):
     """Answer 404 unless the drop-in endpoint ``name`` is on."""
 
     def decorate(view):
+        @functools.wraps(view)  # its name, docstring and attributes (the fast path's mark) too
         def endpoint(request, *args, **kwargs):
             if not compat_enabled(name):
                 raise Http404(f"the {name} endpoint is off (BEACONS_COMPAT)")
             return view(request, *args, **kwargs)
 
-        endpoint.__name__, endpoint.__doc__ = view.__name__, view.__doc__
-        for attribute, value in vars(view).items():  # e.g. the fast path's mark
-            setattr(endpoint, attribute, value)
         return endpoint
 
     return decorate

@@ -181,7 +181,7 @@ def _body_decoded(request: HttpRequest) -> bytes:
         return _inflated(raw, wbits=zlib.MAX_WBITS | 16)
     if encoding == "deflate":  # RFC 9110 says zlib's format; some clients send the bare stream
         return _inflated(raw, wbits=zlib.MAX_WBITS if _has_zlib_header(raw) else -zlib.MAX_WBITS)
-    raise Rejected(415, f"Content-Encoding {encoding[:40]!r} is not read here: send gzip, deflate or none", "body")
+    raise Rejected(415, f"Content-Encoding {encoding[:40]!r} is not read here: send gzip, deflate or none")
 
 
 def _has_zlib_header(raw: bytes) -> bool:
@@ -196,11 +196,11 @@ def _inflated(raw: bytes, *, wbits: int) -> bytes:
     try:
         body = inflater.decompress(raw, limit + 1)
     except zlib.error:
-        raise Rejected(400, "body is not valid for its Content-Encoding", "body") from None
+        raise Rejected(400, "body is not valid for its Content-Encoding") from None
     if len(body) > limit:
-        raise Rejected(413, f"body is larger than {limit} bytes once decompressed", "body")
+        raise Rejected(413, f"body is larger than {limit} bytes once decompressed")
     if not inflater.eof or inflater.unused_data:
-        raise Rejected(400, "compressed body is cut short or followed by other data", "body")
+        raise Rejected(400, "compressed body is cut short or followed by other data")
     return body
 
 
@@ -208,11 +208,11 @@ def _json_object(raw: bytes, *, what: str) -> dict:
     try:
         value = json_parse(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise Rejected(400, f"{what} is not UTF-8 text", "body") from None
+        raise Rejected(400, f"{what} is not UTF-8 text") from None
     except (ValueError, RecursionError):
-        raise Rejected(400, f"{what} is not valid JSON", "body") from None
+        raise Rejected(400, f"{what} is not valid JSON") from None
     if not isinstance(value, dict):
-        raise Rejected(400, f"{what} must be a JSON object", "body")
+        raise Rejected(400, f"{what} must be a JSON object")
     return value
 
 
@@ -231,19 +231,19 @@ def envelope_split(body: bytes) -> tuple[dict, list[tuple[dict, bytes]]]:
         if not line.strip():  # a newline after the last payload, or between items
             continue
         if len(items) == ENVELOPE_ITEMS_MAX:
-            raise Rejected(400, f"an envelope holds at most {ENVELOPE_ITEMS_MAX} items", "body")
+            raise Rejected(400, f"an envelope holds at most {ENVELOPE_ITEMS_MAX} items")
         item = _json_object(line, what="item header")
         if not isinstance(item.get("type"), str):
-            raise Rejected(400, "an item header has no type", "body")
+            raise Rejected(400, "an item header has no type")
         length = item.get("length")
         if length is None:
             end = _line_end(body, position)
         elif isinstance(length, int) and not isinstance(length, bool) and 0 <= length <= len(body) - position:
             end = position + length
         else:
-            raise Rejected(400, "an item's length is not the size of what follows it", "body")
+            raise Rejected(400, "an item's length is not the size of what follows it")
         items.append((item, body[position:end]))
-        position = end + 1 if body[end : end + 1] == b"\n" else end
+        position = end  # the newline that ends a payload, if one does, is read next as a blank line
     return header, items
 
 
