@@ -42,6 +42,7 @@ serve: migrate
 # Throughput through a real server (needs wrk, PostgreSQL and Redis on this machine).
 bench: install .secret-key
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.ingest_cost
 	$(BIN)/python -m bench.drain
 
 # The whole suite: parallel part first, then tests that stop services or need the machine alone.
