@@ -36,6 +36,8 @@ from beacons.ingest.extraction import (  # noqa: E402
     source_of,
 )
 
+from .request_mix import mixed_hit  # noqa: E402
+
 ROUNDS = 5
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
@@ -77,29 +79,19 @@ def request_mix(count: int) -> list[tuple]:
 
     from beacons.ingest.parsing import EventInput
 
-    referrers = [
-        "https://www.google.com/",
-        "",
-        "https://news.ycombinator.com/item?id=42",
-        "",
-        "https://blog.someone.org/a-post",
-    ]
-    referrers += ["", "", ""]
     factory = RequestFactory()
     mix = []
     for n in range(1, count + 1):
-        campaign = {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "spring"} if n % 8 == 0 else {}
+        hit = mixed_hit(n)
         event = EventInput(
-            event_type="page_view", identifier=f"/page/{n % 500}", referrer=referrers[n % 8], campaign=campaign
+            event_type="page_view", identifier=hit.identifier, referrer=hit.referrer, campaign=hit.campaign
         )
-        k = n % 1000
-        address = f"{20 + k % 180}.{(k * 7) % 256}.{(k * 13) % 256}.{1 + k % 250}"
-        request = factory.post("/beacon", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=address)
+        request = factory.post("/beacon", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=hit.address)
         facts = SimpleNamespace(
             site_domain="127.0.0.1",
-            user_agent=USER_AGENTS[n % len(USER_AGENTS)],
+            user_agent=hit.user_agent,
             referer="",
-            ip=address,
+            ip=hit.address,
             identity="anonymous",
         )
         mix.append((event, facts, request))

@@ -29,7 +29,7 @@ connection, as the sink sends it.
 """
 
 import argparse
-import io
+import json
 import os
 import subprocess
 import sys
@@ -38,24 +38,10 @@ import uuid
 from statistics import median
 
 from .ingest import POSTGRES_URL, REDIS_PREFIX, REDIS_URL, TYPE_WITH_BREAKDOWNS
+from .request_mix import mixed_hit
 from .servers import ROOT, manage, postgres_database_create
 
 WARM_UP_REQUESTS = 500
-USER_AGENTS = [
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:133.0) Gecko/20100101 Firefox/133.0",
-    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.6723.102 Mobile Safari/537.36",
-]
-REFERRERS = [
-    "https://www.google.com/",
-    "",
-    "https://news.ycombinator.com/item?id=42",
-    "",
-    "https://blog.someone.org/a-post",
-]
-REFERRERS += [""] * 3  # three in eight requests have one
 # (label, sink, path, the step cut off). The order is the table's.
 STEPS = [
     ("bare Django view (ceiling)", "redis", "/bench/bare", ""),
@@ -67,33 +53,25 @@ STEPS = [
 ]
 
 
-def environ_of(index: int, *, path: str, event_type: str) -> dict:
-    """The WSGI environ of request ``index`` of the mix (as ``bench/wrk_beacons.lua`` sends them)."""
-    referrer = REFERRERS[index % len(REFERRERS)]
-    extra = f',"referrer":"{referrer}"' if referrer else ""
-    if index % 8 == 0:
-        extra += ',"utm_source":"newsletter","utm_medium":"email","utm_campaign":"spring"'
-    body = f'{{"event_type":"{event_type}","identifier":"/page/{index % 500}"{extra}}}'.encode()
-    n = index % 1000
-    return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "127.0.0.1",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "HTTP_USER_AGENT": USER_AGENTS[index % len(USER_AGENTS)],
-        "HTTP_X_FORWARDED_FOR": f"{20 + n % 180}.{(n * 7) % 256}.{(n * 13) % 256}.{1 + n % 250}",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.input_terminated": True,
-    }
+def environs_of(first: int, count: int, *, path: str, event_type: str) -> list[dict]:
+    """The WSGI environs of requests ``first`` to ``first + count - 1`` of the mix, each a beacon
+    posted as ``bench/wrk_beacons.lua`` posts it (built before they are answered: not measured)."""
+    from django.test import RequestFactory
+
+    factory, environs = RequestFactory(SERVER_NAME="127.0.0.1"), []
+    for n in range(first, first + count):
+        hit = mixed_hit(n)
+        fields = {"event_type": event_type, "identifier": hit.identifier, **hit.campaign}
+        if hit.referrer:
+            fields["referrer"] = hit.referrer
+        request = factory.post(
+            path,
+            json.dumps(fields),
+            content_type="application/json",
+            headers={"user-agent": hit.user_agent, "x-forwarded-for": hit.address},
+        )
+        environs.append(request.environ)
+    return environs
 
 
 def step_cut_off(step: str) -> None:
@@ -126,17 +104,18 @@ def step_measure(path: str, step: str, requests: int, event_type: str) -> float:
     def start_response(status, headers, exc_info=None):
         answers[status] = answers.get(status, 0) + 1
 
-    def answer(first: int, count: int) -> None:
-        for index in range(first, first + count):
-            response = application(environ_of(index, path=path, event_type=event_type), start_response)
+    def answer(environs: list[dict]) -> None:
+        for environ in environs:
+            response = application(environ, start_response)
             b"".join(response)
             response.close()
 
-    answer(0, WARM_UP_REQUESTS)
+    answer(environs_of(1, WARM_UP_REQUESTS, path=path, event_type=event_type))
+    measured = environs_of(1 + WARM_UP_REQUESTS, requests, path=path, event_type=event_type)
     sink = get_sink()
     sink.flush()
     began = time.process_time()
-    answer(WARM_UP_REQUESTS, requests)
+    answer(measured)
     sink.flush()  # what the memory sink buffered is written in the time measured
     spent = time.process_time() - began
     if set(answers) != {"204 No Content"}:

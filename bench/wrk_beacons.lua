@@ -3,6 +3,7 @@
 -- public addresses (read when BEACONS_CLIENT_IP_HEADER names it); one in 4 sends a search
 -- referrer, one in 8 campaign tags. What is extracted depends on the type's breakdowns.
 -- wrk -s bench/wrk_beacons.lua URL -- <event_type>
+-- bench/request_mix.py is the same mix for the benchmarks in process: change both together.
 local threads = {}
 
 local agents = {
