@@ -458,8 +458,9 @@ class RedisSink:
             try:
                 replies = self._send(commands)
             except redis.RedisError as exc:
-                # A timeout after the script reached Redis is the one case this can count twice; a
-                # refused or reset connection never ran it.
+                # Counted twice when Redis ran the commands but its reply was lost (a timeout, or
+                # Redis killed after writing them to its append-only file): then they are in Redis
+                # and in the database. A refused connection, or one lost while sending, never ran them.
                 self._skip_until = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
                 self._warn("redis sink: Redis unreachable, writing counts to the database directly: %s", exc)
             else:
